@@ -1,0 +1,69 @@
+/**
+ * Normalised commands: what a validated HTTP body becomes before it is queued.
+ *
+ * The orchestrator validates (see `validation.ts`) and sends only these shapes to
+ * workers; workers trust the shape but still treat values as data.
+ * All values are plain JSON (no Date, no ObjectId): `_id` is always a string.
+ */
+
+/** A stored document: plain JSON object. `_id` is a string once stored. */
+export type Doc = { [key: string]: unknown };
+
+/**
+ * A validated MongoDB filter, restricted to field paths and
+ * `$eq $ne $gt $gte $lt $lte $in $nin $exists $and $or $not $regex $options`.
+ */
+export type Filter = { [key: string]: unknown };
+
+/** Update operators allowed in `data` of update/upsert. */
+export const UPDATE_OPERATORS = ['$set', '$unset', '$inc', '$push', '$addToSet', '$pull'] as const;
+export type UpdateOperator = (typeof UPDATE_OPERATORS)[number];
+
+/** A validated update: operator -> { dotted.path: value }. A plain object in the request becomes `$set`. */
+export type UpdateSpec = Partial<Record<UpdateOperator, { [path: string]: unknown }>>;
+
+export type WriteCommand =
+  | { kind: 'insert'; table: string; docs: Doc[] }
+  /** Updates every document that matches. */
+  | { kind: 'update'; table: string; where: Filter; update: UpdateSpec }
+  /** Updates every match, or inserts one document seeded from the filter's equalities when none matches. */
+  | { kind: 'upsert'; table: string; where: Filter; update: UpdateSpec }
+  /** Deletes every document that matches. */
+  | { kind: 'delete'; table: string; where: Filter }
+  /** Empties every table. */
+  | { kind: 'clear' };
+
+/** A validated `db/write` or `db/clear` body. */
+export interface WriteRequest {
+  /** Client-chosen idempotency key; the orchestrator assigns one when absent. */
+  requestId?: string;
+  command: WriteCommand;
+}
+
+/** A validated `db/read` body. */
+export interface ReadCommand {
+  table: string;
+  where: Filter;
+  /** Projection: only these fields (and `_id` only when listed). */
+  columns?: string[];
+  sort?: { [path: string]: 1 | -1 };
+  limit?: number;
+  skip?: number;
+  /** Answer `{count: n}` instead of documents. */
+  count: boolean;
+  /** Read-your-writes: the slave first waits (bounded) until it has applied this seq. */
+  afterSeq?: number;
+}
+
+/** What a successful write answers. */
+export interface WriteResult {
+  ok: true;
+  seq: number;
+  inserted: number;
+  ids: string[];
+  matched: number;
+  modified: number;
+  deleted: number;
+}
+
+export type ReadResult = Doc[] | { count: number };

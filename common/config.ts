@@ -1,0 +1,198 @@
+/**
+ * Configuration: the only module that reads the environment.
+ *
+ * Every `DBAAS_*` variable is read and validated once; a bad value fails with a
+ * {@link ConfigError} listing every problem at once. The result is frozen.
+ * Durations end in `Ms`.
+ */
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Settings every process of a cluster shares. */
+export interface ClusterConfig {
+  readonly namespace: string;
+  readonly amqpUrl: string;
+  readonly zkConnect: string;
+  readonly zkSessionTimeoutMs: number;
+  readonly logLevel: string;
+}
+
+export const RUNTIME_KINDS = ['process', 'docker'] as const;
+export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
+
+export interface OrchestratorConfig extends ClusterConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly runtime: RuntimeKind;
+  readonly initialSlaves: number;
+  readonly scaleIntervalMs: number;
+  readonly readsPerSlave: number;
+  readonly minSlaves: number;
+  readonly maxSlaves: number;
+  readonly adminToken: string | undefined;
+  readonly dataDir: string;
+  /** Path of the database server each worker gets (FerretDB or mongod). */
+  readonly dbBin: string | undefined;
+  readonly bodyLimitBytes: number;
+  /** How long a read or write waits for its worker's answer before a 504. */
+  readonly requestTimeoutMs: number;
+  /** How long a write waits for a master to exist before a 503. */
+  readonly masterWaitMs: number;
+  /** How long a worker may take to start and register. */
+  readonly workerStartTimeoutMs: number;
+}
+
+export const WORKER_ROLES = ['master', 'slave'] as const;
+export type WorkerRole = (typeof WORKER_ROLES)[number];
+
+export interface WorkerConfig extends ClusterConfig {
+  readonly workerId: string;
+  /** The role the worker starts in; a slave may later be promoted. */
+  readonly role: WorkerRole;
+  /** Term to start with when starting as master. */
+  readonly term: number;
+  readonly mongoUrl: string;
+  /** The URL other workers use to reach this worker's database (snapshots). */
+  readonly advertisedMongoUrl: string;
+  readonly dbName: string;
+  readonly readPrefetch: number;
+  readonly writePrefetch: number;
+  readonly afterSeqWaitMs: number;
+  readonly oplogMaxEntries: number;
+  readonly oplogMaxAgeMs: number;
+}
+
+/** Collects problems instead of throwing at the first one. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  str(name: string, fallback: string): string {
+    const v = this.env[name];
+    return v === undefined || v === '' ? fallback : v;
+  }
+
+  optional(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  required(name: string): string {
+    const v = this.env[name];
+    if (v === undefined || v === '') {
+      this.problems.push(`${name} is required`);
+      return '';
+    }
+    return v;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      this.problems.push(`${name}=${JSON.stringify(raw)} must be an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const raw = this.str(name, fallback);
+    if (!(allowed as readonly string[]).includes(raw)) {
+      this.problems.push(`${name}=${JSON.stringify(raw)} must be one of: ${allowed.join(', ')}`);
+      return fallback;
+    }
+    return raw as T;
+  }
+
+  match(name: string, fallback: string, re: RegExp, what: string): string {
+    const raw = this.str(name, fallback);
+    if (!re.test(raw)) this.problems.push(`${name}=${JSON.stringify(raw)} ${what}`);
+    return raw;
+  }
+
+  done<T extends object>(value: T): Readonly<T> {
+    if (this.problems.length > 0) throw new ConfigError(this.problems);
+    return Object.freeze(value);
+  }
+}
+
+const NAMESPACE_RE = /^[a-z][a-z0-9_-]{0,62}$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function readCluster(r: Reader): ClusterConfig {
+  return {
+    namespace: r.match('DBAAS_NAMESPACE', 'dbaas', NAMESPACE_RE, 'must match ^[a-z][a-z0-9_-]{0,62}$'),
+    amqpUrl: r.str('DBAAS_AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672'),
+    zkConnect: r.str('DBAAS_ZK_CONNECT', '127.0.0.1:2181'),
+    zkSessionTimeoutMs: r.int('DBAAS_ZK_SESSION_TIMEOUT_MS', 2000, 500, 60000),
+    logLevel: r.oneOf('DBAAS_LOG_LEVEL', 'info', LOG_LEVELS),
+  };
+}
+
+export function loadOrchestratorConfig(env: Env = process.env): Readonly<OrchestratorConfig> {
+  const r = new Reader(env);
+  const cluster = readCluster(r);
+  const minSlaves = r.int('DBAAS_MIN_SLAVES', 1, 1, 256);
+  const maxSlaves = r.int('DBAAS_MAX_SLAVES', 16, 1, 256);
+  if (minSlaves > maxSlaves) r.problems.push(`DBAAS_MIN_SLAVES (${minSlaves}) must not exceed DBAAS_MAX_SLAVES (${maxSlaves})`);
+  const config: OrchestratorConfig = {
+    ...cluster,
+    port: r.int('DBAAS_PORT', 80, 0, 65535),
+    host: r.str('DBAAS_HOST', '0.0.0.0'),
+    runtime: r.oneOf('DBAAS_RUNTIME', 'process', RUNTIME_KINDS),
+    initialSlaves: r.int('DBAAS_INITIAL_SLAVES', 1, 1, 256),
+    scaleIntervalMs: r.int('DBAAS_SCALE_INTERVAL_MS', 120000, 1000, 86_400_000),
+    readsPerSlave: r.int('DBAAS_READS_PER_SLAVE', 20, 1, 1_000_000_000),
+    minSlaves,
+    maxSlaves,
+    adminToken: r.optional('DBAAS_ADMIN_TOKEN'),
+    dataDir: r.str('DBAAS_DATA_DIR', './data'),
+    dbBin: r.optional('DBAAS_DB_BIN'),
+    bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
+    requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
+    masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
+    workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),
+  };
+  return r.done(config);
+}
+
+export function loadWorkerConfig(env: Env = process.env): Readonly<WorkerConfig> {
+  const r = new Reader(env);
+  const cluster = readCluster(r);
+  const mongoUrl = r.required('DBAAS_WORKER_MONGO_URL');
+  const config: WorkerConfig = {
+    ...cluster,
+    workerId: r.match('DBAAS_WORKER_ID', '', /^[a-z0-9][a-z0-9-]{0,62}$/, 'must be set to ^[a-z0-9][a-z0-9-]{0,62}$'),
+    role: r.oneOf('DBAAS_WORKER_ROLE', 'slave', WORKER_ROLES),
+    term: r.int('DBAAS_WORKER_TERM', 0, 0, Number.MAX_SAFE_INTEGER),
+    mongoUrl,
+    advertisedMongoUrl: r.str('DBAAS_WORKER_ADVERTISED_MONGO_URL', mongoUrl),
+    dbName: r.str('DBAAS_WORKER_DB_NAME', 'dbaas'),
+    readPrefetch: r.int('DBAAS_WORKER_READ_PREFETCH', 32, 1, 10000),
+    writePrefetch: r.int('DBAAS_WORKER_WRITE_PREFETCH', 64, 1, 10000),
+    afterSeqWaitMs: r.int('DBAAS_AFTER_SEQ_WAIT_MS', 2000, 0, 600_000),
+    oplogMaxEntries: r.int('DBAAS_OPLOG_MAX_ENTRIES', 100_000, 100, 100_000_000),
+    oplogMaxAgeMs: r.int('DBAAS_OPLOG_MAX_AGE_MS', 86_400_000, 60_000, 365 * 86_400_000),
+  };
+  return r.done(config);
+}
+
+/** The cluster settings as environment variables, for handing to a child worker. */
+export function clusterEnv(c: ClusterConfig): Record<string, string> {
+  return {
+    DBAAS_NAMESPACE: c.namespace,
+    DBAAS_AMQP_URL: c.amqpUrl,
+    DBAAS_ZK_CONNECT: c.zkConnect,
+    DBAAS_ZK_SESSION_TIMEOUT_MS: String(c.zkSessionTimeoutMs),
+    DBAAS_LOG_LEVEL: c.logLevel,
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * The one catalogue of dbaas errors.
+ *
+ * Every error a client can see has a stable code `DBAAS_<AREA>_<WHAT>`, an HTTP
+ * status and a retryable flag. Errors cross the RabbitMQ wire as
+ * {@link WireError} and are rebuilt with {@link DbaasError.fromWire}, never by
+ * `instanceof` on the far side. One place ({@link httpErrorBody}) turns them into
+ * the HTTP body `{"error": {"code", "message"}}`.
+ */
+
+interface CatalogueEntry {
+  readonly status: number;
+  readonly retryable: boolean;
+  /** Default message, used when the thrower gives none. */
+  readonly message: string;
+}
+
+export const ERROR_CATALOGUE = {
+  // Request shape (400-range): nothing was queued, nothing changed.
+  DBAAS_REQ_INVALID_JSON: { status: 400, retryable: false, message: 'the request body is not valid JSON' },
+  DBAAS_REQ_BODY_TOO_LARGE: { status: 413, retryable: false, message: 'the request body is larger than allowed' },
+  DBAAS_REQ_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, message: 'the request body must be application/json' },
+  DBAAS_REQ_INVALID: { status: 400, retryable: false, message: 'the request is malformed' },
+  DBAAS_REQ_UNKNOWN_FIELD: { status: 400, retryable: false, message: 'the request has a field that is not allowed' },
+  DBAAS_REQ_BAD_TABLE: { status: 400, retryable: false, message: 'table must match ^[A-Za-z][A-Za-z0-9_]{0,63}$' },
+  DBAAS_REQ_BAD_OPERATION: { status: 400, retryable: false, message: 'operation must be insert, update, upsert or delete' },
+  DBAAS_REQ_LIMIT_EXCEEDED: { status: 400, retryable: false, message: 'the request exceeds a size limit' },
+  DBAAS_QUERY_OPERATOR_NOT_ALLOWED: { status: 400, retryable: false, message: 'the filter uses an operator that is not allowed' },
+  DBAAS_QUERY_INVALID: { status: 400, retryable: false, message: 'the filter is malformed' },
+  DBAAS_DOC_INVALID: { status: 400, retryable: false, message: 'the document is malformed' },
+  DBAAS_UPDATE_INVALID: { status: 400, retryable: false, message: 'the update is malformed' },
+  DBAAS_WRITE_MISSING_WHERE: { status: 400, retryable: false, message: 'update, upsert and delete need a where filter' },
+  DBAAS_ROUTE_NOT_FOUND: { status: 404, retryable: false, message: 'no such route' },
+
+  // Conflicts with the current data (the write was refused whole, nothing changed).
+  DBAAS_WRITE_DUPLICATE_ID: { status: 409, retryable: false, message: 'a document with this _id already exists' },
+  DBAAS_WRITE_TYPE_CONFLICT: { status: 409, retryable: false, message: 'the update does not fit the stored document' },
+
+  // Fault drills.
+  DBAAS_CRASH_NOTHING_TO_KILL: { status: 409, retryable: false, message: 'there is no worker of that role to kill' },
+
+  // Authentication.
+  DBAAS_AUTH_MISSING: { status: 401, retryable: false, message: 'this endpoint needs Authorization: Bearer <token>' },
+  DBAAS_AUTH_INVALID: { status: 403, retryable: false, message: 'the token is not valid for this endpoint' },
+
+  // Availability (503/504): safe to retry; writes with the same requestId apply at most once.
+  DBAAS_CLUSTER_NO_MASTER: { status: 503, retryable: true, message: 'no master is available to take writes' },
+  DBAAS_CLUSTER_NO_SLAVE: { status: 503, retryable: true, message: 'no caught-up slave is available to answer reads' },
+  DBAAS_BROKER_UNAVAILABLE: { status: 503, retryable: true, message: 'the message broker is unavailable' },
+  DBAAS_SHUTTING_DOWN: { status: 503, retryable: true, message: 'the service is shutting down' },
+  DBAAS_WORKER_NOT_READY: { status: 503, retryable: true, message: 'the worker is not ready' },
+  DBAAS_WORKER_DB_UNAVAILABLE: { status: 503, retryable: true, message: 'the worker cannot reach its database' },
+  DBAAS_WORKER_FENCED: { status: 503, retryable: true, message: 'the worker is no longer the master' },
+  DBAAS_RPC_TIMEOUT: { status: 504, retryable: true, message: 'the worker did not answer in time' },
+  DBAAS_READ_SEQ_TIMEOUT: { status: 504, retryable: true, message: 'no slave reached the requested afterSeq in time' },
+
+  DBAAS_INTERNAL: { status: 500, retryable: false, message: 'internal error' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** The form in which an error crosses RabbitMQ. */
+export interface WireError {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CATALOGUE, code);
+}
+
+/** An error with a catalogue code. Everything else that escapes is reported as DBAAS_INTERNAL. */
+export class DbaasError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message?: string, details?: unknown) {
+    const entry = ERROR_CATALOGUE[code];
+    super(message ?? entry.message);
+    this.name = 'DbaasError';
+    this.code = code;
+    this.status = entry.status;
+    this.retryable = entry.retryable;
+    this.details = details;
+  }
+
+  toWire(): WireError {
+    return this.details === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, details: this.details };
+  }
+
+  /** Rebuilds an error that crossed the wire; an unknown code becomes DBAAS_INTERNAL. */
+  static fromWire(wire: WireError): DbaasError {
+    if (isErrorCode(wire.code)) return new DbaasError(wire.code, wire.message, wire.details);
+    return new DbaasError('DBAAS_INTERNAL', `${wire.code}: ${wire.message}`);
+  }
+}
+
+/** Turns anything thrown into a DbaasError; non-catalogue errors become DBAAS_INTERNAL with a generic message. */
+export function asDbaasError(err: unknown): DbaasError {
+  if (err instanceof DbaasError) return err;
+  return new DbaasError('DBAAS_INTERNAL');
+}
+
+/** The HTTP body for an error. Never carries a stack trace. */
+export function httpErrorBody(err: DbaasError): { error: { code: string; message: string; details?: unknown } } {
+  return { error: err.toWire() };
+}

@@ -1,0 +1,44 @@
+/**
+ * Small helpers shared by the validators and by `update-ops.ts`: recognising
+ * plain JSON objects, writing keys without prototype pitfalls, and throwing a
+ * {@link DbaasError} whose message names the offending field.
+ */
+import { DbaasError, type ErrorCode } from './errors.js';
+
+/** A plain JSON object as parsed from a request body. */
+export type JsonObject = { [key: string]: unknown };
+
+/** True for `{}`-style objects (prototype `Object.prototype` or `null`); false for arrays, class instances, null. */
+export function isPlainObject(value: unknown): value is JsonObject {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Sets an own enumerable property. Unlike `target[key] = value` it never runs
+ * the `__proto__` setter, so a hostile key can at worst become a plain field.
+ */
+export function putOwn(target: JsonObject, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
+/** Reads an own property only, so `constructor` or `toString` never come from the prototype. */
+export function getOwn(target: JsonObject, key: string): unknown {
+  return Object.hasOwn(target, key) ? target[key] : undefined;
+}
+
+/** A short type name for error messages: `null`, `array`, `object`, `string`, … */
+export function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+const MAX_MESSAGE_LENGTH = 500;
+
+/** Throws a DbaasError whose message is `<path>: <why>`, cut short so a huge key cannot bloat the reply. */
+export function fail(code: ErrorCode, path: string, why: string): never {
+  const message = `${path}: ${why}`;
+  throw new DbaasError(code, message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH)}…` : message);
+}

@@ -1,0 +1,137 @@
+/**
+ * Message envelopes that cross RabbitMQ, and their decoding.
+ *
+ * Every message carries `v` (the wire version). A message that does not decode
+ * is a poison message: the receiver rejects it to the dead-letter queue instead
+ * of crashing or requeueing it forever.
+ */
+import type { Doc, ReadCommand, WriteCommand, WriteResult } from './commands.js';
+import type { WireError } from './errors.js';
+
+export const WIRE_VERSION = 1;
+
+/** Orchestrator → master, on writeQ. */
+export interface WriteEnvelope {
+  v: typeof WIRE_VERSION;
+  requestId: string;
+  command: WriteCommand;
+}
+
+/** Orchestrator → any slave, on readQ. */
+export interface ReadEnvelope {
+  v: typeof WIRE_VERSION;
+  command: ReadCommand;
+}
+
+/** Replies to RPCs: `{ok:true,result}` or `{ok:false,error}`. */
+export type RpcReply<T = unknown> = { ok: true; result: T } | { ok: false; error: WireError };
+
+/**
+ * One replicated change, as resulting state: a document's full post-image, its
+ * deletion, or the emptying of every table. Applying these in order is idempotent.
+ */
+export type SyncOp =
+  | { t: 'put'; table: string; doc: Doc & { _id: string } }
+  | { t: 'del'; table: string; id: string }
+  | { t: 'clear' };
+
+/** Master → every slave, on the sync fanout; also what the oplog stores (`_id` = seq). */
+export interface SyncEntry {
+  v: typeof WIRE_VERSION;
+  seq: number;
+  term: number;
+  requestId: string;
+  /** Milliseconds since the epoch when the master applied it. */
+  ts: number;
+  ops: SyncOp[];
+  /** The answer the write got, so a retried requestId answers the same. */
+  result: WriteResult;
+}
+
+/** Orchestrator → one worker, on its control queue. */
+export type ControlMessage =
+  | { v: typeof WIRE_VERSION; type: 'promote'; term: number }
+  | { v: typeof WIRE_VERSION; type: 'retire' }
+  | { v: typeof WIRE_VERSION; type: 'status' };
+
+/** A worker's answer to `status`, and the data of its znode. */
+export interface WorkerStatus {
+  id: string;
+  role: 'master' | 'slave';
+  state: WorkerState;
+  pid: number;
+  appliedSeq: number;
+  term: number;
+  startedAt: string;
+  dbUrl: string;
+}
+
+/**
+ * The worker's role machine:
+ * `syncing → slave → promoting → master`; `slave → retiring → stopped`; anything → `stopped`.
+ */
+export type WorkerState = 'starting' | 'syncing' | 'slave' | 'promoting' | 'master' | 'retiring' | 'stopped';
+
+export function encode(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value));
+}
+
+function parseObject(buf: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(buf.toString('utf8'));
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+  } catch {
+    // fall through: not JSON is the same as a bad shape here
+  }
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function decodeWrite(buf: Buffer): WriteEnvelope | undefined {
+  const m = parseObject(buf);
+  if (!m || m.v !== WIRE_VERSION || typeof m.requestId !== 'string' || !isObject(m.command)) return undefined;
+  return m as unknown as WriteEnvelope;
+}
+
+export function decodeRead(buf: Buffer): ReadEnvelope | undefined {
+  const m = parseObject(buf);
+  if (!m || m.v !== WIRE_VERSION || !isObject(m.command) || typeof m.command.table !== 'string') return undefined;
+  return m as unknown as ReadEnvelope;
+}
+
+export function decodeSync(buf: Buffer): SyncEntry | undefined {
+  const m = parseObject(buf);
+  if (
+    !m ||
+    m.v !== WIRE_VERSION ||
+    !Number.isSafeInteger(m.seq) ||
+    !Number.isSafeInteger(m.term) ||
+    typeof m.requestId !== 'string' ||
+    !Array.isArray(m.ops) ||
+    !isObject(m.result)
+  ) {
+    return undefined;
+  }
+  return m as unknown as SyncEntry;
+}
+
+export function decodeControl(buf: Buffer): ControlMessage | undefined {
+  const m = parseObject(buf);
+  if (!m || m.v !== WIRE_VERSION || typeof m.type !== 'string') return undefined;
+  if (m.type === 'promote' && !Number.isSafeInteger(m.term)) return undefined;
+  if (!['promote', 'retire', 'status'].includes(m.type)) return undefined;
+  return m as unknown as ControlMessage;
+}
+
+export function decodeReply(buf: Buffer): RpcReply | undefined {
+  const m = parseObject(buf);
+  if (!m) return undefined;
+  if (m.ok === true) return { ok: true, result: m.result };
+  if (m.ok === false && isObject(m.error) && typeof m.error.code === 'string') {
+    return { ok: false, error: { code: m.error.code, message: String(m.error.message ?? '') } };
+  }
+  return undefined;
+}

@@ -1,0 +1,176 @@
+/**
+ * A ZooKeeper client that survives session expiry.
+ *
+ * node-zookeeper-client reconnects by itself within a session, but once a session
+ * expires the client is dead. This wrapper then builds a new client and runs the
+ * owner's `onSession` callbacks again (re-create ephemeral znodes, re-arm
+ * watches). All calls go to the current client and return promises.
+ */
+import { EventEmitter } from 'node:events';
+import zookeeper, { type Client, type Event, type Stat } from 'node-zookeeper-client';
+import { Backoff, waitFor } from './backoff.js';
+import type { Logger } from './logger.js';
+
+export interface ZkSessionOptions {
+  connect: string;
+  sessionTimeoutMs: number;
+  logger: Logger;
+}
+
+export type Watcher = (event: Event) => void;
+
+export const CreateMode = zookeeper.CreateMode;
+
+export function isNoNode(err: unknown): boolean {
+  return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NO_NODE;
+}
+
+export function isNodeExists(err: unknown): boolean {
+  return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NODE_EXISTS;
+}
+
+export function isBadVersion(err: unknown): boolean {
+  return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.BAD_VERSION;
+}
+
+/**
+ * Events: `session` (a new session is up; `onSession` callbacks have run),
+ * `expired` (the session was lost; ephemeral znodes are gone), `disconnected`.
+ */
+export class ZkSession extends EventEmitter {
+  private client: Client | undefined;
+  private live = false;
+  private closed = false;
+  private readonly sessionCallbacks: Array<() => Promise<void>> = [];
+  private readonly backoff = new Backoff(100, 2000);
+
+  constructor(private readonly opts: ZkSessionOptions) {
+    super();
+  }
+
+  /** Registers work to redo on every new session (first one included). */
+  onSession(cb: () => Promise<void>): void {
+    this.sessionCallbacks.push(cb);
+  }
+
+  get connected(): boolean {
+    return this.live;
+  }
+
+  start(): void {
+    this.closed = false;
+    this.newClient();
+  }
+
+  async waitUntilConnected(timeoutMs: number): Promise<void> {
+    await waitFor(
+      () => (this.live ? true : undefined),
+      timeoutMs,
+      () => new Error(`no ZooKeeper session with ${this.opts.connect} after ${timeoutMs} ms`),
+    );
+  }
+
+  private newClient(): void {
+    if (this.closed) return;
+    const client = zookeeper.createClient(this.opts.connect, {
+      sessionTimeout: this.opts.sessionTimeoutMs,
+      spinDelay: 200,
+      retries: 0,
+    });
+    this.client = client;
+    client.on('state', (state) => {
+      if (this.client !== client) return;
+      const S = zookeeper.State;
+      if (state === S.SYNC_CONNECTED) {
+        void this.sessionUp(client);
+      } else if (state === S.DISCONNECTED) {
+        this.emit('disconnected');
+      } else if (state === S.EXPIRED) {
+        this.live = false;
+        this.opts.logger.warn('zookeeper session expired; starting a new one');
+        this.emit('expired');
+        client.close();
+        setTimeout(() => this.newClient(), this.backoff.next());
+      }
+    });
+    client.connect();
+  }
+
+  private async sessionUp(client: Client): Promise<void> {
+    if (this.live) {
+      // Reconnected within the same session: ephemerals and watches are intact.
+      return;
+    }
+    try {
+      for (const cb of this.sessionCallbacks) await cb();
+      if (this.client !== client) return;
+      this.live = true;
+      this.backoff.reset();
+      this.emit('session');
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'zookeeper session set-up failed; retrying');
+      if (this.client === client) setTimeout(() => void this.sessionUp(client), this.backoff.next());
+    }
+  }
+
+  private call<T>(fn: (client: Client, cb: (err: Error | null, value: T) => void) => void): Promise<T> {
+    const client = this.client;
+    if (!client) return Promise.reject(new Error('zookeeper client not started'));
+    return new Promise<T>((resolve, reject) => {
+      fn(client, (err, value) => (err ? reject(err) : resolve(value)));
+    });
+  }
+
+  create(path: string, data: Buffer | null, mode: number): Promise<string> {
+    return this.call<string>((c, cb) => c.create(path, data ?? Buffer.alloc(0), mode, (e, p) => cb(e as Error | null, p)));
+  }
+
+  mkdirp(path: string): Promise<string> {
+    return this.call<string>((c, cb) => c.mkdirp(path, (e, p) => cb(e as Error | null, p)));
+  }
+
+  remove(path: string, version = -1): Promise<void> {
+    return this.call<void>((c, cb) => c.remove(path, version, (e) => cb(e as Error | null, undefined)));
+  }
+
+  exists(path: string, watcher?: Watcher): Promise<Stat | null> {
+    return this.call<Stat | null>((c, cb) => {
+      const done = (e: unknown, stat: Stat): void => cb(e as Error | null, stat ?? null);
+      if (watcher) c.exists(path, watcher, done);
+      else c.exists(path, done);
+    });
+  }
+
+  getData(path: string, watcher?: Watcher): Promise<{ data: Buffer | undefined; stat: Stat }> {
+    return this.call((c, cb) => {
+      const done = (e: unknown, data: Buffer, stat: Stat): void => cb(e as Error | null, { data: data ?? undefined, stat });
+      if (watcher) c.getData(path, watcher, done);
+      else c.getData(path, done);
+    });
+  }
+
+  setData(path: string, data: Buffer, version = -1): Promise<Stat> {
+    return this.call<Stat>((c, cb) => c.setData(path, data, version, (e, s) => cb(e as Error | null, s)));
+  }
+
+  getChildren(path: string, watcher?: Watcher): Promise<string[]> {
+    return this.call<string[]>((c, cb) => {
+      const done = (e: unknown, children: string[]): void => cb(e as Error | null, children ?? []);
+      if (watcher) c.getChildren(path, watcher, done);
+      else c.getChildren(path, done);
+    });
+  }
+
+  /** The current session id as hex, to compare with a znode's ephemeralOwner. */
+  sessionId(): string | undefined {
+    return this.client?.getSessionId().toString('hex');
+  }
+
+  /** Closes the client; ephemeral znodes go at once. Idempotent. */
+  close(): void {
+    this.closed = true;
+    this.live = false;
+    this.client?.close();
+    this.client = undefined;
+  }
+}

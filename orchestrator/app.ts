@@ -1,0 +1,147 @@
+/**
+ * The HTTP API. `buildApp()` is separate from listening so tests use `inject()`.
+ *
+ * The routes only validate, publish and await: every request either gets the
+ * worker's answer, a 4xx for bad input (nothing queued), a 503 when there is no
+ * master/slave/broker, or a 504 when the worker is too slow. Never a stack trace.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { OrchestratorConfig } from '../common/config.js';
+import { DbaasError, httpErrorBody } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
+import { WIRE_VERSION } from '../common/messages.js';
+import type { ClusterNames } from '../common/names.js';
+import type { WriteRequest } from '../common/commands.js';
+import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
+import type { ClusterManager } from './cluster.js';
+import type { ClusterView } from './cluster-view.js';
+import type { RpcClient } from './rpc-client.js';
+
+export interface AppDeps {
+  config: OrchestratorConfig;
+  names: ClusterNames;
+  rpc: RpcClient;
+  cluster: ClusterManager;
+  view: ClusterView;
+  logger: Logger;
+  /** Called once per `db/read` request (the autoscaler's counter). */
+  onRead?: () => void;
+}
+
+/** Maps fastify's own errors onto the catalogue. */
+function fromFastifyError(err: FastifyError): DbaasError {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new DbaasError('DBAAS_REQ_BODY_TOO_LARGE');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new DbaasError('DBAAS_REQ_UNSUPPORTED_MEDIA_TYPE');
+    default:
+      if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+        return new DbaasError('DBAAS_REQ_INVALID', err.message);
+      }
+      return new DbaasError('DBAAS_INTERNAL');
+  }
+}
+
+function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
+  if (err.status === 503) reply.header('Retry-After', '1');
+  return reply.code(err.status).send(httpErrorBody(err));
+}
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const { config, names, rpc, cluster, view } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimitBytes,
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: () => randomUUID(),
+    // A route's trailing slash should not be a 404.
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+
+  // Bodies are JSON whatever the content type says (curl -d sends form encoding), and may be empty.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') {
+      done(null, undefined);
+      return;
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new DbaasError('DBAAS_REQ_INVALID_JSON') as unknown as FastifyError, undefined);
+    }
+  });
+
+  // One line per request: successes at debug (they are the bulk), failures at info.
+  app.addHook('onResponse', async (request, reply) => {
+    const line = { reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    if (reply.statusCode >= 400) request.log.info(line, 'request');
+    else request.log.debug(line, 'request');
+  });
+
+  app.setErrorHandler((err: FastifyError | DbaasError, request, reply) => {
+    const dbaasErr = err instanceof DbaasError ? err : fromFastifyError(err);
+    if (dbaasErr.status >= 500) request.log.warn({ err: err.message, code: dbaasErr.code }, 'request failed');
+    return sendError(reply, dbaasErr);
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
+  );
+
+  const write = async (req: WriteRequest): Promise<unknown> => {
+    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId: req.requestId ?? randomUUID(), command: req.command };
+    await cluster.requireMaster();
+    return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true });
+  };
+
+  app.post('/api/v1/db/write', async (request) => write(parseWriteBody(request.body)));
+  app.post('/api/v1/db/clear', async (request) => write(parseClearBody(request.body)));
+
+  app.post('/api/v1/db/read', async (request) => {
+    deps.onRead?.();
+    const command = parseReadBody(request.body);
+    cluster.requireSlave();
+    const envelope: ReadEnvelope = { v: WIRE_VERSION, command };
+    return rpc.call(names.readQueue, envelope, {
+      timeoutMs: config.requestTimeoutMs,
+      timeoutCode: command.afterSeq !== undefined ? 'DBAAS_READ_SEQ_TIMEOUT' : 'DBAAS_RPC_TIMEOUT',
+    });
+  });
+
+  const listPids = async (): Promise<number[]> => cluster.pids();
+  app.get('/api/v1/workers/list', listPids);
+  app.get('/api/v1/worker/list', listPids);
+
+  app.get('/api/v1/workers', async () => {
+    const masterSeq = view.masterStatus()?.appliedSeq ?? 0;
+    return [...view.workers.values()]
+      .sort((a, b) => a.pid - b.pid)
+      .map((w) => ({
+        id: w.id,
+        role: w.role,
+        pid: w.pid,
+        state: w.state,
+        appliedSeq: w.appliedSeq,
+        lag: w.role === 'master' ? 0 : Math.max(0, masterSeq - w.appliedSeq),
+        startedAt: w.startedAt,
+      }));
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_request, reply) => {
+    const body = {
+      ready: cluster.ready(),
+      broker: rpc.connected,
+      master: view.master?.id ?? null,
+      servingSlaves: view.servingSlaves().length,
+    };
+    return reply.code(body.ready ? 200 : 503).send(body);
+  });
+
+  return app;
+}

@@ -1,0 +1,94 @@
+/**
+ * The orchestrator's picture of the cluster, kept from ZooKeeper.
+ *
+ * Watches only refresh the picture and emit `change`; they never act. Watches
+ * are one-shot, so every read re-arms its watch, and the child list is re-read
+ * on every child event.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from '../common/logger.js';
+import type { WorkerStatus } from '../common/messages.js';
+import type { ClusterNames } from '../common/names.js';
+import { isNoNode, type ZkSession } from '../common/zk-session.js';
+
+export interface MasterInfo {
+  id: string;
+  term: number;
+}
+
+export class ClusterView extends EventEmitter {
+  readonly workers = new Map<string, WorkerStatus>();
+  master: MasterInfo | undefined;
+
+  constructor(
+    private readonly zk: ZkSession,
+    private readonly names: ClusterNames,
+    private readonly logger: Logger,
+  ) {
+    super();
+    zk.onSession(async () => {
+      await zk.mkdirp(names.zkWorkers);
+      await Promise.all([this.refreshChildren(), this.refreshMaster()]);
+    });
+  }
+
+  /** Slaves in state `slave`: caught up and taking reads. */
+  servingSlaves(): WorkerStatus[] {
+    return [...this.workers.values()].filter((w) => w.role === 'slave' && w.state === 'slave');
+  }
+
+  slaves(): WorkerStatus[] {
+    return [...this.workers.values()].filter((w) => w.role === 'slave');
+  }
+
+  masterStatus(): WorkerStatus | undefined {
+    return this.master ? this.workers.get(this.master.id) : undefined;
+  }
+
+  private async refreshChildren(): Promise<void> {
+    let children: string[];
+    try {
+      children = await this.zk.getChildren(this.names.zkWorkers, () => void this.refreshChildren().catch(this.warn));
+    } catch (err) {
+      this.warn(err);
+      return;
+    }
+    for (const id of [...this.workers.keys()]) if (!children.includes(id)) this.workers.delete(id);
+    await Promise.all(children.filter((id) => !this.workers.has(id)).map((id) => this.refreshWorker(id)));
+    this.emit('change');
+  }
+
+  private async refreshWorker(id: string): Promise<void> {
+    try {
+      const { data } = await this.zk.getData(this.names.zkWorker(id), (event) => {
+        // A deletion is seen by the child watch; a data change is re-read here.
+        if (event.getName() === 'NODE_DATA_CHANGED') void this.refreshWorker(id).then(() => this.emit('change'));
+      });
+      const status = JSON.parse(data?.toString() ?? '{}') as WorkerStatus;
+      this.workers.set(id, status);
+    } catch (err) {
+      if (isNoNode(err)) this.workers.delete(id);
+      else this.warn(err);
+    }
+  }
+
+  private async refreshMaster(): Promise<void> {
+    try {
+      const stat = await this.zk.exists(this.names.zkMaster, () => void this.refreshMaster().catch(this.warn));
+      if (!stat) {
+        this.master = undefined;
+      } else {
+        const { data } = await this.zk.getData(this.names.zkMaster);
+        this.master = JSON.parse(data?.toString() ?? '{}') as MasterInfo;
+      }
+    } catch (err) {
+      if (isNoNode(err)) this.master = undefined;
+      else this.warn(err);
+    }
+    this.emit('change');
+  }
+
+  private readonly warn = (err: unknown): void => {
+    this.logger.warn({ err: (err as Error).message }, 'zookeeper read failed');
+  };
+}

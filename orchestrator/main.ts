@@ -1,0 +1,61 @@
+/**
+ * Orchestrator entry point (`npm start` runs it after setting up the services):
+ * reads the configuration, starts the cluster, serves HTTP, and on SIGINT/SIGTERM
+ * stops everything it started.
+ */
+import { ConfigError, loadOrchestratorConfig } from '../common/config.js';
+import { createLogger } from '../common/logger.js';
+import { startOrchestrator } from './orchestrator.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadOrchestratorConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger('dbaas-orchestrator', config.logLevel);
+  process.stdout.write(`[dbaas] starting a cluster (namespace ${config.namespace}, 1 master + ${config.initialSlaves} slave(s), runtime ${config.runtime}) …\n`);
+  const orchestrator = await startOrchestrator(config, logger).catch((err: unknown) => {
+    process.stderr.write(`[dbaas] could not start the cluster: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`[dbaas] ${signal}: stopping the workers …\n`);
+    void orchestrator.close().then(() => {
+      process.stdout.write('[dbaas] stopped\n');
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  try {
+    await orchestrator.app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const hint =
+      code === 'EACCES'
+        ? ` (ports below 1024 need root: run as root or set DBAAS_PORT=8080)`
+        : code === 'EADDRINUSE'
+          ? ` (something already listens there: stop it or set DBAAS_PORT)`
+          : '';
+    process.stderr.write(`[dbaas] cannot listen on ${config.host}:${config.port}: ${(err as Error).message}${hint}\n`);
+    await orchestrator.close();
+    process.exit(1);
+  }
+  const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  process.stdout.write(
+    `[dbaas] ready: http://${shown}:${config.port}/api/v1 — workers (pids) ${orchestrator.cluster.pids().join(', ')}; Ctrl-C stops everything\n`,
+  );
+}
+
+void main();

@@ -1,0 +1,62 @@
+/**
+ * Wires the orchestrator together: ZooKeeper view, RPC client, runtime, cluster
+ * manager and HTTP app. Used by `main.ts` and by the integration tests alike.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { OrchestratorConfig } from '../common/config.js';
+import type { Logger } from '../common/logger.js';
+import { clusterNames } from '../common/names.js';
+import { ZkSession } from '../common/zk-session.js';
+import { buildApp } from './app.js';
+import { ClusterManager } from './cluster.js';
+import { ClusterView } from './cluster-view.js';
+import { RpcClient } from './rpc-client.js';
+import { createRuntime, type Runtime } from './runtimes/index.js';
+
+export interface Orchestrator {
+  app: FastifyInstance;
+  cluster: ClusterManager;
+  view: ClusterView;
+  runtime: Runtime;
+  rpc: RpcClient;
+  /** Stops serving, stops every worker, closes connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this runtime instead of the configured one (tests). */
+  runtime?: Runtime;
+}
+
+export async function startOrchestrator(config: OrchestratorConfig, logger: Logger, opts: StartOptions = {}): Promise<Orchestrator> {
+  const names = clusterNames(config.namespace);
+  const zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: config.zkSessionTimeoutMs, logger: logger.child({ component: 'zk' }) });
+  const view = new ClusterView(zk, names, logger.child({ component: 'view' }));
+  const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }));
+  const runtime = opts.runtime ?? createRuntime(config, logger);
+  const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, logger: logger.child({ component: 'cluster' }) });
+  const app = buildApp({ config, names, rpc, cluster, view, logger });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      await app.close().catch(() => undefined);
+      await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
+      await rpc.close();
+      zk.close();
+    })();
+    return closing;
+  };
+
+  try {
+    zk.start();
+    rpc.start();
+    await zk.waitUntilConnected(20_000);
+    await rpc.waitUntilReady(20_000);
+    await cluster.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { app, cluster, view, runtime, rpc, close };
+}

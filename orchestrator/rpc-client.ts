@@ -1,0 +1,152 @@
+/**
+ * The orchestrator's RPC client over RabbitMQ: one long-lived connection, one
+ * channel, replies through direct reply-to matched by correlation id.
+ *
+ * Every call has a deadline (504 DBAAS_RPC_TIMEOUT). While the broker is away
+ * calls fail at once with 503 DBAAS_BROKER_UNAVAILABLE, and calls in flight when
+ * the connection drops fail the same way: none hangs.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Channel, ChannelModel } from 'amqplib';
+import { AmqpConnection } from '../common/amqp-connection.js';
+import { DbaasError, type ErrorCode } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { decodeReply, encode } from '../common/messages.js';
+import type { ClusterNames } from '../common/names.js';
+import { assertTopology } from '../common/topology.js';
+
+const REPLY_TO = 'amq.rabbitmq.reply-to';
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: DbaasError) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface CallOptions {
+  timeoutMs: number;
+  /** Survives a broker restart (writes). */
+  persistent?: boolean;
+  /** The error for a timeout; DBAAS_RPC_TIMEOUT by default. */
+  timeoutCode?: ErrorCode;
+}
+
+export class RpcClient {
+  private readonly amqp: AmqpConnection;
+  private channel: Channel | undefined;
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(
+    url: string,
+    private readonly names: ClusterNames,
+    private readonly logger: Logger,
+  ) {
+    this.amqp = new AmqpConnection({
+      url,
+      name: 'dbaas-orchestrator',
+      logger,
+      setup: (conn) => this.setup(conn),
+      onDown: () => this.failAll(),
+    });
+  }
+
+  start(): void {
+    this.amqp.start();
+  }
+
+  waitUntilReady(timeoutMs: number): Promise<void> {
+    return this.amqp.waitUntilReady(timeoutMs);
+  }
+
+  get connected(): boolean {
+    return this.amqp.connected && this.channel !== undefined;
+  }
+
+  private async setup(conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    await assertTopology(ch, this.names);
+    await ch.consume(REPLY_TO, (msg) => {
+      if (!msg) return;
+      const id = msg.properties.correlationId as string | undefined;
+      const waiting = id === undefined ? undefined : this.pending.get(id);
+      if (!waiting || id === undefined) return; // late reply to a call that already timed out
+      this.pending.delete(id);
+      clearTimeout(waiting.timer);
+      const reply = decodeReply(msg.content);
+      if (!reply) waiting.reject(new DbaasError('DBAAS_INTERNAL', 'the worker sent an unreadable reply'));
+      else if (reply.ok) waiting.resolve(reply.result);
+      else waiting.reject(DbaasError.fromWire(reply.error));
+    }, { noAck: true });
+    ch.on('close', () => {
+      if (this.channel === ch) {
+        this.channel = undefined;
+        this.failAll();
+      }
+    });
+    ch.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'rpc channel error'));
+    this.channel = ch;
+  }
+
+  private failAll(): void {
+    this.channel = undefined;
+    for (const [id, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE', 'the connection to the broker was lost before the answer came; a write may or may not have been applied: retry it with the same requestId'));
+      this.pending.delete(id);
+    }
+  }
+
+  /** Sends `body` to `queue` and resolves with the worker's result, or rejects with a DbaasError. */
+  call<T>(queue: string, body: unknown, opts: CallOptions): Promise<T> {
+    const ch = this.channel;
+    if (!ch || !this.amqp.connected) return Promise.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
+    const correlationId = randomUUID();
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(correlationId);
+        reject(new DbaasError(opts.timeoutCode ?? 'DBAAS_RPC_TIMEOUT', `no answer from ${queue} within ${opts.timeoutMs} ms`));
+      }, opts.timeoutMs);
+      this.pending.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, timer });
+      try {
+        ch.publish('', queue, encode(body), {
+          correlationId,
+          replyTo: REPLY_TO,
+          persistent: opts.persistent ?? false,
+          // A request nobody took before its caller gave up is dropped, not run late.
+          expiration: String(opts.timeoutMs),
+          contentType: 'application/json',
+        });
+      } catch {
+        clearTimeout(timer);
+        this.pending.delete(correlationId);
+        reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
+      }
+    });
+  }
+
+  /**
+   * Runs a queue-management call on a throwaway channel: a failing check or
+   * delete closes its channel, and that must not be the RPC channel.
+   */
+  private async admin<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+    const conn = this.amqp.connection;
+    if (!conn) throw new DbaasError('DBAAS_BROKER_UNAVAILABLE');
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      return await fn(ch);
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  /** Deletes a queue that belonged to a worker gone for good. */
+  async deleteQueue(queue: string): Promise<void> {
+    await this.admin((ch) => ch.deleteQueue(queue));
+  }
+
+  async close(): Promise<void> {
+    this.failAll();
+    await this.amqp.close();
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Where workers run. One interface, several backends (`process`, `docker`),
+ * chosen by `DBAAS_RUNTIME`; the same conformance tests run against each.
+ *
+ * A "worker" here is the unit the runtime manages: the worker program plus its
+ * own database server. Its pid is the worker program's pid as the host sees it.
+ */
+import type { WorkerRole } from '../../common/config.js';
+
+export interface WorkerSpec {
+  id: string;
+  role: WorkerRole;
+  /** Term a master starts with (0 for slaves). */
+  term: number;
+}
+
+export interface WorkerHandle {
+  id: string;
+  pid: number;
+}
+
+export interface ExitInfo {
+  id: string;
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  /** True when the runtime was asked to stop or kill it (not a failure). */
+  expected: boolean;
+}
+
+export type ExitListener = (info: ExitInfo) => void;
+
+export interface Runtime {
+  readonly kind: string;
+  /**
+   * Starts the worker and its database. Resolves once both processes run (the
+   * database accepts connections); registration in ZooKeeper is the caller's
+   * to wait for. Throws if either cannot start.
+   */
+  startWorker(spec: WorkerSpec): Promise<WorkerHandle>;
+  /** SIGKILLs the worker and its database; resolves when both are gone. Idempotent. */
+  kill(id: string): Promise<void>;
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves when gone. Idempotent. */
+  stop(id: string, timeoutMs: number): Promise<void>;
+  /** Deletes what the worker left behind (data directory, containers). Only for dead workers. */
+  remove(id: string): Promise<void>;
+  /** Workers this runtime knows to be running. */
+  list(): WorkerHandle[];
+  /** Called once per worker death, expected or not. */
+  onExit(listener: ExitListener): void;
+  /** Stops every worker it started (gracefully, within `timeoutMs`). Idempotent. */
+  close(timeoutMs: number): Promise<void>;
+}

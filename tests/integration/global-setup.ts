@@ -1,0 +1,54 @@
+/**
+ * Runs once before the integration tests: makes sure the worker is built and the
+ * database binary is known. The services themselves are started by
+ * scripts/setup.sh (`npm test` runs it first).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function reachable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export default async function setup(): Promise<void> {
+  const built = path.join(root, 'dist/worker/main.js');
+  const sources = Math.max(...['worker', 'common', 'orchestrator'].map((d) => newestMtime(path.join(root, d))));
+  if (!existsSync(built) || statSync(built).mtimeMs < sources) {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
+  }
+  const envFile = path.join(root, '.dbaas/runtime.env');
+  if (!process.env.DBAAS_DB_BIN && existsSync(envFile)) {
+    for (const line of readFileSync(envFile, 'utf8').split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+      if (m?.[1] && m[2] !== undefined) process.env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
+    }
+  }
+  const missing: string[] = [];
+  if (!process.env.DBAAS_DB_BIN) missing.push('DBAAS_DB_BIN (FerretDB or mongod)');
+  if (!(await reachable(5672))) missing.push('RabbitMQ on 127.0.0.1:5672');
+  if (!(await reachable(2181))) missing.push('ZooKeeper on 127.0.0.1:2181');
+  if (missing.length > 0) {
+    throw new Error(`integration tests need ${missing.join(', ')}: run them with \`npm test\`, which sets these up`);
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * A real cluster for one test file: its own namespace (queues, znodes), its own
+ * data directory, real RabbitMQ, ZooKeeper and one database server per worker.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { waitFor } from '../../common/backoff.js';
+import { loadOrchestratorConfig, type OrchestratorConfig } from '../../common/config.js';
+import { createLogger } from '../../common/logger.js';
+import { startOrchestrator, type Orchestrator } from '../../orchestrator/orchestrator.js';
+
+export interface TestCluster {
+  orch: Orchestrator;
+  config: OrchestratorConfig;
+  namespace: string;
+  /** POST a JSON body; returns status and parsed body. */
+  post(url: string, body?: unknown): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
+  get(url: string): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+export async function startTestCluster(env: Record<string, string> = {}): Promise<TestCluster> {
+  const namespace = `t-${randomBytes(4).toString('hex')}`;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-test-'));
+  const config = loadOrchestratorConfig({
+    DBAAS_NAMESPACE: namespace,
+    DBAAS_DATA_DIR: dataDir,
+    DBAAS_PORT: '0',
+    DBAAS_DB_BIN: process.env.DBAAS_DB_BIN,
+    DBAAS_LOG_LEVEL: process.env.DBAAS_TEST_LOG_LEVEL ?? 'warn',
+    DBAAS_INITIAL_SLAVES: '1',
+    ...env,
+  });
+  const logger = createLogger('test-orchestrator', config.logLevel);
+  const orch = await startOrchestrator(config, logger);
+  const inject = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
+    const res = await orch.app.inject({
+      method,
+      url,
+      ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    let parsed: unknown;
+    try {
+      parsed = res.json();
+    } catch {
+      parsed = res.body;
+    }
+    return { status: res.statusCode, body: parsed as any, headers: res.headers as Record<string, unknown> };
+  };
+  return {
+    orch,
+    config,
+    namespace,
+    post: (url, body) => inject('POST', url, body),
+    get: (url) => inject('GET', url),
+    close: async () => {
+      await orch.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until `probe` returns true (bounded), for conditions that settle asynchronously. */
+export async function eventually(probe: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  await waitFor(async () => ((await probe()) ? true : undefined), timeoutMs, () => new Error(`timed out waiting for ${what}`), 25);
+}

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from './harness.js';
+import { dumpAllReplicas } from './replicas.js';
+
+let c: TestCluster;
+
+beforeAll(async () => {
+  c = await startTestCluster();
+});
+
+afterAll(async () => {
+  await c?.close();
+});
+
+describe('replication', () => {
+  it('a slave started while writes flow ends with exactly the master data', async () => {
+    let stop = false;
+    let acked = 0;
+    const writer = async (n: number): Promise<void> => {
+      for (let i = 0; !stop; i++) {
+        const body =
+          i % 3 === 2
+            ? { table: 'counters', operation: 'upsert', where: { _id: `c${n}` }, data: { $inc: { hits: 1 }, $push: { log: i } } }
+            : { table: 'events', operation: 'insert', data: { writer: n, i } };
+        const r = await c.post('/api/v1/db/write', body);
+        expect(r.status).toBe(200);
+        acked += 1;
+      }
+    };
+    const writers = [writer(1), writer(2), writer(3)];
+    // Let some data exist before the new slave takes its snapshot, and keep writing during it.
+    while (acked < 60) await new Promise((r) => setTimeout(r, 10));
+    const newSlave = await c.orch.cluster.addSlave();
+    const ackedAtJoin = acked;
+    while (acked < ackedAtJoin + 60) await new Promise((r) => setTimeout(r, 10));
+    stop = true;
+    await Promise.all(writers);
+
+    const dumps = await dumpAllReplicas(c.orch);
+    expect(dumps.size).toBe(3);
+    expect(dumps.has(newSlave)).toBe(true);
+    const masterId = c.orch.view.master?.id as string;
+    const master = dumps.get(masterId);
+    expect(master?.events?.length).toBeGreaterThan(0);
+    for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: master });
+    // Every counter's hits equals the number of $push entries: nothing applied twice.
+    for (const doc of (master?.counters ?? []) as Array<{ hits: number; log: number[] }>) expect(doc.hits).toBe(doc.log.length);
+  });
+
+  it('a retried requestId is applied once and answers the first result', async () => {
+    const body = { table: 'idem', operation: 'update', where: { _id: 'k' }, data: { $inc: { n: 1 } }, requestId: 'retry-1' };
+    await c.post('/api/v1/db/write', { table: 'idem', operation: 'insert', data: { _id: 'k', n: 0 } });
+    const first = await c.post('/api/v1/db/write', body);
+    const second = await c.post('/api/v1/db/write', body);
+    const third = await c.post('/api/v1/db/write', { ...body });
+    expect(first.status).toBe(200);
+    expect(second.body).toEqual(first.body);
+    expect(third.body).toEqual(first.body);
+    const r = await c.post('/api/v1/db/read', { table: 'idem', where: { _id: 'k' }, afterSeq: first.body.seq });
+    expect(r.body).toEqual([{ _id: 'k', n: 1 }]);
+    // Concurrent duplicates too.
+    const inserts = await Promise.all(
+      Array.from({ length: 10 }, () => c.post('/api/v1/db/write', { table: 'idem', operation: 'insert', data: { v: 1 }, requestId: 'ins-once' })),
+    );
+    expect(new Set(inserts.map((i) => JSON.stringify(i.body))).size).toBe(1);
+    const count = await c.post('/api/v1/db/read', { table: 'idem', where: { v: 1 }, count: true, afterSeq: inserts[0]?.body.seq });
+    expect(count.body).toEqual({ count: 1 });
+  });
+
+  it('200 concurrent reads each get their own answer', async () => {
+    const docs = Array.from({ length: 200 }, (_, i) => ({ _id: `p${i}`, i }));
+    const w = await c.post('/api/v1/db/write', { table: 'many', operation: 'insert', data: docs });
+    expect(w.status).toBe(200);
+    const reads = await Promise.all(
+      docs.map((d) => c.post('/api/v1/db/read', { table: 'many', where: { _id: d._id }, afterSeq: w.body.seq })),
+    );
+    reads.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body).toEqual([{ _id: `p${i}`, i }]);
+    });
+  });
+
+  it('afterSeq beyond anything written answers 504 DBAAS_READ_SEQ_TIMEOUT, not a hang', async () => {
+    const r = await c.post('/api/v1/db/read', { table: 'many', where: {}, afterSeq: 10_000_000 });
+    expect(r.status).toBe(504);
+    expect(r.body.error.code).toBe('DBAAS_READ_SEQ_TIMEOUT');
+  });
+});

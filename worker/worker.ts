@@ -1,0 +1,305 @@
+/**
+ * One worker: a single code base that is a slave or the master.
+ *
+ * Role machine (illegal transitions throw):
+ *   starting → syncing → slave → promoting → master
+ *   starting → master            (first master of a cluster, or a restart in place)
+ *   slave → retiring → stopped   (scale-down)
+ *   any → stopped
+ *
+ * The worker announces itself with an ephemeral znode `/<ns>/workers/<id>`; the
+ * master also holds the ephemeral `/<ns>/master`. A master whose ZooKeeper
+ * session expires stops taking writes at once and exits: the orchestrator has
+ * already promoted someone else.
+ */
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { AmqpConnection } from '../common/amqp-connection.js';
+import { waitFor } from '../common/backoff.js';
+import type { WorkerConfig } from '../common/config.js';
+import { DbaasError, asDbaasError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { decodeControl, type ControlMessage, type WorkerState, type WorkerStatus } from '../common/messages.js';
+import { clusterNames, type ClusterNames } from '../common/names.js';
+import { assertTopology } from '../common/topology.js';
+import { CreateMode, isNodeExists, isNoNode, ZkSession } from '../common/zk-session.js';
+import { reply, type WorkerContext } from './context.js';
+import { MasterRole } from './master-role.js';
+import { SlaveRole } from './slave-role.js';
+import { Store } from './store.js';
+
+const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
+  starting: ['syncing', 'master', 'stopped'],
+  syncing: ['slave', 'stopped'],
+  slave: ['promoting', 'retiring', 'stopped'],
+  promoting: ['master', 'stopped'],
+  master: ['stopped'],
+  retiring: ['stopped'],
+  stopped: [],
+};
+
+/** Exit codes the runtime can tell apart. */
+export const EXIT_FAILED = 1;
+
+export class Worker implements WorkerContext {
+  readonly names: ClusterNames;
+  private currentState: WorkerState = 'starting';
+  private storeRef: Store | undefined;
+  private readonly zk: ZkSession;
+  private readonly amqp: AmqpConnection;
+  private slave: SlaveRole | undefined;
+  private master: MasterRole | undefined;
+  private readonly startedAt = new Date().toISOString();
+  private statusTimer: NodeJS.Timeout | undefined;
+  private trimTimer: NodeJS.Timeout | undefined;
+  private lastPublished = '';
+
+  constructor(
+    readonly config: WorkerConfig,
+    readonly logger: Logger,
+  ) {
+    this.names = clusterNames(config.namespace);
+    this.zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: config.zkSessionTimeoutMs, logger });
+    this.amqp = new AmqpConnection({
+      url: config.amqpUrl,
+      name: `dbaas-worker-${config.workerId}`,
+      logger,
+      setup: (conn) => this.setup(conn),
+    });
+  }
+
+  get state(): WorkerState {
+    return this.currentState;
+  }
+
+  get store(): Store {
+    if (!this.storeRef) throw new Error('store not connected');
+    return this.storeRef;
+  }
+
+  setState(next: WorkerState): void {
+    if (!TRANSITIONS[this.currentState].includes(next)) {
+      throw new Error(`illegal worker transition ${this.currentState} → ${next}`);
+    }
+    this.logger.info({ from: this.currentState, to: next }, 'worker state');
+    this.currentState = next;
+    void this.publishStatus();
+  }
+
+  fail(reason: string): never {
+    this.logger.fatal({ reason }, 'worker giving up; the orchestrator will replace it');
+    process.exit(EXIT_FAILED);
+  }
+
+  status(): WorkerStatus {
+    return {
+      id: this.config.workerId,
+      role: this.master ? 'master' : 'slave',
+      state: this.currentState,
+      pid: process.pid,
+      appliedSeq: this.master ? this.master.lastSeq : (this.slave?.appliedSeq ?? 0),
+      term: this.master?.term ?? 0,
+      startedAt: this.startedAt,
+      dbUrl: this.config.advertisedMongoUrl,
+    };
+  }
+
+  async start(): Promise<void> {
+    const { config } = this;
+    this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000);
+    this.zk.onSession(() => this.register());
+    this.zk.on('expired', () => void this.onExpired());
+    this.zk.start();
+    await this.zk.waitUntilConnected(15_000);
+
+    if (config.role === 'master') {
+      this.master = new MasterRole(this, config.term);
+      await this.master.recover();
+      await this.claimMaster(config.term);
+      this.setState('master');
+    } else {
+      this.slave = new SlaveRole(this);
+      this.setState('syncing');
+    }
+    this.amqp.start();
+    await this.amqp.waitUntilReady(30_000);
+
+    if (this.slave) {
+      const masterDbUrl = await this.findMasterDbUrl(30_000);
+      await this.slave.snapshot(masterDbUrl);
+      await this.slave.waitCaughtUp(120_000);
+      this.setState('slave');
+      await this.slave.startReads(this.connection());
+    }
+    this.statusTimer = setInterval(() => void this.publishStatus(), 500);
+    this.trimTimer = setInterval(() => void this.trimOplog(), 60_000);
+    this.logger.info({ state: this.currentState }, 'worker ready');
+  }
+
+  private connection(): ChannelModel {
+    const conn = this.amqp.connection;
+    if (!conn) throw new DbaasError('DBAAS_BROKER_UNAVAILABLE');
+    return conn;
+  }
+
+  /** Runs on every (re)connect to RabbitMQ. */
+  private async setup(conn: ChannelModel): Promise<void> {
+    const ch = await conn.createChannel();
+    await assertTopology(ch, this.names);
+    await ch.close();
+    const ctl = await conn.createChannel();
+    const ctlQueue = this.names.controlQueue(this.config.workerId);
+    await ctl.assertQueue(ctlQueue, { exclusive: true, autoDelete: true });
+    await ctl.consume(ctlQueue, (msg) => {
+      if (msg) void this.handleControl(ctl, msg);
+    });
+    if (this.slave) await this.slave.attach(conn);
+    if (this.master && this.currentState === 'master') await this.master.attach(conn);
+  }
+
+  private async register(): Promise<void> {
+    const path = this.names.zkWorker(this.config.workerId);
+    await this.zk.mkdirp(this.names.zkWorkers);
+    const data = Buffer.from(JSON.stringify(this.status()));
+    try {
+      await this.zk.create(path, data, CreateMode.EPHEMERAL);
+    } catch (err) {
+      if (!isNodeExists(err)) throw err;
+      // Left by our previous, expired session: replace it.
+      await this.zk.remove(path).catch(() => undefined);
+      await this.zk.create(path, data, CreateMode.EPHEMERAL);
+    }
+    this.lastPublished = data.toString();
+    if (this.slave && this.currentState === 'slave' && this.amqp.connection) await this.slave.startReads(this.amqp.connection);
+  }
+
+  private async onExpired(): Promise<void> {
+    if (this.master) {
+      await this.master.fence();
+      this.fail('ZooKeeper session expired while master; another worker may have been promoted');
+    }
+    // A slave stops serving until it is registered again (the `session` callback resumes it).
+    await this.slave?.stopReads();
+  }
+
+  private async publishStatus(): Promise<void> {
+    if (!this.zk.connected) return;
+    const data = JSON.stringify(this.status());
+    if (data === this.lastPublished) return;
+    this.lastPublished = data;
+    await this.zk.setData(this.names.zkWorker(this.config.workerId), Buffer.from(data)).catch(() => {
+      this.lastPublished = '';
+    });
+  }
+
+  private async findMasterDbUrl(timeoutMs: number): Promise<string> {
+    return waitFor(
+      async () => {
+        const { data } = await this.zk.getData(this.names.zkMaster);
+        const parsed = JSON.parse(data?.toString() ?? '{}') as { dbUrl?: string };
+        return parsed.dbUrl;
+      },
+      timeoutMs,
+      () => new Error(`no master registered after ${timeoutMs} ms`),
+      100,
+    );
+  }
+
+  /** Creates the ephemeral master znode, waiting out a previous master's session. */
+  private async claimMaster(term: number): Promise<void> {
+    const data = Buffer.from(JSON.stringify({ id: this.config.workerId, term, dbUrl: this.config.advertisedMongoUrl }));
+    const path = this.names.zkMaster;
+    await waitFor(
+      async () => {
+        try {
+          await this.zk.create(path, data, CreateMode.EPHEMERAL);
+          return true;
+        } catch (err) {
+          if (!isNodeExists(err)) throw err;
+          const { data: held } = await this.zk.getData(path).catch((e: unknown) => {
+            if (isNoNode(e)) return { data: undefined };
+            throw e;
+          });
+          const holder = JSON.parse(held?.toString() ?? '{}') as { id?: string };
+          if (holder.id !== this.config.workerId) return undefined;
+          await this.zk.setData(path, data);
+          return true;
+        }
+      },
+      this.config.zkSessionTimeoutMs * 3 + 2000,
+      () => new Error('another master still holds the master znode'),
+      100,
+    );
+  }
+
+  private async handleControl(ch: Channel, msg: ConsumeMessage): Promise<void> {
+    const control = decodeControl(msg.content);
+    if (!control) {
+      ch.nack(msg, false, false);
+      return;
+    }
+    try {
+      const result = await this.control(control);
+      reply(ch, msg, { ok: true, result });
+    } catch (err) {
+      reply(ch, msg, { ok: false, error: asDbaasError(err).toWire() });
+    }
+    ch.ack(msg);
+    if (control.type === 'retire') await this.stop(0);
+  }
+
+  private async control(control: ControlMessage): Promise<WorkerStatus> {
+    if (control.type === 'promote') await this.promote(control.term);
+    if (control.type === 'retire') {
+      this.setState('retiring');
+      await this.slave?.stopReads();
+    }
+    return this.status();
+  }
+
+  private async promote(term: number): Promise<void> {
+    if (this.currentState === 'master' && this.master?.term === term) return;
+    const slave = this.slave;
+    if (!slave || this.currentState !== 'slave') {
+      throw new DbaasError('DBAAS_WORKER_NOT_READY', `cannot promote a worker in state ${this.currentState}`);
+    }
+    const started = Date.now();
+    this.setState('promoting');
+    try {
+      await slave.stopReads();
+      await slave.drain();
+      const master = new MasterRole(this, term);
+      master.continueFrom(slave.appliedSeq);
+      await this.claimMaster(term);
+      await slave.dropSyncQueue();
+      this.master = master;
+      this.slave = undefined;
+      this.setState('master');
+      await master.attach(this.connection());
+      this.logger.info({ term, seq: master.lastSeq, ms: Date.now() - started }, 'promoted to master');
+    } catch (err) {
+      this.fail(`promotion failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async trimOplog(): Promise<void> {
+    await this.storeRef?.trimOplog(this.config.oplogMaxEntries, this.config.oplogMaxAgeMs).catch((err: unknown) => {
+      this.logger.warn({ err: (err as Error).message }, 'oplog trim failed');
+    });
+  }
+
+  /** Graceful stop: stop taking work, finish what is in flight, leave. Idempotent. */
+  async stop(code: number): Promise<never> {
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    if (this.trimTimer) clearInterval(this.trimTimer);
+    await this.slave?.stopReads().catch(() => undefined);
+    if (this.master) {
+      await this.master.fence();
+      await this.master.idle();
+    }
+    if (this.currentState !== 'stopped') this.currentState = 'stopped';
+    await this.amqp.close();
+    this.zk.close();
+    await this.storeRef?.close();
+    process.exit(code);
+  }
+}

@@ -17,7 +17,14 @@ import { buildWrite } from './entry-builder.js';
 /** A message that stage 1 deliberately did not process. */
 class Skipped extends Error {}
 
-type Prepared = { entry: SyncEntry; confirmed: Promise<void> } | { error: DbaasError };
+interface Timings {
+  at: number;
+  lookupMs: number;
+  buildMs: number;
+  storeMs: number;
+}
+
+type Prepared = { entry: SyncEntry; confirmed: Promise<void>; timings?: Timings } | { error: DbaasError };
 
 export class MasterRole {
   /** Last seq given out. */
@@ -100,6 +107,7 @@ export class MasterRole {
         await p.confirmed;
         reply(writeCh, msg, { ok: true, result: p.entry.result });
         writeCh.ack(msg);
+        if (p.timings) this.ctx.logger.debug({ seq: p.entry.seq, ...p.timings, confirmMs: Date.now() - p.timings.at }, 'write applied');
       },
     ).catch((err: unknown) => {
       // No answer and no ack: the broker redelivers the write, and its requestId makes the retry safe.
@@ -117,12 +125,14 @@ export class MasterRole {
       throw new Skipped('poison');
     }
     const store = this.ctx.store;
+    const t0 = Date.now();
     const seen = await store.entryByRequestId(env.requestId);
     if (seen) {
       const { _id: _ignored, ...entry } = seen;
       // Publish again: if the first publish was never confirmed, slaves must still get it. They skip duplicates.
       return { entry, confirmed: this.publish(pubCh, entry) };
     }
+    const t1 = Date.now();
     let built;
     try {
       built = await buildWrite(store, env.command);
@@ -133,6 +143,7 @@ export class MasterRole {
       }
       throw err;
     }
+    const t2 = Date.now();
     const seq = this.lastSeq + 1;
     const entry: SyncEntry = {
       v: WIRE_VERSION,
@@ -147,7 +158,12 @@ export class MasterRole {
     await store.recordEntry(entry);
     this.lastSeq = seq;
     await store.applyOps(entry.ops);
-    return { entry, confirmed: this.publish(pubCh, entry) };
+    const t3 = Date.now();
+    return {
+      entry,
+      confirmed: this.publish(pubCh, entry),
+      timings: { at: t3, lookupMs: t1 - t0, buildMs: t2 - t1, storeMs: t3 - t2 },
+    };
   }
 
   /** Waits until every write taken so far has finished stage 1. */

@@ -66,7 +66,11 @@ export class ProcessRuntime implements Runtime {
     mkdirSync(dbDir, { recursive: true });
     const port = await freePort();
     const db = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port), path.join(dir, 'db.log'), {});
-    const dbExited = new Promise<void>((resolve) => db.once('exit', () => resolve()));
+    // A spawn failure emits 'error' and possibly no 'exit'.
+    const dbExited = new Promise<void>((resolve) => {
+      db.once('exit', () => resolve());
+      db.once('error', () => resolve());
+    });
     let dbDead = false;
     void dbExited.then(() => (dbDead = true));
     try {
@@ -98,9 +102,10 @@ export class ProcessRuntime implements Runtime {
       db.kill('SIGKILL');
       throw new Error(`could not start worker ${spec.id}`);
     }
-    const workerExited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      worker.once('exit', (code, signal) => resolve({ code, signal })),
-    );
+    const workerExited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      worker.once('exit', (code, signal) => resolve({ code, signal }));
+      worker.once('error', () => resolve({ code: null, signal: null }));
+    });
     const unit: Unit = { id: spec.id, pid, worker, db, dir, expected: false, exited: Promise.resolve() };
     // Either half dying takes the other with it.
     void workerExited.then(() => {

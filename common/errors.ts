@@ -54,7 +54,7 @@ export const ERROR_CATALOGUE = {
   DBAAS_RPC_TIMEOUT: { status: 504, retryable: true, message: 'the worker did not answer in time' },
   DBAAS_READ_SEQ_TIMEOUT: { status: 504, retryable: true, message: 'no slave reached the requested afterSeq in time' },
 
-  DBAAS_INTERNAL: { status: 500, retryable: false, message: 'internal error' },
+  DBAAS_SERVER_INTERNAL: { status: 500, retryable: false, message: 'internal error' },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
@@ -70,7 +70,7 @@ export function isErrorCode(code: string): code is ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_CATALOGUE, code);
 }
 
-/** An error with a catalogue code. Everything else that escapes is reported as DBAAS_INTERNAL. */
+/** An error with a catalogue code. Everything else that escapes is reported as DBAAS_SERVER_INTERNAL. */
 export class DbaasError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
@@ -93,17 +93,17 @@ export class DbaasError extends Error {
       : { code: this.code, message: this.message, details: this.details };
   }
 
-  /** Rebuilds an error that crossed the wire; an unknown code becomes DBAAS_INTERNAL. */
+  /** Rebuilds an error that crossed the wire; an unknown code becomes DBAAS_SERVER_INTERNAL. */
   static fromWire(wire: WireError): DbaasError {
     if (isErrorCode(wire.code)) return new DbaasError(wire.code, wire.message, wire.details);
-    return new DbaasError('DBAAS_INTERNAL', `${wire.code}: ${wire.message}`);
+    return new DbaasError('DBAAS_SERVER_INTERNAL', `${wire.code}: ${wire.message}`);
   }
 }
 
-/** Turns anything thrown into a DbaasError; non-catalogue errors become DBAAS_INTERNAL with a generic message. */
+/** Turns anything thrown into a DbaasError; non-catalogue errors become DBAAS_SERVER_INTERNAL with a generic message. */
 export function asDbaasError(err: unknown): DbaasError {
   if (err instanceof DbaasError) return err;
-  return new DbaasError('DBAAS_INTERNAL');
+  return new DbaasError('DBAAS_SERVER_INTERNAL');
 }
 
 /** The HTTP body for an error. Never carries a stack trace. */

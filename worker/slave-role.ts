@@ -9,22 +9,16 @@
 import type { Channel, ChannelModel, ConsumeMessage, Message } from 'amqplib';
 import { MongoServerError } from 'mongodb';
 import { DbaasError, asDbaasError } from '../common/errors.js';
-import { decodeRead, decodeSync, type SyncEntry } from '../common/messages.js';
+import { decodeRead, decodeSync } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, type WorkerContext } from './context.js';
+import { judgeEntry, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
 const SYNC_PREFETCH = 512;
 
 export class SlaveRole {
-  /** Highest seq applied to this worker's data. */
-  appliedSeq = 0;
-  /**
-   * Right after a snapshot, entries up to this seq may be missing from the queue
-   * because the snapshot already holds them; the first applied entry may jump to it.
-   */
-  private jumpUpTo = 0;
-  private maxTerm = 0;
+  private pos: SyncPosition = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
   private chain: Promise<void> = Promise.resolve();
   private pendingSync = 0;
   private readonly waiters = new Set<{ seq: number; resolve: () => void }>();
@@ -65,10 +59,7 @@ export class SlaveRole {
       const last = await source.lastEntry();
       const s0 = last?._id ?? 0;
       const copied = await store.copyFrom(source, s0);
-      // Entry s0 may still have been half-applied on the master when we read it: take it again from the queue.
-      this.appliedSeq = Math.max(0, s0 - 1);
-      this.jumpUpTo = s0 + 1;
-      this.maxTerm = last?.term ?? 0;
+      this.pos = positionAfterSnapshot(s0, last?.term ?? 0);
       logger.info({ seq: s0, documents: copied, ms: Date.now() - started }, 'snapshot copied from master');
     } finally {
       await source.close();
@@ -103,28 +94,24 @@ export class SlaveRole {
       ch.nack(msg, false, false);
       return;
     }
-    const verdict = this.judge(entry);
+    const verdict = judgeEntry(this.pos, entry);
     if (verdict === 'gap') {
       this.ctx.fail(`sync gap: expected seq ${this.appliedSeq + 1}, got ${entry.seq}; a resync is needed`);
     }
     if (verdict === 'apply') {
       await this.ctx.store.applyOps(entry.ops);
       await this.ctx.store.recordEntry(entry);
-      this.appliedSeq = entry.seq;
+      this.pos = { ...this.pos, appliedSeq: entry.seq, maxTerm: entry.term };
       this.wake();
     } else if (verdict === 'stale-term') {
-      this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.maxTerm }, 'refused an entry from a deposed master');
+      this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.pos.maxTerm }, 'refused an entry from a deposed master');
     }
     ch.ack(msg);
   }
 
-  /** Pure decision on one entry, given what was applied. */
-  judge(entry: SyncEntry): 'apply' | 'skip' | 'gap' | 'stale-term' {
-    if (entry.term < this.maxTerm) return 'stale-term';
-    if (entry.seq <= this.appliedSeq) return 'skip';
-    if (entry.seq !== this.appliedSeq + 1 && entry.seq > this.jumpUpTo) return 'gap';
-    this.maxTerm = entry.term;
-    return 'apply';
+  /** Highest seq applied to this worker's data. */
+  get appliedSeq(): number {
+    return this.pos.appliedSeq;
   }
 
   /** Resolves once the sync queue is empty and everything taken from it is applied. */

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadOrchestratorConfig, loadWorkerConfig } from '../../common/config.js';
+
+describe('loadOrchestratorConfig', () => {
+  it('has the documented defaults', () => {
+    const c = loadOrchestratorConfig({});
+    expect(c).toMatchObject({
+      port: 80,
+      runtime: 'process',
+      amqpUrl: 'amqp://guest:guest@127.0.0.1:5672',
+      zkConnect: '127.0.0.1:2181',
+      namespace: 'dbaas',
+      initialSlaves: 1,
+      scaleIntervalMs: 120000,
+      readsPerSlave: 20,
+      minSlaves: 1,
+      maxSlaves: 16,
+      dataDir: './data',
+      zkSessionTimeoutMs: 2000,
+    });
+    expect(c.adminToken).toBeUndefined();
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('lists every problem at once', () => {
+    let err: unknown;
+    try {
+      loadOrchestratorConfig({ DBAAS_PORT: 'eighty', DBAAS_RUNTIME: 'k8s', DBAAS_NAMESPACE: 'Bad Name', DBAAS_MIN_SLAVES: '5', DBAAS_MAX_SLAVES: '2' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = (err as ConfigError).problems;
+    expect(problems).toHaveLength(4);
+    expect(problems.join('\n')).toMatch(/DBAAS_PORT/);
+    expect(problems.join('\n')).toMatch(/DBAAS_RUNTIME.*process, docker/);
+    expect(problems.join('\n')).toMatch(/DBAAS_NAMESPACE/);
+    expect(problems.join('\n')).toMatch(/DBAAS_MIN_SLAVES \(5\) must not exceed DBAAS_MAX_SLAVES \(2\)/);
+  });
+
+  it('reads overrides', () => {
+    const c = loadOrchestratorConfig({ DBAAS_PORT: '8080', DBAAS_ADMIN_TOKEN: 's3cret', DBAAS_INITIAL_SLAVES: '3' });
+    expect(c.port).toBe(8080);
+    expect(c.adminToken).toBe('s3cret');
+    expect(c.initialSlaves).toBe(3);
+  });
+});
+
+describe('loadWorkerConfig', () => {
+  it('needs an id and a database URL', () => {
+    expect(() => loadWorkerConfig({})).toThrow(/DBAAS_WORKER_MONGO_URL is required[\s\S]*DBAAS_WORKER_ID/);
+  });
+
+  it('reads a slave by default and a master when told', () => {
+    const base = { DBAAS_WORKER_ID: 'w1', DBAAS_WORKER_MONGO_URL: 'mongodb://127.0.0.1:1/' };
+    expect(loadWorkerConfig(base).role).toBe('slave');
+    const m = loadWorkerConfig({ ...base, DBAAS_WORKER_ROLE: 'master', DBAAS_WORKER_TERM: '7' });
+    expect(m.role).toBe('master');
+    expect(m.term).toBe(7);
+    expect(m.advertisedMongoUrl).toBe(base.DBAAS_WORKER_MONGO_URL);
+  });
+});

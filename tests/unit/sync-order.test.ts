@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { judgeEntry, positionAfterSnapshot } from '../../worker/sync-order.js';
+
+describe('judgeEntry', () => {
+  const steady = { appliedSeq: 10, jumpUpTo: 0, maxTerm: 2 };
+
+  it('applies the next seq and skips what is already applied', () => {
+    expect(judgeEntry(steady, { seq: 11, term: 2 })).toBe('apply');
+    expect(judgeEntry(steady, { seq: 10, term: 2 })).toBe('skip');
+    expect(judgeEntry(steady, { seq: 3, term: 2 })).toBe('skip');
+  });
+
+  it('reports a gap when a seq is missing', () => {
+    expect(judgeEntry(steady, { seq: 12, term: 2 })).toBe('gap');
+    expect(judgeEntry(steady, { seq: 1000, term: 2 })).toBe('gap');
+  });
+
+  it('refuses entries from a deposed master (older term), even with a fitting seq', () => {
+    expect(judgeEntry(steady, { seq: 11, term: 1 })).toBe('stale-term');
+  });
+
+  it('accepts a newer term continuing the sequence (after a promotion)', () => {
+    expect(judgeEntry(steady, { seq: 11, term: 3 })).toBe('apply');
+  });
+});
+
+describe('positionAfterSnapshot', () => {
+  it('re-takes the snapshot seq itself and lets the first entry jump to seq + 1', () => {
+    const pos = positionAfterSnapshot(50, 4);
+    expect(pos).toEqual({ appliedSeq: 49, jumpUpTo: 51, maxTerm: 4 });
+    // Entry 50 may still be in the queue (it was half-applied when the snapshot began).
+    expect(judgeEntry(pos, { seq: 50, term: 4 })).toBe('apply');
+    // Or it was published before the queue was bound, and the queue starts at 51.
+    expect(judgeEntry(pos, { seq: 51, term: 4 })).toBe('apply');
+    expect(judgeEntry(pos, { seq: 52, term: 4 })).toBe('gap');
+    expect(judgeEntry(pos, { seq: 49, term: 4 })).toBe('skip');
+  });
+
+  it('starts an empty master at seq 0', () => {
+    const pos = positionAfterSnapshot(0, 1);
+    expect(pos.appliedSeq).toBe(0);
+    expect(judgeEntry(pos, { seq: 1, term: 1 })).toBe('apply');
+    expect(judgeEntry(pos, { seq: 2, term: 1 })).toBe('gap');
+  });
+});

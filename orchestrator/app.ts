@@ -41,7 +41,7 @@ function fromFastifyError(err: FastifyError): DbaasError {
       if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
         return new DbaasError('DBAAS_REQ_INVALID', err.message);
       }
-      return new DbaasError('DBAAS_INTERNAL');
+      return new DbaasError('DBAAS_SERVER_INTERNAL');
   }
 }
 

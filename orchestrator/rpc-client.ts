@@ -73,7 +73,7 @@ export class RpcClient {
       this.pending.delete(id);
       clearTimeout(waiting.timer);
       const reply = decodeReply(msg.content);
-      if (!reply) waiting.reject(new DbaasError('DBAAS_INTERNAL', 'the worker sent an unreadable reply'));
+      if (!reply) waiting.reject(new DbaasError('DBAAS_SERVER_INTERNAL', 'the worker sent an unreadable reply'));
       else if (reply.ok) waiting.resolve(reply.result);
       else waiting.reject(DbaasError.fromWire(reply.error));
     }, { noAck: true });

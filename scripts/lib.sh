@@ -1,0 +1,88 @@
+# Shared helpers for the dbaas shell scripts. Source it; do not run it.
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this
+
+DBAAS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DBAAS_STATE_DIR="$DBAAS_ROOT/.dbaas"
+DBAAS_STARTED_FILE="$DBAAS_STATE_DIR/started-services"
+DBAAS_RUNTIME_ENV="$DBAAS_STATE_DIR/runtime.env"
+DBAAS_ZK_DIR="$DBAAS_STATE_DIR/zookeeper"
+DBAAS_ZK_PID_FILE="$DBAAS_ZK_DIR/zookeeper.pid"
+
+log() { printf '[dbaas] %s\n' "$*"; }
+warn() { printf '[dbaas] WARNING: %s\n' "$*" >&2; }
+die() { printf '[dbaas] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Milliseconds since the epoch, and "1.234 s" since a given start.
+now_ms() { date +%s%3N; }
+elapsed() {
+  local ms=$(( $(now_ms) - $1 ))
+  printf '%d.%03d s' $((ms / 1000)) $((ms % 1000))
+}
+
+# port_open HOST PORT: true when something accepts TCP connections there.
+port_open() {
+  timeout 2 bash -c ": </dev/tcp/$1/$2" 2>/dev/null
+}
+
+# wait_for TIMEOUT_SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.25 s
+# until it succeeds (returns 0) or the timeout passes (returns 1).
+wait_for() {
+  local timeout_s=$1 what=$2
+  shift 2
+  local deadline=$(( $(now_ms) + timeout_s * 1000 ))
+  until "$@"; do
+    if (( $(now_ms) >= deadline )); then
+      warn "timed out after ${timeout_s} s waiting for $what"
+      return 1
+    fi
+    sleep 0.25
+  done
+}
+
+# zk_four_letter HOST PORT WORD: sends a ZooKeeper four-letter command and
+# prints the answer (empty when nothing answered).
+zk_four_letter() {
+  timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && printf '%s' '$3' >&3 && cat <&3" 2>/dev/null || true
+}
+
+zk_ruok() { [[ "$(zk_four_letter 127.0.0.1 2181 ruok)" == imok ]]; }
+
+# as_root COMMAND...: runs COMMAND as root (directly, or through sudo).
+as_root() {
+  if (( EUID == 0 )); then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "'$*' needs root and sudo is not installed"
+  fi
+}
+
+# Service bookkeeping: .dbaas/started-services holds one name per line
+# (rabbitmq, epmd, zookeeper) for every service that our scripts started.
+record_started() {
+  local name=$1
+  mkdir -p "$DBAAS_STATE_DIR"
+  touch "$DBAAS_STARTED_FILE"
+  grep -qx "$name" "$DBAAS_STARTED_FILE" || echo "$name" >>"$DBAAS_STARTED_FILE"
+  # start.sh passes a file of its own to learn what this run started.
+  if [[ -n "${DBAAS_SETUP_STARTED_LOG:-}" ]]; then
+    echo "$name" >>"$DBAAS_SETUP_STARTED_LOG"
+  fi
+}
+
+# pid_is_zookeeper PID: the process exists and is a ZooKeeper server.
+pid_is_zookeeper() {
+  local pid=$1
+  [[ "$pid" =~ ^[0-9]+$ ]] && [[ -r "/proc/$pid/cmdline" ]] &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'org.apache.zookeeper.server'
+}
+
+# load_runtime_env: exports every KEY=VALUE line of .dbaas/runtime.env.
+load_runtime_env() {
+  [[ -f "$DBAAS_RUNTIME_ENV" ]] || die "$DBAAS_RUNTIME_ENV is missing; run scripts/setup.sh"
+  set -a
+  # shellcheck disable=SC1090
+  . "$DBAAS_RUNTIME_ENV"
+  set +a
+}

@@ -1,0 +1,431 @@
+#!/usr/bin/env bash
+# Prepares everything `npm start` and `npm test` need, idempotently:
+#   1. npm dependencies and the TypeScript build (dist/)
+#   2. RabbitMQ on 127.0.0.1:5672 (guest/guest)
+#   3. ZooKeeper on 127.0.0.1:2181 (our own config, short ticks)
+#   4. a MongoDB-compatible server binary (DBAAS_DB_BIN, mongod, or FerretDB)
+# Services already listening are reused; services this script starts are
+# recorded in .dbaas/started-services (scripts/stop-services.sh stops them).
+# The results the other scripts need are written to .dbaas/runtime.env.
+#
+# Environment knobs:
+#   SETUP_SKIP_BUILD=1        skip `npm run build`
+#   DBAAS_DB_BIN=/path        database server binary to use
+#   DBAAS_SERVICE_TIMEOUT_S   how long to wait for a service to start (90)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$DBAAS_ROOT"
+mkdir -p "$DBAAS_STATE_DIR"
+
+SERVICE_TIMEOUT_S=${DBAAS_SERVICE_TIMEOUT_S:-90}
+FERRETDB_VERSION=v1.24.2
+COMPOSE_HINT="or run the whole stack in containers with: docker compose -f docker/compose.yaml up"
+setup_started=$(now_ms)
+
+# One setup at a time on this checkout (start.sh and test.sh both run it).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$DBAAS_STATE_DIR/setup.lock"
+  if ! flock -n 9; then
+    log "another setup run holds .dbaas/setup.lock; waiting for it …"
+    flock -w 900 9 || die "gave up waiting for .dbaas/setup.lock"
+  fi
+fi
+
+# ---------------------------------------------------------------- helpers --
+
+APT_UPDATED=0
+APT_LOG="$DBAAS_STATE_DIR/apt.log"
+
+# apt_install PACKAGE...: installs Debian packages (apt-get update once per run).
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  if (( ! APT_UPDATED )); then
+    log "apt-get update …"
+    as_root apt-get update >>"$APT_LOG" 2>&1 ||
+      { tail -n 30 "$APT_LOG" >&2; die "apt-get update failed (full log: $APT_LOG)"; }
+    APT_UPDATED=1
+  fi
+  log "apt-get install $* …"
+  as_root apt-get install -y --no-install-recommends "$@" >>"$APT_LOG" 2>&1 ||
+    { tail -n 30 "$APT_LOG" >&2; die "apt-get install $* failed (full log: $APT_LOG)"; }
+}
+
+# find_cmd NAME [EXTRA_PATH...]: prints the command's path (also looking in
+# sbin directories, which are not on a normal user's PATH).
+find_cmd() {
+  local name=$1 candidate
+  shift
+  if command -v "$name" 2>/dev/null; then return 0; fi
+  for candidate in "$@" "/usr/sbin/$name" "/usr/local/sbin/$name" "/sbin/$name"; do
+    if [[ -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+# set_runtime_env KEY VALUE: sets one KEY=VALUE line of .dbaas/runtime.env,
+# keeping the other lines.
+set_runtime_env() {
+  local key=$1 value=$2 tmp
+  tmp=$(mktemp "$DBAAS_RUNTIME_ENV.XXXXXX")
+  chmod 644 "$tmp"
+  {
+    [[ -f "$DBAAS_RUNTIME_ENV" ]] && grep -v "^$key=" "$DBAAS_RUNTIME_ENV" || true
+    printf '%s=%q\n' "$key" "$value"
+  } >"$tmp"
+  mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
+}
+
+# ------------------------------------------------------ 1. npm and build --
+
+step_npm() {
+  local t
+  t=$(now_ms)
+  command -v npm >/dev/null 2>&1 || die "npm is missing: install Node.js ≥ 20 (https://nodejs.org/)"
+  if [[ -f package-lock.json ]]; then
+    if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+      log "installing npm dependencies (npm ci) …"
+      if ! npm ci --no-audit --no-fund >"$DBAAS_STATE_DIR/npm-ci.log" 2>&1; then
+        grep -E '^npm (error|ERR!)' "$DBAAS_STATE_DIR/npm-ci.log" | grep -v -E '^npm (error|ERR!) *$' | head -n 12 >&2
+        warn "npm ci failed (full log: $DBAAS_STATE_DIR/npm-ci.log); when package-lock.json is out of sync with package.json, regenerate it with 'npm install' and commit it"
+        log "falling back to npm install --no-save (leaves package-lock.json as it is) …"
+        npm install --no-save --no-audit --no-fund || die "npm install failed too"
+      fi
+      log "npm dependencies installed ($(elapsed "$t"))"
+    else
+      log "reusing node_modules (matches package-lock.json) ($(elapsed "$t"))"
+    fi
+  else
+    log "installing npm dependencies (npm install; there is no package-lock.json) …"
+    npm install --no-audit --no-fund
+    log "npm dependencies installed ($(elapsed "$t"))"
+  fi
+}
+
+# True when no source or config file changed since the last successful build.
+build_is_current() {
+  local stamp=$DBAAS_STATE_DIR/build.stamp
+  [[ -f "$stamp" && -d dist ]] || return 1
+  [[ -z "$(find . \( -path ./node_modules -o -path ./dist -o -path ./.git -o -path ./.dbaas -o -path ./data \) -prune \
+      -o \( -name '*.ts' -o -name 'tsconfig*.json' -o -name 'package*.json' \) -newer "$stamp" -print 2>/dev/null | head -n 1)" ]]
+}
+
+step_build() {
+  local t out stamp=$DBAAS_STATE_DIR/build.stamp
+  t=$(now_ms)
+  if [[ "${SETUP_SKIP_BUILD:-}" == 1 ]]; then
+    log "skipping the TypeScript build (SETUP_SKIP_BUILD=1)"
+    return
+  fi
+  if build_is_current; then
+    log "reusing dist/ (no source changed since the last build) ($(elapsed "$t"))"
+    return
+  fi
+  log "building TypeScript (npm run build) …"
+  # Stamp the start time, so that files edited during the build count as changed.
+  touch "$stamp.next"
+  if ! out=$(npm run -s build 2>&1); then
+    rm -f "$stamp.next"
+    printf '%s\n' "$out" >&2
+    die "the TypeScript build failed (npm run build, errors above)"
+  fi
+  mv -f "$stamp.next" "$stamp"
+  log "built dist/ ($(elapsed "$t"))"
+}
+
+# ----------------------------------------------------------- 2. RabbitMQ --
+
+amqp_guest_ok() {
+  # amqplib is a project dependency, so it is in node_modules by now.
+  node -e '
+    require("amqplib").connect("amqp://guest:guest@127.0.0.1:5672", { timeout: 5000 })
+      .then((c) => c.close())
+      .then(() => process.exit(0), (e) => { console.error(String(e && e.message || e)); process.exit(1); });
+  ' 2>"$DBAAS_STATE_DIR/amqp-check.err"
+}
+
+rabbitmq_log_hint() {
+  local node_log
+  node_log="/var/log/rabbitmq/rabbit@$(hostname -s).log"
+  echo "logs: $node_log, /var/log/rabbitmq/ and $DBAAS_STATE_DIR/rabbitmq-start.log"
+  if [[ -r "$node_log" ]]; then
+    echo "--- last lines of $node_log:"
+    tail -n 20 "$node_log"
+  fi
+}
+
+ensure_guest_user() {
+  local ctl=$1
+  if amqp_guest_ok; then return 0; fi
+  if [[ -z "$ctl" ]]; then
+    die "RabbitMQ on 127.0.0.1:5672 refuses guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err")); create that user or set DBAAS_AMQP_URL"
+  fi
+  log "RabbitMQ refused guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err")); restoring the guest user …"
+  as_root "$ctl" -q add_vhost / >/dev/null 2>&1 || true
+  as_root "$ctl" -q add_user guest guest >/dev/null 2>&1 || as_root "$ctl" -q change_password guest guest >/dev/null
+  as_root "$ctl" -q set_user_tags guest administrator >/dev/null
+  as_root "$ctl" -q set_permissions -p / guest '.*' '.*' '.*' >/dev/null
+  amqp_guest_ok ||
+    die "RabbitMQ still refuses guest/guest: $(cat "$DBAAS_STATE_DIR/amqp-check.err") (is guest limited by loopback_users, or is 127.0.0.1 not loopback here?)"
+}
+
+step_rabbitmq() {
+  local t server ctl="" epmd_was_running=0
+  t=$(now_ms)
+  ctl=$(find_cmd rabbitmqctl || true)
+  if port_open 127.0.0.1 5672; then
+    ensure_guest_user "$ctl"
+    log "reusing RabbitMQ already listening on 127.0.0.1:5672 ($(elapsed "$t"))"
+    return
+  fi
+
+  if ! server=$(find_cmd rabbitmq-server); then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      die "RabbitMQ is not installed and apt-get is not available. Install RabbitMQ ≥ 3.10 (https://www.rabbitmq.com/docs/download, e.g. 'brew install rabbitmq' or 'dnf install rabbitmq-server') and start it on 127.0.0.1:5672, $COMPOSE_HINT"
+    fi
+    log "installing RabbitMQ (apt-get install rabbitmq-server) …"
+    apt_install rabbitmq-server
+    server=$(find_cmd rabbitmq-server) || die "rabbitmq-server is still missing after apt-get install"
+    ctl=$(find_cmd rabbitmqctl || true)
+    # On a machine with systemd, the package starts the service by itself.
+    if port_open 127.0.0.1 5672; then
+      ensure_guest_user "$ctl"
+      log "reusing RabbitMQ started by its package ($(elapsed "$t"))"
+      return
+    fi
+  fi
+
+  port_open 127.0.0.1 4369 && epmd_was_running=1
+  log "starting RabbitMQ ($server -detached) …"
+  record_started rabbitmq
+  # Erlang's port mapper daemon comes with the node: stop it with the node.
+  (( epmd_was_running )) || record_started epmd
+  # fd 9 is the setup lock: the daemon must not inherit it.
+  as_root "$server" -detached >"$DBAAS_STATE_DIR/rabbitmq-start.log" 2>&1 9>&- ||
+    warn "rabbitmq-server -detached exited with an error (see $DBAAS_STATE_DIR/rabbitmq-start.log); waiting for the port anyway"
+  if ! wait_for "$SERVICE_TIMEOUT_S" "RabbitMQ to listen on 127.0.0.1:5672" port_open 127.0.0.1 5672; then
+    rabbitmq_log_hint >&2
+    die "RabbitMQ did not start within ${SERVICE_TIMEOUT_S} s"
+  fi
+  ensure_guest_user "$ctl"
+  log "RabbitMQ started on 127.0.0.1:5672 ($(elapsed "$t"))"
+}
+
+# ---------------------------------------------------------- 3. ZooKeeper --
+
+# Prints the Java class path of an installed ZooKeeper server, or fails.
+zookeeper_classpath() {
+  local java_dir=/usr/share/java
+  if [[ -f $java_dir/zookeeper.jar ]]; then
+    # Debian's layout; zookeeper.jar's manifest lists its other jars.
+    local cp=$java_dir/zookeeper.jar jar
+    for jar in slf4j-log4j12.jar log4j-1.2.jar; do
+      [[ -f $java_dir/$jar ]] && cp+=":$java_dir/$jar"
+    done
+    echo "$cp"
+  elif [[ -n "${ZOOKEEPER_HOME:-}" && -d "$ZOOKEEPER_HOME/lib" ]]; then
+    # An Apache release tarball.
+    echo "$ZOOKEEPER_HOME/lib/*"
+  else
+    return 1
+  fi
+}
+
+write_zookeeper_config() {
+  mkdir -p "$DBAAS_ZK_DIR/data"
+  cat >"$DBAAS_ZK_DIR/zoo.cfg" <<EOF
+# Written by scripts/setup.sh; rewritten whenever it starts ZooKeeper.
+# tickTime=250 so that clients may ask for sessions as short as 500 ms
+# (the session timeout is bounded by 2..20 ticks unless set explicitly).
+tickTime=250
+minSessionTimeout=500
+maxSessionTimeout=10000
+initLimit=40
+syncLimit=20
+dataDir=$DBAAS_ZK_DIR/data
+clientPort=2181
+clientPortAddress=127.0.0.1
+# every worker and test connects from 127.0.0.1: no per-address limit
+maxClientCnxns=0
+# the AdminServer would otherwise listen on port 8080
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,mntr,stat
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=1
+EOF
+  cat >"$DBAAS_ZK_DIR/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n
+EOF
+}
+
+step_zookeeper() {
+  local t java cp pid zk_log=$DBAAS_ZK_DIR/zookeeper.log
+  t=$(now_ms)
+  if port_open 127.0.0.1 2181; then
+    if zk_ruok || [[ "$(zk_four_letter 127.0.0.1 2181 srvr)" == *Zookeeper* ]]; then
+      log "reusing ZooKeeper already listening on 127.0.0.1:2181 ($(elapsed "$t"))"
+      return
+    fi
+    pid=$(cat "$DBAAS_ZK_PID_FILE" 2>/dev/null || true)
+    if pid_is_zookeeper "$pid"; then
+      # Ours, still starting.
+      wait_for "$SERVICE_TIMEOUT_S" "ZooKeeper (pid $pid) to answer ruok" zk_ruok ||
+        die "ZooKeeper (pid $pid) listens on 2181 but does not answer; see $zk_log"
+      log "reusing ZooKeeper (pid $pid) on 127.0.0.1:2181 ($(elapsed "$t"))"
+      return
+    fi
+    warn "something listens on 127.0.0.1:2181 but answers neither ruok nor srvr; assuming it is ZooKeeper"
+    return
+  fi
+
+  if ! cp=$(zookeeper_classpath); then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      die "ZooKeeper is not installed and apt-get is not available. Install ZooKeeper ≥ 3.6 (https://zookeeper.apache.org/releases.html) and set ZOOKEEPER_HOME to its directory, or start one yourself on 127.0.0.1:2181 (tickTime ≤ 1000 so 2 s sessions are allowed), $COMPOSE_HINT"
+    fi
+    log "installing ZooKeeper (apt-get install zookeeper) …"
+    apt_install zookeeper
+    cp=$(zookeeper_classpath) || die "ZooKeeper's jars are still missing after apt-get install zookeeper"
+    # A package that started its own server (systemd) is reused.
+    if port_open 127.0.0.1 2181 && zk_ruok; then
+      warn "reusing the ZooKeeper started by its package: its tickTime may not allow 2 s sessions"
+      return
+    fi
+  fi
+  java=$(command -v java) ||
+    die "java is missing: install a Java runtime ≥ 11 (apt-get install default-jre-headless), $COMPOSE_HINT"
+
+  # A server of ours that is still running but not listening (yet).
+  pid=$(cat "$DBAAS_ZK_PID_FILE" 2>/dev/null || true)
+  if pid_is_zookeeper "$pid"; then
+    log "ZooKeeper (pid $pid) is running but not listening yet; waiting …"
+  else
+    write_zookeeper_config
+    rm -f "$DBAAS_ZK_PID_FILE"
+    log "starting ZooKeeper (config $DBAAS_ZK_DIR/zoo.cfg, log $zk_log) …"
+    printf '\n===== %s scripts/setup.sh starts ZooKeeper\n' "$(date -Is)" >>"$zk_log"
+    # setsid: its own session, so a Ctrl-C in the terminal does not reach it;
+    # the wrapper writes the pid of the process that then becomes java.
+    # shellcheck disable=SC2016  # $$ and $@ belong to the inner bash
+    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DBAAS_ZK_PID_FILE" \
+      "$java" -Xms32m -Xmx256m -XX:+UseSerialGC \
+      -Dzookeeper.log.dir="$DBAAS_ZK_DIR" \
+      -Dlog4j.configuration="file:$DBAAS_ZK_DIR/log4j.properties" \
+      -cp "$DBAAS_ZK_DIR:$cp" \
+      org.apache.zookeeper.server.quorum.QuorumPeerMain "$DBAAS_ZK_DIR/zoo.cfg" \
+      </dev/null >>"$zk_log" 2>&1 9>&- &
+    record_started zookeeper
+    # Wait for the pid file that the wrapper writes.
+    wait_for 10 "ZooKeeper's pid file" test -s "$DBAAS_ZK_PID_FILE" || true
+    pid=$(cat "$DBAAS_ZK_PID_FILE" 2>/dev/null || true)
+  fi
+
+  zk_ready() {
+    zk_ruok && return 0
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      echo "--- last lines of $zk_log:" >&2
+      tail -n 30 "$zk_log" >&2
+      die "ZooKeeper (pid $pid) exited during startup; full log: $zk_log"
+    fi
+    return 1
+  }
+  if ! wait_for "$SERVICE_TIMEOUT_S" "ZooKeeper to answer ruok on 127.0.0.1:2181" zk_ready; then
+    echo "--- last lines of $zk_log:" >&2
+    tail -n 30 "$zk_log" >&2
+    die "ZooKeeper did not start within ${SERVICE_TIMEOUT_S} s; full log: $zk_log"
+  fi
+  log "ZooKeeper started on 127.0.0.1:2181, pid $pid ($(elapsed "$t"))"
+}
+
+# --------------------------------------------------- 4. database binary --
+
+find_go() {
+  command -v go 2>/dev/null && return 0
+  local candidate
+  for candidate in /usr/local/go/bin/go "$HOME/go/bin/go" /usr/lib/go/bin/go; do
+    if [[ -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+# build_ferretdb OUTPUT: builds FerretDB $FERRETDB_VERSION into OUTPUT.
+# `go install …@version` does not work through this machine's proxy, and the
+# module's source lacks the generated build/version/version.txt (the binary
+# panics at start without it), so: download, copy, add that file, build.
+build_ferretdb() {
+  local out=$1 go go_version tmp json dir build_log=$DBAAS_STATE_DIR/ferretdb-build.log
+  local go_hint="install Go ≥ 1.24 (https://go.dev/dl/), or point DBAAS_DB_BIN at a mongod or ferretdb binary, $COMPOSE_HINT"
+  go=$(find_go) || die "building FerretDB needs Go, which is missing: $go_hint"
+  go_version=$("$go" env GOVERSION 2>/dev/null || echo unknown)
+  if [[ "$go_version" =~ ^go1\.([0-9]+) ]] && (( BASH_REMATCH[1] < 24 )) && [[ "$("$go" env GOTOOLCHAIN)" == local ]]; then
+    die "building FerretDB needs Go ≥ 1.24, found $go_version (and GOTOOLCHAIN=local): $go_hint"
+  fi
+  log "building FerretDB $FERRETDB_VERSION with $go_version (about a minute, once; log $build_log) …"
+  mkdir -p "$(dirname "$out")"
+  tmp=$(mktemp -d)
+  : >"$build_log"
+  if ! json=$(cd "$tmp" && "$go" mod init dbaas-ferretdb-build >>"$build_log" 2>&1 &&
+      "$go" mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" 2>>"$build_log"); then
+    rm -rf "$tmp"
+    printf '%s\n' "$json" >>"$build_log"
+    tail -n 20 "$build_log" >&2
+    die "could not download FerretDB $FERRETDB_VERSION from the Go module proxy (log $build_log)"
+  fi
+  dir=$(printf '%s' "$json" | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).Dir || ""));')
+  [[ -n "$dir" && -d "$dir" ]] || { rm -rf "$tmp"; die "go mod download gave no source directory for FerretDB: $json"; }
+  # The module cache is read-only: build a writable copy.
+  cp -R "$dir" "$tmp/src"
+  chmod -R u+w "$tmp/src"
+  echo "$FERRETDB_VERSION" >"$tmp/src/build/version/version.txt"
+  echo "source" >"$tmp/src/build/version/package.txt"
+  if ! (cd "$tmp/src" && "$go" build -trimpath -buildvcs=false -o "$out.partial" ./cmd/ferretdb) >>"$build_log" 2>&1; then
+    rm -rf "$tmp" "$out.partial"
+    tail -n 20 "$build_log" >&2
+    die "building FerretDB failed (log $build_log)"
+  fi
+  rm -rf "$tmp"
+  mv -f "$out.partial" "$out"
+}
+
+step_db_bin() {
+  local t bin="" how="" cached
+  t=$(now_ms)
+  if [[ -n "${DBAAS_DB_BIN:-}" ]]; then
+    if [[ -f "$DBAAS_DB_BIN" && -x "$DBAAS_DB_BIN" ]]; then
+      bin=$(realpath -s "$DBAAS_DB_BIN")
+      how="reusing DBAAS_DB_BIN"
+    else
+      warn "DBAAS_DB_BIN=$DBAAS_DB_BIN is not an executable file; looking for a database server instead"
+    fi
+  fi
+  if [[ -z "$bin" ]] && command -v mongod >/dev/null 2>&1; then
+    bin=$(realpath -s "$(command -v mongod)")
+    how="reusing mongod found on PATH"
+  fi
+  if [[ -z "$bin" ]]; then
+    cached="${XDG_CACHE_HOME:-$HOME/.cache}/dbaas/ferretdb-$FERRETDB_VERSION"
+    if [[ -x "$cached" ]] && "$cached" --version >/dev/null 2>&1; then
+      how="reusing FerretDB $FERRETDB_VERSION"
+    else
+      build_ferretdb "$cached"
+      "$cached" --version >/dev/null 2>&1 || die "the FerretDB binary just built does not run: $cached --version"
+      how="built FerretDB $FERRETDB_VERSION"
+    fi
+    bin=$cached
+  fi
+  set_runtime_env DBAAS_DB_BIN "$bin"
+  log "$how: DBAAS_DB_BIN=$bin ($(elapsed "$t"))"
+}
+
+# --------------------------------------------------------------- main --
+
+log "setting up in $DBAAS_ROOT"
+step_npm
+step_build
+step_rabbitmq
+step_zookeeper
+step_db_bin
+log "setup done in $(elapsed "$setup_started") (settings for the other scripts: .dbaas/runtime.env)"

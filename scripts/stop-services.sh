@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Stops the services that scripts/setup.sh started (listed one per line in
+# .dbaas/started-services) and removes them from that list.
+#   scripts/stop-services.sh              stop every listed service
+#   scripts/stop-services.sh zookeeper …  stop only these (if listed)
+# Services that setup.sh found already running are never touched. Safe to
+# run twice.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$DBAAS_ROOT"
+
+if [[ ! -s "$DBAAS_STARTED_FILE" ]]; then
+  log "no services started by scripts/setup.sh are recorded; nothing to stop"
+  exit 0
+fi
+
+# Not while a setup run is starting services.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$DBAAS_STATE_DIR/setup.lock"
+  flock -w 120 9 || die "another setup run holds .dbaas/setup.lock"
+fi
+
+mapfile -t listed < <(grep -v '^[[:space:]]*$' "$DBAAS_STARTED_FILE" | sort -u)
+if (( $# > 0 )); then wanted=("$@"); else wanted=("${listed[@]}"); fi
+
+is_listed() { printf '%s\n' "${listed[@]}" | grep -qx "$1"; }
+is_wanted() { printf '%s\n' "${wanted[@]}" | grep -qx "$1"; }
+
+forget() {
+  local tmp
+  tmp=$(mktemp "$DBAAS_STARTED_FILE.XXXXXX")
+  chmod 644 "$tmp"
+  grep -vx "$1" "$DBAAS_STARTED_FILE" >"$tmp" || true
+  mv -f "$tmp" "$DBAAS_STARTED_FILE"
+}
+
+port_closed() { ! port_open "$@"; }
+
+stop_zookeeper() {
+  local t pid
+  t=$(now_ms)
+  pid=$(cat "$DBAAS_ZK_PID_FILE" 2>/dev/null || true)
+  if ! pid_is_zookeeper "$pid"; then
+    log "ZooKeeper is not running (no live process in $DBAAS_ZK_PID_FILE)"
+  else
+    log "stopping ZooKeeper (pid $pid) …"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_for 15 "ZooKeeper (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null"; then
+      warn "ZooKeeper (pid $pid) ignored SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_for 5 "ZooKeeper (pid $pid) to die" bash -c "! kill -0 $pid 2>/dev/null" || true
+    fi
+    log "ZooKeeper stopped ($(elapsed "$t"))"
+  fi
+  rm -f "$DBAAS_ZK_PID_FILE"
+}
+
+stop_rabbitmq() {
+  local t ctl pid_file pid deadline
+  t=$(now_ms)
+  if ! ctl=$(command -v rabbitmqctl || ls /usr/sbin/rabbitmqctl 2>/dev/null); then
+    warn "rabbitmqctl is missing; cannot stop RabbitMQ"
+    return
+  fi
+  # The node writes its OS pid there early during boot; given that file,
+  # rabbitmqctl stop also waits for the process to exit.
+  pid_file="/var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid"
+  pid=$(as_root cat "$pid_file" 2>/dev/null || true)
+  rabbitmq_alive() {
+    port_open 127.0.0.1 5672 ||
+      { [[ "$pid" =~ ^[0-9]+$ ]] && grep -qs beam "/proc/$pid/comm"; }
+  }
+  if ! rabbitmq_alive; then
+    log "RabbitMQ is not running; nothing to stop"
+    return
+  fi
+  log "stopping RabbitMQ (rabbitmqctl stop) …"
+  # A node still booting does not answer yet: retry for a while.
+  deadline=$(( $(now_ms) + 60000 ))
+  until as_root timeout 60 "$ctl" -q stop ${pid:+"$pid_file"} >/dev/null 2>&1; do
+    rabbitmq_alive || break
+    if (( $(now_ms) >= deadline )); then
+      warn "rabbitmqctl stop kept failing for 60 s; RabbitMQ may still be running"
+      return
+    fi
+    sleep 1
+  done
+  wait_for 30 "RabbitMQ to exit" bash -c "! { : </dev/tcp/127.0.0.1/5672; } 2>/dev/null && ! grep -qs beam /proc/${pid:-0}/comm" || true
+  log "RabbitMQ stopped ($(elapsed "$t"))"
+}
+
+stop_epmd() {
+  # Erlang's port mapper, started along with RabbitMQ; it refuses to stop
+  # while some Erlang node is still registered.
+  if port_closed 127.0.0.1 4369; then return; fi
+  if command -v epmd >/dev/null 2>&1; then
+    log "stopping epmd …"
+    as_root epmd -kill >/dev/null 2>&1 || warn "epmd -kill failed (an Erlang node still uses it?)"
+  fi
+}
+
+# ZooKeeper first, then RabbitMQ, then epmd (it must outlive the node).
+for name in zookeeper rabbitmq epmd; do
+  if ! is_listed "$name" || ! is_wanted "$name"; then continue; fi
+  "stop_$name"
+  forget "$name"
+done
+for name in "${wanted[@]}"; do
+  case "$name" in
+    zookeeper | rabbitmq | epmd) ;;
+    *) warn "unknown service '$name' (known: zookeeper, rabbitmq, epmd)"; forget "$name" ;;
+  esac
+done

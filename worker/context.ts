@@ -1,4 +1,4 @@
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import type { WorkerConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { RpcReply, WorkerState } from '../common/messages.js';
@@ -22,5 +22,22 @@ export interface WorkerContext {
 export function reply(ch: Channel, msg: ConsumeMessage, payload: RpcReply): void {
   const { replyTo, correlationId } = msg.properties as { replyTo?: string; correlationId?: string };
   if (!replyTo) return;
-  ch.publish('', replyTo, encode(payload), { correlationId });
+  try {
+    ch.publish('', replyTo, encode(payload), { correlationId });
+  } catch {
+    // channel closed: the caller has been told the broker went away, or will time out
+  }
+}
+
+/**
+ * Acks on a channel that may have died meanwhile: then the broker has already
+ * requeued the message, and its redelivery is handled idempotently.
+ */
+export function settle(ch: Channel, msg: Message, how: 'ack' | 'dead-letter'): void {
+  try {
+    if (how === 'ack') ch.ack(msg);
+    else ch.nack(msg, false, false);
+  } catch {
+    // channel closed: nothing to settle any more
+  }
 }

@@ -11,7 +11,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import { MongoServerError } from 'mongodb';
 import { DbaasError } from '../common/errors.js';
 import { decodeWrite, encode, type SyncEntry, WIRE_VERSION } from '../common/messages.js';
-import { reply, type WorkerContext } from './context.js';
+import { reply, settle, type WorkerContext } from './context.js';
 import { buildWrite } from './entry-builder.js';
 
 /** A message that stage 1 deliberately did not process. */
@@ -57,6 +57,9 @@ export class MasterRole {
 
   /** On a (new) connection: re-publish unconfirmed entries, then take writes. */
   async attach(conn: ChannelModel): Promise<void> {
+    // Writes taken on a previous connection finish stage 1 first, so that the
+    // re-publish below covers them and entries reach the slaves in seq order.
+    await this.chain;
     const pubCh = await conn.createConfirmChannel();
     this.pubCh = pubCh;
     const unconfirmed = await this.ctx.store.entriesBetween(this.lastConfirmed, this.lastSeq);
@@ -93,7 +96,7 @@ export class MasterRole {
   }
 
   private enqueue(writeCh: Channel, pubCh: ConfirmChannel, msg: ConsumeMessage): void {
-    const prepared = this.chain.then(() => this.prepare(pubCh, msg));
+    const prepared = this.chain.then(() => this.prepare(writeCh, pubCh, msg));
     this.chain = prepared.catch((err: unknown) => {
       if (!(err instanceof Skipped)) this.ctx.fail(`the write path is broken: ${(err as Error).message}`);
     });
@@ -101,12 +104,12 @@ export class MasterRole {
       async (p) => {
         if ('error' in p) {
           reply(writeCh, msg, { ok: false, error: p.error.toWire() });
-          writeCh.ack(msg);
+          settle(writeCh, msg, 'ack');
           return;
         }
         await p.confirmed;
         reply(writeCh, msg, { ok: true, result: p.entry.result });
-        writeCh.ack(msg);
+        settle(writeCh, msg, 'ack');
         if (p.timings) this.ctx.logger.debug({ seq: p.entry.seq, ...p.timings, confirmMs: Date.now() - p.timings.at }, 'write applied');
       },
     ).catch((err: unknown) => {
@@ -116,12 +119,12 @@ export class MasterRole {
   }
 
   /** Stage 1, serial: dedupe, build, store, apply, and issue the publish. */
-  private async prepare(pubCh: ConfirmChannel, msg: ConsumeMessage): Promise<Prepared> {
+  private async prepare(writeCh: Channel, pubCh: ConfirmChannel, msg: ConsumeMessage): Promise<Prepared> {
     if (this.fenced) throw new Skipped('fenced');
     const env = decodeWrite(msg.content);
     if (!env) {
       this.ctx.logger.error('poison message on the write queue: dead-lettered');
-      this.writeCh?.nack(msg, false, false);
+      settle(writeCh, msg, 'dead-letter');
       throw new Skipped('poison');
     }
     const store = this.ctx.store;

@@ -11,7 +11,7 @@ import { MongoServerError } from 'mongodb';
 import { DbaasError, asDbaasError } from '../common/errors.js';
 import { decodeRead, decodeSync } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
-import { reply, type WorkerContext } from './context.js';
+import { reply, settle, type WorkerContext } from './context.js';
 import { judgeEntry, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
@@ -91,7 +91,7 @@ export class SlaveRole {
     const entry = decodeSync(msg.content);
     if (!entry) {
       this.ctx.logger.error('poison message on the sync queue: dead-lettered');
-      ch.nack(msg, false, false);
+      settle(ch, msg, 'dead-letter');
       return;
     }
     const verdict = judgeEntry(this.pos, entry);
@@ -106,7 +106,7 @@ export class SlaveRole {
     } else if (verdict === 'stale-term') {
       this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.pos.maxTerm }, 'refused an entry from a deposed master');
     }
-    ch.ack(msg);
+    settle(ch, msg, 'ack');
   }
 
   /** Highest seq applied to this worker's data. */
@@ -159,7 +159,7 @@ export class SlaveRole {
       const env = decodeRead(msg.content);
       if (!env) {
         this.ctx.logger.error('poison message on the read queue: dead-lettered');
-        ch.nack(msg, false, false);
+        settle(ch, msg, 'dead-letter');
         return;
       }
       try {
@@ -170,7 +170,7 @@ export class SlaveRole {
       } catch (err) {
         reply(ch, msg, { ok: false, error: readError(err).toWire() });
       }
-      ch.ack(msg);
+      settle(ch, msg, 'ack');
     } catch (err) {
       // The channel died under us: the broker requeues the read for another slave.
       this.ctx.logger.warn({ err: (err as Error).message }, 'read channel failed');

@@ -22,7 +22,7 @@ import { decodeControl, type ControlMessage, type WorkerState, type WorkerStatus
 import { clusterNames, type ClusterNames } from '../common/names.js';
 import { assertTopology } from '../common/topology.js';
 import { CreateMode, isNodeExists, isNoNode, ZkSession } from '../common/zk-session.js';
-import { reply, type WorkerContext } from './context.js';
+import { reply, settle, type WorkerContext } from './context.js';
 import { MasterRole } from './master-role.js';
 import { SlaveRole } from './slave-role.js';
 import { Store } from './store.js';
@@ -234,7 +234,7 @@ export class Worker implements WorkerContext {
   private async handleControl(ch: Channel, msg: ConsumeMessage): Promise<void> {
     const control = decodeControl(msg.content);
     if (!control) {
-      ch.nack(msg, false, false);
+      settle(ch, msg, 'dead-letter');
       return;
     }
     try {
@@ -243,7 +243,7 @@ export class Worker implements WorkerContext {
     } catch (err) {
       reply(ch, msg, { ok: false, error: asDbaasError(err).toWire() });
     }
-    ch.ack(msg);
+    settle(ch, msg, 'ack');
     if (control.type === 'retire') await this.stop(0);
   }
 

@@ -7,7 +7,7 @@
  * left half alive, and the pair is reported dead once, when both are gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,12 +31,22 @@ export interface ProcessRuntimeOptions {
 interface Unit {
   id: string;
   pid: number;
-  worker: ChildProcess;
-  db: ChildProcess;
   dir: string;
   expected: boolean;
   exited: Promise<void>;
+  signalWorker(sig: NodeJS.Signals): void;
+  signalDb(sig: NodeJS.Signals): void;
 }
+
+/** Written beside each worker's data so a restarted orchestrator can adopt it. */
+interface UnitFile {
+  id: string;
+  workerPid: number;
+  dbPid: number;
+  port: number;
+}
+
+const UNIT_FILE = 'unit.json';
 
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process';
@@ -106,7 +116,15 @@ export class ProcessRuntime implements Runtime {
       worker.once('exit', (code, signal) => resolve({ code, signal }));
       worker.once('error', () => resolve({ code: null, signal: null }));
     });
-    const unit: Unit = { id: spec.id, pid, worker, db, dir, expected: false, exited: Promise.resolve() };
+    const unit: Unit = {
+      id: spec.id,
+      pid,
+      dir,
+      expected: false,
+      exited: Promise.resolve(),
+      signalWorker: (sig) => worker.kill(sig),
+      signalDb: (sig) => db.kill(sig),
+    };
     // Either half dying takes the other with it.
     void workerExited.then(() => {
       if (!dbDead) db.kill(unit.expected ? 'SIGTERM' : 'SIGKILL');
@@ -114,14 +132,73 @@ export class ProcessRuntime implements Runtime {
     void dbExited.then(() => {
       if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
     });
-    unit.exited = Promise.all([workerExited, dbExited]).then(([w]) => {
-      this.units.delete(spec.id);
-      const info: ExitInfo = { id: spec.id, pid, code: w.code, signal: w.signal, expected: unit.expected };
-      this.opts.logger.info(info, 'worker exited');
-      for (const l of this.listeners) l(info);
-    });
+    unit.exited = Promise.all([workerExited, dbExited]).then(([w]) => this.reportExit(unit, w.code, w.signal));
     this.units.set(spec.id, unit);
+    const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: db.pid ?? 0, port };
+    writeFileSync(path.join(dir, UNIT_FILE), JSON.stringify(file));
     return { id: spec.id, pid };
+  }
+
+  private reportExit(unit: Unit, code: number | null, signal: string | null): void {
+    this.units.delete(unit.id);
+    rmSync(path.join(unit.dir, UNIT_FILE), { force: true });
+    const info: ExitInfo = { id: unit.id, pid: unit.pid, code, signal, expected: unit.expected };
+    this.opts.logger.info(info, 'worker exited');
+    for (const l of this.listeners) l(info);
+  }
+
+  async adopt(): Promise<WorkerHandle[]> {
+    const root = path.resolve(this.opts.dataDir, this.opts.namespace);
+    if (!existsSync(root)) return [];
+    for (const id of readdirSync(root)) {
+      if (this.units.has(id)) continue;
+      const dir = path.join(root, id);
+      let file: UnitFile;
+      try {
+        file = JSON.parse(readFileSync(path.join(dir, UNIT_FILE), 'utf8')) as UnitFile;
+      } catch {
+        continue;
+      }
+      const workerAlive = isOurProcess(file.workerPid, id);
+      const dbAlive = isAlive(file.dbPid);
+      if (!workerAlive) {
+        // Half a worker is no worker: finish it off.
+        if (dbAlive) signalPid(file.dbPid, 'SIGKILL');
+        rmSync(path.join(dir, UNIT_FILE), { force: true });
+        continue;
+      }
+      this.adoptUnit(file, dir);
+    }
+    return this.list();
+  }
+
+  /** Watches processes that are not our children: their exit is seen by polling. */
+  private adoptUnit(file: UnitFile, dir: string): void {
+    const unit: Unit = {
+      id: file.id,
+      pid: file.workerPid,
+      dir,
+      expected: false,
+      exited: Promise.resolve(),
+      signalWorker: (sig) => signalPid(file.workerPid, sig),
+      signalDb: (sig) => signalPid(file.dbPid, sig),
+    };
+    unit.exited = new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const workerAlive = isAlive(file.workerPid);
+        const dbAlive = isAlive(file.dbPid);
+        if (workerAlive && dbAlive) return;
+        if (workerAlive) signalPid(file.workerPid, 'SIGKILL');
+        if (dbAlive) signalPid(file.dbPid, unit.expected ? 'SIGTERM' : 'SIGKILL');
+        if (!isAlive(file.workerPid) && !isAlive(file.dbPid)) {
+          clearInterval(timer);
+          this.reportExit(unit, null, null);
+          resolve();
+        }
+      }, 100);
+    });
+    this.units.set(file.id, unit);
+    this.opts.logger.info({ id: file.id, pid: file.workerPid }, 'adopted a running worker');
   }
 
   private spawnLogged(cmd: string, args: string[], logFile: string, env: Record<string, string>): ChildProcess {
@@ -139,8 +216,8 @@ export class ProcessRuntime implements Runtime {
     const unit = this.units.get(id);
     if (!unit) return;
     unit.expected = true;
-    unit.worker.kill('SIGKILL');
-    unit.db.kill('SIGKILL');
+    unit.signalWorker('SIGKILL');
+    unit.signalDb('SIGKILL');
     await unit.exited;
   }
 
@@ -148,10 +225,10 @@ export class ProcessRuntime implements Runtime {
     const unit = this.units.get(id);
     if (!unit) return;
     unit.expected = true;
-    unit.worker.kill('SIGTERM');
+    unit.signalWorker('SIGTERM');
     const timer = setTimeout(() => {
-      unit.worker.kill('SIGKILL');
-      unit.db.kill('SIGKILL');
+      unit.signalWorker('SIGKILL');
+      unit.signalDb('SIGKILL');
     }, timeoutMs);
     await unit.exited;
     clearTimeout(timer);
@@ -164,6 +241,39 @@ export class ProcessRuntime implements Runtime {
 
   async close(timeoutMs: number): Promise<void> {
     await Promise.all([...this.units.keys()].map((id) => this.stop(id, timeoutMs)));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie still answers kill(0); it is dead for our purposes.
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** Alive and really our worker, not a recycled pid. */
+function isOurProcess(pid: number, id: string): boolean {
+  if (!isAlive(pid)) return false;
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`DBAAS_WORKER_ID=${id}`);
+  } catch {
+    return false;
+  }
+}
+
+function signalPid(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
   }
 }
 

@@ -46,6 +46,13 @@ export interface Runtime {
   remove(id: string): Promise<void>;
   /** Workers this runtime knows to be running. */
   list(): WorkerHandle[];
+  /**
+   * Takes over the workers of this namespace that a previous orchestrator left
+   * running (after an orchestrator crash or restart): from then on they are
+   * listed, killed, stopped and reported on exit like workers started here.
+   * Returns them. Idempotent.
+   */
+  adopt(): Promise<WorkerHandle[]>;
   /** Called once per worker death, expected or not. */
   onExit(listener: ExitListener): void;
   /** Stops every worker it started (gracefully, within `timeoutMs`). Idempotent. */

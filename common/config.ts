@@ -196,3 +196,18 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_LOG_LEVEL: c.logLevel,
   };
 }
+
+/** What a client tool (the fault drill, the CLI) needs to reach a running orchestrator. */
+export interface ClientConfig {
+  readonly url: string;
+  readonly adminToken: string | undefined;
+}
+
+export function loadClientConfig(env: Env = process.env): Readonly<ClientConfig> {
+  const r = new Reader(env);
+  const port = r.int('DBAAS_PORT', 80, 1, 65535);
+  return r.done({
+    url: r.str('DBAAS_URL', `http://127.0.0.1:${port}`).replace(/\/+$/, ''),
+    adminToken: r.optional('DBAAS_ADMIN_TOKEN'),
+  });
+}

@@ -48,11 +48,12 @@ export interface SyncEntry {
   result: WriteResult;
 }
 
-/** Orchestrator → one worker, on its control queue. */
+/** Orchestrator → one worker, on its control queue. `read` asks that one replica (for checks). */
 export type ControlMessage =
   | { v: typeof WIRE_VERSION; type: 'promote'; term: number }
   | { v: typeof WIRE_VERSION; type: 'retire' }
-  | { v: typeof WIRE_VERSION; type: 'status' };
+  | { v: typeof WIRE_VERSION; type: 'status' }
+  | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand };
 
 /** A worker's answer to `status`, and the data of its znode. */
 export interface WorkerStatus {
@@ -122,7 +123,8 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
   const m = parseObject(buf);
   if (!m || m.v !== WIRE_VERSION || typeof m.type !== 'string') return undefined;
   if (m.type === 'promote' && !Number.isSafeInteger(m.term)) return undefined;
-  if (!['promote', 'retire', 'status'].includes(m.type)) return undefined;
+  if (m.type === 'read' && !(isObject(m.command) && typeof m.command.table === 'string')) return undefined;
+  if (!['promote', 'retire', 'status', 'read'].includes(m.type)) return undefined;
   return m as unknown as ControlMessage;
 }
 

@@ -35,6 +35,7 @@ export function isBadVersion(err: unknown): boolean {
 
 /**
  * Events: `session` (a new session is up; `onSession` callbacks have run),
+ * `reconnected` (the same session is back after a disconnection),
  * `expired` (the session was lost; ephemeral znodes are gone), `disconnected`.
  */
 export class ZkSession extends EventEmitter {
@@ -99,6 +100,7 @@ export class ZkSession extends EventEmitter {
   private async sessionUp(client: Client): Promise<void> {
     if (this.live) {
       // Reconnected within the same session: ephemerals and watches are intact.
+      this.emit('reconnected');
       return;
     }
     try {

@@ -5,8 +5,15 @@
  * worker's answer, a 4xx for bad input (nothing queued), a 503 when there is no
  * master/slave/broker, or a 504 when the worker is too slow. Never a stack trace.
  */
-import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError, httpErrorBody } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -15,6 +22,7 @@ import { WIRE_VERSION } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
+import type { AuditLog } from './audit-log.js';
 import type { ClusterManager } from './cluster.js';
 import type { ClusterView } from './cluster-view.js';
 import type { RpcClient } from './rpc-client.js';
@@ -25,6 +33,7 @@ export interface AppDeps {
   rpc: RpcClient;
   cluster: ClusterManager;
   view: ClusterView;
+  audit: AuditLog;
   logger: Logger;
   /** Called once per `db/read` request (the autoscaler's counter). */
   onRead?: () => void;
@@ -45,13 +54,20 @@ function fromFastifyError(err: FastifyError): DbaasError {
   }
 }
 
+/** Constant-time token comparison (hashing first makes the lengths equal). */
+function tokenMatches(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
 function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
   if (err.status === 503) reply.header('Retry-After', '1');
   return reply.code(err.status).send(httpErrorBody(err));
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
-  const { config, names, rpc, cluster, view } = deps;
+  const { config, names, rpc, cluster, view, audit } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
@@ -93,6 +109,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
 
+  /** Admin endpoints (crash drills, clear, per-replica reads) need the admin token when one is configured. */
+  const requireAdmin = async (request: FastifyRequest): Promise<void> => {
+    const expected = config.adminToken;
+    if (expected === undefined) return;
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer (.+)$/.exec(header) : null;
+    if (!match?.[1]) throw new DbaasError('DBAAS_AUTH_MISSING');
+    if (!tokenMatches(match[1], expected)) throw new DbaasError('DBAAS_AUTH_INVALID');
+  };
+
   const write = async (req: WriteRequest): Promise<unknown> => {
     const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId: req.requestId ?? randomUUID(), command: req.command };
     await cluster.requireMaster();
@@ -100,12 +126,28 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   };
 
   app.post('/api/v1/db/write', async (request) => write(parseWriteBody(request.body)));
-  app.post('/api/v1/db/clear', async (request) => write(parseClearBody(request.body)));
+  app.post('/api/v1/db/clear', { preHandler: requireAdmin }, async (request) => write(parseClearBody(request.body)));
+
+  // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
+  app.post('/api/v1/crash/master', { preHandler: requireAdmin }, async () => [String(await cluster.crash('master'))]);
+  app.post('/api/v1/crash/slave', { preHandler: requireAdmin }, async () => [String(await cluster.crash('slave'))]);
+
+  app.get('/api/v1/events', async (request) => {
+    const after = Number((request.query as { after?: string }).after ?? 0);
+    return audit.list(Number.isSafeInteger(after) && after > 0 ? after : 0);
+  });
+
+  // Reads one named replica (master or slave) directly, to check replicas against each other.
+  app.post<{ Params: { id: string } }>('/api/v1/workers/:id/read', { preHandler: requireAdmin }, async (request) => {
+    const command = parseReadBody(request.body);
+    return cluster.readFrom(request.params.id, command);
+  });
 
   app.post('/api/v1/db/read', async (request) => {
     deps.onRead?.();
     const command = parseReadBody(request.body);
-    cluster.requireSlave();
+    const route = cluster.readRoute();
+    if (route.to === 'master') return cluster.readFrom(route.id, command);
     const envelope: ReadEnvelope = { v: WIRE_VERSION, command };
     return rpc.call(names.readQueue, envelope, {
       timeoutMs: config.requestTimeoutMs,
@@ -117,20 +159,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.get('/api/v1/workers/list', listPids);
   app.get('/api/v1/worker/list', listPids);
 
-  app.get('/api/v1/workers', async () => {
-    const masterSeq = view.masterStatus()?.appliedSeq ?? 0;
-    return [...view.workers.values()]
-      .sort((a, b) => a.pid - b.pid)
-      .map((w) => ({
-        id: w.id,
-        role: w.role,
-        pid: w.pid,
-        state: w.state,
-        appliedSeq: w.appliedSeq,
-        lag: w.role === 'master' ? 0 : Math.max(0, masterSeq - w.appliedSeq),
-        startedAt: w.startedAt,
-      }));
-  });
+  app.get('/api/v1/workers', async () => cluster.workersDetail());
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

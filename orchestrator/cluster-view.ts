@@ -19,6 +19,8 @@ export interface MasterInfo {
 export class ClusterView extends EventEmitter {
   readonly workers = new Map<string, WorkerStatus>();
   master: MasterInfo | undefined;
+  /** True once the picture was read in the current ZooKeeper session; false while it may be stale. */
+  ready = false;
 
   constructor(
     private readonly zk: ZkSession,
@@ -29,6 +31,21 @@ export class ClusterView extends EventEmitter {
     zk.onSession(async () => {
       await zk.mkdirp(names.zkWorkers);
       await Promise.all([this.refreshChildren(), this.refreshMaster()]);
+      this.ready = true;
+      this.emit('change');
+    });
+    const stale = (): void => {
+      this.ready = false;
+      this.emit('change');
+    };
+    zk.on('disconnected', stale);
+    zk.on('expired', stale);
+    // Reconnected within the same session: watches survived, but re-read what may have changed meanwhile.
+    zk.on('reconnected', () => {
+      void Promise.all([this.refreshChildren(), this.refreshMaster()]).then(() => {
+        this.ready = true;
+        this.emit('change');
+      });
     });
   }
 

@@ -1,21 +1,27 @@
 /**
- * The cluster manager: starts the master and slaves through the runtime, knows
- * who is alive (from the {@link ClusterView}), and answers "is there a master /
- * a serving slave" for the request path.
+ * The cluster manager: bootstraps or adopts a cluster, then keeps it whole.
+ *
+ * Watches (ZooKeeper view changes, runtime exits, a periodic tick) only wake the
+ * loop; the loop gathers fresh facts, asks {@link decide} for the next action,
+ * carries it out, records the reason in the audit log, and asks again until the
+ * answer is idle. Only one action runs at a time, so failover and scaling never
+ * fight; slaves are started in the background so a failover never waits on one.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { waitFor } from '../common/backoff.js';
+import { Backoff, waitFor } from '../common/backoff.js';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { WorkerStatus } from '../common/messages.js';
+import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import { CreateMode, isBadVersion, isNodeExists, type ZkSession } from '../common/zk-session.js';
+import type { AuditLog } from './audit-log.js';
 import type { ClusterView, MasterInfo } from './cluster-view.js';
+import { decide, type Action, type ClusterFacts, type Decision, type WorkerFact } from './reconcile.js';
 import type { RpcClient } from './rpc-client.js';
-import type { ExitInfo, Runtime } from './runtimes/runtime.js';
+import type { ExitInfo, Runtime, WorkerSpec } from './runtimes/runtime.js';
 
 export interface ClusterDeps {
   config: OrchestratorConfig;
@@ -24,6 +30,7 @@ export interface ClusterDeps {
   zk: ZkSession;
   view: ClusterView;
   rpc: RpcClient;
+  audit: AuditLog;
   logger: Logger;
 }
 
@@ -36,59 +43,343 @@ export function newWorkerId(): string {
   return `w${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 
+const CONTROL_TIMEOUT_MS = 15_000;
+
 export class ClusterManager {
   private readonly exited = new Map<string, ExitInfo>();
+  private readonly starting = new Map<string, WorkerSpec>();
+  private readonly retiring = new Set<string>();
+  private readonly everRegistered = new Set<string>();
+  private readonly missingSince = new Map<string, number>();
+  private lastMasterId: string | undefined;
+  private failingOver = false;
   private stopping = false;
+  private looping = false;
+  private again = false;
+  private tick: NodeJS.Timeout | undefined;
+  private lastIdleReason = '';
+  private readonly spawnBackoff = new Backoff(500, 30_000);
+  private nextSpawnAt = 0;
+  /** How many slaves the cluster should have; the autoscaler moves it. */
+  targetSlaves: number;
 
   constructor(private readonly d: ClusterDeps) {
-    d.runtime.onExit((info) => this.exited.set(info.id, info));
+    this.targetSlaves = d.config.initialSlaves;
+    d.runtime.onExit((info) => {
+      this.exited.set(info.id, info);
+      this.kick();
+    });
+    d.view.on('change', () => this.kick());
   }
 
   private get clusterFile(): string {
     return path.resolve(this.d.config.dataDir, this.d.config.namespace, 'cluster.json');
   }
 
+  private get missingGraceMs(): number {
+    return Math.max(3000, 2 * this.d.config.zkSessionTimeoutMs);
+  }
+
   /**
-   * Starts a master and the initial slaves. If the previous run left a master's
-   * data behind, that worker is started again as master so its data is kept.
+   * Adopts workers a previous orchestrator left running, or bootstraps a cluster
+   * (restarting the previous master from its data when there is one), and
+   * resolves once a master and the initial slaves serve.
    */
   async start(): Promise<void> {
-    const { config, logger } = this.d;
+    const { config, logger, audit, view } = this.d;
+    const adopted = await this.d.runtime.adopt();
+    await waitFor(() => (view.ready ? true : undefined), 20_000, () => new Error('no ZooKeeper view of the cluster'));
     const previous = this.readClusterFile();
-    const masterId = previous?.masterId ?? newWorkerId();
-    const term = await this.bumpTerm();
-    logger.info({ masterId, term, reused: previous !== undefined }, 'starting the master');
-    await this.startWorkerAndWait({ id: masterId, role: 'master', term }, 'master');
-    this.writeClusterFile({ masterId });
-    await Promise.all(Array.from({ length: config.initialSlaves }, () => this.addSlave()));
-  }
+    this.lastMasterId = view.master?.id ?? previous?.masterId;
+    for (const id of view.workers.keys()) this.everRegistered.add(id);
 
-  /** Starts one slave and resolves when it serves reads. */
-  async addSlave(): Promise<string> {
-    const id = newWorkerId();
-    await this.startWorkerAndWait({ id, role: 'slave', term: 0 }, 'slave');
-    return id;
-  }
-
-  private async startWorkerAndWait(spec: { id: string; role: 'master' | 'slave'; term: number }, state: WorkerStatus['state']): Promise<void> {
-    const started = Date.now();
-    await this.d.runtime.startWorker(spec);
+    if (adopted.length > 0) {
+      const slaves = adopted.filter((w) => w.id !== this.lastMasterId).length;
+      this.targetSlaves = Math.min(config.maxSlaves, Math.max(config.initialSlaves, slaves));
+      audit.record('adoption', `adopted ${adopted.length} running worker(s) (pids ${adopted.map((w) => w.pid).join(', ')}); master ${this.lastMasterId ?? 'none'}`);
+    } else {
+      const masterId = previous?.masterId ?? newWorkerId();
+      const term = await this.bumpTerm();
+      logger.info({ masterId, term, reused: previous !== undefined }, 'starting the master');
+      this.lastMasterId = masterId;
+      await this.startWorkerAndWait({ id: masterId, role: 'master', term }, 'master');
+      this.writeClusterFile({ masterId });
+    }
+    this.tick = setInterval(() => this.kick(), 500);
+    this.kick();
     await waitFor(
-      () => {
-        const exit = this.exited.get(spec.id);
-        if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
-        return this.d.view.workers.get(spec.id)?.state === state ? true : undefined;
-      },
-      this.d.config.workerStartTimeoutMs,
-      () => new Error(`worker ${spec.id} did not reach state ${state} within ${this.d.config.workerStartTimeoutMs} ms`),
+      () => (this.masterAvailable() && view.servingSlaves().length >= Math.min(this.targetSlaves, config.initialSlaves) ? true : undefined),
+      config.workerStartTimeoutMs * 2,
+      () => new Error('the cluster did not become ready (a master and the initial slaves serving)'),
       20,
-    ).catch(async (err: unknown) => {
-      // waitFor swallows probe errors until the deadline; surface an early exit's reason instead.
+    );
+  }
+
+  // ----------------------------------------------------------------- facts --
+
+  private pidOf(id: string): number {
+    return this.d.runtime.list().find((w) => w.id === id)?.pid ?? this.d.view.workers.get(id)?.pid ?? 0;
+  }
+
+  private isRunning(id: string): boolean {
+    if (this.starting.has(id)) return true;
+    if (this.d.runtime.list().some((w) => w.id === id)) return true;
+    // Known only from ZooKeeper (not ours to run): alive while registered and not seen dying.
+    return this.d.view.workers.has(id) && !this.exited.has(id);
+  }
+
+  /** A fresh, immutable view for {@link decide}. */
+  facts(now = Date.now()): ClusterFacts {
+    const { view, runtime } = this.d;
+    const ids = new Set<string>([...runtime.list().map((w) => w.id), ...view.workers.keys(), ...this.starting.keys()]);
+    const workers: WorkerFact[] = [];
+    for (const id of ids) {
+      const status = view.workers.get(id);
+      const registered = status !== undefined;
+      const running = this.isRunning(id);
+      if (registered) {
+        this.everRegistered.add(id);
+        this.missingSince.delete(id);
+      } else if (this.everRegistered.has(id) && running && !this.missingSince.has(id)) {
+        this.missingSince.set(id, now);
+      }
+      const missing = this.missingSince.get(id);
+      workers.push({
+        id,
+        role: status?.role ?? this.starting.get(id)?.role ?? (id === this.lastMasterId ? 'master' : 'slave'),
+        state: status?.state ?? 'unregistered',
+        pid: this.pidOf(id),
+        appliedSeq: status?.appliedSeq ?? 0,
+        running,
+        registered,
+        everRegistered: this.everRegistered.has(id),
+        ...(missing === undefined ? {} : { missingSince: missing }),
+        starting: this.starting.has(id),
+        retiring: this.retiring.has(id),
+      });
+    }
+    const masterId = view.master?.id;
+    const lastMaster = masterId ?? this.lastMasterId;
+    return {
+      now,
+      workers,
+      ...(masterId === undefined ? {} : { masterId }),
+      ...(this.lastMasterId === undefined ? {} : { lastMasterId: this.lastMasterId }),
+      lastMasterDataAvailable: lastMaster !== undefined && (this.d.runtime.hasData?.(lastMaster) ?? false),
+      targetSlaves: this.targetSlaves,
+      missingGraceMs: this.missingGraceMs,
+    };
+  }
+
+  // ------------------------------------------------------------------ loop --
+
+  /** Wakes the loop; cheap and safe to call from any event. */
+  kick(): void {
+    if (this.looping) {
+      this.again = true;
+      return;
+    }
+    this.looping = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (let i = 0; i < 50 && !this.stopping && this.d.view.ready && this.d.zk.connected; i++) {
+        const decision = decide(this.facts());
+        if (decision.action.kind === 'idle') {
+          if (decision.reason !== this.lastIdleReason) this.d.logger.info({ reason: decision.reason }, 'reconcile: idle');
+          this.lastIdleReason = decision.reason;
+          break;
+        }
+        this.lastIdleReason = '';
+        const acted = await this.execute(decision);
+        if (!acted) break;
+      }
+    } catch (err) {
+      this.d.audit.record('error', `reconcile step failed: ${(err as Error).message}`);
+    } finally {
+      this.looping = false;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    }
+  }
+
+  /** Carries out one decision; false when it could not act now (try again on the next tick). */
+  private async execute(decision: Decision): Promise<boolean> {
+    const action: Action = decision.action;
+    switch (action.kind) {
+      case 'failover':
+        await this.failover(action.candidateId, action.oldMasterId, decision.reason);
+        return true;
+      case 'restart-master':
+        await this.restartMaster(action.id, decision.reason);
+        return true;
+      case 'remove-lost':
+        this.d.audit.record('detection', decision.reason, { details: { id: action.id, role: action.role } });
+        await this.forget(action.id);
+        return true;
+      case 'add-slave':
+        if (Date.now() < this.nextSpawnAt) return false;
+        this.spawnSlave(decision.reason);
+        return true;
+      case 'retire-slave':
+        this.retire(action.id, decision.reason);
+        return true;
+      case 'idle':
+        return false;
+    }
+  }
+
+  // --------------------------------------------------------------- actions --
+
+  private async failover(candidateId: string, oldMasterId: string | undefined, reason: string): Promise<void> {
+    const { audit, runtime, rpc, names, view } = this.d;
+    const started = Date.now();
+    this.failingOver = true;
+    try {
+      audit.record('detection', reason, { details: { oldMaster: oldMasterId, candidate: candidateId } });
+      const oldPid = oldMasterId ? this.pidOf(oldMasterId) : undefined;
+      // Fence: the old master must be dead before anyone else takes writes.
+      if (oldMasterId) {
+        await runtime.kill(oldMasterId);
+        await this.removeZnodes(oldMasterId);
+      }
+      const term = await this.bumpTerm();
+      const candidatePid = this.pidOf(candidateId);
+      try {
+        await rpc.call(names.controlQueue(candidateId), { v: WIRE_VERSION, type: 'promote', term } satisfies ControlMessage, {
+          timeoutMs: CONTROL_TIMEOUT_MS,
+        });
+        await waitFor(() => (view.master?.id === candidateId ? true : undefined), 5000, () => new Error('the promoted worker did not take the master znode'));
+      } catch (err) {
+        audit.record('error', `promoting ${candidateId} failed (${(err as Error).message}); removing it and trying another`);
+        await this.forget(candidateId);
+        return;
+      }
+      this.lastMasterId = candidateId;
+      this.writeClusterFile({ masterId: candidateId });
+      audit.record('promotion', `promoted ${candidateId} (pid ${candidatePid}) to master in term ${term}, replacing ${oldMasterId ?? 'none'}${oldPid ? ` (pid ${oldPid})` : ''}`, {
+        durationMs: Date.now() - started,
+        details: { from: oldMasterId, to: candidateId, term, fromPid: oldPid, toPid: candidatePid },
+      });
+      if (oldMasterId) await this.forget(oldMasterId);
+    } finally {
+      this.failingOver = false;
+    }
+  }
+
+  private async restartMaster(id: string, reason: string): Promise<void> {
+    const started = Date.now();
+    this.failingOver = true;
+    try {
+      this.d.audit.record('detection', reason);
+      await this.d.runtime.kill(id);
+      await this.removeZnodes(id);
+      this.exited.delete(id);
+      this.everRegistered.delete(id);
+      const term = await this.bumpTerm();
+      await this.startWorkerAndWait({ id, role: 'master', term }, 'master');
+      this.d.audit.record('restart', `restarted master ${id} (pid ${this.pidOf(id)}) from its own data in term ${term}`, { durationMs: Date.now() - started });
+    } catch (err) {
+      this.d.audit.record('error', `restarting master ${id} failed: ${(err as Error).message}`);
+    } finally {
+      this.failingOver = false;
+    }
+  }
+
+  /** Removes every trace of a worker that is gone for good (it is killed first, to be sure). */
+  private async forget(id: string): Promise<void> {
+    const { runtime, rpc, names } = this.d;
+    await runtime.kill(id);
+    await this.removeZnodes(id);
+    await rpc.deleteQueue(names.syncQueue(id)).catch(() => undefined);
+    await runtime.remove(id).catch((err: unknown) => this.d.logger.warn({ id, err: (err as Error).message }, 'cleanup failed'));
+    this.exited.delete(id);
+    this.everRegistered.delete(id);
+    this.missingSince.delete(id);
+    this.retiring.delete(id);
+  }
+
+  /** Deletes the znodes a dead worker's session may still hold, so nobody waits for its session to expire. */
+  private async removeZnodes(id: string): Promise<void> {
+    const { zk, names } = this.d;
+    await zk.remove(names.zkWorker(id)).catch(() => undefined);
+    try {
+      const { data } = await zk.getData(names.zkMaster);
+      if ((JSON.parse(data?.toString() ?? '{}') as { id?: string }).id === id) await zk.remove(names.zkMaster);
+    } catch {
+      // no master znode
+    }
+  }
+
+  private spawnSlave(reason: string): void {
+    const id = newWorkerId();
+    const spec: WorkerSpec = { id, role: 'slave', term: 0 };
+    this.starting.set(id, spec);
+    const started = Date.now();
+    this.d.logger.info({ id, reason }, 'starting a slave');
+    void this.startWorkerAndWait(spec, 'slave', false)
+      .then(() => {
+        this.spawnBackoff.reset();
+        this.d.audit.record('replacement', `slave ${id} (pid ${this.pidOf(id)}) serves reads: ${reason}`, { durationMs: Date.now() - started });
+      })
+      .catch(async (err: unknown) => {
+        const delay = this.spawnBackoff.next();
+        this.nextSpawnAt = Date.now() + delay;
+        this.d.audit.record('error', `starting slave ${id} failed (${(err as Error).message}); next try in ${delay} ms`);
+        await this.forget(id).catch(() => undefined);
+      })
+      .finally(() => {
+        this.starting.delete(id);
+        this.kick();
+      });
+  }
+
+  /** Scale-down: the slave stops taking reads, finishes those in flight, and exits. */
+  private retire(id: string, reason: string): void {
+    this.retiring.add(id);
+    const started = Date.now();
+    void (async () => {
+      try {
+        await this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'retire' } satisfies ControlMessage, { timeoutMs: CONTROL_TIMEOUT_MS });
+      } catch (err) {
+        this.d.logger.warn({ id, err: (err as Error).message }, 'retire request failed; stopping the worker');
+      }
+      await this.d.runtime.stop(id, 10_000);
+      await this.forget(id);
+      this.d.audit.record('removal', `retired slave ${id}: ${reason}`, { durationMs: Date.now() - started });
+      this.kick();
+    })();
+  }
+
+  private async startWorkerAndWait(spec: WorkerSpec, state: WorkerStatus['state'], track = true): Promise<void> {
+    const started = Date.now();
+    if (track) this.starting.set(spec.id, spec);
+    this.exited.delete(spec.id);
+    try {
+      await this.d.runtime.startWorker(spec);
+      await waitFor(
+        () => {
+          if (this.exited.has(spec.id)) return true;
+          return this.d.view.workers.get(spec.id)?.state === state ? true : undefined;
+        },
+        this.d.config.workerStartTimeoutMs,
+        () => new Error(`worker ${spec.id} did not reach state ${state} within ${this.d.config.workerStartTimeoutMs} ms`),
+        20,
+      );
       const exit = this.exited.get(spec.id);
+      if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
+    } catch (err) {
       await this.d.runtime.kill(spec.id);
-      throw exit ? new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`) : err;
-    });
-    this.d.logger.info({ id: spec.id, role: spec.role, ms: Date.now() - started }, 'worker ready');
+      throw err;
+    } finally {
+      if (track) this.starting.delete(spec.id);
+    }
+    this.everRegistered.add(spec.id);
+    this.d.logger.info({ id: spec.id, role: spec.role, pid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
   }
 
   /** Increments the persistent term counter in ZooKeeper (optimistic concurrency). */
@@ -112,33 +403,106 @@ export class ClusterManager {
     }
   }
 
+  // ------------------------------------------------------ request path API --
+
+  /** A master that is registered, running, and not being replaced right now. */
+  masterAvailable(): MasterInfo | undefined {
+    const master = this.d.view.master;
+    if (!master || this.failingOver || this.exited.has(master.id)) return undefined;
+    return master;
+  }
+
   /** Resolves with the master, waiting up to `DBAAS_MASTER_WAIT_MS` for one; else 503. */
   async requireMaster(): Promise<MasterInfo> {
-    const now = this.d.view.master;
-    if (now && !this.stopping) return now;
     if (this.stopping) throw new DbaasError('DBAAS_SHUTTING_DOWN');
+    const now = this.masterAvailable();
+    if (now) return now;
     return waitFor(
-      () => this.d.view.master,
+      () => this.masterAvailable(),
       this.d.config.masterWaitMs,
       () => new DbaasError('DBAAS_CLUSTER_NO_MASTER', `no master took over within ${this.d.config.masterWaitMs} ms; retry with the same requestId`),
-      20,
+      10,
     );
   }
 
-  /** Throws 503 when no caught-up slave is there to answer a read. */
-  requireSlave(): void {
+  /**
+   * Where a read goes: to the slaves (round robin over readQ), or, while no slave
+   * serves (say the only one was just promoted), to the master itself, so reads
+   * keep being answered through a failover. 503 when neither is there.
+   */
+  readRoute(): { to: 'slaves' } | { to: 'master'; id: string } {
     if (this.stopping) throw new DbaasError('DBAAS_SHUTTING_DOWN');
-    if (this.d.view.servingSlaves().length === 0) throw new DbaasError('DBAAS_CLUSTER_NO_SLAVE');
+    if (this.d.view.servingSlaves().length > 0) return { to: 'slaves' };
+    const master = this.masterAvailable();
+    if (master) return { to: 'master', id: master.id };
+    throw new DbaasError('DBAAS_CLUSTER_NO_SLAVE');
+  }
+
+  /** Sets the slave target (clamped to the configured bounds) and lets the loop converge. */
+  scaleTo(slaves: number, reason: string): number {
+    const target = Math.min(this.d.config.maxSlaves, Math.max(this.d.config.minSlaves, Math.round(slaves)));
+    if (target !== this.targetSlaves) {
+      this.d.audit.record('scaling', `slave target ${this.targetSlaves} → ${target}: ${reason}`, { details: { from: this.targetSlaves, to: target } });
+      this.targetSlaves = target;
+    }
+    this.kick();
+    return target;
   }
 
   /** Sorted OS pids of all live workers. */
   pids(): number[] {
-    return [...this.d.view.workers.values()].map((w) => w.pid).sort((a, b) => a - b);
+    return this.facts()
+      .workers.filter((w) => w.running && (w.registered || w.starting) && w.pid > 0)
+      .map((w) => w.pid)
+      .sort((a, b) => a - b);
+  }
+
+  /** Every registered worker with its role, state, pid, applied seq and lag behind the master. */
+  workersDetail(): Array<{ id: string; role: string; pid: number; state: string; appliedSeq: number; lag: number; startedAt: string }> {
+    const { view } = this.d;
+    const masterSeq = view.masterStatus()?.appliedSeq ?? 0;
+    return [...view.workers.values()]
+      .map((w) => ({
+        id: w.id,
+        role: w.role,
+        pid: this.pidOf(w.id),
+        state: this.retiring.has(w.id) && w.state === 'slave' ? 'retiring' : w.state,
+        appliedSeq: w.appliedSeq,
+        lag: w.role === 'master' ? 0 : Math.max(0, masterSeq - w.appliedSeq),
+        startedAt: w.startedAt,
+      }))
+      .sort((a, b) => a.pid - b.pid);
   }
 
   /** Ready: a master and at least one caught-up slave, and the broker reachable. */
   ready(): boolean {
-    return !this.stopping && this.d.rpc.connected && this.d.view.master !== undefined && this.d.view.servingSlaves().length > 0;
+    return !this.stopping && this.d.rpc.connected && this.masterAvailable() !== undefined && this.d.view.servingSlaves().length > 0;
+  }
+
+  /**
+   * Fault drill: SIGKILLs the master, or the slave with the highest pid, and
+   * returns its pid. Recovery then runs as for any death (at once: the runtime
+   * sees the exit). 409 when there is none to kill.
+   */
+  async crash(role: 'master' | 'slave'): Promise<number> {
+    const facts = this.facts();
+    const alive = facts.workers.filter((w) => w.running && w.registered && !w.retiring && !w.starting);
+    const masterId = this.masterAvailable()?.id;
+    const victim =
+      role === 'master'
+        ? alive.find((w) => w.id === masterId)
+        : alive.filter((w) => w.role === 'slave' && w.id !== masterId).sort((a, b) => b.pid - a.pid)[0];
+    if (!victim) throw new DbaasError('DBAAS_CRASH_NOTHING_TO_KILL', `there is no live ${role} to kill`);
+    this.d.audit.record('crash-drill', `crash drill: killing ${role} ${victim.id} (pid ${victim.pid})`, { details: { id: victim.id, pid: victim.pid, role } });
+    await this.d.runtime.kill(victim.id);
+    this.kick();
+    return victim.pid;
+  }
+
+  /** Sends a read to one named worker (master or slave), for checking replicas. */
+  async readFrom(id: string, command: unknown): Promise<unknown> {
+    if (!this.d.view.workers.has(id)) throw new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no live worker ${id}`);
+    return this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'read', command }, { timeoutMs: this.d.config.requestTimeoutMs });
   }
 
   /**
@@ -147,8 +511,10 @@ export class ClusterManager {
    */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
-    const slaves = this.d.view.slaves().map((w) => w.id);
-    const masterId = this.d.view.master?.id;
+    if (this.tick) clearInterval(this.tick);
+    const masterId = this.d.view.master?.id ?? this.lastMasterId;
+    const slaves = [...new Set([...this.d.runtime.list().map((w) => w.id), ...this.d.view.workers.keys()])].filter((id) => id !== masterId);
+    for (const id of slaves) this.retiring.add(id);
     await Promise.all(slaves.map((id) => this.d.runtime.stop(id, timeoutMs)));
     if (masterId) await this.d.runtime.stop(masterId, timeoutMs);
     await this.d.runtime.close(timeoutMs);
@@ -156,6 +522,12 @@ export class ClusterManager {
       await this.d.rpc.deleteQueue(this.d.names.syncQueue(id)).catch(() => undefined);
       await this.d.runtime.remove(id).catch(() => undefined);
     }
+  }
+
+  /** Stops the control loop without touching the workers (they keep running; a new orchestrator adopts them). */
+  detach(): void {
+    this.stopping = true;
+    if (this.tick) clearInterval(this.tick);
   }
 
   private readClusterFile(): ClusterFile | undefined {

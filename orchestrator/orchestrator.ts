@@ -8,6 +8,7 @@ import type { Logger } from '../common/logger.js';
 import { clusterNames } from '../common/names.js';
 import { ZkSession } from '../common/zk-session.js';
 import { buildApp } from './app.js';
+import { AuditLog } from './audit-log.js';
 import { ClusterManager } from './cluster.js';
 import { ClusterView } from './cluster-view.js';
 import { RpcClient } from './rpc-client.js';
@@ -19,8 +20,11 @@ export interface Orchestrator {
   view: ClusterView;
   runtime: Runtime;
   rpc: RpcClient;
+  audit: AuditLog;
   /** Stops serving, stops every worker, closes connections. Idempotent. */
   close(): Promise<void>;
+  /** Stops serving and closes connections but leaves the workers running, as a crash would (tests of adoption). */
+  abandon(): Promise<void>;
 }
 
 export interface StartOptions {
@@ -34,8 +38,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const view = new ClusterView(zk, names, logger.child({ component: 'view' }));
   const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }));
   const runtime = opts.runtime ?? createRuntime(config, logger);
-  const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, logger: logger.child({ component: 'cluster' }) });
-  const app = buildApp({ config, names, rpc, cluster, view, logger });
+  const audit = new AuditLog(logger.child({ component: 'audit' }));
+  const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
+  const app = buildApp({ config, names, rpc, cluster, view, audit, logger });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -48,6 +53,13 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     return closing;
   };
 
+  const abandon = async (): Promise<void> => {
+    cluster.detach();
+    await app.close().catch(() => undefined);
+    await rpc.close();
+    zk.close();
+  };
+
   try {
     zk.start();
     rpc.start();
@@ -58,5 +70,5 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     await close();
     throw err;
   }
-  return { app, cluster, view, runtime, rpc, close };
+  return { app, cluster, view, runtime, rpc, audit, close, abandon };
 }

@@ -12,7 +12,7 @@ import { DbaasError, asDbaasError } from '../common/errors.js';
 import { decodeRead, decodeSync } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, settle, type WorkerContext } from './context.js';
-import { judgeEntry, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
+import { judgeEntry, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
 const SYNC_PREFETCH = 512;
@@ -59,6 +59,12 @@ export class SlaveRole {
       const last = await source.lastEntry();
       const s0 = last?._id ?? 0;
       const copied = await store.copyFrom(source, s0);
+      // The copy is fuzzy: entry s0 may have been half-applied on the master when it was read.
+      // Replaying the oplog's tail in order makes every document at least as new as s0;
+      // anything newer comes again from the queue, which holds every entry above s0.
+      for (const entry of await store.entriesBetween(Math.max(0, s0 - SNAPSHOT_REPLAY_ENTRIES), s0)) {
+        await store.applyOps(entry.ops);
+      }
       this.pos = positionAfterSnapshot(s0, last?.term ?? 0);
       logger.info({ seq: s0, documents: copied, ms: Date.now() - started }, 'snapshot copied from master');
     } finally {

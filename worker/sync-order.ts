@@ -1,12 +1,15 @@
 /**
  * The rule by which a slave takes sync entries, as a pure function.
  *
- * Entries are applied strictly in seq order. Right after a snapshot taken at
- * master seq S, the slave has applied S-1 for certain (entry S may have been
- * half-applied when the snapshot began), and entries up to S may be missing from
- * its queue because they were published before the queue was bound; so the
- * first entry applied may jump up to S+1. An entry from an older term than one
- * already seen comes from a deposed master and is refused.
+ * Entries are applied strictly in seq order. After a snapshot taken at master
+ * seq S (and the replay of the oplog's tail up to S, see SlaveRole.snapshot),
+ * the slave has applied S: entries up to S that are still in its queue are
+ * skipped, and S+1 is certain to be there, because the master published it after
+ * it stored it, which was after the snapshot read S, which was after the queue
+ * was bound. `jumpUpTo` allows a first entry beyond appliedSeq+1 where a caller
+ * knows entries may be missing for a good reason; the snapshot path no longer
+ * needs it. An entry from an older term than one already seen comes from a
+ * deposed master and is refused.
  */
 import type { SyncEntry } from '../common/messages.js';
 
@@ -28,5 +31,12 @@ export function judgeEntry(pos: SyncPosition, entry: Pick<SyncEntry, 'seq' | 'te
 
 /** The position after a snapshot taken when the master's newest oplog entry was `snapshotSeq`. */
 export function positionAfterSnapshot(snapshotSeq: number, term: number): SyncPosition {
-  return { appliedSeq: Math.max(0, snapshotSeq - 1), jumpUpTo: snapshotSeq + 1, maxTerm: term };
+  return { appliedSeq: snapshotSeq, jumpUpTo: snapshotSeq, maxTerm: term };
 }
+
+/**
+ * How many of the newest oplog entries a snapshot replays. The master applies one
+ * write at a time, so at most the newest entry can have been half-applied when
+ * the copy read the data; replaying a few more costs little and is idempotent.
+ */
+export const SNAPSHOT_REPLAY_ENTRIES = 8;

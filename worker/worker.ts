@@ -116,6 +116,7 @@ export class Worker implements WorkerContext {
       await this.master.recover();
       await this.claimMaster(config.term);
       this.setState('master');
+      await this.watchTerm();
     } else {
       this.slave = new SlaveRole(this);
       this.setState('syncing');
@@ -231,6 +232,26 @@ export class Worker implements WorkerContext {
     );
   }
 
+  /**
+   * A master keeps a watch on the term: once the orchestrator has moved to a
+   * newer term, someone else is (or is about to be) master, so this one fences
+   * itself and leaves.
+   */
+  private async watchTerm(): Promise<void> {
+    const check = async (): Promise<void> => {
+      if (!this.master || this.currentState === 'stopped') return;
+      const { data } = await this.zk.getData(this.names.zkTerm, () => void check().catch(() => undefined));
+      const term = Number(data?.toString() ?? '0');
+      if (term > this.master.term) {
+        await this.master.fence();
+        this.fail(`the term moved to ${term} while this master holds term ${this.master.term}`);
+      }
+    };
+    await check().catch((err: unknown) => {
+      if (!isNoNode(err)) throw err;
+    });
+  }
+
   private async handleControl(ch: Channel, msg: ConsumeMessage): Promise<void> {
     const control = decodeControl(msg.content);
     if (!control) {
@@ -247,7 +268,8 @@ export class Worker implements WorkerContext {
     if (control.type === 'retire') await this.stop(0);
   }
 
-  private async control(control: ControlMessage): Promise<WorkerStatus> {
+  private async control(control: ControlMessage): Promise<unknown> {
+    if (control.type === 'read') return this.store.read(control.command);
     if (control.type === 'promote') await this.promote(control.term);
     if (control.type === 'retire') {
       this.setState('retiring');
@@ -270,6 +292,7 @@ export class Worker implements WorkerContext {
       const master = new MasterRole(this, term);
       master.continueFrom(slave.appliedSeq);
       await this.claimMaster(term);
+      await this.watchTerm();
       await slave.dropSyncQueue();
       this.master = master;
       this.slave = undefined;

@@ -234,6 +234,10 @@ export class ProcessRuntime implements Runtime {
     clearTimeout(timer);
   }
 
+  hasData(id: string): boolean {
+    return existsSync(path.join(this.unitDir(id), 'db'));
+  }
+
   async remove(id: string): Promise<void> {
     if (this.units.has(id)) throw new Error(`worker ${id} is still running`);
     rmSync(this.unitDir(id), { recursive: true, force: true });

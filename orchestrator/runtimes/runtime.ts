@@ -44,6 +44,8 @@ export interface Runtime {
   stop(id: string, timeoutMs: number): Promise<void>;
   /** Deletes what the worker left behind (data directory, containers). Only for dead workers. */
   remove(id: string): Promise<void>;
+  /** Whether a (dead) worker's data is still there, so it could be restarted in place. */
+  hasData?(id: string): boolean;
   /** Workers this runtime knows to be running. */
   list(): WorkerHandle[];
   /**

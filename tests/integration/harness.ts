@@ -15,15 +15,26 @@ export interface TestCluster {
   orch: Orchestrator;
   config: OrchestratorConfig;
   namespace: string;
+  dataDir: string;
+  /** Base URL when started with `listen`, else ''. */
+  url: string;
   /** POST a JSON body; returns status and parsed body. */
   post(url: string, body?: unknown): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
   get(url: string): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
 
-export async function startTestCluster(env: Record<string, string> = {}): Promise<TestCluster> {
-  const namespace = `t-${randomBytes(4).toString('hex')}`;
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-test-'));
+export interface TestClusterOptions {
+  /** Reuse a namespace and data directory (to test adoption by a new orchestrator). */
+  namespace?: string;
+  dataDir?: string;
+  /** Also listen on a loopback port (for clients that speak real HTTP). */
+  listen?: boolean;
+}
+
+export async function startTestCluster(env: Record<string, string> = {}, opts: TestClusterOptions = {}): Promise<TestCluster> {
+  const namespace = opts.namespace ?? `t-${randomBytes(4).toString('hex')}`;
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'dbaas-test-'));
   const config = loadOrchestratorConfig({
     DBAAS_NAMESPACE: namespace,
     DBAAS_DATA_DIR: dataDir,
@@ -35,6 +46,8 @@ export async function startTestCluster(env: Record<string, string> = {}): Promis
   });
   const logger = createLogger('test-orchestrator', config.logLevel);
   const orch = await startOrchestrator(config, logger);
+  let url = '';
+  if (opts.listen) url = await orch.app.listen({ port: 0, host: '127.0.0.1' });
   const inject = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
     const res = await orch.app.inject({
       method,
@@ -53,6 +66,8 @@ export async function startTestCluster(env: Record<string, string> = {}): Promis
     orch,
     config,
     namespace,
+    dataDir,
+    url,
     post: (url, body) => inject('POST', url, body),
     get: (url) => inject('GET', url),
     close: async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestCluster, type TestCluster } from './harness.js';
+import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { dumpAllReplicas } from './replicas.js';
 
 let c: TestCluster;
@@ -30,7 +30,10 @@ describe('replication', () => {
     const writers = [writer(1), writer(2), writer(3)];
     // Let some data exist before the new slave takes its snapshot, and keep writing during it.
     while (acked < 60) await new Promise((r) => setTimeout(r, 10));
-    const newSlave = await c.orch.cluster.addSlave();
+    const before = new Set(c.orch.view.workers.keys());
+    c.orch.cluster.scaleTo(2, 'test: a second slave joins while writes flow');
+    await eventually(() => c.orch.view.servingSlaves().length === 2, 30_000, 'the new slave to serve');
+    const newSlave = [...c.orch.view.workers.keys()].find((id) => !before.has(id));
     const ackedAtJoin = acked;
     while (acked < ackedAtJoin + 60) await new Promise((r) => setTimeout(r, 10));
     stop = true;
@@ -38,7 +41,7 @@ describe('replication', () => {
 
     const dumps = await dumpAllReplicas(c.orch);
     expect(dumps.size).toBe(3);
-    expect(dumps.has(newSlave)).toBe(true);
+    expect(newSlave && dumps.has(newSlave)).toBe(true);
     const masterId = c.orch.view.master?.id as string;
     const master = dumps.get(masterId);
     expect(master?.events?.length).toBeGreaterThan(0);

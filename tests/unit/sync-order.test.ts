@@ -25,15 +25,14 @@ describe('judgeEntry', () => {
 });
 
 describe('positionAfterSnapshot', () => {
-  it('re-takes the snapshot seq itself and lets the first entry jump to seq + 1', () => {
+  it('counts the snapshot seq as applied and wants exactly the next one', () => {
     const pos = positionAfterSnapshot(50, 4);
-    expect(pos).toEqual({ appliedSeq: 49, jumpUpTo: 51, maxTerm: 4 });
-    // Entry 50 may still be in the queue (it was half-applied when the snapshot began).
-    expect(judgeEntry(pos, { seq: 50, term: 4 })).toBe('apply');
-    // Or it was published before the queue was bound, and the queue starts at 51.
+    expect(pos).toEqual({ appliedSeq: 50, jumpUpTo: 50, maxTerm: 4 });
+    // Entries up to 50 still in the queue (published after the bind) are skipped.
+    expect(judgeEntry(pos, { seq: 49, term: 4 })).toBe('skip');
+    expect(judgeEntry(pos, { seq: 50, term: 4 })).toBe('skip');
     expect(judgeEntry(pos, { seq: 51, term: 4 })).toBe('apply');
     expect(judgeEntry(pos, { seq: 52, term: 4 })).toBe('gap');
-    expect(judgeEntry(pos, { seq: 49, term: 4 })).toBe('skip');
   });
 
   it('starts an empty master at seq 0', () => {
@@ -41,5 +40,13 @@ describe('positionAfterSnapshot', () => {
     expect(pos.appliedSeq).toBe(0);
     expect(judgeEntry(pos, { seq: 1, term: 1 })).toBe('apply');
     expect(judgeEntry(pos, { seq: 2, term: 1 })).toBe('gap');
+  });
+});
+
+describe('jumpUpTo', () => {
+  it('lets the first entry skip ahead up to the bound, and no further', () => {
+    const pos = { appliedSeq: 10, jumpUpTo: 13, maxTerm: 1 };
+    expect(judgeEntry(pos, { seq: 13, term: 1 })).toBe('apply');
+    expect(judgeEntry(pos, { seq: 14, term: 1 })).toBe('gap');
   });
 });

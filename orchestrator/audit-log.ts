@@ -1,0 +1,40 @@
+/**
+ * The audit log: every detection, promotion, replacement, crash drill and
+ * scaling decision, with a timestamp, its duration where it has one, and a
+ * one-sentence reason. Kept in memory (bounded) and written to the log.
+ */
+import type { Logger } from '../common/logger.js';
+
+export type AuditKind = 'detection' | 'promotion' | 'replacement' | 'removal' | 'restart' | 'crash-drill' | 'scaling' | 'adoption' | 'error';
+
+export interface AuditEvent {
+  seq: number;
+  at: string;
+  kind: AuditKind;
+  reason: string;
+  durationMs?: number;
+  details?: Record<string, unknown>;
+}
+
+export class AuditLog {
+  private readonly events: AuditEvent[] = [];
+  private next = 1;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly capacity = 1000,
+  ) {}
+
+  record(kind: AuditKind, reason: string, extra: { durationMs?: number; details?: Record<string, unknown> } = {}): AuditEvent {
+    const event: AuditEvent = { seq: this.next++, at: new Date().toISOString(), kind, reason, ...extra };
+    this.events.push(event);
+    if (this.events.length > this.capacity) this.events.shift();
+    this.logger.info({ audit: event }, reason);
+    return event;
+  }
+
+  /** Oldest first; only events after `afterSeq` when given. */
+  list(afterSeq = 0): AuditEvent[] {
+    return this.events.filter((e) => e.seq > afterSeq);
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The fault drill: idempotent writers retry until acknowledged while the master
+ * and slaves are killed again and again; at the end every replica must hold each
+ * acknowledged write exactly once.
+ *
+ * It speaks only the public HTTP API of a running orchestrator, so it runs the
+ * same against `npm start` and against a test cluster.
+ */
+
+export interface DrillOptions {
+  url: string;
+  adminToken?: string;
+  rounds: number;
+  writers: number;
+  /** Pause between a recovery and the next crash. */
+  settleMs: number;
+  /** How long one write may be retried before the drill calls it lost. */
+  writeDeadlineMs: number;
+  /** How long recovery (worker count and readiness back) may take. */
+  recoveryTimeoutMs: number;
+  log?: (line: string) => void;
+}
+
+export interface DrillReport {
+  table: string;
+  acknowledged: number;
+  increments: number;
+  /** Per master crash: ms from the kill until a write sent after it succeeded. */
+  masterGapsMs: number[];
+  /** Per slave crash: ms from the kill until the worker count was back and every slave served. */
+  slaveRecoveryMs: number[];
+  /** Per master crash: whether the new master was the lowest-pid caught-up slave. */
+  lowestPidPromoted: boolean[];
+  replicasChecked: number;
+  problems: string[];
+  ok: boolean;
+}
+
+interface Attempt {
+  start: number;
+  end: number;
+  ok: boolean;
+}
+
+interface WorkerInfo {
+  id: string;
+  role: string;
+  pid: number;
+  state: string;
+  appliedSeq: number;
+  lag: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+export async function runDrill(o: DrillOptions): Promise<DrillReport> {
+  const log = o.log ?? (() => undefined);
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (o.adminToken) headers.authorization = `Bearer ${o.adminToken}`;
+  const call = async (method: 'GET' | 'POST', route: string, body?: unknown, timeoutMs = 15_000): Promise<{ status: number; body: unknown }> => {
+    const res = await fetch(`${o.url}${route}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed };
+  };
+
+  const table = `drill_${Date.now().toString(36)}`;
+  const run = Math.random().toString(36).slice(2, 8);
+  const attempts: Attempt[] = [];
+  const acked = new Set<string>();
+  const increments = new Map<string, number>();
+  const problems: string[] = [];
+  let stop = false;
+
+  /** One write, retried with the same requestId until it is acknowledged. */
+  const writeUntilAcked = async (requestId: string, body: Record<string, unknown>): Promise<boolean> => {
+    const deadline = Date.now() + o.writeDeadlineMs;
+    while (Date.now() < deadline) {
+      const start = Date.now();
+      let ok = false;
+      try {
+        const r = await call('POST', '/api/v1/db/write', { ...body, requestId });
+        ok = r.status === 200;
+        if (!ok && r.status < 500) {
+          problems.push(`write ${requestId} refused with ${r.status}: ${JSON.stringify(r.body)}`);
+          return false;
+        }
+      } catch {
+        ok = false;
+      }
+      attempts.push({ start, end: Date.now(), ok });
+      if (ok) return true;
+      await sleep(25);
+    }
+    problems.push(`write ${requestId} was never acknowledged within ${o.writeDeadlineMs} ms`);
+    return false;
+  };
+
+  const writer = async (w: number): Promise<void> => {
+    const counter = `counter-${w}`;
+    for (let i = 0; !stop; i++) {
+      const key = `${w}-${i}`;
+      if (await writeUntilAcked(`drill-${run}-${key}`, { table, operation: 'insert', data: { key, w, i } })) acked.add(key);
+      if (i % 4 === 3) {
+        const ok = await writeUntilAcked(`drill-${run}-${key}-inc`, {
+          table,
+          operation: 'upsert',
+          where: { key: counter },
+          data: { $inc: { n: 1 } },
+        });
+        if (ok) increments.set(counter, (increments.get(counter) ?? 0) + 1);
+      }
+    }
+  };
+
+  const workers = async (): Promise<WorkerInfo[]> => (await call('GET', '/api/v1/workers')).body as WorkerInfo[];
+  const initial = await workers();
+  const expectedCount = initial.length;
+  log(`drill: ${expectedCount} workers, ${o.writers} writers, ${o.rounds} round(s), table ${table}`);
+
+  /** Back to the starting worker count, all serving, the killed pid gone. */
+  const recovered = async (killedPid: number): Promise<void> => {
+    const deadline = Date.now() + o.recoveryTimeoutMs;
+    while (Date.now() < deadline) {
+      const ws = await workers().catch(() => []);
+      const ready = (await call('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
+      const whole = ws.length === expectedCount && ws.every((w) => (w.state === 'master' || w.state === 'slave') && w.pid !== killedPid);
+      if (ready && whole) return;
+      await sleep(50);
+    }
+    throw new Error(`the cluster did not recover to ${expectedCount} serving workers within ${o.recoveryTimeoutMs} ms`);
+  };
+
+  const runningWriters = Array.from({ length: o.writers }, (_, w) => writer(w));
+  const masterGapsMs: number[] = [];
+  const slaveRecoveryMs: number[] = [];
+  const lowestPidPromoted: boolean[] = [];
+  try {
+    await sleep(o.settleMs);
+    for (let round = 1; round <= o.rounds; round++) {
+      const before = await workers();
+      const caughtUpSlaves = before.filter((w) => w.role === 'slave' && w.state === 'slave').sort((a, b) => a.pid - b.pid);
+      const killedAt = Date.now();
+      const crash = await call('POST', '/api/v1/crash/master');
+      if (crash.status !== 200) throw new Error(`crash/master answered ${crash.status}: ${JSON.stringify(crash.body)}`);
+      const killedMaster = Number((crash.body as string[])[0]);
+      await recovered(killedMaster);
+      const gapEnd = attempts.filter((a) => a.ok && a.start >= killedAt).reduce((m, a) => Math.min(m, a.end), Infinity);
+      const gap = gapEnd === Infinity ? NaN : gapEnd - killedAt;
+      masterGapsMs.push(gap);
+      const after = await workers();
+      const newMaster = after.find((w) => w.role === 'master');
+      const expected = caughtUpSlaves[0];
+      lowestPidPromoted.push(newMaster !== undefined && expected !== undefined && newMaster.id === expected.id);
+      log(`round ${round}: killed master pid ${killedMaster}; writes resumed after ${gap} ms; new master pid ${newMaster?.pid} (lowest caught-up slave pid was ${expected?.pid})`);
+      await sleep(o.settleMs);
+
+      const slaveKilledAt = Date.now();
+      const crashSlave = await call('POST', '/api/v1/crash/slave');
+      if (crashSlave.status !== 200) throw new Error(`crash/slave answered ${crashSlave.status}: ${JSON.stringify(crashSlave.body)}`);
+      const killedSlave = Number((crashSlave.body as string[])[0]);
+      await recovered(killedSlave);
+      slaveRecoveryMs.push(Date.now() - slaveKilledAt);
+      log(`round ${round}: killed slave pid ${killedSlave}; replacement serving after ${Date.now() - slaveKilledAt} ms`);
+      await sleep(o.settleMs);
+    }
+  } finally {
+    stop = true;
+    await Promise.all(runningWriters);
+  }
+
+  // Every replica must hold each acknowledged insert exactly once, and each counter its exact count.
+  const deadline = Date.now() + o.recoveryTimeoutMs;
+  let final = await workers();
+  while (Date.now() < deadline && final.some((w) => w.lag > 0)) {
+    await sleep(100);
+    final = await workers();
+  }
+  for (const w of final) {
+    const r = await call('POST', `/api/v1/workers/${w.id}/read`, { table, where: {}, columns: ['key', 'n'], limit: 100000 });
+    if (r.status !== 200) {
+      problems.push(`reading replica ${w.id} answered ${r.status}`);
+      continue;
+    }
+    const seen = new Map<string, number>();
+    const docs = r.body as Array<{ key: string; n?: number }>;
+    for (const d of docs) seen.set(d.key, (seen.get(d.key) ?? 0) + 1);
+    for (const key of acked) {
+      const n = seen.get(key) ?? 0;
+      if (n !== 1) problems.push(`replica ${w.id} (${w.role}, pid ${w.pid}) holds acknowledged write ${key} ${n} times`);
+    }
+    for (const [counter, count] of increments) {
+      const doc = docs.find((d) => d.key === counter);
+      if (doc?.n !== count) problems.push(`replica ${w.id} has ${counter} = ${doc?.n}, expected ${count} acknowledged increments`);
+    }
+  }
+  for (const [i, promoted] of lowestPidPromoted.entries()) {
+    if (!promoted) problems.push(`round ${i + 1}: the new master was not the lowest-pid caught-up slave`);
+  }
+  const ackedIncrements = [...increments.values()].reduce((a, b) => a + b, 0);
+  return {
+    table,
+    acknowledged: acked.size,
+    increments: ackedIncrements,
+    masterGapsMs,
+    slaveRecoveryMs,
+    lowestPidPromoted,
+    replicasChecked: final.length,
+    problems,
+    ok: problems.length === 0,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The orchestrator's control loop as one pure step: given a fresh view of the
+ * cluster, decide the single next action and say why in one sentence.
+ *
+ * The caller ({@link ClusterManager}) gathers the facts, runs `decide`, carries
+ * the action out, logs the sentence in the audit log, and asks again until the
+ * answer is `idle`. Nothing here touches a process, a queue or a znode.
+ */
+
+export interface WorkerFact {
+  id: string;
+  role: 'master' | 'slave';
+  /** State from its znode; `unregistered` while it has no znode. */
+  state: string;
+  /** OS pid (the runtime's view: container State.Pid for Docker). */
+  pid: number;
+  appliedSeq: number;
+  /** The runtime says its processes run. False is a certain death. */
+  running: boolean;
+  /** Has a znode now. */
+  registered: boolean;
+  /** Had a znode at some point (so a missing one means it was lost, not that it is starting). */
+  everRegistered: boolean;
+  /** When its znode was first seen missing while it ran (ms since epoch). */
+  missingSince?: number;
+  /** Being started by us right now. */
+  starting: boolean;
+  /** Marked for a planned removal (scale-down, shutdown): its exit is not a failure. */
+  retiring: boolean;
+}
+
+export interface ClusterFacts {
+  now: number;
+  workers: WorkerFact[];
+  /** Holder of the master znode, if any. */
+  masterId?: string;
+  /** The last master this orchestrator knew of (kept across its own ZooKeeper view changes). */
+  lastMasterId?: string;
+  /** The old master's data is still on disk and it can be restarted in place. */
+  lastMasterDataAvailable: boolean;
+  targetSlaves: number;
+  /** How long a running worker may be missing from ZooKeeper before it is declared lost. */
+  missingGraceMs: number;
+}
+
+export type Action =
+  | { kind: 'idle' }
+  | { kind: 'failover'; oldMasterId?: string; candidateId: string }
+  | { kind: 'restart-master'; id: string }
+  | { kind: 'remove-lost'; id: string; role: 'master' | 'slave' }
+  | { kind: 'add-slave' }
+  | { kind: 'retire-slave'; id: string };
+
+export interface Decision {
+  action: Action;
+  reason: string;
+}
+
+function describe(w: WorkerFact): string {
+  return `${w.id} (pid ${w.pid})`;
+}
+
+/** Why a worker counts as lost, or undefined if it does not. */
+export function lostBecause(w: WorkerFact, f: Pick<ClusterFacts, 'now' | 'missingGraceMs'>): string | undefined {
+  if (w.starting || w.retiring) return undefined;
+  if (!w.running) return 'its process exited';
+  if (w.everRegistered && !w.registered && w.missingSince !== undefined && f.now - w.missingSince >= f.missingGraceMs) {
+    return `its ZooKeeper session ended ${f.now - w.missingSince} ms ago and it has not registered again`;
+  }
+  return undefined;
+}
+
+export function decide(f: ClusterFacts): Decision {
+  const byId = new Map(f.workers.map((w) => [w.id, w]));
+  const currentMasterId = f.masterId ?? f.lastMasterId;
+  const master = currentMasterId === undefined ? undefined : byId.get(currentMasterId);
+  const masterLost = master === undefined ? 'it is not running' : lostBecause(master, f);
+  const masterStarting = master?.starting === true;
+
+  if (currentMasterId !== undefined && masterLost !== undefined && !masterStarting) {
+    const candidates = f.workers
+      .filter((w) => w.role === 'slave' && w.state === 'slave' && w.registered && lostBecause(w, f) === undefined && !w.retiring)
+      .sort((a, b) => a.pid - b.pid);
+    const candidate = candidates[0];
+    if (candidate) {
+      return {
+        action: { kind: 'failover', oldMasterId: currentMasterId, candidateId: candidate.id },
+        reason: `master ${master ? describe(master) : currentMasterId} is lost (${masterLost}); promoting ${describe(candidate)}, the lowest-pid caught-up slave`,
+      };
+    }
+    if (f.lastMasterDataAvailable && !master?.running) {
+      return {
+        action: { kind: 'restart-master', id: currentMasterId },
+        reason: `master ${currentMasterId} is lost (${masterLost}) and no caught-up slave can take over; restarting it from its own data`,
+      };
+    }
+    return { action: { kind: 'idle' }, reason: `master ${currentMasterId} is lost and no slave is caught up yet; waiting` };
+  }
+
+  for (const w of f.workers) {
+    if (w.role !== 'slave' || w.id === currentMasterId) continue;
+    const why = lostBecause(w, f);
+    if (why !== undefined) {
+      return { action: { kind: 'remove-lost', id: w.id, role: 'slave' }, reason: `slave ${describe(w)} is lost (${why}); removing it` };
+    }
+  }
+
+  if (currentMasterId === undefined || masterStarting || master?.state !== 'master') {
+    return { action: { kind: 'idle' }, reason: 'no master yet; slaves wait for one' };
+  }
+
+  const slaves = f.workers.filter((w) => w.role === 'slave' && !w.retiring && w.id !== currentMasterId);
+  if (slaves.length < f.targetSlaves) {
+    return {
+      action: { kind: 'add-slave' },
+      reason: `${slaves.length} slave(s) for a target of ${f.targetSlaves}; starting one`,
+    };
+  }
+  if (slaves.length > f.targetSlaves) {
+    const serving = slaves.filter((w) => w.state === 'slave' && !w.starting).sort((a, b) => b.pid - a.pid);
+    const victim = serving[0];
+    if (victim && serving.length > 1) {
+      return {
+        action: { kind: 'retire-slave', id: victim.id },
+        reason: `${slaves.length} slaves for a target of ${f.targetSlaves}; retiring ${describe(victim)}, the highest pid`,
+      };
+    }
+  }
+  return { action: { kind: 'idle' }, reason: `steady: master ${currentMasterId}, ${slaves.length} slave(s)` };
+}

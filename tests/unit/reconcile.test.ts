@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { decide, lostBecause, type ClusterFacts, type WorkerFact } from '../../orchestrator/reconcile.js';
+
+const NOW = 1_000_000;
+
+function worker(id: string, pid: number, over: Partial<WorkerFact> = {}): WorkerFact {
+  return {
+    id,
+    role: 'slave',
+    state: 'slave',
+    pid,
+    appliedSeq: 10,
+    running: true,
+    registered: true,
+    everRegistered: true,
+    starting: false,
+    retiring: false,
+    ...over,
+  };
+}
+
+function facts(workers: WorkerFact[], over: Partial<ClusterFacts> = {}): ClusterFacts {
+  return {
+    now: NOW,
+    workers,
+    masterId: 'm',
+    lastMasterId: 'm',
+    lastMasterDataAvailable: true,
+    targetSlaves: 2,
+    missingGraceMs: 4000,
+    ...over,
+  };
+}
+
+const master = (over: Partial<WorkerFact> = {}): WorkerFact => worker('m', 100, { role: 'master', state: 'master', ...over });
+
+describe('decide', () => {
+  it('is idle with a master and the target number of slaves, and says so', () => {
+    const d = decide(facts([master(), worker('a', 200), worker('b', 300)]));
+    expect(d.action).toEqual({ kind: 'idle' });
+    expect(d.reason).toBe('steady: master m, 2 slave(s)');
+  });
+
+  it('promotes the lowest-pid caught-up slave when the master process exits', () => {
+    const d = decide(facts([master({ running: false }), worker('high', 900), worker('low', 300), worker('syncing', 100, { state: 'syncing' })]));
+    expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 'low' });
+    expect(d.reason).toBe('master m (pid 100) is lost (its process exited); promoting low (pid 300), the lowest-pid caught-up slave');
+  });
+
+  it('never promotes a slave that is still syncing, retiring or itself lost', () => {
+    const d = decide(
+      facts([
+        master({ running: false }),
+        worker('syncing', 10, { state: 'syncing' }),
+        worker('retiring', 20, { retiring: true }),
+        worker('dead', 30, { running: false }),
+        worker('ok', 40),
+      ]),
+    );
+    expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 'ok' });
+  });
+
+  it('treats a master missing from ZooKeeper past the grace period as lost, but not before', () => {
+    const within = decide(facts([master({ registered: false, missingSince: NOW - 1000 }), worker('a', 200), worker('b', 300)]));
+    expect(within.action.kind).toBe('idle');
+    const past = decide(facts([master({ registered: false, missingSince: NOW - 5000 }), worker('a', 200), worker('b', 300)]));
+    expect(past.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 'a' });
+    expect(past.reason).toMatch(/ZooKeeper session ended 5000 ms ago/);
+  });
+
+  it('fails over when the master znode names a worker nobody runs (adoption after a crash)', () => {
+    const d = decide(facts([worker('a', 200)], { masterId: 'gone', lastMasterId: 'gone' }));
+    expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'gone', candidateId: 'a' });
+  });
+
+  it('restarts the master from its data when no slave can take over', () => {
+    const d = decide(facts([master({ running: false }), worker('s', 200, { state: 'syncing' })]));
+    expect(d.action).toEqual({ kind: 'restart-master', id: 'm' });
+  });
+
+  it('waits when no slave can take over and the master data is gone', () => {
+    const d = decide(facts([master({ running: false })], { lastMasterDataAvailable: false }));
+    expect(d.action.kind).toBe('idle');
+    expect(d.reason).toMatch(/no slave is caught up yet/);
+  });
+
+  it('removes a lost slave, then asks for a new one', () => {
+    const lost = decide(facts([master(), worker('a', 200), worker('b', 300, { running: false })]));
+    expect(lost.action).toEqual({ kind: 'remove-lost', id: 'b', role: 'slave' });
+    const short = decide(facts([master(), worker('a', 200)]));
+    expect(short.action).toEqual({ kind: 'add-slave' });
+    expect(short.reason).toBe('1 slave(s) for a target of 2; starting one');
+  });
+
+  it('counts slaves being started, so it does not start too many', () => {
+    const d = decide(facts([master(), worker('a', 200), worker('new', 0, { starting: true, registered: false, everRegistered: false, state: 'unregistered' })]));
+    expect(d.action.kind).toBe('idle');
+  });
+
+  it('does not take a starting worker without a znode for lost', () => {
+    const starting = worker('new', 0, { starting: true, registered: false, everRegistered: false });
+    expect(lostBecause(starting, { now: NOW, missingGraceMs: 10 })).toBeUndefined();
+  });
+
+  it('retires the highest-pid serving slave above the target, never the last serving one', () => {
+    const d = decide(facts([master(), worker('a', 200), worker('b', 300), worker('c', 250)], { targetSlaves: 2 }));
+    expect(d.action).toEqual({ kind: 'retire-slave', id: 'b' });
+    const onlyOneServing = decide(facts([master(), worker('a', 200), worker('b', 300, { state: 'syncing' })], { targetSlaves: 1 }));
+    expect(onlyOneServing.action.kind).toBe('idle');
+  });
+
+  it('does not replace a retiring slave that exits', () => {
+    const d = decide(facts([master(), worker('a', 200), worker('b', 300, { running: false, retiring: true })], { targetSlaves: 1 }));
+    expect(d.action.kind).toBe('idle');
+  });
+
+  it('does nothing for slaves while there is no master yet', () => {
+    const d = decide(facts([worker('a', 200)], { masterId: undefined, lastMasterId: undefined }));
+    expect(d.action.kind).toBe('idle');
+  });
+});

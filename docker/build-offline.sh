@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds the project's images with no container registry, from what this
+# machine already has: the local Node.js runtime, the compiled project (dist/),
+# its node_modules, and a FerretDB binary. The images are equivalent to the
+# ones docker/Dockerfile builds from official images on a machine with
+# registry access (same paths, user, entry points, labels):
+#
+#   dbaas-base:latest          glibc, the C++ runtime, /etc/passwd (user node, uid 1000), /tmp
+#                              — imported from a root filesystem tarball (docker import)
+#   dbaas-app-deps:latest      base + node + production node_modules (an intermediate step)
+#   dbaas-worker:latest        app-deps + dist/, runs `node dist/worker/main.js` as node
+#   dbaas-orchestrator:latest  same, runs `node dist/orchestrator/main.js`
+#   dbaas-ferretdb:latest      base + FerretDB (SQLite backend) on :27017, data in /data/db, as node
+#
+# An image is rebuilt only when its inputs changed (a hash of them is kept in
+# the image's label dbaas.build-hash). Run `npm run build` first.
+#
+#   docker/build-offline.sh            build what is missing or stale
+#   DBAAS_FERRETDB_BIN=/path/ferretdb  the FerretDB binary (default: DBAAS_DB_BIN,
+#                                      else ~/.cache/dbaas/ferretdb-v1.24.2)
+#   DBAAS_IMAGE_FORCE=1                rebuild everything
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+cd "$DBAAS_ROOT"
+
+DOCKER=${DOCKER:-docker}
+BUILD_DIR=$DBAAS_STATE_DIR/docker-build
+OFFLINE_DIR=$DBAAS_ROOT/docker/offline
+# The legacy builder works offline and with any client/engine pair we meet
+# (Debian's engine has no buildx plugin to go with a newer client).
+export DOCKER_BUILDKIT=0
+started=$(now_ms)
+
+hash_files() { sha256sum "$@" | sha256sum | cut -c1-16; }
+hash_stdin() { sha256sum | cut -c1-16; }
+
+# docker_build ARGS...: `docker build`, quiet unless it fails.
+docker_build() {
+  local build_log=$BUILD_DIR/build.log
+  "$DOCKER" build "$@" >"$build_log" 2>&1 || { tail -n 30 "$build_log" >&2; die "docker build $* failed (log $build_log)"; }
+}
+
+image_hash() { "$DOCKER" image inspect -f '{{index .Config.Labels "dbaas.build-hash"}}' "$1" 2>/dev/null || true; }
+
+# needs_build IMAGE HASH: true when IMAGE is missing or built from other inputs.
+needs_build() {
+  [[ "${DBAAS_IMAGE_FORCE:-}" == 1 ]] && return 0
+  [[ "$(image_hash "$1")" != "$2" ]]
+}
+
+# ------------------------------------------------------------------ inputs --
+
+node_bin=$(command -v node) || die "node is missing"
+node_bin=$(readlink -f "$node_bin")
+[[ -f dist/worker/main.js && -f dist/orchestrator/main.js ]] || die "dist/ is missing: run npm run build first"
+
+ferretdb_bin=${DBAAS_FERRETDB_BIN:-}
+if [[ -z "$ferretdb_bin" && -n "${DBAAS_DB_BIN:-}" && "$(basename "$DBAAS_DB_BIN")" == ferretdb* ]]; then ferretdb_bin=$DBAAS_DB_BIN; fi
+[[ -n "$ferretdb_bin" ]] || ferretdb_bin="${XDG_CACHE_HOME:-$HOME/.cache}/dbaas/ferretdb-v1.24.2"
+[[ -x "$ferretdb_bin" ]] ||
+  die "no FerretDB binary at $ferretdb_bin (scripts/setup.sh builds one; or set DBAAS_FERRETDB_BIN). With registry access use DBAAS_DOCKER_DB_IMAGE=mongo:7 instead."
+
+mkdir -p "$BUILD_DIR"
+
+# ------------------------------------------------------------ base image --
+
+# What goes into the base: the C library and the C++ runtime node needs.
+base_libs=$(for f in "$node_bin" "$ferretdb_bin"; do ldd "$f" 2>/dev/null || true; done |
+  awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+[[ -n "$base_libs" ]] || die "ldd found no shared libraries for $node_bin (a static or non-glibc Node.js is not supported here)"
+# shellcheck disable=SC2086  # one path per word
+base_hash=$( { hash_files $base_libs "$OFFLINE_DIR/base-etc/"*; echo v1; } | hash_stdin)
+if needs_build dbaas-base:latest "$base_hash"; then
+  t=$(now_ms)
+  root=$BUILD_DIR/base-rootfs
+  rm -rf "$root"
+  mkdir -p "$root"/{etc,tmp,app,usr/local/bin,data/db}
+  chmod 1777 "$root/tmp"
+  for lib in $base_libs; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  cp "$OFFLINE_DIR"/base-etc/* "$root/etc/"
+  # Numeric owners in the tarball: root for everything but the data directory.
+  tar --numeric-owner --owner=0 --group=0 -C "$root" --exclude=./data -cf "$BUILD_DIR/base.tar" .
+  tar --numeric-owner --owner=1000 --group=1000 -C "$root" -rf "$BUILD_DIR/base.tar" ./data
+  "$DOCKER" import \
+    --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8' \
+    --change "LABEL dbaas.build-hash=$base_hash org.opencontainers.image.title=dbaas-base" \
+    --change 'USER 1000:1000' \
+    "$BUILD_DIR/base.tar" dbaas-base:latest >/dev/null
+  rm -rf "$root" "$BUILD_DIR/base.tar"
+  log "built dbaas-base:latest ($(elapsed "$t"))"
+else
+  log "dbaas-base:latest is current"
+fi
+
+# -------------------------------------------------------- database image --
+
+db_hash=$( { echo "$base_hash"; hash_files "$ferretdb_bin" "$OFFLINE_DIR/ferretdb.Dockerfile"; } | hash_stdin)
+if needs_build dbaas-ferretdb:latest "$db_hash"; then
+  t=$(now_ms)
+  ctx=$BUILD_DIR/ferretdb
+  rm -rf "$ctx"
+  mkdir -p "$ctx"
+  cp -L "$ferretdb_bin" "$ctx/ferretdb"
+  docker_build -f "$OFFLINE_DIR/ferretdb.Dockerfile" --label "dbaas.build-hash=$db_hash" -t dbaas-ferretdb:latest "$ctx"
+  rm -rf "$ctx"
+  log "built dbaas-ferretdb:latest ($(elapsed "$t"))"
+else
+  log "dbaas-ferretdb:latest is current"
+fi
+
+# ----------------------------------------------------------- app images --
+
+# Two steps, so that a change of dist/ sends only dist/ to the engine:
+# dbaas-app-deps (node + production node_modules) changes with package-lock.json
+# or Node.js; the worker and orchestrator images add dist/ on top of it.
+deps_hash=$( { echo "$base_hash"; hash_files package.json package-lock.json "$node_bin" "$OFFLINE_DIR/app-deps.Dockerfile"; } | hash_stdin)
+if needs_build dbaas-app-deps:latest "$deps_hash"; then
+  t=$(now_ms)
+  ctx=$BUILD_DIR/app-deps
+  rm -rf "$ctx"
+  mkdir -p "$ctx/app"
+  cp -L "$node_bin" "$ctx/node"
+  cp package.json package-lock.json "$ctx/app/"
+  cp -a node_modules "$ctx/app/"
+  (cd "$ctx/app" && npm prune --omit=dev --ignore-scripts --offline --no-audit --no-fund >"$BUILD_DIR/prune.log" 2>&1) ||
+    die "npm prune --omit=dev failed (log $BUILD_DIR/prune.log)"
+  docker_build -f "$OFFLINE_DIR/app-deps.Dockerfile" --label "dbaas.build-hash=$deps_hash" -t dbaas-app-deps:latest "$ctx"
+  rm -rf "$ctx"
+  log "built dbaas-app-deps:latest ($(elapsed "$t"))"
+else
+  log "dbaas-app-deps:latest is current"
+fi
+
+app_hash=$( {
+  echo "$deps_hash"
+  hash_files "$OFFLINE_DIR/app.Dockerfile"
+  find dist/common dist/orchestrator dist/worker -type f -name '*.js' -print0 | sort -z | xargs -0 sha256sum
+} | hash_stdin)
+if needs_build dbaas-worker:latest "$app_hash" || needs_build dbaas-orchestrator:latest "$app_hash"; then
+  t=$(now_ms)
+  ctx=$BUILD_DIR/app
+  rm -rf "$ctx"
+  mkdir -p "$ctx/dist"
+  cp -r dist/common dist/orchestrator dist/worker "$ctx/dist/"
+  find "$ctx/dist" -name '*.map' -delete
+  for target in worker orchestrator; do
+    docker_build -f "$OFFLINE_DIR/app.Dockerfile" --target "$target" --label "dbaas.build-hash=$app_hash" \
+      -t "dbaas-$target:latest" "$ctx"
+  done
+  rm -rf "$ctx"
+  log "built dbaas-worker:latest and dbaas-orchestrator:latest ($(elapsed "$t"))"
+else
+  log "dbaas-worker:latest and dbaas-orchestrator:latest are current"
+fi
+
+# Superseded builds leave untagged images behind.
+"$DOCKER" image prune -f --filter label=dbaas.build-hash >/dev/null 2>&1 || true
+log "images ready ($(elapsed "$started"))"

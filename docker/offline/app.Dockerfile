@@ -1,0 +1,13 @@
+# Offline build, step 2 of 2: the compiled project on top of dbaas-app-deps.
+# The same layout as docker/Dockerfile's final stages (/app, user node = uid
+# 1000, NODE_ENV=production). The context is dist/{common,orchestrator,worker}.
+FROM dbaas-app-deps:latest AS app
+COPY dist /app/dist
+
+FROM app AS worker
+CMD ["node", "dist/worker/main.js"]
+
+FROM app AS orchestrator
+ENV DBAAS_PORT=80
+EXPOSE 80
+CMD ["node", "dist/orchestrator/main.js"]

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Prepares the Docker runtime (DBAAS_RUNTIME=docker), idempotently:
+#   1. a Docker Engine: reuses one that answers; else installs Debian's
+#      docker.io when dockerd is missing, and starts dockerd in the background
+#   2. the way containers reach the host's RabbitMQ and ZooKeeper (they run on
+#      the host, listening on 127.0.0.1; see docs/DOCKER.md "Networking"):
+#      - ZooKeeper: a socat relay on the docker0 gateway address, port 2181
+#      - RabbitMQ: it listens on every address already; containers log in as
+#        a user of their own (dbaas-docker, random password), because RabbitMQ
+#        lets guest in only from loopback
+#   3. the images, built offline (docker/build-offline.sh) when missing or stale
+# and writes the settings the runtime needs to .dbaas/runtime.env:
+#   DBAAS_DOCKER_STATUS=ready | "unavailable: <why>", DBAAS_DOCKER_AMQP_URL,
+#   DBAAS_DOCKER_ZK_CONNECT, DBAAS_DOCKER_WORKER_IMAGE, DBAAS_DOCKER_DB_IMAGE.
+#
+#   scripts/setup-docker.sh             set up; exit 1 when Docker cannot be made ready
+#   scripts/setup-docker.sh --optional  same, but only warn (exit 0) when it cannot;
+#                                       the Docker tests then skip, loudly
+#   scripts/setup-docker.sh stop        stop the dockerd and the relay this script started
+#
+# Knobs: DBAAS_REQUIRE_DOCKER=1 makes --optional fail like the plain form
+# (for CI); DBAAS_DOCKERD_ARGS adds flags to dockerd; DBAAS_SERVICE_TIMEOUT_S.
+# Run scripts/setup.sh first (RabbitMQ, ZooKeeper, dist/, FerretDB).
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$DBAAS_ROOT"
+mkdir -p "$DBAAS_STATE_DIR"
+
+MODE=required
+case "${1:-}" in
+  --optional) MODE=optional ;;
+  stop) MODE=stop ;;
+  "") ;;
+  *) die "usage: scripts/setup-docker.sh [--optional | stop]" ;;
+esac
+[[ "${DBAAS_REQUIRE_DOCKER:-}" == 1 && "$MODE" == optional ]] && MODE=required
+
+SERVICE_TIMEOUT_S=${DBAAS_SERVICE_TIMEOUT_S:-90}
+DOCKER_STARTED_FILE=$DBAAS_STATE_DIR/docker-started
+DOCKERD_LOG=$DBAAS_STATE_DIR/dockerd.log
+DOCKERD_PID_FILE=$DBAAS_STATE_DIR/dockerd.pid
+RELAY_PID_FILE=$DBAAS_STATE_DIR/zk-relay.pid
+RELAY_LOG=$DBAAS_STATE_DIR/zk-relay.log
+AMQP_SECRET_FILE=$DBAAS_STATE_DIR/docker-amqp.secret
+AMQP_USER=dbaas-docker
+# The name containers use for the host (mapped to the docker0 gateway).
+HOST_ALIAS=host.docker.internal
+started=$(now_ms)
+
+set_runtime_env() {
+  local key=$1 value=$2 tmp
+  tmp=$(mktemp "$DBAAS_RUNTIME_ENV.XXXXXX")
+  chmod 644 "$tmp"
+  {
+    [[ -f "$DBAAS_RUNTIME_ENV" ]] && grep -v "^$key=" "$DBAAS_RUNTIME_ENV" || true
+    printf '%s=%q\n' "$key" "$value"
+  } >"$tmp"
+  mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
+}
+
+# unavailable REASON: records why Docker cannot be used, then fails or warns.
+unavailable() {
+  set_runtime_env DBAAS_DOCKER_STATUS "unavailable: $1"
+  if [[ "$MODE" == optional ]]; then
+    warn "================================================================"
+    warn "Docker is NOT available: $1"
+    warn "the Docker runtime's tests will be SKIPPED (DBAAS_REQUIRE_DOCKER=1 makes this an error)"
+    warn "================================================================"
+    exit 0
+  fi
+  die "Docker is not available: $1"
+}
+
+record_docker_started() {
+  touch "$DOCKER_STARTED_FILE"
+  grep -qx "$1" "$DOCKER_STARTED_FILE" || echo "$1" >>"$DOCKER_STARTED_FILE"
+}
+
+pid_alive() { [[ "$1" =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null; }
+
+engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
+
+# ------------------------------------------------------------------ stop --
+
+if [[ "$MODE" == stop ]]; then
+  if [[ ! -s "$DOCKER_STARTED_FILE" ]]; then
+    log "nothing started by scripts/setup-docker.sh is recorded; nothing to stop"
+    exit 0
+  fi
+  if grep -qx zk-relay "$DOCKER_STARTED_FILE"; then
+    pid=$(cat "$RELAY_PID_FILE" 2>/dev/null || true)
+    if pid_alive "$pid"; then
+      log "stopping the ZooKeeper relay (pid $pid)"
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+    rm -f "$RELAY_PID_FILE"
+  fi
+  if grep -qx dockerd "$DOCKER_STARTED_FILE"; then
+    pid=$(cat "$DOCKERD_PID_FILE" 2>/dev/null || true)
+    if pid_alive "$pid"; then
+      log "stopping dockerd (pid $pid); its containers stop with it"
+      kill -TERM "$pid" 2>/dev/null || true
+      wait_for 30 "dockerd (pid $pid) to exit" bash -c "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$DOCKERD_PID_FILE"
+  fi
+  rm -f "$DOCKER_STARTED_FILE"
+  exit 0
+fi
+
+# One run at a time (the tests call this too).
+if command -v flock >/dev/null 2>&1; then
+  exec 8>"$DBAAS_STATE_DIR/setup-docker.lock"
+  flock -w 900 8 || die "gave up waiting for .dbaas/setup-docker.lock"
+fi
+
+# --------------------------------------------------------- 1. the engine --
+
+step_engine() {
+  local t dockerd pid
+  t=$(now_ms)
+  if command -v docker >/dev/null 2>&1 && engine_answers; then
+    log "reusing the Docker Engine that answers ($(docker version --format '{{.Server.Version}}' 2>/dev/null)) ($(elapsed "$t"))"
+    return
+  fi
+  if ! dockerd=$(command -v dockerd || ls /usr/sbin/dockerd 2>/dev/null); then
+    command -v apt-get >/dev/null 2>&1 ||
+      unavailable "no Docker Engine, and apt-get is missing: install Docker Engine (https://docs.docker.com/engine/install/) and start it"
+    (( EUID == 0 )) || command -v sudo >/dev/null 2>&1 || unavailable "installing docker.io needs root (or sudo)"
+    log "installing Docker Engine (apt-get install docker.io) …"
+    export DEBIAN_FRONTEND=noninteractive
+    { as_root apt-get update && as_root apt-get install -y --no-install-recommends docker.io; } >>"$DBAAS_STATE_DIR/apt.log" 2>&1 ||
+      unavailable "apt-get install docker.io failed (log $DBAAS_STATE_DIR/apt.log)"
+    dockerd=$(command -v dockerd || echo /usr/sbin/dockerd)
+    # With systemd the package starts the engine by itself.
+    if engine_answers; then
+      log "Docker Engine installed and started by its package ($(elapsed "$t"))"
+      return
+    fi
+  fi
+  (( EUID == 0 )) || unavailable "the Docker Engine does not answer and starting dockerd needs root: start it (sudo systemctl start docker) or add yourself to the docker group"
+  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if pid_alive "$pid"; then
+    log "dockerd (pid $pid) runs but does not answer yet; waiting …"
+  else
+    log "starting dockerd (log $DOCKERD_LOG) …"
+    printf '\n===== %s scripts/setup-docker.sh starts dockerd\n' "$(date -Is)" >>"$DOCKERD_LOG"
+    # shellcheck disable=SC2086  # DBAAS_DOCKERD_ARGS is a list of flags
+    setsid "$dockerd" ${DBAAS_DOCKERD_ARGS:-} </dev/null >>"$DOCKERD_LOG" 2>&1 8>&- 9>&- &
+    pid=$!
+    echo "$pid" >"$DOCKERD_PID_FILE"
+    record_docker_started dockerd
+  fi
+  engine_ready() {
+    engine_answers && return 0
+    pid_alive "$pid" || { tail -n 20 "$DOCKERD_LOG" >&2; unavailable "dockerd exited at start (log $DOCKERD_LOG)"; }
+    return 1
+  }
+  wait_for "$SERVICE_TIMEOUT_S" "the Docker Engine to answer" engine_ready ||
+    unavailable "dockerd did not answer within ${SERVICE_TIMEOUT_S} s (log $DOCKERD_LOG)"
+  log "Docker Engine $(docker version --format '{{.Server.Version}}') started, pid $pid ($(elapsed "$t"))"
+}
+
+# ------------------------------------------- 2. host services for containers --
+
+gateway_ip() {
+  docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null | awk '{print $1}'
+}
+
+step_zk_relay() {
+  local t gw=$1 pid socat
+  t=$(now_ms)
+  if [[ "$(zk_four_letter "$gw" 2181 ruok)" == imok ]]; then
+    log "ZooKeeper answers on $gw:2181 already ($(elapsed "$t"))"
+    return
+  fi
+  zk_ruok || unavailable "ZooKeeper does not answer on 127.0.0.1:2181 (run scripts/setup.sh first)"
+  if ! socat=$(command -v socat); then
+    command -v apt-get >/dev/null 2>&1 || unavailable "socat is missing (install it: it relays ZooKeeper to containers)"
+    log "installing socat …"
+    as_root apt-get install -y --no-install-recommends socat >>"$DBAAS_STATE_DIR/apt.log" 2>&1 || unavailable "apt-get install socat failed"
+    socat=$(command -v socat)
+  fi
+  # A relay of ours bound to an old gateway address.
+  pid=$(cat "$RELAY_PID_FILE" 2>/dev/null || true)
+  if pid_alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  log "relaying ZooKeeper to containers: $gw:2181 → 127.0.0.1:2181 (socat, log $RELAY_LOG)"
+  setsid "$socat" "TCP-LISTEN:2181,bind=$gw,reuseaddr,fork" TCP:127.0.0.1:2181 </dev/null >>"$RELAY_LOG" 2>&1 8>&- 9>&- &
+  echo $! >"$RELAY_PID_FILE"
+  record_docker_started zk-relay
+  relay_ok() { [[ "$(zk_four_letter "$gw" 2181 ruok)" == imok ]]; }
+  wait_for 10 "the ZooKeeper relay on $gw:2181" relay_ok ||
+    unavailable "the ZooKeeper relay on $gw:2181 does not answer (log $RELAY_LOG)"
+  log "ZooKeeper reachable from containers as $HOST_ALIAS:2181 ($(elapsed "$t"))"
+}
+
+amqp_login_ok() {
+  node -e '
+    require("amqplib").connect(process.argv[1], { timeout: 5000 })
+      .then((c) => c.close())
+      .then(() => process.exit(0), (e) => { console.error(String(e && e.message || e)); process.exit(1); });
+  ' "$1" 2>"$DBAAS_STATE_DIR/amqp-docker-check.err"
+}
+
+step_amqp_user() {
+  local t gw=$1 password ctl
+  t=$(now_ms)
+  if [[ ! -s "$AMQP_SECRET_FILE" ]]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$AMQP_SECRET_FILE")
+  fi
+  password=$(cat "$AMQP_SECRET_FILE")
+  AMQP_URL_FOR_CONTAINERS="amqp://$AMQP_USER:$password@$HOST_ALIAS:5672"
+  # Log in over the gateway address, as a container would.
+  if amqp_login_ok "amqp://$AMQP_USER:$password@$gw:5672"; then
+    log "RabbitMQ lets $AMQP_USER in on $gw:5672 ($(elapsed "$t"))"
+    return
+  fi
+  ctl=$(command -v rabbitmqctl || ls /usr/sbin/rabbitmqctl 2>/dev/null) ||
+    unavailable "RabbitMQ on $gw:5672 refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err")) and rabbitmqctl is missing to create it; or set DBAAS_DOCKER_AMQP_URL"
+  log "creating the RabbitMQ user $AMQP_USER for containers …"
+  as_root "$ctl" -q add_user "$AMQP_USER" "$password" >/dev/null 2>&1 || as_root "$ctl" -q change_password "$AMQP_USER" "$password" >/dev/null
+  as_root "$ctl" -q set_permissions -p / "$AMQP_USER" '.*' '.*' '.*' >/dev/null
+  amqp_login_ok "amqp://$AMQP_USER:$password@$gw:5672" ||
+    unavailable "RabbitMQ still refuses $AMQP_USER on $gw:5672: $(cat "$DBAAS_STATE_DIR/amqp-docker-check.err") (does it listen on every address?)"
+  log "RabbitMQ user $AMQP_USER ready ($(elapsed "$t"))"
+}
+
+# ------------------------------------------------------------ 3. images --
+
+step_images() {
+  local t out
+  t=$(now_ms)
+  [[ -f "$DBAAS_RUNTIME_ENV" ]] && load_runtime_env
+  if ! out=$(bash "$DBAAS_ROOT/docker/build-offline.sh" 2>&1); then
+    printf '%s\n' "$out" >&2
+    unavailable "building the images failed (errors above)"
+  fi
+  printf '%s\n' "$out"
+  :
+}
+
+# --------------------------------------------------------------- main --
+
+step_engine
+gw=$(gateway_ip)
+[[ -n "$gw" ]] || unavailable "cannot tell the address of the docker0 bridge (docker network inspect bridge)"
+step_zk_relay "$gw"
+step_amqp_user "$gw"
+step_images
+set_runtime_env DBAAS_DOCKER_AMQP_URL "$AMQP_URL_FOR_CONTAINERS"
+set_runtime_env DBAAS_DOCKER_ZK_CONNECT "$HOST_ALIAS:2181"
+set_runtime_env DBAAS_DOCKER_WORKER_IMAGE dbaas-worker:latest
+set_runtime_env DBAAS_DOCKER_DB_IMAGE dbaas-ferretdb:latest
+set_runtime_env DBAAS_DOCKER_STATUS ready
+log "Docker runtime ready in $(elapsed "$started") (settings in .dbaas/runtime.env)"

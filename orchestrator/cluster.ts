@@ -60,6 +60,8 @@ export class ClusterManager {
   private lastIdleReason = '';
   private readonly spawnBackoff = new Backoff(500, 30_000);
   private nextSpawnAt = 0;
+  /** Lost slaves not yet replaced: the next slave started is audited as their replacement. */
+  private lostSlaves = 0;
   /** How many slaves the cluster should have; the autoscaler moves it. */
   targetSlaves: number;
 
@@ -220,6 +222,7 @@ export class ClusterManager {
       case 'remove-lost':
         this.d.audit.record('detection', decision.reason, { details: { id: action.id, role: action.role } });
         await this.forget(action.id);
+        this.lostSlaves += 1;
         return true;
       case 'add-slave':
         if (Date.now() < this.nextSpawnAt) return false;
@@ -261,6 +264,8 @@ export class ClusterManager {
       }
       this.lastMasterId = candidateId;
       this.writeClusterFile({ masterId: candidateId });
+      // The promoted slave's place is now empty: the next slave started replaces it.
+      this.lostSlaves += 1;
       audit.record('promotion', `promoted ${candidateId} (pid ${candidatePid}) to master in term ${term}, replacing ${oldMasterId ?? 'none'}${oldPid ? ` (pid ${oldPid})` : ''}`, {
         durationMs: Date.now() - started,
         details: { from: oldMasterId, to: candidateId, term, fromPid: oldPid, toPid: candidatePid },
@@ -320,11 +325,17 @@ export class ClusterManager {
     const spec: WorkerSpec = { id, role: 'slave', term: 0 };
     this.starting.set(id, spec);
     const started = Date.now();
+    const replacing = this.lostSlaves > 0;
+    if (replacing) this.lostSlaves -= 1;
     this.d.logger.info({ id, reason }, 'starting a slave');
     void this.startWorkerAndWait(spec, 'slave', false)
       .then(() => {
         this.spawnBackoff.reset();
-        this.d.audit.record('replacement', `slave ${id} (pid ${this.pidOf(id)}) serves reads: ${reason}`, { durationMs: Date.now() - started });
+        const what = replacing ? 'replacement slave' : 'new slave';
+        this.d.audit.record(replacing ? 'replacement' : 'scaling', `${what} ${id} (pid ${this.pidOf(id)}) caught up and serves reads`, {
+          durationMs: Date.now() - started,
+          details: { id, startedBecause: reason },
+        });
       })
       .catch(async (err: unknown) => {
         const delay = this.spawnBackoff.next();

@@ -47,6 +47,19 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly masterWaitMs: number;
   /** How long a worker may take to start and register. */
   readonly workerStartTimeoutMs: number;
+  /** Docker runtime: the engine's API endpoint, `unix:///path/docker.sock` or `tcp://host:port`. */
+  readonly dockerHost: string;
+  /** Docker runtime: the image a worker container runs (`node dist/worker/main.js`). */
+  readonly dockerWorkerImage: string;
+  /** Docker runtime: each worker's database image; serves on 27017 with its data in /data/db. */
+  readonly dockerDbImage: string;
+  /** Docker runtime: the bridge network every container of the namespace joins (`dbaas-<namespace>`). */
+  readonly dockerNetwork: string;
+  /** Docker runtime: RabbitMQ and ZooKeeper as seen from inside the containers (loopback becomes `host.docker.internal`). */
+  readonly dockerAmqpUrl: string;
+  readonly dockerZkConnect: string;
+  /** Docker runtime: how long a database container may take to accept connections. */
+  readonly dockerDbStartTimeoutMs: number;
 }
 
 export const WORKER_ROLES = ['master', 'slave'] as const;
@@ -138,6 +151,11 @@ function readCluster(r: Reader): ClusterConfig {
   };
 }
 
+/** Containers reach the Docker host as `host.docker.internal`, not as loopback. */
+function loopbackToDockerHost(address: string): string {
+  return address.replace(/(^|[/@,])(127\.0\.0\.1|localhost|\[::1\])(?=[:/,]|$)/g, '$1host.docker.internal');
+}
+
 export function loadOrchestratorConfig(env: Env = process.env): Readonly<OrchestratorConfig> {
   const r = new Reader(env);
   const cluster = readCluster(r);
@@ -161,6 +179,13 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
     masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
     workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),
+    dockerHost: r.match('DBAAS_DOCKER_HOST', 'unix:///var/run/docker.sock', /^(unix:\/\/\/.+|tcp:\/\/[^/]+)$/, 'must be unix:///path or tcp://host:port'),
+    dockerWorkerImage: r.str('DBAAS_DOCKER_WORKER_IMAGE', 'dbaas-worker:latest'),
+    dockerDbImage: r.str('DBAAS_DOCKER_DB_IMAGE', 'mongo:7'),
+    dockerNetwork: r.str('DBAAS_DOCKER_NETWORK', `dbaas-${cluster.namespace}`),
+    dockerAmqpUrl: r.str('DBAAS_DOCKER_AMQP_URL', loopbackToDockerHost(cluster.amqpUrl)),
+    dockerZkConnect: r.str('DBAAS_DOCKER_ZK_CONNECT', loopbackToDockerHost(cluster.zkConnect)),
+    dockerDbStartTimeoutMs: r.int('DBAAS_DOCKER_DB_START_TIMEOUT_MS', 30000, 1000, 600_000),
   };
   return r.done(config);
 }

@@ -1,5 +1,7 @@
+import Docker from 'dockerode';
 import { clusterEnv, type OrchestratorConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
+import { DockerRuntime } from './docker-runtime.js';
 import { ProcessRuntime } from './process-runtime.js';
 import type { Runtime } from './runtime.js';
 
@@ -21,6 +23,24 @@ export function createRuntime(config: OrchestratorConfig, logger: Logger): Runti
       });
     }
     case 'docker':
-      throw new Error('the docker runtime is not built yet; use DBAAS_RUNTIME=process');
+      return new DockerRuntime({
+        docker: dockerClient(config.dockerHost),
+        namespace: config.namespace,
+        dataDir: config.dataDir,
+        network: config.dockerNetwork,
+        workerImage: config.dockerWorkerImage,
+        dbImage: config.dockerDbImage,
+        // Workers in containers reach RabbitMQ and ZooKeeper by other addresses than the orchestrator.
+        clusterEnv: { ...clusterEnv(config), DBAAS_AMQP_URL: config.dockerAmqpUrl, DBAAS_ZK_CONNECT: config.dockerZkConnect },
+        logger: logger.child({ component: 'runtime' }),
+        dbStartTimeoutMs: config.dockerDbStartTimeoutMs,
+      });
   }
+}
+
+/** A Docker Engine API client for `unix:///path` or `tcp://host:port` (as validated by the config). */
+export function dockerClient(host: string): Docker {
+  if (host.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
+  const url = new URL(host);
+  return new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' });
 }

@@ -1,0 +1,303 @@
+/**
+ * One conformance suite, run against every runtime backend (`process`, `docker`):
+ * start, pid, list, kill, stop, exit detection (planned or not, either half of
+ * the pair), remove, and adoption by a fresh runtime instance. Each test runs a
+ * real worker (as the master of a namespace of its own) against the real
+ * RabbitMQ and ZooKeeper, and checks that it registers.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type Docker from 'dockerode';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadOrchestratorConfig } from '../../common/config.js';
+import { createLogger } from '../../common/logger.js';
+import { clusterNames } from '../../common/names.js';
+import { ZkSession } from '../../common/zk-session.js';
+import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
+import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.js';
+import type { ExitInfo, Runtime, WorkerHandle } from '../../orchestrator/runtimes/runtime.js';
+import { dockerTestEnv } from './docker-env.js';
+import { eventually } from './harness.js';
+
+interface Backend {
+  kind: 'process' | 'docker';
+  /** Why it cannot run here, or undefined. */
+  skip: string | undefined;
+  env: Record<string, string>;
+  /** Backend-specific facts about a started worker. */
+  checkStarted(ns: string, dataDir: string, h: WorkerHandle): Promise<void>;
+  /** Kills the database half from outside, as a crash would. */
+  crashDatabase(ns: string, dataDir: string, id: string): Promise<void>;
+  /** True when nothing of the worker runs any more (both halves). */
+  allGone(ns: string, dataDir: string, id: string, pid: number): Promise<boolean>;
+  /** True when the worker's leftovers (data, containers) are gone. */
+  removed(ns: string, dataDir: string, id: string): Promise<boolean>;
+  cleanup(ns: string): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function processEnvOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+}
+
+const processBackend: Backend = {
+  kind: 'process',
+  skip: undefined,
+  env: {},
+  async checkStarted(_ns, _dataDir, h) {
+    expect(processEnvOf(h.pid)).toContain(`DBAAS_WORKER_ID=${h.id}`);
+  },
+  async crashDatabase(ns, dataDir, id) {
+    const unit = JSON.parse(readFileSync(path.join(dataDir, ns, id, 'unit.json'), 'utf8')) as { dbPid: number };
+    process.kill(unit.dbPid, 'SIGKILL');
+  },
+  async allGone(ns, dataDir, id, pid) {
+    return !alive(pid) && !existsSync(path.join(dataDir, ns, id, 'unit.json'));
+  },
+  async removed(ns, dataDir, id) {
+    return !existsSync(path.join(dataDir, ns, id));
+  },
+  async cleanup() {},
+};
+
+function makeDockerBackend(): Backend {
+  const status = dockerTestEnv();
+  let docker: Docker | undefined;
+  const client = (): Docker => (docker ??= dockerClient('unix:///var/run/docker.sock'));
+  const state = async (name: string): Promise<'running' | 'stopped' | 'absent'> => {
+    try {
+      return (await client().getContainer(name).inspect()).State.Running ? 'running' : 'stopped';
+    } catch {
+      return 'absent';
+    }
+  };
+  return {
+    kind: 'docker',
+    skip: status.ready ? undefined : status.reason,
+    env: status.ready ? status.env : {},
+    async checkStarted(ns, _dataDir, h) {
+      const names = dockerNames(ns, h.id);
+      const worker = await client().getContainer(names.worker).inspect();
+      const db = await client().getContainer(names.db).inspect();
+      // The pid is the container's main process as the host sees it.
+      expect(worker.State.Pid).toBe(h.pid);
+      expect(processEnvOf(h.pid)).toContain(`DBAAS_WORKER_ID=${h.id}`);
+      for (const c of [worker, db]) {
+        expect(c.Config.Labels[DOCKER_LABELS.namespace]).toBe(ns);
+        expect(c.Config.Labels[DOCKER_LABELS.workerId]).toBe(h.id);
+        expect(c.Config.Labels[DOCKER_LABELS.role]).toBe('master');
+        expect(Object.keys(c.NetworkSettings.Networks)).toEqual([`dbaas-${ns}`]);
+      }
+      expect(worker.Config.Labels[DOCKER_LABELS.part]).toBe('worker');
+      expect(db.Config.Labels[DOCKER_LABELS.part]).toBe('db');
+      expect(worker.Config.User).toBe('1000:1000');
+    },
+    async crashDatabase(ns, _dataDir, id) {
+      await client().getContainer(dockerNames(ns, id).db).kill({ signal: 'SIGKILL' });
+    },
+    async allGone(ns, _dataDir, id, pid) {
+      const names = dockerNames(ns, id);
+      return !alive(pid) && (await state(names.worker)) !== 'running' && (await state(names.db)) !== 'running';
+    },
+    async removed(ns, _dataDir, id) {
+      const names = dockerNames(ns, id);
+      const volumes = (await client().listVolumes({ filters: { name: [names.volume] } })).Volumes ?? [];
+      return (await state(names.worker)) === 'absent' && (await state(names.db)) === 'absent' && volumes.length === 0;
+    },
+    async cleanup(ns) {
+      await removeDockerNamespace(client(), ns);
+    },
+  };
+}
+
+const backends: Backend[] = [processBackend, makeDockerBackend()];
+
+for (const backend of backends) {
+  describe.skipIf(backend.skip !== undefined)(`runtime conformance: ${backend.kind}`, () => {
+    interface Ctx {
+      ns: string;
+      dataDir: string;
+      runtimes: Runtime[];
+      exits: ExitInfo[];
+      zk?: ZkSession;
+    }
+    let ctx: Ctx;
+
+    const makeRuntime = (): Runtime => {
+      const config = loadOrchestratorConfig({
+        DBAAS_NAMESPACE: ctx.ns,
+        DBAAS_DATA_DIR: ctx.dataDir,
+        DBAAS_DB_BIN: process.env.DBAAS_DB_BIN,
+        DBAAS_LOG_LEVEL: process.env.DBAAS_TEST_LOG_LEVEL ?? 'warn',
+        DBAAS_RUNTIME: backend.kind,
+        ...backend.env,
+      });
+      const runtime = createRuntime(config, createLogger('test-runtime', config.logLevel));
+      ctx.runtimes.push(runtime);
+      return runtime;
+    };
+
+    const fresh = (): Runtime => {
+      ctx = {
+        ns: `t-${randomBytes(4).toString('hex')}`,
+        dataDir: mkdtempSync(path.join(os.tmpdir(), 'dbaas-conf-')),
+        runtimes: [],
+        exits: [],
+      };
+      const runtime = makeRuntime();
+      runtime.onExit((e) => ctx.exits.push(e));
+      return runtime;
+    };
+
+    /**
+     * Waits until the worker has registered in ZooKeeper in the state its role
+     * leads to: it really runs, with its database, ZooKeeper and RabbitMQ (and a
+     * slave has copied the master's data over the network).
+     */
+    const registered = async (id: string, state: 'master' | 'slave'): Promise<void> => {
+      if (!ctx.zk) {
+        ctx.zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
+        ctx.zk.start();
+        await ctx.zk.waitUntilConnected(10_000);
+      }
+      const zk = ctx.zk;
+      const znode = clusterNames(ctx.ns).zkWorker(id);
+      await eventually(
+        async () => {
+          const { data } = await zk.getData(znode);
+          return (JSON.parse(data?.toString() ?? '{}') as { state?: string }).state === state;
+        },
+        30_000,
+        `worker ${id} registered as ${state}`,
+      );
+    };
+
+    const start = async (runtime: Runtime, role: 'master' | 'slave' = 'master'): Promise<WorkerHandle> => {
+      const id = `w${randomBytes(4).toString('hex')}`;
+      const h = await runtime.startWorker({ id, role, term: role === 'master' ? 1 : 0 });
+      await registered(id, role);
+      return h;
+    };
+
+    const exitsOf = (id: string): ExitInfo[] => ctx.exits.filter((e) => e.id === id);
+
+    /** The one exit of `id`, checked to stay one a little later. */
+    const onlyExit = async (id: string): Promise<ExitInfo> => {
+      await eventually(() => exitsOf(id).length > 0, 20_000, `exit of ${id}`);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(exitsOf(id)).toHaveLength(1);
+      return exitsOf(id)[0]!;
+    };
+
+    afterEach(async () => {
+      for (const r of ctx.runtimes) await r.close(5000).catch(() => undefined);
+      ctx.zk?.close();
+      await backend.cleanup(ctx.ns);
+      rmSync(ctx.dataDir, { recursive: true, force: true });
+    });
+
+    it('starts a worker with its database: a real pid, listed, registered', async () => {
+      const runtime = fresh();
+      const h = await start(runtime);
+      expect(h.pid).toBeGreaterThan(1);
+      expect(alive(h.pid)).toBe(true);
+      expect(runtime.list()).toEqual([{ id: h.id, pid: h.pid }]);
+      await backend.checkStarted(ctx.ns, ctx.dataDir, h);
+    });
+
+    it('kill: both halves die, the exit is reported once as expected, and kill is idempotent', async () => {
+      const runtime = fresh();
+      const h = await start(runtime);
+      await runtime.kill(h.id);
+      const exit = await onlyExit(h.id);
+      expect(exit).toMatchObject({ id: h.id, pid: h.pid, expected: true });
+      expect(runtime.list()).toEqual([]);
+      expect(await backend.allGone(ctx.ns, ctx.dataDir, h.id, h.pid)).toBe(true);
+      await runtime.kill(h.id);
+      expect(exitsOf(h.id)).toHaveLength(1);
+    });
+
+    it('a worker killed from outside is reported once as unexpected, and its database goes too', async () => {
+      const runtime = fresh();
+      const h = await start(runtime);
+      process.kill(h.pid, 'SIGKILL');
+      const exit = await onlyExit(h.id);
+      expect(exit).toMatchObject({ id: h.id, pid: h.pid, expected: false, signal: 'SIGKILL' });
+      expect(runtime.list()).toEqual([]);
+      await eventually(() => backend.allGone(ctx.ns, ctx.dataDir, h.id, h.pid), 10_000, 'both halves gone');
+    });
+
+    it('a database that dies takes its worker with it, reported once as unexpected', async () => {
+      const runtime = fresh();
+      const h = await start(runtime);
+      await backend.crashDatabase(ctx.ns, ctx.dataDir, h.id);
+      const exit = await onlyExit(h.id);
+      expect(exit).toMatchObject({ id: h.id, expected: false });
+      await eventually(() => backend.allGone(ctx.ns, ctx.dataDir, h.id, h.pid), 10_000, 'both halves gone');
+    });
+
+    it('stop: a graceful exit, reported once as expected; remove deletes what is left', async () => {
+      const runtime = fresh();
+      const h = await start(runtime);
+      await runtime.stop(h.id, 10_000);
+      const exit = await onlyExit(h.id);
+      expect(exit).toMatchObject({ id: h.id, expected: true });
+      // Not killed by the timeout: the worker handled SIGTERM.
+      expect(exit.signal).not.toBe('SIGKILL');
+      expect(runtime.list()).toEqual([]);
+      expect(runtime.hasData?.(h.id)).toBe(true);
+      await runtime.remove(h.id);
+      expect(await backend.removed(ctx.ns, ctx.dataDir, h.id)).toBe(true);
+      expect(runtime.hasData?.(h.id)).toBe(false);
+      await runtime.stop(h.id, 1000);
+    });
+
+    it('remove refuses a running worker', async () => {
+      const runtime = fresh();
+      const h = await start(runtime);
+      await expect(runtime.remove(h.id)).rejects.toThrow(/still running/);
+      expect(runtime.list()).toHaveLength(1);
+    });
+
+    it('a fresh runtime adopts running workers: listed with the same pid, stopped and watched like its own', async () => {
+      const first = fresh();
+      const a = await start(first);
+      const b = await start(first, 'slave');
+
+      const second = makeRuntime();
+      const secondExits: ExitInfo[] = [];
+      second.onExit((e) => secondExits.push(e));
+      const adopted = await second.adopt();
+      const byId = (l: WorkerHandle[]) => [...l].sort((x, y) => x.id.localeCompare(y.id));
+      expect(byId(adopted)).toEqual(byId([a, b]));
+      expect(byId(await second.adopt())).toEqual(byId([a, b])); // idempotent
+      expect(byId(second.list())).toEqual(byId([a, b]));
+
+      // A crash of an adopted worker is seen by the new runtime, as unexpected.
+      process.kill(a.pid, 'SIGKILL');
+      await eventually(() => secondExits.some((e) => e.id === a.id), 20_000, 'exit of the adopted worker');
+      expect(secondExits.find((e) => e.id === a.id)).toMatchObject({ pid: a.pid, expected: false });
+      await eventually(() => backend.allGone(ctx.ns, ctx.dataDir, a.id, a.pid), 10_000, 'both halves gone');
+
+      // A planned stop through the new runtime is expected.
+      await second.stop(b.id, 10_000);
+      expect(secondExits.filter((e) => e.id === b.id)).toEqual([expect.objectContaining({ pid: b.pid, expected: true })]);
+      expect(second.list()).toEqual([]);
+      expect(await backend.allGone(ctx.ns, ctx.dataDir, b.id, b.pid)).toBe(true);
+    });
+  });
+}

@@ -10,6 +10,7 @@
 #
 # Environment knobs:
 #   SETUP_SKIP_BUILD=1        skip `npm run build`
+#   SETUP_SKIP_DOCKER=1       with DBAAS_RUNTIME=docker: skip scripts/setup-docker.sh
 #   DBAAS_DB_BIN=/path        database server binary to use
 #   DBAAS_SERVICE_TIMEOUT_S   how long to wait for a service to start (90)
 set -euo pipefail
@@ -428,4 +429,8 @@ step_build
 step_rabbitmq
 step_zookeeper
 step_db_bin
+# DBAAS_RUNTIME=docker also needs a Docker Engine and the images (9>&-: what it starts must not hold the lock).
+if [[ "${DBAAS_RUNTIME:-process}" == docker && "${SETUP_SKIP_DOCKER:-}" != 1 ]]; then
+  bash "$DBAAS_ROOT/scripts/setup-docker.sh" 9>&-
+fi
 log "setup done in $(elapsed "$setup_started") (settings for the other scripts: .dbaas/runtime.env)"

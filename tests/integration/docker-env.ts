@@ -36,6 +36,11 @@ let cached: DockerTestEnv | undefined;
 export function dockerTestEnv(): DockerTestEnv {
   if (cached) return cached;
   let setupError = '';
+  const known = process.env.DBAAS_DOCKER_STATUS;
+  if (known !== undefined && known !== 'ready') {
+    // `npm test` has just tried (scripts/test.sh): do not try again for every file.
+    return unavailable(known);
+  }
   try {
     execFileSync('bash', [path.join(root, 'scripts/setup-docker.sh'), '--optional'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
   } catch (err) {
@@ -48,11 +53,14 @@ export function dockerTestEnv(): DockerTestEnv {
     const docker = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('DBAAS_DOCKER_') && k !== 'DBAAS_DOCKER_STATUS'));
     cached = { ready: true, env: docker };
   } else {
-    const reason = setupError || status;
-    if (process.env.DBAAS_REQUIRE_DOCKER === '1') throw new Error(`DBAAS_REQUIRE_DOCKER=1 but Docker is not ready: ${reason}`);
-    const bar = '!'.repeat(78);
-    console.warn(`\n${bar}\n!! DOCKER TESTS SKIPPED: ${reason}\n!! (the Docker runtime is NOT tested in this run; DBAAS_REQUIRE_DOCKER=1 makes this fail)\n${bar}\n`);
-    cached = { ready: false, reason };
+    cached = unavailable(setupError || status);
   }
   return cached;
+}
+
+function unavailable(reason: string): DockerTestEnv {
+  if (process.env.DBAAS_REQUIRE_DOCKER === '1') throw new Error(`DBAAS_REQUIRE_DOCKER=1 but Docker is not ready: ${reason}`);
+  const bar = '!'.repeat(78);
+  console.warn(`\n${bar}\n!! DOCKER TESTS SKIPPED: ${reason}\n!! (the Docker runtime is NOT tested in this run; DBAAS_REQUIRE_DOCKER=1 makes this fail)\n${bar}\n`);
+  return { ready: false, reason };
 }

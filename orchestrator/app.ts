@@ -23,6 +23,7 @@ import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
 import type { AuditLog } from './audit-log.js';
+import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
 import type { ClusterView } from './cluster-view.js';
 import type { RpcClient } from './rpc-client.js';
@@ -34,9 +35,9 @@ export interface AppDeps {
   cluster: ClusterManager;
   view: ClusterView;
   audit: AuditLog;
+  /** Counts `db/read` requests; nothing else counts. */
+  autoscaler: Autoscaler;
   logger: Logger;
-  /** Called once per `db/read` request (the autoscaler's counter). */
-  onRead?: () => void;
 }
 
 /** Maps fastify's own errors onto the catalogue. */
@@ -132,6 +133,22 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.post('/api/v1/crash/master', { preHandler: requireAdmin }, async () => [String(await cluster.crash('master'))]);
   app.post('/api/v1/crash/slave', { preHandler: requireAdmin }, async () => [String(await cluster.crash('slave'))]);
 
+  // Manual override of the slave target; the next autoscaling window decides again.
+  app.post('/api/v1/scale', { preHandler: requireAdmin }, async (request) => {
+    const body = request.body as { slaves?: unknown } | undefined;
+    const keys = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
+    const slaves = body?.slaves;
+    if (keys.some((k) => k !== 'slaves')) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${keys.filter((k) => k !== 'slaves').join(', ')}`);
+    if (typeof slaves !== 'number' || !Number.isInteger(slaves) || slaves < config.minSlaves || slaves > config.maxSlaves) {
+      throw new DbaasError('DBAAS_REQ_INVALID', `slaves must be an integer from ${config.minSlaves} to ${config.maxSlaves}`);
+    }
+    const before = cluster.targetSlaves;
+    const target = cluster.scaleTo(slaves, 'manual override');
+    audit.record('scaling', `manual override: slave target ${before} → ${target}`, { details: { previous: before, target, manual: true } });
+    return { targetSlaves: target };
+  });
+  app.get('/api/v1/scale', async () => deps.autoscaler.status());
+
   app.get('/api/v1/events', async (request) => {
     const after = Number((request.query as { after?: string }).after ?? 0);
     return audit.list(Number.isSafeInteger(after) && after > 0 ? after : 0);
@@ -144,7 +161,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   app.post('/api/v1/db/read', async (request) => {
-    deps.onRead?.();
+    deps.autoscaler.onRead();
     const command = parseReadBody(request.body);
     const route = cluster.readRoute();
     if (route.to === 'master') return cluster.readFrom(route.id, command);

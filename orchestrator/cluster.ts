@@ -449,15 +449,18 @@ export class ClusterManager {
     throw new DbaasError('DBAAS_CLUSTER_NO_SLAVE');
   }
 
-  /** Sets the slave target (clamped to the configured bounds) and lets the loop converge. */
+  /** Sets the slave target (clamped to the configured bounds) and lets the loop converge. The caller audits why. */
   scaleTo(slaves: number, reason: string): number {
     const target = Math.min(this.d.config.maxSlaves, Math.max(this.d.config.minSlaves, Math.round(slaves)));
-    if (target !== this.targetSlaves) {
-      this.d.audit.record('scaling', `slave target ${this.targetSlaves} → ${target}: ${reason}`, { details: { from: this.targetSlaves, to: target } });
-      this.targetSlaves = target;
-    }
+    if (target !== this.targetSlaves) this.d.logger.info({ from: this.targetSlaves, to: target, reason }, 'slave target');
+    this.targetSlaves = target;
     this.kick();
     return target;
+  }
+
+  /** True while a failover or a master restart is in progress. */
+  busy(): boolean {
+    return this.failingOver;
   }
 
   /** Sorted OS pids of all live workers. */

@@ -9,6 +9,7 @@ import { clusterNames } from '../common/names.js';
 import { ZkSession } from '../common/zk-session.js';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit-log.js';
+import { Autoscaler } from './autoscaler.js';
 import { ClusterManager } from './cluster.js';
 import { ClusterView } from './cluster-view.js';
 import { RpcClient } from './rpc-client.js';
@@ -21,6 +22,7 @@ export interface Orchestrator {
   runtime: Runtime;
   rpc: RpcClient;
   audit: AuditLog;
+  autoscaler: Autoscaler;
   /** Stops serving, stops every worker, closes connections. Idempotent. */
   close(): Promise<void>;
   /** Stops serving and closes connections but leaves the workers running, as a crash would (tests of adoption). */
@@ -40,11 +42,13 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const runtime = opts.runtime ?? createRuntime(config, logger);
   const audit = new AuditLog(logger.child({ component: 'audit' }));
   const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
-  const app = buildApp({ config, names, rpc, cluster, view, audit, logger });
+  const autoscaler = new Autoscaler(config, cluster, audit);
+  const app = buildApp({ config, names, rpc, cluster, view, audit, autoscaler, logger });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      await autoscaler.close();
       await app.close().catch(() => undefined);
       await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
       await rpc.close();
@@ -54,6 +58,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   };
 
   const abandon = async (): Promise<void> => {
+    await autoscaler.close();
     cluster.detach();
     await app.close().catch(() => undefined);
     await rpc.close();
@@ -70,5 +75,5 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     await close();
     throw err;
   }
-  return { app, cluster, view, runtime, rpc, audit, close, abandon };
+  return { app, cluster, view, runtime, rpc, audit, autoscaler, close, abandon };
 }

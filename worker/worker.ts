@@ -265,7 +265,11 @@ export class Worker implements WorkerContext {
       reply(ch, msg, { ok: false, error: asDbaasError(err).toWire() });
     }
     settle(ch, msg, 'ack');
-    if (control.type === 'retire') await this.stop(0);
+    if (control.type === 'retire') {
+      // Closing the channel first flushes the reply: a connection close may overtake frames still queued on a channel.
+      await ch.close().catch(() => undefined);
+      await this.stop(0);
+    }
   }
 
   private async control(control: ControlMessage): Promise<unknown> {

@@ -516,17 +516,27 @@ export class DockerRuntime implements Runtime {
 
   /** Removes the namespace's network when this project created it and nothing runs on it. */
   private async removeNetworkIfUnused(): Promise<void> {
-    try {
-      const n = this.docker.getNetwork(this.opts.network);
-      const info = (await timed(n.inspect(), API_TIMEOUT_MS, 'docker network inspect')) as {
-        Labels?: Record<string, string>;
-        Containers?: Record<string, unknown>;
-      };
-      if (info.Labels?.[DOCKER_LABELS.managed] !== 'true' || Object.keys(info.Containers ?? {}).length > 0) return;
-      await timed(n.remove(), API_TIMEOUT_MS, 'docker network rm');
-    } catch {
-      // in use, or gone already
+    const n = this.docker.getNetwork(this.opts.network);
+    // The engine releases a stopped container's endpoint a moment after its `die` event.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        const info = (await timed(n.inspect(), API_TIMEOUT_MS, 'docker network inspect')) as {
+          Labels?: Record<string, string>;
+          Containers?: Record<string, unknown>;
+        };
+        if (info.Labels?.[DOCKER_LABELS.managed] !== 'true') return;
+        if (Object.keys(info.Containers ?? {}).length === 0) {
+          await timed(n.remove(), API_TIMEOUT_MS, 'docker network rm');
+          this.opts.logger.info({ network: this.opts.network }, 'removed docker network');
+          return;
+        }
+      } catch (err) {
+        if (statusOf(err) === 404) return;
+        this.opts.logger.debug({ network: this.opts.network, err: (err as Error).message }, 'docker network not removed yet');
+      }
+      await sleep(300);
     }
+    this.opts.logger.info({ network: this.opts.network }, 'docker network still in use; kept');
   }
 }
 

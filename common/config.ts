@@ -6,6 +6,8 @@
  * Durations end in `Ms`.
  */
 
+import { readFileSync } from 'node:fs';
+
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export class ConfigError extends Error {
@@ -37,6 +39,8 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly minSlaves: number;
   readonly maxSlaves: number;
   readonly adminToken: string | undefined;
+  /** Keys for the data endpoints (`DBAAS_API_KEYS`: a comma list, or `@/path/to/file` with one key per line). Empty: open. */
+  readonly apiKeys: readonly string[];
   readonly dataDir: string;
   /** Path of the database server each worker gets (FerretDB or mongod). */
   readonly dbBin: string | undefined;
@@ -117,6 +121,39 @@ class Reader {
     return n;
   }
 
+  /** A token: at least 8 characters, no white space. */
+  secret(name: string): string | undefined {
+    const v = this.optional(name);
+    if (v !== undefined && !/^\S{8,}$/.test(v)) {
+      this.problems.push(`${name} must be at least 8 characters with no white space`);
+      return undefined;
+    }
+    return v;
+  }
+
+  /** A comma list of tokens, or `@/path` to a file with one per line (blank lines and # comments ignored). */
+  keyList(name: string): string[] {
+    const raw = this.optional(name);
+    if (raw === undefined) return [];
+    let text = raw;
+    if (raw.startsWith('@')) {
+      try {
+        text = readFileSync(raw.slice(1), 'utf8');
+      } catch (err) {
+        this.problems.push(`${name}: cannot read ${raw.slice(1)}: ${(err as Error).message}`);
+        return [];
+      }
+    }
+    const keys = text
+      .split(raw.startsWith('@') ? /\r?\n/ : ',')
+      .map((k) => k.trim())
+      .filter((k) => k !== '' && !k.startsWith('#'));
+    if (keys.length === 0) this.problems.push(`${name} is set but holds no key`);
+    const weak = keys.filter((k) => !/^\S{8,}$/.test(k)).length;
+    if (weak > 0) this.problems.push(`${name}: ${weak} key(s) shorter than 8 characters or with white space`);
+    return keys;
+  }
+
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
     const raw = this.str(name, fallback);
     if (!(allowed as readonly string[]).includes(raw)) {
@@ -172,7 +209,8 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     readsPerSlave: r.int('DBAAS_READS_PER_SLAVE', 20, 1, 1_000_000_000),
     minSlaves,
     maxSlaves,
-    adminToken: r.optional('DBAAS_ADMIN_TOKEN'),
+    adminToken: r.secret('DBAAS_ADMIN_TOKEN'),
+    apiKeys: r.keyList('DBAAS_API_KEYS'),
     dataDir: r.str('DBAAS_DATA_DIR', './data'),
     dbBin: r.optional('DBAAS_DB_BIN'),
     bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),

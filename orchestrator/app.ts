@@ -5,14 +5,13 @@
  * worker's answer, a 4xx for bad input (nothing queued), a 503 when there is no
  * master/slave/broker, or a 504 when the worker is too slow. Never a stack trace.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
-  type FastifyRequest,
 } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError, httpErrorBody } from '../common/errors.js';
@@ -23,6 +22,7 @@ import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
 import type { AuditLog } from './audit-log.js';
+import { makeGuards } from './auth.js';
 import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
 import type { ClusterView } from './cluster-view.js';
@@ -53,13 +53,6 @@ function fromFastifyError(err: FastifyError): DbaasError {
       }
       return new DbaasError('DBAAS_SERVER_INTERNAL');
   }
-}
-
-/** Constant-time token comparison (hashing first makes the lengths equal). */
-function tokenMatches(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b);
 }
 
 function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
@@ -110,15 +103,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
 
-  /** Admin endpoints (crash drills, clear, per-replica reads) need the admin token when one is configured. */
-  const requireAdmin = async (request: FastifyRequest): Promise<void> => {
-    const expected = config.adminToken;
-    if (expected === undefined) return;
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer (.+)$/.exec(header) : null;
-    if (!match?.[1]) throw new DbaasError('DBAAS_AUTH_MISSING');
-    if (!tokenMatches(match[1], expected)) throw new DbaasError('DBAAS_AUTH_INVALID');
-  };
+  const { requireAdmin, requireApiKey } = makeGuards(config);
 
   const write = async (req: WriteRequest): Promise<unknown> => {
     const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId: req.requestId ?? randomUUID(), command: req.command };
@@ -126,7 +111,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true });
   };
 
-  app.post('/api/v1/db/write', async (request) => write(parseWriteBody(request.body)));
+  app.post('/api/v1/db/write', { preHandler: requireApiKey }, async (request) => write(parseWriteBody(request.body)));
   app.post('/api/v1/db/clear', { preHandler: requireAdmin }, async (request) => write(parseClearBody(request.body)));
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
@@ -147,9 +132,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     audit.record('scaling', `manual override: slave target ${before} → ${target}`, { details: { previous: before, target, manual: true } });
     return { targetSlaves: target };
   });
-  app.get('/api/v1/scale', async () => deps.autoscaler.status());
+  app.get('/api/v1/scale', { preHandler: requireApiKey }, async () => deps.autoscaler.status());
 
-  app.get('/api/v1/events', async (request) => {
+  app.get('/api/v1/events', { preHandler: requireApiKey }, async (request) => {
     const after = Number((request.query as { after?: string }).after ?? 0);
     return audit.list(Number.isSafeInteger(after) && after > 0 ? after : 0);
   });
@@ -160,7 +145,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return cluster.readFrom(request.params.id, command);
   });
 
-  app.post('/api/v1/db/read', async (request) => {
+  app.post('/api/v1/db/read', { preHandler: requireApiKey }, async (request) => {
     deps.autoscaler.onRead();
     const command = parseReadBody(request.body);
     const route = cluster.readRoute();
@@ -173,10 +158,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
 
   const listPids = async (): Promise<number[]> => cluster.pids();
-  app.get('/api/v1/workers/list', listPids);
-  app.get('/api/v1/worker/list', listPids);
+  app.get('/api/v1/workers/list', { preHandler: requireApiKey }, listPids);
+  app.get('/api/v1/worker/list', { preHandler: requireApiKey }, listPids);
 
-  app.get('/api/v1/workers', async () => cluster.workersDetail());
+  app.get('/api/v1/workers', { preHandler: requireApiKey }, async () => cluster.workersDetail());
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

@@ -19,6 +19,15 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger('dbaas-orchestrator', config.logLevel);
+  if (config.adminToken === undefined) {
+    process.stdout.write(
+      '[dbaas] WARNING: DBAAS_ADMIN_TOKEN is not set: anyone who can reach this port can kill workers, clear all data and rescale.\n' +
+        '[dbaas]          Set DBAAS_ADMIN_TOKEN (8+ characters) before exposing the service; see docs/SECURITY.md.\n',
+    );
+  }
+  if (config.apiKeys.length === 0 && config.host !== '127.0.0.1') {
+    process.stdout.write(`[dbaas] note: DBAAS_API_KEYS is not set: reads and writes are open to anyone who can reach ${config.host}:${config.port}.\n`);
+  }
   process.stdout.write(`[dbaas] starting a cluster (namespace ${config.namespace}, 1 master + ${config.initialSlaves} slave(s), runtime ${config.runtime}) …\n`);
   const orchestrator = await startOrchestrator(config, logger).catch((err: unknown) => {
     process.stderr.write(`[dbaas] could not start the cluster: ${(err as Error).message}\n`);

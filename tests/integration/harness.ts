@@ -30,6 +30,8 @@ export interface TestClusterOptions {
   dataDir?: string;
   /** Also listen on a loopback port (for clients that speak real HTTP). */
   listen?: boolean;
+  /** Receives every orchestrator log line (JSON text) instead of stdout. */
+  logSink?: (line: string) => void;
 }
 
 export async function startTestCluster(env: Record<string, string> = {}, opts: TestClusterOptions = {}): Promise<TestCluster> {
@@ -44,7 +46,10 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
     DBAAS_INITIAL_SLAVES: '1',
     ...env,
   });
-  const logger = createLogger('test-orchestrator', config.logLevel);
+  const sink = opts.logSink;
+  const logger = sink
+    ? createLogger('test-orchestrator', config.logLevel, {}, { write: (line: string) => sink(line) })
+    : createLogger('test-orchestrator', config.logLevel);
   const orch = await startOrchestrator(config, logger);
   let url = '';
   if (opts.listen) url = await orch.app.listen({ port: 0, host: '127.0.0.1' });

@@ -27,6 +27,7 @@ export const ERROR_CATALOGUE = {
   DBAAS_REQ_LIMIT_EXCEEDED: { status: 400, retryable: false, message: 'the request exceeds a size limit' },
   DBAAS_QUERY_OPERATOR_NOT_ALLOWED: { status: 400, retryable: false, message: 'the filter uses an operator that is not allowed' },
   DBAAS_QUERY_INVALID: { status: 400, retryable: false, message: 'the filter is malformed' },
+  DBAAS_QUERY_REGEX_UNSAFE: { status: 400, retryable: false, message: 'the regular expression could take exponential time to match' },
   DBAAS_DOC_INVALID: { status: 400, retryable: false, message: 'the document is malformed' },
   DBAAS_UPDATE_INVALID: { status: 400, retryable: false, message: 'the update is malformed' },
   DBAAS_WRITE_MISSING_WHERE: { status: 400, retryable: false, message: 'update, upsert and delete need a where filter' },

@@ -12,6 +12,7 @@ import type { ErrorCode } from './errors.js';
 import { splitFieldPath } from './field-path.js';
 import { describeType, fail, getOwn, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
 import { MAX_ARRAY_LENGTH, MAX_OBJECT_KEYS, MAX_REGEX_LENGTH } from './limits.js';
+import { regexRisk } from './regex-safety.js';
 
 const COMPARISON_OPERATORS = new Set(['$eq', '$ne', '$gt', '$gte', '$lt', '$lte']);
 const FIELD_OPERATORS = new Set([...COMPARISON_OPERATORS, '$in', '$nin', '$exists', '$not', '$regex', '$options']);
@@ -142,4 +143,6 @@ function checkRegexCompiles(ops: JsonObject, path: string): void {
   } catch {
     fail('DBAAS_QUERY_INVALID', `${path}.$regex`, 'is not a valid regular expression');
   }
+  const risk = typeof pattern === 'string' ? regexRisk(pattern) : undefined;
+  if (risk !== undefined) fail('DBAAS_QUERY_REGEX_UNSAFE', `${path}.$regex`, `could take exponential time to match: ${risk}`);
 }

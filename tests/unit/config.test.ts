@@ -39,9 +39,9 @@ describe('loadOrchestratorConfig', () => {
   });
 
   it('reads overrides', () => {
-    const c = loadOrchestratorConfig({ DBAAS_PORT: '8080', DBAAS_ADMIN_TOKEN: 's3cret', DBAAS_INITIAL_SLAVES: '3' });
+    const c = loadOrchestratorConfig({ DBAAS_PORT: '8080', DBAAS_ADMIN_TOKEN: 's3cret-token', DBAAS_INITIAL_SLAVES: '3' });
     expect(c.port).toBe(8080);
-    expect(c.adminToken).toBe('s3cret');
+    expect(c.adminToken).toBe('s3cret-token');
     expect(c.initialSlaves).toBe(3);
   });
 });

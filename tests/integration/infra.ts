@@ -1,0 +1,112 @@
+/**
+ * Test-only control over the shared infrastructure: restarting ZooKeeper the way
+ * it was started, and looking at queues and znodes directly.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import amqp from 'amqplib';
+import zookeeper from 'node-zookeeper-client';
+import { waitFor } from '../../common/backoff.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function zooKeeperPid(): number {
+  const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    try {
+      process.kill(pid, 0);
+      return pid;
+    } catch {
+      // stale pid file: fall through
+    }
+  }
+  const out = execFileSync('ss', ['-ltnpH', 'sport = :2181'], { encoding: 'utf8' });
+  const m = /pid=(\d+)/.exec(out);
+  if (!m?.[1]) throw new Error('cannot find the ZooKeeper process listening on 2181');
+  return Number(m[1]);
+}
+
+/** Stops ZooKeeper, keeps it down for `downMs`, and starts it again with the same command line. */
+export async function restartZooKeeper(downMs: number): Promise<void> {
+  const pid = zooKeeperPid();
+  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  const cwd = readlinkSync(`/proc/${pid}/cwd`);
+  process.kill(pid, 'SIGTERM');
+  await waitFor(async () => ((await portOpen(2181)) ? undefined : true), 20_000, () => new Error('ZooKeeper did not stop'));
+  await new Promise((r) => setTimeout(r, downMs));
+  const log = openSync(path.join(root, '.dbaas/zookeeper/zookeeper.log'), 'a');
+  const [cmd, ...args] = argv;
+  const child = spawn(cmd as string, args, { cwd, detached: true, stdio: ['ignore', log, log] });
+  child.unref();
+  const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
+  if (existsSync(path.dirname(pidFile)) && child.pid) writeFileSync(pidFile, String(child.pid));
+  await waitFor(async () => ((await portOpen(2181)) ? true : undefined), 60_000, () => new Error('ZooKeeper did not come back'), 100);
+}
+
+/** Whether a queue exists on the broker. */
+export async function queueExists(name: string): Promise<boolean> {
+  const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+  try {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      await ch.checkQueue(name);
+      return true;
+    } catch {
+      return false;
+    }
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+/** The children of a znode ([] when it does not exist). */
+export async function znodeChildren(p: string): Promise<string[]> {
+  const client = zookeeper.createClient('127.0.0.1:2181', { sessionTimeout: 5000 });
+  client.connect();
+  try {
+    return await new Promise<string[]>((resolve, reject) => {
+      client.once('connected', () => {
+        client.getChildren(p, (err, children) => {
+          if (err && (err as { getCode?: () => number }).getCode?.() === zookeeper.Exception.NO_NODE) resolve([]);
+          else if (err) reject(err);
+          else resolve(children);
+        });
+      });
+    });
+  } finally {
+    client.close();
+  }
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** The database server's pid of a process-runtime worker, from its unit.json. */
+export function dbPidOf(dataDir: string, namespace: string, workerId: string): number {
+  return (JSON.parse(readFileSync(path.join(dataDir, namespace, workerId, 'unit.json'), 'utf8')) as { dbPid: number }).dbPid;
+}

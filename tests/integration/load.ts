@@ -1,0 +1,57 @@
+/**
+ * Continuous load for outage tests: writers insert keyed documents with a
+ * requestId each and retry until acknowledged; readers read. Every attempt's
+ * status and duration is kept, so a test can assert that none hung.
+ */
+import type { TestCluster } from './harness.js';
+
+export interface Outcome {
+  status: number;
+  ms: number;
+  code?: string;
+}
+
+export interface LoadResult {
+  acked: Set<string>;
+  outcomes: Outcome[];
+}
+
+export function startLoad(c: TestCluster, table: string, writers = 2, readers = 1): { stop(): Promise<LoadResult> } {
+  const acked = new Set<string>();
+  const outcomes: Outcome[] = [];
+  let stopped = false;
+  const attempt = async (url: string, body: unknown): Promise<number> => {
+    const started = Date.now();
+    const r = await c.post(url, body);
+    outcomes.push({ status: r.status, ms: Date.now() - started, code: r.body?.error?.code });
+    return r.status;
+  };
+  const writer = async (w: number): Promise<void> => {
+    for (let i = 0; !stopped; i++) {
+      const key = `${w}-${i}`;
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        const status = await attempt('/api/v1/db/write', { table, operation: 'insert', data: { key }, requestId: `${table}-${key}` });
+        if (status === 200) {
+          acked.add(key);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  };
+  const reader = async (): Promise<void> => {
+    while (!stopped) {
+      const status = await attempt('/api/v1/db/read', { table, where: {}, count: true });
+      if (status !== 200) await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const running = [...Array.from({ length: writers }, (_, w) => writer(w)), ...Array.from({ length: readers }, () => reader())];
+  return {
+    stop: async () => {
+      stopped = true;
+      await Promise.all(running);
+      return { acked, outcomes };
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { eventually, startTestCluster, type TestCluster } from './harness.js';
+import { alive, dbPidOf, restartZooKeeper } from './infra.js';
+import { startLoad, type LoadResult } from './load.js';
+import { dumpAllReplicas } from './replicas.js';
+
+let clusters: TestCluster[] = [];
+
+afterEach(async () => {
+  for (const c of clusters) await c.close().catch(() => undefined);
+  clusters = [];
+});
+
+async function cluster(env: Record<string, string> = {}): Promise<TestCluster> {
+  const c = await startTestCluster({ DBAAS_REQUEST_TIMEOUT_MS: '3000', ...env });
+  clusters.push(c);
+  return c;
+}
+
+/** No request hung; every failure was a clear 503/504; every acknowledged write is on every replica exactly once. */
+async function expectCleanOutcome(c: TestCluster, table: string, load: LoadResult): Promise<void> {
+  expect(load.acked.size).toBeGreaterThan(5);
+  for (const o of load.outcomes) {
+    expect([200, 503, 504]).toContain(o.status);
+    expect(o.ms).toBeLessThan(c.config.requestTimeoutMs + c.config.masterWaitMs + 2000);
+  }
+  const dumps = await dumpAllReplicas(c.orch, 30_000);
+  for (const [id, dump] of dumps) {
+    const keys = ((dump[table] ?? []) as Array<{ key: string }>).map((d) => d.key);
+    expect(new Set(keys).size, `a write applied twice on ${id}`).toBe(keys.length);
+    for (const k of load.acked) expect(keys, `acknowledged ${k} missing on ${id}`).toContain(k);
+  }
+}
+
+describe('dependency outages under load', () => {
+  it('ZooKeeper restarted: requests succeed or fail fast, then the cluster is whole again', async () => {
+    const c = await cluster();
+    const load = startLoad(c, 'zk_outage');
+    await eventually(() => c.orch.view.ready, 5000, 'view');
+    await new Promise((r) => setTimeout(r, 500));
+    await restartZooKeeper(3000);
+    await eventually(() => c.orch.cluster.ready() && c.orch.view.workers.size === 2, 60_000, 'a whole cluster after the ZooKeeper restart');
+    await new Promise((r) => setTimeout(r, 500));
+    const result = await load.stop();
+    await expectCleanOutcome(c, 'zk_outage', result);
+  });
+
+  it("a worker's database killed: the worker is replaced (not left half alive), nothing acknowledged is lost", async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+    const load = startLoad(c, 'db_outage');
+    await new Promise((r) => setTimeout(r, 800));
+    const slave = c.orch.view.servingSlaves()[0];
+    const master = c.orch.view.masterStatus();
+    if (!slave || !master) throw new Error('cluster not ready');
+    const slaveDb = dbPidOf(c.dataDir, c.namespace, slave.id);
+    process.kill(slaveDb, 'SIGKILL');
+    await eventually(() => !alive(slave.pid), 10_000, 'the slave whose database died to be gone');
+    await eventually(() => c.orch.view.servingSlaves().length === 2 && !c.orch.view.workers.has(slave.id), 20_000, 'its replacement');
+
+    const masterDb = dbPidOf(c.dataDir, c.namespace, master.id);
+    process.kill(masterDb, 'SIGKILL');
+    await eventually(() => !alive(master.pid), 10_000, 'the master whose database died to be gone');
+    await eventually(
+      () => c.orch.cluster.ready() && c.orch.view.master?.id !== master.id && c.orch.view.servingSlaves().length === 2,
+      30_000,
+      'a new master and two slaves',
+    );
+    const result = await load.stop();
+    await expectCleanOutcome(c, 'db_outage', result);
+  });
+});

@@ -5,8 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { canConnect } from '../../common/probes.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -18,17 +18,6 @@ function newestMtime(dir: string): number {
     else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
   }
   return newest;
-}
-
-function reachable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 export default async function setup(): Promise<void> {
@@ -46,8 +35,8 @@ export default async function setup(): Promise<void> {
   }
   const missing: string[] = [];
   if (!process.env.DBAAS_DB_BIN) missing.push('DBAAS_DB_BIN (FerretDB or mongod)');
-  if (!(await reachable(5672))) missing.push('RabbitMQ on 127.0.0.1:5672');
-  if (!(await reachable(2181))) missing.push('ZooKeeper on 127.0.0.1:2181');
+  if (!(await canConnect(5672))) missing.push('RabbitMQ on 127.0.0.1:5672');
+  if (!(await canConnect(2181))) missing.push('ZooKeeper on 127.0.0.1:2181');
   if (missing.length > 0) {
     throw new Error(`integration tests need ${missing.join(', ')}: run them with \`npm test\`, which sets these up`);
   }

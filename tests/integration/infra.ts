@@ -4,24 +4,13 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import amqp from 'amqplib';
 import zookeeper from 'node-zookeeper-client';
 import { waitFor } from '../../common/backoff.js';
+import { canConnect } from '../../common/probes.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 function zooKeeperPid(): number {
   const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
@@ -46,7 +35,7 @@ export async function restartZooKeeper(downMs: number): Promise<void> {
   const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
   const cwd = readlinkSync(`/proc/${pid}/cwd`);
   process.kill(pid, 'SIGTERM');
-  await waitFor(async () => ((await portOpen(2181)) ? undefined : true), 20_000, () => new Error('ZooKeeper did not stop'));
+  await waitFor(async () => ((await canConnect(2181)) ? undefined : true), 20_000, () => new Error('ZooKeeper did not stop'));
   await new Promise((r) => setTimeout(r, downMs));
   const log = openSync(path.join(root, '.dbaas/zookeeper/zookeeper.log'), 'a');
   const [cmd, ...args] = argv;
@@ -54,7 +43,7 @@ export async function restartZooKeeper(downMs: number): Promise<void> {
   child.unref();
   const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
   if (existsSync(path.dirname(pidFile)) && child.pid) writeFileSync(pidFile, String(child.pid));
-  await waitFor(async () => ((await portOpen(2181)) ? true : undefined), 60_000, () => new Error('ZooKeeper did not come back'), 100);
+  await waitFor(async () => ((await canConnect(2181)) ? true : undefined), 60_000, () => new Error('ZooKeeper did not come back'), 100);
 }
 
 /** Whether a queue exists on the broker. */
@@ -93,18 +82,7 @@ export async function znodeChildren(p: string): Promise<string[]> {
   }
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return true;
-  }
-}
+export { isAlive as alive } from '../../common/probes.js';
 
 /** The database server's pid of a process-runtime worker, from its unit.json. */
 export function dbPidOf(dataDir: string, namespace: string, workerId: string): number {

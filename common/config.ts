@@ -24,6 +24,14 @@ export interface ClusterConfig {
   readonly zkConnect: string;
   readonly zkSessionTimeoutMs: number;
   readonly logLevel: string;
+  /** Worker tuning: set on the orchestrator, handed to every worker it starts. */
+  readonly dbName: string;
+  readonly readPrefetch: number;
+  readonly writePrefetch: number;
+  /** How long a slave waits to reach a read's `afterSeq` before a 504. */
+  readonly afterSeqWaitMs: number;
+  readonly oplogMaxEntries: number;
+  readonly oplogMaxAgeMs: number;
 }
 
 export const RUNTIME_KINDS = ['process', 'docker'] as const;
@@ -78,12 +86,6 @@ export interface WorkerConfig extends ClusterConfig {
   readonly mongoUrl: string;
   /** The URL other workers use to reach this worker's database (snapshots). */
   readonly advertisedMongoUrl: string;
-  readonly dbName: string;
-  readonly readPrefetch: number;
-  readonly writePrefetch: number;
-  readonly afterSeqWaitMs: number;
-  readonly oplogMaxEntries: number;
-  readonly oplogMaxAgeMs: number;
 }
 
 /** Collects problems instead of throwing at the first one. */
@@ -185,6 +187,12 @@ function readCluster(r: Reader): ClusterConfig {
     zkConnect: r.str('DBAAS_ZK_CONNECT', '127.0.0.1:2181'),
     zkSessionTimeoutMs: r.int('DBAAS_ZK_SESSION_TIMEOUT_MS', 2000, 500, 60000),
     logLevel: r.oneOf('DBAAS_LOG_LEVEL', 'info', LOG_LEVELS),
+    dbName: r.match('DBAAS_WORKER_DB_NAME', 'dbaas', /^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'must match ^[A-Za-z][A-Za-z0-9_-]{0,62}$'),
+    readPrefetch: r.int('DBAAS_WORKER_READ_PREFETCH', 32, 1, 10000),
+    writePrefetch: r.int('DBAAS_WORKER_WRITE_PREFETCH', 64, 1, 10000),
+    afterSeqWaitMs: r.int('DBAAS_AFTER_SEQ_WAIT_MS', 2000, 0, 600_000),
+    oplogMaxEntries: r.int('DBAAS_OPLOG_MAX_ENTRIES', 100_000, 100, 100_000_000),
+    oplogMaxAgeMs: r.int('DBAAS_OPLOG_MAX_AGE_MS', 86_400_000, 60_000, 365 * 86_400_000),
   };
 }
 
@@ -239,17 +247,11 @@ export function loadWorkerConfig(env: Env = process.env): Readonly<WorkerConfig>
     term: r.int('DBAAS_WORKER_TERM', 0, 0, Number.MAX_SAFE_INTEGER),
     mongoUrl,
     advertisedMongoUrl: r.str('DBAAS_WORKER_ADVERTISED_MONGO_URL', mongoUrl),
-    dbName: r.str('DBAAS_WORKER_DB_NAME', 'dbaas'),
-    readPrefetch: r.int('DBAAS_WORKER_READ_PREFETCH', 32, 1, 10000),
-    writePrefetch: r.int('DBAAS_WORKER_WRITE_PREFETCH', 64, 1, 10000),
-    afterSeqWaitMs: r.int('DBAAS_AFTER_SEQ_WAIT_MS', 2000, 0, 600_000),
-    oplogMaxEntries: r.int('DBAAS_OPLOG_MAX_ENTRIES', 100_000, 100, 100_000_000),
-    oplogMaxAgeMs: r.int('DBAAS_OPLOG_MAX_AGE_MS', 86_400_000, 60_000, 365 * 86_400_000),
   };
   return r.done(config);
 }
 
-/** The cluster settings as environment variables, for handing to a child worker. */
+/** The cluster settings (worker tuning included) as environment variables, for handing to a child worker. */
 export function clusterEnv(c: ClusterConfig): Record<string, string> {
   return {
     DBAAS_NAMESPACE: c.namespace,
@@ -257,6 +259,12 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_ZK_CONNECT: c.zkConnect,
     DBAAS_ZK_SESSION_TIMEOUT_MS: String(c.zkSessionTimeoutMs),
     DBAAS_LOG_LEVEL: c.logLevel,
+    DBAAS_WORKER_DB_NAME: c.dbName,
+    DBAAS_WORKER_READ_PREFETCH: String(c.readPrefetch),
+    DBAAS_WORKER_WRITE_PREFETCH: String(c.writePrefetch),
+    DBAAS_AFTER_SEQ_WAIT_MS: String(c.afterSeqWaitMs),
+    DBAAS_OPLOG_MAX_ENTRIES: String(c.oplogMaxEntries),
+    DBAAS_OPLOG_MAX_AGE_MS: String(c.oplogMaxAgeMs),
   };
 }
 

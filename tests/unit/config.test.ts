@@ -60,3 +60,12 @@ describe('loadWorkerConfig', () => {
     expect(m.advertisedMongoUrl).toBe(base.DBAAS_WORKER_MONGO_URL);
   });
 });
+
+describe('worker tuning', () => {
+  it('set on the orchestrator reaches the workers it starts', async () => {
+    const { clusterEnv } = await import('../../common/config.js');
+    const orchestrator = loadOrchestratorConfig({ DBAAS_AFTER_SEQ_WAIT_MS: '750', DBAAS_OPLOG_MAX_ENTRIES: '5000', DBAAS_WORKER_READ_PREFETCH: '8' });
+    const worker = loadWorkerConfig({ ...clusterEnv(orchestrator), DBAAS_WORKER_ID: 'w1', DBAAS_WORKER_MONGO_URL: 'mongodb://127.0.0.1:1/' });
+    expect(worker).toMatchObject({ afterSeqWaitMs: 750, oplogMaxEntries: 5000, readPrefetch: 8, writePrefetch: 64, dbName: 'dbaas' });
+  });
+});

@@ -19,7 +19,6 @@ export const ERROR_CATALOGUE = {
   // Request shape (400-range): nothing was queued, nothing changed.
   DBAAS_REQ_INVALID_JSON: { status: 400, retryable: false, message: 'the request body is not valid JSON' },
   DBAAS_REQ_BODY_TOO_LARGE: { status: 413, retryable: false, message: 'the request body is larger than allowed' },
-  DBAAS_REQ_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, message: 'the request body must be application/json' },
   DBAAS_REQ_INVALID: { status: 400, retryable: false, message: 'the request is malformed' },
   DBAAS_REQ_UNKNOWN_FIELD: { status: 400, retryable: false, message: 'the request has a field that is not allowed' },
   DBAAS_REQ_BAD_TABLE: { status: 400, retryable: false, message: 'table must match ^[A-Za-z][A-Za-z0-9_]{0,63}$' },
@@ -51,7 +50,6 @@ export const ERROR_CATALOGUE = {
   DBAAS_SHUTTING_DOWN: { status: 503, retryable: true, message: 'the service is shutting down' },
   DBAAS_WORKER_NOT_READY: { status: 503, retryable: true, message: 'the worker is not ready' },
   DBAAS_WORKER_DB_UNAVAILABLE: { status: 503, retryable: true, message: 'the worker cannot reach its database' },
-  DBAAS_WORKER_FENCED: { status: 503, retryable: true, message: 'the worker is no longer the master' },
   DBAAS_RPC_TIMEOUT: { status: 504, retryable: true, message: 'the worker did not answer in time' },
   DBAAS_READ_SEQ_TIMEOUT: { status: 504, retryable: true, message: 'no slave reached the requested afterSeq in time' },
 

@@ -102,8 +102,9 @@ function bodyObject(body: unknown, allowed: ReadonlySet<string>): JsonObject {
 function checkTable(table: unknown): string {
   if (typeof table !== 'string') fail('DBAAS_REQ_BAD_TABLE', 'table', `must be a string, got ${describeType(table)}`);
   if (!TABLE_NAME.test(table)) fail('DBAAS_REQ_BAD_TABLE', 'table', `${JSON.stringify(table)} does not match ^[A-Za-z][A-Za-z0-9_]{0,63}$`);
-  // _dbaas* holds internal collections (oplog, request ids); system* is reserved by MongoDB.
-  if (/^(_dbaas|system)/i.test(table)) fail('DBAAS_REQ_BAD_TABLE', 'table', `${table} is a reserved name`);
+  // _dbaas* holds internal collections (oplog, request ids). The pattern already refuses it (and
+  // MongoDB's reserved "system." prefix); this stays in case the pattern is ever relaxed.
+  if (/^_dbaas/i.test(table)) fail('DBAAS_REQ_BAD_TABLE', 'table', `${table} is a reserved name`);
   return table;
 }
 

@@ -45,8 +45,6 @@ function fromFastifyError(err: FastifyError): DbaasError {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new DbaasError('DBAAS_REQ_BODY_TOO_LARGE');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new DbaasError('DBAAS_REQ_UNSUPPORTED_MEDIA_TYPE');
     default:
       if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
         return new DbaasError('DBAAS_REQ_INVALID', err.message);
@@ -69,6 +67,16 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: () => randomUUID(),
     // A route's trailing slash should not be a 404.
     routerOptions: { ignoreTrailingSlash: true },
+    // While closing, answer with our own 503 (code and Retry-After), not fastify's.
+    return503OnClosing: false,
+  });
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (request) => {
+    if (closing && !request.url.startsWith('/healthz')) throw new DbaasError('DBAAS_SHUTTING_DOWN');
   });
 
   // Bodies are JSON whatever the content type says (curl -d sends form encoding), and may be empty.

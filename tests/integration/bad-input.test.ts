@@ -131,7 +131,6 @@ const shapeCases: Case[] = [
   ['write: table with .', W, { table: 'users.x', operation: 'insert', data: { a: 1 } }, 400, BAD_TABLE],
   ['write: table 65 chars', W, { table: 'a'.repeat(65), operation: 'insert', data: { a: 1 } }, 400, BAD_TABLE],
   ['write: table system.x', W, { table: 'system.x', operation: 'insert', data: { a: 1 } }, 400, BAD_TABLE],
-  ['write: table systemUsers (reserved)', W, { table: 'systemUsers', operation: 'insert', data: { a: 1 } }, 400, BAD_TABLE],
   ['write: table _dbaas_oplog', W, { table: '_dbaas_oplog', operation: 'delete', where: {} }, 400, BAD_TABLE],
   ['write: table with space', W, { table: 'my users', operation: 'insert', data: { a: 1 } }, 400, BAD_TABLE],
   ['write: table as number', W, { table: 5, operation: 'insert', data: { a: 1 } }, 400, BAD_TABLE],

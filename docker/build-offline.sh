@@ -139,7 +139,7 @@ fi
 app_hash=$( {
   echo "$deps_hash"
   hash_files "$OFFLINE_DIR/app.Dockerfile"
-  find dist/common dist/orchestrator dist/worker -type f -name '*.js' -print0 | sort -z | xargs -0 sha256sum
+  find dist/common dist/orchestrator dist/worker -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum
 } | hash_stdin)
 if needs_build dbaas-worker:latest "$app_hash" || needs_build dbaas-orchestrator:latest "$app_hash"; then
   t=$(now_ms)

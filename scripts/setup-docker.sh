@@ -5,6 +5,7 @@
 #   2. the way containers reach the host's RabbitMQ and ZooKeeper (they run on
 #      the host, listening on 127.0.0.1; see docs/DOCKER.md "Networking"):
 #      - ZooKeeper: a socat relay on the docker0 gateway address, port 2181
+#        (restarted by a loop when it dies; this script restarts the loop)
 #      - RabbitMQ: it listens on every address already; containers log in as
 #        a user of their own (dbaas-docker, random password), because RabbitMQ
 #        lets guest in only from loopback
@@ -92,8 +93,8 @@ if [[ "$MODE" == stop ]]; then
   if grep -qx zk-relay "$DOCKER_STARTED_FILE"; then
     pid=$(cat "$RELAY_PID_FILE" 2>/dev/null || true)
     if pid_alive "$pid"; then
-      log "stopping the ZooKeeper relay (pid $pid)"
-      kill -TERM "$pid" 2>/dev/null || true
+      log "stopping the ZooKeeper relay (process group $pid)"
+      kill -TERM -- "-$pid" 2>/dev/null || true
     fi
     rm -f "$RELAY_PID_FILE"
   fi
@@ -183,11 +184,14 @@ step_zk_relay() {
     as_root apt-get install -y --no-install-recommends socat >>"$DBAAS_STATE_DIR/apt.log" 2>&1 || unavailable "apt-get install socat failed"
     socat=$(command -v socat)
   fi
-  # A relay of ours bound to an old gateway address.
+  # A relay of ours that is stuck, or bound to an old gateway address.
   pid=$(cat "$RELAY_PID_FILE" 2>/dev/null || true)
-  if pid_alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+  if pid_alive "$pid"; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; fi
   log "relaying ZooKeeper to containers: $gw:2181 → 127.0.0.1:2181 (socat, log $RELAY_LOG)"
-  setsid "$socat" "TCP-LISTEN:2181,bind=$gw,reuseaddr,fork" TCP:127.0.0.1:2181 </dev/null >>"$RELAY_LOG" 2>&1 8>&- 9>&- &
+  # In a process group of its own, restarted by a small loop if socat dies.
+  # shellcheck disable=SC2016  # $0 and $@ belong to the inner bash
+  setsid bash -c 'while :; do "$0" "$@"; echo "socat exited ($?); restarting" >&2; sleep 1; done' \
+    "$socat" "TCP-LISTEN:2181,bind=$gw,reuseaddr,fork" TCP:127.0.0.1:2181 </dev/null >>"$RELAY_LOG" 2>&1 8>&- 9>&- &
   echo $! >"$RELAY_PID_FILE"
   record_docker_started zk-relay
   relay_ok() { [[ "$(zk_four_letter "$gw" 2181 ruok)" == imok ]]; }

@@ -371,6 +371,12 @@ export class DockerRuntime implements Runtime {
     this.opts.logger.info(info, 'worker exited');
     unit.resolveExited();
     for (const l of this.listeners) l(info);
+    // A worker that gave up says why in its log (which goes when its container is removed).
+    if (!unit.expected && signal === null) {
+      void this.logTail(this.docker.getContainer(unit.containers.worker)).then((tail) =>
+        this.opts.logger.warn({ id: unit.id, code, log: tail }, 'worker failed; the end of its log'),
+      );
+    }
   }
 
   /** Stops or kills one half; a container already gone or stopped counts as dead. */

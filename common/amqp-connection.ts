@@ -19,6 +19,8 @@ export interface AmqpConnectionOptions {
   setup: (conn: ChannelModel) => Promise<void>;
   /** Called once each time an established connection is lost. */
   onDown?: (reason: string) => void;
+  /** Called each time a connection is established and set up; `reconnect` is false the first time. */
+  onUp?: (reconnect: boolean) => void;
   heartbeatSec?: number;
 }
 
@@ -26,6 +28,7 @@ export class AmqpConnection {
   private conn: ChannelModel | undefined;
   private closed = false;
   private connecting = false;
+  private everConnected = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly backoff = new Backoff(100, 3000);
 
@@ -80,6 +83,8 @@ export class AmqpConnection {
       this.conn = conn;
       this.backoff.reset();
       log.info('amqp connected');
+      this.opts.onUp?.(this.everConnected);
+      this.everConnected = true;
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'amqp connect failed; retrying');
       if (conn) await conn.close().catch(() => undefined);

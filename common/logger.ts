@@ -7,3 +7,9 @@ export function createLogger(name: string, level: string, bindings: Record<strin
   const options = { name, level, base: { pid: process.pid, ...bindings } };
   return destination ? pino(options, destination) : pino(options);
 }
+
+/**
+ * The AMQP message header that carries the orchestrator's HTTP request id (`reqId`)
+ * to the worker, so both log lines of one request share it.
+ */
+export const REQ_ID_HEADER = 'x-dbaas-req-id';

@@ -18,6 +18,7 @@ export interface AuditEvent {
 
 export class AuditLog {
   private readonly events: AuditEvent[] = [];
+  private readonly listeners: Array<(event: AuditEvent) => void> = [];
   private next = 1;
 
   constructor(
@@ -30,7 +31,13 @@ export class AuditLog {
     this.events.push(event);
     if (this.events.length > this.capacity) this.events.shift();
     this.logger.info({ audit: event }, reason);
+    for (const listener of this.listeners) listener(event);
     return event;
+  }
+
+  /** Calls `listener` with every event recorded from now on (metrics count them). It must not throw. */
+  onRecord(listener: (event: AuditEvent) => void): void {
+    this.listeners.push(listener);
   }
 
   /** Oldest first; only events after `afterSeq` when given. */

@@ -513,10 +513,11 @@ export class ClusterManager {
     return victim.pid;
   }
 
-  /** Sends a read to one named worker (master or slave), for checking replicas. */
-  async readFrom(id: string, command: unknown): Promise<unknown> {
+  /** Sends a read to one named worker (master or slave), for checking replicas; `reqId` goes into the worker's log line. */
+  async readFrom(id: string, command: unknown, reqId?: string): Promise<unknown> {
     if (!this.d.view.workers.has(id)) throw new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no live worker ${id}`);
-    return this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'read', command }, { timeoutMs: this.d.config.requestTimeoutMs });
+    const opts = { timeoutMs: this.d.config.requestTimeoutMs, ...(reqId === undefined ? {} : { reqId }) };
+    return this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'read', command }, opts);
   }
 
   /**

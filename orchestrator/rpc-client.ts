@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Channel, ChannelModel } from 'amqplib';
 import { AmqpConnection } from '../common/amqp-connection.js';
 import { DbaasError, type ErrorCode } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
 import { decodeReply, encode } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import { assertTopology } from '../common/topology.js';
@@ -29,12 +29,25 @@ export interface CallOptions {
   persistent?: boolean;
   /** The error for a timeout; DBAAS_RPC_TIMEOUT by default. */
   timeoutCode?: ErrorCode;
+  /** The HTTP request id, sent along (header {@link REQ_ID_HEADER}) for the worker's log line. */
+  reqId?: string;
+}
+
+/** Optional instrumentation (metrics). Nothing on the request path depends on it; it must not throw. */
+export interface RpcObserver {
+  /** Once per call, when it settles: how long it took, and the error code when it failed. */
+  call?(queue: string, ms: number, errorCode: string | undefined): void;
+  /** Each time the broker connection is up again; `reconnect` is false the first time. */
+  connected?(reconnect: boolean): void;
+  disconnected?(reason: string): void;
 }
 
 export class RpcClient {
   private readonly amqp: AmqpConnection;
   private channel: Channel | undefined;
   private readonly pending = new Map<string, Pending>();
+  /** Set by whoever wants call timings and connection events (the metrics). */
+  observer: RpcObserver | undefined;
 
   constructor(
     url: string,
@@ -46,7 +59,11 @@ export class RpcClient {
       name: 'dbaas-orchestrator',
       logger,
       setup: (conn) => this.setup(conn),
-      onDown: () => this.failAll(),
+      onDown: (reason) => {
+        this.failAll();
+        this.observer?.disconnected?.(reason);
+      },
+      onUp: (reconnect) => this.observer?.connected?.(reconnect),
     });
   }
 
@@ -98,6 +115,18 @@ export class RpcClient {
 
   /** Sends `body` to `queue` and resolves with the worker's result, or rejects with a DbaasError. */
   call<T>(queue: string, body: unknown, opts: CallOptions): Promise<T> {
+    const observe = this.observer?.call;
+    if (!observe) return this.send<T>(queue, body, opts);
+    const started = performance.now();
+    const result = this.send<T>(queue, body, opts);
+    void result.then(
+      () => observe(queue, performance.now() - started, undefined),
+      (err: DbaasError) => observe(queue, performance.now() - started, err.code),
+    );
+    return result;
+  }
+
+  private send<T>(queue: string, body: unknown, opts: CallOptions): Promise<T> {
     const ch = this.channel;
     if (!ch || !this.amqp.connected) return Promise.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
     const correlationId = randomUUID();
@@ -115,6 +144,7 @@ export class RpcClient {
           // A request nobody took before its caller gave up is dropped, not run late.
           expiration: String(opts.timeoutMs),
           contentType: 'application/json',
+          ...(opts.reqId === undefined ? {} : { headers: { [REQ_ID_HEADER]: opts.reqId } }),
         });
       } catch {
         clearTimeout(timer);
@@ -138,6 +168,11 @@ export class RpcClient {
     } finally {
       await ch.close().catch(() => undefined);
     }
+  }
+
+  /** Messages waiting in a queue and its consumers (for metrics); rejects when the queue does not exist. */
+  async queueStats(queue: string): Promise<{ messageCount: number; consumerCount: number }> {
+    return this.admin((ch) => ch.checkQueue(queue));
   }
 
   /** Deletes a queue that belonged to a worker gone for good. */

@@ -1,6 +1,6 @@
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import type { WorkerConfig } from '../common/config.js';
-import type { Logger } from '../common/logger.js';
+import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
 import type { RpcReply, WorkerState } from '../common/messages.js';
 import { encode } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
@@ -16,6 +16,12 @@ export interface WorkerContext {
   setState(state: WorkerState): void;
   /** Something is wrong beyond repair here: log, and exit so the orchestrator replaces this worker. */
   fail(reason: string): never;
+}
+
+/** The orchestrator's HTTP request id carried by an RPC message, for the worker's log line of that request. */
+export function reqIdOf(msg: Message): string | undefined {
+  const value: unknown = (msg.properties.headers as Record<string, unknown> | undefined)?.[REQ_ID_HEADER];
+  return typeof value === 'string' ? value : undefined;
 }
 
 /** Answers an RPC message on its reply-to queue; a message without one gets no answer. */

@@ -11,7 +11,7 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import { MongoServerError } from 'mongodb';
 import { DbaasError } from '../common/errors.js';
 import { decodeWrite, encode, type SyncEntry, WIRE_VERSION } from '../common/messages.js';
-import { reply, settle, type WorkerContext } from './context.js';
+import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { buildWrite } from './entry-builder.js';
 
 /** A message that stage 1 deliberately did not process. */
@@ -102,15 +102,20 @@ export class MasterRole {
     });
     void prepared.then(
       async (p) => {
+        const log = this.ctx.logger;
         if ('error' in p) {
           reply(writeCh, msg, { ok: false, error: p.error.toWire() });
           settle(writeCh, msg, 'ack');
+          if (log.isLevelEnabled('debug')) log.debug({ reqId: reqIdOf(msg), code: p.error.code }, 'write refused');
           return;
         }
         await p.confirmed;
         reply(writeCh, msg, { ok: true, result: p.entry.result });
         settle(writeCh, msg, 'ack');
-        if (p.timings) this.ctx.logger.debug({ seq: p.entry.seq, ...p.timings, confirmMs: Date.now() - p.timings.at }, 'write applied');
+        if (log.isLevelEnabled('debug')) {
+          const timings = p.timings ? { ...p.timings, confirmMs: Date.now() - p.timings.at } : { duplicate: true };
+          log.debug({ reqId: reqIdOf(msg), requestId: p.entry.requestId, seq: p.entry.seq, ...timings }, 'write applied');
+        }
       },
     ).catch((err: unknown) => {
       // No answer and no ack: the broker redelivers the write, and its requestId makes the retry safe.

@@ -11,7 +11,7 @@ import { MongoServerError } from 'mongodb';
 import { DbaasError, asDbaasError } from '../common/errors.js';
 import { decodeRead, decodeSync } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
-import { reply, settle, type WorkerContext } from './context.js';
+import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { judgeEntry, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
@@ -173,8 +173,11 @@ export class SlaveRole {
         if (afterSeq !== undefined && afterSeq > this.appliedSeq) await this.waitApplied(afterSeq);
         const result = await this.ctx.store.read(env.command);
         reply(ch, msg, { ok: true, result });
+        if (this.ctx.logger.isLevelEnabled('debug')) this.ctx.logger.debug({ reqId: reqIdOf(msg), table: env.command.table }, 'read answered');
       } catch (err) {
-        reply(ch, msg, { ok: false, error: readError(err).toWire() });
+        const error = readError(err);
+        reply(ch, msg, { ok: false, error: error.toWire() });
+        if (this.ctx.logger.isLevelEnabled('debug')) this.ctx.logger.debug({ reqId: reqIdOf(msg), code: error.code }, 'read failed');
       }
       settle(ch, msg, 'ack');
     } catch (err) {

@@ -22,7 +22,7 @@ import { decodeControl, type ControlMessage, type WorkerState, type WorkerStatus
 import { clusterNames, type ClusterNames } from '../common/names.js';
 import { assertTopology } from '../common/topology.js';
 import { CreateMode, isNodeExists, isNoNode, ZkSession } from '../common/zk-session.js';
-import { reply, settle, type WorkerContext } from './context.js';
+import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterRole } from './master-role.js';
 import { SlaveRole } from './slave-role.js';
 import { Store } from './store.js';
@@ -261,6 +261,7 @@ export class Worker implements WorkerContext {
     try {
       const result = await this.control(control);
       reply(ch, msg, { ok: true, result });
+      if (control.type === 'read' && this.logger.isLevelEnabled('debug')) this.logger.debug({ reqId: reqIdOf(msg), table: control.command.table }, 'read answered');
     } catch (err) {
       reply(ch, msg, { ok: false, error: asDbaasError(err).toWire() });
     }

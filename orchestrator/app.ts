@@ -22,6 +22,8 @@ import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
 import type { AuditLog } from './audit-log.js';
+import type { Metrics } from './metrics.js';
+import { operabilityPlugin } from './operability.js';
 import { makeGuards } from './auth.js';
 import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
@@ -37,6 +39,7 @@ export interface AppDeps {
   audit: AuditLog;
   /** Counts `db/read` requests; nothing else counts. */
   autoscaler: Autoscaler;
+  metrics: Metrics;
   logger: Logger;
 }
 
@@ -58,7 +61,7 @@ function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
   return reply.code(err.status).send(httpErrorBody(err));
 }
 
-export function buildApp(deps: AppDeps): FastifyInstance {
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, names, rpc, cluster, view, audit } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -112,15 +115,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   );
 
   const { requireAdmin, requireApiKey } = makeGuards(config);
+  // OpenAPI (/docs), metrics (/metrics) and the dashboard (/): before the routes, so that docs and metrics cover them all.
+  await app.register(operabilityPlugin, { metrics: deps.metrics, logger: deps.logger, guard: requireApiKey });
 
-  const write = async (req: WriteRequest): Promise<unknown> => {
+  const write = async (req: WriteRequest, reqId: string): Promise<unknown> => {
     const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId: req.requestId ?? randomUUID(), command: req.command };
     await cluster.requireMaster();
-    return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true });
+    return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId });
   };
 
-  app.post('/api/v1/db/write', { preHandler: requireApiKey }, async (request) => write(parseWriteBody(request.body)));
-  app.post('/api/v1/db/clear', { preHandler: requireAdmin }, async (request) => write(parseClearBody(request.body)));
+  app.post('/api/v1/db/write', { preHandler: requireApiKey }, async (request) => write(parseWriteBody(request.body), request.id));
+  app.post('/api/v1/db/clear', { preHandler: requireAdmin }, async (request) => write(parseClearBody(request.body), request.id));
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
   app.post('/api/v1/crash/master', { preHandler: requireAdmin }, async () => [String(await cluster.crash('master'))]);
@@ -150,16 +155,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // Reads one named replica (master or slave) directly, to check replicas against each other.
   app.post<{ Params: { id: string } }>('/api/v1/workers/:id/read', { preHandler: requireAdmin }, async (request) => {
     const command = parseReadBody(request.body);
-    return cluster.readFrom(request.params.id, command);
+    return cluster.readFrom(request.params.id, command, request.id);
   });
 
   app.post('/api/v1/db/read', { preHandler: requireApiKey }, async (request) => {
     deps.autoscaler.onRead();
     const command = parseReadBody(request.body);
     const route = cluster.readRoute();
-    if (route.to === 'master') return cluster.readFrom(route.id, command);
+    if (route.to === 'master') return cluster.readFrom(route.id, command, request.id);
     const envelope: ReadEnvelope = { v: WIRE_VERSION, command };
     return rpc.call(names.readQueue, envelope, {
+      reqId: request.id,
       timeoutMs: config.requestTimeoutMs,
       timeoutCode: command.afterSeq !== undefined ? 'DBAAS_READ_SEQ_TIMEOUT' : 'DBAAS_RPC_TIMEOUT',
     });

@@ -12,6 +12,7 @@ import { AuditLog } from './audit-log.js';
 import { Autoscaler } from './autoscaler.js';
 import { ClusterManager } from './cluster.js';
 import { ClusterView } from './cluster-view.js';
+import { Metrics } from './metrics.js';
 import { RpcClient } from './rpc-client.js';
 import { createRuntime, type Runtime } from './runtimes/index.js';
 
@@ -23,6 +24,7 @@ export interface Orchestrator {
   rpc: RpcClient;
   audit: AuditLog;
   autoscaler: Autoscaler;
+  metrics: Metrics;
   /** Stops serving, stops every worker, closes connections. Idempotent. */
   close(): Promise<void>;
   /** Stops serving and closes connections but leaves the workers running, as a crash would (tests of adoption). */
@@ -43,7 +45,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const audit = new AuditLog(logger.child({ component: 'audit' }));
   const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
   const autoscaler = new Autoscaler(config, cluster, audit);
-  const app = buildApp({ config, names, rpc, cluster, view, audit, autoscaler, logger });
+  const metrics = new Metrics({ names, cluster, autoscaler, rpc, audit, zk });
+  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, logger });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -75,5 +78,5 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     await close();
     throw err;
   }
-  return { app, cluster, view, runtime, rpc, audit, autoscaler, close, abandon };
+  return { app, cluster, view, runtime, rpc, audit, autoscaler, metrics, close, abandon };
 }

@@ -109,7 +109,7 @@ build_is_current() {
   local stamp=$DBAAS_STATE_DIR/build.stamp
   [[ -f "$stamp" && -d dist ]] || return 1
   [[ -z "$(find . \( -path ./node_modules -o -path ./dist -o -path ./.git -o -path ./.dbaas -o -path ./data \) -prune \
-      -o \( -name '*.ts' -o -name 'tsconfig*.json' -o -name 'package*.json' \) -newer "$stamp" -print 2>/dev/null | head -n 1)" ]]
+      -o \( -name '*.ts' -o -name 'tsconfig*.json' -o -name 'package*.json' -o -path './orchestrator/dashboard/*' \) -newer "$stamp" -print 2>/dev/null | head -n 1)" ]]
 }
 
 step_build() {

@@ -1,0 +1,297 @@
+/**
+ * Prometheus metrics of one orchestrator (`GET /metrics`), in its own registry
+ * so that several clusters in one process (tests) never mix.
+ *
+ * Counts that happen elsewhere come in through small hooks: the RPC client's
+ * {@link RpcObserver} (round-trip times, broker reconnects), the audit log's
+ * `onRecord` (failovers, scaling decisions), ZooKeeper session events. State
+ * (workers, lag, queue depths, the autoscaler) is read from the live objects at
+ * scrape time. Nothing on the request path waits for a metric.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ClusterNames } from '../common/names.js';
+import type { AuditEvent } from './audit-log.js';
+import type { AutoscalerStatus } from './autoscaler.js';
+import type { ClusterManager } from './cluster.js';
+import { RateHistory, type RateSeries } from './rate-history.js';
+import type { RpcObserver } from './rpc-client.js';
+
+export type WorkerDetail = ReturnType<ClusterManager['workersDetail']>[number];
+
+/** The live objects the metrics read and hook into. */
+export interface MetricsSources {
+  names: ClusterNames;
+  cluster: { workersDetail(): WorkerDetail[]; ready(): boolean };
+  autoscaler: { status(): AutoscalerStatus };
+  rpc: {
+    readonly connected: boolean;
+    observer: RpcObserver | undefined;
+    queueStats(queue: string): Promise<{ messageCount: number; consumerCount: number }>;
+  };
+  audit: { onRecord(listener: (event: AuditEvent) => void): void };
+  /** The orchestrator's ZooKeeper session (events `reconnected`, `expired`, `disconnected`). */
+  zk?: { readonly connected: boolean; on(event: string, listener: () => void): unknown };
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const QUEUE_SCRAPE_TIMEOUT_MS = 1000;
+
+/** Which kind of data request a route is, for the dashboard's rates. */
+const RATE_ROUTES: Record<string, 'reads' | 'writes'> = {
+  '/api/v1/db/read': 'reads',
+  '/api/v1/db/write': 'writes',
+  '/api/v1/db/clear': 'writes',
+};
+
+interface QueueSample {
+  queue: string;
+  messages: number;
+  consumers: number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** Reads, writes and server errors per 5 s over the last 10 minutes (the dashboard's chart). */
+  readonly rates = new RateHistory(5000, 120);
+
+  private readonly httpRequests: Counter<'method' | 'route' | 'status'>;
+  private readonly httpDuration: Histogram<'method' | 'route'>;
+  private readonly rpcDuration: Histogram<'queue' | 'outcome'>;
+  private readonly auditEvents: Counter<'kind'>;
+  private readonly failovers: Counter;
+  private readonly scalingDecisions: Counter<'trigger' | 'direction'>;
+  private readonly amqpReconnects: Counter;
+  private readonly amqpDisconnects: Counter;
+  private readonly zkEvents: Counter<'event'>;
+  private queueScrape: { at: number; samples: Promise<QueueSample[]> } | undefined;
+
+  constructor(private readonly s: MetricsSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+
+    this.httpRequests = new Counter({
+      name: 'dbaas_http_requests_total',
+      help: 'HTTP requests answered, by route pattern and status code',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'dbaas_http_request_duration_seconds',
+      help: 'Time from receiving an HTTP request to answering it',
+      labelNames: ['method', 'route'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.rpcDuration = new Histogram({
+      name: 'dbaas_rpc_duration_seconds',
+      help: 'Round trip of an RPC over RabbitMQ (queue: write, read or control), by outcome (ok or the error code)',
+      labelNames: ['queue', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.auditEvents = new Counter({ name: 'dbaas_audit_events_total', help: 'Audit log events, by kind', labelNames: ['kind'], registers });
+    this.failovers = new Counter({ name: 'dbaas_failovers_total', help: 'Slaves promoted to master after the master was lost', registers });
+    this.scalingDecisions = new Counter({
+      name: 'dbaas_scaling_decisions_total',
+      help: 'Slave-target decisions, by trigger (autoscaler or manual) and direction (up, down, keep)',
+      labelNames: ['trigger', 'direction'],
+      registers,
+    });
+    this.amqpReconnects = new Counter({ name: 'dbaas_amqp_reconnects_total', help: 'Connections to RabbitMQ re-established after a loss', registers });
+    this.amqpDisconnects = new Counter({ name: 'dbaas_amqp_disconnects_total', help: 'Connections to RabbitMQ lost', registers });
+    this.zkEvents = new Counter({
+      name: 'dbaas_zk_session_events_total',
+      help: 'ZooKeeper session events: disconnected, reconnected (same session), expired (a new session follows)',
+      labelNames: ['event'],
+      registers,
+    });
+
+    const workersDetail = (): WorkerDetail[] => s.cluster.workersDetail();
+    new Gauge({
+      name: 'dbaas_workers',
+      help: 'Registered workers, by role and state',
+      labelNames: ['role', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of workersDetail()) this.inc({ role: w.role, state: w.state });
+      },
+    });
+    new Gauge({
+      name: 'dbaas_worker_applied_seq',
+      help: 'Highest write sequence number each worker has applied',
+      labelNames: ['worker', 'role'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of workersDetail()) this.set({ worker: w.id, role: w.role }, w.appliedSeq);
+      },
+    });
+    new Gauge({
+      name: 'dbaas_replication_lag_entries',
+      help: "Writes the master has applied that a slave has not yet (master's seq minus the slave's)",
+      labelNames: ['worker'],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of workersDetail()) if (w.role !== 'master') this.set({ worker: w.id }, w.lag);
+      },
+    });
+    new Gauge({
+      name: 'dbaas_replication_lag_max_entries',
+      help: 'The largest replication lag of any slave',
+      registers,
+      collect() {
+        this.set(Math.max(0, ...workersDetail().filter((w) => w.role !== 'master').map((w) => w.lag)));
+      },
+    });
+    new Gauge({
+      name: 'dbaas_ready',
+      help: '1 while a master and a caught-up slave serve and the broker is reachable (GET /readyz)',
+      registers,
+      collect() {
+        this.set(s.cluster.ready() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'dbaas_amqp_connected',
+      help: '1 while the orchestrator is connected to RabbitMQ',
+      registers,
+      collect() {
+        this.set(s.rpc.connected ? 1 : 0);
+      },
+    });
+    if (s.zk) {
+      const zk = s.zk;
+      new Gauge({
+        name: 'dbaas_zk_connected',
+        help: '1 while the orchestrator has a live ZooKeeper session',
+        registers,
+        collect() {
+          this.set(zk.connected ? 1 : 0);
+        },
+      });
+      for (const event of ['disconnected', 'reconnected', 'expired']) zk.on(event, () => this.zkEvents.inc({ event }));
+    }
+    new Gauge({
+      name: 'dbaas_autoscaler_target_slaves',
+      help: 'The slave count the cluster converges on (autoscaler or manual override)',
+      registers,
+      collect() {
+        this.set(s.autoscaler.status().targetSlaves);
+      },
+    });
+    new Gauge({
+      name: 'dbaas_autoscaler_reads_in_window',
+      help: 'Reads counted so far in the current autoscaling window',
+      registers,
+      collect() {
+        this.set(s.autoscaler.status().readsInWindow);
+      },
+    });
+    const queues = (): Promise<QueueSample[]> => this.sampleQueues();
+    new Gauge({
+      name: 'dbaas_queue_messages',
+      help: 'Messages ready in a RabbitMQ queue (write, read, dead-letter, and each slave sync queue)',
+      labelNames: ['queue'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const q of await queues()) this.set({ queue: q.queue }, q.messages);
+      },
+    });
+    new Gauge({
+      name: 'dbaas_queue_consumers',
+      help: 'Consumers of a RabbitMQ queue',
+      labelNames: ['queue'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const q of await queues()) this.set({ queue: q.queue }, q.consumers);
+      },
+    });
+
+    s.rpc.observer = {
+      call: (queue, ms, errorCode) => this.rpcDuration.observe({ queue: this.queueKind(queue), outcome: errorCode ?? 'ok' }, ms / 1000),
+      connected: (reconnect) => {
+        if (reconnect) this.amqpReconnects.inc();
+      },
+      disconnected: () => this.amqpDisconnects.inc(),
+    };
+    s.audit.onRecord((event) => this.onAudit(event));
+  }
+
+  /** One answered HTTP request; `route` is the route pattern (undefined when no route matched). */
+  observeRequest(method: string, route: string | undefined, status: number, seconds: number): void {
+    const pattern = route ?? 'unmatched';
+    this.httpRequests.inc({ method, route: pattern, status: String(status) });
+    this.httpDuration.observe({ method, route: pattern }, seconds);
+    const kind = route === undefined ? undefined : RATE_ROUTES[route];
+    if (kind && method === 'POST') {
+      this.rates.record(kind);
+      if (status >= 500) this.rates.record('errors');
+    }
+  }
+
+  /** The read/write rate history for the dashboard. */
+  rateSeries(): RateSeries {
+    return this.rates.series();
+  }
+
+  /** The exposition text and its content type. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private onAudit(event: AuditEvent): void {
+    this.auditEvents.inc({ kind: event.kind });
+    if (event.kind === 'promotion') this.failovers.inc();
+    const details = event.details ?? {};
+    // Scaling decisions carry target and previous; a new slave coming up (also 'scaling') does not.
+    if (event.kind === 'scaling' && typeof details['target'] === 'number' && typeof details['previous'] === 'number') {
+      const { target, previous } = details as { target: number; previous: number };
+      const direction = target > previous ? 'up' : target < previous ? 'down' : 'keep';
+      this.scalingDecisions.inc({ trigger: details['manual'] === true ? 'manual' : 'autoscaler', direction });
+    }
+  }
+
+  private queueKind(queue: string): string {
+    const { names } = this.s;
+    if (queue === names.writeQueue) return 'write';
+    if (queue === names.readQueue) return 'read';
+    return 'control';
+  }
+
+  /** One look at the queues per scrape (both queue gauges share it); a queue that does not answer in time is left out. */
+  private sampleQueues(): Promise<QueueSample[]> {
+    const now = Date.now();
+    if (this.queueScrape && now - this.queueScrape.at < 500) return this.queueScrape.samples;
+    const samples = this.s.rpc.connected ? this.fetchQueueSamples() : Promise.resolve([]);
+    this.queueScrape = { at: now, samples };
+    return samples;
+  }
+
+  private async fetchQueueSamples(): Promise<QueueSample[]> {
+    const { names, rpc, cluster } = this.s;
+    const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue];
+    for (const w of cluster.workersDetail()) if (w.role !== 'master') queues.push(names.syncQueue(w.id));
+    const results = await Promise.all(
+      queues.map(async (queue): Promise<QueueSample | undefined> => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), QUEUE_SCRAPE_TIMEOUT_MS);
+        });
+        const stats = rpc.queueStats(queue).then(
+          (st) => ({ queue, messages: st.messageCount, consumers: st.consumerCount }),
+          () => undefined,
+        );
+        try {
+          return await Promise.race([stats, timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    return results.filter((r): r is QueueSample => r !== undefined);
+  }
+}

@@ -272,6 +272,8 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
 export interface ClientConfig {
   readonly url: string;
   readonly adminToken: string | undefined;
+  /** The key a client sends on data and cluster endpoints (`DBAAS_API_KEY`, one of the server's `DBAAS_API_KEYS`). */
+  readonly apiKey: string | undefined;
 }
 
 export function loadClientConfig(env: Env = process.env): Readonly<ClientConfig> {
@@ -280,5 +282,6 @@ export function loadClientConfig(env: Env = process.env): Readonly<ClientConfig>
   return r.done({
     url: r.str('DBAAS_URL', `http://127.0.0.1:${port}`).replace(/\/+$/, ''),
     adminToken: r.optional('DBAAS_ADMIN_TOKEN'),
+    apiKey: r.optional('DBAAS_API_KEY'),
   });
 }

@@ -22,7 +22,7 @@ function newestMtime(dir: string): number {
 
 export default async function setup(): Promise<void> {
   const built = path.join(root, 'dist/worker/main.js');
-  const sources = Math.max(...['worker', 'common', 'orchestrator'].map((d) => newestMtime(path.join(root, d))));
+  const sources = Math.max(...['worker', 'common', 'orchestrator', 'client'].map((d) => newestMtime(path.join(root, d))));
   if (!existsSync(built) || statSync(built).mtimeMs < sources) {
     execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   }

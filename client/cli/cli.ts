@@ -1,0 +1,325 @@
+/**
+ * The `dbaas` command line: scripts a running orchestrator through its public
+ * HTTP API (with the typed client). Human-readable tables by default, `--json`
+ * for scripts. Exit codes are in {@link EXIT}.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DbaasClient, DbaasClientError, newRequestId } from '../dbaas-client.js';
+import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE } from '../retry.js';
+import type { AuditEvent, Filter, ReadOptions, WriteBody } from '../types.js';
+import { formatDocuments, formatPairs, formatTable } from './table.js';
+
+/** Exit codes of `dbaas`. */
+export const EXIT = {
+  /** Done. */
+  OK: 0,
+  /** The orchestrator refused or failed the request (its error code is printed). */
+  FAILED: 1,
+  /** Bad command line. */
+  USAGE: 2,
+  /** The orchestrator could not be reached, or did not answer in time. */
+  UNREACHABLE: 3,
+  /** `status`: the orchestrator answered, but the cluster is not ready. */
+  NOT_READY: 4,
+} as const;
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  /** Standard input, for `--data -`. */
+  readStdin(): Promise<string>;
+  /** Defaults for `--url`, `--token` and `--api-key` (from DBAAS_URL, DBAAS_ADMIN_TOKEN, DBAAS_API_KEY). */
+  defaults: { url: string; adminToken?: string | undefined; apiKey?: string | undefined };
+  /** Ends `events --follow`. */
+  signal?: AbortSignal;
+  fetch?: typeof fetch;
+}
+
+export const USAGE = `usage: dbaas [options] <command> [arguments]
+
+commands:
+  status                        is the cluster ready? master, slaves, autoscaler target (exit 4 when not ready)
+  workers                       every worker: pid, role, state, applied seq, lag
+  events [--after N] [--follow] the audit log: failovers, replacements, scaling, drills
+  crash master|slave            fault drill: kill the master, or the slave with the highest pid (admin)
+  scale N                       set the slave target by hand (admin)
+  read TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]
+  write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
+  clear                         empty every table on every worker (admin)
+
+options:
+  --url URL          the orchestrator (default: $DBAAS_URL, else http://127.0.0.1:$DBAAS_PORT)
+  --token TOKEN      admin token for crash, scale, clear (default: $DBAAS_ADMIN_TOKEN)
+  --api-key KEY      key for the data and cluster endpoints (default: $DBAAS_API_KEY)
+  --json             print JSON instead of tables (errors too, as {"error": …})
+  --timeout MS       how long one try may take (default 10000)
+  --retries N        retries of safe requests on 503/504/no answer (default 3; writes keep their requestId)
+  -h, --help         this text
+
+--data and --where take JSON, @FILE (read a file) or - (read standard input).
+
+exit codes: 0 done, 1 refused or failed by the orchestrator, 2 bad command line,
+            3 orchestrator unreachable or too slow, 4 cluster not ready (status)`;
+
+const OPTIONS = {
+  url: { type: 'string' },
+  token: { type: 'string' },
+  'api-key': { type: 'string' },
+  json: { type: 'boolean' },
+  timeout: { type: 'string' },
+  retries: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  where: { type: 'string' },
+  columns: { type: 'string' },
+  sort: { type: 'string' },
+  limit: { type: 'string' },
+  skip: { type: 'string' },
+  count: { type: 'boolean' },
+  'after-seq': { type: 'string' },
+  data: { type: 'string' },
+  'request-id': { type: 'string' },
+  after: { type: 'string' },
+  follow: { type: 'boolean', short: 'f' },
+} as const;
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
+
+const GLOBAL = ['url', 'token', 'api-key', 'json', 'timeout', 'retries', 'help'];
+/** Options each command takes beyond the global ones. */
+const COMMAND_OPTIONS: Record<string, string[]> = {
+  status: [],
+  workers: [],
+  events: ['after', 'follow'],
+  crash: [],
+  scale: [],
+  read: ['where', 'columns', 'sort', 'limit', 'skip', 'count', 'after-seq'],
+  write: ['data', 'where', 'request-id'],
+  clear: ['request-id'],
+};
+
+class UsageError extends Error {}
+
+function usage(message: string): never {
+  throw new UsageError(message);
+}
+
+function integer(raw: string | undefined, name: string, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** A JSON argument: inline text, `@file`, or `-` for standard input. */
+async function jsonArg(raw: string | undefined, name: string, io: CliIo): Promise<unknown> {
+  if (raw === undefined) return undefined;
+  let text = raw;
+  if (raw === '-') text = await io.readStdin();
+  else if (raw.startsWith('@')) {
+    try {
+      text = readFileSync(raw.slice(1), 'utf8');
+    } catch (err) {
+      usage(`--${name}: cannot read ${raw.slice(1)}: ${(err as Error).message}`);
+    }
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    usage(`--${name} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function time(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** Runs one command line; resolves with the exit code. Never throws. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let json = argv.includes('--json');
+  const out = (value: unknown, text: () => string): void => io.stdout(json ? JSON.stringify(value, null, 2) : text());
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    } catch (err) {
+      usage((err as Error).message);
+    }
+    const values = parsed.values as Values;
+    const [command, ...args] = parsed.positionals;
+    json = values.json === true;
+    if (values.help || command === 'help') {
+      io.stdout(USAGE);
+      return EXIT.OK;
+    }
+    if (command === undefined) usage('no command given');
+    const allowed = COMMAND_OPTIONS[command];
+    if (!allowed) usage(`unknown command ${JSON.stringify(command)}`);
+    for (const key of Object.keys(values)) {
+      if (!GLOBAL.includes(key) && !allowed.includes(key)) usage(`${command} does not take --${key}`);
+    }
+
+    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? 10_000;
+    const retries = integer(values.retries, 'retries', 0) ?? 3;
+    const url = values.url ?? io.defaults.url;
+    if (!/^https?:\/\/[^/]/.test(url)) usage(`--url must be an http(s) URL, got ${JSON.stringify(url)}`);
+    const adminToken = values.token ?? io.defaults.adminToken;
+    const apiKey = values['api-key'] ?? io.defaults.apiKey;
+    const client = new DbaasClient({
+      url,
+      timeoutMs,
+      retry: { attempts: retries + 1 },
+      readYourWrites: false,
+      ...(adminToken ? { adminToken } : {}),
+      ...(apiKey ? { apiKey } : {}),
+      ...(io.fetch ? { fetch: io.fetch } : {}),
+    });
+    const expectArgs = (n: number, shape: string): void => {
+      if (args.length !== n) usage(`usage: dbaas ${command} ${shape}`.trim());
+    };
+
+    switch (command) {
+      case 'status': {
+        expectArgs(0, '');
+        const ready = await client.readiness();
+        const [workers, scale] = await Promise.all([client.workers(), client.autoscaler()]);
+        const master = workers.find((w) => w.role === 'master');
+        const slaves = workers.filter((w) => w.role === 'slave');
+        out({ ...ready, workers, autoscaler: scale }, () =>
+          formatPairs([
+            ['ready', ready.ready ? 'yes' : 'NO'],
+            ['master', master ? `pid ${master.pid} (${master.id}, seq ${master.appliedSeq})` : 'none'],
+            ['slaves', `${slaves.length} (${ready.servingSlaves} serving), target ${scale.targetSlaves}`],
+            ['broker', ready.broker ? 'connected' : 'DISCONNECTED'],
+            ['autoscaler', scale.started ? `${scale.readsInWindow} read(s) in this ${Math.round(scale.intervalMs / 1000)} s window` : 'waiting for the first read'],
+          ]),
+        );
+        return ready.ready ? EXIT.OK : EXIT.NOT_READY;
+      }
+      case 'workers': {
+        expectArgs(0, '');
+        const workers = await client.workers();
+        out(workers, () =>
+          formatTable(
+            ['PID', 'ROLE', 'STATE', 'SEQ', 'LAG', 'ID', 'STARTED'],
+            workers.map((w) => [w.pid, w.role, w.state, w.appliedSeq, w.lag, w.id, time(w.startedAt)]),
+            new Set(['PID', 'SEQ', 'LAG']),
+          ),
+        );
+        return EXIT.OK;
+      }
+      case 'events': {
+        expectArgs(0, '[--after N] [--follow]');
+        let after = integer(values.after, 'after', 0) ?? 0;
+        const rows = (events: AuditEvent[]): string =>
+          formatTable(
+            ['SEQ', 'TIME', 'KIND', 'MS', 'REASON'],
+            events.map((e) => [e.seq, time(e.at), e.kind, e.durationMs ?? '', e.reason]),
+            new Set(['SEQ', 'MS']),
+          );
+        const first = await client.events(after);
+        if (!values.follow) {
+          out(first, () => (first.length === 0 ? '(no events)' : rows(first)));
+          return EXIT.OK;
+        }
+        // Follow: one line per event as it comes (JSON lines with --json), until interrupted.
+        const print = (events: AuditEvent[], header: boolean): void => {
+          if (events.length === 0) return;
+          if (json) for (const e of events) io.stdout(JSON.stringify(e));
+          else io.stdout(header ? rows(events) : rows(events).split('\n').slice(1).join('\n'));
+        };
+        print(first, true);
+        after = Math.max(after, ...first.map((e) => e.seq));
+        while (!io.signal?.aborted) {
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+          if (io.signal?.aborted) break;
+          const more = await client.events(after);
+          print(more, first.length === 0 && after === 0);
+          after = Math.max(after, ...more.map((e) => e.seq));
+        }
+        return EXIT.OK;
+      }
+      case 'crash': {
+        const role = args[0];
+        if (args.length !== 1 || (role !== 'master' && role !== 'slave')) usage('usage: dbaas crash master|slave');
+        const pid = await client.crash(role);
+        out({ role, pid }, () => `killed ${role} pid ${pid}; recovery runs on its own (dbaas events --follow)`);
+        return EXIT.OK;
+      }
+      case 'scale': {
+        expectArgs(1, 'N');
+        const n = integer(args[0], 'N', 1) as number;
+        const target = await client.scale(n);
+        out({ targetSlaves: target }, () => `slave target: ${target}`);
+        return EXIT.OK;
+      }
+      case 'read': {
+        expectArgs(1, 'TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]');
+        const table = args[0] as string;
+        const where = (await jsonArg(values.where, 'where', io)) as Filter | undefined;
+        const opts: ReadOptions = {};
+        if (values.columns !== undefined) opts.columns = values.columns.split(',').map((c) => c.trim()).filter((c) => c !== '');
+        if (values.sort !== undefined) opts.sort = (await jsonArg(values.sort, 'sort', io)) as Record<string, 1 | -1>;
+        const limit = integer(values.limit, 'limit', 1);
+        const skip = integer(values.skip, 'skip', 0);
+        const afterSeq = integer(values['after-seq'], 'after-seq', 0);
+        if (limit !== undefined) opts.limit = limit;
+        if (skip !== undefined) opts.skip = skip;
+        if (afterSeq !== undefined) opts.afterSeq = afterSeq;
+        if (values.count) {
+          const n = await client.count(table, where ?? {}, opts);
+          out({ count: n }, () => `count: ${n}`);
+          return EXIT.OK;
+        }
+        const docs = await client.read(table, { ...opts, ...(where === undefined ? {} : { where }) });
+        out(docs, () => formatDocuments(docs));
+        return EXIT.OK;
+      }
+      case 'write': {
+        expectArgs(2, 'TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]');
+        const [table, operation] = args as [string, string];
+        if (!['insert', 'update', 'upsert', 'delete'].includes(operation)) usage(`the operation must be insert, update, upsert or delete, got ${JSON.stringify(operation)}`);
+        const data = await jsonArg(values.data, 'data', io);
+        const where = await jsonArg(values.where, 'where', io);
+        // Sent as is: the orchestrator says what is missing or wrong, with its error code.
+        const body = { table, operation, ...(data === undefined ? {} : { data }), ...(where === undefined ? {} : { where }) } as WriteBody;
+        const requestId = values['request-id'] ?? newRequestId();
+        const result = await client.write(body, { requestId });
+        out({ ...result, requestId }, () =>
+          formatPairs([
+            ['seq', result.seq],
+            ['inserted', result.inserted],
+            ['ids', result.ids.join(', ') || '-'],
+            ['matched', result.matched],
+            ['modified', result.modified],
+            ['deleted', result.deleted],
+            ['requestId', requestId],
+          ]),
+        );
+        return EXIT.OK;
+      }
+      case 'clear': {
+        expectArgs(0, '');
+        const requestId = values['request-id'] ?? newRequestId();
+        const result = await client.clear({ requestId });
+        out({ ...result, requestId }, () => `cleared every table (seq ${result.seq})`);
+        return EXIT.OK;
+      }
+      default:
+        usage(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`dbaas: ${err.message}\n(dbaas --help for usage)`);
+      return EXIT.USAGE;
+    }
+    if (err instanceof DbaasClientError) {
+      const unreachable = err.code === CLIENT_UNREACHABLE || err.code === CLIENT_TIMEOUT;
+      if (json) io.stdout(JSON.stringify({ error: { code: err.code, message: err.message, status: err.status, ...(err.serverRequestId ? { requestId: err.serverRequestId } : {}) } }, null, 2));
+      else io.stderr(`dbaas: ${err.code}${err.status ? ` (HTTP ${err.status})` : ''}: ${err.message}`);
+      return unreachable ? EXIT.UNREACHABLE : EXIT.FAILED;
+    }
+    io.stderr(`dbaas: unexpected error: ${(err as Error).message}`);
+    return EXIT.FAILED;
+  }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+/**
+ * `dbaas`, the command line (package.json "bin"): `node dist/client/cli/main.js
+ * <command>` from a checkout, or `dbaas <command>` once installed or linked.
+ */
+import { ConfigError, loadClientConfig } from '../../common/config.js';
+import { EXIT, runCli } from './cli.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function main(): Promise<void> {
+  let defaults;
+  try {
+    defaults = loadClientConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`dbaas: ${err.message}\n`);
+    process.exitCode = EXIT.USAGE;
+    return;
+  }
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  const code = await runCli(process.argv.slice(2), {
+    stdout: (text) => process.stdout.write(`${text}\n`),
+    stderr: (text) => process.stderr.write(`${text}\n`),
+    readStdin,
+    defaults,
+    signal: stop.signal,
+  });
+  process.exitCode = code;
+  if (stop.signal.aborted) process.exit(code);
+}
+
+void main();

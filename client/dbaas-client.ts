@@ -1,0 +1,313 @@
+/**
+ * The typed client for services written in TypeScript.
+ *
+ * - Every write (and `clear`) carries a `requestId`, made up here when the
+ *   caller gives none, and a retry sends the same one: the master applies a
+ *   requestId at most once and answers a repeat with the first result, so
+ *   retrying after a timeout, a 503 during failover or a dropped connection
+ *   never applies a write twice.
+ * - Retryable failures (see {@link isRetryable}) are retried with capped,
+ *   jittered exponential backoff; everything else is thrown at once as a
+ *   {@link DbaasClientError} with the server's stable `DBAAS_*` code.
+ * - Read-your-writes: the client remembers the highest `seq` its writes got and
+ *   sends it as `afterSeq` on its reads, so a read never misses a write this
+ *   client has seen acknowledged. One client is one session; share it, or not.
+ *
+ * Uses the global `fetch` (Node 20+).
+ */
+import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
+import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, WorkerInfo, WriteBody, WriteResult } from './types.js';
+
+export interface DbaasClientOptions {
+  /** Base URL of the orchestrator, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  /** Sent on data and cluster endpoints when the server has `DBAAS_API_KEYS`. */
+  apiKey?: string;
+  /** Sent on admin endpoints (clear, crash drills, scale); also used for the rest when no apiKey is given. */
+  adminToken?: string;
+  /** How long one try may take before it is abandoned (and retried). Default 10000. */
+  timeoutMs?: number;
+  /** Retry policy; `{attempts: 1}` turns retries off. */
+  retry?: Partial<RetryPolicy>;
+  /** Send the session's seq as afterSeq on reads (default true). */
+  readYourWrites?: boolean;
+  /** Told of every retry, e.g. to log it. */
+  onRetry?: (info: { method: string; path: string; attempt: number; delayMs: number; error: DbaasClientError }) => void;
+  /** A fetch to use instead of the global one (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+export interface WriteOptions extends CallOptions {
+  /** The idempotency key; one is made up when absent. Reuse it to retry a write yourself. */
+  requestId?: string;
+}
+
+/** A refusal or failure, with the server's code (or a client-side `DBAAS_CLIENT_*` code when no answer came). */
+export class DbaasClientError extends Error {
+  constructor(
+    /** `DBAAS_*` from the server's catalogue, or `DBAAS_CLIENT_UNREACHABLE` / `DBAAS_CLIENT_TIMEOUT`. */
+    readonly code: string,
+    message: string,
+    /** HTTP status; 0 when no answer came. */
+    readonly status: number,
+    /** Whether trying again may succeed (the client already did, up to its policy). */
+    readonly retryable: boolean,
+    /** The orchestrator's request id of the last try (`x-request-id`), to find its log lines. */
+    readonly serverRequestId?: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'DbaasClientError';
+  }
+}
+
+type Auth = 'data' | 'admin';
+
+interface Request {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+  auth: Auth;
+  /** May this request be sent again? (Not for crash drills: a retry would kill a second worker.) */
+  idempotent: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason as Error);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+
+export class DbaasClient {
+  private readonly base: string;
+  private readonly policy: RetryPolicy;
+  private readonly timeoutMs: number;
+  private readonly fetchFn: typeof fetch;
+  private sessionSeq = 0;
+
+  constructor(private readonly opts: DbaasClientOptions) {
+    this.base = opts.url.replace(/\/+$/, '');
+    this.policy = { ...DEFAULT_RETRY, ...opts.retry };
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+  }
+
+  /** The highest seq this client's writes got; its reads wait for it. */
+  get lastSeq(): number {
+    return this.sessionSeq;
+  }
+
+  /** Forgets the session (the next reads are eventually consistent until the next write). */
+  resetSession(): void {
+    this.sessionSeq = 0;
+  }
+
+  // ----------------------------------------------------------------- data --
+
+  /** Any write; retried safely with one requestId. */
+  async write(body: WriteBody, opts: WriteOptions = {}): Promise<WriteResult> {
+    const requestId = opts.requestId ?? body.requestId ?? newRequestId();
+    const result = await this.call<WriteResult>({ method: 'POST', path: '/api/v1/db/write', body: { ...body, requestId }, auth: 'data', idempotent: true, signal: opts.signal });
+    this.observeSeq(result.seq);
+    return result;
+  }
+
+  insert(table: string, data: Document | Document[], opts?: WriteOptions): Promise<WriteResult> {
+    return this.write({ table, operation: 'insert', data }, opts);
+  }
+
+  update(table: string, where: Filter, data: Update, opts?: WriteOptions): Promise<WriteResult> {
+    return this.write({ table, operation: 'update', where, data }, opts);
+  }
+
+  upsert(table: string, where: Filter, data: Update, opts?: WriteOptions): Promise<WriteResult> {
+    return this.write({ table, operation: 'upsert', where, data }, opts);
+  }
+
+  delete(table: string, where: Filter, opts?: WriteOptions): Promise<WriteResult> {
+    return this.write({ table, operation: 'delete', where }, opts);
+  }
+
+  /** Documents of `table` matching `opts.where` (every document when absent). */
+  async read<T extends object = Document>(table: string, opts: ReadOptions & CallOptions = {}): Promise<T[]> {
+    return this.call<T[]>({ method: 'POST', path: '/api/v1/db/read', body: this.readBody(table, opts, false), auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
+  /** How many documents of `table` match `where`. */
+  async count(table: string, where: Filter = {}, opts: Omit<ReadOptions, 'where'> & CallOptions = {}): Promise<number> {
+    const body = this.readBody(table, { ...opts, where }, true);
+    const result = await this.call<{ count: number }>({ method: 'POST', path: '/api/v1/db/read', body, auth: 'data', idempotent: true, signal: opts.signal });
+    return result.count;
+  }
+
+  /** Empties every table on every worker (admin). Retried safely with one requestId. */
+  async clear(opts: WriteOptions = {}): Promise<{ ok: true; seq: number }> {
+    const requestId = opts.requestId ?? newRequestId();
+    const result = await this.call<{ ok: true; seq: number }>({ method: 'POST', path: '/api/v1/db/clear', body: { requestId }, auth: 'admin', idempotent: true, signal: opts.signal });
+    this.observeSeq(result.seq);
+    return result;
+  }
+
+  // -------------------------------------------------------------- cluster --
+
+  workers(opts: CallOptions = {}): Promise<WorkerInfo[]> {
+    return this.call({ method: 'GET', path: '/api/v1/workers', auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
+  /** Sorted pids of the live workers (`GET /api/v1/workers/list`). */
+  pids(opts: CallOptions = {}): Promise<number[]> {
+    return this.call({ method: 'GET', path: '/api/v1/workers/list', auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
+  /** The audit log, oldest first; only events after `after` when given. */
+  events(after = 0, opts: CallOptions = {}): Promise<AuditEvent[]> {
+    const query = after > 0 ? `?after=${after}` : '';
+    return this.call({ method: 'GET', path: `/api/v1/events${query}`, auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
+  autoscaler(opts: CallOptions = {}): Promise<AutoscalerStatus> {
+    return this.call({ method: 'GET', path: '/api/v1/scale', auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
+  /** Readiness; answers (does not throw) when the cluster is not ready. Not retried. */
+  async readiness(opts: CallOptions = {}): Promise<Readiness> {
+    try {
+      return await this.call<Readiness>({ method: 'GET', path: '/readyz', auth: 'data', idempotent: false, signal: opts.signal });
+    } catch (err) {
+      if (err instanceof DbaasClientError && err.status === 503 && isReadiness(err.details)) return err.details;
+      throw err;
+    }
+  }
+
+  /** Fault drill (admin): kills the master or the highest-pid slave; answers its pid. Never retried. */
+  async crash(role: 'master' | 'slave', opts: CallOptions = {}): Promise<number> {
+    const [pid] = await this.call<string[]>({ method: 'POST', path: `/api/v1/crash/${role}`, auth: 'admin', idempotent: false, signal: opts.signal });
+    return Number(pid);
+  }
+
+  /** Sets the slave target by hand (admin); answers the target set. */
+  async scale(slaves: number, opts: CallOptions = {}): Promise<number> {
+    const result = await this.call<{ targetSlaves: number }>({ method: 'POST', path: '/api/v1/scale', body: { slaves }, auth: 'admin', idempotent: true, signal: opts.signal });
+    return result.targetSlaves;
+  }
+
+  // ------------------------------------------------------------ internals --
+
+  private observeSeq(seq: number): void {
+    if (Number.isSafeInteger(seq) && seq > this.sessionSeq) this.sessionSeq = seq;
+  }
+
+  private readBody(table: string, opts: ReadOptions, count: boolean): Record<string, unknown> {
+    const { consistency, afterSeq, signal: _signal, ...rest } = opts as ReadOptions & CallOptions;
+    const body: Record<string, unknown> = { table, ...rest };
+    if (count) body['count'] = true;
+    const session = (this.opts.readYourWrites ?? true) && consistency !== 'eventual' ? this.sessionSeq : 0;
+    const wanted = Math.max(afterSeq ?? 0, session);
+    if (wanted > 0) body['afterSeq'] = wanted;
+    return body;
+  }
+
+  private token(auth: Auth): string | undefined {
+    if (auth === 'admin') return this.opts.adminToken ?? this.opts.apiKey;
+    return this.opts.apiKey ?? this.opts.adminToken;
+  }
+
+  private async call<T>(req: Request): Promise<T> {
+    const attempts = req.idempotent ? Math.max(1, this.policy.attempts) : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once<T>(req);
+      } catch (err) {
+        if (!(err instanceof Retry) || attempt >= attempts) throw err instanceof Retry ? err.error : err;
+        const delayMs = retryDelayMs(attempt, this.policy, err.retryAfterMs);
+        this.opts.onRetry?.({ method: req.method, path: req.path, attempt, delayMs, error: err.error });
+        await sleep(delayMs, req.signal);
+      }
+    }
+  }
+
+  /** One try: the parsed answer, or throws a DbaasClientError (wrapped in {@link Retry} when it may be retried). */
+  private async once<T>(req: Request): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+    const token = this.token(req.auth);
+    if (token) headers['authorization'] = `Bearer ${token}`;
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    let res: Response;
+    let text: string;
+    try {
+      res = await this.fetchFn(`${this.base}${req.path}`, {
+        method: req.method,
+        headers,
+        ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
+        signal,
+      });
+      text = await res.text();
+    } catch (err) {
+      if (req.signal?.aborted) throw req.signal.reason;
+      const timedOut = timeout.aborted;
+      const error = timedOut
+        ? new DbaasClientError(CLIENT_TIMEOUT, `no answer from ${this.base} within ${this.timeoutMs} ms (${req.method} ${req.path})`, 0, true)
+        : new DbaasClientError(CLIENT_UNREACHABLE, `cannot reach ${this.base}: ${describeFetchError(err)}`, 0, true);
+      throw new Retry(error, 0);
+    }
+    const serverRequestId = res.headers.get('x-request-id') ?? undefined;
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    if (res.ok) return parsed as T;
+    const body = (parsed ?? {}) as { error?: { code?: unknown; message?: unknown; details?: unknown } };
+    const code = typeof body.error?.code === 'string' ? body.error.code : `HTTP_${res.status}`;
+    const message = typeof body.error?.message === 'string' ? body.error.message : `${req.method} ${req.path} answered ${res.status}`;
+    const retryable = isRetryable(code, res.status);
+    // A 503 from /readyz has no error body: keep what it said.
+    const details = body.error ? body.error.details : parsed;
+    const error = new DbaasClientError(code, message, res.status, retryable, serverRequestId, details);
+    if (retryable) throw new Retry(error, parseRetryAfter(res.headers.get('retry-after')));
+    throw error;
+  }
+}
+
+/** Marks an error the caller may retry. */
+class Retry extends Error {
+  constructor(
+    readonly error: DbaasClientError,
+    readonly retryAfterMs: number,
+  ) {
+    super(error.message);
+  }
+}
+
+function isReadiness(value: unknown): value is Readiness {
+  return typeof value === 'object' && value !== null && 'ready' in value;
+}
+
+function describeFetchError(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err);
+}
+
+/** A fresh idempotency key (allowed characters: A-Z a-z 0-9 _ . : -). */
+export function newRequestId(): string {
+  return globalThis.crypto.randomUUID();
+}

@@ -14,7 +14,12 @@ bash "$DBAAS_ROOT/scripts/setup.sh"
 # skipped with a loud warning (DBAAS_REQUIRE_DOCKER=1: fail instead).
 case " $* " in
   *" --project unit "* | *" --project=unit "*) ;;
-  *) bash "$DBAAS_ROOT/scripts/setup-docker.sh" --optional ;;
+  *)
+    bash "$DBAAS_ROOT/scripts/setup-docker.sh" --optional
+    # The dashboard's browser test needs Chromium; without it the test is
+    # skipped with a loud warning (DBAAS_REQUIRE_BROWSER=1: fail instead).
+    bash "$DBAAS_ROOT/scripts/setup-browser.sh" --optional
+    ;;
 esac
 load_runtime_env
 log "running the tests (vitest run${*:+ $*}) …"

@@ -47,6 +47,11 @@ const CONTROL_TIMEOUT_MS = 15_000;
 
 export class ClusterManager {
   private readonly exited = new Map<string, ExitInfo>();
+  /**
+   * Workers removed for good. ZooKeeper may still show one for a moment (the watch
+   * that reports its deleted znode is asynchronous); it must not count as alive meanwhile.
+   */
+  private readonly forgotten = new Set<string>();
   private readonly starting = new Map<string, WorkerSpec>();
   private readonly retiring = new Set<string>();
   private readonly everRegistered = new Set<string>();
@@ -125,6 +130,7 @@ export class ClusterManager {
 
   private isRunning(id: string): boolean {
     if (this.starting.has(id)) return true;
+    if (this.forgotten.has(id)) return false;
     if (this.d.runtime.list().some((w) => w.id === id)) return true;
     // Known only from ZooKeeper (not ours to run): alive while registered and not seen dying.
     return this.d.view.workers.has(id) && !this.exited.has(id);
@@ -136,6 +142,7 @@ export class ClusterManager {
     const ids = new Set<string>([...runtime.list().map((w) => w.id), ...view.workers.keys(), ...this.starting.keys()]);
     const workers: WorkerFact[] = [];
     for (const id of ids) {
+      if (this.forgotten.has(id) && !this.starting.has(id)) continue;
       const status = view.workers.get(id);
       const registered = status !== undefined;
       const running = this.isRunning(id);
@@ -306,6 +313,8 @@ export class ClusterManager {
     this.everRegistered.delete(id);
     this.missingSince.delete(id);
     this.retiring.delete(id);
+    this.forgotten.add(id);
+    if (this.forgotten.size > 10_000) this.forgotten.delete(this.forgotten.values().next().value as string);
   }
 
   /** Deletes the znodes a dead worker's session may still hold, so nobody waits for its session to expire. */
@@ -370,6 +379,7 @@ export class ClusterManager {
     const started = Date.now();
     if (track) this.starting.set(spec.id, spec);
     this.exited.delete(spec.id);
+    this.forgotten.delete(spec.id);
     try {
       await this.d.runtime.startWorker(spec);
       await waitFor(
@@ -476,6 +486,7 @@ export class ClusterManager {
     const { view } = this.d;
     const masterSeq = view.masterStatus()?.appliedSeq ?? 0;
     return [...view.workers.values()]
+      .filter((w) => !this.forgotten.has(w.id))
       .map((w) => ({
         id: w.id,
         role: w.role,

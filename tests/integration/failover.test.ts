@@ -41,6 +41,8 @@ describe('failover', () => {
     const list = (await c.get('/api/v1/workers/list')).body as number[];
     expect(list).toHaveLength(3);
     expect(list).not.toContain(highestSlave?.pid);
+    // The audit entry is written just after the new slave shows up as serving.
+    await eventually(() => c.orch.audit.list().some((e) => e.kind === 'replacement'), 5000, 'the replacement in the audit log');
     const events = (await c.get('/api/v1/events')).body as Array<{ kind: string; reason: string }>;
     expect(events.some((e) => e.kind === 'crash-drill')).toBe(true);
     expect(events.some((e) => e.kind === 'replacement')).toBe(true);

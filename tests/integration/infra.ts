@@ -17,15 +17,15 @@ function zooKeeperPid(): number {
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
     try {
-      process.kill(pid, 0);
-      return pid;
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('zookeeper')) return pid;
     } catch {
       // stale pid file: fall through
     }
   }
+  // Other processes may listen on :2181 too (the Docker set-up relays it to containers with socat): take the JVM.
   const out = execFileSync('ss', ['-ltnpH', 'sport = :2181'], { encoding: 'utf8' });
-  const m = /pid=(\d+)/.exec(out);
-  if (!m?.[1]) throw new Error('cannot find the ZooKeeper process listening on 2181');
+  const m = /\("java",pid=(\d+)/.exec(out);
+  if (!m?.[1]) throw new Error(`cannot find the ZooKeeper JVM listening on 2181:\n${out}`);
   return Number(m[1]);
 }
 
@@ -37,7 +37,9 @@ export async function restartZooKeeper(downMs: number): Promise<void> {
   process.kill(pid, 'SIGTERM');
   await waitFor(async () => ((await canConnect(2181)) ? undefined : true), 20_000, () => new Error('ZooKeeper did not stop'));
   await new Promise((r) => setTimeout(r, downMs));
-  const log = openSync(path.join(root, '.dbaas/zookeeper/zookeeper.log'), 'a');
+  // Whatever happens next, ZooKeeper must come back: other tests and runs share it.
+  const logFile = path.join(root, '.dbaas/zookeeper/zookeeper.log');
+  const log = existsSync(path.dirname(logFile)) ? openSync(logFile, 'a') : 'ignore';
   const [cmd, ...args] = argv;
   const child = spawn(cmd as string, args, { cwd, detached: true, stdio: ['ignore', log, log] });
   child.unref();

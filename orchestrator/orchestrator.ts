@@ -63,6 +63,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const abandon = async (): Promise<void> => {
     await autoscaler.close();
     cluster.detach();
+    runtime.detach?.();
     await app.close().catch(() => undefined);
     await rpc.close();
     zk.close();

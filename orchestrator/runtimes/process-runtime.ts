@@ -72,6 +72,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   async startWorker(spec: WorkerSpec): Promise<WorkerHandle> {
+    if (this.units.has(spec.id)) throw new Error(`worker ${spec.id} is already running`);
     const dir = this.unitDir(spec.id);
     const dbDir = path.join(dir, 'db');
     mkdirSync(dbDir, { recursive: true });

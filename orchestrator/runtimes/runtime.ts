@@ -59,4 +59,6 @@ export interface Runtime {
   onExit(listener: ExitListener): void;
   /** Stops every worker it started (gracefully, within `timeoutMs`). Idempotent. */
   close(timeoutMs: number): Promise<void>;
+  /** Stops watching without touching the workers, which keep running for a new orchestrator to adopt. */
+  detach?(): void;
 }

@@ -6,7 +6,7 @@
  */
 import type Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DOCKER_LABELS, DockerRuntime, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
+import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { dockerClient } from '../../orchestrator/runtimes/index.js';
 import { dockerTestEnv } from './docker-env.js';
 import { eventually, startTestCluster, type TestCluster, type TestClusterOptions } from './harness.js';
@@ -148,8 +148,8 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     namespaces.add(first.namespace);
     const w = await first.post('/api/v1/db/write', { table: 'adopt', operation: 'insert', data: { _id: 'a' } });
     const pids = (await first.get('/api/v1/workers/list')).body as number[];
+    // abandon() also detaches the runtime: its events stream stops, the containers keep running.
     await first.orch.abandon();
-    (first.orch.runtime as DockerRuntime).detach();
 
     const second = await cluster({}, { namespace: first.namespace, dataDir: first.dataDir });
     expect((await second.get('/api/v1/workers/list')).body).toEqual(pids);

@@ -218,3 +218,57 @@ function checkBoolean(value: unknown, field: string): boolean {
   if (typeof value !== 'boolean') fail('DBAAS_REQ_INVALID', field, `must be true or false, got ${describeType(value)}`);
   return value;
 }
+
+const COMMAND_FIELDS: Record<WriteCommand['kind'], ReadonlySet<string>> = {
+  insert: new Set(['kind', 'table', 'docs']),
+  update: new Set(['kind', 'table', 'where', 'update']),
+  upsert: new Set(['kind', 'table', 'where', 'update']),
+  delete: new Set(['kind', 'table', 'where']),
+  clear: new Set(['kind']),
+};
+
+/**
+ * Checks a normalised write command as it arrives on the write queue. The
+ * orchestrator only sends commands made by {@link parseWriteBody}, but a worker
+ * must not trust the queue: anything else is a poison message.
+ *
+ * @throws DbaasError with the codes of the body parsers
+ */
+export function validateWriteCommand(command: unknown): WriteCommand {
+  if (!isPlainObject(command)) fail('DBAAS_REQ_INVALID', 'command', `must be an object, got ${describeType(command)}`);
+  const kind = command['kind'];
+  if (typeof kind !== 'string' || !Object.hasOwn(COMMAND_FIELDS, kind)) {
+    fail('DBAAS_REQ_BAD_OPERATION', 'command.kind', `unknown command ${JSON.stringify(kind)}`);
+  }
+  const allowed = COMMAND_FIELDS[kind as WriteCommand['kind']];
+  const extra = Object.keys(command).filter((k) => !allowed.has(k));
+  if (extra.length > 0) fail('DBAAS_REQ_UNKNOWN_FIELD', 'command', `unexpected field(s) ${extra.join(', ')}`);
+  if (kind === 'clear') return { kind: 'clear' };
+  const table = checkTable(command['table']);
+  switch (kind) {
+    case 'insert': {
+      const docs = command['docs'];
+      if (!Array.isArray(docs)) fail('DBAAS_REQ_INVALID', 'command.docs', 'must be an array');
+      return { kind: 'insert', table, docs: insertDocs(docs) };
+    }
+    case 'update':
+    case 'upsert':
+      return {
+        kind,
+        table,
+        where: validateFilter(command['where'], 'command.where'),
+        update: validateUpdate(command['update'], 'command.update'),
+      };
+    default:
+      return { kind: 'delete', table, where: validateFilter(command['where'], 'command.where') };
+  }
+}
+
+/**
+ * Checks a read command as it arrives on the read or control queue.
+ *
+ * @throws DbaasError with the codes of {@link parseReadBody}
+ */
+export function validateReadCommand(command: unknown): ReadCommand {
+  return parseReadBody(command);
+}

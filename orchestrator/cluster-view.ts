@@ -28,9 +28,11 @@ export class ClusterView extends EventEmitter {
     private readonly logger: Logger,
   ) {
     super();
+    // A new session (or a reconnection, after which the server may not have kept our
+    // watches) re-reads every worker, which also re-arms every data watch.
     zk.onSession(async () => {
       await zk.mkdirp(names.zkWorkers);
-      await Promise.all([this.refreshChildren(), this.refreshMaster()]);
+      await Promise.all([this.refreshChildren(true), this.refreshMaster()]);
       this.ready = true;
       this.emit('change');
     });
@@ -40,9 +42,8 @@ export class ClusterView extends EventEmitter {
     };
     zk.on('disconnected', stale);
     zk.on('expired', stale);
-    // Reconnected within the same session: watches survived, but re-read what may have changed meanwhile.
     zk.on('reconnected', () => {
-      void Promise.all([this.refreshChildren(), this.refreshMaster()]).then(() => {
+      void Promise.all([this.refreshChildren(true), this.refreshMaster()]).then(() => {
         this.ready = true;
         this.emit('change');
       });
@@ -62,7 +63,7 @@ export class ClusterView extends EventEmitter {
     return this.master ? this.workers.get(this.master.id) : undefined;
   }
 
-  private async refreshChildren(): Promise<void> {
+  private async refreshChildren(all = false): Promise<void> {
     let children: string[];
     try {
       children = await this.zk.getChildren(this.names.zkWorkers, () => void this.refreshChildren().catch(this.warn));
@@ -71,7 +72,7 @@ export class ClusterView extends EventEmitter {
       return;
     }
     for (const id of [...this.workers.keys()]) if (!children.includes(id)) this.workers.delete(id);
-    await Promise.all(children.filter((id) => !this.workers.has(id)).map((id) => this.refreshWorker(id)));
+    await Promise.all(children.filter((id) => all || !this.workers.has(id)).map((id) => this.refreshWorker(id)));
     this.emit('change');
   }
 

@@ -149,7 +149,11 @@ export class Worker implements WorkerContext {
     await ch.close();
     const ctl = await conn.createChannel();
     const ctlQueue = this.names.controlQueue(this.config.workerId);
-    await ctl.assertQueue(ctlQueue, { exclusive: true, autoDelete: true });
+    await ctl.assertQueue(ctlQueue, {
+      exclusive: true,
+      autoDelete: true,
+      arguments: { 'x-dead-letter-exchange': this.names.deadLetterExchange },
+    });
     await ctl.consume(ctlQueue, (msg) => {
       if (msg) void this.handleControl(ctl, msg);
     });

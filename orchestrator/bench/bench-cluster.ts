@@ -1,0 +1,173 @@
+/**
+ * The cluster a benchmark measures: a real `node dist/orchestrator/main.js`
+ * child process (process runtime, its own namespace and data directory), so that
+ * the orchestrator's CPU and memory are its own and not the load generator's.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface WorkerInfo {
+  id: string;
+  role: string;
+  pid: number;
+  state: string;
+  appliedSeq: number;
+  lag: number;
+}
+
+export interface BenchClusterOptions {
+  slaves: number;
+  /** Environment of the orchestrator (DBAAS_DB_BIN, DBAAS_AMQP_URL, …); namespace, port, data dir and scaling are set here. */
+  env: Record<string, string>;
+  log: (line: string) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resident set size of a process in bytes (0 when it is gone). */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m?.[1] ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export class BenchCluster {
+  readonly namespace = `bench-${randomBytes(3).toString('hex')}`;
+  readonly dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-bench-'));
+  url = '';
+  private child: ChildProcess | undefined;
+  private exited = false;
+
+  constructor(private readonly opts: BenchClusterOptions) {}
+
+  get pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  async start(timeoutMs = 90_000): Promise<void> {
+    const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../main.js');
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    this.url = `http://127.0.0.1:${port}`;
+    const child = spawn(process.execPath, [entry], {
+      env: {
+        ...this.opts.env,
+        DBAAS_NAMESPACE: this.namespace,
+        DBAAS_DATA_DIR: this.dataDir,
+        DBAAS_PORT: String(port),
+        DBAAS_HOST: '127.0.0.1',
+        DBAAS_INITIAL_SLAVES: String(this.opts.slaves),
+        DBAAS_MIN_SLAVES: '1',
+        // No autoscaling window may fire during a run: the slave count is the benchmark's to set.
+        DBAAS_SCALE_INTERVAL_MS: '86400000',
+        DBAAS_RUNTIME: 'process',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    let output = '';
+    const keep = (buf: Buffer): void => {
+      output = (output + buf.toString()).slice(-20_000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.once('exit', () => (this.exited = true));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.exited) throw new Error(`the orchestrator exited during start:\n${output.slice(-3000)}`);
+      if (Date.now() > deadline) throw new Error(`the cluster was not ready after ${timeoutMs} ms:\n${output.slice(-3000)}`);
+      const ready = await fetch(`${this.url}/readyz`)
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ready && (await this.workers()).filter((w) => w.state === 'slave').length >= this.opts.slaves) break;
+      await sleep(200);
+    }
+  }
+
+  async post<T = unknown>(route: string, body: unknown): Promise<{ status: number; body: T }> {
+    const res = await fetch(`${this.url}${route}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // keep the text
+    }
+    return { status: res.status, body: parsed as T };
+  }
+
+  /** POSTs and throws unless the answer is 200. */
+  async ok<T = unknown>(route: string, body: unknown): Promise<T> {
+    const r = await this.post<T>(route, body);
+    if (r.status !== 200) throw new Error(`${route} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
+    return r.body;
+  }
+
+  /**
+   * A write that must succeed (loading data): retried with the same requestId
+   * while the answer is 503 or 504, which is what a client of dbaas should do.
+   */
+  async write<T = unknown>(body: Record<string, unknown>, attempts = 10): Promise<T> {
+    const requested = { requestId: `bench-${randomBytes(8).toString('hex')}`, ...body };
+    for (let i = 1; ; i++) {
+      const r = await this.post<T>('/api/v1/db/write', requested);
+      if (r.status === 200) return r.body;
+      if ((r.status !== 503 && r.status !== 504) || i >= attempts) {
+        throw new Error(`write answered ${r.status} (attempt ${i}): ${JSON.stringify(r.body).slice(0, 300)}`);
+      }
+      this.opts.log(`write answered ${r.status}; retrying with the same requestId`);
+    }
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    const res = await fetch(`${this.url}/api/v1/workers`).catch(() => undefined);
+    if (!res?.ok) return [];
+    return (await res.json()) as WorkerInfo[];
+  }
+
+  /** A worker's database port and pid (from the process runtime's unit file). */
+  unit(workerId: string): { port: number; dbPid: number } {
+    const file = path.join(this.dataDir, this.namespace, workerId, 'unit.json');
+    if (!existsSync(file)) throw new Error(`no unit file for worker ${workerId}`);
+    return JSON.parse(readFileSync(file, 'utf8')) as { port: number; dbPid: number };
+  }
+
+  /** The MongoDB URL of a worker's own database. */
+  dbUrl(workerId: string): string {
+    return `mongodb://127.0.0.1:${this.unit(workerId).port}/`;
+  }
+
+  /** Waits until every worker has applied the master's seq (replication has caught up). */
+  async settled(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ws = await this.workers();
+      const master = ws.find((w) => w.role === 'master');
+      if (master && ws.every((w) => w.appliedSeq === master.appliedSeq && w.state !== 'syncing')) return;
+      if (Date.now() > deadline) throw new Error(`replicas did not catch up within ${timeoutMs} ms`);
+      await sleep(100);
+    }
+  }
+
+  /** Stops the orchestrator (SIGINT: it stops its workers) and removes the data. */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    const child = this.child;
+    if (child && !this.exited) {
+      child.kill('SIGINT');
+      const deadline = Date.now() + timeoutMs;
+      while (!this.exited && Date.now() < deadline) await sleep(100);
+      if (!this.exited) child.kill('SIGKILL');
+    }
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+}

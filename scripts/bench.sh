@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# `npm run bench`: prepares everything (scripts/setup.sh: dependencies, build,
+# RabbitMQ, ZooKeeper, the database binary), then runs the benchmark
+# (orchestrator/bench/main.ts) with the runtime settings of .dbaas/runtime.env.
+# Extra arguments go to the benchmark, e.g. `npm run bench -- --quick`.
+# Run it on an otherwise idle machine: the figures are only as quiet as the cores.
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$DBAAS_ROOT"
+
+bash "$DBAAS_ROOT/scripts/setup.sh"
+load_runtime_env
+log "running the benchmark (a few minutes) …"
+exec node dist/orchestrator/bench/main.js "$@"

@@ -29,9 +29,14 @@ export type RpcReply<T = unknown> = { ok: true; result: T } | { ok: false; error
 /**
  * One replicated change, as resulting state: a document's full post-image, its
  * deletion, or the emptying of every table. Applying these in order is idempotent.
+ *
+ * `fresh` (optional, added within v1; receivers that do not know it ignore it) says
+ * that the document did not exist before this entry, so a replica can insert it
+ * without first looking for it. It is a hint: a replica that finds the document
+ * there anyway (a replay) replaces it.
  */
 export type SyncOp =
-  | { t: 'put'; table: string; doc: Doc & { _id: string } }
+  | { t: 'put'; table: string; doc: Doc & { _id: string }; fresh?: true }
   | { t: 'del'; table: string; id: string }
   | { t: 'clear' };
 
@@ -46,6 +51,13 @@ export interface SyncEntry {
   ops: SyncOp[];
   /** The answer the write got, so a retried requestId answers the same. */
   result: WriteResult;
+  /**
+   * The seq of the first entry of the batch this entry was stored with (optional,
+   * added within v1). The master stores a batch's entries before any of its data,
+   * so after a crash, or in a copy taken meanwhile, at most the entries from
+   * `first` to the newest can be half-applied. Absent: the entry was stored alone.
+   */
+  first?: number;
 }
 
 /** Orchestrator → one worker, on its control queue. `read` asks that one replica (for checks). */
@@ -112,7 +124,8 @@ export function decodeSync(buf: Buffer): SyncEntry | undefined {
     !Number.isSafeInteger(m.term) ||
     typeof m.requestId !== 'string' ||
     !Array.isArray(m.ops) ||
-    !isObject(m.result)
+    !isObject(m.result) ||
+    (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number)))
   ) {
     return undefined;
   }

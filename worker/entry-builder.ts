@@ -5,19 +5,27 @@
  * write that cannot apply to some document (say `$inc` on a string) is refused
  * whole, and the oplog entry can be stored before the data changes, so a crash
  * in between is repaired by replaying the entry, never by re-running the update.
+ *
+ * It reads through a {@link BatchSource}: the database, or the database
+ * overlaid with the earlier writes of the same batch (see write-batch.ts).
  */
 import { ObjectId } from 'mongodb';
 import type { Doc, WriteCommand, WriteResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncOp } from '../common/messages.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../common/update-ops.js';
-import type { Store } from './store.js';
+import { idOnly, type BatchSource } from './write-batch.js';
 
 export interface BuiltWrite {
   ops: SyncOp[];
   result: Omit<WriteResult, 'seq'>;
 }
 
+/**
+ * A new document id. ObjectIds are unique without asking the database (a
+ * timestamp, a per-process random value and a counter), so inserts of
+ * documents without `_id` skip the duplicate check.
+ */
 export function newId(): string {
   return new ObjectId().toHexString();
 }
@@ -26,25 +34,42 @@ function emptyResult(): Omit<WriteResult, 'seq'> {
   return { ok: true, inserted: 0, ids: [], matched: 0, modified: 0, deleted: 0 };
 }
 
-export async function buildWrite(store: Store, command: WriteCommand): Promise<BuiltWrite> {
+export async function buildWrite(src: BatchSource, command: WriteCommand): Promise<BuiltWrite> {
   const result = emptyResult();
   switch (command.kind) {
     case 'insert': {
-      const docs = command.docs.map((d) => ({ ...d, _id: typeof d._id === 'string' ? d._id : newId() }));
-      const ids = docs.map((d) => d._id);
-      const dup = ids.find((id, i) => ids.indexOf(id) !== i);
-      if (dup !== undefined) throw new DbaasError('DBAAS_WRITE_DUPLICATE_ID', `_id ${JSON.stringify(dup)} appears twice in the insert`);
-      const existing = await store.idsExisting(command.table, ids);
-      if (existing.length > 0) {
-        throw new DbaasError('DBAAS_WRITE_DUPLICATE_ID', `a document with _id ${JSON.stringify(existing[0])} already exists in ${command.table}`);
+      const given: string[] = [];
+      const docs = command.docs.map((d) => {
+        if (typeof d._id === 'string') {
+          given.push(d._id);
+          return { ...d, _id: d._id };
+        }
+        return { ...d, _id: newId() };
+      });
+      if (given.length > 0) {
+        const seen = new Set<string>();
+        for (const id of given) {
+          if (seen.has(id)) throw new DbaasError('DBAAS_WRITE_DUPLICATE_ID', `_id ${JSON.stringify(id)} appears twice in the insert`);
+          seen.add(id);
+        }
+        const existing = await src.idsExisting(command.table, given);
+        if (existing.length > 0) {
+          throw new DbaasError('DBAAS_WRITE_DUPLICATE_ID', `a document with _id ${JSON.stringify(existing[0])} already exists in ${command.table}`);
+        }
       }
       result.inserted = docs.length;
-      result.ids = ids;
-      return { ops: docs.map((doc) => ({ t: 'put', table: command.table, doc })), result };
+      result.ids = docs.map((d) => d._id);
+      return { ops: docs.map((doc) => ({ t: 'put', table: command.table, doc, fresh: true })), result };
     }
     case 'update':
     case 'upsert': {
-      const matches = await store.findForUpdate(command.table, command.where);
+      const id = idOnly(command.where);
+      let matches: Array<Doc & { _id: string }>;
+      if (id === undefined) matches = await src.findForUpdate(command.table, command.where);
+      else {
+        const doc = await src.findById(command.table, id);
+        matches = doc ? [doc] : [];
+      }
       result.matched = matches.length;
       const ops: SyncOp[] = [];
       for (const doc of matches) {
@@ -54,16 +79,25 @@ export async function buildWrite(store: Store, command: WriteCommand): Promise<B
       result.modified = ops.length;
       if (matches.length === 0 && command.kind === 'upsert') {
         const seed: Doc = seedFromFilter(command.where);
-        const id = typeof seed._id === 'string' ? seed._id : newId();
-        const doc = { ...applyUpdate({ ...seed, _id: id }, command.update), _id: id };
-        ops.push({ t: 'put', table: command.table, doc });
+        const seeded = typeof seed._id === 'string' ? seed._id : undefined;
+        const newDocId = seeded ?? newId();
+        const doc = { ...applyUpdate({ ...seed, _id: newDocId }, command.update), _id: newDocId };
+        // New for sure when the id was made here, or when the filter was that id alone and found nothing.
+        const fresh = seeded === undefined || id !== undefined;
+        ops.push(fresh ? { t: 'put', table: command.table, doc, fresh: true } : { t: 'put', table: command.table, doc });
         result.inserted = 1;
-        result.ids = [id];
+        result.ids = [newDocId];
       }
       return { ops, result };
     }
     case 'delete': {
-      const matches = await store.findForUpdate(command.table, command.where);
+      const id = idOnly(command.where);
+      let matches: Array<Doc & { _id: string }>;
+      if (id === undefined) matches = await src.findForUpdate(command.table, command.where);
+      else {
+        const doc = await src.findById(command.table, id);
+        matches = doc ? [doc] : [];
+      }
       result.deleted = matches.length;
       result.matched = matches.length;
       return { ops: matches.map((d) => ({ t: 'del', table: command.table, id: d._id })), result };

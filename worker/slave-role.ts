@@ -5,22 +5,38 @@
  * is bound first (so entries buffer), then the master's data is copied with the
  * master's seq at that moment, then buffered entries above it are applied, and
  * only then does the slave take reads.
+ *
+ * Entries are applied in runs: whatever the queue has delivered while the
+ * previous run was being written is judged in seq order (sync-order.ts), its
+ * data written coalesced (apply-plan.ts), its entries stored in one insert, and
+ * only then is appliedSeq moved and the run acked. A crash in a run loses
+ * nothing: the run was not acked, and this slave is replaced anyway.
  */
 import type { Channel, ChannelModel, ConsumeMessage, Message } from 'amqplib';
 import { MongoServerError } from 'mongodb';
 import { DbaasError, asDbaasError } from '../common/errors.js';
-import { decodeRead, decodeSync } from '../common/messages.js';
+import { decodeRead, decodeSync, type SyncEntry } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
-import { judgeEntry, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
+import { judgeRun, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
 const SYNC_PREFETCH = 512;
+/** Bounds on one run: entries, and documents touched. */
+const RUN_MAX_ENTRIES = 256;
+const RUN_MAX_OPS = 4000;
+
+interface Delivered {
+  ch: Channel;
+  msg: Message;
+  entry: SyncEntry;
+}
 
 export class SlaveRole {
   private pos: SyncPosition = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
-  private chain: Promise<void> = Promise.resolve();
-  private pendingSync = 0;
+  private readonly delivered: Delivered[] = [];
+  private applying = false;
+  private applied: Promise<void> = Promise.resolve();
   private readonly waiters = new Set<{ seq: number; resolve: () => void }>();
 
   private syncCh: Channel | undefined;
@@ -56,17 +72,14 @@ export class SlaveRole {
     await store.dropAll();
     const source = await Store.connect(masterDbUrl, this.ctx.config.dbName, 10_000);
     try {
-      const last = await source.lastEntry();
-      const s0 = last?._id ?? 0;
-      const copied = await store.copyFrom(source, s0);
-      // The copy is fuzzy: entry s0 may have been half-applied on the master when it was read.
-      // Replaying the oplog's tail in order makes every document at least as new as s0;
-      // anything newer comes again from the queue, which holds every entry above s0.
-      for (const entry of await store.entriesBetween(Math.max(0, s0 - SNAPSHOT_REPLAY_ENTRIES), s0)) {
-        await store.applyOps(entry.ops);
-      }
-      this.pos = positionAfterSnapshot(s0, last?.term ?? 0);
-      logger.info({ seq: s0, documents: copied, ms: Date.now() - started }, 'snapshot copied from master');
+      // The copy is fuzzy: the master may be half-way through writing the batch that holds S0
+      // (entries from its `first` to S0) while the copy reads. Those entries are laid over the
+      // copy as it is written, so every document is at least as new as S0; anything newer
+      // comes again from the queue, which holds every entry above S0 (see Store.copyFrom).
+      const copied = await store.copyFrom(source, SNAPSHOT_REPLAY_ENTRIES);
+      const s0 = copied.last?.seq ?? 0;
+      this.pos = positionAfterSnapshot(s0, copied.last?.term ?? 0);
+      logger.info({ seq: s0, documents: copied.documents, entries: copied.entries, replayed: copied.replayed, ms: Date.now() - started }, 'snapshot copied from master');
     } finally {
       await source.close();
     }
@@ -83,36 +96,54 @@ export class SlaveRole {
     this.syncTag = consumerTag;
   }
 
-  private enqueueSync(ch: Channel, msg: ConsumeMessage): void {
-    this.pendingSync += 1;
-    this.chain = this.chain
-      .then(() => this.applySync(ch, msg))
-      .catch((err: unknown) => this.ctx.fail(`cannot apply a sync entry: ${(err as Error).message}`))
-      .finally(() => {
-        this.pendingSync -= 1;
-      });
-  }
-
-  private async applySync(ch: Channel, msg: Message): Promise<void> {
+  private enqueueSync(ch: Channel, msg: Message): void {
     const entry = decodeSync(msg.content);
     if (!entry) {
       this.ctx.logger.error('poison message on the sync queue: dead-lettered');
       settle(ch, msg, 'dead-letter');
       return;
     }
-    const verdict = judgeEntry(this.pos, entry);
-    if (verdict === 'gap') {
-      this.ctx.fail(`sync gap: expected seq ${this.appliedSeq + 1}, got ${entry.seq}; a resync is needed`);
+    this.delivered.push({ ch, msg, entry });
+    if (!this.applying) {
+      this.applying = true;
+      this.applied = this.applyDelivered();
     }
-    if (verdict === 'apply') {
-      await this.ctx.store.applyOps(entry.ops);
-      await this.ctx.store.recordEntry(entry);
-      this.pos = { ...this.pos, appliedSeq: entry.seq, maxTerm: entry.term };
-      this.wake();
-    } else if (verdict === 'stale-term') {
+  }
+
+  /** Applies what has been delivered, run after run, until nothing is left. */
+  private async applyDelivered(): Promise<void> {
+    try {
+      while (this.delivered.length > 0) {
+        let n = 0;
+        let ops = 0;
+        while (n < this.delivered.length && n < RUN_MAX_ENTRIES && (n === 0 || ops < RUN_MAX_OPS)) {
+          ops += (this.delivered[n] as Delivered).entry.ops.length;
+          n += 1;
+        }
+        await this.applyRun(this.delivered.splice(0, n));
+      }
+    } catch (err) {
+      this.ctx.fail(`cannot apply a sync entry: ${(err as Error).message}`);
+    } finally {
+      this.applying = false;
+    }
+  }
+
+  private async applyRun(run: Delivered[]): Promise<void> {
+    const judged = judgeRun(this.pos, run.map((d) => d.entry));
+    if (judged.gap) {
+      this.ctx.fail(`sync gap: expected seq ${judged.pos.appliedSeq + 1}, got ${judged.gap.seq}; a resync is needed`);
+    }
+    for (const entry of judged.stale) {
       this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.pos.maxTerm }, 'refused an entry from a deposed master');
     }
-    settle(ch, msg, 'ack');
+    if (judged.apply.length > 0) {
+      await this.ctx.store.applyOps(judged.apply.flatMap((e) => e.ops));
+      await this.ctx.store.recordEntries(judged.apply);
+      this.pos = judged.pos;
+      this.wake();
+    }
+    ackRun(run);
   }
 
   /** Highest seq applied to this worker's data. */
@@ -125,9 +156,9 @@ export class SlaveRole {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const ch = this.syncCh;
-      if (ch && this.pendingSync === 0) {
+      if (ch && !this.applying) {
         const { messageCount } = await ch.checkQueue(this.syncQueue);
-        if (messageCount === 0 && this.pendingSync === 0) return;
+        if (messageCount === 0 && !this.applying) return;
       }
       if (Date.now() > deadline) throw new Error(`not caught up after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
@@ -220,11 +251,16 @@ export class SlaveRole {
     if (!ch) throw new Error('no sync channel to drain');
     if (this.syncTag) await ch.cancel(this.syncTag);
     this.syncTag = undefined;
-    await this.chain;
+    while (this.applying) await this.applied;
     for (;;) {
-      const msg = await ch.get(this.syncQueue, { noAck: false });
-      if (!msg) break;
-      await this.applySync(ch, msg);
+      let got = 0;
+      for (; got < RUN_MAX_ENTRIES; got++) {
+        const msg = await ch.get(this.syncQueue, { noAck: false });
+        if (!msg) break;
+        this.enqueueSync(ch, msg);
+      }
+      while (this.applying) await this.applied;
+      if (got < RUN_MAX_ENTRIES) break;
     }
   }
 
@@ -242,4 +278,17 @@ function readError(err: unknown): DbaasError {
   if (err instanceof DbaasError) return err;
   if (err instanceof MongoServerError) return new DbaasError('DBAAS_QUERY_INVALID', `the database refused the query: ${err.message}`);
   return asDbaasError(err);
+}
+
+/** Acks a run: per channel, one ack of its newest delivery covers the older ones (all handled, in order). */
+function ackRun(run: readonly Delivered[]): void {
+  const newest = new Map<Channel, Message>();
+  for (const { ch, msg } of run) newest.set(ch, msg);
+  for (const [ch, msg] of newest) {
+    try {
+      ch.ack(msg, true);
+    } catch {
+      // channel closed: the broker has requeued the run, and applying it again is idempotent
+    }
+  }
 }

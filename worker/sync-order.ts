@@ -35,8 +35,52 @@ export function positionAfterSnapshot(snapshotSeq: number, term: number): SyncPo
 }
 
 /**
- * How many of the newest oplog entries a snapshot replays. The master applies one
- * write at a time, so at most the newest entry can have been half-applied when
- * the copy read the data; replaying a few more costs little and is idempotent.
+ * Where a replay of the oplog must start, given its newest entry, so that it
+ * covers every entry that can be half-applied in the data.
+ *
+ * The master stores a whole batch of entries before it writes any of their data,
+ * and starts a batch only once the previous batch's data is written; each entry
+ * carries `first`, the seq its batch started at (absent: a batch of one). So only
+ * the newest batch, `first` to `seq`, can be half-applied after a crash or in a
+ * copy read while the master was writing. `atLeast` widens the replay to that
+ * many newest entries when a caller wants a margin; replaying more is idempotent.
+ */
+export function replayFrom(newest: Pick<SyncEntry, 'seq' | 'first'>, atLeast = 1): number {
+  return Math.max(1, Math.min(newest.first ?? newest.seq, newest.seq - atLeast + 1));
+}
+
+/**
+ * The margin a snapshot replays at least (see {@link replayFrom}): the replay is
+ * laid over the copy in memory, so a few more entries cost next to nothing.
  */
 export const SNAPSHOT_REPLAY_ENTRIES = 8;
+
+/** What a slave does with a run of entries taken from its queue, judged one after the other. */
+export interface RunJudgement<E extends Pick<SyncEntry, 'seq' | 'term'>> {
+  /** Entries to apply, in order (consecutive seqs). */
+  apply: E[];
+  /** Entries refused as coming from a deposed master. */
+  stale: E[];
+  /** The first entry that leaves a gap; nothing from it on is judged. */
+  gap?: E;
+  /** The position once `apply` is applied. */
+  pos: SyncPosition;
+}
+
+/** Judges a run as {@link judgeEntry} would judge its entries one by one, each after the previous was applied. */
+export function judgeRun<E extends Pick<SyncEntry, 'seq' | 'term'>>(pos: SyncPosition, entries: readonly E[]): RunJudgement<E> {
+  const out: RunJudgement<E> = { apply: [], stale: [], pos };
+  for (const entry of entries) {
+    const verdict = judgeEntry(out.pos, entry);
+    if (verdict === 'gap') {
+      out.gap = entry;
+      break;
+    }
+    if (verdict === 'stale-term') out.stale.push(entry);
+    else if (verdict === 'apply') {
+      out.apply.push(entry);
+      out.pos = { ...out.pos, appliedSeq: entry.seq, maxTerm: entry.term };
+    }
+  }
+  return out;
+}

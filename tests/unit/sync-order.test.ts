@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeEntry, positionAfterSnapshot } from '../../worker/sync-order.js';
+import { judgeEntry, judgeRun, positionAfterSnapshot, replayFrom } from '../../worker/sync-order.js';
 
 describe('judgeEntry', () => {
   const steady = { appliedSeq: 10, jumpUpTo: 0, maxTerm: 2 };
@@ -48,5 +48,51 @@ describe('jumpUpTo', () => {
     const pos = { appliedSeq: 10, jumpUpTo: 13, maxTerm: 1 };
     expect(judgeEntry(pos, { seq: 13, term: 1 })).toBe('apply');
     expect(judgeEntry(pos, { seq: 14, term: 1 })).toBe('gap');
+  });
+});
+
+describe('judgeRun', () => {
+  const pos = { appliedSeq: 10, jumpUpTo: 0, maxTerm: 2 };
+
+  it('judges a run as its entries one after the other', () => {
+    const run = [
+      { seq: 9, term: 2 },
+      { seq: 11, term: 2 },
+      { seq: 11, term: 2 },
+      { seq: 12, term: 1 },
+      { seq: 12, term: 3 },
+      { seq: 13, term: 3 },
+    ];
+    const judged = judgeRun(pos, run);
+    expect(judged.apply.map((e) => e.seq)).toEqual([11, 12, 13]);
+    expect(judged.stale).toEqual([{ seq: 12, term: 1 }]);
+    expect(judged.gap).toBeUndefined();
+    expect(judged.pos).toEqual({ appliedSeq: 13, jumpUpTo: 0, maxTerm: 3 });
+  });
+
+  it('stops at a gap, keeping what came before it', () => {
+    const judged = judgeRun(pos, [{ seq: 11, term: 2 }, { seq: 13, term: 2 }, { seq: 14, term: 2 }]);
+    expect(judged.apply.map((e) => e.seq)).toEqual([11]);
+    expect(judged.gap).toEqual({ seq: 13, term: 2 });
+    expect(judged.pos.appliedSeq).toBe(11);
+  });
+
+  it('refuses an older term once a newer one was applied within the run', () => {
+    const judged = judgeRun(pos, [{ seq: 11, term: 3 }, { seq: 12, term: 2 }]);
+    expect(judged.stale).toEqual([{ seq: 12, term: 2 }]);
+  });
+});
+
+describe('replayFrom', () => {
+  it('covers the newest batch: from its first entry', () => {
+    expect(replayFrom({ seq: 40, first: 33 })).toBe(33);
+    // A batch of one (no `first`): just the entry.
+    expect(replayFrom({ seq: 40 })).toBe(40);
+  });
+
+  it('widens to at least the asked margin, never below seq 1', () => {
+    expect(replayFrom({ seq: 40, first: 38 }, 8)).toBe(33);
+    expect(replayFrom({ seq: 40, first: 20 }, 8)).toBe(20);
+    expect(replayFrom({ seq: 3 }, 8)).toBe(1);
   });
 });

@@ -1,0 +1,100 @@
+/**
+ * An in-memory stand-in for a worker's database, for testing the batching and
+ * replay rules without one: tables of documents by `_id`, equality filters only.
+ */
+import type { Doc, Filter } from '../../common/commands.js';
+import type { SyncOp } from '../../common/messages.js';
+import { groupByTable, type ApplyStep } from '../../worker/apply-plan.js';
+import type { BatchSource } from '../../worker/write-batch.js';
+
+export type Row = Doc & { _id: string };
+
+export class MemoryDb implements BatchSource {
+  readonly tables = new Map<string, Map<string, Row>>();
+  /** Round trips a real store would make, by kind. */
+  readonly calls = { findById: 0, find: 0, exists: 0 };
+
+  private t(name: string): Map<string, Row> {
+    let t = this.tables.get(name);
+    if (!t) {
+      t = new Map();
+      this.tables.set(name, t);
+    }
+    return t;
+  }
+
+  async findById(table: string, id: string): Promise<Row | undefined> {
+    this.calls.findById += 1;
+    const doc = this.tables.get(table)?.get(id);
+    return doc ? structuredClone(doc) : undefined;
+  }
+
+  async findForUpdate(table: string, where: Filter): Promise<Row[]> {
+    this.calls.find += 1;
+    return [...(this.tables.get(table)?.values() ?? [])].filter((d) => matches(d, where)).map((d) => structuredClone(d));
+  }
+
+  async idsExisting(table: string, ids: string[]): Promise<string[]> {
+    this.calls.exists += 1;
+    return ids.filter((id) => this.tables.get(table)?.has(id));
+  }
+
+  /** One op at a time, as the oplog's order says. */
+  applySequential(ops: readonly SyncOp[]): void {
+    for (const op of ops) {
+      if (op.t === 'clear') this.tables.clear();
+      else if (op.t === 'put') this.t(op.table).set(op.doc._id, structuredClone(op.doc));
+      else this.tables.get(op.table)?.delete(op.id);
+    }
+  }
+
+  /**
+   * Coalesced steps as Store.applyOps writes them, with its semantics: an insert of a
+   * document already there fails and is replaced; a replace of a missing one inserts.
+   * `only` limits the changes written (a crash part-way).
+   */
+  applySteps(steps: readonly ApplyStep[], only: (i: number) => boolean = () => true): void {
+    let i = 0;
+    for (const step of steps) {
+      if (step.kind === 'clear') {
+        if (only(i++)) this.tables.clear();
+        continue;
+      }
+      for (const w of groupByTable(step.changes)) {
+        for (const doc of [...w.inserts, ...w.replaces]) if (only(i++)) this.t(w.table).set(doc._id, structuredClone(doc));
+        for (const id of w.deletes) if (only(i++)) this.tables.get(w.table)?.delete(id);
+      }
+    }
+  }
+
+  /** Tables with their documents sorted by id; empty tables left out. */
+  dump(): Record<string, Row[]> {
+    const out: Record<string, Row[]> = {};
+    for (const [name, t] of [...this.tables].sort(([a], [b]) => a.localeCompare(b))) {
+      if (t.size > 0) out[name] = [...t.values()].sort((a, b) => a._id.localeCompare(b._id));
+    }
+    return out;
+  }
+
+  clone(): MemoryDb {
+    const c = new MemoryDb();
+    for (const [name, t] of this.tables) c.tables.set(name, new Map([...t].map(([id, d]) => [id, structuredClone(d)])));
+    return c;
+  }
+}
+
+function matches(doc: Doc, where: Filter): boolean {
+  return Object.entries(where).every(([k, v]) => JSON.stringify(doc[k]) === JSON.stringify(v));
+}
+
+/** A small deterministic random generator (mulberry32), so failures replay. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * How a run of resulting-state ops is written to a database in few round trips,
+ * as a pure function.
+ *
+ * Ops are post-images and deletions, so only the last op on each document
+ * matters for the state after the run: a run is coalesced to one change per
+ * document. `clear` empties every table, so it splits the run: changes before it
+ * are pointless and dropped, and every document put after it is known to be new.
+ * A document first put with the `fresh` hint (it did not exist before) and
+ * deleted later in the run is never written at all.
+ *
+ * The database is left in the state after the run only once every change has
+ * been written; callers record their progress (appliedSeq, the oplog) only after
+ * that, and a crash in between is repaired by replaying the run.
+ */
+import type { Doc } from '../common/commands.js';
+import type { SyncOp } from '../common/messages.js';
+
+export interface DocChange {
+  table: string;
+  id: string;
+  /** The post-image, or undefined for a deletion. */
+  doc: (Doc & { _id: string }) | undefined;
+  /** The document did not exist before the run (so a put is a plain insert). */
+  fresh: boolean;
+}
+
+export type ApplyStep = { kind: 'clear' } | { kind: 'changes'; changes: DocChange[] };
+
+/** Per table: documents to insert, documents to replace, ids to delete. */
+export interface TableWrites {
+  table: string;
+  inserts: Array<Doc & { _id: string }>;
+  replaces: Array<Doc & { _id: string }>;
+  deletes: string[];
+}
+
+/** What to write for a run of ops (in seq order): one change per document between clears. */
+export function planApply(ops: readonly SyncOp[]): ApplyStep[] {
+  return coalesce(ops).flatMap((step): ApplyStep[] => {
+    if (step.kind === 'clear') return [step];
+    const kept = step.changes.filter((c) => !(c.fresh && c.doc === undefined));
+    return kept.length > 0 ? [{ kind: 'changes', changes: kept }] : [];
+  });
+}
+
+/**
+ * The state a run of ops (in seq order) leaves: the last change of each document
+ * between clears, deletions of documents created within the run included.
+ */
+export function coalesce(ops: readonly SyncOp[]): ApplyStep[] {
+  const steps: ApplyStep[] = [];
+  let changes = new Map<string, DocChange>();
+  let afterClear = false;
+  for (const op of ops) {
+    if (op.t === 'clear') {
+      // Whatever came before is emptied anyway: one clear replaces all of it.
+      changes = new Map();
+      steps.length = 0;
+      steps.push({ kind: 'clear' });
+      afterClear = true;
+      continue;
+    }
+    const id = op.t === 'put' ? op.doc._id : op.id;
+    const key = `${op.table}\u0000${id}`;
+    const prev = changes.get(key);
+    const doc = op.t === 'put' ? op.doc : undefined;
+    if (prev) prev.doc = doc;
+    else changes.set(key, { table: op.table, id, doc, fresh: afterClear || (op.t === 'put' && op.fresh === true) });
+  }
+  if (changes.size > 0) steps.push({ kind: 'changes', changes: [...changes.values()] });
+  return steps;
+}
+
+/** Groups a step's changes by table into inserts, replaces and deletes. */
+export function groupByTable(changes: readonly DocChange[]): TableWrites[] {
+  const byTable = new Map<string, TableWrites>();
+  for (const c of changes) {
+    let t = byTable.get(c.table);
+    if (!t) {
+      t = { table: c.table, inserts: [], replaces: [], deletes: [] };
+      byTable.set(c.table, t);
+    }
+    if (c.doc === undefined) t.deletes.push(c.id);
+    else if (c.fresh) t.inserts.push(c.doc);
+    else t.replaces.push(c.doc);
+  }
+  return [...byTable.values()];
+}
+
+/**
+ * Lays a replay of ops over a copy of the data as the copy is read (see
+ * Store.copyFrom): `pick` gives what to write for each document read (the
+ * replay's post-image, nothing when the replay deletes it or clears its table, or
+ * the document as read), and `unmet` the replay's post-images of documents the
+ * copy never read, once it is over.
+ */
+export class ReplayOverlay {
+  private readonly changes = new Map<string, DocChange>();
+  private readonly cleared: boolean;
+
+  constructor(ops: readonly SyncOp[]) {
+    const steps = coalesce(ops);
+    this.cleared = steps.some((s) => s.kind === 'clear');
+    for (const s of steps) if (s.kind === 'changes') for (const c of s.changes) this.changes.set(`${c.table}\u0000${c.id}`, c);
+  }
+
+  pick<D extends { _id: string }>(table: string, doc: D): D | (Doc & { _id: string }) | undefined {
+    const key = `${table}\u0000${doc._id}`;
+    const change = this.changes.get(key);
+    if (change) {
+      this.changes.delete(key);
+      return change.doc;
+    }
+    return this.cleared ? undefined : doc;
+  }
+
+  /** Post-images of documents `pick` never saw, by table. */
+  unmet(): Map<string, Array<Doc & { _id: string }>> {
+    const out = new Map<string, Array<Doc & { _id: string }>>();
+    for (const c of this.changes.values()) {
+      if (!c.doc) continue;
+      const list = out.get(c.table) ?? [];
+      list.push(c.doc);
+      out.set(c.table, list);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Which queued writes the master may build and store together, and the view of
+ * the data they are built against.
+ *
+ * A batch is a run of consecutive writes, in queue order, whose post-images can
+ * all be computed before any of them is written: each write reads the database
+ * as it was before the batch, overlaid with what the earlier writes of the
+ * same batch produced ({@link BatchView}). That is exact for inserts (new
+ * documents; explicit `_id`s are checked against both) and for writes addressed
+ * to one `_id` (the overlay has the document if an earlier write touched it). A
+ * write with any other filter cannot see the earlier writes' documents in the
+ * database, so it joins only while no earlier write of the batch touched its
+ * table. `clear` is always alone. Each write still gets its own seq and oplog
+ * entry, in queue order; the batch only shares the round trips.
+ */
+import type { Doc, Filter, WriteCommand } from '../common/commands.js';
+import type { SyncOp } from '../common/messages.js';
+
+export interface BatchLimits {
+  /** Most writes in one batch. Recovery and snapshots replay at most one batch (see SyncEntry.first). */
+  maxWrites: number;
+  /** Most documents (inserted or addressed) in one batch; a single larger write still goes, alone. */
+  maxDocs: number;
+}
+
+export const DEFAULT_BATCH_LIMITS: BatchLimits = Object.freeze({ maxWrites: 64, maxDocs: 2000 });
+
+/** The `_id` a filter addresses when it is exactly `{_id: "<string>"}`, else undefined. */
+export function idOnly(where: Filter): string | undefined {
+  const keys = Object.keys(where);
+  if (keys.length !== 1 || keys[0] !== '_id') return undefined;
+  const v = where._id;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    const inner = v as Record<string, unknown>;
+    const ik = Object.keys(inner);
+    if (ik.length === 1 && ik[0] === '$eq' && typeof inner.$eq === 'string') return inner.$eq;
+  }
+  return undefined;
+}
+
+function docCount(cmd: WriteCommand): number {
+  return cmd.kind === 'insert' ? cmd.docs.length : 1;
+}
+
+/**
+ * How many of the leading `commands` form the next batch (at least 1 when there
+ * is any). `undefined` entries (writes answered without building, such as
+ * retries) join freely.
+ */
+export function planBatch(commands: ReadonlyArray<WriteCommand | undefined>, limits: BatchLimits = DEFAULT_BATCH_LIMITS): number {
+  if (commands.length === 0) return 0;
+  const touched = new Set<string>();
+  let docs = 0;
+  let n = 0;
+  for (const cmd of commands) {
+    if (n >= limits.maxWrites) break;
+    if (cmd === undefined) {
+      n += 1;
+      continue;
+    }
+    if (cmd.kind === 'clear') {
+      if (n === 0) n = 1;
+      break;
+    }
+    const size = docCount(cmd);
+    if (n > 0 && docs + size > limits.maxDocs) break;
+    const general = cmd.kind !== 'insert' && idOnly(cmd.where) === undefined;
+    if (general && touched.has(cmd.table)) break;
+    touched.add(cmd.table);
+    docs += size;
+    n += 1;
+  }
+  return n;
+}
+
+/** What a batch reads from the database: the state before the batch. */
+export interface BatchSource {
+  findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined>;
+  findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>>;
+  idsExisting(table: string, ids: string[]): Promise<string[]>;
+}
+
+/**
+ * The database as the next write of a batch must see it: the state before the
+ * batch, overlaid with the documents the batch's earlier writes put or deleted.
+ */
+export class BatchView implements BatchSource {
+  /** table → id → post-image, or null once deleted. */
+  private readonly overlay = new Map<string, Map<string, (Doc & { _id: string }) | null>>();
+  /** A clear was recorded: it is alone in its batch, so nothing may read after it. */
+  private cleared = false;
+
+  constructor(private readonly db: BatchSource) {}
+
+  private check(): void {
+    if (this.cleared) throw new Error('batch rule broken: a write after a clear in the same batch');
+  }
+
+  private table(name: string): Map<string, (Doc & { _id: string }) | null> | undefined {
+    return this.overlay.get(name);
+  }
+
+  async findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined> {
+    this.check();
+    const t = this.table(table);
+    if (t?.has(id)) return t.get(id) ?? undefined;
+    return this.db.findById(table, id);
+  }
+
+  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
+    // planBatch guarantees this; a breach would silently build from stale data.
+    this.check();
+    if (this.overlay.has(table)) throw new Error(`batch rule broken: a filtered write on ${table} after another write to it`);
+    return this.db.findForUpdate(table, where);
+  }
+
+  async idsExisting(table: string, ids: string[]): Promise<string[]> {
+    this.check();
+    const t = this.table(table);
+    const known = ids.filter((id) => t?.has(id));
+    const unknown = ids.filter((id) => !t?.has(id));
+    const found = unknown.length > 0 ? await this.db.idsExisting(table, unknown) : [];
+    return [...known.filter((id) => t?.get(id)), ...found];
+  }
+
+  /** Records what a built write produced, for the writes after it. */
+  record(ops: readonly SyncOp[]): void {
+    for (const op of ops) {
+      if (op.t === 'clear') {
+        if (this.overlay.size > 0) throw new Error('batch rule broken: a clear after other writes in the same batch');
+        this.cleared = true;
+        continue;
+      }
+      let t = this.overlay.get(op.table);
+      if (!t) {
+        t = new Map();
+        this.overlay.set(op.table, t);
+      }
+      if (op.t === 'put') t.set(op.doc._id, op.doc);
+      else t.set(op.id, null);
+    }
+  }
+}

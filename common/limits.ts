@@ -69,3 +69,6 @@ export const LIMITS = Object.freeze({
   MAX_SORT_KEYS,
   MAX_LEGACY_WHERE_LENGTH,
 });
+
+/** The most one write may change, as JSON bytes of its resulting documents (its oplog entry must stay well under 16 MiB). */
+export const MAX_ENTRY_BYTES = 8 * 1_048_576;

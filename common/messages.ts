@@ -7,6 +7,7 @@
  */
 import type { Doc, ReadCommand, WriteCommand, WriteResult } from './commands.js';
 import type { WireError } from './errors.js';
+import { validateReadCommand, validateWriteCommand } from './validation.js';
 
 export const WIRE_VERSION = 1;
 
@@ -77,6 +78,8 @@ export interface WorkerStatus {
   term: number;
   startedAt: string;
   dbUrl: string;
+  /** Messages this worker refused as malformed and dead-lettered. */
+  poisonMessages?: number;
 }
 
 /**
@@ -103,16 +106,41 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Runs a validator; a message whose command it refuses is a poison message. */
+function checked<T>(validate: () => T): T | undefined {
+  try {
+    return validate();
+  } catch {
+    return undefined;
+  }
+}
+
 export function decodeWrite(buf: Buffer): WriteEnvelope | undefined {
   const m = parseObject(buf);
-  if (!m || m.v !== WIRE_VERSION || typeof m.requestId !== 'string' || !isObject(m.command)) return undefined;
-  return m as unknown as WriteEnvelope;
+  if (!m || m.v !== WIRE_VERSION || typeof m.requestId !== 'string' || m.requestId === '' || m.requestId.length > 256) return undefined;
+  // The queue is not trusted: the command is checked as the orchestrator checked the body.
+  const command = checked(() => validateWriteCommand(m.command));
+  return command ? { v: WIRE_VERSION, requestId: m.requestId, command } : undefined;
 }
 
 export function decodeRead(buf: Buffer): ReadEnvelope | undefined {
   const m = parseObject(buf);
-  if (!m || m.v !== WIRE_VERSION || !isObject(m.command) || typeof m.command.table !== 'string') return undefined;
-  return m as unknown as ReadEnvelope;
+  if (!m || m.v !== WIRE_VERSION) return undefined;
+  const command = checked(() => validateReadCommand(m.command));
+  return command ? { v: WIRE_VERSION, command } : undefined;
+}
+
+const TABLE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+/** The shape of resulting-state ops (the master made them from checked commands; the queue is still not trusted). */
+function validOps(ops: unknown[]): boolean {
+  return ops.every((op) => {
+    if (!isObject(op)) return false;
+    if (op.t === 'clear') return true;
+    if (typeof op.table !== 'string' || !TABLE.test(op.table)) return false;
+    if (op.t === 'del') return typeof op.id === 'string';
+    return op.t === 'put' && isObject(op.doc) && typeof op.doc._id === 'string';
+  });
 }
 
 export function decodeSync(buf: Buffer): SyncEntry | undefined {
@@ -124,6 +152,7 @@ export function decodeSync(buf: Buffer): SyncEntry | undefined {
     !Number.isSafeInteger(m.term) ||
     typeof m.requestId !== 'string' ||
     !Array.isArray(m.ops) ||
+    !validOps(m.ops) ||
     !isObject(m.result) ||
     (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number)))
   ) {
@@ -136,7 +165,10 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
   const m = parseObject(buf);
   if (!m || m.v !== WIRE_VERSION || typeof m.type !== 'string') return undefined;
   if (m.type === 'promote' && !Number.isSafeInteger(m.term)) return undefined;
-  if (m.type === 'read' && !(isObject(m.command) && typeof m.command.table === 'string')) return undefined;
+  if (m.type === 'read') {
+    const command = checked(() => validateReadCommand(m.command));
+    return command ? { v: WIRE_VERSION, type: 'read', command } : undefined;
+  }
   if (!['promote', 'retire', 'status', 'read'].includes(m.type)) return undefined;
   return m as unknown as ControlMessage;
 }

@@ -482,7 +482,7 @@ export class ClusterManager {
   }
 
   /** Every registered worker with its role, state, pid, applied seq and lag behind the master. */
-  workersDetail(): Array<{ id: string; role: string; pid: number; state: string; appliedSeq: number; lag: number; startedAt: string }> {
+  workersDetail(): Array<{ id: string; role: string; pid: number; state: string; appliedSeq: number; lag: number; startedAt: string; poisonMessages: number }> {
     const { view } = this.d;
     const masterSeq = view.masterStatus()?.appliedSeq ?? 0;
     return [...view.workers.values()]
@@ -495,6 +495,7 @@ export class ClusterManager {
         appliedSeq: w.appliedSeq,
         lag: w.role === 'master' ? 0 : Math.max(0, masterSeq - w.appliedSeq),
         startedAt: w.startedAt,
+        poisonMessages: w.poisonMessages ?? 0,
       }))
       .sort((a, b) => a.pid - b.pid);
   }

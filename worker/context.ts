@@ -16,6 +16,8 @@ export interface WorkerContext {
   setState(state: WorkerState): void;
   /** Something is wrong beyond repair here: log, and exit so the orchestrator replaces this worker. */
   fail(reason: string): never;
+  /** Counts a malformed message that was dead-lettered (shown in the worker's status). */
+  notePoison(queue: string): void;
 }
 
 /** The orchestrator's HTTP request id carried by an RPC message, for the worker's log line of that request. */

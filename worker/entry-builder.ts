@@ -14,6 +14,7 @@ import type { Doc, WriteCommand, WriteResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncOp } from '../common/messages.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../common/update-ops.js';
+import { MAX_ENTRY_BYTES } from '../common/limits.js';
 import { idOnly, type BatchSource } from './write-batch.js';
 
 export interface BuiltWrite {
@@ -88,6 +89,7 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
         result.inserted = 1;
         result.ids = [newDocId];
       }
+      checkEntrySize(ops);
       return { ops, result };
     }
     case 'delete': {
@@ -104,5 +106,21 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
     }
     case 'clear':
       return { ops: [{ t: 'clear' }], result };
+  }
+}
+
+/**
+ * An update's post-images all go into one oplog entry, and a database refuses a
+ * document over 16 MiB: refuse such a write up front (nothing changes), instead
+ * of failing to store its entry, which would take the master down.
+ */
+function checkEntrySize(ops: readonly SyncOp[]): void {
+  if (ops.length === 0) return;
+  const bytes = Buffer.byteLength(JSON.stringify(ops));
+  if (bytes > MAX_ENTRY_BYTES) {
+    throw new DbaasError(
+      'DBAAS_REQ_LIMIT_EXCEEDED',
+      `this update would change ${ops.length} documents holding ${Math.round(bytes / 1_048_576)} MiB, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change; narrow the where filter`,
+    );
   }
 }

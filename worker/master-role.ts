@@ -147,6 +147,7 @@ export class MasterRole {
     const env = decodeWrite(msg.content);
     if (!env) {
       this.ctx.logger.error('poison message on the write queue: dead-lettered');
+      this.ctx.notePoison('write');
       settle(writeCh, msg, 'dead-letter');
       return;
     }

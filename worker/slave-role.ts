@@ -100,6 +100,7 @@ export class SlaveRole {
     const entry = decodeSync(msg.content);
     if (!entry) {
       this.ctx.logger.error('poison message on the sync queue: dead-lettered');
+      this.ctx.notePoison('sync');
       settle(ch, msg, 'dead-letter');
       return;
     }
@@ -196,6 +197,7 @@ export class SlaveRole {
       const env = decodeRead(msg.content);
       if (!env) {
         this.ctx.logger.error('poison message on the read queue: dead-lettered');
+      this.ctx.notePoison('read');
         settle(ch, msg, 'dead-letter');
         return;
       }

@@ -85,6 +85,13 @@ export class Worker implements WorkerContext {
     void this.publishStatus();
   }
 
+  private poisonMessages = 0;
+
+  notePoison(queue: string): void {
+    this.poisonMessages += 1;
+    this.logger.warn({ queue, total: this.poisonMessages }, 'poison message dead-lettered');
+  }
+
   fail(reason: string): never {
     this.logger.fatal({ reason }, 'worker giving up; the orchestrator will replace it');
     process.exit(EXIT_FAILED);
@@ -100,6 +107,7 @@ export class Worker implements WorkerContext {
       term: this.master?.term ?? 0,
       startedAt: this.startedAt,
       dbUrl: this.config.advertisedMongoUrl,
+      poisonMessages: this.poisonMessages,
     };
   }
 
@@ -259,6 +267,7 @@ export class Worker implements WorkerContext {
   private async handleControl(ch: Channel, msg: ConsumeMessage): Promise<void> {
     const control = decodeControl(msg.content);
     if (!control) {
+      this.notePoison('control');
       settle(ch, msg, 'dead-letter');
       return;
     }

@@ -35,9 +35,9 @@ describe('Metrics', () => {
   function setup() {
     const names = clusterNames('mtest');
     const workers: WorkerDetail[] = [
-      { id: 'wa', role: 'master', pid: 10, state: 'master', appliedSeq: 9, lag: 0, startedAt: '' },
-      { id: 'wb', role: 'slave', pid: 11, state: 'slave', appliedSeq: 7, lag: 2, startedAt: '' },
-      { id: 'wc', role: 'slave', pid: 12, state: 'syncing', appliedSeq: 0, lag: 9, startedAt: '' },
+      { id: 'wa', role: 'master', pid: 10, state: 'master', appliedSeq: 9, lag: 0, startedAt: '', poisonMessages: 0 },
+      { id: 'wb', role: 'slave', pid: 11, state: 'slave', appliedSeq: 7, lag: 2, startedAt: '', poisonMessages: 0 },
+      { id: 'wc', role: 'slave', pid: 12, state: 'syncing', appliedSeq: 0, lag: 9, startedAt: '', poisonMessages: 0 },
     ];
     const listeners: Array<(e: AuditEvent) => void> = [];
     const rpc = {

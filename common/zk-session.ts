@@ -115,11 +115,22 @@ export class ZkSession extends EventEmitter {
     }
   }
 
+  /**
+   * Runs one request on the current client. A request caught in a connection
+   * loss may never be answered, so each has a watchdog: it fails after twice the
+   * session timeout (at least 4 s) instead of hanging its caller.
+   */
   private call<T>(fn: (client: Client, cb: (err: Error | null, value: T) => void) => void): Promise<T> {
     const client = this.client;
     if (!client) return Promise.reject(new Error('zookeeper client not started'));
+    const limitMs = Math.max(4000, 2 * this.opts.sessionTimeoutMs);
     return new Promise<T>((resolve, reject) => {
-      fn(client, (err, value) => (err ? reject(err) : resolve(value)));
+      const watchdog = setTimeout(() => reject(new Error(`zookeeper request unanswered after ${limitMs} ms`)), limitMs);
+      fn(client, (err, value) => {
+        clearTimeout(watchdog);
+        if (err) reject(err);
+        else resolve(value);
+      });
     });
   }
 

@@ -106,6 +106,7 @@ const WORKER = {
     appliedSeq: { type: 'integer' },
     lag: { type: 'integer', description: "Writes the master has applied that this worker has not (0 for the master)" },
     startedAt: { type: 'string', format: 'date-time' },
+    poisonMessages: { type: 'integer', description: 'Malformed messages this worker dead-lettered' },
   },
 };
 

@@ -116,6 +116,11 @@ export class Worker implements WorkerContext {
     this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000);
     this.zk.onSession(() => this.register());
     this.zk.on('expired', () => void this.onExpired());
+    // After a reconnection, write the status again: an update may have been lost with the connection.
+    this.zk.on('reconnected', () => {
+      this.lastPublished = '';
+      void this.publishStatus();
+    });
     this.zk.start();
     await this.zk.waitUntilConnected(15_000);
 
@@ -194,14 +199,22 @@ export class Worker implements WorkerContext {
     await this.slave?.stopReads();
   }
 
+  private publishing = false;
+
+  /** Writes the status to the worker's znode when it changed; only a write that succeeded counts as published. */
   private async publishStatus(): Promise<void> {
-    if (!this.zk.connected) return;
+    if (!this.zk.connected || this.publishing) return;
     const data = JSON.stringify(this.status());
     if (data === this.lastPublished) return;
-    this.lastPublished = data;
-    await this.zk.setData(this.names.zkWorker(this.config.workerId), Buffer.from(data)).catch(() => {
-      this.lastPublished = '';
-    });
+    this.publishing = true;
+    try {
+      await this.zk.setData(this.names.zkWorker(this.config.workerId), Buffer.from(data));
+      this.lastPublished = data;
+    } catch {
+      // retried by the next tick
+    } finally {
+      this.publishing = false;
+    }
   }
 
   private async findMasterDbUrl(timeoutMs: number): Promise<string> {

@@ -147,7 +147,7 @@ describe('OpenAPI at /docs', () => {
     const count = await c.post('/api/v1/db/read', { table: 'full', count: true, afterSeq: w.body.seq });
     expect(count.body).toEqual({ count: 1 });
     const workers = await c.get('/api/v1/workers');
-    expect(Object.keys(workers.body[0]).sort()).toEqual(['appliedSeq', 'id', 'lag', 'pid', 'role', 'startedAt', 'state']);
+    expect(Object.keys(workers.body[0]).sort()).toEqual(['appliedSeq', 'id', 'lag', 'pid', 'poisonMessages', 'role', 'startedAt', 'state']);
   });
 });
 

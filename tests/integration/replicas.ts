@@ -29,6 +29,8 @@ export async function dumpDb(url: string, dbName = 'dbaas'): Promise<Dump> {
 
 /** Waits until every live worker has applied the master's last seq, then dumps each: id → dump. */
 export async function dumpAllReplicas(orch: Orchestrator, timeoutMs = 20_000): Promise<Map<string, Dump>> {
+  const seqs = (): string =>
+    [...orch.view.workers.values()].map((w) => `${w.id} ${w.role}/${w.state} seq ${w.appliedSeq}`).join('; ') || 'no workers';
   await eventually(
     () => {
       const master = orch.view.masterStatus();
@@ -37,7 +39,9 @@ export async function dumpAllReplicas(orch: Orchestrator, timeoutMs = 20_000): P
     },
     timeoutMs,
     'every replica to reach the master seq',
-  );
+  ).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message} (view ${orch.view.ready ? 'ready' : 'not ready'}, master ${orch.view.master?.id ?? 'none'}: ${seqs()})`);
+  });
   const dumps = new Map<string, Dump>();
   for (const w of orch.view.workers.values()) dumps.set(w.id, await dumpDb(w.dbUrl));
   return dumps;

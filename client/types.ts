@@ -23,17 +23,8 @@ export type WriteBody =
   | { table: string; operation: 'update' | 'upsert'; where: Filter; data: Update; requestId?: string }
   | { table: string; operation: 'delete'; where: Filter; requestId?: string };
 
-/** The answer to a write: the master applied it and it is durably queued for every slave. */
-export interface WriteResult {
-  ok: true;
-  /** Pass it as `afterSeq` to read your own write (the client does so by itself). */
-  seq: number;
-  inserted: number;
-  ids: string[];
-  matched: number;
-  modified: number;
-  deleted: number;
-}
+/** The answer to a write: the master applied it and it is durably queued for every slave. Pass its `seq` as `afterSeq` to read your own write (the client does so by itself). */
+export type { WriteResult } from '../common/commands.js';
 
 export interface ReadOptions {
   where?: Filter;
@@ -51,8 +42,10 @@ export interface ReadOptions {
   consistency?: 'session' | 'eventual';
 }
 
-export type WorkerRole = 'master' | 'slave';
-export type WorkerState = 'starting' | 'syncing' | 'slave' | 'promoting' | 'master' | 'retiring' | 'stopped';
+import type { WorkerRole } from '../common/config.js';
+import type { WorkerState } from '../common/messages.js';
+
+export type { WorkerRole, WorkerState };
 
 /** One entry of `GET /api/v1/workers`. */
 export interface WorkerInfo {
@@ -64,28 +57,13 @@ export interface WorkerInfo {
   /** Writes the master has applied that this worker has not. */
   lag: number;
   startedAt: string;
+  /** Malformed messages this worker dead-lettered. */
+  poisonMessages: number;
 }
 
-export type AuditKind = 'detection' | 'promotion' | 'replacement' | 'removal' | 'restart' | 'crash-drill' | 'scaling' | 'adoption' | 'error';
-
-/** One entry of the audit log (`GET /api/v1/events`). */
-export interface AuditEvent {
-  seq: number;
-  at: string;
-  kind: AuditKind;
-  reason: string;
-  durationMs?: number;
-  details?: Record<string, unknown>;
-}
-
-/** `GET /api/v1/scale`. */
-export interface AutoscalerStatus {
-  started: boolean;
-  readsInWindow: number;
-  windowOpenedAt: string | null;
-  intervalMs: number;
-  targetSlaves: number;
-}
+/** The audit log (`GET /api/v1/events`) and the autoscaler's state (`GET /api/v1/scale`), as the server defines them. */
+export type { AuditEvent, AuditKind } from '../orchestrator/audit-log.js';
+export type { AutoscalerStatus } from '../orchestrator/autoscaler.js';
 
 /** `GET /readyz` (the body comes with 200 and with 503). */
 export interface Readiness {

@@ -20,6 +20,7 @@ import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.j
 import type { ExitInfo, Runtime, WorkerHandle } from '../../orchestrator/runtimes/runtime.js';
 import { dockerTestEnv } from './docker-env.js';
 import { eventually } from './harness.js';
+import { isAlive as alive } from '../../common/probes.js';
 
 interface Backend {
   kind: 'process' | 'docker';
@@ -35,19 +36,6 @@ interface Backend {
   /** True when the worker's leftovers (data, containers) are gone. */
   removed(ns: string, dataDir: string, id: string): Promise<boolean>;
   cleanup(ns: string): Promise<void>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 function processEnvOf(pid: number): string[] {

@@ -1,17 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { DbaasError, type ErrorCode } from '../../common/errors.js';
 import { parseLegacyWhere } from '../../common/validation.js';
+import { expectCode } from './expect-code.js';
 
-function expectCode(fn: () => unknown, code: ErrorCode): DbaasError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(DbaasError);
-    expect((err as DbaasError).code).toBe(code);
-    return err as DbaasError;
-  }
-  throw new Error(`expected ${code} to be thrown`);
-}
 
 describe('parseLegacyWhere: accepted forms', () => {
   it('parses a single-quoted string', () => {

@@ -1,20 +1,10 @@
 import { describe, it, expect } from 'vitest';
 import type { Doc, UpdateSpec } from '../../common/commands.js';
-import { DbaasError, type ErrorCode } from '../../common/errors.js';
 import { MAX_ARRAY_LENGTH } from '../../common/limits.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../../common/update-ops.js';
 import { validateFilter, validateUpdate } from '../../common/validation.js';
+import { expectCode } from './expect-code.js';
 
-function expectCode(fn: () => unknown, code: ErrorCode): DbaasError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(DbaasError);
-    expect((err as DbaasError).code).toBe(code);
-    return err as DbaasError;
-  }
-  throw new Error(`expected ${code} to be thrown`);
-}
 
 /** Applies an update the way the worker does: validated first. */
 function apply(doc: Doc, data: unknown): Doc {

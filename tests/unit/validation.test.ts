@@ -1,5 +1,4 @@
 import { describe, it, expect } from 'vitest';
-import { DbaasError, type ErrorCode } from '../../common/errors.js';
 import {
   MAX_ARRAY_LENGTH,
   MAX_DEPTH,
@@ -22,17 +21,8 @@ import {
   validateFilter,
   validateUpdate,
 } from '../../common/validation.js';
+import { expectCode } from './expect-code.js';
 
-function expectCode(fn: () => unknown, code: ErrorCode): DbaasError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(DbaasError);
-    expect((err as DbaasError).code).toBe(code);
-    return err as DbaasError;
-  }
-  throw new Error(`expected ${code} to be thrown`);
-}
 
 /** `{a: {a: … {leaf}}}` with `levels` objects in total. */
 function nested(levels: number, leaf: unknown = 1): Record<string, unknown> {

@@ -52,6 +52,9 @@ const UNIT_FILE = 'unit.json';
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process';
   private readonly units = new Map<string, Unit>();
+  /** Workers whose start is under way: their database may already run. */
+  private readonly starting = new Map<string, { abort: () => void }>();
+  private closed = false;
   private readonly listeners: ExitListener[] = [];
   private readonly workerEntry: string;
 
@@ -72,12 +75,29 @@ export class ProcessRuntime implements Runtime {
   }
 
   async startWorker(spec: WorkerSpec): Promise<WorkerHandle> {
-    if (this.units.has(spec.id)) throw new Error(`worker ${spec.id} is already running`);
+    if (this.closed) throw new Error('the runtime is closed');
+    if (this.units.has(spec.id) || this.starting.has(spec.id)) throw new Error(`worker ${spec.id} is already running`);
+    // Known from the first moment, so a kill or a close during the start reaches its processes too.
+    const pending = { abort: (): void => undefined };
+    this.starting.set(spec.id, pending);
+    try {
+      return await this.launch(spec, pending);
+    } finally {
+      this.starting.delete(spec.id);
+    }
+  }
+
+  private async launch(spec: WorkerSpec, pending: { abort: () => void }): Promise<WorkerHandle> {
     const dir = this.unitDir(spec.id);
     const dbDir = path.join(dir, 'db');
     mkdirSync(dbDir, { recursive: true });
     const port = await freePort();
     const db = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port), path.join(dir, 'db.log'), {});
+    let aborted = false;
+    pending.abort = () => {
+      aborted = true;
+      db.kill('SIGKILL');
+    };
     // A spawn failure emits 'error' and possibly no 'exit'.
     const dbExited = new Promise<void>((resolve) => {
       db.once('exit', () => resolve());
@@ -87,14 +107,13 @@ export class ProcessRuntime implements Runtime {
     void dbExited.then(() => (dbDead = true));
     try {
       await waitFor(
-        async () => {
-          if (dbDead) throw new Error('exited');
-          return (await canConnect(port)) ? true : undefined;
-        },
+        // A dead database ends the wait at once; the checks below say why.
+        async () => (dbDead || aborted || (await canConnect(port)) ? true : undefined),
         this.opts.dbStartTimeoutMs ?? 20_000,
         () => new Error(`the database of worker ${spec.id} did not listen on port ${port}`),
         50,
       );
+      if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
       if (dbDead) throw new Error(`the database of worker ${spec.id} exited at start; see ${path.join(dir, 'db.log')}`);
     } catch (err) {
       db.kill('SIGKILL');
@@ -215,6 +234,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   async kill(id: string): Promise<void> {
+    this.starting.get(id)?.abort();
     const unit = this.units.get(id);
     if (!unit) return;
     unit.expected = true;
@@ -224,6 +244,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   async stop(id: string, timeoutMs: number): Promise<void> {
+    this.starting.get(id)?.abort();
     const unit = this.units.get(id);
     if (!unit) return;
     unit.expected = true;
@@ -246,6 +267,8 @@ export class ProcessRuntime implements Runtime {
   }
 
   async close(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    for (const pending of this.starting.values()) pending.abort();
     await Promise.all([...this.units.keys()].map((id) => this.stop(id, timeoutMs)));
   }
 }

@@ -3,7 +3,7 @@
  * data directory, real RabbitMQ, ZooKeeper and one database server per worker.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from '../../common/backoff.js';
@@ -77,9 +77,28 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
     get: (url) => inject('GET', url),
     close: async () => {
       await orch.close();
+      const leaked = leftoverProcesses(namespace, dataDir);
+      for (const pid of leaked) process.kill(pid, 'SIGKILL');
       rmSync(dataDir, { recursive: true, force: true });
+      if (leaked.length > 0) throw new Error(`closing the cluster left ${leaked.length} process(es) running: ${leaked.join(', ')}`);
     },
   };
+}
+
+/** Processes of this test cluster still running: databases under its data directory, workers of its namespace. */
+function leftoverProcesses(namespace: string, dataDir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
+      if (cmdline.includes(dataDir) || environ.split('\0').includes(`DBAAS_NAMESPACE=${namespace}`)) found.push(Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
 }
 
 /** Waits until `probe` returns true (bounded), for conditions that settle asynchronously. */

@@ -44,6 +44,8 @@ export class ZkSession extends EventEmitter {
   private closed = false;
   private readonly sessionCallbacks: Array<() => Promise<void>> = [];
   private readonly backoff = new Backoff(100, 2000);
+  private disconnectedAt: number | undefined;
+  private stuckTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: ZkSessionOptions) {
     super();
@@ -60,6 +62,26 @@ export class ZkSession extends EventEmitter {
 
   start(): void {
     this.closed = false;
+    this.newClient();
+    this.stuckTimer ??= setInterval(() => this.checkStuck(), 1000);
+    this.stuckTimer.unref();
+  }
+
+  /**
+   * A client that stays disconnected well past the session timeout is given up
+   * on: by then the server has expired the session anyway, and a fresh client
+   * reconnects where a stuck one may not.
+   */
+  private checkStuck(): void {
+    const since = this.disconnectedAt;
+    if (since === undefined || this.closed) return;
+    const limitMs = Math.max(6000, 3 * this.opts.sessionTimeoutMs);
+    if (Date.now() - since < limitMs) return;
+    this.disconnectedAt = undefined;
+    this.opts.logger.warn({ disconnectedMs: Date.now() - since }, 'zookeeper client disconnected too long; starting a new session');
+    this.live = false;
+    this.emit('expired');
+    this.client?.close();
     this.newClient();
   }
 
@@ -85,6 +107,7 @@ export class ZkSession extends EventEmitter {
       if (state === S.SYNC_CONNECTED) {
         void this.sessionUp(client);
       } else if (state === S.DISCONNECTED) {
+        this.disconnectedAt ??= Date.now();
         this.emit('disconnected');
       } else if (state === S.EXPIRED) {
         this.live = false;
@@ -98,6 +121,7 @@ export class ZkSession extends EventEmitter {
   }
 
   private async sessionUp(client: Client): Promise<void> {
+    this.disconnectedAt = undefined;
     if (this.live) {
       // Reconnected within the same session: ephemerals and watches are intact.
       this.emit('reconnected');
@@ -182,6 +206,8 @@ export class ZkSession extends EventEmitter {
   /** Closes the client; ephemeral znodes go at once. Idempotent. */
   close(): void {
     this.closed = true;
+    if (this.stuckTimer) clearInterval(this.stuckTimer);
+    this.stuckTimer = undefined;
     this.live = false;
     this.client?.close();
     this.client = undefined;

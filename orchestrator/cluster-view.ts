@@ -21,6 +21,7 @@ export class ClusterView extends EventEmitter {
   master: MasterInfo | undefined;
   /** True once the picture was read in the current ZooKeeper session; false while it may be stale. */
   ready = false;
+  private readonly retryTimer: NodeJS.Timeout;
 
   constructor(
     private readonly zk: ZkSession,
@@ -42,6 +43,8 @@ export class ClusterView extends EventEmitter {
     };
     zk.on('disconnected', stale);
     zk.on('expired', stale);
+    this.retryTimer = setInterval(() => void this.retryWhileStale().catch(this.warn), 1000);
+    this.retryTimer.unref();
     zk.on('reconnected', () => {
       void Promise.all([this.refreshChildren(true), this.refreshMaster()]).then(() => {
         this.ready = true;
@@ -63,17 +66,18 @@ export class ClusterView extends EventEmitter {
     return this.master ? this.workers.get(this.master.id) : undefined;
   }
 
-  private async refreshChildren(all = false): Promise<void> {
+  private async refreshChildren(all = false): Promise<boolean> {
     let children: string[];
     try {
       children = await this.zk.getChildren(this.names.zkWorkers, () => void this.refreshChildren().catch(this.warn));
     } catch (err) {
       this.warn(err);
-      return;
+      return false;
     }
     for (const id of [...this.workers.keys()]) if (!children.includes(id)) this.workers.delete(id);
     await Promise.all(children.filter((id) => all || !this.workers.has(id)).map((id) => this.refreshWorker(id)));
     this.emit('change');
+    return true;
   }
 
   private async refreshWorker(id: string): Promise<void> {
@@ -90,7 +94,8 @@ export class ClusterView extends EventEmitter {
     }
   }
 
-  private async refreshMaster(): Promise<void> {
+  private async refreshMaster(): Promise<boolean> {
+    let ok = true;
     try {
       const stat = await this.zk.exists(this.names.zkMaster, () => void this.refreshMaster().catch(this.warn));
       if (!stat) {
@@ -101,9 +106,32 @@ export class ClusterView extends EventEmitter {
       }
     } catch (err) {
       if (isNoNode(err)) this.master = undefined;
-      else this.warn(err);
+      else {
+        ok = false;
+        this.warn(err);
+      }
     }
     this.emit('change');
+    return ok;
+  }
+
+  /**
+   * While the view is not ready (after a disconnection), try every second to
+   * read it all again: a reconnection event can be missed, and a view that
+   * never becomes ready again would freeze the control loop.
+   */
+  private async retryWhileStale(): Promise<void> {
+    if (this.ready || !this.zk.connected) return;
+    const [children, master] = await Promise.all([this.refreshChildren(true), this.refreshMaster()]);
+    if (children && master && !this.ready) {
+      this.ready = true;
+      this.emit('change');
+    }
+  }
+
+  /** Stops the retry timer. */
+  close(): void {
+    clearInterval(this.retryTimer);
   }
 
   private readonly warn = (err: unknown): void => {

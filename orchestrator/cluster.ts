@@ -512,7 +512,8 @@ export class ClusterManager {
    */
   async crash(role: 'master' | 'slave'): Promise<number> {
     const facts = this.facts();
-    const alive = facts.workers.filter((w) => w.running && w.registered && !w.retiring && !w.starting);
+    // Registered and running is enough: a slave still being started is killed like any other once it has registered.
+    const alive = facts.workers.filter((w) => w.running && w.registered && !w.retiring);
     const masterId = this.masterAvailable()?.id;
     const victim =
       role === 'master'

@@ -55,6 +55,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await app.close().catch(() => undefined);
       await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
       await rpc.close();
+      view.close();
       zk.close();
     })();
     return closing;
@@ -66,6 +67,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     runtime.detach?.();
     await app.close().catch(() => undefined);
     await rpc.close();
+    view.close();
     zk.close();
   };
 

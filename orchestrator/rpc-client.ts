@@ -6,7 +6,7 @@
  * calls fail at once with 503 DBAAS_BROKER_UNAVAILABLE, and calls in flight when
  * the connection drops fail the same way: none hangs.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Channel, ChannelModel } from 'amqplib';
 import { AmqpConnection } from '../common/amqp-connection.js';
 import { DbaasError, type ErrorCode } from '../common/errors.js';
@@ -46,6 +46,13 @@ export class RpcClient {
   private readonly amqp: AmqpConnection;
   private channel: Channel | undefined;
   private readonly pending = new Map<string, Pending>();
+  /**
+   * Correlation ids: a per-process random prefix and a counter. Replies are matched
+   * only by this client, so unique within its life is enough, and a counter costs
+   * nothing per call where a UUID needs the crypto module.
+   */
+  private readonly idPrefix = `${randomBytes(6).toString('base64url')}.`;
+  private nextId = 0;
   /** Set by whoever wants call timings and connection events (the metrics). */
   observer: RpcObserver | undefined;
 
@@ -129,7 +136,7 @@ export class RpcClient {
   private send<T>(queue: string, body: unknown, opts: CallOptions): Promise<T> {
     const ch = this.channel;
     if (!ch || !this.amqp.connected) return Promise.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
-    const correlationId = randomUUID();
+    const correlationId = this.idPrefix + (this.nextId++).toString(36);
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(correlationId);

@@ -21,9 +21,14 @@ import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { judgeRun, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
-const SYNC_PREFETCH = 512;
+/**
+ * Sync entries delivered ahead of the one being applied. Enough for long runs under
+ * load; bounded because an entry can hold a thousand documents, and every
+ * delivered entry sits in this process's memory until it is applied.
+ */
+const SYNC_PREFETCH = 128;
 /** Bounds on one run: entries, and documents touched. */
-const RUN_MAX_ENTRIES = 256;
+const RUN_MAX_ENTRIES = 128;
 const RUN_MAX_OPS = 4000;
 
 interface Delivered {

@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: measures dbaas against the parts it is made of.
  *
- *   npm run bench -- [--duration 5] [--quick] [--catchup-docs 100000] [--no-write] [--json out.json]
+ *   npm run bench -- [--duration 5] [--quick] [--catchup-docs 100000] [--keys 1000]
+ *                    [--no-write] [--json out.json] [--cells read:1,insert:64] [--no-extras] [--commit label]
  *
  * Starts a cluster (process runtime, 1 master + 2 slaves), warms up, then for
  * reads by key, inserts and updates at concurrency 1, 16 and 64 measures the
@@ -163,6 +164,8 @@ async function main(): Promise<void> {
       cells: { type: 'string' },
       /** Skip the RPC round trip, the large reads and the catch-up. */
       'no-extras': { type: 'boolean', default: false },
+      /** What to record as the commit measured (default: git rev-parse HEAD of this checkout). */
+      commit: { type: 'string' },
     },
   });
   const wanted = values.cells?.split(',').map((c) => c.trim());
@@ -339,7 +342,7 @@ async function main(): Promise<void> {
         node: process.version,
         ferretdb: versionOf(config.dbBin),
         rabbitmq: rpcClient.brokerVersion,
-        commit: gitCommit(),
+        commit: values.commit ?? gitCommit(),
         loadBefore,
         durationSec,
         keys: keysN,

@@ -5,10 +5,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AmqpConnection } from '../../common/amqp-connection.js';
+import { createLogger } from '../../common/logger.js';
+import { clusterNames } from '../../common/names.js';
+import { isNoNode, ZkSession } from '../../common/zk-session.js';
 
 export interface WorkerInfo {
   id: string;
@@ -159,15 +163,99 @@ export class BenchCluster {
     }
   }
 
-  /** Stops the orchestrator (SIGINT: it stops its workers) and removes the data. */
-  async stop(timeoutMs = 30_000): Promise<void> {
+  /**
+   * Stops the orchestrator (SIGINT: it stops its workers), kills whatever of the
+   * cluster is still running after `timeoutMs` (so a stuck stop leaves no worker
+   * or database behind), then removes the data, the queues and exchanges, and
+   * the znodes of the benchmark's namespace.
+   */
+  async stop(amqpUrl: string, zkConnect: string, timeoutMs = 30_000): Promise<void> {
     const child = this.child;
+    const units = this.units();
     if (child && !this.exited) {
       child.kill('SIGINT');
       const deadline = Date.now() + timeoutMs;
       while (!this.exited && Date.now() < deadline) await sleep(100);
-      if (!this.exited) child.kill('SIGKILL');
+      if (!this.exited) {
+        this.opts.log('the orchestrator did not stop in time: killing it and its workers');
+        child.kill('SIGKILL');
+      }
+    }
+    for (const u of units) {
+      // Only processes that are still this benchmark's (pids are reused).
+      if (processHas(u.workerPid, `DBAAS_WORKER_ID=${u.id}`)) process.kill(u.workerPid, 'SIGKILL');
+      if (processHas(u.dbPid, path.join(this.dataDir, this.namespace, u.id))) process.kill(u.dbPid, 'SIGKILL');
     }
     rmSync(this.dataDir, { recursive: true, force: true });
+    await removeNamespace(this.namespace, units.map((u) => u.id), amqpUrl, zkConnect).catch((err: unknown) => {
+      this.opts.log(`could not remove the namespace's queues and znodes: ${(err as Error).message}`);
+    });
+  }
+
+  /** Every worker the process runtime started for this cluster (from its unit files). */
+  private units(): Array<{ id: string; workerPid: number; dbPid: number }> {
+    const dir = path.join(this.dataDir, this.namespace);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((id) => existsSync(path.join(dir, id, 'unit.json')))
+      .map((id) => JSON.parse(readFileSync(path.join(dir, id, 'unit.json'), 'utf8')) as { id: string; workerPid: number; dbPid: number });
+  }
+}
+
+/** True when process `pid` runs and its environment or command line contains `marker`. */
+function processHas(pid: number, marker: string): boolean {
+  if (!pid) return false;
+  for (const file of ['environ', 'cmdline']) {
+    try {
+      if (readFileSync(`/proc/${pid}/${file}`, 'utf8').split('\0').some((part) => part.includes(marker))) return true;
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/** Deletes a stopped benchmark cluster's queues, exchanges and znodes; the broker and ensemble are shared. */
+async function removeNamespace(namespace: string, workerIds: string[], amqpUrl: string, zkConnect: string): Promise<void> {
+  const names = clusterNames(namespace);
+  const logger = createLogger('bench-cleanup', 'warn');
+  const amqp = new AmqpConnection({ url: amqpUrl, name: 'dbaas-bench-cleanup', logger, setup: async () => undefined });
+  amqp.start();
+  try {
+    await amqp.waitUntilReady(10_000);
+    const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue, ...workerIds.flatMap((id) => [names.syncQueue(id), names.controlQueue(id)])];
+    for (const q of queues) {
+      const ch = await amqp.connection?.createChannel();
+      ch?.on('error', () => undefined);
+      await ch?.deleteQueue(q).catch(() => undefined);
+      await ch?.close().catch(() => undefined);
+    }
+    for (const ex of [names.syncExchange, names.deadLetterExchange]) {
+      const ch = await amqp.connection?.createChannel();
+      ch?.on('error', () => undefined);
+      await ch?.deleteExchange(ex).catch(() => undefined);
+      await ch?.close().catch(() => undefined);
+    }
+  } finally {
+    await amqp.close();
+  }
+  const zk = new ZkSession({ connect: zkConnect, sessionTimeoutMs: 5000, logger });
+  zk.start();
+  try {
+    await zk.waitUntilConnected(10_000);
+    const removeTree = async (p: string): Promise<void> => {
+      const children = await zk.getChildren(p).catch((err: unknown) => {
+        if (isNoNode(err)) return undefined;
+        throw err;
+      });
+      if (children === undefined) return;
+      for (const c of children) await removeTree(`${p}/${c}`);
+      await zk.remove(p).catch((err: unknown) => {
+        if (!isNoNode(err)) throw err;
+      });
+    };
+    await removeTree(names.zkRoot);
+  } finally {
+    zk.close();
   }
 }

@@ -373,7 +373,7 @@ async function main(): Promise<void> {
     echo?.kill('SIGTERM');
     for (const c of clients) await c.close().catch(() => undefined);
     log('stopping the cluster …');
-    await cluster.stop();
+    await cluster.stop(config.amqpUrl, config.zkConnect);
   }
 }
 

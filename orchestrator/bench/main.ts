@@ -3,6 +3,7 @@
  *
  *   npm run bench -- [--duration 5] [--quick] [--catchup-docs 100000] [--keys 1000]
  *                    [--no-write] [--json out.json] [--cells read:1,insert:64] [--no-extras] [--commit label]
+ *   npm run bench -- --from-json out.json     (writes the report of a saved run, measures nothing)
  *
  * Starts a cluster (process runtime, 1 master + 2 slaves), warms up, then for
  * reads by key, inserts and updates at concurrency 1, 16 and 64 measures the
@@ -96,6 +97,14 @@ function rideDoc(i: number): Document {
   return { created_by: `user${i % 1000}`, source: i % 200, destination: (i * 7) % 200, timestamp: new Date().toISOString(), users: [], fare: 12.5 };
 }
 
+/** Writes docs/benchmarks.svg and the generated section of docs/BENCHMARKS.md. */
+function writeReports(results: BenchResults): void {
+  const mdPath = path.join(root, 'docs/BENCHMARKS.md');
+  writeFileSync(path.join(root, 'docs/benchmarks.svg'), svgChart(results));
+  writeFileSync(mdPath, spliceGenerated(existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : undefined, markdownReport(results, 'benchmarks.svg')));
+  log('wrote docs/BENCHMARKS.md and docs/benchmarks.svg');
+}
+
 /** Loads `catchupDocs` documents, then asks for a third slave and times it until it serves. */
 async function measureCatchUp(cluster: BenchCluster, catchupDocs: number): Promise<CatchUp> {
   log(`loading ${catchupDocs.toLocaleString('en-US')} documents for the catch-up …`);
@@ -166,8 +175,16 @@ async function main(): Promise<void> {
       'no-extras': { type: 'boolean', default: false },
       /** What to record as the commit measured (default: git rev-parse HEAD of this checkout). */
       commit: { type: 'string' },
+      /** Measure nothing: write the report of a run saved with --json. */
+      'from-json': { type: 'string' },
     },
   });
+  if (values['from-json']) {
+    const saved = JSON.parse(readFileSync(values['from-json'], 'utf8')) as BenchResults;
+    process.stdout.write(`\n${textReport(saved)}\n\n`);
+    if (!values['no-write']) writeReports(saved);
+    return;
+  }
   const wanted = values.cells?.split(',').map((c) => c.trim());
   const extras = !values['no-extras'];
   const quick = values.quick;
@@ -356,12 +373,7 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`\n${textReport(results)}\n\n`);
     if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
-    if (!values['no-write']) {
-      const mdPath = path.join(root, 'docs/BENCHMARKS.md');
-      writeFileSync(path.join(root, 'docs/benchmarks.svg'), svgChart(results));
-      writeFileSync(mdPath, spliceGenerated(existsSync(mdPath) ? readFileSync(mdPath, 'utf8') : undefined, markdownReport(results, 'benchmarks.svg')));
-      log('wrote docs/BENCHMARKS.md and docs/benchmarks.svg');
-    }
+    if (!values['no-write']) writeReports(results);
     const failed = failedRequests(results) + (catchUpFailed ? 1 : 0);
     if (failed > 0) {
       log(`FAIL: ${failed} request(s) failed`);

@@ -512,8 +512,8 @@ export class ClusterManager {
    */
   async crash(role: 'master' | 'slave'): Promise<number> {
     const facts = this.facts();
-    // Registered and running is enough: a slave still being started is killed like any other once it has registered.
-    const alive = facts.workers.filter((w) => w.running && w.registered && !w.retiring);
+    // A worker still being started counts once it serves; a replacement still catching up does not.
+    const alive = facts.workers.filter((w) => w.running && w.registered && !w.retiring && (!w.starting || w.state === 'slave'));
     const masterId = this.masterAvailable()?.id;
     const victim =
       role === 'master'

@@ -173,6 +173,20 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
   return m as unknown as ControlMessage;
 }
 
+/** How every successful reply starts: workers answer with `encode({ok: true, result})`. */
+const OK_PREFIX = '{"ok":true,"result":';
+
+/**
+ * The result of a successful reply as the JSON text the worker sent, without
+ * parsing it; undefined for anything else (an error reply, another shape), which
+ * {@link decodeReply} then reads. For answers passed straight on to an HTTP client.
+ */
+export function rawResult(buf: Buffer): string | undefined {
+  if (buf.length <= OK_PREFIX.length + 1 || buf[buf.length - 1] !== 0x7d /* } */) return undefined;
+  if (buf.toString('latin1', 0, OK_PREFIX.length) !== OK_PREFIX) return undefined;
+  return buf.toString('utf8', OK_PREFIX.length, buf.length - 1);
+}
+
 export function decodeReply(buf: Buffer): RpcReply | undefined {
   const m = parseObject(buf);
   if (!m) return undefined;

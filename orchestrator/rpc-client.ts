@@ -11,7 +11,7 @@ import type { Channel, ChannelModel } from 'amqplib';
 import { AmqpConnection } from '../common/amqp-connection.js';
 import { DbaasError, type ErrorCode } from '../common/errors.js';
 import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
-import { decodeReply, encode } from '../common/messages.js';
+import { decodeReply, encode, rawResult } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import { assertTopology } from '../common/topology.js';
 
@@ -21,6 +21,21 @@ interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: DbaasError) => void;
   timer: NodeJS.Timeout;
+  raw: boolean;
+}
+
+/**
+ * A worker's result as the JSON text it sent, not parsed: the orchestrator can
+ * send it on as an HTTP body (`reply.type('application/json').send(r.json)`)
+ * without decoding and encoding it again (a 10,000-document read: about 15 ms
+ * and the parsed copy's memory). Serialised as a value, it still gives the right JSON.
+ */
+export class RawJson {
+  constructor(readonly json: string) {}
+
+  toJSON(): unknown {
+    return JSON.parse(this.json);
+  }
 }
 
 export interface CallOptions {
@@ -29,6 +44,8 @@ export interface CallOptions {
   persistent?: boolean;
   /** The error for a timeout; DBAAS_RPC_TIMEOUT by default. */
   timeoutCode?: ErrorCode;
+  /** Resolve with a {@link RawJson} (the result's JSON text, unparsed) instead of the parsed result. */
+  raw?: boolean;
   /** The HTTP request id, sent along (header {@link REQ_ID_HEADER}) for the worker's log line. */
   reqId?: string;
 }
@@ -96,6 +113,11 @@ export class RpcClient {
       if (!waiting || id === undefined) return; // late reply to a call that already timed out
       this.pending.delete(id);
       clearTimeout(waiting.timer);
+      const raw = waiting.raw ? rawResult(msg.content) : undefined;
+      if (raw !== undefined) {
+        waiting.resolve(new RawJson(raw));
+        return;
+      }
       const reply = decodeReply(msg.content);
       if (!reply) waiting.reject(new DbaasError('DBAAS_SERVER_INTERNAL', 'the worker sent an unreadable reply'));
       else if (reply.ok) waiting.resolve(reply.result);
@@ -142,7 +164,7 @@ export class RpcClient {
         this.pending.delete(correlationId);
         reject(new DbaasError(opts.timeoutCode ?? 'DBAAS_RPC_TIMEOUT', `no answer from ${queue} within ${opts.timeoutMs} ms`));
       }, opts.timeoutMs);
-      this.pending.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.pending.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, timer, raw: opts.raw === true });
       try {
         ch.publish('', queue, encode(body), {
           correlationId,

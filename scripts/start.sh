@@ -51,7 +51,7 @@ trap 'forward TERM' TERM
 trap 'forward HUP' HUP
 
 set -m
-node dist/orchestrator/main.js &
+node --max-semi-space-size=2 dist/orchestrator/main.js &
 node_pid=$!
 set +m
 

@@ -121,7 +121,7 @@ export class ProcessRuntime implements Runtime {
     }
 
     const mongoUrl = `mongodb://127.0.0.1:${port}/`;
-    const worker = this.spawnLogged(process.execPath, [this.workerEntry], path.join(dir, 'worker.log'), {
+    const worker = this.spawnLogged(process.execPath, ['--max-semi-space-size=2', this.workerEntry], path.join(dir, 'worker.log'), {
       ...this.opts.clusterEnv,
       DBAAS_WORKER_ID: spec.id,
       DBAAS_WORKER_ROLE: spec.role,

@@ -10,7 +10,7 @@
  * overlaid with the earlier writes of the same batch (see write-batch.ts).
  */
 import { ObjectId } from 'mongodb';
-import type { Doc, WriteCommand, WriteResult } from '../common/commands.js';
+import type { Doc, Filter, WriteCommand, WriteResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncOp } from '../common/messages.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../common/update-ops.js';
@@ -33,6 +33,13 @@ export function newId(): string {
 
 function emptyResult(): Omit<WriteResult, 'seq'> {
   return { ok: true, inserted: 0, ids: [], matched: 0, modified: 0, deleted: 0 };
+}
+
+/** The documents a filter matches; a filter that is one `_id` is a single lookup. */
+async function findMatches(src: BatchSource, table: string, where: Filter, id: string | undefined): Promise<Array<Doc & { _id: string }>> {
+  if (id === undefined) return src.findForUpdate(table, where);
+  const doc = await src.findById(table, id);
+  return doc ? [doc] : [];
 }
 
 export async function buildWrite(src: BatchSource, command: WriteCommand): Promise<BuiltWrite> {
@@ -65,12 +72,7 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
     case 'update':
     case 'upsert': {
       const id = idOnly(command.where);
-      let matches: Array<Doc & { _id: string }>;
-      if (id === undefined) matches = await src.findForUpdate(command.table, command.where);
-      else {
-        const doc = await src.findById(command.table, id);
-        matches = doc ? [doc] : [];
-      }
+      const matches = await findMatches(src, command.table, command.where, id);
       result.matched = matches.length;
       const ops: SyncOp[] = [];
       for (const doc of matches) {
@@ -94,12 +96,7 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
     }
     case 'delete': {
       const id = idOnly(command.where);
-      let matches: Array<Doc & { _id: string }>;
-      if (id === undefined) matches = await src.findForUpdate(command.table, command.where);
-      else {
-        const doc = await src.findById(command.table, id);
-        matches = doc ? [doc] : [];
-      }
+      const matches = await findMatches(src, command.table, command.where, id);
       result.deleted = matches.length;
       result.matched = matches.length;
       return { ops: matches.map((d) => ({ t: 'del', table: command.table, id: d._id })), result };

@@ -7,6 +7,10 @@ DBAAS_STARTED_FILE="$DBAAS_STATE_DIR/started-services"
 DBAAS_RUNTIME_ENV="$DBAAS_STATE_DIR/runtime.env"
 DBAAS_ZK_DIR="$DBAAS_STATE_DIR/zookeeper"
 DBAAS_ZK_PID_FILE="$DBAAS_ZK_DIR/zookeeper.pid"
+# The RabbitMQ node our scripts start keeps its state here, not in the
+# package's /var/lib/rabbitmq: queues left by another checkout, or by an older
+# run killed halfway, must not make this one's broker slow to boot.
+DBAAS_RABBITMQ_DIR="$DBAAS_STATE_DIR/rabbitmq"
 
 log() { printf '[dbaas] %s\n' "$*"; }
 warn() { printf '[dbaas] WARNING: %s\n' "$*" >&2; }
@@ -85,4 +89,18 @@ load_runtime_env() {
   # shellcheck disable=SC1090
   . "$DBAAS_RUNTIME_ENV"
   set +a
+}
+
+# rabbitmq_env: exports the variables that point the RabbitMQ node our
+# scripts start at DBAAS_RABBITMQ_DIR (mnesia/ for its data, log/ for logs).
+# The package's wrapper runs the node as the rabbitmq user and keeps the
+# environment, so that user must own the directory.
+rabbitmq_env() {
+  export RABBITMQ_MNESIA_BASE="$DBAAS_RABBITMQ_DIR/mnesia"
+  export RABBITMQ_LOG_BASE="$DBAAS_RABBITMQ_DIR/log"
+}
+
+# rabbitmq_pid_file: where the node started by our scripts writes its OS pid.
+rabbitmq_pid_file() {
+  echo "$DBAAS_RABBITMQ_DIR/mnesia/rabbit@$(hostname -s).pid"
 }

@@ -148,8 +148,8 @@ amqp_guest_ok() {
 
 rabbitmq_log_hint() {
   local node_log
-  node_log="/var/log/rabbitmq/rabbit@$(hostname -s).log"
-  echo "logs: $node_log, /var/log/rabbitmq/ and $DBAAS_STATE_DIR/rabbitmq-start.log"
+  node_log="$DBAAS_RABBITMQ_DIR/log/rabbit@$(hostname -s).log"
+  echo "logs: $node_log, $DBAAS_RABBITMQ_DIR/log/ and $DBAAS_STATE_DIR/rabbitmq-start.log"
   if [[ -r "$node_log" ]]; then
     echo "--- last lines of $node_log:"
     tail -n 20 "$node_log"
@@ -169,6 +169,17 @@ ensure_guest_user() {
   as_root "$ctl" -q set_permissions -p / guest '.*' '.*' '.*' >/dev/null
   amqp_guest_ok ||
     die "RabbitMQ still refuses guest/guest: $(cat "$DBAAS_STATE_DIR/amqp-check.err") (is guest limited by loopback_users, or is 127.0.0.1 not loopback here?)"
+}
+
+# prepare_rabbitmq_dir: creates DBAAS_RABBITMQ_DIR for the rabbitmq user the
+# package runs the node as (when that user exists).
+prepare_rabbitmq_dir() {
+  mkdir -p "$DBAAS_RABBITMQ_DIR/mnesia" "$DBAAS_RABBITMQ_DIR/log"
+  if id -u rabbitmq >/dev/null 2>&1 && (( EUID == 0 )); then
+    chown -R rabbitmq:rabbitmq "$DBAAS_RABBITMQ_DIR"
+    su rabbitmq -s /bin/sh -c "test -w '$DBAAS_RABBITMQ_DIR/mnesia'" ||
+      die "the rabbitmq user cannot write to $DBAAS_RABBITMQ_DIR (a parent directory is not open to it?); move the checkout or start RabbitMQ yourself on 127.0.0.1:5672"
+  fi
 }
 
 step_rabbitmq() {
@@ -198,12 +209,18 @@ step_rabbitmq() {
   fi
 
   port_open 127.0.0.1 4369 && epmd_was_running=1
-  log "starting RabbitMQ ($server -detached) …"
+  prepare_rabbitmq_dir
+  log "starting RabbitMQ ($server -detached, state in ${DBAAS_RABBITMQ_DIR#"$DBAAS_ROOT/"}/) …"
   record_started rabbitmq
   # Erlang's port mapper daemon comes with the node: stop it with the node.
   (( epmd_was_running )) || record_started epmd
-  # fd 9 is the setup lock: the daemon must not inherit it.
-  as_root "$server" -detached >"$DBAAS_STATE_DIR/rabbitmq-start.log" 2>&1 9>&- ||
+  # fd 9 is the setup lock: the daemon must not inherit it. Every durable
+  # queue holds file handles while the node recovers it; 1024 is too few.
+  (
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    rabbitmq_env
+    as_root "$server" -detached
+  ) >"$DBAAS_STATE_DIR/rabbitmq-start.log" 2>&1 9>&- ||
     warn "rabbitmq-server -detached exited with an error (see $DBAAS_STATE_DIR/rabbitmq-start.log); waiting for the port anyway"
   if ! wait_for "$SERVICE_TIMEOUT_S" "RabbitMQ to listen on 127.0.0.1:5672" port_open 127.0.0.1 5672; then
     rabbitmq_log_hint >&2

@@ -66,7 +66,7 @@ stop_rabbitmq() {
   fi
   # The node writes its OS pid there early during boot; given that file,
   # rabbitmqctl stop also waits for the process to exit.
-  pid_file="/var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid"
+  pid_file=$(rabbitmq_pid_file)
   pid=$(as_root cat "$pid_file" 2>/dev/null || true)
   rabbitmq_alive() {
     port_open 127.0.0.1 5672 ||

@@ -3,13 +3,14 @@
  * data directory, real RabbitMQ, ZooKeeper and one database server per worker.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { waitFor } from '../../common/backoff.js';
 import { loadOrchestratorConfig, type OrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { startOrchestrator, type Orchestrator } from '../../orchestrator/orchestrator.js';
+import { purgeNamespace } from './infra.js';
 
 export interface TestCluster {
   orch: Orchestrator;
@@ -34,6 +35,9 @@ export interface TestClusterOptions {
   logSink?: (line: string) => void;
 }
 
+/** How many open test clusters use each namespace (a second orchestrator may adopt the first's). */
+const namespaceUsers = new Map<string, number>();
+
 export async function startTestCluster(env: Record<string, string> = {}, opts: TestClusterOptions = {}): Promise<TestCluster> {
   const namespace = opts.namespace ?? `t-${randomBytes(4).toString('hex')}`;
   const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'dbaas-test-'));
@@ -51,6 +55,7 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
     ? createLogger('test-orchestrator', config.logLevel, {}, { write: (line: string) => sink(line) })
     : createLogger('test-orchestrator', config.logLevel);
   const orch = await startOrchestrator(config, logger);
+  namespaceUsers.set(namespace, (namespaceUsers.get(namespace) ?? 0) + 1);
   let url = '';
   if (opts.listen) url = await orch.app.listen({ port: 0, host: '127.0.0.1' });
   const inject = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
@@ -79,6 +84,14 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
       await orch.close();
       const leaked = leftoverProcesses(namespace, dataDir);
       for (const pid of leaked) process.kill(pid, 'SIGKILL');
+      const users = (namespaceUsers.get(namespace) ?? 1) - 1;
+      if (users > 0) namespaceUsers.set(namespace, users);
+      else {
+        namespaceUsers.delete(namespace);
+        // Workers whose data is still there (the master's, kept for a next start) may still own queues.
+        const nsDir = path.join(dataDir, namespace);
+        await purgeNamespace(namespace, existsSync(nsDir) ? readdirSync(nsDir) : []);
+      }
       rmSync(dataDir, { recursive: true, force: true });
       if (leaked.length > 0) throw new Error(`closing the cluster left ${leaked.length} process(es) running: ${leaked.join(', ')}`);
     },

@@ -8,6 +8,7 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import zookeeper from 'node-zookeeper-client';
 import { waitFor } from '../../common/backoff.js';
+import { clusterNames } from '../../common/names.js';
 import { canConnect } from '../../common/probes.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -62,6 +63,57 @@ export async function queueExists(name: string): Promise<boolean> {
     }
   } finally {
     await conn.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Deletes what a test namespace leaves on the shared broker and ensemble once
+ * its workers are gone: the queues and exchanges of the namespace (the
+ * cluster's own stop keeps the durable `writeQ` on purpose, for the next
+ * start), the sync and control queues of `workerIds`, and the znode tree.
+ * Tests call it so that runs do not pile up durable queues the broker must
+ * recover at every boot.
+ */
+export async function purgeNamespace(namespace: string, workerIds: Iterable<string> = []): Promise<void> {
+  const names = clusterNames(namespace);
+  const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+  try {
+    const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue];
+    for (const id of workerIds) queues.push(names.syncQueue(id), names.controlQueue(id));
+    // A channel closes on the first error; deleting what does not exist is not one.
+    const ch = await conn.createChannel();
+    for (const q of queues) await ch.deleteQueue(q);
+    for (const x of [names.syncExchange, names.deadLetterExchange]) await ch.deleteExchange(x);
+    await ch.close();
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+  await removeZnodeTree(names.zkRoot);
+}
+
+/** Removes a znode and everything under it (nothing when it does not exist). */
+async function removeZnodeTree(root: string): Promise<void> {
+  const client = zookeeper.createClient('127.0.0.1:2181', { sessionTimeout: 5000 });
+  client.connect();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('ZooKeeper did not connect within 10 s')), 10_000);
+      client.once('connected', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    const noNode = (err: unknown): boolean => (err as { getCode?: () => number } | null)?.getCode?.() === zookeeper.Exception.NO_NODE;
+    const remove = async (p: string): Promise<void> => {
+      const children = await new Promise<string[]>((resolve, reject) =>
+        client.getChildren(p, (err, c) => (err && !noNode(err) ? reject(err) : resolve(err ? [] : c))),
+      );
+      for (const child of children) await remove(`${p}/${child}`);
+      await new Promise<void>((resolve, reject) => client.remove(p, -1, (err) => (err && !noNode(err) ? reject(err) : resolve())));
+    };
+    await remove(root);
+  } finally {
+    client.close();
   }
 }
 

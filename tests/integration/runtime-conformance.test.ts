@@ -19,6 +19,7 @@ import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchest
 import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.js';
 import type { ExitInfo, Runtime, WorkerHandle } from '../../orchestrator/runtimes/runtime.js';
 import { dockerTestEnv } from './docker-env.js';
+import { purgeNamespace } from './infra.js';
 import { eventually } from './harness.js';
 import { isAlive as alive } from '../../common/probes.js';
 
@@ -120,6 +121,8 @@ for (const backend of backends) {
       ns: string;
       dataDir: string;
       runtimes: Runtime[];
+      /** Ids of the workers started, whose queues go at the end. */
+      started: string[];
       exits: ExitInfo[];
       zk?: ZkSession;
     }
@@ -144,6 +147,7 @@ for (const backend of backends) {
         ns: `t-${randomBytes(4).toString('hex')}`,
         dataDir: mkdtempSync(path.join(os.tmpdir(), 'dbaas-conf-')),
         runtimes: [],
+        started: [],
         exits: [],
       };
       const runtime = makeRuntime();
@@ -176,6 +180,7 @@ for (const backend of backends) {
 
     const start = async (runtime: Runtime, role: 'master' | 'slave' = 'master'): Promise<WorkerHandle> => {
       const id = `w${randomBytes(4).toString('hex')}`;
+      ctx.started.push(id);
       const h = await runtime.startWorker({ id, role, term: role === 'master' ? 1 : 0 });
       await registered(id, role);
       return h;
@@ -195,6 +200,7 @@ for (const backend of backends) {
       for (const r of ctx.runtimes) await r.close(5000).catch(() => undefined);
       ctx.zk?.close();
       await backend.cleanup(ctx.ns);
+      await purgeNamespace(ctx.ns, ctx.started);
       rmSync(ctx.dataDir, { recursive: true, force: true });
     });
 

@@ -9,8 +9,13 @@ DBAAS_ZK_DIR="$DBAAS_STATE_DIR/zookeeper"
 DBAAS_ZK_PID_FILE="$DBAAS_ZK_DIR/zookeeper.pid"
 # The RabbitMQ node our scripts start keeps its state here, not in the
 # package's /var/lib/rabbitmq: queues left by another checkout, or by an older
-# run killed halfway, must not make this one's broker slow to boot.
+# run killed halfway, must not make this one's broker slow to boot. When the
+# rabbitmq user cannot reach the checkout, setup.sh picks a directory of its
+# own under /var/lib/rabbitmq and records it in .dbaas/rabbitmq-dir.
 DBAAS_RABBITMQ_DIR="$DBAAS_STATE_DIR/rabbitmq"
+if [[ -s "$DBAAS_STATE_DIR/rabbitmq-dir" ]]; then
+  DBAAS_RABBITMQ_DIR=$(cat "$DBAAS_STATE_DIR/rabbitmq-dir")
+fi
 
 log() { printf '[dbaas] %s\n' "$*"; }
 warn() { printf '[dbaas] WARNING: %s\n' "$*" >&2; }

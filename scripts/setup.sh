@@ -172,13 +172,20 @@ ensure_guest_user() {
 }
 
 # prepare_rabbitmq_dir: creates DBAAS_RABBITMQ_DIR for the rabbitmq user the
-# package runs the node as (when that user exists).
+# package runs the node as (when that user exists). A checkout that user
+# cannot reach gets a directory of its own under /var/lib/rabbitmq.
 prepare_rabbitmq_dir() {
   mkdir -p "$DBAAS_RABBITMQ_DIR/mnesia" "$DBAAS_RABBITMQ_DIR/log"
-  if id -u rabbitmq >/dev/null 2>&1 && (( EUID == 0 )); then
-    chown -R rabbitmq:rabbitmq "$DBAAS_RABBITMQ_DIR"
-    su rabbitmq -s /bin/sh -c "test -w '$DBAAS_RABBITMQ_DIR/mnesia'" ||
-      die "the rabbitmq user cannot write to $DBAAS_RABBITMQ_DIR (a parent directory is not open to it?); move the checkout or start RabbitMQ yourself on 127.0.0.1:5672"
+  if ! id -u rabbitmq >/dev/null 2>&1 || (( EUID != 0 )); then return; fi
+  chown -R rabbitmq:rabbitmq "$DBAAS_RABBITMQ_DIR"
+  if ! su rabbitmq -s /bin/sh -c "test -w '$DBAAS_RABBITMQ_DIR/mnesia'"; then
+    local own
+    own="/var/lib/rabbitmq/dbaas-$(printf '%s' "$DBAAS_ROOT" | md5sum | cut -c1-12)"
+    warn "the rabbitmq user cannot write to $DBAAS_RABBITMQ_DIR; using $own instead"
+    DBAAS_RABBITMQ_DIR=$own
+    echo "$own" >"$DBAAS_STATE_DIR/rabbitmq-dir"
+    mkdir -p "$own/mnesia" "$own/log"
+    chown -R rabbitmq:rabbitmq "$own"
   fi
 }
 

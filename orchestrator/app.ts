@@ -28,7 +28,7 @@ import { makeGuards } from './auth.js';
 import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
 import type { ClusterView } from './cluster-view.js';
-import type { RpcClient } from './rpc-client.js';
+import { RawJson, type RpcClient } from './rpc-client.js';
 
 export interface AppDeps {
   config: OrchestratorConfig;
@@ -158,17 +158,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return cluster.readFrom(request.params.id, command, request.id);
   });
 
-  app.post('/api/v1/db/read', { preHandler: requireApiKey }, async (request) => {
+  app.post('/api/v1/db/read', { preHandler: requireApiKey }, async (request, reply) => {
     deps.autoscaler.onRead();
     const command = parseReadBody(request.body);
     const route = cluster.readRoute();
     if (route.to === 'master') return cluster.readFrom(route.id, command, request.id);
     const envelope: ReadEnvelope = { v: WIRE_VERSION, command };
-    return rpc.call(names.readQueue, envelope, {
+    const result = await rpc.call(names.readQueue, envelope, {
       reqId: request.id,
       timeoutMs: config.requestTimeoutMs,
       timeoutCode: command.afterSeq !== undefined ? 'DBAAS_READ_SEQ_TIMEOUT' : 'DBAAS_RPC_TIMEOUT',
+      raw: true,
     });
+    // The slave's JSON text goes out as it came: no parse and re-encode of a large result.
+    if (result instanceof RawJson) return reply.type('application/json; charset=utf-8').send(result.json);
+    return result;
   });
 
   const listPids = async (): Promise<number[]> => cluster.pids();

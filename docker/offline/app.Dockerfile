@@ -4,10 +4,12 @@
 FROM dbaas-app-deps:latest AS app
 COPY dist /app/dist
 
+# A small young generation (2 MB semi-spaces, as scripts/start.sh and the
+# process runtime use): less resident memory, no measurable cost in throughput.
 FROM app AS worker
-CMD ["node", "dist/worker/main.js"]
+CMD ["node", "--max-semi-space-size=2", "dist/worker/main.js"]
 
 FROM app AS orchestrator
 ENV DBAAS_PORT=80
 EXPOSE 80
-CMD ["node", "dist/orchestrator/main.js"]
+CMD ["node", "--max-semi-space-size=2", "dist/orchestrator/main.js"]

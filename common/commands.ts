@@ -5,6 +5,7 @@
  * workers; workers trust the shape but still treat values as data.
  * All values are plain JSON (no Date, no ObjectId): `_id` is always a string.
  */
+import { createHash } from 'node:crypto';
 
 /** A stored document: plain JSON object. `_id` is a string once stored. */
 export type Doc = { [key: string]: unknown };
@@ -67,3 +68,29 @@ export interface WriteResult {
 }
 
 export type ReadResult = Doc[] | { count: number };
+
+/**
+ * The canonical JSON text of a value: object keys sorted at every level, so two
+ * bodies that differ only in key order give the same text.
+ */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+/**
+ * A short fingerprint of a write (SHA-256 of its canonical JSON, 128 bits, base64url).
+ * The master keeps it next to the requestId, so that reusing a requestId for a
+ * different write is refused (DBAAS_WRITE_REQUEST_ID_REUSED) rather than answered
+ * with another write's result. Key order does not matter; anything else does.
+ */
+export function commandFingerprint(command: WriteCommand): string {
+  return createHash('sha256').update(canonicalJson(command)).digest('base64url').slice(0, 22);
+}

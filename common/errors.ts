@@ -35,6 +35,8 @@ export const ERROR_CATALOGUE = {
   // Conflicts with the current data (the write was refused whole, nothing changed).
   DBAAS_WRITE_DUPLICATE_ID: { status: 409, retryable: false, message: 'a document with this _id already exists' },
   DBAAS_WRITE_TYPE_CONFLICT: { status: 409, retryable: false, message: 'the update does not fit the stored document' },
+  // An idempotency key reused with another body (as in the IETF Idempotency-Key draft: 422).
+  DBAAS_WRITE_REQUEST_ID_REUSED: { status: 422, retryable: false, message: 'this requestId was used for a different write' },
 
   // Fault drills.
   DBAAS_CRASH_NOTHING_TO_KILL: { status: 409, retryable: false, message: 'there is no worker of that role to kill' },

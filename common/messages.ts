@@ -47,6 +47,11 @@ export interface SyncEntry {
   seq: number;
   term: number;
   requestId: string;
+  /**
+   * The write's {@link commandFingerprint} (optional, added within v1): a retry
+   * must carry the same write; another write with this requestId is refused.
+   */
+  fingerprint?: string;
   /** Milliseconds since the epoch when the master applied it. */
   ts: number;
   ops: SyncOp[];
@@ -154,6 +159,7 @@ export function decodeSync(buf: Buffer): SyncEntry | undefined {
     !Array.isArray(m.ops) ||
     !validOps(m.ops) ||
     !isObject(m.result) ||
+    (m.fingerprint !== undefined && typeof m.fingerprint !== 'string') ||
     (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number)))
   ) {
     return undefined;

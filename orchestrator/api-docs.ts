@@ -192,9 +192,9 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     security: API_KEY,
     summary: 'Insert, update, upsert or delete documents (on the master)',
     description:
-      'Answers once the master has applied the write and it is durably queued for every slave. Retrying with the same requestId is safe, also across a failover.',
+      'Answers once the master has applied the write and it is durably queued for every slave. Retrying with the same requestId is safe, also across a failover; reusing it for a different write is refused (422).',
     body: WRITE_BODY,
-    response: { 200: WRITE_RESULT, ...errors(400, 409, 413, 415, 503, 504) },
+    response: { 200: WRITE_RESULT, ...errors(400, 401, 403, 409, 413, 415, 422, 503, 504) },
   },
   'POST /api/v1/db/read': {
     tags: ['data'],
@@ -216,7 +216,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description: `An optional body {requestId} makes a retry safe.${ADMIN_NOTE}`,
     security: ADMIN,
     body: { type: 'object', additionalProperties: false, properties: { requestId: REQUEST_ID } },
-    response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, seq: { type: 'integer' } } }, ...errors(400, 401, 403, 503, 504) },
+    response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, seq: { type: 'integer' } } }, ...errors(400, 401, 403, 422, 503, 504) },
   },
   'POST /api/v1/crash/master': {
     tags: ['drills'],

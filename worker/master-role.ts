@@ -25,6 +25,7 @@
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { MongoServerError } from 'mongodb';
+import { commandFingerprint } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { decodeWrite, encode, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
@@ -45,6 +46,11 @@ type Outcome =
   | { kind: 'error'; error: DbaasError }
   /** The same requestId as an earlier write of the batch: answered as that one is. */
   | { kind: 'same'; as: number };
+
+/** A requestId already taken by a different write. */
+function reused(requestId: string): DbaasError {
+  return new DbaasError('DBAAS_WRITE_REQUEST_ID_REUSED', `requestId ${JSON.stringify(requestId)} was used for a different write; nothing was applied`);
+}
 
 export class MasterRole {
   /** Last seq given out. */
@@ -183,24 +189,38 @@ export class MasterRole {
     const firstOfRequest = new Map<string, number>();
     const entries: SyncEntry[] = [];
     let seq = this.lastSeq;
+    const fingerprints: string[] = [];
     for (const [i, { env }] of batch.entries()) {
+      const fingerprint = commandFingerprint(env.command);
+      fingerprints.push(fingerprint);
       const earlier = firstOfRequest.get(env.requestId);
       if (earlier !== undefined) {
-        outcomes.push({ kind: 'same', as: earlier });
+        outcomes.push(fingerprints[earlier] === fingerprint ? { kind: 'same', as: earlier } : { kind: 'error', error: reused(env.requestId) });
         continue;
       }
       firstOfRequest.set(env.requestId, i);
       const seen = await store.entryByRequestId(env.requestId);
       if (seen) {
         const { _id: _ignored, ...entry } = seen;
-        outcomes.push({ kind: 'entry', entry, retry: true });
+        // Entries recorded before fingerprints existed have none: answered as retries.
+        const same = entry.fingerprint === undefined || entry.fingerprint === fingerprint;
+        outcomes.push(same ? { kind: 'entry', entry, retry: true } : { kind: 'error', error: reused(env.requestId) });
         continue;
       }
       try {
         const built = await buildWrite(view, env.command);
         view.record(built.ops);
         seq += 1;
-        const entry: SyncEntry = { v: WIRE_VERSION, seq, term: this.term, requestId: env.requestId, ts: Date.now(), ops: built.ops, result: { ...built.result, seq } };
+        const entry: SyncEntry = {
+          v: WIRE_VERSION,
+          seq,
+          term: this.term,
+          requestId: env.requestId,
+          fingerprint,
+          ts: Date.now(),
+          ops: built.ops,
+          result: { ...built.result, seq },
+        };
         entries.push(entry);
         outcomes.push({ kind: 'entry', entry, retry: false });
       } catch (err) {

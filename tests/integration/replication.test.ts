@@ -70,6 +70,34 @@ describe('replication', () => {
     expect(count.body).toEqual({ count: 1 });
   });
 
+  it('a requestId reused for a different write is refused with 422 and changes nothing; key order does not count as different', async () => {
+    const first = await c.post('/api/v1/db/write', { table: 'reuse', operation: 'insert', data: { _id: 'a', n: 1, s: 'x' }, requestId: 'reuse-1' });
+    expect(first.status).toBe(200);
+    // The same write with its keys in another order is a retry.
+    const retry = await c.post('/api/v1/db/write', { requestId: 'reuse-1', data: { s: 'x', n: 1, _id: 'a' }, operation: 'insert', table: 'reuse' });
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual(first.body);
+    const other = await c.post('/api/v1/db/write', { table: 'reuse', operation: 'insert', data: { _id: 'b', n: 2 }, requestId: 'reuse-1' });
+    expect(other.status).toBe(422);
+    expect(other.body.error.code).toBe('DBAAS_WRITE_REQUEST_ID_REUSED');
+    // Nothing was applied and no seq was used: the next write takes the next seq.
+    const next = await c.post('/api/v1/db/write', { table: 'reuse', operation: 'insert', data: { _id: 'c' } });
+    expect(next.body.seq).toBe(first.body.seq + 1);
+    const docs = await c.post('/api/v1/db/read', { table: 'reuse', where: {}, sort: { _id: 1 }, afterSeq: next.body.seq });
+    expect(docs.body).toEqual([{ _id: 'a', n: 1, s: 'x' }, { _id: 'c' }]);
+
+    // Arriving together (one batch on the master): the first body wins, the others are refused.
+    const together = await Promise.all(
+      [1, 2, 1, 3].map((v) => c.post('/api/v1/db/write', { table: 'reuse', operation: 'insert', data: { _id: `t${v}` }, requestId: 'reuse-2' })),
+    );
+    const winners = together.filter((r) => r.status === 200);
+    expect(new Set(winners.map((r) => JSON.stringify(r.body))).size).toBe(1);
+    expect(together.filter((r) => r.status === 422).every((r) => r.body.error.code === 'DBAAS_WRITE_REQUEST_ID_REUSED')).toBe(true);
+    expect(winners.length + together.filter((r) => r.status === 422).length).toBe(4);
+    const applied = await c.post('/api/v1/db/read', { table: 'reuse', where: { _id: { $regex: '^t' } }, afterSeq: winners[0]?.body.seq });
+    expect(applied.body).toHaveLength(1);
+  });
+
   it('200 concurrent reads each get their own answer', async () => {
     const docs = Array.from({ length: 200 }, (_, i) => ({ _id: `p${i}`, i }));
     const w = await c.post('/api/v1/db/write', { table: 'many', operation: 'insert', data: docs });

@@ -202,7 +202,7 @@ export class SlaveRole {
       const env = decodeRead(msg.content);
       if (!env) {
         this.ctx.logger.error('poison message on the read queue: dead-lettered');
-      this.ctx.notePoison('read');
+        this.ctx.notePoison('read');
         settle(ch, msg, 'dead-letter');
         return;
       }

@@ -67,8 +67,14 @@ describe('typed client', () => {
     expect(await client.count('once')).toBe(1);
     // Asking again with that requestId answers the first result.
     const again = await client.write({ table: 'once', operation: 'insert', data: { v: 1 } }, { requestId: 'same-id-1' });
-    const replay = await client.write({ table: 'once', operation: 'insert', data: { v: 2 } }, { requestId: 'same-id-1' });
+    const replay = await client.write({ table: 'once', operation: 'insert', data: { v: 1 } }, { requestId: 'same-id-1' });
     expect(replay).toEqual(again);
+    // The same id for another write is refused, not answered with the first write's result.
+    await expect(client.write({ table: 'once', operation: 'insert', data: { v: 2 } }, { requestId: 'same-id-1' })).rejects.toMatchObject({
+      code: 'DBAAS_WRITE_REQUEST_ID_REUSED',
+      status: 422,
+      retryable: false,
+    });
     expect(await client.count('once')).toBe(2);
     expect(result.inserted).toBe(1);
   });

@@ -87,6 +87,19 @@ pid_is_zookeeper() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'org.apache.zookeeper.server'
 }
 
+# set_runtime_env KEY VALUE: sets one KEY=VALUE line of .dbaas/runtime.env,
+# keeping the other lines.
+set_runtime_env() {
+  local key=$1 value=$2 tmp
+  tmp=$(mktemp "$DBAAS_RUNTIME_ENV.XXXXXX")
+  chmod 644 "$tmp"
+  {
+    [[ -f "$DBAAS_RUNTIME_ENV" ]] && grep -v "^$key=" "$DBAAS_RUNTIME_ENV" || true
+    printf '%s=%q\n' "$key" "$value"
+  } >"$tmp"
+  mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
+}
+
 # load_runtime_env: exports every KEY=VALUE line of .dbaas/runtime.env.
 load_runtime_env() {
   [[ -f "$DBAAS_RUNTIME_ENV" ]] || die "$DBAAS_RUNTIME_ENV is missing; run scripts/setup.sh"

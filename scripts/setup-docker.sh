@@ -50,17 +50,6 @@ AMQP_USER=dbaas-docker
 HOST_ALIAS=host.docker.internal
 started=$(now_ms)
 
-set_runtime_env() {
-  local key=$1 value=$2 tmp
-  tmp=$(mktemp "$DBAAS_RUNTIME_ENV.XXXXXX")
-  chmod 644 "$tmp"
-  {
-    [[ -f "$DBAAS_RUNTIME_ENV" ]] && grep -v "^$key=" "$DBAAS_RUNTIME_ENV" || true
-    printf '%s=%q\n' "$key" "$value"
-  } >"$tmp"
-  mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
-}
-
 # unavailable REASON: records why Docker cannot be used, then fails or warns.
 unavailable() {
   set_runtime_env DBAAS_DOCKER_STATUS "unavailable: $1"

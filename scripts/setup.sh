@@ -65,19 +65,6 @@ find_cmd() {
   return 1
 }
 
-# set_runtime_env KEY VALUE: sets one KEY=VALUE line of .dbaas/runtime.env,
-# keeping the other lines.
-set_runtime_env() {
-  local key=$1 value=$2 tmp
-  tmp=$(mktemp "$DBAAS_RUNTIME_ENV.XXXXXX")
-  chmod 644 "$tmp"
-  {
-    [[ -f "$DBAAS_RUNTIME_ENV" ]] && grep -v "^$key=" "$DBAAS_RUNTIME_ENV" || true
-    printf '%s=%q\n' "$key" "$value"
-  } >"$tmp"
-  mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
-}
-
 # ------------------------------------------------------ 1. npm and build --
 
 step_npm() {

@@ -13,15 +13,8 @@ import { AmqpConnection } from '../../common/amqp-connection.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { isNoNode, ZkSession } from '../../common/zk-session.js';
-
-export interface WorkerInfo {
-  id: string;
-  role: string;
-  pid: number;
-  state: string;
-  appliedSeq: number;
-  lag: number;
-}
+import type { WorkerInfo } from '../../client/types.js';
+import { httpJson } from '../http-json.js';
 
 export interface BenchClusterOptions {
   slaves: number;
@@ -95,19 +88,7 @@ export class BenchCluster {
   }
 
   async post<T = unknown>(route: string, body: unknown): Promise<{ status: number; body: T }> {
-    const res = await fetch(`${this.url}${route}`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // keep the text
-    }
-    return { status: res.status, body: parsed as T };
+    return httpJson<T>(`${this.url}${route}`, 'POST', body);
   }
 
   /** POSTs and throws unless the answer is 200. */

@@ -6,6 +6,8 @@
  * It speaks only the public HTTP API of a running orchestrator, so it runs the
  * same against `npm start` and against a test cluster.
  */
+import type { WorkerInfo } from '../../client/types.js';
+import { httpJson } from '../http-json.js';
 
 export interface DrillOptions {
   url: string;
@@ -42,15 +44,6 @@ interface Attempt {
   ok: boolean;
 }
 
-interface WorkerInfo {
-  id: string;
-  role: string;
-  pid: number;
-  state: string;
-  appliedSeq: number;
-  lag: number;
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function median(xs: number[]): number {
@@ -62,24 +55,9 @@ export function median(xs: number[]): number {
 
 export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const log = o.log ?? (() => undefined);
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (o.adminToken) headers.authorization = `Bearer ${o.adminToken}`;
-  const call = async (method: 'GET' | 'POST', route: string, body?: unknown, timeoutMs = 15_000): Promise<{ status: number; body: unknown }> => {
-    const res = await fetch(`${o.url}${route}`, {
-      method,
-      headers,
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      // not JSON: keep the text
-    }
-    return { status: res.status, body: parsed };
-  };
+  const headers: Record<string, string> = o.adminToken ? { authorization: `Bearer ${o.adminToken}` } : {};
+  const call = (method: 'GET' | 'POST', route: string, body?: unknown, timeoutMs = 15_000): Promise<{ status: number; body: unknown }> =>
+    httpJson(`${o.url}${route}`, method, body, { headers, timeoutMs });
 
   const table = `drill_${Date.now().toString(36)}`;
   const run = Math.random().toString(36).slice(2, 8);

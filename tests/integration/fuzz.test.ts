@@ -9,23 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CATALOGUE } from '../../common/errors.js';
 import { startTestCluster, type TestCluster } from './harness.js';
+import { rng } from '../prng.js';
 import { alive } from './infra.js';
 
 const SEED = Number(process.env.DBAAS_FUZZ_SEED ?? 20261121);
 const REQUESTS = Number(process.env.DBAAS_FUZZ_REQUESTS ?? 2500);
 const TIME_LIMIT_MS = 90_000;
 
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly r: () => number) {}
@@ -131,7 +121,7 @@ afterAll(async () => {
 
 describe(`fuzzing the API (seed ${SEED})`, () => {
   it('never answers 5xx, never hangs, never crashes a worker, and rejected requests change nothing', async () => {
-    const g = new Gen(prng(SEED));
+    const g = new Gen(rng(SEED));
     const seed = await c.post('/api/v1/db/write', { table: 'fz', operation: 'insert', data: [{ name: 'n1', n: 1 }, { name: 'n2', n: 2 }] });
     expect(seed.status).toBe(200);
     const seqBefore = seed.body.seq as number;

@@ -87,14 +87,4 @@ function matches(doc: Doc, where: Filter): boolean {
   return Object.entries(where).every(([k, v]) => JSON.stringify(doc[k]) === JSON.stringify(v));
 }
 
-/** A small deterministic random generator (mulberry32), so failures replay. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../prng.js';

@@ -149,7 +149,7 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     const w = await first.post('/api/v1/db/write', { table: 'adopt', operation: 'insert', data: { _id: 'a' } });
     const pids = (await first.get('/api/v1/workers/list')).body as number[];
     // abandon() also detaches the runtime: its events stream stops, the containers keep running.
-    await first.orch.abandon();
+    await first.handOver('abandon');
 
     const second = await cluster({}, { namespace: first.namespace, dataDir: first.dataDir });
     expect((await second.get('/api/v1/workers/list')).body).toEqual(pids);
@@ -165,7 +165,7 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     const w = await first.post('/api/v1/db/write', { table: 'kept', operation: 'insert', data: { _id: 'k' } });
     expect(w.status).toBe(200);
     // A clean stop keeps the master's containers' volume (and unit record), nothing else.
-    await first.orch.close();
+    await first.handOver('stop');
     expect(await workerContainers(first.namespace)).toEqual([]);
 
     const second = await cluster({}, { namespace: first.namespace, dataDir: first.dataDir });

@@ -141,7 +141,7 @@ describe('failover', () => {
     const first = await startTestCluster();
     const w = await first.post('/api/v1/db/write', { table: 'adopt', operation: 'insert', data: { _id: 'a' } });
     const pids = (await first.get('/api/v1/workers/list')).body as number[];
-    await first.orch.abandon();
+    await first.handOver('abandon');
 
     const second = await cluster({}, { namespace: first.namespace, dataDir: first.dataDir });
     expect((await second.get('/api/v1/workers/list')).body).toEqual(pids);

@@ -22,7 +22,14 @@ export interface TestCluster {
   /** POST a JSON body; returns status and parsed body. */
   post(url: string, body?: unknown): Promise<{ status: number; body: any; headers: Record<string, unknown> }>;
   get(url: string): Promise<{ status: number; body: any }>;
+  /** Stops the cluster and removes all it left (processes, queues, znodes, data), unless another open cluster shares its namespace. */
   close(): Promise<void>;
+  /**
+   * Hands the namespace and data over to a cluster started next with them:
+   * `abandon` leaves the workers running (adoption), `stop` stops them and
+   * keeps the master's data (a restart). The one started next cleans up.
+   */
+  handOver(how: 'abandon' | 'stop'): Promise<void>;
 }
 
 export interface TestClusterOptions {
@@ -80,19 +87,31 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
     url,
     post: (url, body) => inject('POST', url, body),
     get: (url) => inject('GET', url),
-    close: async () => {
-      await orch.close();
-      const leaked = leftoverProcesses(namespace, dataDir);
-      for (const pid of leaked) process.kill(pid, 'SIGKILL');
+    handOver: async (how) => {
+      await (how === 'abandon' ? orch.abandon() : orch.close());
       const users = (namespaceUsers.get(namespace) ?? 1) - 1;
       if (users > 0) namespaceUsers.set(namespace, users);
-      else {
-        namespaceUsers.delete(namespace);
-        // Workers whose data is still there (the master's, kept for a next start) may still own queues.
-        const nsDir = path.join(dataDir, namespace);
-        await purgeNamespace(namespace, existsSync(nsDir) ? readdirSync(nsDir) : []);
+      else namespaceUsers.delete(namespace);
+    },
+    close: async () => {
+      let leaked: number[] = [];
+      try {
+        await orch.close();
+      } finally {
+        const users = (namespaceUsers.get(namespace) ?? 1) - 1;
+        if (users > 0) namespaceUsers.set(namespace, users);
+        else {
+          // The last cluster of its namespace (an adopting cluster shares its predecessor's namespace
+          // and data): even when closing failed, no process, queue or directory may outlive the test.
+          namespaceUsers.delete(namespace);
+          leaked = leftoverProcesses(namespace, dataDir);
+          for (const pid of leaked) process.kill(pid, 'SIGKILL');
+          // Workers whose data is still there (the master's, kept for a next start) may still own queues.
+          const nsDir = path.join(dataDir, namespace);
+          await purgeNamespace(namespace, existsSync(nsDir) ? readdirSync(nsDir) : []);
+          rmSync(dataDir, { recursive: true, force: true });
+        }
       }
-      rmSync(dataDir, { recursive: true, force: true });
       if (leaked.length > 0) throw new Error(`closing the cluster left ${leaked.length} process(es) running: ${leaked.join(', ')}`);
     },
   };

@@ -70,19 +70,35 @@ export interface WriteResult {
 export type ReadResult = Doc[] | { count: number };
 
 /**
- * The canonical JSON text of a value: object keys sorted at every level, so two
- * bodies that differ only in key order give the same text.
+ * The value with the keys of every object in sorted order: the value itself
+ * when they already are (no copy, the usual case for bodies a program wrote),
+ * else a copy. JSON.stringify of the result is a canonical text: two bodies that
+ * differ only in key order give the same text.
  */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj)
-      .filter((k) => obj[k] !== undefined)
-      .sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+function keysSorted(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const sorted = keysSorted(value[i]);
+      if (sorted !== value[i]) (copy ??= value.slice())[i] = sorted;
+    }
+    return copy ?? value;
   }
-  return JSON.stringify(value) ?? 'null';
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  let inOrder = true;
+  let replaced: Map<string, unknown> | undefined;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    if (i > 0 && (keys[i - 1] as string) > k) inOrder = false;
+    const sorted = keysSorted(obj[k]);
+    if (sorted !== obj[k]) (replaced ??= new Map()).set(k, sorted);
+  }
+  if (inOrder && !replaced) return value;
+  const copy: Record<string, unknown> = {};
+  for (const k of keys.sort()) copy[k] = replaced?.has(k) ? replaced.get(k) : obj[k];
+  return copy;
 }
 
 /**
@@ -92,5 +108,5 @@ function canonicalJson(value: unknown): string {
  * with another write's result. Key order does not matter; anything else does.
  */
 export function commandFingerprint(command: WriteCommand): string {
-  return createHash('sha256').update(canonicalJson(command)).digest('base64url').slice(0, 22);
+  return createHash('sha256').update(JSON.stringify(keysSorted(command))).digest('base64url').slice(0, 22);
 }

@@ -8,8 +8,10 @@ import path from 'node:path';
 import amqp from 'amqplib';
 import zookeeper from 'node-zookeeper-client';
 import { waitFor } from '../../common/backoff.js';
+import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { canConnect } from '../../common/probes.js';
+import { isNoNode, ZkSession } from '../../common/zk-session.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -93,27 +95,18 @@ export async function purgeNamespace(namespace: string, workerIds: Iterable<stri
 
 /** Removes a znode and everything under it (nothing when it does not exist). */
 async function removeZnodeTree(root: string): Promise<void> {
-  const client = zookeeper.createClient('127.0.0.1:2181', { sessionTimeout: 5000 });
-  client.connect();
+  const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
+  zk.start();
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('ZooKeeper did not connect within 10 s')), 10_000);
-      client.once('connected', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    const noNode = (err: unknown): boolean => (err as { getCode?: () => number } | null)?.getCode?.() === zookeeper.Exception.NO_NODE;
+    await zk.waitUntilConnected(10_000);
     const remove = async (p: string): Promise<void> => {
-      const children = await new Promise<string[]>((resolve, reject) =>
-        client.getChildren(p, (err, c) => (err && !noNode(err) ? reject(err) : resolve(err ? [] : c))),
-      );
+      const children = await zk.getChildren(p).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
       for (const child of children) await remove(`${p}/${child}`);
-      await new Promise<void>((resolve, reject) => client.remove(p, -1, (err) => (err && !noNode(err) ? reject(err) : resolve())));
+      await zk.remove(p).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
     };
     await remove(root);
   } finally {
-    client.close();
+    zk.close();
   }
 }
 

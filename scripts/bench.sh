@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `npm run bench`: prepares everything (scripts/setup.sh: dependencies, build,
 # RabbitMQ, ZooKeeper, the database binary), then runs the benchmark
-# (orchestrator/bench/main.ts) with the runtime settings of .dbaas/runtime.env.
+# (tools/bench/main.ts) with the runtime settings of .dbaas/runtime.env.
 # Extra arguments go to the benchmark, e.g. `npm run bench -- --quick`.
 # Run it on an otherwise idle machine: the figures are only as quiet as the cores.
 set -euo pipefail
@@ -13,4 +13,4 @@ cd "$DBAAS_ROOT"
 bash "$DBAAS_ROOT/scripts/setup.sh"
 load_runtime_env
 log "running the benchmark (a few minutes) …"
-exec node dist/orchestrator/bench/main.js "$@"
+exec node dist/tools/bench/main.js "$@"

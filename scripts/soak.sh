@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `npm run soak`: set up (as npm start does), then the soak run of
-# orchestrator/drill/soak.ts. Extra arguments go to it, e.g. `npm run soak -- --minutes 3`.
+# tools/drill/soak.ts. Extra arguments go to it, e.g. `npm run soak -- --minutes 3`.
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -9,4 +9,4 @@ cd "$DBAAS_ROOT"
 
 bash "$DBAAS_ROOT/scripts/setup.sh"
 load_runtime_env
-exec node dist/orchestrator/drill/soak.js "$@"
+exec node dist/tools/drill/soak.js "$@"

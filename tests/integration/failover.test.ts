@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { median, runDrill } from '../../orchestrator/drill/fault-drill.js';
+import { median, runDrill } from '../../tools/drill/fault-drill.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { dumpAllReplicas } from './replicas.js';
 

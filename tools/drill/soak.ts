@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const base = loadOrchestratorConfig();
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-soak-'));
   const namespace = `soak${Date.now().toString(36)}`;
-  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../main.js')], {
+  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../orchestrator/main.js')], {
     env: {
       DBAAS_PORT: String(port),
       DBAAS_HOST: '127.0.0.1',

@@ -123,12 +123,12 @@ async function measureCatchUp(cluster: BenchCluster, catchupDocs: number): Promi
   const loadMs = Date.now() - loadStart;
   let total = 0;
   for (const table of ['bench_users', 'bench_rides', 'bench_big', 'bench_catchup']) {
-    total += (await cluster.ok<{ count: number }>('/api/v1/db/read', { table, where: {}, count: true })).count;
+    total += await cluster.client.count(table);
   }
   log(`asking for a third slave (the master holds ${total.toLocaleString('en-US')} documents) …`);
   const before = new Set((await cluster.workers()).map((w) => w.id));
   const joinStart = Date.now();
-  await cluster.ok('/api/v1/scale', { slaves: 3 });
+  await cluster.client.scale(3);
   let newcomer: string | undefined;
   for (;;) {
     const ws = await cluster.workers();

@@ -2,6 +2,7 @@
  * The cluster a benchmark measures: a real `node dist/orchestrator/main.js`
  * child process (process runtime, its own namespace and data directory), so that
  * the orchestrator's CPU and memory are its own and not the load generator's.
+ * The benchmark talks to it through the typed client (client/).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,8 +14,8 @@ import { AmqpConnection } from '../../common/amqp-connection.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { isNoNode, ZkSession } from '../../common/zk-session.js';
-import type { WorkerInfo } from '../../client/types.js';
-import { httpJson } from '../http-json.js';
+import { DbaasClient } from '../../client/dbaas-client.js';
+import type { WorkerInfo, WriteBody, WriteResult } from '../../client/types.js';
 
 export interface BenchClusterOptions {
   slaves: number;
@@ -41,6 +42,7 @@ export class BenchCluster {
   url = '';
   private child: ChildProcess | undefined;
   private exited = false;
+  private api: DbaasClient | undefined;
 
   constructor(private readonly opts: BenchClusterOptions) {}
 
@@ -49,9 +51,19 @@ export class BenchCluster {
   }
 
   async start(timeoutMs = 90_000): Promise<void> {
-    const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../main.js');
+    // dist/tools/bench/ → dist/orchestrator/main.js
+    const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../orchestrator/main.js');
     const port = 20_000 + Math.floor(Math.random() * 20_000);
     this.url = `http://127.0.0.1:${port}`;
+    // Loading data must succeed: a write answered 503/504 (or not at all) is
+    // retried with the same requestId, which is what a client of dbaas should do.
+    this.api = new DbaasClient({
+      url: this.url,
+      timeoutMs: 120_000,
+      retry: { attempts: 10 },
+      readYourWrites: false,
+      onRetry: ({ method, path: route, attempt, error }) => this.opts.log(`${method} ${route} failed (${error.code}, try ${attempt}); retrying`),
+    });
     const child = spawn(process.execPath, [entry], {
       env: {
         ...this.opts.env,
@@ -79,45 +91,29 @@ export class BenchCluster {
     for (;;) {
       if (this.exited) throw new Error(`the orchestrator exited during start:\n${output.slice(-3000)}`);
       if (Date.now() > deadline) throw new Error(`the cluster was not ready after ${timeoutMs} ms:\n${output.slice(-3000)}`);
-      const ready = await fetch(`${this.url}/readyz`)
-        .then((r) => r.ok)
+      const ready = await this.client
+        .readiness()
+        .then((r) => r.ready)
         .catch(() => false);
       if (ready && (await this.workers()).filter((w) => w.state === 'slave').length >= this.opts.slaves) break;
       await sleep(200);
     }
   }
 
-  async post<T = unknown>(route: string, body: unknown): Promise<{ status: number; body: T }> {
-    return httpJson<T>(`${this.url}${route}`, 'POST', body);
+  /** The typed client of this cluster (once {@link start} has begun). */
+  get client(): DbaasClient {
+    if (!this.api) throw new Error('the benchmark cluster has not been started');
+    return this.api;
   }
 
-  /** POSTs and throws unless the answer is 200. */
-  async ok<T = unknown>(route: string, body: unknown): Promise<T> {
-    const r = await this.post<T>(route, body);
-    if (r.status !== 200) throw new Error(`${route} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
-    return r.body;
+  /** A write that must succeed (loading data); retried with one requestId on 503, 504 and no answer. */
+  write(body: WriteBody): Promise<WriteResult> {
+    return this.client.write(body);
   }
 
-  /**
-   * A write that must succeed (loading data): retried with the same requestId
-   * while the answer is 503 or 504, which is what a client of dbaas should do.
-   */
-  async write<T = unknown>(body: Record<string, unknown>, attempts = 10): Promise<T> {
-    const requested = { requestId: `bench-${randomBytes(8).toString('hex')}`, ...body };
-    for (let i = 1; ; i++) {
-      const r = await this.post<T>('/api/v1/db/write', requested);
-      if (r.status === 200) return r.body;
-      if ((r.status !== 503 && r.status !== 504) || i >= attempts) {
-        throw new Error(`write answered ${r.status} (attempt ${i}): ${JSON.stringify(r.body).slice(0, 300)}`);
-      }
-      this.opts.log(`write answered ${r.status}; retrying with the same requestId`);
-    }
-  }
-
+  /** The workers, or none when the orchestrator does not answer. */
   async workers(): Promise<WorkerInfo[]> {
-    const res = await fetch(`${this.url}/api/v1/workers`).catch(() => undefined);
-    if (!res?.ok) return [];
-    return (await res.json()) as WorkerInfo[];
+    return this.client.workers().catch(() => []);
   }
 
   /** A worker's database port and pid (from the process runtime's unit file). */

@@ -6,8 +6,8 @@
  * It speaks only the public HTTP API of a running orchestrator, so it runs the
  * same against `npm start` and against a test cluster.
  */
-import type { WorkerInfo } from '../../client/types.js';
-import { httpJson } from '../http-json.js';
+import { DbaasClient, DbaasClientError } from '../../client/dbaas-client.js';
+import type { WorkerInfo, WriteBody } from '../../client/types.js';
 
 export interface DrillOptions {
   url: string;
@@ -55,9 +55,14 @@ export function median(xs: number[]): number {
 
 export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   const log = o.log ?? (() => undefined);
-  const headers: Record<string, string> = o.adminToken ? { authorization: `Bearer ${o.adminToken}` } : {};
-  const call = (method: 'GET' | 'POST', route: string, body?: unknown, timeoutMs = 15_000): Promise<{ status: number; body: unknown }> =>
-    httpJson(`${o.url}${route}`, method, body, { headers, timeoutMs });
+  // One try per call: the drill retries writes itself, to time every attempt.
+  const client = new DbaasClient({
+    url: o.url,
+    ...(o.adminToken ? { adminToken: o.adminToken } : {}),
+    timeoutMs: 15_000,
+    retry: { attempts: 1 },
+    readYourWrites: false,
+  });
 
   const table = `drill_${Date.now().toString(36)}`;
   const run = Math.random().toString(36).slice(2, 8);
@@ -68,19 +73,20 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
   let stop = false;
 
   /** One write, retried with the same requestId until it is acknowledged. */
-  const writeUntilAcked = async (requestId: string, body: Record<string, unknown>): Promise<boolean> => {
+  const writeUntilAcked = async (requestId: string, body: WriteBody): Promise<boolean> => {
     const deadline = Date.now() + o.writeDeadlineMs;
     while (Date.now() < deadline) {
       const start = Date.now();
       let ok = false;
       try {
-        const r = await call('POST', '/api/v1/db/write', { ...body, requestId });
-        ok = r.status === 200;
-        if (!ok && r.status < 500) {
-          problems.push(`write ${requestId} refused with ${r.status}: ${JSON.stringify(r.body)}`);
+        await client.write(body, { requestId });
+        ok = true;
+      } catch (err) {
+        // An answer below 500 is a refusal: retrying the same write cannot help.
+        if (err instanceof DbaasClientError && err.status > 0 && err.status < 500) {
+          problems.push(`write ${requestId} refused with ${err.status}: ${err.code} ${err.message}`);
           return false;
         }
-      } catch {
         ok = false;
       }
       attempts.push({ start, end: Date.now(), ok });
@@ -108,7 +114,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     }
   };
 
-  const workers = async (): Promise<WorkerInfo[]> => (await call('GET', '/api/v1/workers')).body as WorkerInfo[];
+  const workers = (): Promise<WorkerInfo[]> => client.workers();
   const initial = await workers();
   const expectedCount = initial.length;
   log(`drill: ${expectedCount} workers, ${o.writers} writers, ${o.rounds} round(s), table ${table}`);
@@ -118,7 +124,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     const deadline = Date.now() + o.recoveryTimeoutMs;
     while (Date.now() < deadline) {
       const ws = await workers().catch(() => []);
-      const ready = (await call('GET', '/readyz').catch(() => ({ status: 0 }))).status === 200;
+      const ready = (await client.readiness().catch(() => ({ ready: false }))).ready;
       const whole = ws.length === expectedCount && ws.every((w) => (w.state === 'master' || w.state === 'slave') && w.pid !== killedPid);
       if (ready && whole) return;
       await sleep(50);
@@ -136,9 +142,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       const before = await workers();
       const caughtUpSlaves = before.filter((w) => w.role === 'slave' && w.state === 'slave').sort((a, b) => a.pid - b.pid);
       const killedAt = Date.now();
-      const crash = await call('POST', '/api/v1/crash/master');
-      if (crash.status !== 200) throw new Error(`crash/master answered ${crash.status}: ${JSON.stringify(crash.body)}`);
-      const killedMaster = Number((crash.body as string[])[0]);
+      const killedMaster = await client.crash('master');
       await recovered(killedMaster);
       const gapEnd = attempts.filter((a) => a.ok && a.start >= killedAt).reduce((m, a) => Math.min(m, a.end), Infinity);
       const gap = gapEnd === Infinity ? NaN : gapEnd - killedAt;
@@ -151,9 +155,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       await sleep(o.settleMs);
 
       const slaveKilledAt = Date.now();
-      const crashSlave = await call('POST', '/api/v1/crash/slave');
-      if (crashSlave.status !== 200) throw new Error(`crash/slave answered ${crashSlave.status}: ${JSON.stringify(crashSlave.body)}`);
-      const killedSlave = Number((crashSlave.body as string[])[0]);
+      const killedSlave = await client.crash('slave');
       await recovered(killedSlave);
       slaveRecoveryMs.push(Date.now() - slaveKilledAt);
       log(`round ${round}: killed slave pid ${killedSlave}; replacement serving after ${Date.now() - slaveKilledAt} ms`);
@@ -172,13 +174,12 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     final = await workers();
   }
   for (const w of final) {
-    const r = await call('POST', `/api/v1/workers/${w.id}/read`, { table, where: {}, columns: ['key', 'n'], limit: 100000 });
-    if (r.status !== 200) {
-      problems.push(`reading replica ${w.id} answered ${r.status}`);
+    const docs = await readReplica(o, w.id, table);
+    if (typeof docs === 'number') {
+      problems.push(`reading replica ${w.id} answered ${docs}`);
       continue;
     }
     const seen = new Map<string, number>();
-    const docs = r.body as Array<{ key: string; n?: number }>;
     for (const d of docs) seen.set(d.key, (seen.get(d.key) ?? 0) + 1);
     for (const key of acked) {
       const n = seen.get(key) ?? 0;
@@ -204,4 +205,19 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     problems,
     ok: problems.length === 0,
   };
+}
+
+/**
+ * Every document of `table` on one replica (`POST /api/v1/workers/:id/read`, an
+ * admin route the typed client does not offer), or the HTTP status when it failed.
+ */
+async function readReplica(o: DrillOptions, workerId: string, table: string): Promise<Array<{ key: string; n?: number }> | number> {
+  const res = await fetch(`${o.url}/api/v1/workers/${encodeURIComponent(workerId)}/read`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(o.adminToken ? { authorization: `Bearer ${o.adminToken}` } : {}) },
+    body: JSON.stringify({ table, where: {}, columns: ['key', 'n'], limit: 100000 }),
+    signal: AbortSignal.timeout(15_000),
+  });
+  if (res.status !== 200) return res.status;
+  return (await res.json()) as Array<{ key: string; n?: number }>;
 }

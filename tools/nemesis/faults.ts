@@ -1,0 +1,239 @@
+/**
+ * The faults the nemesis injects while the clients write. Each one returns a
+ * sentence saying what it did; the caller then waits for recovery (readiness
+ * and the worker list polled, no fixed sleeps where a condition can be polled).
+ */
+import { DbaasClient, DbaasClientError } from '../../client/dbaas-client.js';
+import type { WorkerInfo } from '../../client/types.js';
+import { restartZooKeeper, startBroker, stopBroker, unitOf, workerProcesses } from './infra.js';
+import { OrchestratorProcess } from './orchestrator-process.js';
+import { pick } from './random.js';
+
+export const FAULT_KINDS = [
+  'crash-slave',
+  'crash-master',
+  'pause-master',
+  'pause-slave',
+  'kill-db',
+  'restart-broker',
+  'restart-zookeeper',
+  'restart-orchestrator',
+  'second-orchestrator',
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export interface FaultContext {
+  /** The orchestrator the clients talk to (restarted in place by restart-orchestrator). */
+  primary: OrchestratorProcess;
+  /** Control calls to the primary: never retried. */
+  api: DbaasClient;
+  namespace: string;
+  dataDir: string;
+  /** A free port for the second orchestrator. */
+  secondPort: number;
+  zkSessionTimeoutMs: number;
+  /** How long ZooKeeper stays down in restart-zookeeper. */
+  zkDownMs: number;
+  /** Master + slaves when whole. */
+  expectedWorkers: number;
+  random: () => number;
+  log: (line: string) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `probe` every `intervalMs` until it answers true or `timeoutMs` passes; answers whether it did. */
+export async function pollUntil(probe: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await probe()) return true;
+    } catch {
+      // not yet
+    }
+    if (Date.now() >= deadline) return false;
+    await sleep(intervalMs);
+  }
+}
+
+export async function workersOf(api: DbaasClient): Promise<WorkerInfo[]> {
+  return api.workers();
+}
+
+/**
+ * Whole again: ready, the expected number of workers, one master, every one
+ * serving, none of `gone` among them. Answers how it looked when it gave up.
+ */
+export async function waitHealthy(ctx: FaultContext, timeoutMs: number, gone: { pids?: number[]; ids?: string[] } = {}): Promise<{ ok: boolean; ms: number; last: string }> {
+  const started = Date.now();
+  let last = 'no answer';
+  const ok = await pollUntil(async () => {
+    const ready = await ctx.api.readiness();
+    const ws = await workersOf(ctx.api);
+    last = `ready ${ready.ready}, broker ${ready.broker}; workers ${ws.map((w) => `${w.id}/${w.role}/${w.state}/pid ${w.pid}/seq ${w.appliedSeq}`).join(', ') || 'none'}`;
+    return (
+      ready.ready &&
+      ws.length === ctx.expectedWorkers &&
+      ws.filter((w) => w.role === 'master' && w.state === 'master').length === 1 &&
+      ws.every((w) => w.state === 'master' || w.state === 'slave') &&
+      ws.every((w) => !gone.pids?.includes(w.pid) && !gone.ids?.includes(w.id))
+    );
+  }, timeoutMs);
+  return { ok, ms: Date.now() - started, last };
+}
+
+function signalPid(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function crash(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ text: string; gone: { pids: number[] } }> {
+  // A 409 (nothing to kill right now) is retried until a worker of that role serves.
+  for (let tries = 0; ; tries++) {
+    try {
+      const pid = await ctx.api.crash(role);
+      return { text: `POST /api/v1/crash/${role} killed pid ${pid}`, gone: { pids: [pid] } };
+    } catch (err) {
+      if (!(err instanceof DbaasClientError) || err.status !== 409 || tries >= 50) throw err;
+      await sleep(200);
+    }
+  }
+}
+
+/**
+ * SIGSTOP of a worker past the ZooKeeper session timeout: held until the
+ * orchestrator has acted (a successor master / the slave dropped from the
+ * list), at least 1.5 session timeouts, at most `maxMs`; then SIGCONT.
+ */
+async function pause(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ text: string; gone: { pids: number[]; ids: string[] } }> {
+  const ws = await workersOf(ctx.api);
+  const target = role === 'master' ? ws.find((w) => w.role === 'master') : pick(ws.filter((w) => w.role === 'slave'), ctx.random);
+  if (!target) throw new Error(`no ${role} to pause (workers: ${JSON.stringify(ws)})`);
+  const minMs = Math.round(ctx.zkSessionTimeoutMs * 1.5);
+  const maxMs = Math.max(ctx.zkSessionTimeoutMs * 6, 20_000);
+  const stoppedAt = Date.now();
+  if (!signalPid(target.pid, 'SIGSTOP')) throw new Error(`cannot SIGSTOP pid ${target.pid}`);
+  let acted = false;
+  try {
+    acted = await pollUntil(async () => {
+      if (Date.now() - stoppedAt < minMs) return false;
+      const now = await workersOf(ctx.api);
+      return role === 'master'
+        ? now.some((w) => w.role === 'master' && w.state === 'master' && w.id !== target.id)
+        : !now.some((w) => w.id === target.id);
+    }, maxMs);
+  } finally {
+    signalPid(target.pid, 'SIGCONT');
+  }
+  const heldMs = Date.now() - stoppedAt;
+  const what = role === 'master' ? (acted ? 'a successor was promoted' : 'no successor was promoted') : acted ? 'it was dropped from the worker list' : 'it was still listed';
+  // The paused worker must end: killed by the orchestrator, or fencing itself when it wakes up.
+  const ended = await pollUntil(() => !workerProcesses(ctx.namespace).has(target.pid), 20_000);
+  return {
+    text: `SIGSTOP ${role} ${target.id} pid ${target.pid} for ${heldMs} ms (${what}), SIGCONT; its process ${ended ? 'ended' : 'STILL RUNS 20 s later'}`,
+    gone: { pids: [target.pid], ids: [target.id] },
+  };
+}
+
+/** SIGKILL of a worker's database process (a slave's first, then master and slave in turn); its worker must go and be replaced. */
+async function killDb(ctx: FaultContext, nth: number): Promise<{ text: string; gone: { ids: string[] } }> {
+  const role = nth % 2 === 0 ? 'slave' : 'master';
+  const ws = await workersOf(ctx.api);
+  const target = role === 'master' ? ws.find((w) => w.role === 'master') : pick(ws.filter((w) => w.role === 'slave'), ctx.random);
+  if (!target) throw new Error(`no ${role} to kill the database of`);
+  const unit = unitOf(ctx.dataDir, ctx.namespace, target.id);
+  if (!unit?.dbPid) throw new Error(`no unit.json with a database pid for worker ${target.id}`);
+  if (!signalPid(unit.dbPid, 'SIGKILL')) throw new Error(`cannot SIGKILL database pid ${unit.dbPid}`);
+  return { text: `SIGKILL of the database (pid ${unit.dbPid}) of ${role} ${target.id} (worker pid ${target.pid})`, gone: { ids: [target.id] } };
+}
+
+async function restartBroker(ctx: FaultContext): Promise<string> {
+  const started = Date.now();
+  let sawOutage = false;
+  try {
+    await stopBroker();
+    // The orchestrator notices the outage (readiness says broker: false): the fault took.
+    sawOutage = await pollUntil(async () => {
+      try {
+        return !(await ctx.api.readiness()).broker;
+      } catch {
+        return false;
+      }
+    }, 15_000);
+  } finally {
+    // Whatever happened, the shared broker comes back.
+    await startBroker();
+  }
+  return `rabbitmqctl stop_app, start_app: broker down ${Date.now() - started} ms${sawOutage ? ' (readiness reported it)' : ' (readiness never reported it)'}`;
+}
+
+async function restartZk(ctx: FaultContext): Promise<string> {
+  const started = Date.now();
+  await restartZooKeeper(ctx.zkDownMs);
+  return `ZooKeeper stopped, down ${ctx.zkDownMs} ms, started again (${Date.now() - started} ms in all)`;
+}
+
+async function restartOrchestrator(ctx: FaultContext): Promise<string> {
+  const pid = ctx.primary.pid;
+  ctx.primary.signal('SIGKILL');
+  await ctx.primary.waitExit(10_000);
+  const started = Date.now();
+  await ctx.primary.start(120_000);
+  return `SIGKILL of the orchestrator (pid ${pid}), started again on the same namespace and data: ready after ${Date.now() - started} ms (pid ${ctx.primary.pid})`;
+}
+
+async function secondOrchestrator(ctx: FaultContext): Promise<string> {
+  const second = new OrchestratorProcess({
+    ...ctx.primary.opts,
+    port: ctx.secondPort,
+    logFile: ctx.primary.opts.logFile.replace(/(\.log)?$/, '.second.log'),
+  });
+  second.spawn();
+  const outcome = await second.waitReadyOrExit(60_000);
+  if (outcome !== 'ready' && !second.running) {
+    return `second orchestrator (port ${ctx.secondPort}) refused to start: ${outcome}: ${second.logTail(2).replace(/\s+/g, ' ').slice(0, 300)}`;
+  }
+  second.signal('SIGINT');
+  const exit = await second.waitExit(30_000);
+  return `second orchestrator on port ${ctx.secondPort} ${outcome === 'ready' ? 'started and served' : outcome}, SIGINT: exited ${exit.killed ? 'only after SIGKILL' : `with code ${exit.code}`}`;
+}
+
+/**
+ * Injects one fault (`nth`: how many of its kind came before); answers what it
+ * did and what must be gone before the cluster counts as whole.
+ */
+export async function inject(kind: FaultKind, ctx: FaultContext, nth: number): Promise<{ text: string; gone?: { pids?: number[]; ids?: string[] } }> {
+  switch (kind) {
+    case 'crash-slave':
+      return crash(ctx, 'slave');
+    case 'crash-master':
+      return crash(ctx, 'master');
+    case 'pause-master':
+      return pause(ctx, 'master');
+    case 'pause-slave':
+      return pause(ctx, 'slave');
+    case 'kill-db':
+      return killDb(ctx, nth);
+    case 'restart-broker':
+      return { text: await restartBroker(ctx) };
+    case 'restart-zookeeper':
+      return { text: await restartZk(ctx) };
+    case 'restart-orchestrator':
+      return { text: await restartOrchestrator(ctx) };
+    case 'second-orchestrator':
+      return { text: await secondOrchestrator(ctx) };
+  }
+}
+
+export function parseFaultKinds(list: string): FaultKind[] {
+  if (list === 'all') return [...FAULT_KINDS];
+  if (list === 'none' || list === '') return [];
+  const kinds = list.split(',').map((k) => k.trim());
+  const unknown = kinds.filter((k) => !(FAULT_KINDS as readonly string[]).includes(k));
+  if (unknown.length > 0) throw new Error(`unknown fault kind(s) ${unknown.join(', ')}; known: ${FAULT_KINDS.join(', ')}, all, none`);
+  return kinds as FaultKind[];
+}

@@ -7,7 +7,12 @@
  * document. `clear` empties every table, so it splits the run: changes before it
  * are pointless and dropped, and every document put after it is known to be new.
  * A document first put with the `fresh` hint (it did not exist before) and
- * deleted later in the run is never written at all.
+ * deleted later in the run is never written at all, but only where the data is
+ * known to be exactly the state before the run (`exact`): the master's own
+ * apply, or a slave past its snapshot window. Anywhere else (a slave applying
+ * the entries its fuzzy snapshot copy may already hold, a replay after a crash)
+ * the hint may be wrong, so the delete is kept: eliding it would resurrect a
+ * document the copy already held (the snapshot rule, docs/DECISIONS.md).
  *
  * The database is left in the state after the run only once every change has
  * been written; callers record their progress (appliedSeq, the oplog) only after
@@ -35,11 +40,18 @@ export interface TableWrites {
   deletes: string[];
 }
 
-/** What to write for a run of ops (in seq order): one change per document between clears. */
-export function planApply(ops: readonly SyncOp[]): ApplyStep[] {
+/**
+ * What to write for a run of ops (in seq order): one change per document between clears.
+ *
+ * `exact`: the data holds exactly the state before the run, so a `fresh` put
+ * really was new and a fresh put deleted within the run can be skipped. When
+ * false, such a deletion is written (a delete of a missing document is harmless;
+ * skipping one of a document that exists loses an acknowledged delete).
+ */
+export function planApply(ops: readonly SyncOp[], exact = true): ApplyStep[] {
   return coalesce(ops).flatMap((step): ApplyStep[] => {
     if (step.kind === 'clear') return [step];
-    const kept = step.changes.filter((c) => !(c.fresh && c.doc === undefined));
+    const kept = exact ? step.changes.filter((c) => !(c.fresh && c.doc === undefined)) : step.changes;
     return kept.length > 0 ? [{ kind: 'changes', changes: kept }] : [];
   });
 }

@@ -18,6 +18,7 @@ import { DbaasError, asDbaasError } from '../common/errors.js';
 import { decodeRead, decodeSync, type SyncEntry } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
+import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 
@@ -51,6 +52,12 @@ export class SlaveRole {
   private inFlightReads = 0;
   private snapshotDone = false;
   private readsWanted = false;
+  /**
+   * Entries up to this seq may already be (partly) in the data: the snapshot copy
+   * was read while the master went on writing. They are applied without trusting
+   * the `fresh` hint, so no delete of a copied document is ever skipped.
+   */
+  private fuzzyUpTo = 0;
 
   constructor(private readonly ctx: WorkerContext) {}
 
@@ -84,7 +91,8 @@ export class SlaveRole {
       const copied = await store.copyFrom(source, SNAPSHOT_REPLAY_ENTRIES);
       const s0 = copied.last?.seq ?? 0;
       this.pos = positionAfterSnapshot(s0, copied.last?.term ?? 0);
-      logger.info({ seq: s0, documents: copied.documents, entries: copied.entries, replayed: copied.replayed, ms: Date.now() - started }, 'snapshot copied from master');
+      this.fuzzyUpTo = copied.fuzzyUpTo;
+      logger.info({ seq: s0, fuzzyUpTo: copied.fuzzyUpTo, documents: copied.documents, entries: copied.entries, replayed: copied.replayed, ms: Date.now() - started }, 'snapshot copied from master');
     } finally {
       await source.close();
     }
@@ -123,8 +131,11 @@ export class SlaveRole {
         let n = 0;
         let ops = 0;
         while (n < this.delivered.length && n < RUN_MAX_ENTRIES && (n === 0 || ops < RUN_MAX_OPS)) {
-          ops += (this.delivered[n] as Delivered).entry.ops.length;
+          const { entry } = this.delivered[n] as Delivered;
+          ops += entry.ops.length;
           n += 1;
+          // A run ends at a checkpoint, so the data is hashed exactly at its seq (worker/checksum.ts).
+          if (entry.checkpoint) break;
         }
         await this.applyRun(this.delivered.splice(0, n));
       }
@@ -144,8 +155,13 @@ export class SlaveRole {
       this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.pos.maxTerm }, 'refused an entry from a deposed master');
     }
     if (judged.apply.length > 0) {
-      await this.ctx.store.applyOps(judged.apply.flatMap((e) => e.ops));
+      const inWindow = judged.apply.filter((e) => e.seq <= this.fuzzyUpTo);
+      const past = inWindow.length === judged.apply.length ? [] : judged.apply.slice(inWindow.length);
+      if (inWindow.length > 0) await this.ctx.store.applyOps(inWindow.flatMap((e) => e.ops), false);
+      if (past.length > 0) await this.ctx.store.applyOps(past.flatMap((e) => e.ops));
       await this.ctx.store.recordEntries(judged.apply);
+      // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
+      await checkpointAfter(this.ctx.store, this.ctx.checksums, judged.apply, this.ctx.logger, this.fuzzyUpTo);
       this.pos = judged.pos;
       this.wake();
     }

@@ -1,0 +1,178 @@
+/**
+ * Replica checksums: each replica hashes its user tables at one seq, so that the
+ * orchestrator can prove every replica equals the master (GET /api/v1/verify).
+ *
+ * Invariant: two replicas whose user tables hold the same documents get the same
+ * {@link TableChecksum} for every table, whatever the order in which the database
+ * returns them and whatever the order of keys inside them; a table with no
+ * documents is absent, so an empty table and a missing one compare equal; any
+ * other difference (a field, a missing or an extra document) changes the count or
+ * the sum, except with the probability of a SHA-256 collision. Internal
+ * `_dbaas*` collections (the oplog) are never hashed.
+ *
+ * How: per document, SHA-256 of its canonical JSON (keys sorted at every level);
+ * per table, the count and the sum of those digests modulo 2^256. A sum needs no
+ * sort (FerretDB sorts outside SQLite, slowly) and, unlike XOR, two equal
+ * digests do not cancel out.
+ *
+ * When: "one seq" is the checkpoint entry of a `verify` write (SyncEntry.checkpoint),
+ * which is alone in its batch. The master hashes right after that batch's data is
+ * written and before the next batch starts; a slave ends its run at the checkpoint
+ * and hashes before it applies anything newer. So every replica hashes exactly the
+ * state at that seq. The cost: that replica applies nothing while it hashes
+ * (measured in docs/OPERATIONS.md). Results are kept in a small {@link ChecksumBook}
+ * keyed by seq, for the orchestrator to collect over the control queue.
+ */
+import { createHash } from 'node:crypto';
+import { canonicalJson, type Doc } from '../common/commands.js';
+import type { Logger } from '../common/logger.js';
+import type { ChecksumReply, SyncEntry, TableChecksum } from '../common/messages.js';
+import { INTERNAL_PREFIX } from './store.js';
+
+/** What a checksum reads: the names of the user tables (internal ones excluded) and every document of one. */
+export interface ChecksumSource {
+  userTables(): Promise<string[]>;
+  scanTable(name: string): AsyncIterable<Doc>;
+}
+
+const WORDS = 8;
+
+/** Count and order-independent sum (mod 2^256) of document digests, for one table. */
+export class TableHasher {
+  private readonly acc = new Uint32Array(WORDS);
+  count = 0;
+
+  /** Adds one document. */
+  add(doc: Doc): void {
+    this.addDigest(createHash('sha256').update(canonicalJson(doc)).digest());
+  }
+
+  /** Adds a 32-byte digest, read as a big-endian 256-bit number. */
+  addDigest(digest: Buffer): void {
+    let carry = 0;
+    for (let i = WORDS - 1; i >= 0; i--) {
+      const s = (this.acc[i] as number) + digest.readUInt32BE(i * 4) + carry;
+      this.acc[i] = s >>> 0;
+      carry = s > 0xffffffff ? 1 : 0;
+    }
+    this.count += 1;
+  }
+
+  result(): TableChecksum {
+    let sum = '';
+    for (const w of this.acc) sum += w.toString(16).padStart(8, '0');
+    return { count: this.count, sum };
+  }
+}
+
+/** The checksum of documents given in any order (tests, and one table of {@link checksumTables}). */
+export function checksumDocs(docs: Iterable<Doc>): TableChecksum {
+  const h = new TableHasher();
+  for (const doc of docs) h.add(doc);
+  return h.result();
+}
+
+/** Hashes every non-empty user table of `src`. */
+export async function checksumTables(src: ChecksumSource): Promise<{ tables: Record<string, TableChecksum>; documents: number }> {
+  const tables: Record<string, TableChecksum> = {};
+  let documents = 0;
+  const names = (await src.userTables()).filter((n) => !n.startsWith(INTERNAL_PREFIX) && !n.startsWith('system.'));
+  for (const name of names.sort()) {
+    const h = new TableHasher();
+    for await (const doc of src.scanTable(name)) h.add(doc);
+    if (h.count === 0) continue;
+    tables[name] = h.result();
+    documents += h.count;
+  }
+  return { tables, documents };
+}
+
+/** How many checkpoints a worker remembers; the orchestrator collects a result within seconds of taking it. */
+export const CHECKSUM_BOOK_SIZE = 16;
+
+/**
+ * The checksums this worker took at checkpoints, by seq (bounded: the oldest go),
+ * and how far its data has settled: the highest seq whose data is written and,
+ * if it was a checkpoint, hashed. A checkpoint at or below the settled seq that
+ * has no result was never taken here: not comparable.
+ */
+export class ChecksumBook {
+  private readonly results = new Map<number, ChecksumReply>();
+  private settledSeq = 0;
+
+  constructor(private readonly capacity = CHECKSUM_BOOK_SIZE) {}
+
+  get settled(): number {
+    return this.settledSeq;
+  }
+
+  /** The data is written (and hashed where a checkpoint asked) up to `seq`. */
+  settle(seq: number): void {
+    this.settledSeq = Math.max(this.settledSeq, seq);
+  }
+
+  record(reply: ChecksumReply): void {
+    this.results.set(reply.seq, reply);
+    while (this.results.size > this.capacity) this.results.delete(this.results.keys().next().value as number);
+  }
+
+  get(seq: number): ChecksumReply | undefined {
+    return this.results.get(seq);
+  }
+
+  /**
+   * The result at checkpoint `seq`, waiting up to `waitMs` for this worker to
+   * settle there. `settledOther` adds another measure of progress (a slave's
+   * applied seq, which also covers a snapshot that started past `seq`).
+   */
+  async await(seq: number, waitMs: number, settledOther: () => number = () => 0): Promise<ChecksumReply> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const found = this.results.get(seq);
+      if (found) return found;
+      const settled = Math.max(this.settledSeq, settledOther());
+      if (settled >= seq) {
+        return { seq, comparable: false, reason: `this worker did not apply checkpoint ${seq} itself (it joined later from a snapshot, or the result is gone)` };
+      }
+      if (Date.now() >= deadline) return { seq, comparable: false, reason: `this worker has applied seq ${settled}, not ${seq}, after ${waitMs} ms` };
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/**
+ * Called once the data of `entries` (consecutive, in seq order) is written and
+ * before anything newer is: hashes at each checkpoint among them (the caller
+ * guarantees a checkpoint is the last of its run), records it, and settles.
+ * `fuzzyUpTo`: a new slave's data is exact only from this seq on (see
+ * SlaveRole.snapshot); a checkpoint below it is recorded as not comparable.
+ * A failed hash is recorded as not comparable; it never stops replication.
+ */
+export async function checkpointAfter(
+  src: ChecksumSource,
+  book: ChecksumBook,
+  entries: ReadonlyArray<Pick<SyncEntry, 'seq' | 'checkpoint'>>,
+  logger: Logger,
+  fuzzyUpTo = 0,
+): Promise<void> {
+  const last = entries.at(-1);
+  if (!last) return;
+  if (last.checkpoint && last.seq < fuzzyUpTo) {
+    // A new slave's copy was read while the master went on writing: until the entries up to
+    // `fuzzyUpTo` are applied, its data may already hold some of their effects, so it is not
+    // the state at this seq.
+    book.record({ seq: last.seq, comparable: false, reason: `checkpoint ${last.seq} fell inside this worker's snapshot window (exact from seq ${fuzzyUpTo})` });
+  } else if (last.checkpoint) {
+    const started = performance.now();
+    try {
+      const { tables, documents } = await checksumTables(src);
+      const ms = Math.round(performance.now() - started);
+      book.record({ seq: last.seq, comparable: true, tables, documents, ms });
+      logger.info({ seq: last.seq, tables: Object.keys(tables).length, documents, ms }, 'checksum taken at checkpoint');
+    } catch (err) {
+      book.record({ seq: last.seq, comparable: false, reason: `hashing failed: ${(err as Error).message}` });
+      logger.warn({ seq: last.seq, err: (err as Error).message }, 'checksum at checkpoint failed');
+    }
+  }
+  book.settle(last.seq);
+}

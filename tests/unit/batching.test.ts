@@ -109,6 +109,19 @@ describe('buildWrite', () => {
     const wide = await buildWrite(db, { kind: 'upsert', table: 'a', where: { _id: 'k', v: 9 }, update: { $set: { w: 1 } } });
     expect(wide.ops[0]).not.toHaveProperty('fresh');
   });
+
+  it('refuses an upsert that matched nothing when the _id its filter names exists (never overwrites it)', async () => {
+    const db = new MemoryDb();
+    db.applySequential([{ t: 'put', table: 'acct', doc: { _id: 'acct1', owner: 'ana', balance: 10 } }]);
+    const steal = { kind: 'upsert', table: 'acct', where: { _id: 'acct1', owner: 'mallory' }, update: { $set: { note: 'x' } } } as const;
+    await expect(buildWrite(db, steal)).rejects.toMatchObject({ code: 'DBAAS_WRITE_DUPLICATE_ID' });
+    expect(db.dump()).toEqual({ acct: [{ _id: 'acct1', owner: 'ana', balance: 10 }] });
+    // A matching filter still updates, and a free _id is still inserted.
+    const own = await buildWrite(db, { kind: 'upsert', table: 'acct', where: { _id: 'acct1', owner: 'ana' }, update: { $set: { note: 'x' } } });
+    expect(own.ops).toEqual([{ t: 'put', table: 'acct', doc: { _id: 'acct1', owner: 'ana', balance: 10, note: 'x' } }]);
+    const fresh = await buildWrite(db, { kind: 'upsert', table: 'acct', where: { _id: 'acct2', owner: 'bo' }, update: { $set: { note: 'y' } } });
+    expect(fresh.result).toMatchObject({ inserted: 1, ids: ['acct2'] });
+  });
 });
 
 describe('a batch leaves the same data and answers as the same writes one at a time', () => {

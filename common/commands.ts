@@ -32,7 +32,12 @@ export type WriteCommand =
   /** Deletes every document that matches. */
   | { kind: 'delete'; table: string; where: Filter }
   /** Empties every table. */
-  | { kind: 'clear' };
+  | { kind: 'clear' }
+  /**
+   * Changes nothing: a checkpoint at which every replica hashes its tables (replica
+   * checksums, see worker/checksum.ts). Alone in its batch, like `clear`.
+   */
+  | { kind: 'verify' };
 
 /** A validated `db/write` or `db/clear` body. */
 export interface WriteRequest {
@@ -102,11 +107,19 @@ function keysSorted(value: unknown): unknown {
 }
 
 /**
+ * The canonical JSON text of a value: object keys sorted at every level, array
+ * order kept. Two values that differ only in key order give the same text.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(keysSorted(value));
+}
+
+/**
  * A short fingerprint of a write (SHA-256 of its canonical JSON, 128 bits, base64url).
  * The master keeps it next to the requestId, so that reusing a requestId for a
  * different write is refused (DBAAS_WRITE_REQUEST_ID_REUSED) rather than answered
  * with another write's result. Key order does not matter; anything else does.
  */
 export function commandFingerprint(command: WriteCommand): string {
-  return createHash('sha256').update(JSON.stringify(keysSorted(command))).digest('base64url').slice(0, 22);
+  return createHash('sha256').update(canonicalJson(command)).digest('base64url').slice(0, 22);
 }

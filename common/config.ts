@@ -59,6 +59,10 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly masterWaitMs: number;
   /** How long a worker may take to start and register. */
   readonly workerStartTimeoutMs: number;
+  /** How often the control loop verifies the replicas (replica checksums at one seq); 0 = never. */
+  readonly verifyIntervalMs: number;
+  /** How long a verify waits for each replica to reach its checkpoint before calling it not comparable. */
+  readonly verifyWaitMs: number;
   /** Docker runtime: the engine's API endpoint, `unix:///path/docker.sock` or `tcp://host:port`. */
   readonly dockerHost: string;
   /** Docker runtime: the image a worker container runs (`node dist/worker/main.js`). */
@@ -225,6 +229,8 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
     masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
     workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),
+    verifyIntervalMs: r.int('DBAAS_VERIFY_INTERVAL_MS', 600_000, 0, 7 * 86_400_000),
+    verifyWaitMs: r.int('DBAAS_VERIFY_WAIT_MS', 15_000, 100, 600_000),
     dockerHost: r.match('DBAAS_DOCKER_HOST', 'unix:///var/run/docker.sock', /^(unix:\/\/\/.+|tcp:\/\/[^/]+)$/, 'must be unix:///path or tcp://host:port'),
     dockerWorkerImage: r.str('DBAAS_DOCKER_WORKER_IMAGE', 'dbaas-worker:latest'),
     dockerDbImage: r.str('DBAAS_DOCKER_DB_IMAGE', 'mongo:7'),

@@ -64,6 +64,12 @@ export interface SyncEntry {
    * `first` to the newest can be half-applied. Absent: the entry was stored alone.
    */
   first?: number;
+  /**
+   * A replica-checksum checkpoint (optional, added within v1; a `verify` write, no
+   * ops): every replica hashes its tables when its data is exactly this seq (see
+   * worker/checksum.ts). Older receivers ignore the field and apply an empty entry.
+   */
+  checkpoint?: true;
 }
 
 /** Orchestrator → one worker, on its control queue. `read` asks that one replica (for checks). */
@@ -71,7 +77,25 @@ export type ControlMessage =
   | { v: typeof WIRE_VERSION; type: 'promote'; term: number }
   | { v: typeof WIRE_VERSION; type: 'retire' }
   | { v: typeof WIRE_VERSION; type: 'status' }
-  | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand };
+  | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand }
+  /** The replica checksum taken at checkpoint `seq`; waits up to `waitMs` for this worker to get there. */
+  | { v: typeof WIRE_VERSION; type: 'checksum'; seq: number; waitMs: number };
+
+/** One table's checksum: its document count and an order-independent sum of document hashes (hex). */
+export interface TableChecksum {
+  count: number;
+  sum: string;
+}
+
+/**
+ * A worker's answer to `checksum`. `tables` holds only non-empty user tables, so a
+ * missing table and an empty one compare equal. Not comparable: this worker did
+ * not apply the checkpoint itself (it joined after it, from a snapshot, or the
+ * result was evicted or failed).
+ */
+export type ChecksumReply =
+  | { seq: number; comparable: true; tables: Record<string, TableChecksum>; documents: number; ms: number }
+  | { seq: number; comparable: false; reason: string };
 
 /** A worker's answer to `status`, and the data of its znode. */
 export interface WorkerStatus {
@@ -160,7 +184,8 @@ export function decodeSync(buf: Buffer): SyncEntry | undefined {
     !validOps(m.ops) ||
     !isObject(m.result) ||
     (m.fingerprint !== undefined && typeof m.fingerprint !== 'string') ||
-    (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number)))
+    (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number))) ||
+    (m.checkpoint !== undefined && m.checkpoint !== true)
   ) {
     return undefined;
   }
@@ -174,6 +199,11 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
   if (m.type === 'read') {
     const command = checked(() => validateReadCommand(m.command));
     return command ? { v: WIRE_VERSION, type: 'read', command } : undefined;
+  }
+  if (m.type === 'checksum') {
+    const { seq, waitMs } = m;
+    if (!Number.isSafeInteger(seq) || (seq as number) < 1 || !Number.isSafeInteger(waitMs) || (waitMs as number) < 0 || (waitMs as number) > 600_000) return undefined;
+    return { v: WIRE_VERSION, type: 'checksum', seq: seq as number, waitMs: waitMs as number };
   }
   if (!['promote', 'retire', 'status', 'read'].includes(m.type)) return undefined;
   return m as unknown as ControlMessage;

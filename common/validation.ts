@@ -225,6 +225,7 @@ const COMMAND_FIELDS: Record<WriteCommand['kind'], ReadonlySet<string>> = {
   upsert: new Set(['kind', 'table', 'where', 'update']),
   delete: new Set(['kind', 'table', 'where']),
   clear: new Set(['kind']),
+  verify: new Set(['kind']),
 };
 
 /**
@@ -244,6 +245,7 @@ export function validateWriteCommand(command: unknown): WriteCommand {
   const extra = Object.keys(command).filter((k) => !allowed.has(k));
   if (extra.length > 0) fail('DBAAS_REQ_UNKNOWN_FIELD', 'command', `unexpected field(s) ${extra.join(', ')}`);
   if (kind === 'clear') return { kind: 'clear' };
+  if (kind === 'verify') return { kind: 'verify' };
   const table = checkTable(command['table']);
   switch (kind) {
     case 'insert': {

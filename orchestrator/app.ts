@@ -29,6 +29,7 @@ import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
 import type { ClusterView } from './cluster-view.js';
 import { RawJson, type RpcClient } from './rpc-client.js';
+import type { Verifier } from './verify.js';
 
 export interface AppDeps {
   config: OrchestratorConfig;
@@ -40,6 +41,7 @@ export interface AppDeps {
   /** Counts `db/read` requests; nothing else counts. */
   autoscaler: Autoscaler;
   metrics: Metrics;
+  verifier: Verifier;
   logger: Logger;
 }
 
@@ -151,6 +153,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const after = Number((request.query as { after?: string }).after ?? 0);
     return audit.list(Number.isSafeInteger(after) && after > 0 ? after : 0);
   });
+
+  // Replica checksums at one seq; divergent slaves are marked for replacement (verify.ts).
+  app.get('/api/v1/verify', { preHandler: requireAdmin }, async (request) => deps.verifier.run('manual', request.id));
 
   // Reads one named replica (master or slave) directly, to check replicas against each other.
   app.post<{ Params: { id: string } }>('/api/v1/workers/:id/read', { preHandler: requireAdmin }, async (request) => {

@@ -1,11 +1,11 @@
 /**
- * The audit log: every detection, promotion, replacement, crash drill and
- * scaling decision, with a timestamp, its duration where it has one, and a
+ * The audit log: every detection, promotion, replacement, crash drill,
+ * scaling decision and replica verification, with a timestamp, its duration where it has one, and a
  * one-sentence reason. Kept in memory (bounded) and written to the log.
  */
 import type { Logger } from '../common/logger.js';
 
-export type AuditKind = 'detection' | 'promotion' | 'replacement' | 'removal' | 'restart' | 'crash-drill' | 'scaling' | 'adoption' | 'error';
+export type AuditKind = 'detection' | 'promotion' | 'replacement' | 'removal' | 'restart' | 'crash-drill' | 'scaling' | 'adoption' | 'verify' | 'error';
 
 export interface AuditEvent {
   seq: number;

@@ -39,6 +39,12 @@ interface ClusterFile {
   masterId: string;
 }
 
+/** The `divergent` fact of a worker, when a verify marked it. */
+function divergenceOf(marks: ReadonlyMap<string, string>, id: string): { divergent?: string } {
+  const why = marks.get(id);
+  return why === undefined ? {} : { divergent: why };
+}
+
 export function newWorkerId(): string {
   return `w${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
@@ -56,6 +62,8 @@ export class ClusterManager {
   private readonly retiring = new Set<string>();
   private readonly everRegistered = new Set<string>();
   private readonly missingSince = new Map<string, number>();
+  /** Slaves a verify found different from the master (id → how), to be replaced by the loop. */
+  private readonly divergent = new Map<string, string>();
   private lastMasterId: string | undefined;
   private failingOver = false;
   private stopping = false;
@@ -165,8 +173,10 @@ export class ClusterManager {
         ...(missing === undefined ? {} : { missingSince: missing }),
         starting: this.starting.has(id),
         retiring: this.retiring.has(id),
+        ...divergenceOf(this.divergent, id),
       });
     }
+    for (const id of this.divergent.keys()) if (!ids.has(id)) this.divergent.delete(id);
     const masterId = view.master?.id;
     const lastMaster = masterId ?? this.lastMasterId;
     return {
@@ -237,6 +247,9 @@ export class ClusterManager {
         return true;
       case 'retire-slave':
         this.retire(action.id, decision.reason);
+        return true;
+      case 'replace-divergent':
+        await this.replaceDivergent(action.id, decision.reason);
         return true;
       case 'idle':
         return false;
@@ -356,6 +369,21 @@ export class ClusterManager {
         this.starting.delete(id);
         this.kick();
       });
+  }
+
+  /** A verify found this slave's data different from the master's: it goes, and the next slave started replaces it. */
+  private async replaceDivergent(id: string, reason: string): Promise<void> {
+    this.d.audit.record('detection', reason, { details: { id, role: 'slave', divergent: this.divergent.get(id) } });
+    this.divergent.delete(id);
+    await this.forget(id);
+    this.lostSlaves += 1;
+  }
+
+  /** Marks a slave for replacement because a verify found it divergent (see verify.ts); the loop acts on it. */
+  markDivergent(id: string, why: string): void {
+    if (id === (this.d.view.master?.id ?? this.lastMasterId)) return;
+    this.divergent.set(id, why);
+    this.kick();
   }
 
   /** Scale-down: the slave stops taking reads, finishes those in flight, and exits. */

@@ -63,6 +63,10 @@ export class Metrics {
   private readonly amqpReconnects: Counter;
   private readonly amqpDisconnects: Counter;
   private readonly zkEvents: Counter<'event'>;
+  private readonly verifyRuns: Counter<'result'>;
+  private readonly verifyDivergent: Gauge;
+  private readonly verifySeq: Gauge;
+  private readonly verifyAt: Gauge;
   private queueScrape: { at: number; samples: Promise<QueueSample[]> } | undefined;
 
   constructor(private readonly s: MetricsSources) {
@@ -105,6 +109,16 @@ export class Metrics {
       labelNames: ['event'],
       registers,
     });
+
+    this.verifyRuns = new Counter({
+      name: 'dbaas_verify_runs_total',
+      help: 'Replica verifications (checksums of every table at one seq), by result: equal, divergent, incomplete',
+      labelNames: ['result'],
+      registers,
+    });
+    this.verifyDivergent = new Gauge({ name: 'dbaas_verify_divergent_replicas', help: 'Replicas the last verification found different from the master', registers });
+    this.verifySeq = new Gauge({ name: 'dbaas_verify_last_seq', help: 'The seq at which the last verification compared the replicas', registers });
+    this.verifyAt = new Gauge({ name: 'dbaas_verify_last_run_timestamp_seconds', help: 'When the last verification ran (Unix time)', registers });
 
     const workersDetail = (): WorkerDetail[] => s.cluster.workersDetail();
     new Gauge({
@@ -247,12 +261,22 @@ export class Metrics {
     this.auditEvents.inc({ kind: event.kind });
     if (event.kind === 'promotion') this.failovers.inc();
     const details = event.details ?? {};
+    if (event.kind === 'verify') this.onVerify(details, event.at);
     // Scaling decisions carry target and previous; a new slave coming up (also 'scaling') does not.
     if (event.kind === 'scaling' && typeof details['target'] === 'number' && typeof details['previous'] === 'number') {
       const { target, previous } = details as { target: number; previous: number };
       const direction = target > previous ? 'up' : target < previous ? 'down' : 'keep';
       this.scalingDecisions.inc({ trigger: details['manual'] === true ? 'manual' : 'autoscaler', direction });
     }
+  }
+
+  /** A verify's audit event (see verify.ts) carries its result, seq and the divergent replicas. */
+  private onVerify(details: Record<string, unknown>, at: string): void {
+    const result = typeof details['result'] === 'string' ? details['result'] : 'unknown';
+    this.verifyRuns.inc({ result });
+    this.verifyDivergent.set(Array.isArray(details['divergent']) ? details['divergent'].length : 0);
+    if (typeof details['seq'] === 'number') this.verifySeq.set(details['seq']);
+    this.verifyAt.set(Date.parse(at) / 1000);
   }
 
   private queueKind(queue: string): string {

@@ -15,6 +15,7 @@ import { ClusterView } from './cluster-view.js';
 import { Metrics } from './metrics.js';
 import { RpcClient } from './rpc-client.js';
 import { createRuntime, type Runtime } from './runtimes/index.js';
+import { Verifier } from './verify.js';
 
 export interface Orchestrator {
   app: FastifyInstance;
@@ -25,6 +26,8 @@ export interface Orchestrator {
   audit: AuditLog;
   autoscaler: Autoscaler;
   metrics: Metrics;
+  /** Replica checksums: on demand and every DBAAS_VERIFY_INTERVAL_MS. */
+  verifier: Verifier;
   /** Stops serving, stops every worker, closes connections. Idempotent. */
   close(): Promise<void>;
   /** Stops serving and closes connections but leaves the workers running, as a crash would (tests of adoption). */
@@ -45,12 +48,14 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const audit = new AuditLog(logger.child({ component: 'audit' }));
   const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
   const autoscaler = new Autoscaler(config, cluster, audit);
+  const verifier = new Verifier({ config, names, rpc, cluster, audit, logger: logger.child({ component: 'verify' }) });
   const metrics = new Metrics({ names, cluster, autoscaler, rpc, audit, zk });
-  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, logger });
+  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, logger });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      verifier.close();
       await autoscaler.close();
       await app.close().catch(() => undefined);
       await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
@@ -62,6 +67,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   };
 
   const abandon = async (): Promise<void> => {
+    verifier.close();
     await autoscaler.close();
     cluster.detach();
     runtime.detach?.();
@@ -77,9 +83,10 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     await zk.waitUntilConnected(20_000);
     await rpc.waitUntilReady(20_000);
     await cluster.start();
+    verifier.start();
   } catch (err) {
     await close();
     throw err;
   }
-  return { app, cluster, view, runtime, rpc, audit, autoscaler, metrics, close, abandon };
+  return { app, cluster, view, runtime, rpc, audit, autoscaler, metrics, verifier, close, abandon };
 }

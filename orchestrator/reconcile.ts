@@ -27,6 +27,8 @@ export interface WorkerFact {
   starting: boolean;
   /** Marked for a planned removal (scale-down, shutdown): its exit is not a failure. */
   retiring: boolean;
+  /** A verify found its data different from the master's: how (a clause, e.g. "differs from the master at seq 9 in table(s) rides"). */
+  divergent?: string;
 }
 
 export interface ClusterFacts {
@@ -49,7 +51,8 @@ export type Action =
   | { kind: 'restart-master'; id: string }
   | { kind: 'remove-lost'; id: string; role: 'master' | 'slave' }
   | { kind: 'add-slave' }
-  | { kind: 'retire-slave'; id: string };
+  | { kind: 'retire-slave'; id: string }
+  | { kind: 'replace-divergent'; id: string };
 
 export interface Decision {
   action: Action;
@@ -79,7 +82,7 @@ export function decide(f: ClusterFacts): Decision {
 
   if (currentMasterId !== undefined && masterLost !== undefined && !masterStarting) {
     const candidates = f.workers
-      .filter((w) => w.role === 'slave' && w.state === 'slave' && w.registered && lostBecause(w, f) === undefined && !w.retiring)
+      .filter((w) => w.role === 'slave' && w.state === 'slave' && w.registered && lostBecause(w, f) === undefined && !w.retiring && w.divergent === undefined)
       .sort((a, b) => a.pid - b.pid);
     const candidate = candidates[0];
     if (candidate) {
@@ -107,6 +110,15 @@ export function decide(f: ClusterFacts): Decision {
 
   if (currentMasterId === undefined || masterStarting || master?.state !== 'master') {
     return { action: { kind: 'idle' }, reason: 'no master yet; slaves wait for one' };
+  }
+
+  // Only with a live master: the replacement copies its data.
+  for (const w of f.workers) {
+    if (w.role !== 'slave' || w.id === currentMasterId || w.retiring || w.divergent === undefined) continue;
+    return {
+      action: { kind: 'replace-divergent', id: w.id },
+      reason: `slave ${describe(w)} ${w.divergent}; removing it so that a fresh copy of the master replaces it`,
+    };
   }
 
   const slaves = f.workers.filter((w) => w.role === 'slave' && !w.retiring && w.id !== currentMasterId);

@@ -4,6 +4,7 @@ import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
 import type { RpcReply, WorkerState } from '../common/messages.js';
 import { encode } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
+import type { ChecksumBook } from './checksum.js';
 import type { Store } from './store.js';
 
 /** What the role objects need from the worker that owns them. */
@@ -12,6 +13,8 @@ export interface WorkerContext {
   readonly names: ClusterNames;
   readonly logger: Logger;
   readonly store: Store;
+  /** Replica checksums taken at checkpoints (kept across a promotion). */
+  readonly checksums: ChecksumBook;
   readonly state: WorkerState;
   setState(state: WorkerState): void;
   /** Something is wrong beyond repair here: log, and exit so the orchestrator replaces this worker. */

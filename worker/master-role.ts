@@ -29,6 +29,7 @@ import { commandFingerprint } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { decodeWrite, encode, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
+import { checkpointAfter } from './checksum.js';
 import { buildWrite } from './entry-builder.js';
 import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
@@ -83,6 +84,7 @@ export class MasterRole {
       await store.replayOps(entries.flatMap((e) => e.ops));
     }
     this.lastSeq = last?._id ?? 0;
+    this.ctx.checksums.settle(this.lastSeq);
     // Whether the newest entries reached the broker before the crash is unknown: attach() publishes
     // them again (slaves skip what they have), so no slave waits for a redelivery to see them.
     this.lastConfirmed = last ? replayFrom(last, SNAPSHOT_REPLAY_ENTRIES) - 1 : 0;
@@ -220,6 +222,7 @@ export class MasterRole {
           ts: Date.now(),
           ops: built.ops,
           result: { ...built.result, seq },
+          ...(env.command.kind === 'verify' ? { checkpoint: true as const } : {}),
         };
         entries.push(entry);
         outcomes.push({ kind: 'entry', entry, retry: false });
@@ -250,6 +253,8 @@ export class MasterRole {
       });
     }
     await store.applyOps(entries.flatMap((e) => e.ops));
+    // A checkpoint is alone in its batch: the data is exactly its seq until the next batch starts.
+    await checkpointAfter(store, this.ctx.checksums, entries, this.ctx.logger);
     const t3 = performance.now();
 
     const log = this.ctx.logger;

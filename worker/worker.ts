@@ -18,10 +18,11 @@ import { waitFor } from '../common/backoff.js';
 import type { WorkerConfig } from '../common/config.js';
 import { DbaasError, asDbaasError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import { decodeControl, type ControlMessage, type WorkerState, type WorkerStatus } from '../common/messages.js';
+import { decodeControl, type ChecksumReply, type ControlMessage, type WorkerState, type WorkerStatus } from '../common/messages.js';
 import { clusterNames, type ClusterNames } from '../common/names.js';
 import { assertTopology } from '../common/topology.js';
 import { CreateMode, isNodeExists, isNoNode, ZkSession } from '../common/zk-session.js';
+import { ChecksumBook } from './checksum.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterRole } from './master-role.js';
 import { SlaveRole } from './slave-role.js';
@@ -52,6 +53,7 @@ export class Worker implements WorkerContext {
   private statusTimer: NodeJS.Timeout | undefined;
   private trimTimer: NodeJS.Timeout | undefined;
   private lastPublished = '';
+  readonly checksums = new ChecksumBook();
 
   constructor(
     readonly config: WorkerConfig,
@@ -301,6 +303,7 @@ export class Worker implements WorkerContext {
 
   private async control(control: ControlMessage): Promise<unknown> {
     if (control.type === 'read') return this.store.read(control.command);
+    if (control.type === 'checksum') return this.checksumAt(control.seq, control.waitMs);
     if (control.type === 'promote') await this.promote(control.term);
     if (control.type === 'retire') {
       this.setState('retiring');
@@ -333,6 +336,11 @@ export class Worker implements WorkerContext {
     } catch (err) {
       this.fail(`promotion failed: ${(err as Error).message}`);
     }
+  }
+
+  /** The replica checksum at checkpoint `seq` (see checksum.ts); a slave's applied seq also counts as settled. */
+  private checksumAt(seq: number, waitMs: number): Promise<ChecksumReply> {
+    return this.checksums.await(seq, waitMs, () => this.slave?.appliedSeq ?? 0);
   }
 
   private async trimOplog(): Promise<void> {

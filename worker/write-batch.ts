@@ -10,7 +10,7 @@
  * to one `_id` (the overlay has the document if an earlier write touched it). A
  * write with any other filter cannot see the earlier writes' documents in the
  * database, so it joins only while no earlier write of the batch touched its
- * table. `clear` is always alone. Each write still gets its own seq and oplog
+ * table. `clear` and `verify` are always alone. Each write still gets its own seq and oplog
  * entry, in queue order; the batch only shares the round trips.
  */
 import type { Doc, Filter, WriteCommand } from '../common/commands.js';
@@ -59,7 +59,8 @@ export function planBatch(commands: ReadonlyArray<WriteCommand | undefined>, lim
       n += 1;
       continue;
     }
-    if (cmd.kind === 'clear') {
+    // A clear empties everything, and a verify checkpoint must see the data exactly at its seq: both go alone.
+    if (cmd.kind === 'clear' || cmd.kind === 'verify') {
       if (n === 0) n = 1;
       break;
     }

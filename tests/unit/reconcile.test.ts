@@ -118,4 +118,33 @@ describe('decide', () => {
     const d = decide(facts([worker('a', 200)], { masterId: undefined, lastMasterId: undefined }));
     expect(d.action.kind).toBe('idle');
   });
+  describe('divergent slaves (replica checksums)', () => {
+    const why = 'differs from the master at seq 42 in table(s) rides';
+
+    it('removes a slave a verify found divergent, and says how it differs', () => {
+      const d = decide(facts([master(), worker('a', 200), worker('b', 300, { divergent: why })]));
+      expect(d.action).toEqual({ kind: 'replace-divergent', id: 'b' });
+      expect(d.reason).toBe('slave b (pid 300) differs from the master at seq 42 in table(s) rides; removing it so that a fresh copy of the master replaces it');
+    });
+
+    it('then starts a replacement, like for any missing slave', () => {
+      const d = decide(facts([master(), worker('a', 200)]));
+      expect(d.action).toEqual({ kind: 'add-slave' });
+    });
+
+    it('never promotes a divergent slave, even the lowest-pid one', () => {
+      const d = decide(facts([master({ running: false }), worker('low', 100, { divergent: why }), worker('high', 900)]));
+      expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 'high' });
+      const onlyDivergent = decide(facts([master({ running: false }), worker('low', 100, { divergent: why })], { lastMasterDataAvailable: false }));
+      expect(onlyDivergent.action.kind).toBe('idle');
+      expect(onlyDivergent.reason).toBe('master m is lost and no slave is caught up yet; waiting');
+    });
+
+    it('replaces nothing while there is no live master to copy from, nor a retiring slave', () => {
+      const noMaster = decide(facts([master({ state: 'promoting' }), worker('b', 300, { divergent: why })]));
+      expect(noMaster.action.kind).toBe('idle');
+      const retiring = decide(facts([master(), worker('a', 200), worker('b', 300, { divergent: why, retiring: true })], { targetSlaves: 1 }));
+      expect(retiring.action.kind).toBe('idle');
+    });
+  });
 });

@@ -1,0 +1,311 @@
+import { describe, expect, it } from 'vitest';
+import type { Doc } from '../../common/commands.js';
+import { createLogger } from '../../common/logger.js';
+import { decodeControl, decodeSync, encode, WIRE_VERSION } from '../../common/messages.js';
+import { ChecksumBook, checkpointAfter, checksumDocs, checksumTables, TableHasher, type ChecksumSource } from '../../worker/checksum.js';
+import { clusterNames } from '../../common/names.js';
+import { AuditLog } from '../../orchestrator/audit-log.js';
+import { compareReplicas, divergentTables, Verifier, type VerifierDeps } from '../../orchestrator/verify.js';
+import { planBatch } from '../../worker/write-batch.js';
+import { rng as makeRng } from '../prng.js';
+
+const logger = createLogger('test', 'silent');
+
+function rides(n: number): Doc[] {
+  return Array.from({ length: n }, (_, i) => ({
+    _id: `r${i}`,
+    created_by: i % 2 === 0 ? 'ana' : 'bo',
+    source: i % 7,
+    destination: { city: 'x', stop: i % 3 },
+    users: [`u${i}`, `u${i + 1}`],
+  }));
+}
+
+function shuffled<T>(items: T[], seed: number): T[] {
+  const random = makeRng(seed);
+  const out = items.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
+
+/** A source over in-memory tables; documents come back in the order given. */
+function source(tables: Record<string, Doc[]>): ChecksumSource {
+  return {
+    userTables: async () => Object.keys(tables),
+    scanTable: async function* (name: string) {
+      yield* tables[name] ?? [];
+    },
+  };
+}
+
+describe('table checksum', () => {
+  const docs = rides(200);
+  const base = checksumDocs(docs);
+
+  it('does not depend on the order of the documents', () => {
+    expect(base.count).toBe(200);
+    expect(base.sum).toMatch(/^[0-9a-f]{64}$/);
+    for (const seed of [1, 2, 3]) expect(checksumDocs(shuffled(docs, seed))).toEqual(base);
+  });
+
+  it('does not depend on the order of keys, at any depth', () => {
+    const reordered = docs.map((d) => {
+      const { users, destination, source: src, created_by, _id } = d as Record<string, unknown>;
+      const dest = destination as { city: string; stop: number };
+      return { users, destination: { stop: dest.stop, city: dest.city }, source: src, created_by, _id };
+    });
+    expect(checksumDocs(reordered)).toEqual(base);
+  });
+
+  it('changes with one changed field, nested field, array order or value type', () => {
+    const variants: Doc[][] = [
+      docs.map((d, i) => (i === 17 ? { ...d, source: 99 } : d)),
+      docs.map((d, i) => (i === 17 ? { ...d, destination: { city: 'y', stop: 2 } } : d)),
+      docs.map((d, i) => (i === 17 ? { ...d, users: [...(d.users as string[])].reverse() } : d)),
+      docs.map((d, i) => (i === 17 ? { ...d, source: String(d.source) } : d)),
+      docs.map((d, i) => (i === 17 ? { ...d, extra: null } : d)),
+    ];
+    const sums = new Set([base, ...variants.map(checksumDocs)].map((c) => c.sum));
+    expect(sums.size).toBe(variants.length + 1);
+    for (const v of variants) expect(checksumDocs(v).count).toBe(200);
+  });
+
+  it('changes with a missing or an extra document', () => {
+    const missing = checksumDocs(docs.slice(1));
+    const extra = checksumDocs([...docs, { _id: 'new', created_by: 'cy' }]);
+    expect(missing.count).toBe(199);
+    expect(extra.count).toBe(201);
+    expect(missing.sum).not.toBe(base.sum);
+    expect(extra.sum).not.toBe(base.sum);
+  });
+
+  it('sums digests modulo 2^256 (a carry crosses every word; equal digests do not cancel out)', () => {
+    const h = new TableHasher();
+    h.addDigest(Buffer.alloc(32, 0xff));
+    h.addDigest(Buffer.concat([Buffer.alloc(31, 0), Buffer.from([2])]));
+    expect(h.result()).toEqual({ count: 2, sum: `${'0'.repeat(63)}1` });
+    const twice = new TableHasher();
+    const d = Buffer.alloc(32, 0x11);
+    twice.addDigest(d);
+    twice.addDigest(d);
+    expect(twice.result().sum).toBe('22'.repeat(32));
+  });
+});
+
+describe('checksumTables', () => {
+  it('leaves out empty tables (an empty table equals a missing one) and internal collections', async () => {
+    const a = await checksumTables(source({ rides: rides(5), users: [], _dbaas_oplog: [{ _id: 1 }] }));
+    const b = await checksumTables(source({ rides: shuffled(rides(5), 9) }));
+    expect(Object.keys(a.tables)).toEqual(['rides']);
+    expect(a).toEqual(b);
+    expect(a.documents).toBe(5);
+  });
+
+  it('names a table that differs and no other', async () => {
+    const a = await checksumTables(source({ rides: rides(5), users: [{ _id: 'u1', name: 'ana' }] }));
+    const b = await checksumTables(source({ rides: rides(5), users: [{ _id: 'u1', name: 'anna' }] }));
+    expect(a.tables.rides).toEqual(b.tables.rides);
+    expect(a.tables.users).not.toEqual(b.tables.users);
+  });
+});
+
+describe('ChecksumBook and checkpoints', () => {
+  const src = source({ rides: rides(3) });
+
+  it('hashes at a checkpoint that ends the run, and settles at the run end', async () => {
+    const book = new ChecksumBook();
+    await checkpointAfter(src, book, [{ seq: 4 }, { seq: 5, checkpoint: true }], logger);
+    const r = book.get(5);
+    expect(r?.comparable).toBe(true);
+    expect(r?.comparable === true ? r.tables.rides : undefined).toEqual(checksumDocs(rides(3)));
+    expect(book.settled).toBe(5);
+    await checkpointAfter(src, book, [{ seq: 6 }], logger);
+    expect(book.get(6)).toBeUndefined();
+    expect(book.settled).toBe(6);
+  });
+
+  it('refuses a checkpoint inside a snapshot window as not comparable', async () => {
+    const book = new ChecksumBook();
+    await checkpointAfter(src, book, [{ seq: 7, checkpoint: true }], logger, 9);
+    expect(book.get(7)).toMatchObject({ seq: 7, comparable: false });
+    await checkpointAfter(src, book, [{ seq: 9, checkpoint: true }], logger, 9);
+    expect(book.get(9)?.comparable).toBe(true);
+  });
+
+  it('answers not comparable for a checkpoint it settled past without taking, and waits (bounded) for one ahead', async () => {
+    const book = new ChecksumBook();
+    book.settle(10);
+    expect(await book.await(8, 1000)).toMatchObject({ seq: 8, comparable: false });
+    const t0 = Date.now();
+    const late = await book.await(12, 60);
+    expect(late).toMatchObject({ seq: 12, comparable: false });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(55);
+    const pending = book.await(13, 2000);
+    setTimeout(() => void checkpointAfter(src, book, [{ seq: 13, checkpoint: true }], logger), 30);
+    expect((await pending).comparable).toBe(true);
+    // A slave whose snapshot started past the checkpoint: its applied seq counts as settled.
+    expect(await new ChecksumBook().await(3, 1000, () => 20)).toMatchObject({ comparable: false });
+  });
+
+  it('keeps a bounded number of results, dropping the oldest', () => {
+    const book = new ChecksumBook(3);
+    for (let seq = 1; seq <= 5; seq++) book.record({ seq, comparable: false, reason: 'x' });
+    expect([1, 2, 3, 4, 5].map((s) => book.get(s) !== undefined)).toEqual([false, false, true, true, true]);
+  });
+});
+
+describe('verify on the wire', () => {
+  it('a verify write is a batch of its own', () => {
+    const ins = { kind: 'insert' as const, table: 't', docs: [{}] };
+    expect(planBatch([{ kind: 'verify' }, ins])).toBe(1);
+    expect(planBatch([ins, { kind: 'verify' }, ins])).toBe(1);
+  });
+
+  it('a checkpoint entry decodes, and a bad checkpoint field is refused', () => {
+    const entry = { v: WIRE_VERSION, seq: 3, term: 1, requestId: 'r', ts: 1, ops: [], result: { ok: true, seq: 3 }, checkpoint: true };
+    expect(decodeSync(encode(entry))?.checkpoint).toBe(true);
+    expect(decodeSync(encode({ ...entry, checkpoint: 'yes' }))).toBeUndefined();
+  });
+
+  it('a checksum control message needs a seq and a bounded wait', () => {
+    expect(decodeControl(encode({ v: WIRE_VERSION, type: 'checksum', seq: 4, waitMs: 100 }))).toEqual({ v: WIRE_VERSION, type: 'checksum', seq: 4, waitMs: 100 });
+    expect(decodeControl(encode({ v: WIRE_VERSION, type: 'checksum', seq: 0, waitMs: 100 }))).toBeUndefined();
+    expect(decodeControl(encode({ v: WIRE_VERSION, type: 'checksum', seq: 4 }))).toBeUndefined();
+  });
+});
+
+describe('hashing cost (pure CPU, no database)', () => {
+  it('hashes 10,000 and 100,000 documents', () => {
+    for (const n of [10_000, 100_000]) {
+      const docs = rides(n);
+      const t0 = performance.now();
+      const c = checksumDocs(docs);
+      const ms = performance.now() - t0;
+      expect(c.count).toBe(n);
+      console.log(`checksum of ${n} documents: ${ms.toFixed(0)} ms`);
+    }
+  });
+});
+
+describe('compareReplicas (orchestrator)', () => {
+  const t = (count: number, sum: string) => ({ count, sum });
+  const ok = (seq: number, tables: Record<string, { count: number; sum: string }>) => ({ seq, comparable: true as const, tables, documents: 1, ms: 1 });
+  const masterTables = { rides: t(2, 'aa'), users: t(1, 'bb') };
+
+  it('is equal when every replica has the master tables, an empty table counting as missing', () => {
+    const r = compareReplicas('m', [
+      { id: 'm', role: 'master', pid: 1, answer: ok(5, masterTables) },
+      { id: 's', role: 'slave', pid: 2, answer: ok(5, { users: t(1, 'bb'), rides: t(2, 'aa') }) },
+    ]);
+    expect(r.result).toBe('equal');
+    expect(r.replicas.map((x) => x.status)).toEqual(['equal', 'equal']);
+    expect(divergentTables({ a: t(0, '') }, {})).toEqual([]);
+  });
+
+  it('names the divergent slave and only the tables that differ', () => {
+    const r = compareReplicas('m', [
+      { id: 'm', role: 'master', pid: 1, answer: ok(5, masterTables) },
+      { id: 's1', role: 'slave', pid: 2, answer: ok(5, masterTables) },
+      { id: 's2', role: 'slave', pid: 3, answer: ok(5, { rides: t(2, 'ab'), users: t(1, 'bb'), extra: t(1, 'cc') }) },
+    ]);
+    expect(r.result).toBe('divergent');
+    expect(r.replicas.find((x) => x.id === 's2')).toMatchObject({ status: 'divergent', tables: ['extra', 'rides'] });
+    expect(r.suspect).toBeUndefined();
+  });
+
+  it('is incomplete, not divergent, when a replica is not comparable or does not answer', () => {
+    const r = compareReplicas('m', [
+      { id: 'm', role: 'master', pid: 1, answer: ok(5, masterTables) },
+      { id: 's1', role: 'slave', pid: 2, answer: { seq: 5, comparable: false, reason: 'joined later' } },
+      { id: 's2', role: 'slave', pid: 3, answer: { error: 'timeout' } },
+    ]);
+    expect(r.result).toBe('incomplete');
+    expect(r.replicas.map((x) => x.status)).toEqual(['equal', 'not-comparable', 'unreachable']);
+  });
+
+  it('suspects the master when every slave (two or more) agrees and all differ from it', () => {
+    const other = { rides: t(3, 'ff') };
+    const r = compareReplicas('m', [
+      { id: 'm', role: 'master', pid: 1, answer: ok(5, masterTables) },
+      { id: 's1', role: 'slave', pid: 2, answer: ok(5, other) },
+      { id: 's2', role: 'slave', pid: 3, answer: ok(5, other) },
+    ]);
+    expect(r.result).toBe('divergent');
+    expect(r.suspect).toBe('master');
+  });
+});
+
+describe('Verifier (orchestrator), with a fake cluster', () => {
+  const tables = { rides: { count: 1, sum: 'aa' } };
+  function fakeDeps(slaveTables: Record<string, { count: number; sum: string }>, intervalMs = 0) {
+    const marked: Array<[string, string]> = [];
+    const calls: unknown[] = [];
+    const audit = new AuditLog(logger);
+    let seq = 0;
+    const deps: VerifierDeps = {
+      config: { requestTimeoutMs: 1000, verifyIntervalMs: intervalMs, verifyWaitMs: 100 },
+      names: clusterNames('vt'),
+      rpc: {
+        call: async (queue: string, message: unknown) => {
+          calls.push(message);
+          if (queue === clusterNames('vt').writeQueue) return { ok: true, seq: ++seq };
+          const answerTables = queue.includes('s1') ? slaveTables : tables;
+          return { seq, comparable: true, tables: answerTables, documents: 1, ms: 0 };
+        },
+      },
+      cluster: {
+        requireMaster: async () => ({ id: 'm0' }),
+        workersDetail: () => [
+          { id: 'm0', pid: 10, state: 'master' },
+          { id: 's1', pid: 11, state: 'slave' },
+          { id: 's2', pid: 12, state: 'syncing' },
+        ],
+        markDivergent: (id, why) => void marked.push([id, why]),
+      },
+      audit,
+      logger,
+    };
+    return { deps, marked, calls, audit };
+  }
+
+  it('writes a verify checkpoint, asks each serving replica for its checksum at that seq, and audits', async () => {
+    const { deps, marked, calls, audit } = fakeDeps(tables);
+    const report = await new Verifier(deps).run('manual');
+    expect(calls[0]).toMatchObject({ command: { kind: 'verify' } });
+    expect(calls.slice(1)).toEqual([
+      { v: WIRE_VERSION, type: 'checksum', seq: 1, waitMs: 100 },
+      { v: WIRE_VERSION, type: 'checksum', seq: 1, waitMs: 100 },
+    ]);
+    expect(report.result).toBe('incomplete');
+    expect(report.replicas.find((r) => r.id === 's2')).toMatchObject({ status: 'not-comparable', reason: 'it is syncing, not serving' });
+    expect(marked).toEqual([]);
+    expect(audit.list()[0]).toMatchObject({ kind: 'verify', details: { result: 'incomplete', seq: 1 } });
+  });
+
+  it('marks a divergent slave for replacement, and runs periodically when an interval is set', async () => {
+    const { deps, marked, audit } = fakeDeps({ rides: { count: 1, sum: 'ab' } }, 20);
+    const verifier = new Verifier(deps);
+    verifier.start();
+    try {
+      await new Promise((r) => setTimeout(r, 90));
+    } finally {
+      verifier.close();
+    }
+    const runs = audit.list().filter((e) => e.kind === 'verify');
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    expect(runs[0]?.reason).toBe('verify at seq 1: divergent from master m0: s1 (pid 11) in rides; marked for replacement');
+    expect(runs[0]?.details).toMatchObject({ trigger: 'periodic' });
+    expect(marked[0]).toEqual(['s1', 'differs from the master at seq 1 in table(s) rides']);
+  });
+
+  it('joins a run already in flight instead of starting another', async () => {
+    const { deps, calls } = fakeDeps(tables);
+    const verifier = new Verifier(deps);
+    const [a, b] = await Promise.all([verifier.run('manual'), verifier.run('periodic')]);
+    expect(a).toBe(b);
+    expect(calls.filter((m) => (m as { command?: unknown }).command !== undefined)).toHaveLength(1);
+  });
+});

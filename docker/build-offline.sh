@@ -19,6 +19,8 @@
 #   DBAAS_FERRETDB_BIN=/path/ferretdb  the FerretDB binary (default: DBAAS_DB_BIN,
 #                                      else ~/.cache/dbaas/ferretdb-v1.24.2)
 #   DBAAS_IMAGE_FORCE=1                rebuild everything
+#   DBAAS_IMAGE_TAG=<tag>              tag the images <tag> instead of latest
+#                                      (scripts/setup-docker.sh uses one tag per checkout)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -26,6 +28,8 @@ set -euo pipefail
 cd "$DBAAS_ROOT"
 
 DOCKER=${DOCKER:-docker}
+TAG=${DBAAS_IMAGE_TAG:-latest}
+[[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "DBAAS_IMAGE_TAG=$TAG is not a valid image tag"
 BUILD_DIR=$DBAAS_STATE_DIR/docker-build
 OFFLINE_DIR=$DBAAS_ROOT/docker/offline
 # The legacy builder works offline and with any client/engine pair we meet
@@ -45,9 +49,15 @@ docker_build() {
 image_hash() { "$DOCKER" image inspect -f '{{index .Config.Labels "dbaas.build-hash"}}' "$1" 2>/dev/null || true; }
 
 # needs_build IMAGE HASH: true when IMAGE is missing or built from other inputs.
+# An image of the same name built from the same inputs under another tag (another
+# checkout's) is tagged IMAGE instead of being built again.
 needs_build() {
+  local same
   [[ "${DBAAS_IMAGE_FORCE:-}" == 1 ]] && return 0
-  [[ "$(image_hash "$1")" != "$2" ]]
+  [[ "$(image_hash "$1")" == "$2" ]] && return 1
+  same=$("$DOCKER" images -q --filter "reference=${1%%:*}" --filter "label=dbaas.build-hash=$2" 2>/dev/null | head -n 1 || true)
+  [[ -n "$same" ]] && "$DOCKER" tag "$same" "$1" >/dev/null 2>&1 && [[ "$(image_hash "$1")" == "$2" ]] && return 1
+  return 0
 }
 
 # ------------------------------------------------------------------ inputs --
@@ -72,7 +82,7 @@ base_libs=$(for f in "$node_bin" "$ferretdb_bin"; do ldd "$f" 2>/dev/null || tru
 [[ -n "$base_libs" ]] || die "ldd found no shared libraries for $node_bin (a static or non-glibc Node.js is not supported here)"
 # shellcheck disable=SC2086  # one path per word
 base_hash=$( { hash_files $base_libs "$OFFLINE_DIR/base-etc/"*; echo v1; } | hash_stdin)
-if needs_build dbaas-base:latest "$base_hash"; then
+if needs_build dbaas-base:$TAG "$base_hash"; then
   t=$(now_ms)
   root=$BUILD_DIR/base-rootfs
   rm -rf "$root"
@@ -90,27 +100,27 @@ if needs_build dbaas-base:latest "$base_hash"; then
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8' \
     --change "LABEL dbaas.build-hash=$base_hash org.opencontainers.image.title=dbaas-base" \
     --change 'USER 1000:1000' \
-    "$BUILD_DIR/base.tar" dbaas-base:latest >/dev/null
+    "$BUILD_DIR/base.tar" dbaas-base:$TAG >/dev/null
   rm -rf "$root" "$BUILD_DIR/base.tar"
-  log "built dbaas-base:latest ($(elapsed "$t"))"
+  log "built dbaas-base:$TAG ($(elapsed "$t"))"
 else
-  log "dbaas-base:latest is current"
+  log "dbaas-base:$TAG is current"
 fi
 
 # -------------------------------------------------------- database image --
 
 db_hash=$( { echo "$base_hash"; hash_files "$ferretdb_bin" "$OFFLINE_DIR/ferretdb.Dockerfile"; } | hash_stdin)
-if needs_build dbaas-ferretdb:latest "$db_hash"; then
+if needs_build dbaas-ferretdb:$TAG "$db_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/ferretdb
   rm -rf "$ctx"
   mkdir -p "$ctx"
   cp -L "$ferretdb_bin" "$ctx/ferretdb"
-  docker_build -f "$OFFLINE_DIR/ferretdb.Dockerfile" --label "dbaas.build-hash=$db_hash" -t dbaas-ferretdb:latest "$ctx"
+  docker_build -f "$OFFLINE_DIR/ferretdb.Dockerfile" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$db_hash" -t dbaas-ferretdb:$TAG "$ctx"
   rm -rf "$ctx"
-  log "built dbaas-ferretdb:latest ($(elapsed "$t"))"
+  log "built dbaas-ferretdb:$TAG ($(elapsed "$t"))"
 else
-  log "dbaas-ferretdb:latest is current"
+  log "dbaas-ferretdb:$TAG is current"
 fi
 
 # ----------------------------------------------------------- app images --
@@ -119,7 +129,7 @@ fi
 # dbaas-app-deps (node + production node_modules) changes with package-lock.json
 # or Node.js; the worker and orchestrator images add dist/ on top of it.
 deps_hash=$( { echo "$base_hash"; hash_files package.json package-lock.json "$node_bin" "$OFFLINE_DIR/app-deps.Dockerfile"; } | hash_stdin)
-if needs_build dbaas-app-deps:latest "$deps_hash"; then
+if needs_build dbaas-app-deps:$TAG "$deps_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/app-deps
   rm -rf "$ctx"
@@ -129,11 +139,11 @@ if needs_build dbaas-app-deps:latest "$deps_hash"; then
   cp -a node_modules "$ctx/app/"
   (cd "$ctx/app" && npm prune --omit=dev --ignore-scripts --offline --no-audit --no-fund >"$BUILD_DIR/prune.log" 2>&1) ||
     die "npm prune --omit=dev failed (log $BUILD_DIR/prune.log)"
-  docker_build -f "$OFFLINE_DIR/app-deps.Dockerfile" --label "dbaas.build-hash=$deps_hash" -t dbaas-app-deps:latest "$ctx"
+  docker_build -f "$OFFLINE_DIR/app-deps.Dockerfile" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$deps_hash" -t dbaas-app-deps:$TAG "$ctx"
   rm -rf "$ctx"
-  log "built dbaas-app-deps:latest ($(elapsed "$t"))"
+  log "built dbaas-app-deps:$TAG ($(elapsed "$t"))"
 else
-  log "dbaas-app-deps:latest is current"
+  log "dbaas-app-deps:$TAG is current"
 fi
 
 app_hash=$( {
@@ -141,7 +151,7 @@ app_hash=$( {
   hash_files "$OFFLINE_DIR/app.Dockerfile"
   find dist/common dist/orchestrator dist/worker -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum
 } | hash_stdin)
-if needs_build dbaas-worker:latest "$app_hash" || needs_build dbaas-orchestrator:latest "$app_hash"; then
+if needs_build dbaas-worker:$TAG "$app_hash" || needs_build dbaas-orchestrator:$TAG "$app_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/app
   rm -rf "$ctx"
@@ -149,13 +159,13 @@ if needs_build dbaas-worker:latest "$app_hash" || needs_build dbaas-orchestrator
   cp -r dist/common dist/orchestrator dist/worker "$ctx/dist/"
   find "$ctx/dist" -name '*.map' -delete
   for target in worker orchestrator; do
-    docker_build -f "$OFFLINE_DIR/app.Dockerfile" --target "$target" --label "dbaas.build-hash=$app_hash" \
-      -t "dbaas-$target:latest" "$ctx"
+    docker_build -f "$OFFLINE_DIR/app.Dockerfile" --target "$target" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$app_hash" \
+      -t "dbaas-$target:$TAG" "$ctx"
   done
   rm -rf "$ctx"
-  log "built dbaas-worker:latest and dbaas-orchestrator:latest ($(elapsed "$t"))"
+  log "built dbaas-worker:$TAG and dbaas-orchestrator:$TAG ($(elapsed "$t"))"
 else
-  log "dbaas-worker:latest and dbaas-orchestrator:latest are current"
+  log "dbaas-worker:$TAG and dbaas-orchestrator:$TAG are current"
 fi
 
 # Superseded builds leave untagged images behind.

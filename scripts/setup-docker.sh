@@ -7,9 +7,12 @@
 #      - ZooKeeper: a socat relay on the docker0 gateway address, port 2181
 #        (restarted by a loop when it dies; this script restarts the loop)
 #      - RabbitMQ: it listens on every address already; containers log in as
-#        a user of their own (dbaas-docker, random password), because RabbitMQ
-#        lets guest in only from loopback
-#   3. the images, built offline (docker/build-offline.sh) when missing or stale
+#        a user of this checkout's own (dbaas-docker-<checkout id>, random
+#        password), because RabbitMQ lets guest in only from loopback. The user
+#        is created only on a broker a dbaas set-up started; on any other
+#        broker this script changes nothing and says what to create
+#   3. the images, built offline (docker/build-offline.sh) when missing or
+#      stale, tagged per checkout (dbaas-worker:checkout-<checkout id>, …)
 # and writes the settings the runtime needs to .dbaas/runtime.env:
 #   DBAAS_DOCKER_STATUS=ready | "unavailable: <why>", DBAAS_DOCKER_AMQP_URL,
 #   DBAAS_DOCKER_ZK_CONNECT, DBAAS_DOCKER_WORKER_IMAGE, DBAAS_DOCKER_DB_IMAGE.
@@ -20,7 +23,9 @@
 #   scripts/setup-docker.sh stop        stop the dockerd and the relay this script started
 #
 # Knobs: DBAAS_REQUIRE_DOCKER=1 makes --optional fail like the plain form
-# (for CI); DBAAS_DOCKERD_ARGS adds flags to dockerd; DBAAS_SERVICE_TIMEOUT_S.
+# (for CI); DBAAS_DOCKERD_ARGS adds flags to dockerd; DBAAS_SERVICE_TIMEOUT_S;
+# DBAAS_DOCKER_HOST_GATEWAY=<IPv4> the host's address on the bridge, when it
+# cannot be found from the engine or the docker0 interface.
 # Run scripts/setup.sh first (RabbitMQ, ZooKeeper, dist/, FerretDB).
 set -euo pipefail
 
@@ -45,9 +50,13 @@ DOCKERD_PID_FILE=$DBAAS_STATE_DIR/dockerd.pid
 RELAY_PID_FILE=$DBAAS_STATE_DIR/zk-relay.pid
 RELAY_LOG=$DBAAS_STATE_DIR/zk-relay.log
 AMQP_SECRET_FILE=$DBAAS_STATE_DIR/docker-amqp.secret
-AMQP_USER=dbaas-docker
-# The name containers use for the host (mapped to the docker0 gateway).
+AMQP_USER=dbaas-docker-$DBAAS_CHECKOUT_ID
+# Images of this checkout: another checkout's build never replaces them.
+IMAGE_TAG=${DBAAS_IMAGE_TAG:-checkout-$DBAAS_CHECKOUT_ID}
+# The name containers use for the host (the engine maps it to its host-gateway
+# address; with DBAAS_DOCKER_HOST_GATEWAY the containers are given that address).
 HOST_ALIAS=host.docker.internal
+[[ -n "${DBAAS_DOCKER_HOST_GATEWAY:-}" ]] && HOST_ALIAS=$DBAAS_DOCKER_HOST_GATEWAY
 started=$(now_ms)
 
 # unavailable REASON: records why Docker cannot be used, then fails or warns.
@@ -155,8 +164,39 @@ step_engine() {
 
 # ------------------------------------------- 2. host services for containers --
 
-gateway_ip() {
-  docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null | awk '{print $1}'
+# find_gateway: sets GW to the host's address on Docker's default bridge (what
+# containers reach the host at, and where the ZooKeeper relay listens) and
+# GW_FROM to where it came from; fails when no address can be found. In order:
+#   1. DBAAS_DOCKER_HOST_GATEWAY, when set (hosts where neither below works)
+#   2. the gateway the engine lists for its bridge network
+#   3. the IPv4 address of the bridge's interface (docker0): a freshly started
+#      dockerd may list the bridge's subnet with no gateway at all
+GW="" GW_FROM=""
+find_gateway() {
+  local ifname
+  if [[ -n "${DBAAS_DOCKER_HOST_GATEWAY:-}" ]]; then
+    [[ "$DBAAS_DOCKER_HOST_GATEWAY" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] ||
+      unavailable "DBAAS_DOCKER_HOST_GATEWAY=$DBAAS_DOCKER_HOST_GATEWAY is not an IPv4 address"
+    GW=$DBAAS_DOCKER_HOST_GATEWAY GW_FROM="DBAAS_DOCKER_HOST_GATEWAY"
+    return 0
+  fi
+  GW=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' 2>/dev/null | awk '{print $1}')
+  if [[ -n "$GW" ]]; then
+    GW_FROM="the gateway of Docker's bridge network"
+    return 0
+  fi
+  ifname=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)
+  [[ -n "$ifname" && "$ifname" != "<no value>" ]] || ifname=docker0
+  if command -v ip >/dev/null 2>&1; then
+    GW=$(ip -4 -o addr show dev "$ifname" 2>/dev/null | awk '{ split($4, a, "/"); print a[1]; exit }')
+  elif command -v ifconfig >/dev/null 2>&1; then
+    GW=$(ifconfig "$ifname" 2>/dev/null | awk '$1 == "inet" { sub(/^addr:/, "", $2); print $2; exit }')
+  fi
+  if [[ -n "$GW" ]]; then
+    GW_FROM="the address of interface $ifname (the engine lists no gateway for its bridge)"
+    return 0
+  fi
+  unavailable "cannot tell the host's address on the Docker bridge: 'docker network inspect bridge' lists no gateway and interface $ifname has no IPv4 address; set DBAAS_DOCKER_HOST_GATEWAY to the host address containers reach (docs/DOCKER.md, Troubleshooting)"
 }
 
 step_zk_relay() {
@@ -210,9 +250,14 @@ step_amqp_user() {
     log "RabbitMQ lets $AMQP_USER in on $gw:5672 ($(elapsed "$t"))"
     return
   fi
+  local missing="RabbitMQ on $gw:5672 refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err"))"
+  local create="rabbitmqctl add_user $AMQP_USER \"\$(cat $AMQP_SECRET_FILE)\" && rabbitmqctl set_permissions -p / $AMQP_USER '.*' '.*' '.*'"
+  # Credentials are ours to manage only on a broker a dbaas set-up started.
+  rabbitmq_started_by_dbaas ||
+    unavailable "$missing, and that broker was not started by a dbaas set-up, so its users are left alone: create the user containers log in as ($create), then run this again"
   ctl=$(command -v rabbitmqctl || ls /usr/sbin/rabbitmqctl 2>/dev/null) ||
-    unavailable "RabbitMQ on $gw:5672 refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err")) and rabbitmqctl is missing to create it; or set DBAAS_DOCKER_AMQP_URL"
-  log "creating the RabbitMQ user $AMQP_USER for containers …"
+    unavailable "$missing and rabbitmqctl is missing to create it ($create)"
+  log "creating this checkout's RabbitMQ user $AMQP_USER for containers …"
   as_root "$ctl" -q add_user "$AMQP_USER" "$password" >/dev/null 2>&1 || as_root "$ctl" -q change_password "$AMQP_USER" "$password" >/dev/null
   as_root "$ctl" -q set_permissions -p / "$AMQP_USER" '.*' '.*' '.*' >/dev/null
   amqp_login_ok "amqp://$AMQP_USER:$password@$gw:5672" ||
@@ -226,7 +271,7 @@ step_images() {
   local t out
   t=$(now_ms)
   [[ -f "$DBAAS_RUNTIME_ENV" ]] && load_runtime_env
-  if ! out=$(bash "$DBAAS_ROOT/docker/build-offline.sh" 2>&1); then
+  if ! out=$(DBAAS_IMAGE_TAG=$IMAGE_TAG bash "$DBAAS_ROOT/docker/build-offline.sh" 2>&1); then
     printf '%s\n' "$out" >&2
     unavailable "building the images failed (errors above)"
   fi
@@ -237,14 +282,14 @@ step_images() {
 # --------------------------------------------------------------- main --
 
 step_engine
-gw=$(gateway_ip)
-[[ -n "$gw" ]] || unavailable "cannot tell the address of the docker0 bridge (docker network inspect bridge)"
-step_zk_relay "$gw"
-step_amqp_user "$gw"
+find_gateway
+log "containers reach the host at $GW ($GW_FROM)"
+step_zk_relay "$GW"
+step_amqp_user "$GW"
 step_images
 set_runtime_env DBAAS_DOCKER_AMQP_URL "$AMQP_URL_FOR_CONTAINERS"
 set_runtime_env DBAAS_DOCKER_ZK_CONNECT "$HOST_ALIAS:2181"
-set_runtime_env DBAAS_DOCKER_WORKER_IMAGE dbaas-worker:latest
-set_runtime_env DBAAS_DOCKER_DB_IMAGE dbaas-ferretdb:latest
+set_runtime_env DBAAS_DOCKER_WORKER_IMAGE "dbaas-worker:$IMAGE_TAG"
+set_runtime_env DBAAS_DOCKER_DB_IMAGE "dbaas-ferretdb:$IMAGE_TAG"
 set_runtime_env DBAAS_DOCKER_STATUS ready
 log "Docker runtime ready in $(elapsed "$started") (settings in .dbaas/runtime.env)"

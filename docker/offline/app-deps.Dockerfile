@@ -3,7 +3,8 @@
 #   node                 the host's Node.js binary (glibc-linked; its libraries are in dbaas-base)
 #   app/package.json, app/package-lock.json
 #   app/node_modules     production dependencies only (npm prune --omit=dev)
-FROM dbaas-base:latest
+ARG TAG=latest
+FROM dbaas-base:${TAG}
 COPY node /usr/local/bin/node
 COPY app /app
 WORKDIR /app

@@ -1,7 +1,8 @@
 # Offline build, step 2 of 2: the compiled project on top of dbaas-app-deps.
 # The same layout as docker/Dockerfile's final stages (/app, user node = uid
 # 1000, NODE_ENV=production). The context is dist/{common,orchestrator,worker}.
-FROM dbaas-app-deps:latest AS app
+ARG TAG=latest
+FROM dbaas-app-deps:${TAG} AS app
 COPY dist /app/dist
 
 # A small young generation (2 MB semi-spaces, as scripts/start.sh and the

@@ -67,7 +67,9 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
       }
       result.inserted = docs.length;
       result.ids = docs.map((d) => d._id);
-      return { ops: docs.map((doc) => ({ t: 'put', table: command.table, doc, fresh: true })), result };
+      const ops: SyncOp[] = docs.map((doc) => ({ t: 'put', table: command.table, doc, fresh: true }));
+      checkEntrySize(ops);
+      return { ops, result };
     }
     case 'update':
     case 'upsert': {
@@ -84,6 +86,14 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
         const seed: Doc = seedFromFilter(command.where);
         const seeded = typeof seed._id === 'string' ? seed._id : undefined;
         const newDocId = seeded ?? newId();
+        // The filter named an _id with other conditions and matched nothing: a document with that _id
+        // that failed the other conditions must not be overwritten (MongoDB refuses it likewise, E11000).
+        if (seeded !== undefined && id === undefined && (await src.idsExisting(command.table, [seeded])).length > 0) {
+          throw new DbaasError(
+            'DBAAS_WRITE_DUPLICATE_ID',
+            `the upsert matched nothing, and a document with _id ${JSON.stringify(seeded)} already exists in ${command.table}; nothing was changed`,
+          );
+        }
         const doc = { ...applyUpdate({ ...seed, _id: newDocId }, command.update), _id: newDocId };
         // New for sure when the id was made here, or when the filter was that id alone and found nothing.
         const fresh = seeded === undefined || id !== undefined;
@@ -110,17 +120,19 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
 }
 
 /**
- * An update's post-images all go into one oplog entry, and a database refuses a
- * document over 16 MiB: refuse such a write up front (nothing changes), instead
- * of failing to store its entry, which would take the master down.
+ * A write's post-images all go into one oplog entry, and a database refuses a
+ * document over 16 MiB: refuse such a write up front (nothing changes, and the
+ * refusal is acked like any answer), instead of failing to store its entry,
+ * which would take the master down and hand the same write to the next one.
  */
 function checkEntrySize(ops: readonly SyncOp[]): void {
   if (ops.length === 0) return;
   const bytes = Buffer.byteLength(JSON.stringify(ops));
   if (bytes > MAX_ENTRY_BYTES) {
+    const mib = (bytes / 1_048_576).toFixed(1);
     throw new DbaasError(
       'DBAAS_REQ_LIMIT_EXCEEDED',
-      `this update would change ${ops.length} documents holding ${Math.round(bytes / 1_048_576)} MiB, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change; narrow the where filter`,
+      `this write would store ${ops.length} document(s) holding ${mib} MiB, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change; split it (or narrow the where filter); nothing was changed`,
     );
   }
 }

@@ -52,6 +52,12 @@ export class SlaveRole {
   private inFlightReads = 0;
   private snapshotDone = false;
   private readsWanted = false;
+  /**
+   * Entries up to this seq may already be (partly) in the data: the snapshot copy
+   * was read while the master went on writing. They are applied without trusting
+   * the `fresh` hint, so no delete of a copied document is ever skipped.
+   */
+  private fuzzyUpTo = 0;
 
   constructor(private readonly ctx: WorkerContext) {}
 
@@ -85,7 +91,8 @@ export class SlaveRole {
       const copied = await store.copyFrom(source, SNAPSHOT_REPLAY_ENTRIES);
       const s0 = copied.last?.seq ?? 0;
       this.pos = positionAfterSnapshot(s0, copied.last?.term ?? 0);
-      logger.info({ seq: s0, documents: copied.documents, entries: copied.entries, replayed: copied.replayed, ms: Date.now() - started }, 'snapshot copied from master');
+      this.fuzzyUpTo = copied.fuzzyUpTo;
+      logger.info({ seq: s0, fuzzyUpTo: copied.fuzzyUpTo, documents: copied.documents, entries: copied.entries, replayed: copied.replayed, ms: Date.now() - started }, 'snapshot copied from master');
     } finally {
       await source.close();
     }
@@ -148,10 +155,13 @@ export class SlaveRole {
       this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.pos.maxTerm }, 'refused an entry from a deposed master');
     }
     if (judged.apply.length > 0) {
-      await this.ctx.store.applyOps(judged.apply.flatMap((e) => e.ops));
+      const inWindow = judged.apply.filter((e) => e.seq <= this.fuzzyUpTo);
+      const past = inWindow.length === judged.apply.length ? [] : judged.apply.slice(inWindow.length);
+      if (inWindow.length > 0) await this.ctx.store.applyOps(inWindow.flatMap((e) => e.ops), false);
+      if (past.length > 0) await this.ctx.store.applyOps(past.flatMap((e) => e.ops));
       await this.ctx.store.recordEntries(judged.apply);
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
-      await checkpointAfter(this.ctx.store, this.ctx.checksums, judged.apply, this.ctx.logger);
+      await checkpointAfter(this.ctx.store, this.ctx.checksums, judged.apply, this.ctx.logger, this.fuzzyUpTo);
       this.pos = judged.pos;
       this.wake();
     }

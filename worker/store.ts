@@ -60,6 +60,11 @@ export interface CopyResult {
   entries: number;
   /** Entries laid over the copy (see {@link Store.copyFrom}). */
   replayed: number;
+  /**
+   * The source's newest seq once the copy was over: the copy may hold effects of
+   * any entry up to here, so entries up to it are applied with `exact` false.
+   */
+  fuzzyUpTo: number;
 }
 
 interface AnyDoc {
@@ -170,10 +175,11 @@ export class Store {
   /**
    * Applies resulting-state ops (in seq order) with few round trips: one change
    * per document (see apply-plan.ts), new documents inserted in bulk. Replaying
-   * them is idempotent.
+   * them is idempotent. `exact` (see planApply): this database holds exactly the
+   * state before the ops; false where it may already hold some of their effects.
    */
-  async applyOps(ops: readonly SyncOp[]): Promise<void> {
-    for (const step of planApply(ops)) {
+  async applyOps(ops: readonly SyncOp[], exact = true): Promise<void> {
+    for (const step of planApply(ops, exact)) {
       if (step.kind === 'clear') await this.dropUserTables();
       else for (const writes of groupByTable(step.changes)) await this.writeTable(writes);
     }
@@ -184,7 +190,7 @@ export class Store {
    * crash): it reads the documents first and writes only those that differ.
    */
   async replayOps(ops: readonly SyncOp[]): Promise<void> {
-    for (const step of planApply(ops)) {
+    for (const step of planApply(ops, false)) {
       if (step.kind === 'clear') {
         await this.dropUserTables();
         continue;
@@ -384,7 +390,9 @@ export class Store {
       if (docs.length > 0) await insert(to, docs);
     }
     for (const [name, docs] of overlay.unmet()) await insert(this.table(name), docs);
-    return { last, documents, entries, replayed: replay.length };
+    // Read after the tables: every entry whose data the copy can have met was stored before this.
+    const fuzzyUpTo = Math.max(last?._id ?? 0, (await source.lastEntry())?._id ?? 0);
+    return { last, documents, entries, replayed: replay.length, fuzzyUpTo };
   }
 
   /** Keeps at most `maxEntries` entries and none older than `maxAgeMs`, but always the newest one. */

@@ -17,6 +17,10 @@ if [[ -s "$DBAAS_STATE_DIR/rabbitmq-dir" ]]; then
   DBAAS_RABBITMQ_DIR=$(cat "$DBAAS_STATE_DIR/rabbitmq-dir")
 fi
 
+# A short name for this checkout (its path), for what several checkouts on one
+# machine must not share: the Docker images' tag and the broker user of containers.
+DBAAS_CHECKOUT_ID=$(printf '%s' "$DBAAS_ROOT" | md5sum | cut -c1-10)
+
 log() { printf '[dbaas] %s\n' "$*"; }
 warn() { printf '[dbaas] WARNING: %s\n' "$*" >&2; }
 die() { printf '[dbaas] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -121,4 +125,27 @@ rabbitmq_env() {
 # rabbitmq_pid_file: where the node started by our scripts writes its OS pid.
 rabbitmq_pid_file() {
   echo "$DBAAS_RABBITMQ_DIR/mnesia/rabbit@$(hostname -s).pid"
+}
+
+# rabbitmq_started_by_dbaas: true when a RabbitMQ node on this machine keeps its
+# state where a dbaas set-up puts it (<checkout>/.dbaas/rabbitmq or
+# /var/lib/rabbitmq/dbaas-*), i.e. a dbaas set-up started the broker. Only on
+# such a broker do our scripts manage users; any other broker's credentials are
+# never changed (they say what is missing instead). Reading another user's
+# process environment needs root: as another user this is always false.
+rabbitmq_started_by_dbaas() {
+  local dir base
+  for dir in /proc/[0-9]*; do
+    [[ "$(cat "$dir/comm" 2>/dev/null)" == beam.smp ]] || continue
+    base=$(tr '\0' '\n' <"$dir/environ" 2>/dev/null | sed -n 's/^RABBITMQ_MNESIA_BASE=//p')
+    case "$base" in
+      */.dbaas/rabbitmq/mnesia | /var/lib/rabbitmq/dbaas-*/mnesia) return 0 ;;
+    esac
+  done
+  return 1
+}
+
+# node_at_least MAJOR MINOR: true when this Node.js is at least MAJOR.MINOR.
+node_at_least() {
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > +process.argv[1] || (a === +process.argv[1] && b >= +process.argv[2]) ? 0 : 1)' "$1" "$2"
 }

@@ -67,28 +67,64 @@ find_cmd() {
 
 # ------------------------------------------------------ 1. npm and build --
 
-step_npm() {
-  local t
+# npm_progress LOG: while `npm ci` runs, prints every 5 s how many of the lock
+# file's packages are in node_modules (npm itself shows nothing until the end
+# when its output is not a terminal).
+npm_progress() {
+  local t total have
   t=$(now_ms)
-  command -v npm >/dev/null 2>&1 || die "npm is missing: install Node.js ≥ 20 (https://nodejs.org/)"
-  if [[ -f package-lock.json ]]; then
-    if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-      log "installing npm dependencies (npm ci) …"
-      if ! npm ci --no-audit --no-fund >"$DBAAS_STATE_DIR/npm-ci.log" 2>&1; then
-        grep -E '^npm (error|ERR!)' "$DBAAS_STATE_DIR/npm-ci.log" | grep -v -E '^npm (error|ERR!) *$' | head -n 12 >&2
-        warn "npm ci failed (full log: $DBAAS_STATE_DIR/npm-ci.log); when package-lock.json is out of sync with package.json, regenerate it with 'npm install' and commit it"
-        log "falling back to npm install --no-save (leaves package-lock.json as it is) …"
-        npm install --no-save --no-audit --no-fund || die "npm install failed too"
-      fi
-      log "npm dependencies installed ($(elapsed "$t"))"
-    else
-      log "reusing node_modules (matches package-lock.json) ($(elapsed "$t"))"
-    fi
-  else
-    log "installing npm dependencies (npm install; there is no package-lock.json) …"
-    npm install --no-audit --no-fund
-    log "npm dependencies installed ($(elapsed "$t"))"
+  total=$(node -e '
+    const l = require("./package-lock.json");
+    let n = 0;
+    for (const [p, v] of Object.entries(l.packages || {})) {
+      if (!/^node_modules\/(@[^/]+\/)?[^/]+$/.test(p)) continue;
+      if (v.os && !v.os.includes(process.platform)) continue;
+      if (v.cpu && !v.cpu.includes(process.arch)) continue;
+      if (v.libc && !v.libc.includes("glibc")) continue;
+      n++;
+    }
+    console.log(n);' 2>/dev/null || echo "?")
+  # Stops by itself when the set-up is gone (killed during npm ci).
+  while sleep 5 && kill -0 $$ 2>/dev/null; do
+    # A package counts once its files are unpacked (npm makes the directories first).
+    have=$(( $(find node_modules -mindepth 2 -maxdepth 2 -name package.json ! -path 'node_modules/@*' 2>/dev/null | wc -l) +
+      $(find node_modules -mindepth 3 -maxdepth 3 -path 'node_modules/@*/*/package.json' 2>/dev/null | wc -l) ))
+    log "npm ci: $have of about $total packages in node_modules ($(elapsed "$t"))"
+  done
+}
+
+# Dependencies come from package-lock.json, always (`npm ci`). A lock file out
+# of step with package.json is an error that says how to fix it, never a
+# silent `npm install` that resolves something else.
+step_npm() {
+  local t stamp=$DBAAS_STATE_DIR/npm-ci.stamp want npm_log=$DBAAS_STATE_DIR/npm-ci.log ticker status
+  t=$(now_ms)
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
+    die "Node.js and npm are missing: install Node.js ≥ 20 with npm (https://nodejs.org/, or apt-get install nodejs npm on Debian ≥ 13)"
+  node_at_least 20 0 || die "Node.js $(node --version) is too old: dbaas needs Node.js ≥ 20 (https://nodejs.org/)"
+  [[ -f package-lock.json ]] ||
+    die "package-lock.json is missing: dependencies are installed from it (npm ci). Restore it (git checkout package-lock.json), or create it with 'npm install' and commit it"
+  want=$(cat package.json package-lock.json | sha256sum | cut -c1-32)
+  if [[ -f node_modules/.package-lock.json && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+    log "reusing node_modules (installed from this package-lock.json) ($(elapsed "$t"))"
+    return
   fi
+  log "installing npm dependencies from package-lock.json (npm ci; about 15-30 s the first time) …"
+  npm_progress &
+  ticker=$!
+  status=0
+  npm ci --no-audit --no-fund 2>&1 | tee "$npm_log" || status=$?
+  kill "$ticker" 2>/dev/null || true
+  wait "$ticker" 2>/dev/null || true
+  if (( status != 0 )); then
+    rm -f "$stamp"
+    if grep -q -E 'can only install packages when your package.json and package-lock.json|from lock file|Invalid: lock file' "$npm_log"; then
+      die "package-lock.json is out of step with package.json (npm ci refused, lines above; log $npm_log). Fix: run 'npm install' (it updates package-lock.json), check that 'npm ci' then succeeds, and commit package-lock.json"
+    fi
+    die "npm ci failed (lines above; log $npm_log)"
+  fi
+  echo "$want" >"$stamp"
+  log "npm dependencies installed ($(elapsed "$t"))"
 }
 
 # True when no source or config file changed since the last successful build.
@@ -124,10 +160,11 @@ step_build() {
 
 # ----------------------------------------------------------- 2. RabbitMQ --
 
+# amqp_guest_ok: logs in as the services will (DBAAS_AMQP_URL, default guest/guest).
 amqp_guest_ok() {
   # amqplib is a project dependency, so it is in node_modules by now.
-  node -e '
-    require("amqplib").connect("amqp://guest:guest@127.0.0.1:5672", { timeout: 5000 })
+  DBAAS_CHECK_URL=${DBAAS_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672} node -e '
+    require("amqplib").connect(process.env.DBAAS_CHECK_URL, { timeout: 5000 })
       .then((c) => c.close())
       .then(() => process.exit(0), (e) => { console.error(String(e && e.message || e)); process.exit(1); });
   ' 2>"$DBAAS_STATE_DIR/amqp-check.err"
@@ -143,12 +180,19 @@ rabbitmq_log_hint() {
   fi
 }
 
+# ensure_guest_user RABBITMQCTL: makes sure guest/guest logs in. Only on a
+# broker a dbaas set-up started (rabbitmq_started_by_dbaas) is the guest user
+# restored; any other broker's users are never touched: it says what is missing.
 ensure_guest_user() {
   local ctl=$1
   if amqp_guest_ok; then return 0; fi
-  if [[ -z "$ctl" ]]; then
-    die "RabbitMQ on 127.0.0.1:5672 refuses guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err")); create that user or set DBAAS_AMQP_URL"
+  [[ -z "${DBAAS_AMQP_URL:-}" ]] ||
+    die "RabbitMQ refuses DBAAS_AMQP_URL ($(cat "$DBAAS_STATE_DIR/amqp-check.err")); check its user and password"
+  local missing="RabbitMQ on 127.0.0.1:5672 refuses guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err"))"
+  if ! rabbitmq_started_by_dbaas; then
+    die "$missing. That broker was not started by a dbaas set-up, so its users are left alone: point DBAAS_AMQP_URL at a user that may configure, write and read on vhost / (e.g. DBAAS_AMQP_URL=amqp://user:password@127.0.0.1:5672), or let guest log in from loopback (rabbitmqctl add_user guest guest; rabbitmqctl set_permissions -p / guest '.*' '.*' '.*')"
   fi
+  [[ -n "$ctl" ]] || die "$missing and rabbitmqctl is missing to restore guest; or set DBAAS_AMQP_URL"
   log "RabbitMQ refused guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err")); restoring the guest user …"
   as_root "$ctl" -q add_vhost / >/dev/null 2>&1 || true
   as_root "$ctl" -q add_user guest guest >/dev/null 2>&1 || as_root "$ctl" -q change_password guest guest >/dev/null

@@ -9,6 +9,11 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$DBAAS_ROOT"
 
+# The service runs on Node.js ≥ 20; the test runner does not: vitest 3 runs on
+# vite 7, which needs Node.js ≥ 20.19.
+if command -v node >/dev/null 2>&1 && ! node_at_least 20 19; then
+  die "the tests need Node.js ≥ 20.19 (vitest 3 runs on vite 7), found $(node --version); the service itself runs on Node.js ≥ 20"
+fi
 bash "$DBAAS_ROOT/scripts/setup.sh"
 # The Docker runtime's tests need an engine and images; without them they are
 # skipped with a loud warning (DBAAS_REQUIRE_DOCKER=1: fail instead).

@@ -29,6 +29,13 @@ export function isNodeExists(err: unknown): boolean {
   return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NODE_EXISTS;
 }
 
+/** An error the server sent (as opposed to a lost connection or session): proof of contact. */
+function serverAnswered(err: unknown): boolean {
+  if (!(err instanceof zookeeper.Exception)) return false;
+  const code = err.getCode();
+  return code !== zookeeper.Exception.CONNECTION_LOSS && code !== zookeeper.Exception.SESSION_EXPIRED && code !== zookeeper.Exception.OPERATION_TIMEOUT;
+}
+
 export function isBadVersion(err: unknown): boolean {
   return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.BAD_VERSION;
 }
@@ -46,6 +53,9 @@ export class ZkSession extends EventEmitter {
   private readonly backoff = new Backoff(100, 2000);
   private disconnectedAt: number | undefined;
   private stuckTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  /** When the server last answered this process (a reply, or the session coming up). */
+  private lastContactAt = 0;
 
   constructor(private readonly opts: ZkSessionOptions) {
     super();
@@ -65,6 +75,18 @@ export class ZkSession extends EventEmitter {
     this.newClient();
     this.stuckTimer ??= setInterval(() => this.checkStuck(), 1000);
     this.stuckTimer.unref();
+    // The client pings on an idle socket but never notices a server that stops answering on an open
+    // one (a hung server, a dropped route). A request every third of the session timeout, whose answer
+    // moves lastContactAt, gives an age that is true in every case (see common/fencing.ts).
+    this.heartbeat ??= setInterval(() => {
+      if (this.live) void this.exists('/').catch(() => undefined);
+    }, Math.max(100, Math.floor(this.opts.sessionTimeoutMs / 3)));
+    this.heartbeat.unref();
+  }
+
+  /** Milliseconds since the server last answered (Infinity before the first session). */
+  contactAgeMs(now = Date.now()): number {
+    return this.lastContactAt === 0 ? Infinity : now - this.lastContactAt;
   }
 
   /**
@@ -122,6 +144,7 @@ export class ZkSession extends EventEmitter {
 
   private async sessionUp(client: Client): Promise<void> {
     this.disconnectedAt = undefined;
+    this.lastContactAt = Date.now();
     if (this.live) {
       // Reconnected within the same session: ephemerals and watches are intact.
       this.emit('reconnected');
@@ -152,6 +175,7 @@ export class ZkSession extends EventEmitter {
       const watchdog = setTimeout(() => reject(new Error(`zookeeper request unanswered after ${limitMs} ms`)), limitMs);
       fn(client, (err, value) => {
         clearTimeout(watchdog);
+        if (!err || serverAnswered(err)) this.lastContactAt = Date.now();
         if (err) reject(err);
         else resolve(value);
       });
@@ -208,6 +232,8 @@ export class ZkSession extends EventEmitter {
     this.closed = true;
     if (this.stuckTimer) clearInterval(this.stuckTimer);
     this.stuckTimer = undefined;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
     this.live = false;
     this.client?.close();
     this.client = undefined;

@@ -21,6 +21,8 @@ export interface WorkerContext {
   fail(reason: string): never;
   /** Counts a malformed message that was dead-lettered (shown in the worker's status). */
   notePoison(queue: string): void;
+  /** False once ZooKeeper has not answered for the self-fence deadline: a master must take no more writes (common/fencing.ts). */
+  masterLeaseValid(): boolean;
 }
 
 /** The orchestrator's HTTP request id carried by an RPC message, for the worker's log line of that request. */

@@ -170,6 +170,11 @@ export class MasterRole {
   private async drain(): Promise<void> {
     try {
       while (this.inbox.length > 0 && !this.fenced) {
+        if (!this.ctx.masterLeaseValid()) {
+          // Between two checks of the fence timer: nothing more is stored or published (common/fencing.ts).
+          await this.fence();
+          this.ctx.fail('no recent answer from ZooKeeper; this master stops before another can be promoted');
+        }
         const window = this.inbox.slice(0, this.limits.maxWrites);
         const batch = this.inbox.splice(0, planBatch(window.map((t) => t.env.command), this.limits));
         await this.stage1(batch);

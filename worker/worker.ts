@@ -20,6 +20,7 @@ import { DbaasError, asDbaasError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { decodeControl, type ChecksumReply, type ControlMessage, type WorkerState, type WorkerStatus } from '../common/messages.js';
 import { clusterNames, type ClusterNames } from '../common/names.js';
+import { FENCE_CHECK_MS, selfFenceMs } from '../common/fencing.js';
 import { assertTopology } from '../common/topology.js';
 import { CreateMode, isNodeExists, isNoNode, ZkSession } from '../common/zk-session.js';
 import { ChecksumBook } from './checksum.js';
@@ -52,6 +53,7 @@ export class Worker implements WorkerContext {
   private readonly startedAt = new Date().toISOString();
   private statusTimer: NodeJS.Timeout | undefined;
   private trimTimer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
   private lastPublished = '';
   readonly checksums = new ChecksumBook();
 
@@ -131,7 +133,7 @@ export class Worker implements WorkerContext {
       await this.master.recover();
       await this.claimMaster(config.term);
       this.setState('master');
-      await this.watchTerm();
+      await this.watchTerm(config.term);
     } else {
       this.slave = new SlaveRole(this);
       this.setState('syncing');
@@ -147,6 +149,7 @@ export class Worker implements WorkerContext {
       await this.slave.startReads(this.connection());
     }
     this.statusTimer = setInterval(() => void this.publishStatus(), 500);
+    this.fenceTimer = setInterval(() => this.checkZkContact(), FENCE_CHECK_MS);
     this.trimTimer = setInterval(() => void this.trimOplog(), 60_000);
     this.logger.info({ state: this.currentState }, 'worker ready');
   }
@@ -260,23 +263,56 @@ export class Worker implements WorkerContext {
   }
 
   /**
-   * A master keeps a watch on the term: once the orchestrator has moved to a
-   * newer term, someone else is (or is about to be) master, so this one fences
-   * itself and leaves.
+   * A master keeps a watch on the term: once it has moved past `myTerm`, someone
+   * else is (or is about to be) master, so this one fences itself and leaves.
+   * Every master arms it, the first one and every promoted one, once it holds
+   * the master znode. A check that fails (ZooKeeper unreachable) is retried
+   * every second: a watch that is never re-armed would leave a master that can
+   * no longer be deposed (the contact deadline in checkZkContact covers the gap).
    */
-  private async watchTerm(): Promise<void> {
+  private async watchTerm(myTerm: number): Promise<void> {
     const check = async (): Promise<void> => {
-      if (!this.master || this.currentState === 'stopped') return;
-      const { data } = await this.zk.getData(this.names.zkTerm, () => void check().catch(() => undefined));
+      if (this.currentState === 'stopped') return;
+      const { data } = await this.zk.getData(this.names.zkTerm, () => void retry());
       const term = Number(data?.toString() ?? '0');
-      if (term > this.master.term) {
-        await this.master.fence();
-        this.fail(`the term moved to ${term} while this master holds term ${this.master.term}`);
+      if (term > myTerm) {
+        await this.master?.fence();
+        this.fail(`the term moved to ${term} while this master holds term ${myTerm}`);
+      }
+    };
+    const retry = async (): Promise<void> => {
+      for (;;) {
+        try {
+          await check();
+          return;
+        } catch (err) {
+          if (isNoNode(err)) return;
+          if (this.currentState === 'stopped') return;
+          await new Promise((r) => setTimeout(r, 1000));
+        }
       }
     };
     await check().catch((err: unknown) => {
       if (!isNoNode(err)) throw err;
     });
+  }
+
+  /**
+   * A master that has not heard from ZooKeeper for selfFenceMs stops taking
+   * writes and leaves, before the orchestrator could promote another worker
+   * (common/fencing.ts has the timing and why it is safe).
+   */
+  private checkZkContact(): void {
+    if (!this.master || (this.currentState !== 'master' && this.currentState !== 'promoting')) return;
+    const age = this.zk.contactAgeMs();
+    const limit = selfFenceMs(this.config.zkSessionTimeoutMs);
+    if (age <= limit) return;
+    void this.master.fence().finally(() => this.fail(`no answer from ZooKeeper for ${age} ms (limit ${limit} ms); another master may be promoted`));
+  }
+
+  /** True while this master may still take writes (see checkZkContact). */
+  masterLeaseValid(): boolean {
+    return this.zk.contactAgeMs() <= selfFenceMs(this.config.zkSessionTimeoutMs);
   }
 
   private async handleControl(ch: Channel, msg: ConsumeMessage): Promise<void> {
@@ -326,9 +362,10 @@ export class Worker implements WorkerContext {
       const master = new MasterRole(this, term);
       master.continueFrom(slave.appliedSeq);
       await this.claimMaster(term);
-      await this.watchTerm();
-      await slave.dropSyncQueue();
       this.master = master;
+      // Armed before the first write is taken: a promoted master is deposed like the first one.
+      await this.watchTerm(term);
+      await slave.dropSyncQueue();
       this.slave = undefined;
       this.setState('master');
       await master.attach(this.connection());
@@ -353,6 +390,7 @@ export class Worker implements WorkerContext {
   async stop(code: number): Promise<never> {
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.trimTimer) clearInterval(this.trimTimer);
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
     await this.slave?.stopReads().catch(() => undefined);
     if (this.master) {
       await this.master.fence();

@@ -50,6 +50,12 @@ export interface OrchestratorConfig extends ClusterConfig {
   /** Keys for the data endpoints (`DBAAS_API_KEYS`: a comma list, or `@/path/to/file` with one key per line). Empty: open. */
   readonly apiKeys: readonly string[];
   readonly dataDir: string;
+  /**
+   * `DBAAS_FORCE_NEW_CLUSTER=1`: start an empty cluster even though the namespace
+   * records a master whose data is missing (otherwise start-up refuses, so an
+   * acknowledged write is never silently dropped by a restart).
+   */
+  readonly forceNewCluster: boolean;
   /** Path of the database server each worker gets (FerretDB or mongod). */
   readonly dbBin: string | undefined;
   readonly bodyLimitBytes: number;
@@ -224,6 +230,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     adminToken: r.secret('DBAAS_ADMIN_TOKEN'),
     apiKeys: r.keyList('DBAAS_API_KEYS'),
     dataDir: r.str('DBAAS_DATA_DIR', './data'),
+    forceNewCluster: r.oneOf('DBAAS_FORCE_NEW_CLUSTER', '0', ['0', '1'] as const) === '1',
     dbBin: r.optional('DBAAS_DB_BIN'),
     bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),

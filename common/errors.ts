@@ -55,6 +55,10 @@ export const ERROR_CATALOGUE = {
   DBAAS_RPC_TIMEOUT: { status: 504, retryable: true, message: 'the worker did not answer in time' },
   DBAAS_READ_SEQ_TIMEOUT: { status: 504, retryable: true, message: 'no slave reached the requested afterSeq in time' },
 
+  // Start-up refusals (never seen by a data request): the process exits with the message.
+  DBAAS_ORCHESTRATOR_RUNNING: { status: 409, retryable: false, message: 'another orchestrator manages this namespace' },
+  DBAAS_CLUSTER_DATA_MISSING: { status: 409, retryable: false, message: "the recorded master's data is missing; refusing to start an empty cluster" },
+
   DBAAS_SERVER_INTERNAL: { status: 500, retryable: false, message: 'internal error' },
 } as const satisfies Record<string, CatalogueEntry>;
 

@@ -13,10 +13,11 @@ import path from 'node:path';
 import { Backoff, waitFor } from '../common/backoff.js';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError } from '../common/errors.js';
+import { masterLostGraceMs } from '../common/fencing.js';
 import type { Logger } from '../common/logger.js';
 import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
-import { CreateMode, isBadVersion, isNodeExists, type ZkSession } from '../common/zk-session.js';
+import { CreateMode, isBadVersion, isNodeExists, isNoNode, type ZkSession } from '../common/zk-session.js';
 import type { AuditLog } from './audit-log.js';
 import type { ClusterView, MasterInfo } from './cluster-view.js';
 import { decide, type Action, type ClusterFacts, type Decision, type WorkerFact } from './reconcile.js';
@@ -62,6 +63,8 @@ export class ClusterManager {
   private readonly retiring = new Set<string>();
   private readonly everRegistered = new Set<string>();
   private readonly missingSince = new Map<string, number>();
+  /** Sync queues of gone workers whose delete failed; retried on each tick. */
+  private readonly orphanQueues = new Set<string>();
   /** Slaves a verify found different from the master (id → how), to be replaced by the loop. */
   private readonly divergent = new Map<string, string>();
   private lastMasterId: string | undefined;
@@ -91,8 +94,9 @@ export class ClusterManager {
     return path.resolve(this.d.config.dataDir, this.d.config.namespace, 'cluster.json');
   }
 
+  /** How long a worker's znode must be missing before it counts as lost: longer than a master takes to fence itself (common/fencing.ts). */
   private get missingGraceMs(): number {
-    return Math.max(3000, 2 * this.d.config.zkSessionTimeoutMs);
+    return masterLostGraceMs(this.d.config.zkSessionTimeoutMs);
   }
 
   /**
@@ -113,14 +117,31 @@ export class ClusterManager {
       this.targetSlaves = Math.min(config.maxSlaves, Math.max(config.initialSlaves, slaves));
       audit.record('adoption', `adopted ${adopted.length} running worker(s) (pids ${adopted.map((w) => w.pid).join(', ')}); master ${this.lastMasterId ?? 'none'}`);
     } else {
-      const masterId = previous?.masterId ?? newWorkerId();
+      const recorded = previous?.masterId ?? (await this.readClusterRecord());
+      let masterId = recorded ?? newWorkerId();
+      if (recorded !== undefined && !(this.d.runtime.hasData?.(recorded) ?? true)) {
+        // The namespace had a cluster whose master data is gone: starting empty would silently drop
+        // every acknowledged write. Only an operator who means it may do that.
+        if (!config.forceNewCluster) {
+          throw new DbaasError(
+            'DBAAS_CLUSTER_DATA_MISSING',
+            `namespace ${config.namespace} records master ${recorded}, but its data is not in ${path.resolve(config.dataDir, config.namespace)} (or its volume); ` +
+              'restore it, point DBAAS_DATA_DIR at it, or start an empty cluster on purpose with DBAAS_FORCE_NEW_CLUSTER=1',
+          );
+        }
+        audit.record('restart', `DBAAS_FORCE_NEW_CLUSTER=1: master ${recorded}'s data is missing; starting an empty cluster`);
+        masterId = newWorkerId();
+      }
       const term = await this.bumpTerm();
-      logger.info({ masterId, term, reused: previous !== undefined }, 'starting the master');
+      logger.info({ masterId, term, reused: masterId === recorded }, 'starting the master');
       this.lastMasterId = masterId;
       await this.startWorkerAndWait({ id: masterId, role: 'master', term }, 'master');
       this.writeClusterFile({ masterId });
     }
-    this.tick = setInterval(() => this.kick(), 500);
+    this.tick = setInterval(() => {
+      this.kick();
+      if (this.orphanQueues.size > 0 && this.d.rpc.connected) void this.retryOrphanQueues();
+    }, 500);
     this.kick();
     await waitFor(
       () => (this.masterAvailable() && view.servingSlaves().length >= Math.min(this.targetSlaves, config.initialSlaves) ? true : undefined),
@@ -267,7 +288,8 @@ export class ClusterManager {
       const oldPid = oldMasterId ? this.pidOf(oldMasterId) : undefined;
       // Fence: the old master must be dead before anyone else takes writes.
       if (oldMasterId) {
-        await runtime.kill(oldMasterId);
+        const killed = await runtime.kill(oldMasterId);
+        if (!killed) await this.waitOutSelfFence(oldMasterId);
         await this.removeZnodes(oldMasterId);
       }
       const term = await this.bumpTerm();
@@ -296,6 +318,20 @@ export class ClusterManager {
     }
   }
 
+  /**
+   * The runtime cannot kill a master it does not run, so it cannot be sure it is
+   * dead: wait until the master must have fenced itself (it stops taking writes
+   * once ZooKeeper has not answered it for selfFenceMs, common/fencing.ts),
+   * counted from when its znode vanished.
+   */
+  private async waitOutSelfFence(id: string): Promise<void> {
+    const since = this.missingSince.get(id) ?? Date.now();
+    const until = since + this.missingGraceMs;
+    const waitMs = Math.max(0, until - Date.now());
+    this.d.audit.record('detection', `the runtime does not run master ${id}, so it cannot kill it; waiting ${waitMs} ms for it to have fenced itself before promoting another`);
+    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  }
+
   private async restartMaster(id: string, reason: string): Promise<void> {
     const started = Date.now();
     this.failingOver = true;
@@ -317,10 +353,10 @@ export class ClusterManager {
 
   /** Removes every trace of a worker that is gone for good (it is killed first, to be sure). */
   private async forget(id: string): Promise<void> {
-    const { runtime, rpc, names } = this.d;
+    const { runtime } = this.d;
     await runtime.kill(id);
     await this.removeZnodes(id);
-    await rpc.deleteQueue(names.syncQueue(id)).catch(() => undefined);
+    await this.deleteSyncQueue(id);
     await runtime.remove(id).catch((err: unknown) => this.d.logger.warn({ id, err: (err as Error).message }, 'cleanup failed'));
     this.exited.delete(id);
     this.everRegistered.delete(id);
@@ -328,6 +364,33 @@ export class ClusterManager {
     this.retiring.delete(id);
     this.forgotten.add(id);
     if (this.forgotten.size > 10_000) this.forgotten.delete(this.forgotten.values().next().value as string);
+  }
+
+  /**
+   * Deletes a gone worker's durable sync queue, which would otherwise collect every
+   * write forever. A delete that fails (broker away) is kept and retried on every
+   * tick of the loop until it succeeds.
+   */
+  private async deleteSyncQueue(id: string): Promise<void> {
+    const queue = this.d.names.syncQueue(id);
+    try {
+      await this.d.rpc.deleteQueue(queue);
+      this.orphanQueues.delete(queue);
+    } catch (err) {
+      if (!this.orphanQueues.has(queue)) this.d.logger.warn({ queue, err: (err as Error).message }, 'could not delete a sync queue; retrying later');
+      this.orphanQueues.add(queue);
+    }
+  }
+
+  private async retryOrphanQueues(): Promise<void> {
+    for (const queue of [...this.orphanQueues]) {
+      try {
+        await this.d.rpc.deleteQueue(queue);
+        this.orphanQueues.delete(queue);
+      } catch {
+        return; // the broker is still away: the next tick tries again
+      }
+    }
   }
 
   /** Deletes the znodes a dead worker's session may still hold, so nobody waits for its session to expire. */
@@ -399,8 +462,10 @@ export class ClusterManager {
       await this.d.runtime.stop(id, 10_000);
       await this.forget(id);
       this.d.audit.record('removal', `retired slave ${id}: ${reason}`, { durationMs: Date.now() - started });
-      this.kick();
-    })();
+    })()
+      // A background task must never end the process with an unhandled rejection.
+      .catch((err: unknown) => this.d.audit.record('error', `retiring slave ${id} failed: ${(err as Error).message}`))
+      .finally(() => this.kick());
   }
 
   private async startWorkerAndWait(spec: WorkerSpec, state: WorkerStatus['state'], track = true): Promise<void> {
@@ -569,14 +634,15 @@ export class ClusterManager {
     this.stopping = true;
     if (this.tick) clearInterval(this.tick);
     const masterId = this.d.view.master?.id ?? this.lastMasterId;
-    const slaves = [...new Set([...this.d.runtime.list().map((w) => w.id), ...this.d.view.workers.keys()])].filter((id) => id !== masterId);
+    // Only workers this runtime runs: a worker known only from ZooKeeper is not ours to stop or delete.
+    const slaves = this.d.runtime.list().map((w) => w.id).filter((id) => id !== masterId);
     for (const id of slaves) this.retiring.add(id);
     await Promise.all(slaves.map((id) => this.d.runtime.stop(id, timeoutMs)));
     if (masterId) await this.d.runtime.stop(masterId, timeoutMs);
     await this.d.runtime.close(timeoutMs);
     for (const id of slaves) {
-      await this.d.rpc.deleteQueue(this.d.names.syncQueue(id)).catch(() => undefined);
-      await this.d.runtime.remove(id).catch(() => undefined);
+      await this.deleteSyncQueue(id);
+      await this.d.runtime.remove(id).catch((err: unknown) => this.d.logger.warn({ id, err: (err as Error).message }, 'cleanup failed'));
     }
   }
 
@@ -590,15 +656,36 @@ export class ClusterManager {
     if (!existsSync(this.clusterFile)) return undefined;
     try {
       const parsed = JSON.parse(readFileSync(this.clusterFile, 'utf8')) as Partial<ClusterFile>;
-      const dir = path.resolve(this.d.config.dataDir, this.d.config.namespace, parsed.masterId ?? '');
-      return parsed.masterId && existsSync(dir) ? { masterId: parsed.masterId } : undefined;
+      return typeof parsed.masterId === 'string' && parsed.masterId !== '' ? { masterId: parsed.masterId } : undefined;
     } catch {
       return undefined;
     }
   }
 
+  /** The master recorded in ZooKeeper (`/<ns>/cluster`), which outlives a data directory that was deleted. */
+  private async readClusterRecord(): Promise<string | undefined> {
+    try {
+      const { data } = await this.d.zk.getData(`${this.d.names.zkRoot}/cluster`);
+      const parsed = JSON.parse(data?.toString() ?? '{}') as Partial<ClusterFile>;
+      return typeof parsed.masterId === 'string' && parsed.masterId !== '' ? parsed.masterId : undefined;
+    } catch (err) {
+      if (isNoNode(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Records which worker's data is the master's: in the data directory and in ZooKeeper. */
   private writeClusterFile(file: ClusterFile): void {
     mkdirSync(path.dirname(this.clusterFile), { recursive: true });
     writeFileSync(this.clusterFile, JSON.stringify(file));
+    const znode = `${this.d.names.zkRoot}/cluster`;
+    const data = Buffer.from(JSON.stringify(file));
+    void this.d.zk
+      .setData(znode, data)
+      .catch(async (err: unknown) => {
+        if (!isNoNode(err)) throw err;
+        await this.d.zk.create(znode, data, CreateMode.PERSISTENT);
+      })
+      .catch((err: unknown) => this.d.logger.warn({ err: (err as Error).message }, 'could not record the master in ZooKeeper'));
   }
 }

@@ -7,6 +7,7 @@ import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames } from '../common/names.js';
 import { ZkSession } from '../common/zk-session.js';
+import { NamespaceLock } from './namespace-lock.js';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit-log.js';
 import { Autoscaler } from './autoscaler.js';
@@ -51,6 +52,12 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const verifier = new Verifier({ config, names, rpc, cluster, audit, logger: logger.child({ component: 'verify' }) });
   const metrics = new Metrics({ names, cluster, autoscaler, rpc, audit, zk });
   const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, logger });
+  const lock = new NamespaceLock(zk, names, config.namespace, config.port, logger.child({ component: 'lock' }), (why) => {
+    // Deposed: another orchestrator manages the workers now. Touch nothing more; the API answers 503.
+    audit.record('error', `${why}; this orchestrator stops managing the cluster`);
+    logger.fatal({ why }, 'namespace lock lost');
+    cluster.detach();
+  });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -58,7 +65,11 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       verifier.close();
       await autoscaler.close();
       await app.close().catch(() => undefined);
-      await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
+      // Only the holder of the namespace lock may stop workers: one refused at start, or deposed, leaves them be.
+      if (lock.holding) {
+        await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
+        await lock.release();
+      } else cluster.detach();
       await rpc.close();
       view.close();
       zk.close();
@@ -82,6 +93,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     rpc.start();
     await zk.waitUntilConnected(20_000);
     await rpc.waitUntilReady(20_000);
+    // An orchestrator killed a moment ago holds the lock until its session expires.
+    await lock.acquire(config.zkSessionTimeoutMs * 3 + 2000);
     await cluster.start();
     verifier.start();
   } catch (err) {

@@ -83,6 +83,8 @@ export function dockerNames(namespace: string, id: string): { worker: string; db
 export class DockerRuntime implements Runtime {
   readonly kind = 'docker';
   private readonly units = new Map<string, Unit>();
+  /** Workers started or adopted here (running or dead): the only ones whose data remove() deletes. */
+  private readonly owned = new Set<string>();
   /** Container id → its worker and which half it is. */
   private readonly byContainer = new Map<string, { unit: Unit; part: Part }>();
   private readonly listeners: ExitListener[] = [];
@@ -193,6 +195,7 @@ export class DockerRuntime implements Runtime {
   async startWorker(spec: WorkerSpec): Promise<WorkerHandle> {
     if (this.closing) throw new Error('the docker runtime is closed');
     if (this.units.has(spec.id)) throw new Error(`worker ${spec.id} is already running`);
+    this.owned.add(spec.id);
     await this.prepare();
     await this.ensureNetwork();
     const names = dockerNames(this.opts.namespace, spec.id);
@@ -331,6 +334,7 @@ export class DockerRuntime implements Runtime {
       resolveExited,
     };
     this.units.set(id, unit);
+    this.owned.add(id);
     for (const part of PARTS) this.byContainer.set(containers[part], { unit, part });
     return unit;
   }
@@ -426,12 +430,13 @@ export class DockerRuntime implements Runtime {
 
   // ------------------------------------------------------------ controls --
 
-  async kill(id: string): Promise<void> {
+  async kill(id: string): Promise<boolean> {
     const unit = this.units.get(id);
-    if (!unit) return;
+    if (!unit) return this.owned.has(id);
     unit.expected = true;
     await Promise.all(PARTS.map((p) => this.signal(unit, p, 'kill')));
     await this.awaitExit(unit, 3000);
+    return true;
   }
 
   async stop(id: string, timeoutMs: number): Promise<void> {
@@ -445,6 +450,8 @@ export class DockerRuntime implements Runtime {
 
   async remove(id: string): Promise<void> {
     if (this.units.has(id)) throw new Error(`worker ${id} is still running`);
+    if (!this.owned.has(id)) throw new Error(`worker ${id} was not started or adopted here; its data is not ours to delete`);
+    this.owned.delete(id);
     const names = dockerNames(this.opts.namespace, id);
     await Promise.all([this.removeContainer(names.worker), this.removeContainer(names.db)]);
     try {

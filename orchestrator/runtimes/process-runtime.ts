@@ -52,6 +52,8 @@ const UNIT_FILE = 'unit.json';
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process';
   private readonly units = new Map<string, Unit>();
+  /** Workers started or adopted here (running or dead): the only ones whose data remove() deletes. */
+  private readonly owned = new Set<string>();
   /** Workers whose start is under way: their database may already run. */
   private readonly starting = new Map<string, { abort: () => void }>();
   private closed = false;
@@ -80,6 +82,7 @@ export class ProcessRuntime implements Runtime {
     // Known from the first moment, so a kill or a close during the start reaches its processes too.
     const pending = { abort: (): void => undefined };
     this.starting.set(spec.id, pending);
+    this.owned.add(spec.id);
     try {
       return await this.launch(spec, pending);
     } finally {
@@ -155,6 +158,7 @@ export class ProcessRuntime implements Runtime {
     });
     unit.exited = Promise.all([workerExited, dbExited]).then(([w]) => this.reportExit(unit, w.code, w.signal));
     this.units.set(spec.id, unit);
+    this.owned.add(spec.id);
     const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: db.pid ?? 0, port };
     writeFileSync(path.join(dir, UNIT_FILE), JSON.stringify(file));
     return { id: spec.id, pid };
@@ -219,6 +223,7 @@ export class ProcessRuntime implements Runtime {
       }, 100);
     });
     this.units.set(file.id, unit);
+    this.owned.add(file.id);
     this.opts.logger.info({ id: file.id, pid: file.workerPid }, 'adopted a running worker');
   }
 
@@ -233,14 +238,15 @@ export class ProcessRuntime implements Runtime {
     }
   }
 
-  async kill(id: string): Promise<void> {
+  async kill(id: string): Promise<boolean> {
     this.starting.get(id)?.abort();
     const unit = this.units.get(id);
-    if (!unit) return;
+    if (!unit) return this.owned.has(id);
     unit.expected = true;
     unit.signalWorker('SIGKILL');
     unit.signalDb('SIGKILL');
     await unit.exited;
+    return true;
   }
 
   async stop(id: string, timeoutMs: number): Promise<void> {
@@ -263,7 +269,9 @@ export class ProcessRuntime implements Runtime {
 
   async remove(id: string): Promise<void> {
     if (this.units.has(id)) throw new Error(`worker ${id} is still running`);
+    if (!this.owned.has(id)) throw new Error(`worker ${id} was not started or adopted here; its data is not ours to delete`);
     rmSync(this.unitDir(id), { recursive: true, force: true });
+    this.owned.delete(id);
   }
 
   async close(timeoutMs: number): Promise<void> {

@@ -38,11 +38,19 @@ export interface Runtime {
    * to wait for. Throws if either cannot start.
    */
   startWorker(spec: WorkerSpec): Promise<WorkerHandle>;
-  /** SIGKILLs the worker and its database; resolves when both are gone. Idempotent. */
-  kill(id: string): Promise<void>;
+  /**
+   * SIGKILLs the worker and its database; resolves when both are gone. Idempotent.
+   * Resolves true when this runtime runs (or ran) the worker, so it is dead for
+   * certain now; false for a worker it does not know, which it cannot fence.
+   */
+  kill(id: string): Promise<boolean>;
   /** SIGTERM, then SIGKILL after `timeoutMs`; resolves when gone. Idempotent. */
   stop(id: string, timeoutMs: number): Promise<void>;
-  /** Deletes what the worker left behind (data directory, containers). Only for dead workers. */
+  /**
+   * Deletes what the worker left behind (data directory, containers). Only for
+   * dead workers this runtime started or adopted: anything else throws, so an
+   * orchestrator never deletes the data of a worker it was not handed.
+   */
   remove(id: string): Promise<void>;
   /** Whether a (dead) worker's data is still there, so it could be restarted in place. */
   hasData?(id: string): boolean;

@@ -2,6 +2,8 @@
  * Reproductions of the ways issue 12 found to lose or corrupt acknowledged
  * writes, each as a test that failed on the code before its fix.
  */
+import { existsSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
@@ -112,6 +114,32 @@ describe('data safety', () => {
     expect(c.orch.audit.list().filter((e) => e.kind === 'promotion')).toEqual([]);
     for (const dump of (await dumpAllReplicas(c.orch)).values()) expect(dump.big).toEqual([{ _id: 'small' }]);
   }, 120_000);
+
+  it('a second orchestrator on the same namespace refuses to start and touches nothing of the first', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+    for (let i = 0; i < 20; i++) expect((await ackWrite(c, { table: 't', operation: 'insert', data: { _id: `d${i}` } })).status).toBe(200);
+    const before = (await workers(c)).map((w) => w.pid).sort();
+    await expect(startTestCluster({ DBAAS_INITIAL_SLAVES: '2' }, { namespace: c.namespace, dataDir: c.dataDir })).rejects.toThrow(/another orchestrator manages namespace/);
+    // Its failed start (and its close) stopped, killed and deleted nothing.
+    expect(before.every((pid) => alive(pid))).toBe(true);
+    expect((await workers(c)).map((w) => w.pid).sort()).toEqual(before);
+    for (const w of c.orch.view.workers.values()) expect(existsSync(path.join(c.dataDir, c.namespace, w.id))).toBe(true);
+    expect((await ackWrite(c, { table: 't', operation: 'insert', data: { _id: 'after' } })).status).toBe(200);
+    for (const dump of (await dumpAllReplicas(c.orch)).values()) expect((dump.t ?? []).length).toBe(21);
+  }, 90_000);
+
+  it("a restart that finds the recorded master's data missing refuses to start empty, unless forced", async () => {
+    const c = await startTestCluster();
+    expect((await ackWrite(c, { table: 't', operation: 'insert', data: { _id: 'kept' } })).status).toBe(200);
+    const masterId = c.orch.view.master?.id ?? '';
+    expect(masterId).not.toBe('');
+    await c.handOver('stop');
+    rmSync(path.join(c.dataDir, c.namespace, masterId), { recursive: true, force: true });
+    await expect(startTestCluster({}, { namespace: c.namespace, dataDir: c.dataDir })).rejects.toThrow(/DBAAS_FORCE_NEW_CLUSTER=1/);
+    const forced = await cluster({ DBAAS_FORCE_NEW_CLUSTER: '1' }, { namespace: c.namespace, dataDir: c.dataDir });
+    expect(forced.orch.view.master?.id).not.toBe(masterId);
+    expect((await forced.post('/api/v1/db/read', { table: 't', where: {} })).body).toEqual([]);
+  }, 90_000);
 
   it('a promoted master fences itself as soon as the term moves past its own', async () => {
     const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });

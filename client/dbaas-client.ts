@@ -16,7 +16,7 @@
  * Uses the global `fetch` (Node 20+).
  */
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
-import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, WorkerInfo, WriteBody, WriteResult } from './types.js';
+import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
 
 export interface DbaasClientOptions {
   /** Base URL of the orchestrator, e.g. `http://127.0.0.1:8080`. */
@@ -205,6 +205,15 @@ export class DbaasClient {
   async scale(slaves: number, opts: CallOptions = {}): Promise<number> {
     const result = await this.call<{ targetSlaves: number }>({ method: 'POST', path: '/api/v1/scale', body: { slaves }, auth: 'admin', idempotent: true, signal: opts.signal });
     return result.targetSlaves;
+  }
+
+  /**
+   * Replica checksums (admin): every replica hashes each table at one seq and is
+   * compared with the master; divergent slaves are replaced by the cluster. Running
+   * it again is harmless, so it is retried.
+   */
+  verify(opts: CallOptions = {}): Promise<VerifyReport> {
+    return this.call({ method: 'GET', path: '/api/v1/verify', auth: 'admin', idempotent: true, signal: opts.signal });
   }
 
   // ------------------------------------------------------------ internals --

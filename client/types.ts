@@ -64,6 +64,7 @@ export interface WorkerInfo {
 /** The audit log (`GET /api/v1/events`) and the autoscaler's state (`GET /api/v1/scale`), as the server defines them. */
 export type { AuditEvent, AuditKind } from '../orchestrator/audit-log.js';
 export type { AutoscalerStatus } from '../orchestrator/autoscaler.js';
+export type { ReplicaVerdict, VerifyReport, VerifyResult } from '../orchestrator/verify.js';
 
 /** `GET /readyz` (the body comes with 200 and with 503). */
 export interface Readiness {

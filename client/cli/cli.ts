@@ -22,6 +22,10 @@ export const EXIT = {
   UNREACHABLE: 3,
   /** `status`: the orchestrator answered, but the cluster is not ready. */
   NOT_READY: 4,
+  /** `verify`: a replica differs from the master. */
+  DIVERGENT: 5,
+  /** `verify`: no replica differs, but some could not be compared. */
+  INCOMPLETE: 6,
 } as const;
 
 export interface CliIo {
@@ -47,20 +51,22 @@ commands:
   read TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]
   write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
   clear                         empty every table on every worker (admin)
+  verify                        checksum every table on every replica at one seq; divergent slaves get replaced (admin)
 
 options:
   --url URL          the orchestrator (default: $DBAAS_URL, else http://127.0.0.1:$DBAAS_PORT)
   --token TOKEN      admin token for crash, scale, clear (default: $DBAAS_ADMIN_TOKEN)
   --api-key KEY      key for the data and cluster endpoints (default: $DBAAS_API_KEY)
   --json             print JSON instead of tables (errors too, as {"error": …})
-  --timeout MS       how long one try may take (default 10000)
+  --timeout MS       how long one try may take (default 10000; verify 60000)
   --retries N        retries of safe requests on 503/504/no answer (default 3; writes keep their requestId)
   -h, --help         this text
 
 --data and --where take JSON, @FILE (read a file) or - (read standard input).
 
 exit codes: 0 done, 1 refused or failed by the orchestrator, 2 bad command line,
-            3 orchestrator unreachable or too slow, 4 cluster not ready (status)`;
+            3 orchestrator unreachable or too slow, 4 cluster not ready (status),
+            5 a replica differs from the master (verify), 6 some replica not compared (verify)`;
 
 const OPTIONS = {
   url: { type: 'string' },
@@ -96,6 +102,7 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   read: ['where', 'columns', 'sort', 'limit', 'skip', 'count', 'after-seq'],
   write: ['data', 'where', 'request-id'],
   clear: ['request-id'],
+  verify: [],
 };
 
 class UsageError extends Error {}
@@ -159,7 +166,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (!GLOBAL.includes(key) && !allowed.includes(key)) usage(`${command} does not take --${key}`);
     }
 
-    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? 10_000;
+    // A verify waits for every replica to reach its checkpoint and hash (DBAAS_VERIFY_WAIT_MS, 15 s by default).
+    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? (command === 'verify' ? 60_000 : 10_000);
     const retries = integer(values.retries, 'retries', 0) ?? 3;
     const url = values.url ?? io.defaults.url;
     if (!/^https?:\/\/[^/]/.test(url)) usage(`--url must be an http(s) URL, got ${JSON.stringify(url)}`);
@@ -304,6 +312,32 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const result = await client.clear({ requestId });
         out({ ...result, requestId }, () => `cleared every table (seq ${result.seq})`);
         return EXIT.OK;
+      }
+      case 'verify': {
+        expectArgs(0, '');
+        const report = await client.verify();
+        const counts = new Map<string, number>();
+        for (const r of report.replicas) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+        const tables = Object.entries(report.tables);
+        out(report, () =>
+          [
+            formatPairs([
+              ['result', report.result === 'equal' ? 'equal' : report.result.toUpperCase()],
+              ['seq', report.seq],
+              ['master', report.master],
+              ['replicas', [...counts].map(([status, n]) => `${n} ${status}`).join(', ')],
+              ['tables', tables.length === 0 ? '(none)' : tables.map(([name, t]) => `${name} (${t.count})`).join(', ')],
+              ['took', `${report.durationMs} ms`],
+              ...(report.suspect ? [['suspect', 'the master: every slave agrees with the others and differs from it; nothing was replaced'] as [string, string]] : []),
+            ]),
+            formatTable(
+              ['PID', 'ROLE', 'STATUS', 'DOCS', 'HASH MS', 'ID', 'DETAIL'],
+              report.replicas.map((r) => [r.pid, r.role, r.status, r.documents ?? '', r.hashMs ?? '', r.id, r.tables ? `differs in ${r.tables.join(', ')}` : (r.reason ?? '')]),
+              new Set(['PID', 'DOCS', 'HASH MS']),
+            ),
+          ].join('\n\n'),
+        );
+        return report.result === 'equal' ? EXIT.OK : report.result === 'divergent' ? EXIT.DIVERGENT : EXIT.INCOMPLETE;
       }
       default:
         usage(`unknown command ${JSON.stringify(command)}`);

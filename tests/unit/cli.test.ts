@@ -123,6 +123,36 @@ describe('dbaas CLI', () => {
     expect(help.out).toContain('exit codes');
   });
 
+  it('verify: prints the result and every replica, sends the admin token, exit 0 equal, 5 divergent, 6 incomplete', async () => {
+    const replica = (id: string, pid: number, role: string, status: string, extra: object = {}) => ({ id, pid, role, status, documents: 3, hashMs: 1, ...extra });
+    const report = (result: string, replicas: unknown[]) => ({
+      result,
+      seq: 42,
+      master: 'wa',
+      at: '2026-11-21T10:00:00.000Z',
+      durationMs: 31,
+      tables: { rides: { count: 3, sum: 'ab'.repeat(32) } },
+      replicas,
+      trigger: 'manual',
+    });
+    const equal = report('equal', [replica('wa', 100, 'master', 'equal'), replica('wb', 2112, 'slave', 'equal')]);
+    const ok = await run(['verify'], { 'GET /api/v1/verify': () => ({ status: 200, body: equal }) });
+    expect(ok.code).toBe(EXIT.OK);
+    expect(ok.seen[0]?.headers['authorization']).toBe('Bearer env-admin-token');
+    expect(ok.out).toContain('result:   equal');
+    expect(ok.out).toContain('replicas: 2 equal');
+    expect(ok.out).toContain('tables:   rides (3)');
+    const divergent = report('divergent', [replica('wa', 100, 'master', 'equal'), replica('wb', 2112, 'slave', 'divergent', { tables: ['rides'] })]);
+    const bad = await run(['verify'], { 'GET /api/v1/verify': () => ({ status: 200, body: divergent }) });
+    expect(bad.code).toBe(EXIT.DIVERGENT);
+    expect(bad.out).toContain('result:   DIVERGENT');
+    expect(bad.out).toMatch(/2112 {2}slave {3}divergent .* differs in rides/);
+    const partial = report('incomplete', [replica('wa', 100, 'master', 'equal'), { id: 'wc', pid: 3000, role: 'slave', status: 'not-comparable', reason: 'it is syncing, not serving' }]);
+    const some = await run(['--json', 'verify'], { 'GET /api/v1/verify': () => ({ status: 200, body: partial }) });
+    expect(some.code).toBe(EXIT.INCOMPLETE);
+    expect(JSON.parse(some.out)).toEqual(partial);
+  });
+
   it('lists events', async () => {
     const events = [{ seq: 4, at: '2026-11-21T10:00:00.123Z', kind: 'promotion', reason: 'promoted wb (pid 2112) to master in term 2', durationMs: 812 }];
     const r = await run(['events', '--after', '3'], { 'GET /api/v1/events?after=3': () => ({ status: 200, body: events }) });

@@ -115,7 +115,7 @@ const AUDIT_EVENT = {
   properties: {
     seq: { type: 'integer' },
     at: { type: 'string', format: 'date-time' },
-    kind: { type: 'string', enum: ['detection', 'promotion', 'replacement', 'removal', 'restart', 'crash-drill', 'scaling', 'adoption', 'error'] },
+    kind: { type: 'string', enum: ['detection', 'promotion', 'replacement', 'removal', 'restart', 'crash-drill', 'scaling', 'adoption', 'verify', 'error'] },
     reason: { type: 'string', description: 'One sentence saying what was decided and why' },
     durationMs: { type: 'integer' },
     details: { type: 'object', additionalProperties: true },
@@ -130,6 +130,48 @@ const AUTOSCALER_STATUS = {
     windowOpenedAt: { type: 'string', format: 'date-time', nullable: true },
     intervalMs: { type: 'integer' },
     targetSlaves: { type: 'integer' },
+  },
+};
+
+const TABLE_CHECKSUM = {
+  type: 'object',
+  properties: {
+    count: { type: 'integer', description: 'Documents in the table' },
+    sum: { type: 'string', description: "64 hex digits: the sum modulo 2^256 of SHA-256 over each document's canonical JSON (keys sorted)" },
+  },
+};
+
+const VERIFY_REPORT = {
+  type: 'object',
+  properties: {
+    result: {
+      type: 'string',
+      enum: ['equal', 'divergent', 'incomplete'],
+      description: 'equal: every replica compared and equals the master; divergent: at least one differs; incomplete: none differs but some replica could not be compared',
+    },
+    seq: { type: 'integer', description: 'The checkpoint: every compared replica hashed its data exactly at this seq' },
+    master: { type: 'string' },
+    at: { type: 'string', format: 'date-time' },
+    durationMs: { type: 'integer' },
+    trigger: { type: 'string', enum: ['manual', 'periodic'] },
+    tables: { type: 'object', additionalProperties: TABLE_CHECKSUM, description: "The master's non-empty tables at seq (an empty table and a missing one compare equal)" },
+    replicas: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          role: { type: 'string', enum: ['master', 'slave'] },
+          pid: { type: 'integer' },
+          status: { type: 'string', enum: ['equal', 'divergent', 'not-comparable', 'unreachable'] },
+          tables: { type: 'array', items: { type: 'string' }, description: 'divergent: the tables that differ from the master' },
+          reason: { type: 'string', description: 'not-comparable / unreachable: why' },
+          documents: { type: 'integer' },
+          hashMs: { type: 'integer', description: 'How long this replica stopped applying writes to hash' },
+        },
+      },
+    },
+    suspect: { type: 'string', enum: ['master'], description: 'Every slave (two or more) agrees with the others and differs from the master: nothing is replaced' },
   },
 };
 
@@ -252,6 +294,13 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     summary: 'The audit log: detections, promotions, replacements, crash drills, scaling decisions, each with its reason',
     querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0, description: 'Only events with a larger seq' } } },
     response: { 200: { type: 'array', items: AUDIT_EVENT } },
+  },
+  'GET /api/v1/verify': {
+    tags: ['cluster', 'admin'],
+    summary: 'Replica checksums: every replica hashes each table at one seq and is compared with the master',
+    description: `A checkpoint goes through the write path (it gets its own seq, like clear), so every replica hashes its data exactly at that seq, also while writes flow. A slave that differs is named with its tables and replaced by the control loop (audit events verify, detection, replacement). A replica that joined after the checkpoint is not-comparable. Also runs every DBAAS_VERIFY_INTERVAL_MS (default 10 min).${ADMIN_NOTE}`,
+    security: ADMIN,
+    response: { 200: VERIFY_REPORT, ...errors(401, 403, 503, 504) },
   },
   'POST /api/v1/workers/:id/read': {
     tags: ['cluster', 'admin'],

@@ -1,4 +1,8 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+/** Where the integration tests' service logs go (tests/integration/log-files.ts); global-setup empties it. */
+export const testLogDir = process.env.DBAAS_TEST_LOG_DIR ?? path.join(import.meta.dirname, '.dbaas/test-logs');
 
 export default defineConfig({
   test: {
@@ -22,6 +26,9 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 120_000,
           globalSetup: ['tests/integration/global-setup.ts'],
+          // Service logs go to .dbaas/test-logs/ (shown with a test that fails); DBAAS_TEST_LOG_DIR= (empty): to the console.
+          setupFiles: ['tests/integration/log-files.ts'],
+          env: { DBAAS_TEST_LOG_DIR: testLogDir },
         },
       },
     ],

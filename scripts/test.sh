@@ -32,6 +32,9 @@ results="$DBAAS_STATE_DIR/vitest-results.json"
 rm -f "$results"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$results" "$@" || status=$?
+if (( status != 0 )) && [[ -d "$DBAAS_STATE_DIR/test-logs" ]]; then
+  log "the services' logs of this run: $DBAAS_STATE_DIR/test-logs/ (a failed test printed its own lines above)"
+fi
 # One plain closing line any CI can read: "N passed, N failed, N skipped".
 if [[ -f "$results" ]]; then
   node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));

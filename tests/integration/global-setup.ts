@@ -4,7 +4,7 @@
  * scripts/setup.sh (`npm test` runs it first).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { canConnect } from '../../common/probes.js';
 
@@ -21,6 +21,12 @@ function newestMtime(dir: string): number {
 }
 
 export default async function setup(): Promise<void> {
+  // A fresh directory for this run's service logs (see log-files.ts).
+  const logDir = process.env.DBAAS_TEST_LOG_DIR ?? path.join(root, '.dbaas/test-logs');
+  if (logDir) {
+    rmSync(logDir, { recursive: true, force: true });
+    mkdirSync(logDir, { recursive: true });
+  }
   const built = path.join(root, 'dist/worker/main.js');
   const sources = Math.max(...['worker', 'common', 'orchestrator', 'client'].map((d) => newestMtime(path.join(root, d))));
   if (!existsSync(built) || statSync(built).mtimeMs < sources) {

@@ -242,7 +242,9 @@ export function canonical(value: unknown): string {
 /** Every replica's data equals the master's, document by document. */
 export function checkReplicasEqual(replicas: readonly Replica[]): CheckResult {
   const res: CheckResult = { name: 'replicas equal (direct read of each database)', passed: true, counts: '', problems: [] };
+  // The master's data is the reference; when it could not be read, the first replica's.
   const master = replicas.find((r) => r.role === 'master') ?? replicas[0];
+  const label = master?.role === 'master' ? 'master' : 'reference';
   let docs = 0;
   if (!master) {
     res.problems.push('no replica to compare');
@@ -259,13 +261,13 @@ export function checkReplicasEqual(replicas: readonly Replica[]): CheckResult {
         const differ = [...a.keys()].filter((k) => b.has(k) && a.get(k) !== b.get(k));
         if (onlyMaster.length + onlyRep.length + differ.length > 0) {
           res.problems.push(
-            `${where(rep)} vs master ${master.id}, table ${t}: ${onlyMaster.length} missing (${onlyMaster.slice(0, 3).join(', ')}), ${onlyRep.length} extra (${onlyRep.slice(0, 3).join(', ')}), ${differ.length} different (${differ.slice(0, 3).join(', ')})`,
+            `${where(rep)} vs ${label} ${master.id}, table ${t}: ${onlyMaster.length} missing (${onlyMaster.slice(0, 3).join(', ')}), ${onlyRep.length} extra (${onlyRep.slice(0, 3).join(', ')}), ${differ.length} different (${differ.slice(0, 3).join(', ')})`,
           );
         }
       }
     }
   }
-  res.counts = `${replicas.length} replicas, ${docs} documents on the master`;
+  res.counts = `${replicas.length} replicas, ${docs} documents on the ${label}`;
   return res;
 }
 

@@ -109,7 +109,7 @@ async function crash(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ tex
  * orchestrator has acted (a successor master / the slave dropped from the
  * list), at least 1.5 session timeouts, at most `maxMs`; then SIGCONT.
  */
-async function pause(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ text: string; gone: { pids: number[]; ids: string[] } }> {
+async function pause(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ text: string }> {
   const ws = await workersOf(ctx.api);
   const target = role === 'master' ? ws.find((w) => w.role === 'master') : pick(ws.filter((w) => w.role === 'slave'), ctx.random);
   if (!target) throw new Error(`no ${role} to pause (workers: ${JSON.stringify(ws)})`);
@@ -131,12 +131,9 @@ async function pause(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ tex
   }
   const heldMs = Date.now() - stoppedAt;
   const what = role === 'master' ? (acted ? 'a successor was promoted' : 'no successor was promoted') : acted ? 'it was dropped from the worker list' : 'it was still listed';
-  // The paused worker must end: killed by the orchestrator, or fencing itself when it wakes up.
-  const ended = await pollUntil(() => !workerProcesses(ctx.namespace).has(target.pid), 20_000);
-  return {
-    text: `SIGSTOP ${role} ${target.id} pid ${target.pid} for ${heldMs} ms (${what}), SIGCONT; its process ${ended ? 'ended' : 'STILL RUNS 20 s later'}`,
-    gone: { pids: [target.pid], ids: [target.id] },
-  };
+  // Whether it ends (killed as lost, or fencing itself) or comes back, the cluster must end whole: the caller waits for that.
+  const ended = await pollUntil(() => !workerProcesses(ctx.namespace).has(target.pid), 5_000);
+  return { text: `SIGSTOP ${role} ${target.id} pid ${target.pid} for ${heldMs} ms (${what}), SIGCONT; its process ${ended ? 'ended' : 'runs on'}` };
 }
 
 /** SIGKILL of a worker's database process (a slave's first, then master and slave in turn); its worker must go and be replaced. */
@@ -186,7 +183,13 @@ async function restartOrchestrator(ctx: FaultContext): Promise<string> {
   return `SIGKILL of the orchestrator (pid ${pid}), started again on the same namespace and data: ready after ${Date.now() - started} ms (pid ${ctx.primary.pid})`;
 }
 
-async function secondOrchestrator(ctx: FaultContext): Promise<string> {
+/**
+ * A second orchestrator on the same namespace and data, on another port, then
+ * SIGINT. Refusing to start is the expected answer; if it starts, stopping it
+ * must leave every worker it did not start alone (a violation otherwise).
+ */
+async function secondOrchestrator(ctx: FaultContext): Promise<{ text: string; violations: string[] }> {
+  const before = await workersOf(ctx.api);
   const second = new OrchestratorProcess({
     ...ctx.primary.opts,
     port: ctx.secondPort,
@@ -194,19 +197,30 @@ async function secondOrchestrator(ctx: FaultContext): Promise<string> {
   });
   second.spawn();
   const outcome = await second.waitReadyOrExit(60_000);
+  let text: string;
   if (outcome !== 'ready' && !second.running) {
-    return `second orchestrator (port ${ctx.secondPort}) refused to start: ${outcome}: ${second.logTail(2).replace(/\s+/g, ' ').slice(0, 300)}`;
+    text = `second orchestrator (port ${ctx.secondPort}) refused to start: ${outcome}: ${second.logTail(2).replace(/\s+/g, ' ').slice(0, 300)}`;
+  } else {
+    second.signal('SIGINT');
+    const exit = await second.waitExit(30_000);
+    text = `second orchestrator on port ${ctx.secondPort} ${outcome === 'ready' ? 'started and served' : outcome}, SIGINT: exited ${exit.killed ? 'only after SIGKILL' : `with code ${exit.code}`}`;
   }
-  second.signal('SIGINT');
-  const exit = await second.waitExit(30_000);
-  return `second orchestrator on port ${ctx.secondPort} ${outcome === 'ready' ? 'started and served' : outcome}, SIGINT: exited ${exit.killed ? 'only after SIGKILL' : `with code ${exit.code}`}`;
+  const running = workerProcesses(ctx.namespace);
+  const stopped = before.filter((w) => running.get(w.pid) !== w.id);
+  const violations = stopped.map((w) => `the second orchestrator's stop ended ${w.role} ${w.id} (pid ${w.pid}), a worker the first one runs`);
+  if (stopped.length > 0) text += `; it stopped ${stopped.length} of the first one's ${before.length} workers`;
+  return { text, violations };
 }
 
 /**
  * Injects one fault (`nth`: how many of its kind came before); answers what it
  * did and what must be gone before the cluster counts as whole.
  */
-export async function inject(kind: FaultKind, ctx: FaultContext, nth: number): Promise<{ text: string; gone?: { pids?: number[]; ids?: string[] } }> {
+export async function inject(
+  kind: FaultKind,
+  ctx: FaultContext,
+  nth: number,
+): Promise<{ text: string; gone?: { pids?: number[]; ids?: string[] }; violations?: string[] }> {
   switch (kind) {
     case 'crash-slave':
       return crash(ctx, 'slave');
@@ -225,7 +239,7 @@ export async function inject(kind: FaultKind, ctx: FaultContext, nth: number): P
     case 'restart-orchestrator':
       return { text: await restartOrchestrator(ctx) };
     case 'second-orchestrator':
-      return { text: await secondOrchestrator(ctx) };
+      return secondOrchestrator(ctx);
   }
 }
 

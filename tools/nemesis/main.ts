@@ -35,6 +35,8 @@ const HELP = `npm run nemesis -- [options]
   --zk-down MS             how long ZooKeeper stays down in restart-zookeeper (default 1000)
   --acks-between N         acknowledged writes to wait for after a recovery (default 20)
   --think MS               pause between two writes of one client (default 0)
+  --verify-interval MS     DBAAS_VERIFY_INTERVAL_MS of the cluster: periodic replica checksums
+                           during the run, any divergence found fails the run (default 20000; 0 off)
   --history FILE           write every write and its outcome as JSON lines
 `;
 
@@ -58,6 +60,7 @@ async function main(): Promise<number> {
         'zk-down': { type: 'string', default: '1000' },
         'acks-between': { type: 'string', default: '20' },
         think: { type: 'string', default: '0' },
+        'verify-interval': { type: 'string', default: '20000' },
         history: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
@@ -95,6 +98,7 @@ async function main(): Promise<number> {
       acksBetweenFaults: num('acks-between', values['acks-between'], 0),
       keysPerClient: 3,
       thinkMs: num('think', values.think, 0),
+      env: { DBAAS_VERIFY_INTERVAL_MS: String(num('verify-interval', values['verify-interval'], 0)) },
     };
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${HELP}`);

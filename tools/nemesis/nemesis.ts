@@ -60,6 +60,8 @@ export interface FaultRecord {
   recoveryMs: number;
   /** Writes acknowledged after the recovery, before the next fault. */
   acksAfter: number;
+  /** What the fault did that the service promises never to do (a second orchestrator stopping the first one's workers). */
+  violations: string[];
 }
 
 export interface NemesisReport {
@@ -163,7 +165,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
       sinceRound = (sinceRound + 1) % o.faults.length;
       const n = nth.get(kind) ?? 0;
       nth.set(kind, n + 1);
-      const rec: FaultRecord = { kind, atMs: Date.now() - t0, text: '', recovered: false, recoveryMs: 0, acksAfter: 0 };
+      const rec: FaultRecord = { kind, atMs: Date.now() - t0, text: '', recovered: false, recoveryMs: 0, acksAfter: 0, violations: [] };
       faults.push(rec);
       log(`fault ${faults.length}: ${kind} …`);
       let gone: { pids?: number[]; ids?: string[] } = {};
@@ -172,6 +174,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
         const r = await inject(kind, ctx, n);
         rec.text = r.text;
         gone = r.gone ?? {};
+        rec.violations = r.violations ?? [];
       } catch (err) {
         rec.error = (err as Error).message;
         rec.text = `failed to inject: ${rec.error}`;
@@ -231,6 +234,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
         `${recovered} of ${faults.length} faults`,
       ),
     );
+    const seconds = faults.filter((f) => f.kind === 'second-orchestrator');
+    if (seconds.length > 0) {
+      extraChecks.push(check('a second orchestrator touched no worker', seconds.flatMap((f) => f.violations), `${seconds.length} second orchestrator(s)`));
+    }
     extraChecks.push(
       check(
         'writes acknowledged after every fault',
@@ -270,20 +277,28 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
 }
 
 /**
- * Replica checksums through the service (`GET /api/v1/verify`, engineer B's
- * endpoint): passes when it reports every replica equal at one seq; skipped
- * (passes, says so) when the server has no such route yet.
+ * Replica checksums through the service (`GET /api/v1/verify`): passes when it
+ * reports every replica equal at one seq, and no verify during the run (the
+ * periodic ones, in the audit log) found a divergent replica. Skipped (passes,
+ * says so) when the server has no such route.
  */
 async function verifyThroughApi(url: string): Promise<CheckResult> {
   const name = 'replicas equal (GET /api/v1/verify)';
   try {
     const res = await fetch(`${url}/api/v1/verify`, { signal: AbortSignal.timeout(60_000) });
-    const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+    const body = (await res.json().catch(() => undefined)) as
+      | { result?: string; seq?: number; replicas?: Array<{ id: string; role: string; status: string; tables?: string[]; reason?: string }> }
+      | undefined;
     if (res.status === 404) return check(name, [], 'skipped: this server has no /api/v1/verify');
-    const equal = body?.['equal'] ?? body?.['ok'];
-    if (res.status !== 200 || equal !== true) return check(name, [`answered ${res.status}: ${JSON.stringify(body).slice(0, 600)}`], '');
-    const replicas = Array.isArray(body?.['replicas']) ? (body['replicas'] as unknown[]).length : '?';
-    return check(name, [], `${replicas} replicas equal at seq ${String(body?.['seq'] ?? '?')}`);
+    const problems: string[] = [];
+    if (res.status !== 200 || body?.result !== 'equal') {
+      problems.push(`answered ${res.status}, result ${body?.result}: ${JSON.stringify(body?.replicas ?? body).slice(0, 600)}`);
+    }
+    // Verifies that ran during the faults (periodic): none may have found a divergent replica.
+    const events = (await (await fetch(`${url}/api/v1/events`, { signal: AbortSignal.timeout(10_000) })).json()) as Array<{ kind: string; reason: string; details?: { result?: string } }>;
+    const verifies = Array.isArray(events) ? events.filter((e) => e.kind === 'verify') : [];
+    for (const e of verifies) if (e.details?.result === 'divergent') problems.push(`during the run: ${e.reason}`);
+    return check(name, problems, `${body?.replicas?.length ?? '?'} replicas at seq ${body?.seq ?? '?'}: ${body?.result}; ${verifies.length} verifies in the audit log`);
   } catch (err) {
     return check(name, [`no answer: ${(err as Error).message}`], '');
   }

@@ -3,6 +3,7 @@
  * compare replicas with each other and with the history. (The service itself
  * never reads a database from the orchestrator; this is the checker's view.)
  */
+import { readFileSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
 import type { WorkerInfo } from '../../client/types.js';
 import type { Dump, Replica } from './checker.js';
@@ -27,9 +28,22 @@ export async function dumpDb(url: string, dbName = 'dbaas'): Promise<Dump> {
   }
 }
 
-/** Where a worker's database listens: `dbUrl` from GET /api/v1/workers when the server gives it, else the process runtime's unit.json. */
+/**
+ * Where a worker's database listens: `dbUrl` from GET /api/v1/workers when the
+ * server gives it, else the worker process's own DBAAS_WORKER_MONGO_URL (from
+ * /proc), else the process runtime's unit.json.
+ */
 export function dbUrlOf(w: WorkerInfo & { dbUrl?: string }, dataDir: string, namespace: string): string | undefined {
   if (typeof w.dbUrl === 'string' && w.dbUrl !== '') return w.dbUrl;
+  try {
+    const env = readFileSync(`/proc/${w.pid}/environ`, 'utf8').split('\0');
+    if (env.includes(`DBAAS_WORKER_ID=${w.id}`)) {
+      const url = env.find((e) => e.startsWith('DBAAS_WORKER_MONGO_URL='))?.slice('DBAAS_WORKER_MONGO_URL='.length);
+      if (url) return url;
+    }
+  } catch {
+    // not a local process, or gone
+  }
   const unit = unitOf(dataDir, namespace, w.id);
   return unit?.port ? `mongodb://127.0.0.1:${unit.port}/` : undefined;
 }

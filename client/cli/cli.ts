@@ -38,6 +38,8 @@ export interface CliIo {
   /** Ends `events --follow`. */
   signal?: AbortSignal;
   fetch?: typeof fetch;
+  /** This dbaas's version, for `--version`. */
+  version?: string | undefined;
 }
 
 export const USAGE = `usage: dbaas [options] <command> [arguments]
@@ -61,6 +63,7 @@ options:
   --timeout MS       how long one try may take (default 10000; verify 60000)
   --retries N        retries of safe requests on 503/504/no answer (default 3; writes keep their requestId)
   -h, --help         this text
+  -V, --version      print the version of dbaas
 
 --data and --where take JSON, @FILE (read a file) or - (read standard input).
 
@@ -76,6 +79,7 @@ const OPTIONS = {
   timeout: { type: 'string' },
   retries: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
   where: { type: 'string' },
   columns: { type: 'string' },
   sort: { type: 'string' },
@@ -91,7 +95,7 @@ const OPTIONS = {
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
 
-const GLOBAL = ['url', 'token', 'api-key', 'json', 'timeout', 'retries', 'help'];
+const GLOBAL = ['url', 'token', 'api-key', 'json', 'timeout', 'retries', 'help', 'version'];
 /** Options each command takes beyond the global ones. */
 const COMMAND_OPTIONS: Record<string, string[]> = {
   status: [],
@@ -155,6 +159,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const values = parsed.values as Values;
     const [command, ...args] = parsed.positionals;
     json = values.json === true;
+    if (values.version || command === 'version') {
+      io.stdout(`dbaas ${io.version ?? 'unknown'}`);
+      return EXIT.OK;
+    }
     if (values.help || command === 'help') {
       io.stdout(USAGE);
       return EXIT.OK;

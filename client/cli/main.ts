@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadClientConfig } from '../../common/config.js';
 import { EXIT, runCli } from './cli.js';
+import { packageVersion } from './version.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
     readStdin,
     defaults,
     signal: stop.signal,
+    version: packageVersion(import.meta.url),
   });
   process.exitCode = code;
   if (stop.signal.aborted) process.exit(code);

@@ -1,7 +1,9 @@
 /** The `dbaas` CLI against a scripted orchestrator: output, --json, exit codes. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EXIT, runCli, type CliIo } from '../../client/cli/cli.js';
 import { formatDocuments, formatPairs, formatTable } from '../../client/cli/table.js';
+import { packageVersion } from '../../client/cli/version.js';
 
 type Route = (body: any, headers: Record<string, string>) => { status: number; body?: unknown };
 
@@ -167,5 +169,19 @@ describe('tables', () => {
     expect(formatDocuments([{ b: 1, _id: 'x' }, { _id: 'y', c: { d: null } }])).toBe('_id  b  c\nx    1\ny       {"d":null}');
     expect(formatDocuments([])).toBe('(no documents)');
     expect(formatPairs([['a', 1], ['long', null]])).toBe('a:    1\nlong: -');
+  });
+});
+
+describe('dbaas --version', () => {
+  it('prints the version of the package.json above the CLI, with no command and no orchestrator', async () => {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    const version = packageVersion(new URL('../../client/cli/main.ts', import.meta.url).href);
+    expect(version).toBe(pkg.version);
+    for (const argv of [['--version'], ['-V'], ['version']]) {
+      const out: string[] = [];
+      const code = await runCli(argv, { stdout: (t) => out.push(t), stderr: () => undefined, readStdin: async () => '', defaults: { url: 'http://127.0.0.1:1' }, version });
+      expect({ argv, code, out }).toEqual({ argv, code: EXIT.OK, out: [`dbaas ${pkg.version}`] });
+    }
+    expect(packageVersion('file:///no-such-dir/x.js')).toBeUndefined();
   });
 });

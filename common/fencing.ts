@@ -1,30 +1,41 @@
 /**
- * Fencing timing: the two deadlines that keep two masters from taking writes
- * at once when the old one can no longer be killed for certain.
+ * Fencing timing: the deadlines that keep two masters from taking writes at
+ * once, including when the old one cannot be killed for certain.
  *
  * Invariant (Patroni's rule, "demote before the other side can promote"): a
  * master that loses touch with ZooKeeper stops taking writes before the
  * orchestrator could promote a successor on the strength of ZooKeeper alone.
  *
- * - The server expires a session T (the session timeout) after it last heard
- *   from the client, at t_s + T. Its ephemeral znodes vanish then, and the
- *   orchestrator promotes another worker only after the master's znode has
- *   been missing for {@link masterLostGraceMs}: not before t_s + T + G.
- * - The worker records the last time the server answered it (t0 >= t_s; the
- *   difference is one round trip) and, as master, fences itself once that is
- *   {@link selfFenceMs} old, checked every {@link FENCE_CHECK_MS}: by
+ * - The orchestrator fences a lost master by killing it through its runtime.
+ *   When the runtime confirms the kill (it runs that worker: the process and
+ *   docker runtimes run every worker of their namespace, and only one
+ *   orchestrator manages a namespace), the promotion goes ahead at once: a dead
+ *   process takes no writes. A master whose znode vanished counts as lost after
+ *   {@link masterLostGraceMs} (G).
+ * - When the runtime cannot kill it, the orchestrator also waits
+ *   {@link unkillableWaitMs} (W) after the master's znode vanished. The server
+ *   removed the znode when it expired the session, T (the session timeout)
+ *   after it last heard from the master (t_s): the successor is promoted no
+ *   sooner than t_s + T + W.
+ * - The worker records the last time ZooKeeper answered it (t0, one round trip
+ *   after t_s) and, as master, fences itself once that is {@link selfFenceMs}
+ *   (F) old, checked every {@link FENCE_CHECK_MS} and before each batch: by
  *   t0 + F + FENCE_CHECK_MS at the latest.
- * - F = T + G/2, so the master is fenced at least G/2 - FENCE_CHECK_MS - rtt
- *   (1.25 s at the defaults, less one round trip) before anyone can be promoted.
+ * - W = F - T + FENCE_CHECK_MS + FENCE_MARGIN_MS, so the old master is fenced
+ *   FENCE_MARGIN_MS (less one round trip) before anyone can be promoted.
  *
- * A failover triggered by the runtime (it saw the master's process exit, or
- * killed it and confirmed the exit) needs no wait: a dead process takes no
- * writes. Every master, initial or promoted, also watches the term and leaves
- * when it moves past its own (worker.ts).
+ * F is long (10 s at the defaults) so that a master rides out a ZooKeeper
+ * restart: while ZooKeeper is down for everyone, nobody can move the term or
+ * promote anyone, so there is nothing to fence against. Every master, initial
+ * or promoted, also watches the term and leaves when it moves past its own
+ * (worker.ts).
  */
 
 /** How often a master checks how long ago ZooKeeper last answered it. */
 export const FENCE_CHECK_MS = 250;
+
+/** What the unkillable wait keeps in hand beyond the worst case. */
+export const FENCE_MARGIN_MS = 1000;
 
 /** How long the orchestrator waits after a worker's znode vanished before it treats the worker as lost (G). */
 export function masterLostGraceMs(sessionTimeoutMs: number): number {
@@ -33,14 +44,18 @@ export function masterLostGraceMs(sessionTimeoutMs: number): number {
 
 /** How long a master may go without an answer from ZooKeeper before it must stop taking writes (F). */
 export function selfFenceMs(sessionTimeoutMs: number): number {
-  return sessionTimeoutMs + Math.floor(masterLostGraceMs(sessionTimeoutMs) / 2);
+  return Math.max(10_000, 5 * sessionTimeoutMs);
+}
+
+/** How long after its znode vanished the orchestrator waits before replacing a master its runtime cannot kill (W). */
+export function unkillableWaitMs(sessionTimeoutMs: number): number {
+  return selfFenceMs(sessionTimeoutMs) - sessionTimeoutMs + FENCE_CHECK_MS + FENCE_MARGIN_MS;
 }
 
 /**
- * The margin by which a master that lost ZooKeeper is fenced before a successor
- * can be promoted, not counting the round trip: G + T - (F + FENCE_CHECK_MS).
- * Positive for every session timeout (tests/unit/fencing.test.ts).
+ * By how much an unkillable master that lost ZooKeeper is fenced before a
+ * successor can be promoted, not counting the round trip: (T + W) - (F + FENCE_CHECK_MS).
  */
 export function fenceMarginMs(sessionTimeoutMs: number): number {
-  return sessionTimeoutMs + masterLostGraceMs(sessionTimeoutMs) - (selfFenceMs(sessionTimeoutMs) + FENCE_CHECK_MS);
+  return sessionTimeoutMs + unkillableWaitMs(sessionTimeoutMs) - (selfFenceMs(sessionTimeoutMs) + FENCE_CHECK_MS);
 }

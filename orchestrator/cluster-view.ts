@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/logger.js';
 import type { WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
-import { isNoNode, type ZkSession } from '../common/zk-session.js';
+import { isNoNode, type Watcher, type ZkSession } from '../common/zk-session.js';
 
 export interface MasterInfo {
   id: string;
@@ -66,15 +66,37 @@ export class ClusterView extends EventEmitter {
     return this.master ? this.workers.get(this.master.id) : undefined;
   }
 
+  /*
+   * One watcher function per znode, reused by every read: the client keeps each
+   * distinct function it is given, so a new closure per refresh would pile up
+   * watchers (one more per reconnection) that all fire on the next event.
+   */
+  private readonly childWatcher = (): void => void this.refreshChildren().catch(this.warn);
+  private readonly masterWatcher = (): void => void this.refreshMaster().catch(this.warn);
+  private readonly workerWatchers = new Map<string, Watcher>();
+
+  private workerWatcher(id: string): Watcher {
+    let w = this.workerWatchers.get(id);
+    if (!w) {
+      w = (event) => {
+        // A deletion is seen by the child watch; a data change is re-read here.
+        if (event.getName() === 'NODE_DATA_CHANGED') void this.refreshWorker(id).then(() => this.emit('change'));
+      };
+      this.workerWatchers.set(id, w);
+    }
+    return w;
+  }
+
   private async refreshChildren(all = false): Promise<boolean> {
     let children: string[];
     try {
-      children = await this.zk.getChildren(this.names.zkWorkers, () => void this.refreshChildren().catch(this.warn));
+      children = await this.zk.getChildren(this.names.zkWorkers, this.childWatcher);
     } catch (err) {
       this.warn(err);
       return false;
     }
     for (const id of [...this.workers.keys()]) if (!children.includes(id)) this.workers.delete(id);
+    for (const id of [...this.workerWatchers.keys()]) if (!children.includes(id)) this.workerWatchers.delete(id);
     await Promise.all(children.filter((id) => all || !this.workers.has(id)).map((id) => this.refreshWorker(id)));
     this.emit('change');
     return true;
@@ -82,10 +104,7 @@ export class ClusterView extends EventEmitter {
 
   private async refreshWorker(id: string): Promise<void> {
     try {
-      const { data } = await this.zk.getData(this.names.zkWorker(id), (event) => {
-        // A deletion is seen by the child watch; a data change is re-read here.
-        if (event.getName() === 'NODE_DATA_CHANGED') void this.refreshWorker(id).then(() => this.emit('change'));
-      });
+      const { data } = await this.zk.getData(this.names.zkWorker(id), this.workerWatcher(id));
       const status = JSON.parse(data?.toString() ?? '{}') as WorkerStatus;
       this.workers.set(id, status);
     } catch (err) {
@@ -97,7 +116,7 @@ export class ClusterView extends EventEmitter {
   private async refreshMaster(): Promise<boolean> {
     let ok = true;
     try {
-      const stat = await this.zk.exists(this.names.zkMaster, () => void this.refreshMaster().catch(this.warn));
+      const stat = await this.zk.exists(this.names.zkMaster, this.masterWatcher);
       if (!stat) {
         this.master = undefined;
       } else {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { Backoff, waitFor } from '../common/backoff.js';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError } from '../common/errors.js';
-import { masterLostGraceMs } from '../common/fencing.js';
+import { masterLostGraceMs, unkillableWaitMs } from '../common/fencing.js';
 import type { Logger } from '../common/logger.js';
 import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
@@ -51,6 +51,12 @@ export function newWorkerId(): string {
 }
 
 const CONTROL_TIMEOUT_MS = 15_000;
+/**
+ * A promotion drains the candidate's sync queue first, which takes as long as
+ * its backlog: a candidate that is still draining must not be given up on (and
+ * killed) after the short control timeout.
+ */
+const PROMOTE_TIMEOUT_MS = 60_000;
 
 export class ClusterManager {
   private readonly exited = new Map<string, ExitInfo>();
@@ -296,7 +302,7 @@ export class ClusterManager {
       const candidatePid = this.pidOf(candidateId);
       try {
         await rpc.call(names.controlQueue(candidateId), { v: WIRE_VERSION, type: 'promote', term } satisfies ControlMessage, {
-          timeoutMs: CONTROL_TIMEOUT_MS,
+          timeoutMs: PROMOTE_TIMEOUT_MS,
         });
         await waitFor(() => (view.master?.id === candidateId ? true : undefined), 5000, () => new Error('the promoted worker did not take the master znode'));
       } catch (err) {
@@ -326,7 +332,7 @@ export class ClusterManager {
    */
   private async waitOutSelfFence(id: string): Promise<void> {
     const since = this.missingSince.get(id) ?? Date.now();
-    const until = since + this.missingGraceMs;
+    const until = since + unkillableWaitMs(this.d.config.zkSessionTimeoutMs);
     const waitMs = Math.max(0, until - Date.now());
     this.d.audit.record('detection', `the runtime does not run master ${id}, so it cannot kill it; waiting ${waitMs} ms for it to have fenced itself before promoting another`);
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));

@@ -46,10 +46,10 @@ export function reply(ch: Channel, msg: ConsumeMessage, payload: RpcReply): void
  * Acks on a channel that may have died meanwhile: then the broker has already
  * requeued the message, and its redelivery is handled idempotently.
  */
-export function settle(ch: Channel, msg: Message, how: 'ack' | 'dead-letter'): void {
+export function settle(ch: Channel, msg: Message, how: 'ack' | 'dead-letter' | 'requeue'): void {
   try {
     if (how === 'ack') ch.ack(msg);
-    else ch.nack(msg, false, false);
+    else ch.nack(msg, false, how === 'requeue');
   } catch {
     // channel closed: nothing to settle any more
   }

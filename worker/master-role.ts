@@ -29,7 +29,7 @@ import { commandFingerprint } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { decodeWrite, encode, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
-import { checkpointAfter } from './checksum.js';
+import { MasterCheckpoints } from './checkpoint-window.js';
 import { buildWrite } from './entry-builder.js';
 import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
@@ -64,6 +64,7 @@ export class MasterRole {
   private pubCh: ConfirmChannel | undefined;
   private writeCh: Channel | undefined;
   private fenced = false;
+  private checkpointsRef: MasterCheckpoints | undefined;
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -93,6 +94,12 @@ export class MasterRole {
       () => this.ctx.logger.info({ requestIds: store.requests.size, ms: Date.now() - started }, 'requestId index loaded'),
       (err: unknown) => this.ctx.logger.warn({ err: (err as Error).message }, 'requestId index not loaded; retries are looked up in the oplog'),
     );
+  }
+
+  /** Replica checksums at checkpoints, taken beside the writes (see checkpoint-window.ts). */
+  private get checkpoints(): MasterCheckpoints {
+    this.checkpointsRef ??= new MasterCheckpoints(this.ctx.store, this.ctx.checksums, this.ctx.logger);
+    return this.checkpointsRef;
   }
 
   /** Continues after a promotion, from what this worker applied as a slave (its requestId index is already complete). */
@@ -191,7 +198,9 @@ export class MasterRole {
   private async stage1(batch: Taken[]): Promise<void> {
     const store = this.ctx.store;
     const t0 = performance.now();
-    const view = new BatchView(store);
+    // While a checkpoint's checksum runs, the batch's reads are recorded (checkpoint-window.ts).
+    const source = this.checkpoints.source();
+    const view = new BatchView(source);
     const outcomes: Outcome[] = [];
     const firstOfRequest = new Map<string, number>();
     const entries: SyncEntry[] = [];
@@ -239,6 +248,7 @@ export class MasterRole {
       }
     }
     const t1 = performance.now();
+    this.checkpoints.beforeApply(entries, source);
     const first = entries[0]?.seq;
     if (entries.length > 1) for (const e of entries) e.first = first;
     // The entries are stored before the data changes: a crash in between is repaired by replaying them.
@@ -258,8 +268,8 @@ export class MasterRole {
       });
     }
     await store.applyOps(entries.flatMap((e) => e.ops));
-    // A checkpoint is alone in its batch: the data is exactly its seq until the next batch starts.
-    await checkpointAfter(store, this.ctx.checksums, entries, this.ctx.logger);
+    // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
+    this.checkpoints.afterApply(entries);
     const t3 = performance.now();
 
     const log = this.ctx.logger;
@@ -290,11 +300,17 @@ export class MasterRole {
         log.debug({ reqId: reqIdOf(msg), requestId: o.entry.requestId, seq: o.entry.seq, duplicate: o.retry || outcomes[i]?.kind === 'same', confirmMs: ms(performance.now() - storedAt) }, 'write applied');
       }
     } catch (err) {
-      // No answer and no ack: the broker redelivers the write, and its requestId makes the retry safe.
-      log.warn({ err: (err as Error).message }, 'write left unanswered');
+      // No answer: handed back to the queue, where its requestId makes the retry safe (it is answered
+      // from its stored entry, published again). Left unacked on a live channel, it would wait there
+      // until the channel closed. After a pause, so a broker refusing confirms is not asked in a loop.
+      log.warn({ err: (err as Error).message }, 'write not confirmed; requeued');
+      setTimeout(() => settle(writeCh, msg, 'requeue'), REQUEUE_DELAY_MS).unref();
     }
   }
 }
+
+/** How long a write whose sync entry the broker did not confirm waits before it is handed back to the queue. */
+const REQUEUE_DELAY_MS = 1000;
 
 function ms(x: number): number {
   return Math.round(x * 100) / 100;

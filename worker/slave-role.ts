@@ -173,14 +173,23 @@ export class SlaveRole {
     return this.pos.appliedSeq;
   }
 
-  /** Resolves once the sync queue is empty and everything taken from it is applied. */
-  async waitCaughtUp(timeoutMs: number): Promise<void> {
+  /**
+   * Resolves once this slave has applied what the master had written when the
+   * wait began (`masterSeq`, as the master last published it), or its queue is
+   * empty with nothing being applied. Under a steady stream of writes the queue
+   * is never empty (and its message count leaves out deliveries not yet acked),
+   * so the seq is what tells "caught up".
+   */
+  async waitCaughtUp(timeoutMs: number, masterSeq: () => Promise<number | undefined>): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    let target: number | undefined;
     for (;;) {
+      target ??= await masterSeq().catch(() => undefined);
+      if (target !== undefined && this.snapshotDone && this.pos.appliedSeq >= target) return;
       const ch = this.syncCh;
       if (ch && !this.applying) {
         const { messageCount } = await ch.checkQueue(this.syncQueue);
-        if (messageCount === 0 && !this.applying) return;
+        if (messageCount === 0 && !this.applying && this.delivered.length === 0) return;
       }
       if (Date.now() > deadline) throw new Error(`not caught up after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));

@@ -144,7 +144,7 @@ export class Worker implements WorkerContext {
     if (this.slave) {
       const masterDbUrl = await this.findMasterDbUrl(30_000);
       await this.slave.snapshot(masterDbUrl);
-      await this.slave.waitCaughtUp(120_000);
+      await this.slave.waitCaughtUp(120_000, () => this.masterSeq());
       this.setState('slave');
       await this.slave.startReads(this.connection());
     }
@@ -220,6 +220,16 @@ export class Worker implements WorkerContext {
     } finally {
       this.publishing = false;
     }
+  }
+
+  /** The master's newest seq as it last published it in its worker znode (at most half a second old). */
+  private async masterSeq(): Promise<number | undefined> {
+    const { data } = await this.zk.getData(this.names.zkMaster);
+    const { id } = JSON.parse(data?.toString() ?? '{}') as { id?: string };
+    if (!id) return undefined;
+    const status = await this.zk.getData(this.names.zkWorker(id));
+    const seq = (JSON.parse(status.data?.toString() ?? '{}') as { appliedSeq?: unknown }).appliedSeq;
+    return typeof seq === 'number' ? seq : undefined;
   }
 
   private async findMasterDbUrl(timeoutMs: number): Promise<string> {

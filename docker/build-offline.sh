@@ -82,7 +82,7 @@ base_libs=$(for f in "$node_bin" "$ferretdb_bin"; do ldd "$f" 2>/dev/null || tru
 [[ -n "$base_libs" ]] || die "ldd found no shared libraries for $node_bin (a static or non-glibc Node.js is not supported here)"
 # shellcheck disable=SC2086  # one path per word
 base_hash=$( { hash_files $base_libs "$OFFLINE_DIR/base-etc/"*; echo v1; } | hash_stdin)
-if needs_build dbaas-base:$TAG "$base_hash"; then
+if needs_build "dbaas-base:$TAG" "$base_hash"; then
   t=$(now_ms)
   root=$BUILD_DIR/base-rootfs
   rm -rf "$root"
@@ -100,7 +100,7 @@ if needs_build dbaas-base:$TAG "$base_hash"; then
     --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8' \
     --change "LABEL dbaas.build-hash=$base_hash org.opencontainers.image.title=dbaas-base" \
     --change 'USER 1000:1000' \
-    "$BUILD_DIR/base.tar" dbaas-base:$TAG >/dev/null
+    "$BUILD_DIR/base.tar" "dbaas-base:$TAG" >/dev/null
   rm -rf "$root" "$BUILD_DIR/base.tar"
   log "built dbaas-base:$TAG ($(elapsed "$t"))"
 else
@@ -110,13 +110,13 @@ fi
 # -------------------------------------------------------- database image --
 
 db_hash=$( { echo "$base_hash"; hash_files "$ferretdb_bin" "$OFFLINE_DIR/ferretdb.Dockerfile"; } | hash_stdin)
-if needs_build dbaas-ferretdb:$TAG "$db_hash"; then
+if needs_build "dbaas-ferretdb:$TAG" "$db_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/ferretdb
   rm -rf "$ctx"
   mkdir -p "$ctx"
   cp -L "$ferretdb_bin" "$ctx/ferretdb"
-  docker_build -f "$OFFLINE_DIR/ferretdb.Dockerfile" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$db_hash" -t dbaas-ferretdb:$TAG "$ctx"
+  docker_build -f "$OFFLINE_DIR/ferretdb.Dockerfile" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$db_hash" -t "dbaas-ferretdb:$TAG" "$ctx"
   rm -rf "$ctx"
   log "built dbaas-ferretdb:$TAG ($(elapsed "$t"))"
 else
@@ -129,7 +129,7 @@ fi
 # dbaas-app-deps (node + production node_modules) changes with package-lock.json
 # or Node.js; the worker and orchestrator images add dist/ on top of it.
 deps_hash=$( { echo "$base_hash"; hash_files package.json package-lock.json "$node_bin" "$OFFLINE_DIR/app-deps.Dockerfile"; } | hash_stdin)
-if needs_build dbaas-app-deps:$TAG "$deps_hash"; then
+if needs_build "dbaas-app-deps:$TAG" "$deps_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/app-deps
   rm -rf "$ctx"
@@ -139,7 +139,7 @@ if needs_build dbaas-app-deps:$TAG "$deps_hash"; then
   cp -a node_modules "$ctx/app/"
   (cd "$ctx/app" && npm prune --omit=dev --ignore-scripts --offline --no-audit --no-fund >"$BUILD_DIR/prune.log" 2>&1) ||
     die "npm prune --omit=dev failed (log $BUILD_DIR/prune.log)"
-  docker_build -f "$OFFLINE_DIR/app-deps.Dockerfile" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$deps_hash" -t dbaas-app-deps:$TAG "$ctx"
+  docker_build -f "$OFFLINE_DIR/app-deps.Dockerfile" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$deps_hash" -t "dbaas-app-deps:$TAG" "$ctx"
   rm -rf "$ctx"
   log "built dbaas-app-deps:$TAG ($(elapsed "$t"))"
 else
@@ -151,7 +151,7 @@ app_hash=$( {
   hash_files "$OFFLINE_DIR/app.Dockerfile"
   find dist/common dist/orchestrator dist/worker -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum
 } | hash_stdin)
-if needs_build dbaas-worker:$TAG "$app_hash" || needs_build dbaas-orchestrator:$TAG "$app_hash"; then
+if needs_build "dbaas-worker:$TAG" "$app_hash" || needs_build "dbaas-orchestrator:$TAG" "$app_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/app
   rm -rf "$ctx"

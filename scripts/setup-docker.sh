@@ -250,7 +250,8 @@ step_amqp_user() {
     log "RabbitMQ lets $AMQP_USER in on $gw:5672 ($(elapsed "$t"))"
     return
   fi
-  local missing="RabbitMQ on $gw:5672 refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err"))"
+  local missing
+  missing="RabbitMQ on $gw:5672 refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err"))"
   local create="rabbitmqctl add_user $AMQP_USER \"\$(cat $AMQP_SECRET_FILE)\" && rabbitmqctl set_permissions -p / $AMQP_USER '.*' '.*' '.*'"
   # Credentials are ours to manage only on a broker a dbaas set-up started.
   rabbitmq_started_by_dbaas ||

@@ -188,7 +188,8 @@ ensure_guest_user() {
   if amqp_guest_ok; then return 0; fi
   [[ -z "${DBAAS_AMQP_URL:-}" ]] ||
     die "RabbitMQ refuses DBAAS_AMQP_URL ($(cat "$DBAAS_STATE_DIR/amqp-check.err")); check its user and password"
-  local missing="RabbitMQ on 127.0.0.1:5672 refuses guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err"))"
+  local missing
+  missing="RabbitMQ on 127.0.0.1:5672 refuses guest/guest ($(cat "$DBAAS_STATE_DIR/amqp-check.err"))"
   if ! rabbitmq_started_by_dbaas; then
     die "$missing. That broker was not started by a dbaas set-up, so its users are left alone: point DBAAS_AMQP_URL at a user that may configure, write and read on vhost / (e.g. DBAAS_AMQP_URL=amqp://user:password@127.0.0.1:5672), or let guest log in from loopback (rabbitmqctl add_user guest guest; rabbitmqctl set_permissions -p / guest '.*' '.*' '.*')"
   fi

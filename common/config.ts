@@ -237,7 +237,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
     workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),
     verifyIntervalMs: r.int('DBAAS_VERIFY_INTERVAL_MS', 600_000, 0, 7 * 86_400_000),
-    verifyWaitMs: r.int('DBAAS_VERIFY_WAIT_MS', 15_000, 100, 600_000),
+    verifyWaitMs: r.int('DBAAS_VERIFY_WAIT_MS', 60_000, 100, 600_000),
     dockerHost: r.match('DBAAS_DOCKER_HOST', 'unix:///var/run/docker.sock', /^(unix:\/\/\/.+|tcp:\/\/[^/]+)$/, 'must be unix:///path or tcp://host:port'),
     dockerWorkerImage: r.str('DBAAS_DOCKER_WORKER_IMAGE', 'dbaas-worker:latest'),
     dockerDbImage: r.str('DBAAS_DOCKER_DB_IMAGE', 'mongo:7'),

@@ -16,12 +16,13 @@
  * digests do not cancel out.
  *
  * When: "one seq" is the checkpoint entry of a `verify` write (SyncEntry.checkpoint),
- * which is alone in its batch. The master hashes right after that batch's data is
- * written and before the next batch starts; a slave ends its run at the checkpoint
- * and hashes before it applies anything newer. So every replica hashes exactly the
- * state at that seq. The cost: that replica applies nothing while it hashes
- * (measured in docs/OPERATIONS.md). Results are kept in a small {@link ChecksumBook}
- * keyed by seq, for the orchestrator to collect over the control queue.
+ * which is alone in its batch. A slave ends its apply run at the checkpoint and
+ * hashes before it applies anything newer ({@link checkpointAfter}): it applies
+ * nothing meanwhile (measured in docs/OPERATIONS.md). The master does not stop
+ * taking writes: it hashes beside them and corrects for what they change
+ * (checkpoint-window.ts). So every replica hashes exactly the state at that seq.
+ * Results are kept in a small {@link ChecksumBook} keyed by seq, for the
+ * orchestrator to collect over the control queue.
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson, type Doc } from '../common/commands.js';
@@ -37,6 +38,16 @@ export interface ChecksumSource {
 
 const WORDS = 8;
 
+/** A user table: not one of the worker's own `_dbaas*` collections, nor a system one. */
+export function isUserTable(name: string): boolean {
+  return !name.startsWith(INTERNAL_PREFIX) && !name.startsWith('system.');
+}
+
+/** SHA-256 of a document's canonical JSON (keys sorted at every level). */
+export function docDigest(doc: Doc): Buffer {
+  return createHash('sha256').update(canonicalJson(doc)).digest();
+}
+
 /** Count and order-independent sum (mod 2^256) of document digests, for one table. */
 export class TableHasher {
   private readonly acc = new Uint32Array(WORDS);
@@ -44,7 +55,7 @@ export class TableHasher {
 
   /** Adds one document. */
   add(doc: Doc): void {
-    this.addDigest(createHash('sha256').update(canonicalJson(doc)).digest());
+    this.addDigest(docDigest(doc));
   }
 
   /** Adds a 32-byte digest, read as a big-endian 256-bit number. */
@@ -72,14 +83,16 @@ export function checksumDocs(docs: Iterable<Doc>): TableChecksum {
   return h.result();
 }
 
-/** Hashes every non-empty user table of `src`. */
-export async function checksumTables(src: ChecksumSource): Promise<{ tables: Record<string, TableChecksum>; documents: number }> {
+/** Hashes every non-empty user table of `src`; `signal` interrupts it (throws). */
+export async function checksumTables(src: ChecksumSource, signal?: AbortSignal): Promise<{ tables: Record<string, TableChecksum>; documents: number }> {
   const tables: Record<string, TableChecksum> = {};
   let documents = 0;
-  const names = (await src.userTables()).filter((n) => !n.startsWith(INTERNAL_PREFIX) && !n.startsWith('system.'));
-  for (const name of names.sort()) {
+  for (const name of (await src.userTables()).filter(isUserTable).sort()) {
     const h = new TableHasher();
-    for await (const doc of src.scanTable(name)) h.add(doc);
+    for await (const doc of src.scanTable(name)) {
+      if (signal?.aborted) throw new Error('interrupted (this worker is being promoted or stopped)');
+      h.add(doc);
+    }
     if (h.count === 0) continue;
     tables[name] = h.result();
     documents += h.count;
@@ -98,6 +111,8 @@ export const CHECKSUM_BOOK_SIZE = 16;
  */
 export class ChecksumBook {
   private readonly results = new Map<number, ChecksumReply>();
+  /** Checkpoints whose checksum is still being taken (the master's runs beside its writes). */
+  private readonly pending = new Set<number>();
   private settledSeq = 0;
 
   constructor(private readonly capacity = CHECKSUM_BOOK_SIZE) {}
@@ -111,7 +126,13 @@ export class ChecksumBook {
     this.settledSeq = Math.max(this.settledSeq, seq);
   }
 
+  /** A checksum at `seq` is being taken: wait for it rather than call it not comparable. */
+  begin(seq: number): void {
+    this.pending.add(seq);
+  }
+
   record(reply: ChecksumReply): void {
+    this.pending.delete(reply.seq);
     this.results.set(reply.seq, reply);
     while (this.results.size > this.capacity) this.results.delete(this.results.keys().next().value as number);
   }
@@ -131,7 +152,7 @@ export class ChecksumBook {
       const found = this.results.get(seq);
       if (found) return found;
       const settled = Math.max(this.settledSeq, settledOther());
-      if (settled >= seq) {
+      if (settled >= seq && !this.pending.has(seq)) {
         return { seq, comparable: false, reason: `this worker did not apply checkpoint ${seq} itself (it joined later from a snapshot, or the result is gone)` };
       }
       if (Date.now() >= deadline) return { seq, comparable: false, reason: `this worker has applied seq ${settled}, not ${seq}, after ${waitMs} ms` };
@@ -140,24 +161,36 @@ export class ChecksumBook {
   }
 }
 
+/** How {@link checkpointAfter} may hash. */
+export interface CheckpointOptions {
+  /** A new slave's data is exact only from this seq on (see SlaveRole.snapshot); a checkpoint below it is not comparable. */
+  fuzzyUpTo?: number;
+  /** Ends the hashing early (a promotion must not wait for it): the checkpoint is then not comparable. */
+  signal?: AbortSignal;
+  /** Do not hash, and say why (a slave still catching up should not slow down). */
+  skipBecause?: string;
+}
+
 /**
  * Called once the data of `entries` (consecutive, in seq order) is written and
- * before anything newer is: hashes at each checkpoint among them (the caller
+ * before anything newer is: hashes at a checkpoint that ends them (the caller
  * guarantees a checkpoint is the last of its run), records it, and settles.
- * `fuzzyUpTo`: a new slave's data is exact only from this seq on (see
- * SlaveRole.snapshot); a checkpoint below it is recorded as not comparable.
- * A failed hash is recorded as not comparable; it never stops replication.
+ * A failed, interrupted or skipped hash is recorded as not comparable; it never
+ * stops replication.
  */
 export async function checkpointAfter(
   src: ChecksumSource,
   book: ChecksumBook,
   entries: ReadonlyArray<Pick<SyncEntry, 'seq' | 'checkpoint'>>,
   logger: Logger,
-  fuzzyUpTo = 0,
+  opts: CheckpointOptions = {},
 ): Promise<void> {
   const last = entries.at(-1);
   if (!last) return;
-  if (last.checkpoint && last.seq < fuzzyUpTo) {
+  const { fuzzyUpTo = 0 } = opts;
+  if (last.checkpoint && opts.skipBecause !== undefined) {
+    book.record({ seq: last.seq, comparable: false, reason: `not hashed: ${opts.skipBecause}` });
+  } else if (last.checkpoint && last.seq < fuzzyUpTo) {
     // A new slave's copy was read while the master went on writing: until the entries up to
     // `fuzzyUpTo` are applied, its data may already hold some of their effects, so it is not
     // the state at this seq.
@@ -165,7 +198,7 @@ export async function checkpointAfter(
   } else if (last.checkpoint) {
     const started = performance.now();
     try {
-      const { tables, documents } = await checksumTables(src);
+      const { tables, documents } = await checksumTables(src, opts.signal);
       const ms = Math.round(performance.now() - started);
       book.record({ seq: last.seq, comparable: true, tables, documents, ms });
       logger.info({ seq: last.seq, tables: Object.keys(tables).length, documents, ms }, 'checksum taken at checkpoint');

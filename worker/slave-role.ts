@@ -58,6 +58,8 @@ export class SlaveRole {
    * the `fresh` hint, so no delete of a copied document is ever skipped.
    */
   private fuzzyUpTo = 0;
+  /** Interrupts the checksum being taken at a checkpoint (a promotion must not wait for it). */
+  private checksumAbort: AbortController | undefined;
 
   constructor(private readonly ctx: WorkerContext) {}
 
@@ -161,11 +163,29 @@ export class SlaveRole {
       if (past.length > 0) await this.ctx.store.applyOps(past.flatMap((e) => e.ops));
       await this.ctx.store.recordEntries(judged.apply);
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
-      await checkpointAfter(this.ctx.store, this.ctx.checksums, judged.apply, this.ctx.logger, this.fuzzyUpTo);
+      await this.checkpoint(judged.apply);
       this.pos = judged.pos;
       this.wake();
     }
     ackRun(run);
+  }
+
+  /**
+   * Hashes the data at a checkpoint that ends this run (checksum.ts): nothing is applied meanwhile.
+   * A slave still catching up does not hash; a promotion interrupts the hashing.
+   */
+  private async checkpoint(applied: readonly SyncEntry[]): Promise<void> {
+    const abort = applied.at(-1)?.checkpoint ? new AbortController() : undefined;
+    this.checksumAbort = abort;
+    try {
+      await checkpointAfter(this.ctx.store, this.ctx.checksums, applied, this.ctx.logger, {
+        fuzzyUpTo: this.fuzzyUpTo,
+        ...(abort ? { signal: abort.signal } : {}),
+        ...(this.ctx.state === 'syncing' ? { skipBecause: 'this slave was still catching up' } : {}),
+      });
+    } finally {
+      this.checksumAbort = undefined;
+    }
   }
 
   /** Highest seq applied to this worker's data. */
@@ -279,6 +299,7 @@ export class SlaveRole {
 
   /** For promotion: stop the consumer and apply everything left in the queue. The old master must be dead. */
   async drain(): Promise<void> {
+    this.checksumAbort?.abort();
     const ch = this.syncCh;
     if (!ch) throw new Error('no sync channel to drain');
     if (this.syncTag) await ch.cancel(this.syncTag);

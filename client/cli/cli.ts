@@ -60,7 +60,7 @@ options:
   --token TOKEN      admin token for crash, scale, clear (default: $DBAAS_ADMIN_TOKEN)
   --api-key KEY      key for the data and cluster endpoints (default: $DBAAS_API_KEY)
   --json             print JSON instead of tables (errors too, as {"error": …})
-  --timeout MS       how long one try may take (default 10000; verify 60000)
+  --timeout MS       how long one try may take (default 10000; verify 120000)
   --retries N        retries of safe requests on 503/504/no answer (default 3; writes keep their requestId)
   -h, --help         this text
   -V, --version      print the version of dbaas
@@ -174,8 +174,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (!GLOBAL.includes(key) && !allowed.includes(key)) usage(`${command} does not take --${key}`);
     }
 
-    // A verify waits for every replica to reach its checkpoint and hash (DBAAS_VERIFY_WAIT_MS, 15 s by default).
-    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? (command === 'verify' ? 60_000 : 10_000);
+    // A verify waits for every replica to reach its checkpoint and hash (DBAAS_VERIFY_WAIT_MS, 60 s by default).
+    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? (command === 'verify' ? 120_000 : 10_000);
     const retries = integer(values.retries, 'retries', 0) ?? 3;
     const url = values.url ?? io.defaults.url;
     if (!/^https?:\/\/[^/]/.test(url)) usage(`--url must be an http(s) URL, got ${JSON.stringify(url)}`);

@@ -19,7 +19,8 @@ async function verify(): Promise<{ status: number; body: VerifyReport }> {
 
 beforeAll(async () => {
   // Periodic runs off: every run here is one the test asked for.
-  c = await startTestCluster({ DBAAS_INITIAL_SLAVES: '2', DBAAS_VERIFY_INTERVAL_MS: '0', DBAAS_ADMIN_TOKEN: TOKEN });
+  // A long wait for each replica: the cost measurement below hashes 100,000 documents on each.
+  c = await startTestCluster({ DBAAS_INITIAL_SLAVES: '2', DBAAS_VERIFY_INTERVAL_MS: '0', DBAAS_VERIFY_WAIT_MS: '120000', DBAAS_ADMIN_TOKEN: TOKEN });
 });
 
 afterAll(async () => {
@@ -125,5 +126,47 @@ describe('replica verification', () => {
     expect(again.body.replicas.map((r) => r.status)).toEqual(['equal', 'equal', 'equal']);
     expect(again.body.replicas.some((r) => r.id === victim.id)).toBe(false);
     expect(String((await c.get('/metrics')).body)).toMatch(/dbaas_verify_divergent_replicas 0/);
+  });
+
+  // The blocking cost (docs/OPERATIONS.md): each replica applies nothing while it hashes.
+  // DBAAS_VERIFY_COST=1 npx vitest run tests/integration/verify.test.ts
+  it.runIf(process.env.DBAAS_VERIFY_COST === '1')('measures the hashing time at 10,000 and 100,000 documents, and the write stall', { timeout: 900_000 }, async () => {
+    let inserted = 0;
+    const fill = async (upTo: number): Promise<void> => {
+      while (inserted < upTo) {
+        const docs = Array.from({ length: 1000 }, (_, i) => ({ n: inserted + i, owner: `user${(inserted + i) % 97}`, tags: ['a', 'b'], at: { day: (inserted + i) % 31, slot: i % 4 } }));
+        const r = await c.post('/api/v1/db/write', { table: 'bulk', operation: 'insert', data: docs });
+        expect(r.status).toBe(200);
+        inserted += docs.length;
+      }
+    };
+    for (const size of [10_000, 100_000]) {
+      await fill(size);
+      let stop = false;
+      const latencies: Array<{ at: number; ms: number }> = [];
+      const writer = (async () => {
+        for (let i = 0; !stop; i++) {
+          const t0 = Date.now();
+          const r = await c.post('/api/v1/db/write', { table: 'probe', operation: 'insert', data: { size, i } });
+          expect(r.status).toBe(200);
+          latencies.push({ at: t0, ms: Date.now() - t0 });
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 1000));
+      const t0 = Date.now();
+      const { body } = await verify();
+      const t1 = Date.now();
+      await new Promise((r) => setTimeout(r, 500));
+      stop = true;
+      await writer;
+      expect({ result: body.result, replicas: body.replicas }).toMatchObject({ result: 'equal' });
+      const before = latencies.filter((l) => l.at < t0).map((l) => l.ms);
+      const during = latencies.filter((l) => l.at >= t0 && l.at <= t1).map((l) => l.ms);
+      const p50 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+      console.log(
+        `verify at ${body.tables.bulk?.count} bulk documents: ${body.durationMs} ms in all; hashing per replica: ${body.replicas.map((r) => `${r.role} ${r.hashMs} ms`).join(', ')}; ` +
+          `single-insert latency before: median ${p50(before)} ms, max ${Math.max(...before)} ms; during verify: ${during.length} writes, max ${Math.max(0, ...during)} ms`,
+      );
+    }
   });
 });

@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { Doc } from '../../common/commands.js';
+import type { Doc, WriteCommand } from '../../common/commands.js';
 import { createLogger } from '../../common/logger.js';
-import { decodeControl, decodeSync, encode, WIRE_VERSION } from '../../common/messages.js';
+import { decodeControl, decodeSync, encode, WIRE_VERSION, type SyncEntry, type SyncOp } from '../../common/messages.js';
 import { ChecksumBook, checkpointAfter, checksumDocs, checksumTables, TableHasher, type ChecksumSource } from '../../worker/checksum.js';
 import { clusterNames } from '../../common/names.js';
 import { AuditLog } from '../../orchestrator/audit-log.js';
 import { compareReplicas, divergentTables, Verifier, type VerifierDeps } from '../../orchestrator/verify.js';
-import { planBatch } from '../../worker/write-batch.js';
+import { MasterCheckpoints } from '../../worker/checkpoint-window.js';
+import { buildWrite } from '../../worker/entry-builder.js';
+import { BatchView, planBatch } from '../../worker/write-batch.js';
+import { MemoryDb } from './memory-db.js';
 import { rng as makeRng } from '../prng.js';
 
 const logger = createLogger('test', 'silent');
@@ -129,9 +132,9 @@ describe('ChecksumBook and checkpoints', () => {
 
   it('refuses a checkpoint inside a snapshot window as not comparable', async () => {
     const book = new ChecksumBook();
-    await checkpointAfter(src, book, [{ seq: 7, checkpoint: true }], logger, 9);
+    await checkpointAfter(src, book, [{ seq: 7, checkpoint: true }], logger, { fuzzyUpTo: 9 });
     expect(book.get(7)).toMatchObject({ seq: 7, comparable: false });
-    await checkpointAfter(src, book, [{ seq: 9, checkpoint: true }], logger, 9);
+    await checkpointAfter(src, book, [{ seq: 9, checkpoint: true }], logger, { fuzzyUpTo: 9 });
     expect(book.get(9)?.comparable).toBe(true);
   });
 
@@ -148,6 +151,17 @@ describe('ChecksumBook and checkpoints', () => {
     expect((await pending).comparable).toBe(true);
     // A slave whose snapshot started past the checkpoint: its applied seq counts as settled.
     expect(await new ChecksumBook().await(3, 1000, () => 20)).toMatchObject({ comparable: false });
+  });
+
+  it('records an interrupted (promotion) or skipped (catching up) checksum as not comparable, and still settles', async () => {
+    const book = new ChecksumBook();
+    const abort = new AbortController();
+    abort.abort();
+    await checkpointAfter(src, book, [{ seq: 3, checkpoint: true }], logger, { signal: abort.signal });
+    expect(book.get(3)).toMatchObject({ comparable: false, reason: 'hashing failed: interrupted (this worker is being promoted or stopped)' });
+    await checkpointAfter(src, book, [{ seq: 4, checkpoint: true }], logger, { skipBecause: 'this slave was still catching up' });
+    expect(book.get(4)).toMatchObject({ comparable: false, reason: 'not hashed: this slave was still catching up' });
+    expect(book.settled).toBe(4);
   });
 
   it('keeps a bounded number of results, dropping the oldest', () => {
@@ -307,5 +321,114 @@ describe('Verifier (orchestrator), with a fake cluster', () => {
     const [a, b] = await Promise.all([verifier.run('manual'), verifier.run('periodic')]);
     expect(a).toBe(b);
     expect(calls.filter((m) => (m as { command?: unknown }).command !== undefined)).toHaveLength(1);
+  });
+});
+
+/** A MemoryDb that also scans like a live cursor: one document per tick, seeing writes made meanwhile. */
+class ScanningDb extends MemoryDb implements ChecksumSource {
+  async userTables(): Promise<string[]> {
+    return [...this.tables.keys()];
+  }
+
+  async *scanTable(name: string): AsyncIterable<Doc> {
+    for (const doc of this.tables.get(name)?.values() ?? []) {
+      await new Promise((r) => setImmediate(r));
+      yield structuredClone(doc);
+    }
+  }
+}
+
+describe('the master checksum taken beside writes (checkpoint-window.ts)', () => {
+  function entry(seq: number, ops: SyncOp[], checkpoint = false): SyncEntry {
+    return { v: WIRE_VERSION, seq, term: 1, requestId: `r${seq}`, ts: 0, ops, result: { ok: true, seq, inserted: 0, ids: [], matched: 0, modified: 0, deleted: 0 }, ...(checkpoint ? { checkpoint: true as const } : {}) };
+  }
+
+  /** Runs writes as the master's stage 1 does, batch by batch, through MasterCheckpoints. */
+  async function master(db: ScanningDb, cps: MasterCheckpoints, commands: WriteCommand[], seq: { n: number }): Promise<void> {
+    while (commands.length > 0) {
+      const batch = commands.splice(0, planBatch(commands));
+      const source = cps.source();
+      const view = new BatchView(source);
+      const entries: SyncEntry[] = [];
+      for (const cmd of batch) {
+        try {
+          const built = await buildWrite(view, cmd);
+          view.record(built.ops);
+          entries.push(entry(++seq.n, built.ops));
+        } catch {
+          // refused (a duplicate id): nothing written, as on the master
+        }
+      }
+      cps.beforeApply(entries, source);
+      db.applySequential(entries.flatMap((e) => e.ops));
+      cps.afterApply(entries);
+    }
+  }
+
+  function randomWrites(random: () => number, n: number): WriteCommand[] {
+    const id = (): string => `d${Math.floor(random() * 140)}`;
+    const out: WriteCommand[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = random();
+      if (r < 0.3) out.push({ kind: 'update', table: 'docs', where: { _id: id() }, update: { $inc: { n: 1 } } });
+      else if (r < 0.45) out.push({ kind: 'delete', table: 'docs', where: { _id: id() } });
+      else if (r < 0.6) out.push({ kind: 'insert', table: random() < 0.5 ? 'docs' : 'other', docs: [{ n: i }] });
+      else if (r < 0.7) out.push({ kind: 'insert', table: 'docs', docs: [{ _id: id(), n: -1 }] });
+      else if (r < 0.8) out.push({ kind: 'upsert', table: 'docs', where: { _id: id() }, update: { $set: { up: i } } });
+      else if (r < 0.9) out.push({ kind: 'update', table: 'docs', where: { owner: `u${Math.floor(random() * 5)}` }, update: { $push: { log: i } } });
+      else out.push({ kind: 'delete', table: 'docs', where: { owner: `u${Math.floor(random() * 5)}` } });
+    }
+    return out;
+  }
+
+  for (const seed of [1, 2, 3, 4, 5, 6]) {
+    it(`equals the checksum of the data at the checkpoint while random writes run (seed ${seed})`, async () => {
+      const random = makeRng(seed);
+      const db = new ScanningDb();
+      const seq = { n: 0 };
+      const book = new ChecksumBook();
+      const cps = new MasterCheckpoints(db, book, logger);
+      for (let i = 0; i < 100; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i, owner: `u${i % 5}` } }]);
+      await master(db, cps, randomWrites(random, 40), seq);
+      const atS = db.clone();
+      const s = ++seq.n;
+      cps.afterApply([entry(s, [], true)]);
+      const scanning = book.await(s, 10_000);
+      // Writes keep coming while the scan runs, some before and some after it reaches each document.
+      for (let round = 0; round < 20; round++) {
+        await master(db, cps, randomWrites(random, 5), seq);
+        for (let k = 0; k < 3; k++) await new Promise((r) => setImmediate(r));
+      }
+      const reply = await scanning;
+      expect(reply.comparable).toBe(true);
+      const expected = Object.fromEntries(Object.entries(atS.dump()).map(([t, docs]) => [t, checksumDocs(docs)]));
+      expect(reply.comparable && reply.tables).toEqual(expected);
+      // The data did change meanwhile: the correction was needed.
+      const now = Object.fromEntries(Object.entries(db.dump()).map(([t, docs]) => [t, checksumDocs(docs)]));
+      expect(now).not.toEqual(expected);
+    });
+  }
+
+  it('is not comparable when a clear runs during the window, and another checkpoint waits for none', async () => {
+    const db = new ScanningDb();
+    for (let i = 0; i < 50; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    cps.afterApply([entry(1, [], true)]);
+    cps.afterApply([entry(2, [], true)]);
+    expect(book.get(2)).toMatchObject({ comparable: false, reason: 'the master was still taking the checksum of checkpoint 1' });
+    await master(db, cps, [{ kind: 'clear' }], { n: 2 });
+    expect(await book.await(1, 5000)).toMatchObject({ comparable: false, reason: 'a clear (seq 3) ran while the checksum was taken' });
+  });
+
+  it('is not comparable when a write changes a document it did not read', async () => {
+    const db = new ScanningDb();
+    for (let i = 0; i < 20; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    cps.afterApply([entry(1, [], true)]);
+    const blind = [entry(2, [{ t: 'put', table: 'docs', doc: { _id: 'd3', n: 0 } }])];
+    cps.beforeApply(blind, cps.source());
+    expect(await book.await(1, 5000)).toMatchObject({ comparable: false, reason: 'seq 2 changed docs/d3 without reading it first' });
   });
 });

@@ -1,0 +1,198 @@
+/**
+ * The master's checksum at a checkpoint, taken while it goes on taking writes.
+ *
+ * Invariant: the checksum recorded for checkpoint S equals the checksum of the
+ * master's user tables exactly as they were at S (the state a slave hashes when
+ * it stops at S), or it is recorded as not comparable; writes after S are never
+ * held back for it.
+ *
+ * How: at S a scan of every user table starts beside the write path, and a
+ * window opens. Before a write's data reaches the database, every document it
+ * touches for the first time since S is captured as it was at S: the master has
+ * just read that document to build the write (BatchSource reads, recorded below
+ * the batch overlay, are the database before the batch, which for a document
+ * untouched since S is its state at S), or knows it is new (`fresh`). The scan
+ * counts a document only if it was not yet touched when the scan met it (then
+ * what the scan read is its state at S); at the end, the captured state of every
+ * touched document the scan did not count is added. A `clear` during the window,
+ * a touched document whose earlier state is unknown, or more than
+ * {@link MAX_TOUCHED} touched documents make the result "not comparable".
+ *
+ * Cost: the scan's time (it runs beside the writes), a digest per document a
+ * write reads while the window is open, and the keys of the documents counted
+ * (a few MB per 100,000 documents) until the scan ends.
+ */
+import type { Doc, Filter } from '../common/commands.js';
+import type { Logger } from '../common/logger.js';
+import type { ChecksumReply, SyncEntry } from '../common/messages.js';
+import { docDigest, isUserTable, TableHasher, type ChecksumBook, type ChecksumSource } from './checksum.js';
+import type { BatchSource } from './write-batch.js';
+
+/** Most documents written while one checksum runs; beyond, that checksum is given up (not comparable). */
+export const MAX_TOUCHED = 200_000;
+
+/** Known to exist, contents not read (a duplicate-id check). */
+const EXISTS = 'exists';
+type Seen = Buffer | null | typeof EXISTS;
+
+function keyOf(table: string, id: string): string {
+  return `${table}\u0000${id}`;
+}
+
+/** The reads of one batch from the database (the state before the batch), as digests. */
+export class RecordingSource implements BatchSource {
+  readonly seen = new Map<string, Seen>();
+
+  constructor(private readonly db: BatchSource) {}
+
+  private note(table: string, id: string, value: Seen): void {
+    const key = keyOf(table, id);
+    if (!this.seen.has(key)) this.seen.set(key, value);
+  }
+
+  async findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined> {
+    const doc = await this.db.findById(table, id);
+    this.note(table, id, doc ? docDigest(doc) : null);
+    return doc;
+  }
+
+  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
+    const docs = await this.db.findForUpdate(table, where);
+    for (const doc of docs) this.note(table, doc._id, docDigest(doc));
+    return docs;
+  }
+
+  async idsExisting(table: string, ids: string[]): Promise<string[]> {
+    const found = await this.db.idsExisting(table, ids);
+    const existing = new Set(found);
+    for (const id of ids) this.note(table, id, existing.has(id) ? EXISTS : null);
+    return found;
+  }
+}
+
+/** One open checkpoint: the documents touched since S, as they were at S. */
+class Window {
+  /** key → digest of the document at S, null when it did not exist at S. */
+  readonly touched = new Map<string, Buffer | null>();
+  invalid: string | undefined;
+  closed = false;
+
+  constructor(readonly seq: number) {}
+
+  /** Before `entries`' data is written. `reads`: what building them read from the database. */
+  capture(entries: readonly SyncEntry[], reads: RecordingSource | undefined): void {
+    if (this.closed || this.invalid) return;
+    for (const entry of entries) {
+      for (const op of entry.ops) {
+        if (op.t === 'clear') {
+          this.invalid = `a clear (seq ${entry.seq}) ran while the checksum was taken`;
+          return;
+        }
+        const id = op.t === 'put' ? op.doc._id : op.id;
+        const key = keyOf(op.table, id);
+        if (this.touched.has(key)) continue;
+        const seen = reads?.seen.get(key);
+        if (seen !== undefined && seen !== EXISTS) this.touched.set(key, seen);
+        else if (op.t === 'put' && op.fresh) this.touched.set(key, null);
+        else {
+          this.invalid = `seq ${entry.seq} changed ${op.table}/${id} without reading it first`;
+          return;
+        }
+      }
+    }
+    if (this.touched.size > MAX_TOUCHED) this.invalid = `more than ${MAX_TOUCHED} documents were written while the checksum was taken`;
+  }
+
+  async scan(src: ChecksumSource): Promise<ChecksumReply> {
+    const started = performance.now();
+    const hashers = new Map<string, TableHasher>();
+    const hasher = (table: string): TableHasher => {
+      let h = hashers.get(table);
+      if (!h) {
+        h = new TableHasher();
+        hashers.set(table, h);
+      }
+      return h;
+    };
+    const counted = new Set<string>();
+    try {
+      for (const name of (await src.userTables()).filter(isUserTable)) {
+        for await (const doc of src.scanTable(name)) {
+          if (this.invalid) break;
+          const key = keyOf(name, String(doc._id));
+          if (this.touched.has(key)) continue;
+          hasher(name).add(doc);
+          counted.add(key);
+        }
+      }
+    } finally {
+      // From here on nothing is captured: the corrections below see the final set.
+      this.closed = true;
+    }
+    if (this.invalid) return { seq: this.seq, comparable: false, reason: this.invalid };
+    for (const [key, digest] of this.touched) {
+      if (digest && !counted.has(key)) hasher(key.slice(0, key.indexOf('\u0000'))).addDigest(digest);
+    }
+    const tables: Record<string, ReturnType<TableHasher['result']>> = {};
+    let documents = 0;
+    for (const name of [...hashers.keys()].sort()) {
+      const h = hashers.get(name) as TableHasher;
+      if (h.count === 0) continue;
+      tables[name] = h.result();
+      documents += h.count;
+    }
+    return { seq: this.seq, comparable: true, tables, documents, ms: Math.round(performance.now() - started) };
+  }
+}
+
+/**
+ * The master's side of checkpoints, called from its serial write path:
+ * {@link source} at the start of a batch, {@link beforeApply} once the batch is
+ * built (before its data is written), {@link afterApply} once its data is written.
+ */
+export class MasterCheckpoints {
+  private window: Window | undefined;
+
+  constructor(
+    private readonly store: ChecksumSource & BatchSource,
+    private readonly book: ChecksumBook,
+    private readonly logger: Logger,
+  ) {}
+
+  /** What the next batch reads through: the store, recorded while a checksum runs. */
+  source(): BatchSource {
+    return this.window ? new RecordingSource(this.store) : this.store;
+  }
+
+  /** Captures the state at the checkpoint of every document these entries touch first. */
+  beforeApply(entries: readonly SyncEntry[], source: BatchSource): void {
+    this.window?.capture(entries, source instanceof RecordingSource ? source : undefined);
+  }
+
+  /** Opens a window at a checkpoint (alone in its batch, so the data is exactly its seq now), and settles. */
+  afterApply(entries: readonly SyncEntry[]): void {
+    const last = entries.at(-1);
+    if (!last) return;
+    if (last.checkpoint) this.open(last.seq);
+    this.book.settle(last.seq);
+  }
+
+  private open(seq: number): void {
+    if (this.window && !this.window.closed) {
+      this.book.record({ seq, comparable: false, reason: `the master was still taking the checksum of checkpoint ${this.window.seq}` });
+      return;
+    }
+    const window = new Window(seq);
+    this.window = window;
+    this.book.begin(seq);
+    window
+      .scan(this.store)
+      .catch((err: unknown): ChecksumReply => ({ seq, comparable: false, reason: `hashing failed: ${(err as Error).message}` }))
+      .then((reply) => {
+        this.book.record(reply);
+        if (this.window === window) this.window = undefined;
+        if (reply.comparable) this.logger.info({ seq, tables: Object.keys(reply.tables).length, documents: reply.documents, ms: reply.ms, touched: window.touched.size }, 'checksum taken at checkpoint');
+        else this.logger.warn({ seq, reason: reply.reason }, 'checksum at checkpoint not comparable');
+      }, () => undefined);
+  }
+}

@@ -18,6 +18,11 @@ import { isNoNode, ZkSession } from '../../common/zk-session.js';
 
 const run = promisify(execFile);
 
+/** The broker of the local set-up (DBAAS_AMQP_URL when set); the nemesis restarts it, so it must be on this machine. */
+export function amqpUrl(): string {
+  return process.env.DBAAS_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+}
+
 /** The checkout this file belongs to (from the sources or from dist/). */
 export function repoRoot(): string {
   let dir = import.meta.dirname;
@@ -45,7 +50,7 @@ export async function startBroker(): Promise<void> {
   await run(rabbitmqctl, ['start_app'], { timeout: 120_000 });
   await waitFor(
     async () => {
-      const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+      const conn = await amqp.connect(amqpUrl());
       await conn.close();
       return true;
     },
@@ -142,7 +147,7 @@ export function runProcesses(namespace: string, dataDir: string): number[] {
 /** Deletes the queues, exchanges and znodes of a namespace (its workers' sync and control queues included). */
 export async function purgeNamespace(namespace: string, workerIds: Iterable<string>): Promise<void> {
   const names = clusterNames(namespace);
-  const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
+  const conn = await amqp.connect(amqpUrl());
   try {
     const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue];
     for (const id of workerIds) queues.push(names.syncQueue(id), names.controlQueue(id));

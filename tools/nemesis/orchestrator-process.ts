@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from './infra.js';
+import { amqpUrl, repoRoot } from './infra.js';
 
 export interface OrchestratorProcessOptions {
   /** The built entry point, `dist/orchestrator/main.js` of a checkout. */
@@ -69,6 +69,7 @@ export class OrchestratorProcess {
     const env: Record<string, string> = {
       ...inherited,
       ...(dbBin ? { DBAAS_DB_BIN: dbBin } : {}),
+      DBAAS_AMQP_URL: amqpUrl(),
       DBAAS_PORT: String(this.opts.port),
       DBAAS_HOST: '127.0.0.1',
       DBAAS_NAMESPACE: this.opts.namespace,

@@ -197,12 +197,15 @@ export class Verifier {
     );
     const compared = compareReplicas(master.id, answers);
     const report: VerifyReport = {
-      ...compared,
+      result: compared.result,
       seq,
       master: master.id,
       at: new Date(started).toISOString(),
       durationMs: Date.now() - started,
       trigger,
+      ...(compared.suspect ? { suspect: compared.suspect } : {}),
+      tables: compared.tables,
+      replicas: compared.replicas,
     };
     this.last = report;
     this.act(report);

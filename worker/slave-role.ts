@@ -60,6 +60,8 @@ export class SlaveRole {
   private fuzzyUpTo = 0;
   /** Interrupts the checksum being taken at a checkpoint (a promotion must not wait for it). */
   private checksumAbort: AbortController | undefined;
+  /** Set once a promotion drains the queue: checkpoints met from then on are not hashed. */
+  private promoting = false;
 
   constructor(private readonly ctx: WorkerContext) {}
 
@@ -182,6 +184,7 @@ export class SlaveRole {
         fuzzyUpTo: this.fuzzyUpTo,
         ...(abort ? { signal: abort.signal } : {}),
         ...(this.ctx.state === 'syncing' ? { skipBecause: 'this slave was still catching up' } : {}),
+        ...(this.promoting ? { skipBecause: 'this slave was being promoted' } : {}),
       });
     } finally {
       this.checksumAbort = undefined;
@@ -299,6 +302,7 @@ export class SlaveRole {
 
   /** For promotion: stop the consumer and apply everything left in the queue. The old master must be dead. */
   async drain(): Promise<void> {
+    this.promoting = true;
     this.checksumAbort?.abort();
     const ch = this.syncCh;
     if (!ch) throw new Error('no sync channel to drain');

@@ -132,6 +132,21 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
     throw new Error(`the cluster did not recover to ${expectedCount} serving workers within ${o.recoveryTimeoutMs} ms`);
   };
 
+  /**
+   * ms from `killedAt` until the first write sent after it was acknowledged.
+   * Waits for one: on a busy machine the cluster can look recovered before any
+   * writer's next try has come back (NaN when none did within the deadline).
+   */
+  const writeGapAfter = async (killedAt: number): Promise<number> => {
+    const deadline = Date.now() + o.writeDeadlineMs;
+    for (;;) {
+      const first = attempts.find((a) => a.ok && a.start >= killedAt);
+      if (first) return first.end - killedAt;
+      if (Date.now() > deadline) return NaN;
+      await sleep(20);
+    }
+  };
+
   const runningWriters = Array.from({ length: o.writers }, (_, w) => writer(w));
   const masterGapsMs: number[] = [];
   const slaveRecoveryMs: number[] = [];
@@ -144,8 +159,7 @@ export async function runDrill(o: DrillOptions): Promise<DrillReport> {
       const killedAt = Date.now();
       const killedMaster = await client.crash('master');
       await recovered(killedMaster);
-      const gapEnd = attempts.filter((a) => a.ok && a.start >= killedAt).reduce((m, a) => Math.min(m, a.end), Infinity);
-      const gap = gapEnd === Infinity ? NaN : gapEnd - killedAt;
+      const gap = await writeGapAfter(killedAt);
       masterGapsMs.push(gap);
       const after = await workers();
       const newMaster = after.find((w) => w.role === 'master');

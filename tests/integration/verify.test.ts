@@ -5,6 +5,8 @@
  */
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WIRE_VERSION, type ChecksumReply } from '../../common/messages.js';
+import { clusterNames } from '../../common/names.js';
 import type { AuditEvent } from '../../orchestrator/audit-log.js';
 import type { VerifyReport } from '../../orchestrator/verify.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
@@ -126,6 +128,48 @@ describe('replica verification', () => {
     expect(again.body.replicas.map((r) => r.status)).toEqual(['equal', 'equal', 'equal']);
     expect(again.body.replicas.some((r) => r.id === victim.id)).toBe(false);
     expect(String((await c.get('/metrics')).body)).toMatch(/dbaas_verify_divergent_replicas 0/);
+  });
+
+  it('a failover does not wait for a slave that is hashing: the promotion interrupts it', { timeout: 180_000 }, async () => {
+    for (let k = 0; k < 30; k++) {
+      const docs = Array.from({ length: 1000 }, (_, i) => ({ k, i, owner: `user${i % 97}`, tags: ['a', 'b'] }));
+      expect((await c.post('/api/v1/db/write', { table: 'many', operation: 'insert', data: docs })).status).toBe(200);
+    }
+    await eventually(() => c.orch.view.servingSlaves().length === 2, 30_000, 'two serving slaves');
+    const ns = clusterNames(c.namespace);
+    const oldMaster = c.orch.view.master?.id as string;
+    const slaves = [...c.orch.view.workers.values()].filter((w) => w.id !== oldMaster);
+    // A checkpoint of our own, then the master dies while the slaves hash 30,000 documents.
+    const written = (await c.orch.rpc.call(ns.writeQueue, { v: WIRE_VERSION, requestId: `verify-failover-${Date.now()}`, command: { kind: 'verify' } }, { timeoutMs: 10_000, persistent: true })) as { seq: number };
+    const auditBefore = c.orch.audit.list().at(-1)?.seq ?? 0;
+    const crash = await c.orch.app.inject({ method: 'POST', url: '/api/v1/crash/master', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(crash.statusCode).toBe(200);
+    let promotion: AuditEvent | undefined;
+    await eventually(
+      () => {
+        promotion = c.orch.audit.list(auditBefore).find((e) => e.kind === 'promotion');
+        return promotion !== undefined;
+      },
+      30_000,
+      'a promotion',
+    );
+    const promoted = (promotion?.details as { to: string }).to;
+    const other = slaves.find((w) => w.id !== promoted);
+    expect(other).toBeDefined();
+    const ask = (id: string): Promise<ChecksumReply> =>
+      c.orch.rpc.call(ns.controlQueue(id), { v: WIRE_VERSION, type: 'checksum', seq: written.seq, waitMs: 60_000 }, { timeoutMs: 70_000 }) as Promise<ChecksumReply>;
+    const [atPromoted, atOther] = await Promise.all([ask(promoted), ask((other as { id: string }).id)]);
+    expect(atPromoted).toMatchObject({ seq: written.seq, comparable: false });
+    expect(atPromoted.comparable === false && atPromoted.reason).toMatch(/interrupted|being promoted/);
+    expect(atOther.comparable).toBe(true);
+    const hashMs = atOther.comparable ? atOther.ms : 0;
+    console.log(`promotion took ${promotion?.durationMs} ms while the other slave hashed ${atOther.comparable ? atOther.documents : 0} documents for ${hashMs} ms`);
+    expect(promotion?.durationMs ?? Infinity).toBeLessThan(hashMs / 2);
+
+    await eventually(() => c.orch.view.servingSlaves().length === 2, 60_000, 'two serving slaves after the failover');
+    const after = await verify();
+    expect(after.body.result).toBe('equal');
+    expect(after.body.master).toBe(promoted);
   });
 
   // The blocking cost (docs/OPERATIONS.md): each replica applies nothing while it hashes.

@@ -273,9 +273,10 @@ export class MasterRole {
     const t3 = performance.now();
 
     const log = this.ctx.logger;
-    if (log.isLevelEnabled('debug')) {
-      log.debug({ writes: batch.length, entries: entries.length, buildMs: ms(t1 - t0), storeMs: ms(t2 - t1), applyMs: ms(t3 - t2) }, 'write batch stored');
-    }
+    const timing = { writes: batch.length, entries: entries.length, buildMs: ms(t1 - t0), storeMs: ms(t2 - t1), applyMs: ms(t3 - t2) };
+    // Every write waits for the batch before it: a slow one is worth a line at any level.
+    if (t3 - t0 > SLOW_BATCH_MS) log.warn(timing, 'slow write batch');
+    else if (log.isLevelEnabled('debug')) log.debug(timing, 'write batch stored');
     batch.forEach((taken, i) => void this.answer(taken, outcomes, i, t3));
   }
 
@@ -308,6 +309,9 @@ export class MasterRole {
     }
   }
 }
+
+/** A batch slower than this is logged as a warning (with where its time went). */
+const SLOW_BATCH_MS = 500;
 
 /** How long a write whose sync entry the broker did not confirm waits before it is handed back to the queue. */
 const REQUEUE_DELAY_MS = 1000;

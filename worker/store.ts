@@ -22,6 +22,7 @@ import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { waitFor } from '../common/backoff.js';
 import { deepEqual } from '../common/update-ops.js';
 import { groupByTable, planApply, ReplayOverlay, type TableWrites } from './apply-plan.js';
+import { RecentEntries } from './recent-entries.js';
 import { RequestIndex } from './request-index.js';
 import { replayFrom } from './sync-order.js';
 import { DEFAULT_BATCH_LIMITS, idOnly } from './write-batch.js';
@@ -81,6 +82,8 @@ export class Store {
    * database) until {@link loadRequestIndex}, {@link dropAll} or {@link copyFrom}.
    */
   readonly requests = new RequestIndex(false);
+  /** The newest entries by requestId, so the retries that follow a failover need no oplog scan. */
+  private readonly recent = new RecentEntries();
 
   private constructor(
     private readonly client: MongoClient,
@@ -132,6 +135,8 @@ export class Store {
   /** The oplog entry of a requestId, if any; asks the database only when the in-memory index says it may exist. */
   async entryByRequestId(requestId: string): Promise<OplogDoc | undefined> {
     if (!this.requests.mayContain(requestId)) return undefined;
+    const recent = this.recent.get(requestId);
+    if (recent) return { ...recent, _id: recent.seq };
     const doc = await this.oplog().findOne({ requestId });
     return doc ? fromStored(doc) : undefined;
   }
@@ -162,6 +167,7 @@ export class Store {
       .catch((err: unknown) => {
         if (duplicateIndexes(err) === undefined) throw err;
       });
+    this.recent.add(entries);
     for (const e of entries) {
       this.requests.add(e.requestId, e.seq);
       this.newestSeq = Math.max(this.newestSeq ?? 0, e.seq);
@@ -274,6 +280,7 @@ export class Store {
     await this.oplog().drop().catch(() => undefined);
     await this.oplog().createIndex({ requestId: 1 }).catch(() => undefined);
     this.requests.reset(true);
+    this.recent.clear();
     this.newestSeq = 0;
   }
 

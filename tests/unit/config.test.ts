@@ -22,6 +22,12 @@ describe('loadOrchestratorConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('verifies the replicas every 10 minutes by default; 0 turns it off; a negative interval is refused', () => {
+    expect(loadOrchestratorConfig({})).toMatchObject({ verifyIntervalMs: 600_000, verifyWaitMs: 60_000 });
+    expect(loadOrchestratorConfig({ DBAAS_VERIFY_INTERVAL_MS: '0' }).verifyIntervalMs).toBe(0);
+    expect(() => loadOrchestratorConfig({ DBAAS_VERIFY_INTERVAL_MS: '-1' })).toThrow(/DBAAS_VERIFY_INTERVAL_MS="-1" must be an integer from 0/);
+  });
+
   it('lists every problem at once', () => {
     let err: unknown;
     try {

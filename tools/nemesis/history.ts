@@ -57,6 +57,8 @@ export interface OpRecord {
   code?: string;
   /** Tries sent, the first included. */
   attempts: number;
+  /** Why tries were retried: error code → how many times (absent when the first try settled it). */
+  retried?: Record<string, number>;
   startMs: number;
   endMs: number;
   /** For inserts: the ids the server answered; for all: matched/inserted counts when acknowledged. */

@@ -68,6 +68,8 @@ export interface NemesisReport {
   namespace: string;
   workDir: string;
   seed: number;
+  /** When the run started (epoch ms; fault times are relative to it). */
+  startedAt: number;
   durationMs: number;
   faults: FaultRecord[];
   checks: CheckResult[];
@@ -265,6 +267,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     namespace,
     workDir,
     seed: o.seed,
+    startedAt: t0,
     durationMs: Date.now() - t0,
     faults,
     checks,

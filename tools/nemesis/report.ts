@@ -13,12 +13,27 @@ const seconds = (ms: number): string => (Number.isFinite(ms) ? `${(ms / 1000).to
 export function formatReport(r: NemesisReport, maxProblems = 5): string {
   const out: string[] = [];
   const kinds = [...new Set(r.faults.map((f) => f.kind))] as FaultKind[];
+  // The longest acknowledged write that began while a fault was in play (from its injection to the next one).
+  const stall = (i: number): number => {
+    const from = r.startedAt + (r.faults[i]?.atMs ?? 0);
+    const next = r.faults[i + 1];
+    const to = next ? r.startedAt + next.atMs : Infinity;
+    return Math.max(0, ...r.history.filter((x) => x.outcome === 'ok' && x.startMs >= from && x.startMs < to).map((x) => x.endMs - x.startMs));
+  };
   out.push(
     ...table(
-      ['fault', 'injected', 'recovered', 'worst recovery', 'writes acked after (min)'],
+      ['fault', 'injected', 'recovered', 'worst recovery', 'longest acked write', 'writes acked after (min)'],
       kinds.map((k) => {
-        const fs = r.faults.filter((f) => f.kind === k);
-        return [k, String(fs.length), String(fs.filter((f) => f.recovered && !f.error).length), seconds(Math.max(...fs.map((f) => f.recoveryMs))), String(Math.min(...fs.map((f) => f.acksAfter)))];
+        const idx = r.faults.map((f, i) => (f.kind === k ? i : -1)).filter((i) => i >= 0);
+        const fs = idx.map((i) => r.faults[i] as (typeof r.faults)[number]);
+        return [
+          k,
+          String(fs.length),
+          String(fs.filter((f) => f.recovered && !f.error).length),
+          seconds(Math.max(...fs.map((f) => f.recoveryMs))),
+          seconds(Math.max(...idx.map(stall))),
+          String(Math.min(...fs.map((f) => f.acksAfter))),
+        ];
       }),
     ),
   );

@@ -76,6 +76,7 @@ export class Workload {
     const random = seededRandom(this.o.seed * 1000 + c + 1);
     let lastTry: { status: number; code: string | undefined } = { status: 0, code: undefined };
     let attempts = 0;
+    let retried: Record<string, number> = {};
     const api = new DbaasClient({
       url: this.o.url,
       ...(this.o.adminToken ? { adminToken: this.o.adminToken } : {}),
@@ -87,6 +88,7 @@ export class Workload {
         attempts++;
         this.retries++;
         lastTry = { status: error.status, code: error.code };
+        retried[error.code] = (retried[error.code] ?? 0) + 1;
       },
     });
     const owner = ownerOf(c);
@@ -143,6 +145,7 @@ export class Workload {
       }
       const requestId = `${this.runId}-${c}-${i}`;
       attempts = 1;
+      retried = {};
       lastTry = { status: 0, code: undefined };
       const startMs = Date.now();
       const record: OpRecord = { kind, client: c, key, requestId, outcome: 'unknown', status: 0, attempts: 1, startMs, endMs: startMs };
@@ -171,6 +174,7 @@ export class Workload {
         }
       }
       record.attempts = attempts;
+      if (attempts > 1) record.retried = retried;
       record.endMs = Date.now();
       this.history.push(record);
       if (record.outcome === 'ok' && kind === 'insert-id') live.push(key);

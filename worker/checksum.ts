@@ -155,7 +155,10 @@ export class ChecksumBook {
       if (settled >= seq && !this.pending.has(seq)) {
         return { seq, comparable: false, reason: `this worker did not apply checkpoint ${seq} itself (it joined later from a snapshot, or the result is gone)` };
       }
-      if (Date.now() >= deadline) return { seq, comparable: false, reason: `this worker has applied seq ${settled}, not ${seq}, after ${waitMs} ms` };
+      if (Date.now() >= deadline) {
+        const reason = this.pending.has(seq) ? `this worker was still hashing at checkpoint ${seq} after ${waitMs} ms` : `this worker has applied seq ${settled}, not ${seq}, after ${waitMs} ms`;
+        return { seq, comparable: false, reason };
+      }
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -196,6 +199,7 @@ export async function checkpointAfter(
     // the state at this seq.
     book.record({ seq: last.seq, comparable: false, reason: `checkpoint ${last.seq} fell inside this worker's snapshot window (exact from seq ${fuzzyUpTo})` });
   } else if (last.checkpoint) {
+    book.begin(last.seq);
     const started = performance.now();
     try {
       const { tables, documents } = await checksumTables(src, opts.signal);

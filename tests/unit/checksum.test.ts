@@ -146,6 +146,8 @@ describe('ChecksumBook and checkpoints', () => {
     const late = await book.await(12, 60);
     expect(late).toMatchObject({ seq: 12, comparable: false });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(55);
+    book.begin(12);
+    expect(await book.await(12, 30)).toMatchObject({ comparable: false, reason: 'this worker was still hashing at checkpoint 12 after 30 ms' });
     const pending = book.await(13, 2000);
     setTimeout(() => void checkpointAfter(src, book, [{ seq: 13, checkpoint: true }], logger), 30);
     expect((await pending).comparable).toBe(true);

@@ -193,6 +193,8 @@ export class MasterCheckpoints {
         if (this.window === window) this.window = undefined;
         if (reply.comparable) this.logger.info({ seq, tables: Object.keys(reply.tables).length, documents: reply.documents, ms: reply.ms, touched: window.touched.size }, 'checksum taken at checkpoint');
         else this.logger.warn({ seq, reason: reply.reason }, 'checksum at checkpoint not comparable');
-      }, () => undefined);
+      })
+      // Runs beside the write path: nothing here may end the process.
+      .catch(() => undefined);
   }
 }

@@ -23,6 +23,12 @@ export interface ClusterConfig {
   readonly amqpUrl: string;
   readonly zkConnect: string;
   readonly zkSessionTimeoutMs: number;
+  /**
+   * How long a ZooKeeper outage is ridden out: a master keeps applying writes and
+   * slaves keep serving reads while ZooKeeper does not answer, for up to this long
+   * (common/fencing.ts); past it a master fences itself and a worker starts a new session.
+   */
+  readonly zkOutageToleranceMs: number;
   readonly logLevel: string;
   /** Worker tuning: set on the orchestrator, handed to every worker it starts. */
   readonly dbName: string;
@@ -196,6 +202,7 @@ function readCluster(r: Reader): ClusterConfig {
     amqpUrl: r.str('DBAAS_AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672'),
     zkConnect: r.str('DBAAS_ZK_CONNECT', '127.0.0.1:2181'),
     zkSessionTimeoutMs: r.int('DBAAS_ZK_SESSION_TIMEOUT_MS', 2000, 500, 60000),
+    zkOutageToleranceMs: r.int('DBAAS_ZK_OUTAGE_TOLERANCE_MS', 30_000, 1000, 600_000),
     logLevel: r.oneOf('DBAAS_LOG_LEVEL', 'info', LOG_LEVELS),
     dbName: r.match('DBAAS_WORKER_DB_NAME', 'dbaas', /^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'must match ^[A-Za-z][A-Za-z0-9_-]{0,62}$'),
     readPrefetch: r.int('DBAAS_WORKER_READ_PREFETCH', 32, 1, 10000),
@@ -271,6 +278,7 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_AMQP_URL: c.amqpUrl,
     DBAAS_ZK_CONNECT: c.zkConnect,
     DBAAS_ZK_SESSION_TIMEOUT_MS: String(c.zkSessionTimeoutMs),
+    DBAAS_ZK_OUTAGE_TOLERANCE_MS: String(c.zkOutageToleranceMs),
     DBAAS_LOG_LEVEL: c.logLevel,
     DBAAS_WORKER_DB_NAME: c.dbName,
     DBAAS_WORKER_READ_PREFETCH: String(c.readPrefetch),

@@ -24,9 +24,10 @@
  * - W = F - T + FENCE_CHECK_MS + FENCE_MARGIN_MS, so the old master is fenced
  *   FENCE_MARGIN_MS (less one round trip) before anyone can be promoted.
  *
- * F is long (10 s at the defaults) so that a master rides out a ZooKeeper
- * restart: while ZooKeeper is down for everyone, nobody can move the term or
- * promote anyone, so there is nothing to fence against. Every master, initial
+ * F is long (30 s by default, `DBAAS_ZK_OUTAGE_TOLERANCE_MS`) so that a master
+ * rides out a ZooKeeper outage: while ZooKeeper is down for everyone, nobody can
+ * move the term or promote anyone, so there is nothing to fence against, and a
+ * master cut off alone is killed by the runtime before anyone is promoted. Every master, initial
  * or promoted, also watches the term and leaves when it moves past its own
  * (worker.ts).
  */
@@ -42,20 +43,24 @@ export function masterLostGraceMs(sessionTimeoutMs: number): number {
   return Math.max(3000, 2 * sessionTimeoutMs);
 }
 
-/** How long a master may go without an answer from ZooKeeper before it must stop taking writes (F). */
-export function selfFenceMs(sessionTimeoutMs: number): number {
-  return Math.max(10_000, 5 * sessionTimeoutMs);
+/**
+ * How long a master may go without an answer from ZooKeeper before it must stop
+ * taking writes (F): the configured outage tolerance (`DBAAS_ZK_OUTAGE_TOLERANCE_MS`,
+ * 30 s by default), and never less than two session timeouts.
+ */
+export function selfFenceMs(sessionTimeoutMs: number, outageToleranceMs: number): number {
+  return Math.max(outageToleranceMs, 2 * sessionTimeoutMs);
 }
 
 /** How long after its znode vanished the orchestrator waits before replacing a master its runtime cannot kill (W). */
-export function unkillableWaitMs(sessionTimeoutMs: number): number {
-  return selfFenceMs(sessionTimeoutMs) - sessionTimeoutMs + FENCE_CHECK_MS + FENCE_MARGIN_MS;
+export function unkillableWaitMs(sessionTimeoutMs: number, outageToleranceMs: number): number {
+  return selfFenceMs(sessionTimeoutMs, outageToleranceMs) - sessionTimeoutMs + FENCE_CHECK_MS + FENCE_MARGIN_MS;
 }
 
 /**
  * By how much an unkillable master that lost ZooKeeper is fenced before a
  * successor can be promoted, not counting the round trip: (T + W) - (F + FENCE_CHECK_MS).
  */
-export function fenceMarginMs(sessionTimeoutMs: number): number {
-  return sessionTimeoutMs + unkillableWaitMs(sessionTimeoutMs) - (selfFenceMs(sessionTimeoutMs) + FENCE_CHECK_MS);
+export function fenceMarginMs(sessionTimeoutMs: number, outageToleranceMs: number): number {
+  return sessionTimeoutMs + unkillableWaitMs(sessionTimeoutMs, outageToleranceMs) - (selfFenceMs(sessionTimeoutMs, outageToleranceMs) + FENCE_CHECK_MS);
 }

@@ -15,6 +15,13 @@ export interface ZkSessionOptions {
   connect: string;
   sessionTimeoutMs: number;
   logger: Logger;
+  /**
+   * How long the client may stay disconnected before it is given up on and a new
+   * session started (`expired` is emitted). Default max(6 s, 3 × session timeout).
+   * Workers and the orchestrator pass the ZooKeeper outage tolerance: while the
+   * server is away for everyone, the old session is still the one to get back.
+   */
+  stuckAfterMs?: number;
 }
 
 export type Watcher = (event: Event) => void;
@@ -97,7 +104,7 @@ export class ZkSession extends EventEmitter {
   private checkStuck(): void {
     const since = this.disconnectedAt;
     if (since === undefined || this.closed) return;
-    const limitMs = Math.max(6000, 3 * this.opts.sessionTimeoutMs);
+    const limitMs = this.opts.stuckAfterMs ?? Math.max(6000, 3 * this.opts.sessionTimeoutMs);
     if (Date.now() - since < limitMs) return;
     this.disconnectedAt = undefined;
     this.opts.logger.warn({ disconnectedMs: Date.now() - since }, 'zookeeper client disconnected too long; starting a new session');

@@ -332,7 +332,7 @@ export class ClusterManager {
    */
   private async waitOutSelfFence(id: string): Promise<void> {
     const since = this.missingSince.get(id) ?? Date.now();
-    const until = since + unkillableWaitMs(this.d.config.zkSessionTimeoutMs);
+    const until = since + unkillableWaitMs(this.d.config.zkSessionTimeoutMs, this.d.config.zkOutageToleranceMs);
     const waitMs = Math.max(0, until - Date.now());
     this.d.audit.record('detection', `the runtime does not run master ${id}, so it cannot kill it; waiting ${waitMs} ms for it to have fenced itself before promoting another`);
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));

@@ -42,7 +42,12 @@ export interface StartOptions {
 
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger, opts: StartOptions = {}): Promise<Orchestrator> {
   const names = clusterNames(config.namespace);
-  const zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: config.zkSessionTimeoutMs, logger: logger.child({ component: 'zk' }) });
+  const zk = new ZkSession({
+    connect: config.zkConnect,
+    sessionTimeoutMs: config.zkSessionTimeoutMs,
+    stuckAfterMs: config.zkOutageToleranceMs,
+    logger: logger.child({ component: 'zk' }),
+  });
   const view = new ClusterView(zk, names, logger.child({ component: 'view' }));
   const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }));
   const runtime = opts.runtime ?? createRuntime(config, logger);

@@ -62,7 +62,7 @@ export class Worker implements WorkerContext {
     readonly logger: Logger,
   ) {
     this.names = clusterNames(config.namespace);
-    this.zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: config.zkSessionTimeoutMs, logger });
+    this.zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: config.zkSessionTimeoutMs, stuckAfterMs: config.zkOutageToleranceMs, logger });
     this.amqp = new AmqpConnection({
       url: config.amqpUrl,
       name: `dbaas-worker-${config.workerId}`,
@@ -315,14 +315,14 @@ export class Worker implements WorkerContext {
   private checkZkContact(): void {
     if (!this.master || (this.currentState !== 'master' && this.currentState !== 'promoting')) return;
     const age = this.zk.contactAgeMs();
-    const limit = selfFenceMs(this.config.zkSessionTimeoutMs);
+    const limit = selfFenceMs(this.config.zkSessionTimeoutMs, this.config.zkOutageToleranceMs);
     if (age <= limit) return;
     void this.master.fence().finally(() => this.fail(`no answer from ZooKeeper for ${age} ms (limit ${limit} ms); another master may be promoted`));
   }
 
   /** True while this master may still take writes (see checkZkContact). */
   masterLeaseValid(): boolean {
-    return this.zk.contactAgeMs() <= selfFenceMs(this.config.zkSessionTimeoutMs);
+    return this.zk.contactAgeMs() <= selfFenceMs(this.config.zkSessionTimeoutMs, this.config.zkOutageToleranceMs);
   }
 
   private async handleControl(ch: Channel, msg: ConsumeMessage): Promise<void> {

@@ -199,7 +199,9 @@ async function secondOrchestrator(ctx: FaultContext): Promise<{ text: string; vi
   const outcome = await second.waitReadyOrExit(60_000);
   let text: string;
   if (outcome !== 'ready' && !second.running) {
-    text = `second orchestrator (port ${ctx.secondPort}) refused to start: ${outcome}: ${second.logTail(2).replace(/\s+/g, ' ').slice(0, 300)}`;
+    // Its own words, not the JSON log lines before them.
+    const said = second.logTail(40).split('\n').filter((l) => l.startsWith('[dbaas]')).at(-1) ?? second.logTail(1);
+    text = `second orchestrator (port ${ctx.secondPort}) refused to start (${outcome}): ${said.slice(0, 300)}`;
   } else {
     second.signal('SIGINT');
     const exit = await second.waitExit(30_000);

@@ -168,6 +168,8 @@ else
   log "dbaas-worker:$TAG and dbaas-orchestrator:$TAG are current"
 fi
 
-# Superseded builds leave untagged images behind.
-"$DOCKER" image prune -f --filter label=dbaas.build-hash >/dev/null 2>&1 || true
+# Superseded builds leave untagged images behind. Only those an hour old: another
+# checkout's build running now has untagged intermediate images of its own, and
+# pruning them made its next step fail with "No such image".
+"$DOCKER" image prune -f --filter label=dbaas.build-hash --filter until=1h >/dev/null 2>&1 || true
 log "images ready ($(elapsed "$started"))"

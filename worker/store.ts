@@ -22,6 +22,7 @@ import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { waitFor } from '../common/backoff.js';
 import { deepEqual } from '../common/update-ops.js';
 import { groupByTable, planApply, ReplayOverlay, type TableWrites } from './apply-plan.js';
+import { OplogTrimPlanner, type TrimLimits } from './oplog-trim.js';
 import { RecentEntries } from './recent-entries.js';
 import { RequestIndex } from './request-index.js';
 import { replayFrom } from './sync-order.js';
@@ -84,6 +85,13 @@ export class Store {
   readonly requests = new RequestIndex(false);
   /** The newest entries by requestId, so the retries that follow a failover need no oplog scan. */
   private readonly recent = new RecentEntries();
+  /** When a trim is worth its scan (see {@link configureTrim}). */
+  private trimPlanner: OplogTrimPlanner | undefined;
+
+  /** Sets the oplog limits once, so that every entry recorded from now on is marked for trimming by age. */
+  configureTrim(limits: TrimLimits): void {
+    this.trimPlanner ??= new OplogTrimPlanner(limits);
+  }
 
   private constructor(
     private readonly client: MongoClient,
@@ -172,6 +180,7 @@ export class Store {
       this.requests.add(e.requestId, e.seq);
       this.newestSeq = Math.max(this.newestSeq ?? 0, e.seq);
     }
+    this.trimPlanner?.recorded(this.newestSeq ?? 0, Date.now());
   }
 
   async recordEntry(entry: SyncEntry): Promise<void> {
@@ -402,14 +411,24 @@ export class Store {
     return { last, documents, entries, replayed: replay.length, fuzzyUpTo };
   }
 
-  /** Keeps at most `maxEntries` entries and none older than `maxAgeMs`, but always the newest one. */
+  /**
+   * Keeps at most about `maxEntries` entries and none much older than `maxAgeMs`,
+   * but always the newest one. Each trim scans the oplog on FerretDB, so it runs
+   * only when the cut has moved far enough (see oplog-trim.ts): never while idle.
+   */
   async trimOplog(maxEntries: number, maxAgeMs: number): Promise<void> {
+    this.configureTrim({ maxEntries, maxAgeMs });
+    if (!this.trimPlanner) return;
     const newest = this.newestSeq ?? (await this.lastEntry())?._id;
     if (!newest) return;
-    await this.oplog().deleteMany({
-      _id: { $lt: newest },
-      $or: [{ _id: { $lte: newest - maxEntries } }, { ts: { $lt: Date.now() - maxAgeMs } }],
-    });
+    const plan = this.trimPlanner.plan(newest, Date.now());
+    if (!plan) return;
+    await this.oplog().deleteMany(
+      plan.byAgeBefore === undefined
+        ? { _id: { $lte: plan.upTo } }
+        : { _id: { $lt: newest }, $or: [{ _id: { $lte: plan.upTo } }, { ts: { $lt: plan.byAgeBefore } }] },
+    );
+    this.trimPlanner.done(plan.upTo, Date.now());
     // Entries trimmed for their age stay in the index: a false "may contain" only costs a lookup.
     this.requests.dropUpTo(newest - maxEntries);
   }

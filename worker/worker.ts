@@ -42,6 +42,13 @@ const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
 /** Exit codes the runtime can tell apart. */
 export const EXIT_FAILED = 1;
 
+/**
+ * Unacknowledged control messages in flight at once. Handlers run concurrently
+ * (a checksum may wait a minute for its checkpoint), so this is not 1: a promote
+ * must not queue behind a slow checksum.
+ */
+const CONTROL_PREFETCH = 16;
+
 export class Worker implements WorkerContext {
   readonly names: ClusterNames;
   private currentState: WorkerState = 'starting';
@@ -118,6 +125,7 @@ export class Worker implements WorkerContext {
   async start(): Promise<void> {
     const { config } = this;
     this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000);
+    this.storeRef.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
     this.zk.onSession(() => this.register());
     this.zk.on('expired', () => void this.onExpired());
     // After a reconnection, write the status again: an update may have been lost with the connection.
@@ -162,9 +170,7 @@ export class Worker implements WorkerContext {
 
   /** Runs on every (re)connect to RabbitMQ. */
   private async setup(conn: ChannelModel): Promise<void> {
-    const ch = await conn.createChannel();
-    await assertTopology(ch, this.names);
-    await ch.close();
+    await assertTopology(conn, this.names, this.config, (queue, why) => this.logger.warn({ queue, why }, 'queue kept with the arguments it was declared with'));
     const ctl = await conn.createChannel();
     const ctlQueue = this.names.controlQueue(this.config.workerId);
     await ctl.assertQueue(ctlQueue, {
@@ -172,6 +178,8 @@ export class Worker implements WorkerContext {
       autoDelete: true,
       arguments: { 'x-dead-letter-exchange': this.names.deadLetterExchange },
     });
+    // Bounded like every consuming channel: a burst of control messages (checksums, reads of one replica) waits in the queue, not in memory.
+    await ctl.prefetch(CONTROL_PREFETCH);
     await ctl.consume(ctlQueue, (msg) => {
       if (msg) void this.handleControl(ctl, msg);
     });

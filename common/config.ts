@@ -38,6 +38,22 @@ export interface ClusterConfig {
   readonly afterSeqWaitMs: number;
   readonly oplogMaxEntries: number;
   readonly oplogMaxAgeMs: number;
+  /**
+   * How long a read or write waits for its worker's answer before a 504. Workers
+   * know it too: a read's database query gets it as `maxTimeMS`, so a read the
+   * client has stopped waiting for does not keep a slave busy.
+   */
+  readonly requestTimeoutMs: number;
+  /**
+   * How long a slave's sync queue may stay unused (no consumer) before RabbitMQ
+   * deletes it (`x-expires`): the queue of a worker that died while nobody was
+   * there to remove it stops filling up with the replication stream.
+   */
+  readonly syncQueueExpiresMs: number;
+  /** Dead-lettered (poison) messages kept for inspection: at most this many bytes … */
+  readonly deadLetterMaxBytes: number;
+  /** … and for at most this long. */
+  readonly deadLetterTtlMs: number;
 }
 
 export const RUNTIME_KINDS = ['process', 'docker'] as const;
@@ -65,8 +81,19 @@ export interface OrchestratorConfig extends ClusterConfig {
   /** Path of the database server each worker gets (FerretDB or mongod). */
   readonly dbBin: string | undefined;
   readonly bodyLimitBytes: number;
-  /** How long a read or write waits for its worker's answer before a 504. */
-  readonly requestTimeoutMs: number;
+  /** Slow clients: a request's headers must arrive within this long, else 408 and the connection is closed. */
+  readonly httpHeadersTimeoutMs: number;
+  /** Slow clients: a whole request (headers and body) must arrive within this long, else 408 and close. */
+  readonly httpRequestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this long. */
+  readonly httpKeepAliveTimeoutMs: number;
+  /** A keep-alive connection is closed after this many requests (0: no limit). */
+  readonly httpMaxRequestsPerSocket: number;
+  /**
+   * `DBAAS_PUBLIC_DOCS=1`: `/docs`, `/docs/json` and the dashboard's page stay open while
+   * `DBAAS_API_KEYS` is set (the API calls the page makes still need a key).
+   */
+  readonly publicDocs: boolean;
   /** How long a write waits for a master to exist before a 503. */
   readonly masterWaitMs: number;
   /** How long a worker may take to start and register. */
@@ -210,6 +237,10 @@ function readCluster(r: Reader): ClusterConfig {
     afterSeqWaitMs: r.int('DBAAS_AFTER_SEQ_WAIT_MS', 2000, 0, 600_000),
     oplogMaxEntries: r.int('DBAAS_OPLOG_MAX_ENTRIES', 100_000, 100, 100_000_000),
     oplogMaxAgeMs: r.int('DBAAS_OPLOG_MAX_AGE_MS', 86_400_000, 60_000, 365 * 86_400_000),
+    requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
+    syncQueueExpiresMs: r.int('DBAAS_SYNC_QUEUE_EXPIRES_MS', 3_600_000, 60_000, 30 * 86_400_000),
+    deadLetterMaxBytes: r.int('DBAAS_DEAD_LETTER_MAX_BYTES', 16 * 1_048_576, 1024, 1024 * 1_048_576),
+    deadLetterTtlMs: r.int('DBAAS_DEAD_LETTER_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
   };
 }
 
@@ -224,6 +255,12 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
   const minSlaves = r.int('DBAAS_MIN_SLAVES', 1, 1, 256);
   const maxSlaves = r.int('DBAAS_MAX_SLAVES', 16, 1, 256);
   if (minSlaves > maxSlaves) r.problems.push(`DBAAS_MIN_SLAVES (${minSlaves}) must not exceed DBAAS_MAX_SLAVES (${maxSlaves})`);
+  const httpHeadersTimeoutMs = r.int('DBAAS_HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000);
+  const httpRequestTimeoutMs = r.int('DBAAS_HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  // Node checks the headers deadline only while the whole-request one has not passed.
+  if (httpHeadersTimeoutMs > httpRequestTimeoutMs) {
+    r.problems.push(`DBAAS_HTTP_HEADERS_TIMEOUT_MS (${httpHeadersTimeoutMs}) must not exceed DBAAS_HTTP_REQUEST_TIMEOUT_MS (${httpRequestTimeoutMs})`);
+  }
   const config: OrchestratorConfig = {
     ...cluster,
     port: r.int('DBAAS_PORT', 80, 0, 65535),
@@ -240,7 +277,11 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     forceNewCluster: r.oneOf('DBAAS_FORCE_NEW_CLUSTER', '0', ['0', '1'] as const) === '1',
     dbBin: r.optional('DBAAS_DB_BIN'),
     bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
-    requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
+    httpHeadersTimeoutMs,
+    httpRequestTimeoutMs,
+    httpKeepAliveTimeoutMs: r.int('DBAAS_HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
+    httpMaxRequestsPerSocket: r.int('DBAAS_HTTP_MAX_REQUESTS_PER_SOCKET', 10_000, 0, 1_000_000_000),
+    publicDocs: r.oneOf('DBAAS_PUBLIC_DOCS', '0', ['0', '1'] as const) === '1',
     masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
     workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),
     verifyIntervalMs: r.int('DBAAS_VERIFY_INTERVAL_MS', 600_000, 0, 7 * 86_400_000),
@@ -286,6 +327,10 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_AFTER_SEQ_WAIT_MS: String(c.afterSeqWaitMs),
     DBAAS_OPLOG_MAX_ENTRIES: String(c.oplogMaxEntries),
     DBAAS_OPLOG_MAX_AGE_MS: String(c.oplogMaxAgeMs),
+    DBAAS_REQUEST_TIMEOUT_MS: String(c.requestTimeoutMs),
+    DBAAS_SYNC_QUEUE_EXPIRES_MS: String(c.syncQueueExpiresMs),
+    DBAAS_DEAD_LETTER_MAX_BYTES: String(c.deadLetterMaxBytes),
+    DBAAS_DEAD_LETTER_TTL_MS: String(c.deadLetterTtlMs),
   };
 }
 

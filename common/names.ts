@@ -6,8 +6,14 @@ export interface ClusterNames {
   readonly writeQueue: string;
   readonly readQueue: string;
   readonly syncExchange: string;
+  /** Fanout every request queue dead-letters to. */
   readonly deadLetterExchange: string;
+  /** Headers exchange behind the dead-letter fanout: lets only poison (rejected messages) through. */
+  readonly poisonExchange: string;
+  /** Where poison is kept for inspection, bounded (common/topology.ts). */
   readonly deadLetterQueue: string;
+  /** The dead-letter queue of versions before issue 13, deleted at the orchestrator's start. */
+  readonly legacyDeadLetterQueue: string;
   syncQueue(workerId: string): string;
   controlQueue(workerId: string): string;
   readonly zkRoot: string;
@@ -24,7 +30,9 @@ export function clusterNames(namespace: string): ClusterNames {
     readQueue: `${namespace}.readQ`,
     syncExchange: `${namespace}.syncQ`,
     deadLetterExchange: `${namespace}.dlx`,
-    deadLetterQueue: `${namespace}.deadQ`,
+    poisonExchange: `${namespace}.poison`,
+    deadLetterQueue: `${namespace}.poisonQ`,
+    legacyDeadLetterQueue: `${namespace}.deadQ`,
     syncQueue: (workerId: string) => `${namespace}.sync.${workerId}`,
     controlQueue: (workerId: string) => `${namespace}.ctl.${workerId}`,
     zkRoot,

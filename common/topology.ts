@@ -1,34 +1,158 @@
-import type { Channel } from 'amqplib';
-import type { ClusterNames } from './names.js';
-
 /**
  * Declares the shared queues and exchanges. Every process declares them with the
  * same arguments (RabbitMQ refuses a re-declaration with different ones), so this
  * is the only place those arguments are written.
+ *
+ * What is kept, and for how long (issue 13):
+ * - Every request queue dead-letters to the fanout `<ns>.dlx`. Only poison (a
+ *   message a worker rejected: it did not decode) goes on from there, through the
+ *   headers exchange `<ns>.poison`, to `<ns>.poisonQ`, bounded in count, bytes and
+ *   age. An expired request (no worker took it before the client's timeout) is
+ *   routed nowhere, so RabbitMQ drops it: the client was told it failed, and
+ *   the orchestrator counts it (its 504s in the metrics).
+ * - A slave's sync queue expires once unused for `syncQueueExpiresMs`
+ *   (`x-expires`), so the queue of a worker that died while no orchestrator was
+ *   there to delete it does not fill up with the replication stream forever.
+ *
+ * Upgrades: a durable queue declared again with other arguments is refused
+ * (PRECONDITION_FAILED, which also closes the channel). Arguments of existing
+ * queues are therefore never changed: new bounds come with new names (the
+ * poison queue replaces the old `<ns>.deadQ`, which the orchestrator deletes),
+ * and a sync queue declared by an older version is kept as it is (checked
+ * passively) until its worker is gone. See docs/DECISIONS.md (issue 13).
  */
-export async function assertTopology(ch: Channel, names: ClusterNames): Promise<void> {
-  await ch.assertExchange(names.deadLetterExchange, 'fanout', { durable: true });
-  // Bounded: dead letters are for inspection, not a second store.
-  await ch.assertQueue(names.deadLetterQueue, {
-    durable: true,
-    arguments: { 'x-max-length': 10000, 'x-overflow': 'drop-head' },
-  });
-  await ch.bindQueue(names.deadLetterQueue, names.deadLetterExchange, '');
-  await ch.assertQueue(names.writeQueue, {
-    durable: true,
-    arguments: { 'x-single-active-consumer': true, 'x-dead-letter-exchange': names.deadLetterExchange },
-  });
-  await ch.assertQueue(names.readQueue, {
-    durable: false,
-    arguments: { 'x-dead-letter-exchange': names.deadLetterExchange },
-  });
-  await ch.assertExchange(names.syncExchange, 'fanout', { durable: true });
+import type { Channel, ChannelModel, Options } from 'amqplib';
+import type { ClusterConfig } from './config.js';
+import type { ClusterNames } from './names.js';
+
+/** The bounds the topology is declared with; every process of a cluster must use the same. */
+export type TopologySettings = Pick<ClusterConfig, 'syncQueueExpiresMs' | 'deadLetterMaxBytes' | 'deadLetterTtlMs'>;
+
+/** At most this many poison messages are kept (besides the byte and age bounds). */
+export const DEAD_LETTER_MAX_MESSAGES = 10_000;
+
+/** Binding of the poison queue: only messages whose first dead-lettering was a reject (not an expiry). */
+export const POISON_BINDING = { 'x-match': 'any-with-x', 'x-first-death-reason': 'rejected' } as const;
+
+export function poisonQueueArguments(s: TopologySettings): Record<string, unknown> {
+  return {
+    'x-max-length': DEAD_LETTER_MAX_MESSAGES,
+    'x-max-length-bytes': s.deadLetterMaxBytes,
+    'x-message-ttl': s.deadLetterTtlMs,
+    // The oldest poison goes first: the newest tells most about what is wrong now.
+    'x-overflow': 'drop-head',
+  };
 }
 
-/** A slave's own sync queue: durable, so it buffers while the slave is busy, restarting or being promoted. */
-export async function assertSyncQueue(ch: Channel, names: ClusterNames, workerId: string): Promise<string> {
+function isPreconditionFailed(err: unknown): boolean {
+  return (err as { code?: unknown }).code === 406;
+}
+
+/** A channel for one declaration that may be refused: its closing must not reach the connection as an unhandled error. */
+async function probeChannel(conn: ChannelModel): Promise<Channel> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  return ch;
+}
+
+/**
+ * Declares `queue` with `options`. When it already exists with other arguments
+ * (declared by an older version, or with other bounds), it is kept as it is:
+ * checked passively instead, and `onKept` is told why.
+ */
+export async function declareQueueOrKeep(
+  conn: ChannelModel,
+  queue: string,
+  options: Options.AssertQueue,
+  onKept?: (why: string) => void,
+): Promise<'declared' | 'kept'> {
+  const ch = await probeChannel(conn);
+  try {
+    await ch.assertQueue(queue, options);
+    await ch.close();
+    return 'declared';
+  } catch (err) {
+    if (!isPreconditionFailed(err)) {
+      await ch.close().catch(() => undefined);
+      throw err;
+    }
+    // The refused declaration closed that channel; the queue exists, so use it as it is.
+    const check = await probeChannel(conn);
+    try {
+      await check.checkQueue(queue);
+    } finally {
+      await check.close().catch(() => undefined);
+    }
+    onKept?.((err as Error).message);
+    return 'kept';
+  }
+}
+
+/** Declares the request queues, the dead-letter route and the sync exchange. */
+export async function assertTopology(conn: ChannelModel, names: ClusterNames, settings: TopologySettings, onKept?: (queue: string, why: string) => void): Promise<void> {
+  const ch = await conn.createChannel();
+  try {
+    await ch.assertExchange(names.deadLetterExchange, 'fanout', { durable: true });
+    await ch.assertExchange(names.poisonExchange, 'headers', { durable: true });
+    await ch.bindExchange(names.poisonExchange, names.deadLetterExchange, '');
+    await ch.assertQueue(names.writeQueue, {
+      durable: true,
+      arguments: { 'x-single-active-consumer': true, 'x-dead-letter-exchange': names.deadLetterExchange },
+    });
+    await ch.assertQueue(names.readQueue, {
+      durable: false,
+      arguments: { 'x-dead-letter-exchange': names.deadLetterExchange },
+    });
+    await ch.assertExchange(names.syncExchange, 'fanout', { durable: true });
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+  await declareQueueOrKeep(conn, names.deadLetterQueue, { durable: true, arguments: poisonQueueArguments(settings) }, (why) =>
+    onKept?.(names.deadLetterQueue, why),
+  );
+  const bind = await conn.createChannel();
+  try {
+    await bind.bindQueue(names.deadLetterQueue, names.poisonExchange, '', POISON_BINDING);
+  } finally {
+    await bind.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Deletes the dead-letter queue of versions before issue 13 (`<ns>.deadQ`, bound
+ * to the fanout, so it also kept every expired request). It holds only copies of
+ * requests whose clients were told they failed. The orchestrator calls it at start.
+ */
+export async function removeLegacyDeadLetterQueue(conn: ChannelModel, names: ClusterNames): Promise<number> {
+  const ch = await probeChannel(conn);
+  try {
+    const { messageCount } = await ch.deleteQueue(names.legacyDeadLetterQueue);
+    return messageCount;
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
+/** A slave's own sync queue: durable, so it buffers while the slave is busy, restarting or being promoted; gone once unused for `syncQueueExpiresMs`. */
+export async function assertSyncQueue(
+  conn: ChannelModel,
+  names: ClusterNames,
+  workerId: string,
+  settings: TopologySettings,
+  onKept?: (queue: string, why: string) => void,
+): Promise<string> {
   const queue = names.syncQueue(workerId);
-  await ch.assertQueue(queue, { durable: true, arguments: { 'x-dead-letter-exchange': names.deadLetterExchange } });
-  await ch.bindQueue(queue, names.syncExchange, '');
+  await declareQueueOrKeep(
+    conn,
+    queue,
+    { durable: true, arguments: { 'x-dead-letter-exchange': names.deadLetterExchange, 'x-expires': settings.syncQueueExpiresMs } },
+    (why) => onKept?.(queue, why),
+  );
+  const ch = await conn.createChannel();
+  try {
+    await ch.bindQueue(queue, names.syncExchange, '');
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
   return queue;
 }

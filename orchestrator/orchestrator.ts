@@ -49,7 +49,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     logger: logger.child({ component: 'zk' }),
   });
   const view = new ClusterView(zk, names, logger.child({ component: 'view' }));
-  const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }));
+  const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }), config);
   const runtime = opts.runtime ?? createRuntime(config, logger);
   const audit = new AuditLog(logger.child({ component: 'audit' }));
   const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });

@@ -13,7 +13,7 @@ import { DbaasError, type ErrorCode } from '../common/errors.js';
 import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
 import { decodeReply, encode, rawResult } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
-import { assertTopology } from '../common/topology.js';
+import { assertTopology, removeLegacyDeadLetterQueue, type TopologySettings } from '../common/topology.js';
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 
@@ -72,11 +72,13 @@ export class RpcClient {
   private nextId = 0;
   /** Set by whoever wants call timings and connection events (the metrics). */
   observer: RpcObserver | undefined;
+  private legacyChecked = false;
 
   constructor(
     url: string,
     private readonly names: ClusterNames,
     private readonly logger: Logger,
+    private readonly topology: TopologySettings,
   ) {
     this.amqp = new AmqpConnection({
       url,
@@ -104,8 +106,14 @@ export class RpcClient {
   }
 
   private async setup(conn: ChannelModel): Promise<void> {
+    await assertTopology(conn, this.names, this.topology, (queue, why) => this.logger.warn({ queue, why }, 'queue kept with the arguments it was declared with'));
+    if (!this.legacyChecked) {
+      // Once per process: the dead-letter queue of older versions also kept every expired request.
+      this.legacyChecked = true;
+      const dropped = await removeLegacyDeadLetterQueue(conn, this.names);
+      if (dropped > 0) this.logger.info({ queue: this.names.legacyDeadLetterQueue, dropped }, 'removed the dead-letter queue of an older version');
+    }
     const ch = await conn.createChannel();
-    await assertTopology(ch, this.names);
     await ch.consume(REPLY_TO, (msg) => {
       if (!msg) return;
       const id = msg.properties.correlationId as string | undefined;

@@ -73,7 +73,9 @@ export class SlaveRole {
   async attach(conn: ChannelModel): Promise<void> {
     this.syncCh = await conn.createChannel();
     await this.syncCh.prefetch(SYNC_PREFETCH);
-    await assertSyncQueue(this.syncCh, this.ctx.names, this.ctx.config.workerId);
+    await assertSyncQueue(conn, this.ctx.names, this.ctx.config.workerId, this.ctx.config, (queue, why) =>
+      this.ctx.logger.warn({ queue, why }, 'sync queue kept with the arguments it was declared with (no expiry)'),
+    );
     this.syncTag = undefined;
     this.readCh = undefined;
     this.readTag = undefined;

@@ -85,7 +85,7 @@ export async function purgeNamespace(namespace: string, workerIds: Iterable<stri
     // A channel closes on the first error; deleting what does not exist is not one.
     const ch = await conn.createChannel();
     for (const q of queues) await ch.deleteQueue(q);
-    for (const x of [names.syncExchange, names.deadLetterExchange]) await ch.deleteExchange(x);
+    for (const x of [names.syncExchange, names.deadLetterExchange, names.poisonExchange]) await ch.deleteExchange(x);
     await ch.close();
   } finally {
     await conn.close().catch(() => undefined);

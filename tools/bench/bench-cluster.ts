@@ -207,7 +207,7 @@ async function removeNamespace(namespace: string, workerIds: string[], amqpUrl: 
       await ch?.deleteQueue(q).catch(() => undefined);
       await ch?.close().catch(() => undefined);
     }
-    for (const ex of [names.syncExchange, names.deadLetterExchange]) {
+    for (const ex of [names.syncExchange, names.deadLetterExchange, names.poisonExchange]) {
       const ch = await amqp.connection?.createChannel();
       ch?.on('error', () => undefined);
       await ch?.deleteExchange(ex).catch(() => undefined);

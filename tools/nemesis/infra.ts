@@ -153,7 +153,7 @@ export async function purgeNamespace(namespace: string, workerIds: Iterable<stri
     for (const id of workerIds) queues.push(names.syncQueue(id), names.controlQueue(id));
     const ch = await conn.createChannel();
     for (const q of queues) await ch.deleteQueue(q);
-    for (const x of [names.syncExchange, names.deadLetterExchange]) await ch.deleteExchange(x);
+    for (const x of [names.syncExchange, names.deadLetterExchange, names.poisonExchange]) await ch.deleteExchange(x);
     await ch.close();
   } finally {
     await conn.close().catch(() => undefined);

@@ -37,7 +37,9 @@ OFFLINE_DIR=$DBAAS_ROOT/docker/offline
 export DOCKER_BUILDKIT=0
 started=$(now_ms)
 
-hash_files() { sha256sum "$@" | sha256sum | cut -c1-16; }
+# The files' contents only, not their paths: the same inputs in another
+# checkout give the same hash, so its images are retagged, not rebuilt.
+hash_files() { sha256sum "$@" | cut -d' ' -f1 | sha256sum | cut -c1-16; }
 hash_stdin() { sha256sum | cut -c1-16; }
 
 # docker_build ARGS...: `docker build`, quiet unless it fails.

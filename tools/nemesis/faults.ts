@@ -210,6 +210,13 @@ async function secondOrchestrator(ctx: FaultContext): Promise<{ text: string; vi
   const running = workerProcesses(ctx.namespace);
   const stopped = before.filter((w) => running.get(w.pid) !== w.id);
   const violations = stopped.map((w) => `the second orchestrator's stop ended ${w.role} ${w.id} (pid ${w.pid}), a worker the first one runs`);
+  // A refused orchestrator must not have acted either: its log names every worker it started, promoted, retired or killed.
+  if (outcome !== 'ready') {
+    for (const line of second.logTail(10_000).split('\n')) {
+      const m = /"component":"cluster".*"msg":"((?:starting|promot|retir|kill|stopp|replac|restart)[^"]*)"/i.exec(line);
+      if (m) violations.push(`the refused second orchestrator acted: ${m[1]} ${/"id":"([^"]+)"/.exec(line)?.[1] ?? ''}`.trim());
+    }
+  }
   if (stopped.length > 0) text += `; it stopped ${stopped.length} of the first one's ${before.length} workers`;
   return { text, violations };
 }

@@ -79,6 +79,7 @@ export async function waitHealthy(ctx: FaultContext, timeoutMs: number, gone: { 
       ws.every((w) => !gone.pids?.includes(w.pid) && !gone.ids?.includes(w.id))
     );
   }, timeoutMs);
+  if (!ok && !ctx.primary.running) last = `the orchestrator process has exited: ${ctx.primary.logTail(3).replace(/\s+/g, ' ').slice(0, 400)}`;
   return { ok, ms: Date.now() - started, last };
 }
 

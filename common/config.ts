@@ -62,6 +62,12 @@ export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
 export interface OrchestratorConfig extends ClusterConfig {
   readonly port: number;
   readonly host: string;
+  /**
+   * `DBAAS_ADVERTISE_URL`: where other orchestrators of the namespace reach this
+   * one's API (a follower forwards admin actions to the leader there). Default:
+   * http://127.0.0.1:<port> when listening on every or the loopback address.
+   */
+  readonly advertiseUrl: string | undefined;
   readonly runtime: RuntimeKind;
   readonly initialSlaves: number;
   readonly scaleIntervalMs: number;
@@ -265,6 +271,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     ...cluster,
     port: r.int('DBAAS_PORT', 80, 0, 65535),
     host: r.str('DBAAS_HOST', '0.0.0.0'),
+    advertiseUrl: r.optional('DBAAS_ADVERTISE_URL'),
     runtime: r.oneOf('DBAAS_RUNTIME', 'process', RUNTIME_KINDS),
     initialSlaves: r.int('DBAAS_INITIAL_SLAVES', 1, 1, 256),
     scaleIntervalMs: r.int('DBAAS_SCALE_INTERVAL_MS', 120000, 1000, 86_400_000),
@@ -280,7 +287,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     httpHeadersTimeoutMs,
     httpRequestTimeoutMs,
     httpKeepAliveTimeoutMs: r.int('DBAAS_HTTP_KEEP_ALIVE_TIMEOUT_MS', 5000, 100, 600_000),
-    httpMaxRequestsPerSocket: r.int('DBAAS_HTTP_MAX_REQUESTS_PER_SOCKET', 10_000, 0, 1_000_000_000),
+    httpMaxRequestsPerSocket: r.int('DBAAS_HTTP_MAX_REQUESTS_PER_SOCKET', 0, 0, 1_000_000_000),
     publicDocs: r.oneOf('DBAAS_PUBLIC_DOCS', '0', ['0', '1'] as const) === '1',
     masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
     workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),

@@ -57,6 +57,9 @@ export const ERROR_CATALOGUE = {
 
   // Start-up refusals (never seen by a data request): the process exits with the message.
   DBAAS_ORCHESTRATOR_RUNNING: { status: 409, retryable: false, message: 'another orchestrator manages this namespace' },
+  // Control plane.
+  DBAAS_CONTROL_STALE_EPOCH: { status: 409, retryable: false, message: 'a control message from a former leader was refused' },
+  DBAAS_CLUSTER_NO_LEADER: { status: 503, retryable: true, message: 'no orchestrator leads this namespace right now' },
   DBAAS_CLUSTER_DATA_MISSING: { status: 409, retryable: false, message: "the recorded master's data is missing; refusing to start an empty cluster" },
 
   DBAAS_SERVER_INTERNAL: { status: 500, retryable: false, message: 'internal error' },
@@ -111,7 +114,13 @@ export function asDbaasError(err: unknown): DbaasError {
   return new DbaasError('DBAAS_SERVER_INTERNAL');
 }
 
-/** The HTTP body for an error. Never carries a stack trace. */
-export function httpErrorBody(err: DbaasError): { error: { code: string; message: string; details?: unknown } } {
-  return { error: err.toWire() };
+/**
+ * The HTTP body for an error. Never carries a stack trace. An error answering a
+ * write also names the write's `requestId`, the key for retrying it safely.
+ */
+export function httpErrorBody(
+  err: DbaasError,
+  extra?: { requestId?: string },
+): { error: { code: string; message: string; details?: unknown; requestId?: string } } {
+  return extra?.requestId === undefined ? { error: err.toWire() } : { error: { ...err.toWire(), requestId: extra.requestId } };
 }

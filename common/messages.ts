@@ -74,8 +74,13 @@ export interface SyncEntry {
 
 /** Orchestrator → one worker, on its control queue. `read` asks that one replica (for checks). */
 export type ControlMessage =
-  | { v: typeof WIRE_VERSION; type: 'promote'; term: number }
-  | { v: typeof WIRE_VERSION; type: 'retire' }
+  /**
+   * `epoch`: the sending leader's epoch (orchestrator/leader-election.ts); a worker
+   * refuses a promote or retire from an older epoch than the newest it knows.
+   * Absent from older orchestrators: accepted.
+   */
+  | { v: typeof WIRE_VERSION; type: 'promote'; term: number; epoch?: number }
+  | { v: typeof WIRE_VERSION; type: 'retire'; epoch?: number }
   | { v: typeof WIRE_VERSION; type: 'status' }
   | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand }
   /** The replica checksum taken at checkpoint `seq`; waits up to `waitMs` for this worker to get there. */
@@ -196,6 +201,7 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
   const m = parseObject(buf);
   if (!m || m.v !== WIRE_VERSION || typeof m.type !== 'string') return undefined;
   if (m.type === 'promote' && !Number.isSafeInteger(m.term)) return undefined;
+  if (m.epoch !== undefined && !Number.isSafeInteger(m.epoch)) return undefined;
   if (m.type === 'read') {
     const command = checked(() => validateReadCommand(m.command));
     return command ? { v: WIRE_VERSION, type: 'read', command } : undefined;

@@ -20,6 +20,12 @@ export interface ClusterNames {
   readonly zkWorkers: string;
   readonly zkMaster: string;
   readonly zkTerm: string;
+  /** The leader orchestrator's ephemeral znode. */
+  readonly zkLeader: string;
+  /** Every orchestrator's ephemeral sequential membership znode lives under here. */
+  readonly zkOrchestrators: string;
+  /** Bumped (CAS) at every election: the leader's fencing token. */
+  readonly zkEpoch: string;
   zkWorker(workerId: string): string;
 }
 
@@ -39,6 +45,9 @@ export function clusterNames(namespace: string): ClusterNames {
     zkWorkers: `${zkRoot}/workers`,
     zkMaster: `${zkRoot}/master`,
     zkTerm: `${zkRoot}/term`,
+    zkLeader: `${zkRoot}/orchestrator`,
+    zkOrchestrators: `${zkRoot}/orchestrators`,
+    zkEpoch: `${zkRoot}/epoch`,
     zkWorker: (workerId: string) => `${zkRoot}/workers/${workerId}`,
   });
 }

@@ -221,6 +221,20 @@ export class ZkSession extends EventEmitter {
     return this.call<Stat>((c, cb) => c.setData(path, data, version, (e, s) => cb(e as Error | null, s)));
   }
 
+  /**
+   * Sets `path` (at `version`) only if `guardPath` is still at `guardVersion`, in
+   * one transaction: a fencing token. Rejects (BAD_VERSION) when either moved.
+   */
+  setDataGuarded(path: string, data: Buffer, version: number, guardPath: string, guardVersion: number): Promise<void> {
+    return this.call<void>((c, cb) =>
+      c
+        .transaction()
+        .check(guardPath, guardVersion)
+        .setData(path, data, version)
+        .commit((e) => cb((e as Error | null) ?? null, undefined)),
+    );
+  }
+
   getChildren(path: string, watcher?: Watcher): Promise<string[]> {
     return this.call<string[]>((c, cb) => {
       const done = (e: unknown, children: string[]): void => cb(e as Error | null, children ?? []);

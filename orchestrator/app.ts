@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
+  type FastifyRequest,
 } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError, httpErrorBody } from '../common/errors.js';
@@ -30,6 +31,8 @@ import type { ClusterManager } from './cluster.js';
 import type { ClusterView } from './cluster-view.js';
 import { RawJson, type RpcClient } from './rpc-client.js';
 import type { Verifier } from './verify.js';
+import type { LeaderElection } from './leader-election.js';
+import { leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
 
 export interface AppDeps {
   config: OrchestratorConfig;
@@ -42,6 +45,8 @@ export interface AppDeps {
   autoscaler: Autoscaler;
   metrics: Metrics;
   verifier: Verifier;
+  /** Several orchestrators: admin actions only the leader carries out are forwarded to it. */
+  election?: LeaderElection;
   logger: Logger;
 }
 
@@ -58,9 +63,24 @@ function fromFastifyError(err: FastifyError): DbaasError {
   }
 }
 
+/**
+ * Every answer to a write names the write's `requestId` (the client's, or the one
+ * generated for it) in this header, and an error answer also in its body, so a
+ * plain HTTP client can retry a 503 or 504 safely with the same id.
+ */
+export const WRITE_REQUEST_ID_HEADER = 'x-write-request-id';
+
+const WRITE_ROUTES = new Set(['/api/v1/db/write', '/api/v1/db/clear']);
+
 function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
   if (err.status === 503) reply.header('Retry-After', '1');
-  return reply.code(err.status).send(httpErrorBody(err));
+  const requestId = reply.getHeader(WRITE_REQUEST_ID_HEADER);
+  return reply.code(err.status).send(httpErrorBody(err, typeof requestId === 'string' ? { requestId } : undefined));
+}
+
+/** How often Node looks for requests past their header or whole-request deadline (its default, 30 s, would let them overrun by that much). */
+export function connectionsCheckingIntervalMs(headersTimeoutMs: number): number {
+  return Math.min(1000, Math.max(100, Math.floor(headersTimeoutMs / 4)));
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -74,6 +94,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true },
     // While closing, answer with our own 503 (code and Retry-After), not fastify's.
     return503OnClosing: false,
+    // Slow clients: headers, then the whole request, must arrive in time, else Node answers 408 and closes
+    // the connection; an idle keep-alive connection is closed. Without these a client that never finishes
+    // its request holds a socket (and a file descriptor) forever.
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    maxRequestsPerSocket: config.httpMaxRequestsPerSocket,
+    http: {
+      headersTimeout: config.httpHeadersTimeoutMs,
+      requestTimeout: config.httpRequestTimeoutMs,
+      connectionsCheckingInterval: connectionsCheckingIntervalMs(config.httpHeadersTimeoutMs),
+    },
   });
 
   let closing = false;
@@ -81,7 +112,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     closing = true;
   });
   app.addHook('onRequest', async (request) => {
-    if (closing && !request.url.startsWith('/healthz')) throw new DbaasError('DBAAS_SHUTTING_DOWN');
+    // A write says so itself, once it knows its requestId (a 503 on a write always names it).
+    if (closing && !request.url.startsWith('/healthz') && !WRITE_ROUTES.has(request.routeOptions.url ?? '')) throw new DbaasError('DBAAS_SHUTTING_DOWN');
   });
 
   // Bodies are JSON whatever the content type says (curl -d sends form encoding), and may be empty.
@@ -116,25 +148,32 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
   );
 
-  const { requireAdmin, requireApiKey } = makeGuards(config);
+  // Guards run as onRequest hooks: before the body is read and parsed (an anonymous 900 kB body costs no parse).
+  const { requireAdmin, requireApiKey, requirePageKey } = makeGuards(config);
   // OpenAPI (/docs), metrics (/metrics) and the dashboard (/): before the routes, so that docs and metrics cover them all.
-  await app.register(operabilityPlugin, { metrics: deps.metrics, logger: deps.logger, guard: requireApiKey });
+  await app.register(operabilityPlugin, { metrics: deps.metrics, logger: deps.logger, guard: requireApiKey, pageGuard: requirePageKey });
 
-  const write = async (req: WriteRequest, reqId: string): Promise<unknown> => {
-    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId: req.requestId ?? randomUUID(), command: req.command };
+  const write = async (req: WriteRequest, request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const requestId = req.requestId ?? randomUUID();
+    reply.header(WRITE_REQUEST_ID_HEADER, requestId);
+    if (closing) throw new DbaasError('DBAAS_SHUTTING_DOWN');
+    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId, command: req.command };
     await cluster.requireMaster();
-    return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId });
+    return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId: request.id });
   };
 
-  app.post('/api/v1/db/write', { preHandler: requireApiKey }, async (request) => write(parseWriteBody(request.body), request.id));
-  app.post('/api/v1/db/clear', { preHandler: requireAdmin }, async (request) => write(parseClearBody(request.body), request.id));
+  app.post('/api/v1/db/write', { onRequest: requireApiKey }, async (request, reply) => write(parseWriteBody(request.body), request, reply));
+  app.post('/api/v1/db/clear', { onRequest: requireAdmin }, async (request, reply) => write(parseClearBody(request.body), request, reply));
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
-  app.post('/api/v1/crash/master', { preHandler: requireAdmin }, async () => [String(await cluster.crash('master'))]);
-  app.post('/api/v1/crash/slave', { preHandler: requireAdmin }, async () => [String(await cluster.crash('slave'))]);
+  // Only the leader acts on workers: a follower forwards these to it (orchestrator/leader-routes.ts).
+  const toLeader = deps.election ? leaderOnly(deps.election) : async (): Promise<void> => undefined;
+  if (deps.election) registerOrchestratorRoutes(app, deps.election, requireApiKey);
+  app.post('/api/v1/crash/master', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('master'))]);
+  app.post('/api/v1/crash/slave', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('slave'))]);
 
   // Manual override of the slave target; the next autoscaling window decides again.
-  app.post('/api/v1/scale', { preHandler: requireAdmin }, async (request) => {
+  app.post('/api/v1/scale', { onRequest: requireAdmin, preHandler: toLeader }, async (request) => {
     const body = request.body as { slaves?: unknown } | undefined;
     const keys = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
     const slaves = body?.slaves;
@@ -147,25 +186,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     audit.record('scaling', `manual override: slave target ${before} → ${target}`, { details: { previous: before, target, manual: true } });
     return { targetSlaves: target };
   });
-  app.get('/api/v1/scale', { preHandler: requireApiKey }, async () => deps.autoscaler.status());
+  app.get('/api/v1/scale', { onRequest: requireApiKey }, async () => deps.autoscaler.status());
 
-  app.get('/api/v1/events', { preHandler: requireApiKey }, async (request) => {
-    const after = Number((request.query as { after?: string }).after ?? 0);
-    return audit.list(Number.isSafeInteger(after) && after > 0 ? after : 0);
+  app.get('/api/v1/events', { onRequest: requireApiKey }, async (request) => {
+    const raw = (request.query as { after?: unknown }).after;
+    if (raw !== undefined && (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw))) {
+      throw new DbaasError('DBAAS_REQ_INVALID', 'after must be a non-negative integer (the seq of the last event seen)');
+    }
+    return audit.list(raw === undefined ? 0 : Number(raw));
   });
 
   // Replica checksums at one seq; divergent slaves are marked for replacement (verify.ts).
-  app.get('/api/v1/verify', { preHandler: requireAdmin }, async (request) => deps.verifier.run('manual', request.id));
+  app.get('/api/v1/verify', { onRequest: requireAdmin, preHandler: toLeader }, async (request) => deps.verifier.run('manual', request.id));
 
   // Reads one named replica (master or slave) directly, to check replicas against each other.
-  app.post<{ Params: { id: string } }>('/api/v1/workers/:id/read', { preHandler: requireAdmin }, async (request) => {
+  app.post<{ Params: { id: string } }>('/api/v1/workers/:id/read', { onRequest: requireAdmin }, async (request) => {
     const command = parseReadBody(request.body);
     return cluster.readFrom(request.params.id, command, request.id);
   });
 
-  app.post('/api/v1/db/read', { preHandler: requireApiKey }, async (request, reply) => {
-    deps.autoscaler.onRead();
+  app.post('/api/v1/db/read', { onRequest: requireApiKey }, async (request, reply) => {
     const command = parseReadBody(request.body);
+    // Only a valid read counts toward autoscaling: refused ones must not buy slaves.
+    deps.autoscaler.onRead();
     const route = cluster.readRoute();
     if (route.to === 'master') return cluster.readFrom(route.id, command, request.id);
     const envelope: ReadEnvelope = { v: WIRE_VERSION, command };
@@ -181,10 +224,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   const listPids = async (): Promise<number[]> => cluster.pids();
-  app.get('/api/v1/workers/list', { preHandler: requireApiKey }, listPids);
-  app.get('/api/v1/worker/list', { preHandler: requireApiKey }, listPids);
+  app.get('/api/v1/workers/list', { onRequest: requireApiKey }, listPids);
+  app.get('/api/v1/worker/list', { onRequest: requireApiKey }, listPids);
 
-  app.get('/api/v1/workers', { preHandler: requireApiKey }, async () => cluster.workersDetail());
+  app.get('/api/v1/workers', { onRequest: requireApiKey }, async () => cluster.workersDetail());
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

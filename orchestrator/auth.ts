@@ -5,21 +5,27 @@
  *   `DBAAS_ADMIN_TOKEN` when one is set.
  * - Data and cluster-information endpoints need one of `DBAAS_API_KEYS` (or the
  *   admin token) when keys are set.
+ * - Pages (the dashboard, `/docs`, `/docs/json`) follow the API keys too, unless
+ *   `DBAAS_PUBLIC_DOCS=1`; a browser is asked for Basic credentials (the key as
+ *   password), which it then also sends on the page's API calls.
  * - Health endpoints are always open, for load balancers.
  *
  * 401 when no token is given, 403 when it is wrong. Tokens are compared in
  * constant time against every candidate, and never logged.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DbaasError } from '../common/errors.js';
 
 export interface AuthSettings {
   adminToken: string | undefined;
   apiKeys: readonly string[];
+  /** `DBAAS_PUBLIC_DOCS=1`: pages stay open while keys are set. */
+  publicDocs?: boolean;
 }
 
-export type Guard = (request: FastifyRequest) => Promise<void>;
+/** Throws DBAAS_AUTH_MISSING (401) or DBAAS_AUTH_INVALID (403); `reply` lets a page's 401 carry a challenge. */
+export type Guard = (request: FastifyRequest, reply?: FastifyReply) => Promise<void>;
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
@@ -33,26 +39,61 @@ export function tokenMatchesAny(given: string, candidates: readonly string[]): b
   return found;
 }
 
+/**
+ * The token of `Authorization: Bearer <token>`, or the password of
+ * `Authorization: Basic base64(<any user>:<token>)`: a browser can only send the
+ * latter for a page (the dashboard, /docs), and sends it again on the page's own
+ * API calls.
+ */
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (typeof header !== 'string') return undefined;
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match?.[1];
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (bearer) return bearer[1];
+  const basic = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!basic?.[1]) return undefined;
+  const decoded = Buffer.from(basic[1], 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const password = colon < 0 ? '' : decoded.slice(colon + 1);
+  return password === '' ? undefined : password;
 }
 
-function guard(candidates: () => readonly string[]): Guard {
-  return async (request) => {
+/** Asks a browser for credentials: a page's 401 carries this, so the browser prompts (any user name, the key as password). */
+export const BASIC_CHALLENGE = 'Basic realm="dbaas", charset="UTF-8"';
+
+function guard(candidates: () => readonly string[], challenge = false): Guard {
+  return async (request, reply) => {
     const allowed = candidates();
     if (allowed.length === 0) return;
     const token = bearerToken(request);
-    if (token === undefined) throw new DbaasError('DBAAS_AUTH_MISSING');
+    if (token === undefined) {
+      if (challenge) reply?.header('www-authenticate', BASIC_CHALLENGE);
+      throw new DbaasError('DBAAS_AUTH_MISSING');
+    }
     if (!tokenMatchesAny(token, allowed)) throw new DbaasError('DBAAS_AUTH_INVALID');
   };
 }
 
-export function makeGuards(settings: AuthSettings): { requireAdmin: Guard; requireApiKey: Guard } {
+export interface Guards {
+  /** Admin endpoints: the admin token, when one is set. */
+  requireAdmin: Guard;
+  /** Data and cluster-information endpoints: an API key (or the admin token), when keys are set. */
+  requireApiKey: Guard;
+  /**
+   * Pages (dashboard, /docs, /docs/json): as {@link Guards.requireApiKey}, with a Basic
+   * challenge on 401 so a browser asks; open with `DBAAS_PUBLIC_DOCS=1`.
+   */
+  requirePageKey: Guard;
+}
+
+/**
+ * The guards, to run as `onRequest` hooks: a request is authenticated before its
+ * body is read or parsed, so an anonymous client never costs a JSON parse.
+ */
+export function makeGuards(settings: AuthSettings): Guards {
   const admin = settings.adminToken === undefined ? [] : [settings.adminToken];
   // With API keys set, the admin token is accepted on data endpoints too.
   const data = settings.apiKeys.length === 0 ? [] : [...settings.apiKeys, ...admin];
-  return { requireAdmin: guard(() => admin), requireApiKey: guard(() => data) };
+  const pages = settings.publicDocs ? [] : data;
+  return { requireAdmin: guard(() => admin), requireApiKey: guard(() => data), requirePageKey: guard(() => pages, true) };
 }

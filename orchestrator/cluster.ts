@@ -24,7 +24,19 @@ import { decide, type Action, type ClusterFacts, type Decision, type WorkerFact 
 import type { RpcClient } from './rpc-client.js';
 import type { ExitInfo, Runtime, WorkerSpec } from './runtimes/runtime.js';
 
+/** What the cluster manager needs of the leader election (orchestrator/leader-election.ts). */
+export interface LeaderGate {
+  /** Asks ZooKeeper whether this orchestrator still leads; false deposes it. */
+  confirm(): Promise<boolean>;
+  /** This leadership's epoch, carried by control messages. */
+  readonly epoch: number;
+  /** The epoch znode's version set by this leadership: a term bump checks it in the same transaction. */
+  readonly epochVersion: number;
+}
+
 export interface ClusterDeps {
+  /** Absent: this orchestrator always leads (tests that run one without an election). */
+  leader?: LeaderGate;
   config: OrchestratorConfig;
   names: ClusterNames;
   runtime: Runtime;
@@ -76,6 +88,9 @@ export class ClusterManager {
   private lastMasterId: string | undefined;
   private failingOver = false;
   private stopping = false;
+  /** Whether this orchestrator leads: only then does the loop act (lead() and follow()). */
+  private leading = false;
+  private started = false;
   private looping = false;
   private again = false;
   private tick: NodeJS.Timeout | undefined;
@@ -231,7 +246,7 @@ export class ClusterManager {
 
   private async loop(): Promise<void> {
     try {
-      for (let i = 0; i < 50 && !this.stopping && this.d.view.ready && this.d.zk.connected; i++) {
+      for (let i = 0; i < 50 && !this.stopping && this.leading && this.d.view.ready && this.d.zk.connected; i++) {
         const decision = decide(this.facts());
         if (decision.action.kind === 'idle') {
           if (decision.reason !== this.lastIdleReason) this.d.logger.info({ reason: decision.reason }, 'reconcile: idle');
@@ -239,6 +254,8 @@ export class ClusterManager {
           break;
         }
         this.lastIdleReason = '';
+        // A leader that was paused or cut off may have been replaced meanwhile: ask before acting.
+        if (this.d.leader && !(await this.d.leader.confirm())) break;
         const acted = await this.execute(decision);
         if (!acted) break;
       }
@@ -301,7 +318,7 @@ export class ClusterManager {
       const term = await this.bumpTerm();
       const candidatePid = this.pidOf(candidateId);
       try {
-        await rpc.call(names.controlQueue(candidateId), { v: WIRE_VERSION, type: 'promote', term } satisfies ControlMessage, {
+        await rpc.call(names.controlQueue(candidateId), { v: WIRE_VERSION, type: 'promote', term, ...this.epochField() } satisfies ControlMessage, {
           timeoutMs: PROMOTE_TIMEOUT_MS,
         });
         await waitFor(() => (view.master?.id === candidateId ? true : undefined), 5000, () => new Error('the promoted worker did not take the master znode'));
@@ -461,7 +478,7 @@ export class ClusterManager {
     const started = Date.now();
     void (async () => {
       try {
-        await this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'retire' } satisfies ControlMessage, { timeoutMs: CONTROL_TIMEOUT_MS });
+        await this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'retire', ...this.epochField() } satisfies ControlMessage, { timeoutMs: CONTROL_TIMEOUT_MS });
       } catch (err) {
         this.d.logger.warn({ id, err: (err as Error).message }, 'retire request failed; stopping the worker');
       }
@@ -515,10 +532,14 @@ export class ClusterManager {
       const { data, stat } = await zk.getData(names.zkTerm);
       const next = Number(data?.toString() ?? '0') + 1;
       try {
-        await zk.setData(names.zkTerm, Buffer.from(String(next)), stat.version);
+        // Fenced by the epoch: a former leader's term bump fails in the same transaction.
+        if (this.d.leader) await zk.setDataGuarded(names.zkTerm, Buffer.from(String(next)), stat.version, names.zkEpoch, this.d.leader.epochVersion);
+        else await zk.setData(names.zkTerm, Buffer.from(String(next)), stat.version);
         return next;
       } catch (err) {
         if (!isBadVersion(err)) throw err;
+        // The term moved (retry), or the epoch did: then this orchestrator no longer leads.
+        if (this.d.leader && !(await this.d.leader.confirm())) throw new Error('no longer the leader: the term was not moved');
       }
     }
   }
@@ -650,6 +671,41 @@ export class ClusterManager {
       await this.deleteSyncQueue(id);
       await this.d.runtime.remove(id).catch((err: unknown) => this.d.logger.warn({ id, err: (err as Error).message }, 'cleanup failed'));
     }
+  }
+
+  private epochField(): { epoch?: number } {
+    return this.d.leader ? { epoch: this.d.leader.epoch } : {};
+  }
+
+  /**
+   * Takes charge as the elected leader: the first time, adopts the running
+   * workers or bootstraps the cluster (see start); after a deposition, simply
+   * acts again.
+   */
+  async lead(): Promise<void> {
+    this.leading = true;
+    if (!this.started) {
+      this.started = true;
+      try {
+        await this.start();
+      } catch (err) {
+        this.started = false;
+        this.leading = false;
+        throw err;
+      }
+      return;
+    }
+    this.kick();
+  }
+
+  /** Stops acting (another orchestrator leads); the request path keeps working. */
+  follow(): void {
+    this.leading = false;
+  }
+
+  /** True while this orchestrator leads and acts. */
+  get isLeading(): boolean {
+    return this.leading && !this.stopping;
   }
 
   /** Stops the control loop without touching the workers (they keep running; a new orchestrator adopts them). */

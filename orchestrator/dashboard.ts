@@ -6,8 +6,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { Logger } from '../common/logger.js';
+import type { Guard } from './auth.js';
 import { API_KEY, HIDDEN, type RouteDoc } from './api-docs.js';
 import type { Metrics } from './metrics.js';
 
@@ -15,7 +16,9 @@ export interface DashboardOptions {
   metrics: Metrics;
   logger: Logger;
   /** Guards the rate history like the other cluster-information endpoints. */
-  guard: (request: FastifyRequest) => Promise<void>;
+  guard: Guard;
+  /** Guards the page and its script and style (API keys, unless DBAAS_PUBLIC_DOCS=1). */
+  pageGuard: Guard;
 }
 
 const ASSETS = {
@@ -82,9 +85,9 @@ export async function dashboardRoutes(app: FastifyInstance, opts: DashboardOptio
     if (!body) return reply.code(404).type('text/plain').send('the dashboard is not installed: rebuild with npm run build');
     return reply.type(ASSETS[name]).header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').send(body);
   };
-  app.get('/', { schema: HIDDEN }, serve('index.html'));
-  app.get('/dashboard/app.js', { schema: HIDDEN }, serve('app.js'));
-  app.get('/dashboard/style.css', { schema: HIDDEN }, serve('style.css'));
+  app.get('/', { schema: HIDDEN, onRequest: opts.pageGuard }, serve('index.html'));
+  app.get('/dashboard/app.js', { schema: HIDDEN, onRequest: opts.pageGuard }, serve('app.js'));
+  app.get('/dashboard/style.css', { schema: HIDDEN, onRequest: opts.pageGuard }, serve('style.css'));
 
-  app.get('/api/v1/stats', { schema: STATS_DOC, preHandler: opts.guard }, async () => ({ rates: opts.metrics.rateSeries() }));
+  app.get('/api/v1/stats', { schema: STATS_DOC, onRequest: opts.guard }, async () => ({ rates: opts.metrics.rateSeries() }));
 }

@@ -62,8 +62,10 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  if (!config.advertiseUrl) await orchestrator.advertise(`http://${shown}:${config.port}`);
+  const role = orchestrator.election.isLeader ? 'leader' : 'follower (another orchestrator leads; admin actions are forwarded to it)';
   process.stdout.write(
-    `[dbaas] ready: http://${shown}:${config.port}/api/v1 — workers (pids) ${orchestrator.cluster.pids().join(', ')}; Ctrl-C stops everything\n`,
+    `[dbaas] ready: http://${shown}:${config.port}/api/v1 as ${role} — workers (pids) ${orchestrator.cluster.pids().join(', ')}; Ctrl-C stops ${orchestrator.election.isLeader ? 'everything (or hands over to another orchestrator)' : 'this orchestrator only'}\n`,
   );
 }
 

@@ -7,10 +7,11 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Logger } from '../common/logger.js';
 import { API_KEY, documentRoute, openApiOptions, type RouteDoc } from './api-docs.js';
+import type { Guard } from './auth.js';
 import { dashboardRoutes } from './dashboard.js';
 import type { Metrics } from './metrics.js';
 
@@ -18,7 +19,9 @@ export interface OperabilityOptions {
   metrics: Metrics;
   logger: Logger;
   /** Guards /metrics and /api/v1/stats like the other cluster-information endpoints (API keys, when set). */
-  guard: (request: FastifyRequest) => Promise<void>;
+  guard: Guard;
+  /** Guards the pages: /docs, /docs/json and the dashboard (API keys, unless DBAAS_PUBLIC_DOCS=1). */
+  pageGuard: Guard;
 }
 
 const METRICS_DOC: RouteDoc = {
@@ -35,7 +38,12 @@ async function operability(app: FastifyInstance, opts: OperabilityOptions): Prom
   // First, so that route schemas are attached (and made documentation-only) before swagger collects them.
   app.addHook('onRoute', documentRoute);
   await app.register(swagger, openApiOptions());
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list', deepLinking: true } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { docExpansion: 'list', deepLinking: true },
+    // Every route of the UI, /docs/json included: the schema tells as much about the service as the API does.
+    uiHooks: { onRequest: (request, reply, done) => void opts.pageGuard(request, reply).then(() => done(), done) },
+  });
 
   // Every answer names its request id, the key to the orchestrator's and the worker's log lines of that request.
   app.addHook('onRequest', (request, reply, done) => {
@@ -47,7 +55,7 @@ async function operability(app: FastifyInstance, opts: OperabilityOptions): Prom
     metrics.observeRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
     done();
   });
-  app.get('/metrics', { schema: METRICS_DOC, preHandler: opts.guard }, async (_request, reply) => {
+  app.get('/metrics', { schema: METRICS_DOC, onRequest: opts.guard }, async (_request, reply) => {
     const { contentType, body } = await metrics.render();
     return reply.type(contentType).send(body);
   });

@@ -7,11 +7,11 @@ import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames } from '../common/names.js';
 import { ZkSession } from '../common/zk-session.js';
-import { NamespaceLock } from './namespace-lock.js';
+import { describeInfo, LeaderElection } from './leader-election.js';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit-log.js';
 import { Autoscaler } from './autoscaler.js';
-import { ClusterManager } from './cluster.js';
+import { ClusterManager, type LeaderGate } from './cluster.js';
 import { ClusterView } from './cluster-view.js';
 import { Metrics } from './metrics.js';
 import { RpcClient } from './rpc-client.js';
@@ -33,6 +33,10 @@ export interface Orchestrator {
   close(): Promise<void>;
   /** Stops serving and closes connections but leaves the workers running, as a crash would (tests of adoption). */
   abandon(): Promise<void>;
+  /** Membership, leadership and epoch of this orchestrator among those of its namespace. */
+  election: LeaderElection;
+  /** Tells the other orchestrators where this one's API listens (after listen on port 0). */
+  advertise(url: string): Promise<void>;
 }
 
 export interface StartOptions {
@@ -52,17 +56,35 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }), config);
   const runtime = opts.runtime ?? createRuntime(config, logger);
   const audit = new AuditLog(logger.child({ component: 'audit' }));
-  const cluster = new ClusterManager({ config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
+  // The election is made below; the cluster asks it before every action (a getter: it exists by then).
+  const gate: LeaderGate = {
+    confirm: () => election.confirm(),
+    get epoch() {
+      return election.epoch;
+    },
+    get epochVersion() {
+      return election.epochVersion;
+    },
+  };
+  const cluster = new ClusterManager({ leader: gate, config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
   const autoscaler = new Autoscaler(config, cluster, audit);
   const verifier = new Verifier({ config, names, rpc, cluster, audit, logger: logger.child({ component: 'verify' }) });
   const metrics = new Metrics({ names, cluster, autoscaler, rpc, audit, zk });
-  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, logger });
-  const lock = new NamespaceLock(zk, names, config.namespace, config.port, logger.child({ component: 'lock' }), (why) => {
-    // Deposed: another orchestrator manages the workers now. Touch nothing more; the API answers 503.
-    audit.record('error', `${why}; this orchestrator stops managing the cluster`);
-    logger.fatal({ why }, 'namespace lock lost');
-    cluster.detach();
+  const election = new LeaderElection(zk, names, { port: config.port, url: defaultUrl(config) }, logger.child({ component: 'election' }), {
+    onElected: async (epoch) => {
+      audit.record('election', `this orchestrator (${describeInfo(election.me)}) leads namespace ${config.namespace} in epoch ${epoch}`, { details: { epoch } });
+      await cluster.lead();
+      verifier.start();
+    },
+    onDeposed: (why) => {
+      // Another orchestrator leads now (or will): touch no worker any more; the data API keeps working.
+      audit.record('election', `this orchestrator no longer leads: ${why}`);
+      cluster.follow();
+      verifier.close();
+    },
   });
+
+  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, logger });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -70,11 +92,18 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       verifier.close();
       await autoscaler.close();
       await app.close().catch(() => undefined);
-      // Only the holder of the namespace lock may stop workers: one refused at start, or deposed, leaves them be.
-      if (lock.holding) {
+      election.close();
+      // Only the leader stops workers, and only when no other orchestrator is there to take the cluster
+      // over; a follower, or a leader handing over, leaves them running.
+      const others = election.isLeader ? await election.others().catch(() => 0) : 0;
+      if (election.isLeader && others === 0) {
         await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
-        await lock.release();
-      } else cluster.detach();
+      } else {
+        if (election.isLeader) audit.record('election', `stopping: handing the cluster over to one of ${others} other orchestrator(s)`);
+        cluster.detach();
+        runtime.detach?.();
+      }
+      await election.resign();
       await rpc.close();
       view.close();
       zk.close();
@@ -83,6 +112,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   };
 
   const abandon = async (): Promise<void> => {
+    election.close();
     verifier.close();
     await autoscaler.close();
     cluster.detach();
@@ -98,13 +128,20 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     rpc.start();
     await zk.waitUntilConnected(20_000);
     await rpc.waitUntilReady(20_000);
-    // An orchestrator killed a moment ago holds the lock until its session expires.
-    await lock.acquire(config.zkSessionTimeoutMs * 3 + 2000);
-    await cluster.start();
-    verifier.start();
+    // Leads at once, or follows the leader; a leader znode left by a crashed orchestrator of this
+    // host lasts one session timeout and is waited out.
+    const role = await election.start(config.zkSessionTimeoutMs * 3 + 2000);
+    if (role === 'follower') logger.info({ leader: describeInfo((await election.leader().catch(() => undefined)) ?? {}) }, 'following the leader');
   } catch (err) {
     await close();
     throw err;
   }
-  return { app, cluster, view, runtime, rpc, audit, autoscaler, metrics, verifier, close, abandon };
+  return { app, cluster, view, runtime, rpc, audit, autoscaler, metrics, verifier, election, close, abandon, advertise: (url) => election.advertise(url) };
+}
+
+/** Where this orchestrator says it listens until it is told (advertise) its real address. */
+function defaultUrl(config: OrchestratorConfig): string {
+  if (config.advertiseUrl) return config.advertiseUrl;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
 }

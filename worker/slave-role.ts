@@ -259,7 +259,8 @@ export class SlaveRole {
       try {
         const { afterSeq } = env.command;
         if (afterSeq !== undefined && afterSeq > this.appliedSeq) await this.waitApplied(afterSeq);
-        const result = await this.ctx.store.read(env.command);
+        // The orchestrator answers 504 after DBAAS_REQUEST_TIMEOUT_MS: the query need not outlive that.
+        const result = await this.ctx.store.read(env.command, this.ctx.config.requestTimeoutMs);
         reply(ch, msg, { ok: true, result });
         if (this.ctx.logger.isLevelEnabled('debug')) this.ctx.logger.debug({ reqId: reqIdOf(msg), table: env.command.table }, 'read answered');
       } catch (err) {
@@ -333,8 +334,14 @@ export class SlaveRole {
   }
 }
 
+/** MongoDB's (and FerretDB's) error code for a query stopped by its maxTimeMS. */
+const MAX_TIME_MS_EXPIRED = 50;
+
 function readError(err: unknown): DbaasError {
   if (err instanceof DbaasError) return err;
+  if (err instanceof MongoServerError && err.code === MAX_TIME_MS_EXPIRED) {
+    return new DbaasError('DBAAS_RPC_TIMEOUT', `the read ran longer than DBAAS_REQUEST_TIMEOUT_MS on the database and was stopped`);
+  }
   if (err instanceof MongoServerError) return new DbaasError('DBAAS_QUERY_INVALID', `the database refused the query: ${err.message}`);
   return asDbaasError(err);
 }

@@ -315,12 +315,18 @@ export class Store {
     return docs.map((d) => String(d._id));
   }
 
-  async read(cmd: ReadCommand): Promise<ReadResult> {
+  /**
+   * Answers a read. `maxTimeMs` bounds the query on the database server
+   * (`maxTimeMS`): past it the server stops and the read fails (MaxTimeMSExpired),
+   * so a read the client has stopped waiting for does not keep the replica busy.
+   */
+  async read(cmd: ReadCommand, maxTimeMs?: number): Promise<ReadResult> {
     const coll = this.table(cmd.table);
     if (cmd.count) {
-      const options: { skip?: number; limit?: number } = {};
+      const options: { skip?: number; limit?: number; maxTimeMS?: number } = {};
       if (cmd.skip !== undefined) options.skip = cmd.skip;
       if (cmd.limit !== undefined) options.limit = cmd.limit;
+      if (maxTimeMs !== undefined) options.maxTimeMS = maxTimeMs;
       return { count: await coll.countDocuments(cmd.where, options) };
     }
     // `_id` is unique: a read by one `_id` asks for one document, so the scan can stop at it.
@@ -331,6 +337,7 @@ export class Store {
     if (cmd.sort && !byId) cursor = cursor.sort(cmd.sort);
     if (cmd.skip !== undefined) cursor = cursor.skip(cmd.skip);
     cursor = cursor.limit(byId ? 1 : (cmd.limit ?? MAX_READ_LIMIT));
+    if (maxTimeMs !== undefined) cursor = cursor.maxTimeMS(maxTimeMs);
     return (await cursor.toArray()) as Doc[];
   }
 

@@ -135,6 +135,7 @@ export class Worker implements WorkerContext {
     });
     this.zk.start();
     await this.zk.waitUntilConnected(15_000);
+    await this.watchEpoch();
 
     if (config.role === 'master') {
       this.master = new MasterRole(this, config.term);
@@ -355,8 +356,57 @@ export class Worker implements WorkerContext {
     }
   }
 
+  /**
+   * The newest leader epoch (orchestrator/leader-election.ts), kept current by a
+   * watch: a promote or retire sent by a former leader (paused, cut off) carries
+   * an older one and is refused.
+   */
+  private epoch = 0;
+
+  private async watchEpoch(): Promise<void> {
+    const read = async (): Promise<void> => {
+      if (this.currentState === 'stopped') return;
+      try {
+        const { data } = await this.zk.getData(this.names.zkEpoch, () => void reread());
+        this.epoch = Math.max(this.epoch, Number(data?.toString() ?? '0') || 0);
+      } catch (err) {
+        if (!isNoNode(err)) throw err;
+        // No leader yet: watch for the znode to appear.
+        if (!(await this.zk.exists(this.names.zkEpoch, () => void reread()))) return;
+        await read();
+      }
+    };
+    const reread = async (): Promise<void> => {
+      for (let i = 0; i < 600 && this.currentState !== 'stopped'; i++) {
+        try {
+          await read();
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
+    };
+    await read().catch(() => void reread());
+  }
+
+  private async checkEpoch(control: { type: string; epoch?: number }): Promise<void> {
+    if (control.epoch === undefined) return;
+    // Read afresh: these messages are rare, and the watch may lag a new election by a moment.
+    try {
+      const { data } = await this.zk.getData(this.names.zkEpoch);
+      this.epoch = Math.max(this.epoch, Number(data?.toString() ?? '0') || 0);
+    } catch (err) {
+      if (!isNoNode(err)) throw err;
+    }
+    if (control.epoch < this.epoch) {
+      throw new DbaasError('DBAAS_CONTROL_STALE_EPOCH', `${control.type} from leader epoch ${control.epoch} refused: epoch ${this.epoch} leads now`);
+    }
+    this.epoch = control.epoch;
+  }
+
   private async control(control: ControlMessage): Promise<unknown> {
-    if (control.type === 'read') return this.store.read(control.command);
+    if (control.type === 'promote' || control.type === 'retire') await this.checkEpoch(control);
+    if (control.type === 'read') return this.store.read(control.command, this.config.requestTimeoutMs);
     if (control.type === 'checksum') return this.checksumAt(control.seq, control.waitMs);
     if (control.type === 'promote') await this.promote(control.term);
     if (control.type === 'retire') {

@@ -230,7 +230,9 @@ export class ProcessRuntime implements Runtime {
   private spawnLogged(cmd: string, args: string[], logFile: string, env: Record<string, string>): ChildProcess {
     const fd = openSync(logFile, 'a');
     try {
-      const child = spawn(cmd, args, { env, stdio: ['ignore', fd, fd] });
+      // A process group of its own: a Ctrl-C in the orchestrator's terminal must not reach the workers,
+      // which outlive the orchestrator when it hands the cluster over to another one (or crashes).
+      const child = spawn(cmd, args, { env, stdio: ['ignore', fd, fd], detached: true });
       child.on('error', (err) => this.opts.logger.error({ cmd, err: err.message }, 'spawn failed'));
       return child;
     } finally {

@@ -115,18 +115,29 @@ describe('data safety', () => {
     for (const dump of (await dumpAllReplicas(c.orch)).values()) expect(dump.big).toEqual([{ _id: 'small' }]);
   }, 120_000);
 
-  it('a second orchestrator on the same namespace refuses to start and touches nothing of the first', async () => {
-    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+  it('a second orchestrator on the same namespace follows: it starts, stops, kills and deletes nothing', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' }, { listen: true });
     for (let i = 0; i < 20; i++) expect((await ackWrite(c, { table: 't', operation: 'insert', data: { _id: `d${i}` } })).status).toBe(200);
     const before = (await workers(c)).map((w) => w.pid).sort();
-    await expect(startTestCluster({ DBAAS_INITIAL_SLAVES: '2' }, { namespace: c.namespace, dataDir: c.dataDir })).rejects.toThrow(/another orchestrator manages namespace/);
-    // Its failed start (and its close) stopped, killed and deleted nothing.
-    expect(before.every((pid) => alive(pid))).toBe(true);
-    expect((await workers(c)).map((w) => w.pid).sort()).toEqual(before);
+    const second = await cluster({ DBAAS_INITIAL_SLAVES: '2' }, { namespace: c.namespace, dataDir: c.dataDir, listen: true });
+    expect(second.orch.election.isLeader).toBe(false);
+    expect(c.orch.election.isLeader).toBe(true);
+    // It serves the data API, and forwards an admin action to the leader.
+    expect((await ackWrite(second, { table: 't', operation: 'insert', data: { _id: 'via-follower' } })).status).toBe(200);
+    const crash = await second.post('/api/v1/crash/slave');
+    expect(crash.status).toBe(200);
+    expect(before.map(String)).toContain(crash.body[0]);
+    await eventually(() => c.orch.audit.list().some((e) => e.kind === 'replacement'), 45_000, 'the leader to replace the slave killed through the follower');
+    const after = (await workers(c)).map((w) => w.pid);
+    // Stopping the follower touches nothing.
+    await second.close();
+    clusters = clusters.filter((x) => x !== second);
+    expect(after.every((pid) => alive(pid))).toBe(true);
+    expect((await workers(c)).map((w) => w.pid).sort()).toEqual(after.slice().sort());
     for (const w of c.orch.view.workers.values()) expect(existsSync(path.join(c.dataDir, c.namespace, w.id))).toBe(true);
     expect((await ackWrite(c, { table: 't', operation: 'insert', data: { _id: 'after' } })).status).toBe(200);
-    for (const dump of (await dumpAllReplicas(c.orch)).values()) expect((dump.t ?? []).length).toBe(21);
-  }, 90_000);
+    for (const dump of (await dumpAllReplicas(c.orch)).values()) expect((dump.t ?? []).length).toBe(22);
+  }, 120_000);
 
   it("a restart that finds the recorded master's data missing refuses to start empty, unless forced", async () => {
     const c = await startTestCluster();

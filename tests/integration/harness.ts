@@ -64,7 +64,10 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
   const orch = await startOrchestrator(config, logger);
   namespaceUsers.set(namespace, (namespaceUsers.get(namespace) ?? 0) + 1);
   let url = '';
-  if (opts.listen) url = await orch.app.listen({ port: 0, host: '127.0.0.1' });
+  if (opts.listen) {
+    url = await orch.app.listen({ port: 0, host: '127.0.0.1' });
+    await orch.advertise(url);
+  }
   const inject = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
     const res = await orch.app.inject({
       method,

@@ -1,0 +1,310 @@
+/**
+ * Several orchestrators per namespace, one leader: membership, election and the
+ * leader's epoch, all in ZooKeeper.
+ *
+ * - Every orchestrator registers an ephemeral sequential znode under
+ *   `/<ns>/orchestrators` (host, pid, port, URL, start time), again on every new
+ *   session, so `GET /api/v1/orchestrators` can list them.
+ * - The leader holds the ephemeral `/<ns>/orchestrator`. The others watch it and
+ *   try to take it when it goes (a stopped leader deletes it at once; a killed
+ *   or partitioned one loses it with its session, one session timeout later).
+ * - Each leadership bumps `/<ns>/epoch` by compare-and-set and writes it into
+ *   the leader znode. The epoch is the leader's fencing token: control messages
+ *   carry it and workers refuse an older one, and the term bump of a failover
+ *   is a transaction that checks the epoch is still the one this leader set.
+ *   So a former leader that was paused or cut off and wakes up can neither
+ *   promote a worker nor start a failover.
+ *
+ * Invariant: at most one orchestrator believes it leads while it can still
+ * act: `confirm()` (a ZooKeeper read of the leader znode) is checked before
+ * every control action, and losing the session or the znode deposes at once.
+ * Only the leader starts, kills, promotes, retires or removes workers;
+ * followers serve the data API and forward admin actions to the leader.
+ */
+import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import type { Logger } from '../common/logger.js';
+import type { ClusterNames } from '../common/names.js';
+import { CreateMode, isBadVersion, isNodeExists, isNoNode, type ZkSession } from '../common/zk-session.js';
+
+/** What an orchestrator's znodes say about it. */
+export interface OrchestratorInfo {
+  host: string;
+  pid: number;
+  port: number;
+  /** Where other orchestrators reach its HTTP API (admin actions are forwarded there). */
+  url: string;
+  startedAt: string;
+  /** Random per process: tells this one from another with the same pid on another host. */
+  token: string;
+  /** Only in the leader znode: the epoch of this leadership. */
+  epoch?: number;
+}
+
+export function parseInfo(data: Buffer | undefined): Partial<OrchestratorInfo> {
+  try {
+    const parsed: unknown = JSON.parse(data?.toString() ?? '{}');
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<OrchestratorInfo>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function describeInfo(h: Partial<OrchestratorInfo>): string {
+  return `pid ${h.pid ?? '?'} on ${h.host ?? '?'}, port ${h.port ?? '?'}, since ${h.startedAt ?? '?'}`;
+}
+
+export interface ElectionHooks {
+  /** This orchestrator now leads with `epoch`; resolves once it has taken charge. */
+  onElected(epoch: number): Promise<void>;
+  /** This orchestrator no longer leads (its session or the leader znode was lost). */
+  onDeposed(why: string): void;
+}
+
+export class LeaderElection extends EventEmitter {
+  private leading = false;
+  private currentEpoch = 0;
+  private currentEpochVersion = -1;
+  private started = false;
+  private closed = false;
+  private campaigning = false;
+  readonly me: OrchestratorInfo;
+
+  constructor(
+    private readonly zk: ZkSession,
+    private readonly names: ClusterNames,
+    me: { port: number; url: string },
+    private readonly logger: Logger,
+    private readonly hooks: ElectionHooks,
+  ) {
+    super();
+    this.me = { host: os.hostname(), pid: process.pid, port: me.port, url: me.url, startedAt: new Date().toISOString(), token: Math.random().toString(36).slice(2) };
+    // A new session has lost both ephemeral znodes: register again, and a leader is a leader no more.
+    zk.onSession(async () => {
+      await this.register();
+      if (this.leading) this.depose('its ZooKeeper session was lost');
+      if (this.started && !this.closed) void this.campaign();
+    });
+  }
+
+  /** True while this orchestrator leads. */
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  /** The epoch of this orchestrator's leadership (0 while it has never led). */
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  /** The epoch znode's version this leadership set (a term bump checks it). */
+  get epochVersion(): number {
+    return this.currentEpochVersion;
+  }
+
+  /**
+   * Joins the election once the orchestrator can act: tries to lead at once, and
+   * else follows (campaigning in the background) and resolves 'follower'. A
+   * leader znode left by a dead orchestrator of this host (its pid is gone) is
+   * waited out for up to `waitDeadMs`, so that a restart after a crash leads.
+   */
+  async start(waitDeadMs: number): Promise<'leader' | 'follower'> {
+    this.started = true;
+    if (await this.tryLead()) return 'leader';
+    const holder = await this.leader().catch(() => undefined);
+    if (holder && holder.host === this.me.host && typeof holder.pid === 'number' && !pidAlive(holder.pid)) {
+      this.logger.info({ holder: describeInfo(holder) }, 'waiting for the leader znode of a dead orchestrator to expire');
+      const deadline = Date.now() + waitDeadMs;
+      while (Date.now() < deadline && !this.closed) {
+        await this.waitForLeaderChange(Math.max(1, Math.min(1000, deadline - Date.now())));
+        if (await this.tryLead()) return 'leader';
+      }
+    }
+    void this.campaign();
+    return 'follower';
+  }
+
+  private memberPath: string | undefined;
+
+  private async register(): Promise<void> {
+    await this.zk.mkdirp(this.names.zkOrchestrators);
+    this.memberPath = await this.zk.create(`${this.names.zkOrchestrators}/o-`, Buffer.from(JSON.stringify(this.me)), CreateMode.EPHEMERAL_SEQUENTIAL);
+  }
+
+  /** Where this orchestrator's API listens, once it does (admin actions are forwarded there while it leads). */
+  async advertise(url: string): Promise<void> {
+    this.me.url = url;
+    if (this.memberPath) await this.zk.setData(this.memberPath, Buffer.from(JSON.stringify(this.me))).catch(() => undefined);
+    if (this.leading) await this.zk.setData(this.names.zkLeader, Buffer.from(JSON.stringify({ ...this.me, epoch: this.currentEpoch }))).catch(() => undefined);
+  }
+
+  /**
+   * Tries to lead until it does, or until closed: takes the leader znode when
+   * it is free, else waits for it to go (a watch, and a check every second).
+   */
+  async campaign(): Promise<void> {
+    if (this.campaigning || this.leading || this.closed) return;
+    this.campaigning = true;
+    try {
+      while (!this.closed && !this.leading) {
+        try {
+          if (await this.tryLead()) return;
+          await this.waitForLeaderChange(1000);
+        } catch (err) {
+          this.logger.warn({ err: (err as Error).message }, 'election attempt failed; retrying');
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    } finally {
+      this.campaigning = false;
+    }
+  }
+
+  private async tryLead(): Promise<boolean> {
+    await this.zk.mkdirp(this.names.zkRoot);
+    try {
+      await this.zk.create(this.names.zkLeader, Buffer.from(JSON.stringify(this.me)), CreateMode.EPHEMERAL);
+    } catch (err) {
+      if (isNodeExists(err)) return false;
+      throw err;
+    }
+    const { epoch, version } = await this.bumpEpoch();
+    this.currentEpoch = epoch;
+    this.currentEpochVersion = version;
+    await this.zk.setData(this.names.zkLeader, Buffer.from(JSON.stringify({ ...this.me, epoch })));
+    this.leading = true;
+    this.logger.info({ epoch }, 'elected leader');
+    try {
+      await this.hooks.onElected(epoch);
+    } catch (err) {
+      // It could not take charge (say the cluster's data is missing): give the leadership up.
+      await this.resign();
+      throw err;
+    }
+    this.emit('elected', epoch);
+    return true;
+  }
+
+  private async waitForLeaderChange(maxMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      void this.zk
+        .exists(this.names.zkLeader, () => {
+          clearTimeout(timer);
+          resolve();
+        })
+        .then((stat) => {
+          if (!stat) {
+            clearTimeout(timer);
+            resolve();
+          }
+        })
+        .catch(() => undefined);
+    });
+  }
+
+  /** Increments the persistent epoch counter (compare-and-set). */
+  private async bumpEpoch(): Promise<{ epoch: number; version: number }> {
+    for (;;) {
+      try {
+        await this.zk.create(this.names.zkEpoch, Buffer.from('0'), CreateMode.PERSISTENT);
+      } catch (err) {
+        if (!isNodeExists(err)) throw err;
+      }
+      const { data, stat } = await this.zk.getData(this.names.zkEpoch);
+      const next = Number(data?.toString() ?? '0') + 1;
+      try {
+        const after = await this.zk.setData(this.names.zkEpoch, Buffer.from(String(next)), stat.version);
+        return { epoch: next, version: after.version };
+      } catch (err) {
+        if (!isBadVersion(err)) throw err;
+      }
+    }
+  }
+
+  /**
+   * Whether this orchestrator still leads, asked of ZooKeeper (the leader znode
+   * is ours and carries our epoch). A leader that finds it does not is deposed.
+   */
+  async confirm(): Promise<boolean> {
+    if (!this.leading) return false;
+    try {
+      const [{ data }, epoch] = await Promise.all([this.zk.getData(this.names.zkLeader), this.zk.getData(this.names.zkEpoch)]);
+      const holder = parseInfo(data);
+      if (holder.token !== this.me.token || holder.epoch !== this.currentEpoch) {
+        this.depose(`the leader znode now belongs to ${describeInfo(holder)}`);
+      } else if (epoch.stat.version !== this.currentEpochVersion) {
+        this.depose(`the epoch moved on to ${epoch.data?.toString() ?? '?'} (another orchestrator was elected)`);
+      } else return true;
+    } catch (err) {
+      if (isNoNode(err)) this.depose('the leader znode is gone');
+      // ZooKeeper unreachable: not confirmed, but not deposed either (the session may still hold).
+    }
+    return false;
+  }
+
+  private depose(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.logger.warn({ why, epoch: this.currentEpoch }, 'no longer the leader');
+    this.hooks.onDeposed(why);
+    this.emit('deposed', why);
+  }
+
+  /** The leader as its znode describes it, or undefined while there is none. */
+  async leader(): Promise<Partial<OrchestratorInfo> | undefined> {
+    try {
+      const { data } = await this.zk.getData(this.names.zkLeader);
+      return parseInfo(data);
+    } catch (err) {
+      if (isNoNode(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every registered orchestrator, oldest first. */
+  async members(): Promise<Array<Partial<OrchestratorInfo>>> {
+    const children = await this.zk.getChildren(this.names.zkOrchestrators).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
+    const out: Array<Partial<OrchestratorInfo>> = [];
+    for (const child of children.sort()) {
+      try {
+        out.push(parseInfo((await this.zk.getData(`${this.names.zkOrchestrators}/${child}`)).data));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
+  }
+
+  /** Other orchestrators registered now (a leader that stops hands over to one of them). */
+  async others(): Promise<number> {
+    return (await this.members()).filter((m) => m.token !== this.me.token).length;
+  }
+
+  /** Gives the leadership up (others take it at once). Idempotent. */
+  async resign(): Promise<void> {
+    const was = this.leading;
+    this.leading = false;
+    try {
+      const { data } = await this.zk.getData(this.names.zkLeader);
+      if (parseInfo(data).token === this.me.token) await this.zk.remove(this.names.zkLeader);
+    } catch {
+      // gone already, or ZooKeeper unreachable: the session's end removes it
+    }
+    if (was) this.emit('deposed', 'resigned');
+  }
+
+  /** Stops campaigning (the znodes go with the session). */
+  close(): void {
+    this.closed = true;
+  }
+}

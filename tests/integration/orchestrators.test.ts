@@ -1,0 +1,120 @@
+/**
+ * Several orchestrators on one namespace: one leads, the others follow, serve
+ * the data API and take over when the leader goes.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/logger.js';
+import { clusterNames } from '../../common/names.js';
+import { ZkSession } from '../../common/zk-session.js';
+import { eventually, startTestCluster, type TestCluster } from './harness.js';
+import { alive } from './infra.js';
+import { dumpAllReplicas } from './replicas.js';
+
+let clusters: TestCluster[] = [];
+
+async function cluster(env: Record<string, string> = {}, opts: Parameters<typeof startTestCluster>[1] = {}): Promise<TestCluster> {
+  const c = await startTestCluster(env, { listen: true, ...opts });
+  clusters.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  // Followers first, so that the last one to close is the one that stops the workers.
+  for (const c of clusters.slice().reverse()) await c.close().catch(() => undefined);
+  clusters = [];
+});
+
+async function pids(c: TestCluster): Promise<number[]> {
+  return ((await c.get('/api/v1/workers/list')).body as number[]).slice().sort((a, b) => a - b);
+}
+
+async function ackWrite(c: TestCluster, body: Record<string, unknown>): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const r = await c.post('/api/v1/db/write', body);
+    if ((r.status !== 503 && r.status !== 504) || Date.now() > deadline) return r.status;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+describe('several orchestrators', () => {
+  it('list each other with one leader, and a leader that stops hands the running cluster over', async () => {
+    const a = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+    const b = await cluster({ DBAAS_INITIAL_SLAVES: '2' }, { namespace: a.namespace, dataDir: a.dataDir });
+    const before = await pids(a);
+    expect(await pids(b)).toEqual(before);
+
+    for (const c of [a, b]) {
+      const list = (await c.get('/api/v1/orchestrators')).body as { leader: { url: string; epoch: number }; orchestrators: Array<{ url: string; leader: boolean; self: boolean }> };
+      expect(list.orchestrators).toHaveLength(2);
+      expect(list.leader.url).toBe(a.url);
+      expect(list.orchestrators.filter((o) => o.leader).map((o) => o.url)).toEqual([a.url]);
+      expect(list.orchestrators.find((o) => o.self)?.url).toBe(c.url);
+    }
+    const epochBefore = a.orch.election.epoch;
+
+    // Writes flow through both while the leader stops.
+    let stop = false;
+    const acked: string[] = [];
+    const failed: number[] = [];
+    const writer = async (c: TestCluster, w: string): Promise<void> => {
+      for (let i = 0; !stop; i++) {
+        const status = await ackWrite(c, { table: 'handover', operation: 'insert', data: { _id: `${w}-${i}` }, requestId: `handover-${w}-${i}` });
+        if (status === 200) acked.push(`${w}-${i}`);
+        else failed.push(status);
+      }
+    };
+    const running = [writer(b, 'b0'), writer(b, 'b1')];
+    await new Promise((r) => setTimeout(r, 500));
+    const stoppedAt = Date.now();
+    await a.close();
+    clusters = clusters.filter((x) => x !== a);
+    await eventually(() => b.orch.election.isLeader, 10_000, 'the follower to lead');
+    const handoverMs = Date.now() - stoppedAt;
+    expect(b.orch.election.epoch).toBeGreaterThan(epochBefore);
+    // The workers kept running: the new leader adopted them.
+    expect((await pids(b)).every((pid) => alive(pid))).toBe(true);
+    expect(await pids(b)).toEqual(before);
+    await new Promise((r) => setTimeout(r, 1000));
+    // The new leader acts: a crash drill through it is answered and the slave replaced.
+    const crash = await b.post('/api/v1/crash/slave');
+    expect(crash.status).toBe(200);
+    await eventually(() => b.orch.audit.list().some((e) => e.kind === 'replacement'), 45_000, 'the new leader to replace the slave');
+    stop = true;
+    await Promise.all(running);
+    expect(failed).toEqual([]);
+    expect(acked.length).toBeGreaterThan(10);
+    for (const [id, dump] of await dumpAllReplicas(b.orch, 30_000)) {
+      const ids = ((dump.handover ?? []) as Array<{ _id: string }>).map((d) => d._id);
+      expect(new Set(ids).size, `a write applied twice on ${id}`).toBe(ids.length);
+      for (const k of acked) expect(ids, `acknowledged ${k} missing on ${id}`).toContain(k);
+    }
+    console.log(`handover: the follower led ${handoverMs} ms after the leader began to stop; ${acked.length} writes through it, none failed`);
+  }, 180_000);
+
+  it("a former leader's control messages are refused once a newer epoch leads", async () => {
+    const a = await cluster({ DBAAS_INITIAL_SLAVES: '1' });
+    const slave = [...a.orch.view.workers.values()].find((w) => w.role === 'slave');
+    expect(slave).toBeDefined();
+    // Another orchestrator is elected meanwhile (as after a pause): the epoch moves on.
+    const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
+    zk.start();
+    try {
+      await zk.waitUntilConnected(10_000);
+      const epochPath = clusterNames(a.namespace).zkEpoch;
+      const { data, stat } = await zk.getData(epochPath);
+      await zk.setData(epochPath, Buffer.from(String(Number(data?.toString() ?? '0') + 1)), stat.version);
+    } finally {
+      zk.close();
+    }
+    // The old leader's retire (epoch now stale) is refused by the worker, which keeps serving.
+    await expect(
+      a.orch.rpc.call(clusterNames(a.namespace).controlQueue(slave?.id ?? ''), { v: 1, type: 'retire', epoch: a.orch.election.epoch }, { timeoutMs: 5000 }),
+    ).rejects.toMatchObject({ code: 'DBAAS_CONTROL_STALE_EPOCH' });
+    expect(alive(slave?.pid ?? 0)).toBe(true);
+    // And before its next action it finds it no longer leads, and stops acting.
+    expect(await a.orch.election.confirm()).toBe(false);
+    expect(a.orch.election.isLeader).toBe(false);
+    expect(a.orch.audit.list().some((e) => e.kind === 'election' && /no longer leads/.test(e.reason))).toBe(true);
+  }, 90_000);
+});

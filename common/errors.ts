@@ -56,7 +56,6 @@ export const ERROR_CATALOGUE = {
   DBAAS_READ_SEQ_TIMEOUT: { status: 504, retryable: true, message: 'no slave reached the requested afterSeq in time' },
 
   // Start-up refusals (never seen by a data request): the process exits with the message.
-  DBAAS_ORCHESTRATOR_RUNNING: { status: 409, retryable: false, message: 'another orchestrator manages this namespace' },
   // Control plane.
   DBAAS_CONTROL_STALE_EPOCH: { status: 409, retryable: false, message: 'a control message from a former leader was refused' },
   DBAAS_CLUSTER_NO_LEADER: { status: 503, retryable: true, message: 'no orchestrator leads this namespace right now' },

@@ -2,7 +2,12 @@
  * Several orchestrators on one namespace: one leads, the others follow, serve
  * the data API and take over when the leader goes.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { purgeNamespace, runProcesses, workerDirs } from '../../tools/nemesis/infra.js';
+import { OrchestratorProcess } from '../../tools/nemesis/orchestrator-process.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { ZkSession } from '../../common/zk-session.js';
@@ -117,4 +122,69 @@ describe('several orchestrators', () => {
     expect(a.orch.election.isLeader).toBe(false);
     expect(a.orch.audit.list().some((e) => e.kind === 'election' && /no longer leads/.test(e.reason))).toBe(true);
   }, 90_000);
+
+  it('a leader SIGKILLed under write load: a follower leads within the session timeout + 1 s, writes keep succeeding through it, crash drills work', async () => {
+    const namespace = `t-orch-${process.pid}-${Date.now().toString(36)}`;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-orch-'));
+    const base = 18_700 + Math.floor(Math.random() * 200);
+    const entry = path.resolve(import.meta.dirname, '../../dist/orchestrator/main.js');
+    const mk = (port: number): OrchestratorProcess =>
+      new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn' } });
+    const leader = mk(base);
+    const follower = mk(base + 1);
+    try {
+      await leader.start(60_000);
+      await follower.start(60_000);
+      const F = follower.url;
+      const json = async (method: string, url: string, body?: unknown): Promise<{ status: number; body: any }> => {
+        const res = await fetch(url, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+        const text = await res.text();
+        return { status: res.status, body: text ? JSON.parse(text) : undefined };
+      };
+      const self = async (): Promise<boolean> => ((await json('GET', `${F}/api/v1/orchestrators`)).body?.orchestrators ?? []).some((o: { self: boolean; leader: boolean }) => o.self && o.leader);
+      expect(await self()).toBe(false);
+      const acked: string[] = [];
+      let stop = false;
+      const writer = async (w: number): Promise<void> => {
+        for (let i = 0; !stop; i++) {
+          for (;;) {
+            const r = await json('POST', `${F}/api/v1/db/write`, { table: 'lk', operation: 'insert', data: { _id: `${w}-${i}` }, requestId: `lk-${w}-${i}` }).catch(() => ({ status: 0, body: undefined }));
+            if (r.status === 200) {
+              acked.push(`${w}-${i}`);
+              break;
+            }
+            expect([0, 503, 504]).toContain(r.status);
+            if (stop) break;
+            await new Promise((res) => setTimeout(res, 50));
+          }
+        }
+      };
+      const running = [0, 1, 2].map((w) => writer(w));
+      await new Promise((r) => setTimeout(r, 1000));
+      const killedAt = Date.now();
+      leader.signal('SIGKILL');
+      await eventually(self, 15_000, 'the follower to lead');
+      const ledAfterMs = Date.now() - killedAt;
+      // Session timeout (2 s) + 1 s, with room for this loaded machine's scheduling.
+      expect(ledAfterMs).toBeLessThan(2000 + 1000 + 2000);
+      const crash = await json('POST', `${F}/api/v1/crash/slave`);
+      expect(crash.status).toBe(200);
+      await eventually(async () => ((await json('GET', `${F}/api/v1/events`)).body as Array<{ kind: string }>).some((e) => e.kind === 'replacement'), 45_000, 'the new leader to replace the slave');
+      stop = true;
+      await Promise.all(running);
+      expect(acked.length).toBeGreaterThan(20);
+      const count = await json('POST', `${F}/api/v1/db/read`, { table: 'lk', where: {}, count: true, afterSeq: 1 });
+      expect(count.body).toEqual({ count: acked.length });
+      const verify = await json('GET', `${F}/api/v1/verify`);
+      expect(verify.body.result).toBe('equal');
+      console.log(`leader SIGKILLed: the follower led after ${ledAfterMs} ms; ${acked.length} writes through it, all acknowledged once`);
+    } finally {
+      follower.signal('SIGINT');
+      await follower.waitExit(20_000);
+      leader.signal('SIGKILL');
+      for (const pid of runProcesses(namespace, dataDir)) process.kill(pid, 'SIGKILL');
+      await purgeNamespace(namespace, workerDirs(dataDir, namespace)).catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -129,6 +129,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     zkSessionTimeoutMs: o.zkSessionTimeoutMs,
     zkDownMs: o.zkDownMs,
     expectedWorkers: 3,
+    stableMs: o.zkSessionTimeoutMs * 2,
     random,
     log,
   };

@@ -216,6 +216,20 @@ export class DbaasClient {
     return this.call({ method: 'GET', path: '/api/v1/verify', auth: 'admin', idempotent: true, signal: opts.signal });
   }
 
+  /**
+   * Planned switchover (admin): the master hands over to a caught-up slave (the
+   * lowest-pid one, or `target`: a worker id or pid). Not retried: a second one
+   * would move the master again.
+   */
+  switchover(target?: string, opts: CallOptions = {}): Promise<{ from: string; to: string; toPid: number; durationMs: number }> {
+    return this.call({ method: 'POST', path: '/api/v1/switchover', body: target === undefined ? {} : { target }, auth: 'admin', idempotent: false, signal: opts.signal });
+  }
+
+  /** Every orchestrator of the namespace, which one leads, and its epoch. */
+  orchestrators(opts: CallOptions = {}): Promise<{ leader: { url: string; pid: number; host: string; epoch: number } | null; orchestrators: Array<{ url: string; host: string; pid: number; port: number; startedAt: string; leader: boolean; self: boolean }> }> {
+    return this.call({ method: 'GET', path: '/api/v1/orchestrators', auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
   // ------------------------------------------------------------ internals --
 
   private observeSeq(seq: number): void {

@@ -81,6 +81,8 @@ export type ControlMessage =
    */
   | { v: typeof WIRE_VERSION; type: 'promote'; term: number; epoch?: number }
   | { v: typeof WIRE_VERSION; type: 'retire'; epoch?: number }
+  /** Planned switchover: the master stops taking writes and finishes the ones it took; it stays up until the leader kills it. */
+  | { v: typeof WIRE_VERSION; type: 'demote'; epoch?: number }
   | { v: typeof WIRE_VERSION; type: 'status' }
   | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand }
   /** The replica checksum taken at checkpoint `seq`; waits up to `waitMs` for this worker to get there. */
@@ -211,7 +213,7 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
     if (!Number.isSafeInteger(seq) || (seq as number) < 1 || !Number.isSafeInteger(waitMs) || (waitMs as number) < 0 || (waitMs as number) > 600_000) return undefined;
     return { v: WIRE_VERSION, type: 'checksum', seq: seq as number, waitMs: waitMs as number };
   }
-  if (!['promote', 'retire', 'status', 'read'].includes(m.type)) return undefined;
+  if (!['promote', 'retire', 'demote', 'status', 'read'].includes(m.type)) return undefined;
   return m as unknown as ControlMessage;
 }
 

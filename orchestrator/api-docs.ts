@@ -115,7 +115,7 @@ const AUDIT_EVENT = {
   properties: {
     seq: { type: 'integer' },
     at: { type: 'string', format: 'date-time' },
-    kind: { type: 'string', enum: ['detection', 'promotion', 'replacement', 'removal', 'restart', 'crash-drill', 'scaling', 'adoption', 'verify', 'election', 'error'] },
+    kind: { type: 'string', enum: ['detection', 'promotion', 'replacement', 'removal', 'restart', 'crash-drill', 'scaling', 'adoption', 'verify', 'election', 'switchover', 'error'] },
     reason: { type: 'string', description: 'One sentence saying what was decided and why' },
     durationMs: { type: 'integer' },
     details: { type: 'object', additionalProperties: true },

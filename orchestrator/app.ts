@@ -188,6 +188,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.get('/api/v1/scale', { onRequest: requireApiKey }, async () => deps.autoscaler.status());
 
+  // Planned switchover: the master hands over to a caught-up slave (optional `target`: worker id or pid).
+  app.post('/api/v1/switchover', { onRequest: requireAdmin, preHandler: toLeader }, async (request) => {
+    const body = request.body as { target?: unknown } | undefined;
+    const keys = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
+    if (keys.some((k) => k !== 'target')) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${keys.filter((k) => k !== 'target').join(', ')}; allowed: target`);
+    const target = body?.target;
+    if (target !== undefined && (typeof target !== 'string' || target === '' || target.length > 128)) {
+      throw new DbaasError('DBAAS_REQ_INVALID', 'target must be a worker id or pid (a string)');
+    }
+    return cluster.switchover(target);
+  });
+
   app.get('/api/v1/events', { onRequest: requireApiKey }, async (request) => {
     const raw = (request.query as { after?: unknown }).after;
     if (raw !== undefined && (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw))) {

@@ -34,6 +34,14 @@ export interface LeaderGate {
   readonly epochVersion: number;
 }
 
+/** What a planned switchover did. */
+export interface SwitchoverResult {
+  from: string;
+  to: string;
+  toPid: number;
+  durationMs: number;
+}
+
 export interface ClusterDeps {
   /** Absent: this orchestrator always leads (tests that run one without an election). */
   leader?: LeaderGate;
@@ -81,6 +89,7 @@ export class ClusterManager {
   private readonly retiring = new Set<string>();
   private readonly everRegistered = new Set<string>();
   private readonly missingSince = new Map<string, number>();
+  private switchoverIntent: { target?: string; resolve: (r: SwitchoverResult) => void; reject: (e: unknown) => void } | undefined;
   /** Sync queues of gone workers whose delete failed; retried on each tick. */
   private readonly orphanQueues = new Set<string>();
   /** Slaves a verify found different from the master (id → how), to be replaced by the loop. */
@@ -247,6 +256,16 @@ export class ClusterManager {
   private async loop(): Promise<void> {
     try {
       for (let i = 0; i < 50 && !this.stopping && this.leading && this.d.view.ready && this.d.zk.connected; i++) {
+        const intent = this.switchoverIntent;
+        if (intent) {
+          this.switchoverIntent = undefined;
+          if (this.d.leader && !(await this.d.leader.confirm())) {
+            intent.reject(new DbaasError('DBAAS_CLUSTER_NO_LEADER', 'this orchestrator no longer leads; retry'));
+            break;
+          }
+          await this.doSwitchover(intent.target).then(intent.resolve, intent.reject);
+          continue;
+        }
         const decision = decide(this.facts());
         if (decision.action.kind === 'idle') {
           if (decision.reason !== this.lastIdleReason) this.d.logger.info({ reason: decision.reason }, 'reconcile: idle');
@@ -339,6 +358,52 @@ export class ClusterManager {
     } finally {
       this.failingOver = false;
     }
+  }
+
+  /**
+   * Planned switchover (`POST /api/v1/switchover`): recorded as an intent that the
+   * control loop carries out between two other actions, and answered once done.
+   */
+  switchover(target: string | undefined): Promise<SwitchoverResult> {
+    if (!this.leading || this.stopping) return Promise.reject(new DbaasError('DBAAS_CLUSTER_NO_LEADER', 'this orchestrator does not lead'));
+    if (this.switchoverIntent) return Promise.reject(new DbaasError('DBAAS_SWITCHOVER_BUSY'));
+    return new Promise((resolve, reject) => {
+      this.switchoverIntent = { ...(target === undefined ? {} : { target }), resolve, reject };
+      this.kick();
+    });
+  }
+
+  /**
+   * The master stops taking writes and finishes those it took (demote), so no
+   * batch is cut short; then the target is promoted exactly as in a failover
+   * (the old master is killed first, the target drains its queue, the term
+   * moves), and a new slave takes the target's place. Writes sent meanwhile
+   * wait in the queue for the new master.
+   */
+  private async doSwitchover(target: string | undefined): Promise<SwitchoverResult> {
+    const started = Date.now();
+    const master = this.masterAvailable();
+    if (!master) throw new DbaasError('DBAAS_CLUSTER_NO_MASTER', 'there is no master to switch over from');
+    const serving = this.d.view
+      .servingSlaves()
+      .filter((w) => !this.retiring.has(w.id) && !this.divergent.has(w.id))
+      .map((w) => ({ id: w.id, pid: this.pidOf(w.id) }))
+      .sort((a, b) => a.pid - b.pid);
+    const candidate = target === undefined ? serving[0] : serving.find((w) => w.id === target || String(w.pid) === target);
+    if (!candidate) {
+      throw new DbaasError('DBAAS_SWITCHOVER_NO_TARGET', target === undefined ? 'no caught-up slave to switch over to' : `${target} is not a caught-up slave (give a worker id or pid from GET /api/v1/workers)`);
+    }
+    const reason = `planned switchover from master ${master.id} (pid ${this.pidOf(master.id)}) to ${candidate.id} (pid ${candidate.pid})`;
+    this.d.audit.record('switchover', reason);
+    try {
+      await this.d.rpc.call(this.d.names.controlQueue(master.id), { v: WIRE_VERSION, type: 'demote', ...this.epochField() } satisfies ControlMessage, { timeoutMs: CONTROL_TIMEOUT_MS });
+    } catch (err) {
+      // A master that cannot be demoted is killed by the failover below all the same.
+      this.d.logger.warn({ err: (err as Error).message }, 'demote failed; switching over by killing the master');
+    }
+    await this.failover(candidate.id, master.id, reason);
+    if (this.lastMasterId !== candidate.id) throw new DbaasError('DBAAS_SWITCHOVER_NO_TARGET', `promoting ${candidate.id} failed; the cluster recovers as after a master loss`);
+    return { from: master.id, to: candidate.id, toPid: candidate.pid, durationMs: Date.now() - started };
   }
 
   /**

@@ -405,7 +405,14 @@ export class Worker implements WorkerContext {
   }
 
   private async control(control: ControlMessage): Promise<unknown> {
-    if (control.type === 'promote' || control.type === 'retire') await this.checkEpoch(control);
+    if (control.type === 'promote' || control.type === 'retire' || control.type === 'demote') await this.checkEpoch(control);
+    if (control.type === 'demote') {
+      if (!this.master || this.currentState !== 'master') throw new DbaasError('DBAAS_WORKER_NOT_READY', `cannot demote a worker in state ${this.currentState}`);
+      // Stop consuming writes, and finish (store, apply, publish) the ones already taken.
+      await this.master.fence();
+      await this.master.idle();
+      return this.status();
+    }
     if (control.type === 'read') return this.store.read(control.command, this.config.requestTimeoutMs);
     if (control.type === 'checksum') return this.checksumAt(control.seq, control.waitMs);
     if (control.type === 'promote') await this.promote(control.term);

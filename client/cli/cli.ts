@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util';
 import { DbaasClient, DbaasClientError, newRequestId } from '../dbaas-client.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE } from '../retry.js';
 import type { AuditEvent, Filter, ReadOptions, WriteBody } from '../types.js';
+import type { Env } from '../../common/config.js';
 import { formatDocuments, formatPairs, formatTable } from './table.js';
+import { runTeardown } from './teardown-command.js';
 
 /** Exit codes of `dbaas`. */
 export const EXIT = {
@@ -40,6 +42,10 @@ export interface CliIo {
   fetch?: typeof fetch;
   /** This dbaas's version, for `--version`. */
   version?: string | undefined;
+  /** `teardown`: asks for the confirmation (undefined when there is no terminal to ask). */
+  ask?: (question: string) => Promise<string | undefined>;
+  /** `teardown`: the environment holding the cluster's settings (DBAAS_AMQP_URL, DBAAS_ZK_CONNECT, DBAAS_DATA_DIR, …). */
+  env?: Env;
 }
 
 export const USAGE = `usage: dbaas [options] <command> [arguments]
@@ -54,6 +60,12 @@ commands:
   write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
   clear                         empty every table on every worker (admin)
   verify                        checksum every table on every replica at one seq; divergent slaves get replaced (admin)
+  switchover [TARGET]           planned switchover: the master hands over to a caught-up slave (id or pid; admin)
+  orchestrators                 every orchestrator of the namespace and which one leads
+  teardown --namespace NS [--yes]
+                                remove a STOPPED namespace: its queues, exchanges, znodes, Docker containers, volumes,
+                                network and data directory (admin: talks to RabbitMQ, ZooKeeper, Docker and the disk
+                                with the DBAAS_* settings; refused while an orchestrator runs it; asks unless --yes)
 
 options:
   --url URL          the orchestrator (default: $DBAAS_URL, else http://127.0.0.1:$DBAAS_PORT)
@@ -91,6 +103,8 @@ const OPTIONS = {
   'request-id': { type: 'string' },
   after: { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
+  namespace: { type: 'string' },
+  yes: { type: 'boolean', short: 'y' },
 } as const;
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
@@ -107,6 +121,9 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   write: ['data', 'where', 'request-id'],
   clear: ['request-id'],
   verify: [],
+  switchover: [],
+  orchestrators: [],
+  teardown: ['namespace', 'yes'],
 };
 
 class UsageError extends Error {}
@@ -172,6 +189,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     if (!allowed) usage(`unknown command ${JSON.stringify(command)}`);
     for (const key of Object.keys(values)) {
       if (!GLOBAL.includes(key) && !allowed.includes(key)) usage(`${command} does not take --${key}`);
+    }
+
+    if (command === 'teardown') {
+      if (args.length !== 0 || values.namespace === undefined) usage('usage: dbaas teardown --namespace NS [--yes]');
+      return await runTeardown(values.namespace, { yes: values.yes === true, json }, io);
     }
 
     // A verify waits for every replica to reach its checkpoint and hash (DBAAS_VERIFY_WAIT_MS, 60 s by default).
@@ -319,6 +341,23 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const requestId = values['request-id'] ?? newRequestId();
         const result = await client.clear({ requestId });
         out({ ...result, requestId }, () => `cleared every table (seq ${result.seq})`);
+        return EXIT.OK;
+      }
+      case 'switchover': {
+        if (args.length > 1) usage('switchover takes at most one TARGET (a worker id or pid)');
+        const result = await client.switchover(args[0]);
+        out(result, () => `switched over from ${result.from} to ${result.to} (pid ${result.toPid}) in ${result.durationMs} ms`);
+        return EXIT.OK;
+      }
+      case 'orchestrators': {
+        expectArgs(0, '');
+        const list = await client.orchestrators();
+        out(list, () =>
+          formatTable(
+            ['URL', 'PID', 'HOST', 'LEADER', 'SINCE'],
+            list.orchestrators.map((o) => [o.url, String(o.pid), o.host, o.leader ? `yes (epoch ${list.leader?.epoch ?? '?'})` : '', o.startedAt]),
+          ),
+        );
         return EXIT.OK;
       }
       case 'verify': {

@@ -1,0 +1,336 @@
+/**
+ * `dbaas teardown --namespace NS`: removes everything a namespace left behind
+ * once no orchestrator runs it: its queues and exchanges on RabbitMQ, its znode
+ * tree in ZooKeeper, its Docker containers, volumes and network (by label), any
+ * of its worker or database processes still running, and its data directory.
+ *
+ * Invariant: nothing is removed while an orchestrator holds the namespace (the
+ * leader's ephemeral `/<ns>/orchestrator`, or any member under
+ * `/<ns>/orchestrators`): the teardown refuses and names it. Tearing down a
+ * live cluster would delete acknowledged writes; stop it first.
+ *
+ * Which queues: the fixed ones (`writeQ`, `readQ`, `poisonQ`, the old `deadQ`),
+ * the sync and control queues of every worker id known from ZooKeeper, the data
+ * directory and Docker labels, and, when the broker is on this host and
+ * `rabbitmqctl` works, every queue and exchange named `<ns>.…` (AMQP cannot list
+ * queues). Deleting what does not exist is not an error, so a second run is a
+ * no-op.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import type { OrchestratorConfig } from '../common/config.js';
+import type { Logger } from '../common/logger.js';
+import { clusterNames, type ClusterNames } from '../common/names.js';
+import { isNoNode, ZkSession } from '../common/zk-session.js';
+import { describeInfo, parseInfo } from './leader-election.js';
+import { DOCKER_LABELS } from './runtimes/docker-runtime.js';
+import { dockerClient } from './runtimes/index.js';
+
+export type TeardownConfig = Pick<OrchestratorConfig, 'namespace' | 'amqpUrl' | 'zkConnect' | 'dataDir' | 'dockerHost'>;
+
+/** What a teardown removed (or, from {@link inventory}, what is there). */
+export interface NamespaceObjects {
+  queues: string[];
+  exchanges: string[];
+  /** Znodes under (and including) `/<ns>`. */
+  znodes: string[];
+  containers: string[];
+  volumes: string[];
+  networks: string[];
+  /** Processes of the namespace (workers, databases) that were still running. */
+  processes: number[];
+  /** `<DBAAS_DATA_DIR>/<ns>` when it exists. */
+  dataDir: string[];
+  /** What could not be looked at (Docker not reachable, no rabbitmqctl, …). */
+  notes: string[];
+}
+
+/** The teardown was refused: an orchestrator still holds the namespace. */
+export class TeardownRefused extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TeardownRefused';
+  }
+}
+
+const ZK_CONNECT_TIMEOUT_MS = 10_000;
+const DOCKER_TIMEOUT_MS = 15_000;
+
+function empty(): NamespaceObjects {
+  return { queues: [], exchanges: [], znodes: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], notes: [] };
+}
+
+/** True when `url` names this host, so this host's `rabbitmqctl` speaks for that broker. */
+function brokerIsLocal(url: string): boolean {
+  try {
+    const host = new URL(url).hostname;
+    return host === '127.0.0.1' || host === 'localhost' || host === '[::1]' || host === '::1';
+  } catch {
+    return false;
+  }
+}
+
+/** `rabbitmqctl list_<what> name`, or undefined when that cannot be asked here. */
+async function rabbitmqctlNames(what: 'queues' | 'exchanges'): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)('rabbitmqctl', [`list_${what}`, '-q', '--no-table-headers', 'name'], { timeout: 60_000 });
+    return stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '');
+  } catch {
+    return undefined;
+  }
+}
+
+async function withZk<T>(config: TeardownConfig, logger: Logger, fn: (zk: ZkSession) => Promise<T>): Promise<T> {
+  const zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: 5000, logger });
+  zk.start();
+  try {
+    await zk.waitUntilConnected(ZK_CONNECT_TIMEOUT_MS);
+    return await fn(zk);
+  } finally {
+    zk.close();
+  }
+}
+
+async function znodeTree(zk: ZkSession, root: string): Promise<string[]> {
+  const children = await zk.getChildren(root).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
+  if (children === undefined) return [];
+  const below = await Promise.all(children.map((c) => znodeTree(zk, `${root}/${c}`)));
+  return [root, ...below.flat()];
+}
+
+/** Refuses while an orchestrator leads or follows in the namespace. */
+async function refuseIfHeld(zk: ZkSession, names: ClusterNames, namespace: string): Promise<void> {
+  try {
+    const { data } = await zk.getData(names.zkLeader);
+    throw new TeardownRefused(
+      `an orchestrator runs namespace ${namespace} (${describeInfo(parseInfo(data))}): stop it first (Ctrl-C, or SIGTERM to that pid)`,
+    );
+  } catch (err) {
+    if (!isNoNode(err)) throw err;
+  }
+  const members = await zk.getChildren(names.zkOrchestrators).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
+  if (members.length > 0) {
+    throw new TeardownRefused(`${members.length} orchestrator(s) are registered in namespace ${namespace} (${names.zkOrchestrators}): stop them first`);
+  }
+}
+
+function nsDataDir(config: TeardownConfig): string {
+  return path.join(path.resolve(config.dataDir), config.namespace);
+}
+
+/** Worker ids the namespace is known to have had: its data directory and its live znodes. */
+function workerIdsOnDisk(config: TeardownConfig): string[] {
+  const dir = nsDataDir(config);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name);
+}
+
+/** Running processes of the namespace: the pids in its units' unit.json that still belong to it. */
+function namespaceProcesses(config: TeardownConfig): number[] {
+  const dir = nsDataDir(config);
+  const found: number[] = [];
+  for (const id of workerIdsOnDisk(config)) {
+    let unit: { workerPid?: number; dbPid?: number };
+    try {
+      unit = JSON.parse(readFileSync(path.join(dir, id, 'unit.json'), 'utf8')) as typeof unit;
+    } catch {
+      continue;
+    }
+    for (const pid of [unit.workerPid, unit.dbPid]) {
+      if (typeof pid !== 'number' || pid <= 0) continue;
+      // A pid may have been reused since: only one whose command line or environment names this unit is ours.
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+        if (cmdline.includes(path.join(dir, id)) || environ.split('\0').includes(`DBAAS_WORKER_ID=${id}`)) found.push(pid);
+      } catch {
+        // not running, or not ours to read
+      }
+    }
+  }
+  return found;
+}
+
+async function dockerObjects(config: TeardownConfig): Promise<{ containers: Array<{ id: string; name: string; workerId?: string }>; volumes: string[]; networks: Array<{ id: string; name: string }> } | string> {
+  const docker = dockerClient(config.dockerHost);
+  const filters = { label: [`${DOCKER_LABELS.namespace}=${config.namespace}`] };
+  const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(`Docker did not answer within ${DOCKER_TIMEOUT_MS} ms`), DOCKER_TIMEOUT_MS).unref());
+  const listing = (async () => {
+    try {
+      const [containers, volumes, networks] = await Promise.all([
+        docker.listContainers({ all: true, filters }),
+        docker.listVolumes({ filters }),
+        docker.listNetworks({ filters }),
+      ]);
+      return {
+        containers: containers.map((c) => {
+          const workerId = c.Labels[DOCKER_LABELS.workerId];
+          return { id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), ...(workerId === undefined ? {} : { workerId }) };
+        }),
+        volumes: (volumes.Volumes ?? []).map((v) => v.Name),
+        networks: networks.map((n) => ({ id: n.Id, name: n.Name })),
+      };
+    } catch (err) {
+      return `Docker not reachable at ${config.dockerHost} (${(err as Error).message}): nothing of Docker looked at`;
+    }
+  })();
+  return Promise.race([listing, timeout]);
+}
+
+/** Every queue and exchange name of the namespace that can be known (see the module header). */
+async function brokerNames(config: TeardownConfig, names: ClusterNames, workerIds: Iterable<string>, notes: string[]): Promise<{ queues: string[]; exchanges: string[] }> {
+  const queues = new Set([names.writeQueue, names.readQueue, names.deadLetterQueue, names.legacyDeadLetterQueue]);
+  for (const id of workerIds) {
+    queues.add(names.syncQueue(id));
+    queues.add(names.controlQueue(id));
+  }
+  const exchanges = new Set([names.syncExchange, names.deadLetterExchange, names.poisonExchange]);
+  const prefix = `${config.namespace}.`;
+  if (brokerIsLocal(config.amqpUrl)) {
+    const listedQueues = await rabbitmqctlNames('queues');
+    const listedExchanges = await rabbitmqctlNames('exchanges');
+    if (listedQueues && listedExchanges) {
+      for (const q of listedQueues) if (q.startsWith(prefix)) queues.add(q);
+      for (const x of listedExchanges) if (x.startsWith(prefix)) exchanges.add(x);
+    } else notes.push('rabbitmqctl did not answer: only the queues of known worker ids were looked at');
+  } else notes.push('the broker is on another host: only the queues of known worker ids were looked at (AMQP cannot list queues)');
+  return { queues: [...queues], exchanges: [...exchanges] };
+}
+
+/** Which of `queues` / `exchanges` exist, by passive declares (each on its own channel: a miss closes it). */
+async function existing(conn: amqp.ChannelModel, kind: 'queue' | 'exchange', candidates: readonly string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of candidates) {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      if (kind === 'queue') await ch.checkQueue(name);
+      else await ch.checkExchange(name);
+      found.push(name);
+      await ch.close();
+    } catch {
+      // not there (the channel is closed by the broker)
+    }
+  }
+  return found;
+}
+
+/**
+ * What of the namespace exists now (nothing is changed). The same look the
+ * teardown takes, so a test can assert that nothing is left afterwards.
+ */
+export async function inventory(config: TeardownConfig, logger: Logger): Promise<NamespaceObjects> {
+  const names = clusterNames(config.namespace);
+  const out = empty();
+  const ids = new Set(workerIdsOnDisk(config));
+  out.znodes = await withZk(config, logger, async (zk) => {
+    const tree = await znodeTree(zk, names.zkRoot);
+    for (const id of await zk.getChildren(names.zkWorkers).catch(() => [] as string[])) ids.add(id);
+    return tree;
+  });
+  const docker = await dockerObjects(config);
+  if (typeof docker === 'string') out.notes.push(docker);
+  else {
+    out.containers = docker.containers.map((c) => c.name);
+    out.volumes = docker.volumes;
+    out.networks = docker.networks.map((n) => n.name);
+    for (const c of docker.containers) if (c.workerId) ids.add(c.workerId);
+  }
+  const { queues, exchanges } = await brokerNames(config, names, ids, out.notes);
+  const conn = await amqp.connect(config.amqpUrl);
+  try {
+    out.queues = await existing(conn, 'queue', queues);
+    out.exchanges = await existing(conn, 'exchange', exchanges);
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+  out.processes = namespaceProcesses(config);
+  if (existsSync(nsDataDir(config))) out.dataDir = [nsDataDir(config)];
+  return out;
+}
+
+/**
+ * Removes everything of the namespace. Throws {@link TeardownRefused} while an
+ * orchestrator holds it; otherwise returns what it removed. Idempotent.
+ */
+export async function teardownNamespace(config: TeardownConfig, logger: Logger): Promise<NamespaceObjects> {
+  const names = clusterNames(config.namespace);
+  const out = empty();
+  const ids = new Set(workerIdsOnDisk(config));
+
+  // 1. ZooKeeper first: it says whether an orchestrator still runs the namespace.
+  await withZk(config, logger, async (zk) => {
+    await refuseIfHeld(zk, names, config.namespace);
+    for (const id of await zk.getChildren(names.zkWorkers).catch(() => [] as string[])) ids.add(id);
+  });
+
+  // 2. Processes left running (an orchestrator killed with SIGKILL leaves its workers): they would re-create queues and znodes.
+  out.processes = namespaceProcesses(config);
+  for (const pid of out.processes) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+
+  // 3. Docker: containers (which also stops their workers), then volumes and the network.
+  const docker = await dockerObjects(config);
+  if (typeof docker === 'string') out.notes.push(docker);
+  else {
+    const client = dockerClient(config.dockerHost);
+    for (const c of docker.containers) {
+      if (c.workerId) ids.add(c.workerId);
+      await client.getContainer(c.id).remove({ force: true, v: true });
+      out.containers.push(c.name);
+    }
+    for (const v of docker.volumes) {
+      await client.getVolume(v).remove();
+      out.volumes.push(v);
+    }
+    for (const n of docker.networks) {
+      await client.getNetwork(n.id).remove();
+      out.networks.push(n.name);
+    }
+  }
+
+  // 4. The broker.
+  const { queues, exchanges } = await brokerNames(config, names, ids, out.notes);
+  const conn = await amqp.connect(config.amqpUrl);
+  try {
+    const presentQueues = await existing(conn, 'queue', queues);
+    const presentExchanges = await existing(conn, 'exchange', exchanges);
+    const ch = await conn.createChannel();
+    for (const q of presentQueues) await ch.deleteQueue(q);
+    for (const x of presentExchanges) await ch.deleteExchange(x);
+    await ch.close();
+    out.queues = presentQueues;
+    out.exchanges = presentExchanges;
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+
+  // 5. ZooKeeper: the whole tree, deepest first (checked again: nobody may have taken the namespace meanwhile).
+  out.znodes = await withZk(config, logger, async (zk) => {
+    await refuseIfHeld(zk, names, config.namespace);
+    const tree = await znodeTree(zk, names.zkRoot);
+    for (const p of [...tree].reverse()) await zk.remove(p).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
+    return tree;
+  });
+
+  // 6. The data directory, last: until here it told which workers the namespace had.
+  const dir = nsDataDir(config);
+  if (existsSync(dir)) {
+    rmSync(dir, { recursive: true, force: true });
+    out.dataDir = [dir];
+  }
+  return out;
+}

@@ -27,6 +27,8 @@ export interface Scalable {
   /** True while a failover or master restart is in progress. */
   busy(): boolean;
   readonly targetSlaves: number;
+  /** False on a follower orchestrator: only the leader closes windows and scales. Absent: always leads. */
+  readonly isLeading?: boolean;
 }
 
 export interface AutoscalerStatus {
@@ -50,9 +52,26 @@ export class Autoscaler {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Every read this orchestrator counted since it started (other orchestrators' leader sums them). */
+  private total = 0;
+
+  get cumulativeReads(): number {
+    return this.total;
+  }
+
   /** Counts one `db/read` request; the first one starts the window timer. */
   onRead(): void {
-    this.reads += 1;
+    this.total += 1;
+    this.count(1);
+  }
+
+  /** Reads counted by the namespace's other orchestrators, summed in by the leader. */
+  addExternal(reads: number): void {
+    if (reads > 0) this.count(reads);
+  }
+
+  private count(n: number): void {
+    this.reads += n;
     if (this.windowOpenedAt === undefined && !this.closed) {
       this.windowOpenedAt = this.now();
       this.task = cron.schedule('* * * * * *', () => this.tick(), { name: 'dbaas-autoscaler', noOverlap: true });
@@ -65,6 +84,7 @@ export class Autoscaler {
     const now = this.now();
     if (now - this.windowOpenedAt < this.config.scaleIntervalMs) return;
     if (this.cluster.busy()) return; // a promotion is in progress: decide after it
+    if (this.cluster.isLeading === false) return; // a follower counts, the leader decides
     const reads = this.reads;
     this.reads = 0;
     this.windowOpenedAt = now;

@@ -290,6 +290,35 @@ export class LeaderElection extends EventEmitter {
     return (await this.members()).filter((m) => m.token !== this.me.token).length;
   }
 
+  private publishedReads = -1;
+  private readonly seenReads = new Map<string, number>();
+
+  /** A follower tells the leader how many reads it has counted (in its member znode, at most once a call). */
+  async publishReads(cumulative: number): Promise<void> {
+    if (cumulative === this.publishedReads || !this.memberPath) return;
+    await this.zk.setData(this.memberPath, Buffer.from(JSON.stringify({ ...this.me, reads: cumulative })));
+    this.publishedReads = cumulative;
+  }
+
+  /**
+   * The leader's sum of the reads the other orchestrators counted since it last
+   * asked (a member seen for the first time counts from then on).
+   */
+  async collectReads(): Promise<number> {
+    let sum = 0;
+    const present = new Set<string>();
+    for (const m of await this.members()) {
+      if (!m.token || m.token === this.me.token) continue;
+      present.add(m.token);
+      const reads = typeof (m as { reads?: unknown }).reads === 'number' ? ((m as { reads: number }).reads) : 0;
+      const last = this.seenReads.get(m.token);
+      if (last !== undefined && reads > last) sum += reads - last;
+      this.seenReads.set(m.token, reads);
+    }
+    for (const token of [...this.seenReads.keys()]) if (!present.has(token)) this.seenReads.delete(token);
+    return sum;
+  }
+
   /** Gives the leadership up (others take it at once). Idempotent. */
   async resign(): Promise<void> {
     const was = this.leading;

@@ -86,9 +86,17 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
 
   const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, logger });
 
+  // Reads are counted by every orchestrator and summed by the leader (autoscaling follows them all).
+  const readsTimer = setInterval(() => {
+    const work = election.isLeader ? election.collectReads().then((n) => autoscaler.addExternal(n)) : election.publishReads(autoscaler.cumulativeReads);
+    work.catch(() => undefined);
+  }, 1000);
+  readsTimer.unref();
+
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      clearInterval(readsTimer);
       verifier.close();
       await autoscaler.close();
       await app.close().catch(() => undefined);
@@ -112,6 +120,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   };
 
   const abandon = async (): Promise<void> => {
+    clearInterval(readsTimer);
     election.close();
     verifier.close();
     await autoscaler.close();

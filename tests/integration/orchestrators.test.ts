@@ -97,6 +97,22 @@ describe('several orchestrators', () => {
     console.log(`handover: the follower led ${handoverMs} ms after the leader began to stop; ${acked.length} writes through it, none failed`);
   }, 180_000);
 
+  it('autoscaling counts the reads of every orchestrator: reads split over two scale as the same reads through one', async () => {
+    const env = { DBAAS_INITIAL_SLAVES: '1', DBAAS_SCALE_INTERVAL_MS: '4000', DBAAS_READS_PER_SLAVE: '20', DBAAS_MAX_SLAVES: '3' };
+    const a = await cluster(env);
+    const b = await cluster(env, { namespace: a.namespace, dataDir: a.dataDir });
+    expect(b.orch.election.isLeader).toBe(false);
+    // 45 reads: 25 through the follower, 20 through the leader, inside one window.
+    const reads = [...Array.from({ length: 25 }, () => b), ...Array.from({ length: 20 }, () => a)];
+    for (const c of reads) expect((await c.post('/api/v1/db/read', { table: 'nothing', where: {} })).status).toBe(200);
+    const isWindow = (e: { kind: string; details?: Record<string, unknown> }): boolean => e.kind === 'scaling' && typeof e.details?.reads === 'number';
+    await eventually(() => a.orch.audit.list().some(isWindow), 15_000, 'the leader to close the window');
+    const decision = a.orch.audit.list().find(isWindow);
+    expect(decision?.details).toMatchObject({ reads: 45, target: 3 });
+    // The follower decides nothing.
+    expect(b.orch.audit.list().filter(isWindow)).toEqual([]);
+  }, 90_000);
+
   it("a former leader's control messages are refused once a newer epoch leads", async () => {
     const a = await cluster({ DBAAS_INITIAL_SLAVES: '1' });
     const slave = [...a.orch.view.workers.values()].find((w) => w.role === 'slave');

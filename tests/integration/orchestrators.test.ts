@@ -203,4 +203,56 @@ describe('several orchestrators', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('a leader SIGSTOPped past the session timeout and resumed takes no action: it finds itself deposed, and one replacement follows one death', async () => {
+    const namespace = `t-orch-${process.pid}-${Date.now().toString(36)}`;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-orch-'));
+    const base = 18_700 + Math.floor(Math.random() * 200);
+    const entry = path.resolve(import.meta.dirname, '../../dist/orchestrator/main.js');
+    const mk = (port: number): OrchestratorProcess =>
+      new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn' } });
+    const leader = mk(base);
+    const follower = mk(base + 1);
+    const json = async (url: string, method = 'GET'): Promise<any> => {
+      const res = await fetch(url, { method, signal: AbortSignal.timeout(5000) });
+      return res.json();
+    };
+    const leads = async (o: OrchestratorProcess): Promise<boolean> =>
+      ((await json(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
+    try {
+      await leader.start(60_000);
+      await follower.start(60_000);
+      const before = (await json(`${follower.url}/api/v1/workers/list`)) as number[];
+      leader.signal('SIGSTOP');
+      await eventually(() => leads(follower), 20_000, 'the follower to lead while the leader is paused');
+      // A death while the old leader sleeps: the new leader replaces the slave.
+      const killed = (await json(`${follower.url}/api/v1/crash/slave`, 'POST')) as string[];
+      expect(before.map(String)).toContain(killed[0]);
+      await eventually(async () => {
+        const now = (await json(`${follower.url}/api/v1/workers/list`)) as number[];
+        return now.length === before.length && !now.includes(Number(killed[0]));
+      }, 45_000, 'a replacement slave');
+      leader.signal('SIGCONT');
+      // Resumed: it must notice it no longer leads, and act on nothing.
+      await eventually(async () => !(await leads(leader)) && (await json(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+      await new Promise((r) => setTimeout(r, 3000));
+      const after = (await json(`${follower.url}/api/v1/workers/list`)) as number[];
+      // Exactly one replacement: as many workers as before, none started by the woken former leader.
+      expect(after.length).toBe(before.length);
+      const events = (await json(`${leader.url}/api/v1/events`)) as Array<{ kind: string; reason: string }>;
+      const deposed = events.findIndex((e) => e.kind === 'election' && /no longer leads/.test(e.reason));
+      expect(deposed).toBeGreaterThanOrEqual(0);
+      // Nothing acted on by the former leader once it woke up (its log ends with the deposition).
+      expect(events.slice(deposed + 1).filter((e) => ['detection', 'replacement', 'promotion', 'removal', 'restart', 'scaling', 'crash-drill'].includes(e.kind))).toEqual([]);
+    } finally {
+      leader.signal('SIGCONT');
+      follower.signal('SIGINT');
+      await follower.waitExit(20_000);
+      leader.signal('SIGINT');
+      await leader.waitExit(20_000);
+      for (const pid of runProcesses(namespace, dataDir)) process.kill(pid, 'SIGKILL');
+      await purgeNamespace(namespace, workerDirs(dataDir, namespace)).catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -185,9 +185,9 @@ const READ_BODY = {
     table: TABLE,
     where: {
       description: `A filter object, or the legacy string form \`col=literal AND …\` (at most ${MAX_LEGACY_WHERE_LENGTH} characters). Absent: every document.`,
-      oneOf: [FILTER, { type: 'string', maxLength: MAX_LEGACY_WHERE_LENGTH }],
+      oneOf: [FILTER, { type: 'string', minLength: 1, maxLength: MAX_LEGACY_WHERE_LENGTH }],
     },
-    columns: { type: 'array', items: { type: 'string' }, maxItems: MAX_COLUMNS, description: 'Projection: only these fields' },
+    columns: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: MAX_COLUMNS, uniqueItems: true, description: 'Projection: only these fields' },
     sort: { type: 'object', additionalProperties: { type: 'integer', enum: [1, -1] }, maxProperties: MAX_SORT_KEYS },
     limit: { type: 'integer', minimum: 1, maximum: MAX_READ_LIMIT },
     skip: { type: 'integer', minimum: 0, maximum: MAX_SKIP },
@@ -200,6 +200,11 @@ const READ_BODY = {
   },
   example: { table: 'rides', where: { source: 1, destination: 2, timestamp: { $gt: '2026-11-21' } }, sort: { timestamp: 1 }, limit: 100 },
 };
+
+/** A schema that holds when any of `fields` is present (for `not`: none of them may be). */
+function anyOf(fields: string[]): { anyOf: Array<{ required: string[] }> } {
+  return { anyOf: fields.map((f) => ({ required: [f] })) };
+}
 
 const WRITE_BODY = {
   type: 'object',
@@ -218,8 +223,27 @@ const WRITE_BODY = {
     requestId: REQUEST_ID,
     insert: { type: 'array', items: {}, description: 'Legacy: the values of one row, in the order of `column`' },
     column: { type: 'array', items: { type: 'string' }, description: 'Legacy: the column names for `insert`' },
-    delete: { type: 'string', description: "Legacy: delete the rows matching `col='value' AND …`" },
+    delete: { type: 'string', minLength: 1, maxLength: MAX_LEGACY_WHERE_LENGTH, description: "Legacy: delete the rows matching `col='value' AND …`" },
   },
+  // The forms the validator accepts (common/validation.ts), so that a body this schema allows is not refused for
+  // its shape (a schemathesis run found `{"table": "A"}` allowed here and refused there).
+  oneOf: [
+    { title: 'insert', required: ['operation', 'data'], properties: { operation: { enum: ['insert'] } }, not: anyOf(['where', 'insert', 'column', 'delete']) },
+    {
+      title: 'update or upsert',
+      required: ['operation', 'data', 'where'],
+      properties: { operation: { enum: ['update', 'upsert'] } },
+      not: anyOf(['insert', 'column', 'delete']),
+    },
+    { title: 'delete', required: ['operation', 'where'], properties: { operation: { enum: ['delete'] } }, not: anyOf(['data', 'insert', 'column', 'delete']) },
+    {
+      title: 'legacy insert',
+      required: ['insert', 'column'],
+      properties: { insert: { minItems: 1 }, column: { minItems: 1 } },
+      not: anyOf(['operation', 'data', 'where', 'delete']),
+    },
+    { title: 'legacy delete', required: ['delete'], not: anyOf(['operation', 'data', 'where', 'insert', 'column']) },
+  ],
   example: { table: 'rides', operation: 'insert', data: { created_by: 'ana', source: 1, destination: 2, timestamp: '2026-11-21T10:00:00Z', users: [] } },
 };
 
@@ -292,8 +316,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     tags: ['cluster'],
     security: API_KEY,
     summary: 'The audit log: detections, promotions, replacements, crash drills, scaling decisions, each with its reason',
-    querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0, description: 'Only events with a larger seq' } } },
-    response: { 200: { type: 'array', items: AUDIT_EVENT } },
+    querystring: { type: 'object', properties: { after: { type: 'integer', minimum: 0, maximum: 999_999_999_999_999, description: 'Only events with a larger seq' } } },
+    response: { 200: { type: 'array', items: AUDIT_EVENT }, ...errors(400) },
   },
   'GET /api/v1/verify': {
     tags: ['cluster', 'admin'],
@@ -363,6 +387,9 @@ export function documentRoute(route: RouteOptions): void {
   const methods = Array.isArray(route.method) ? route.method : [route.method];
   const doc = methods.map((m) => ROUTE_DOCS[`${m} ${route.url}`]).find((d) => d !== undefined);
   if (doc) route.schema = { ...doc, ...route.schema };
+  // A guarded route may answer 401 and 403 (when tokens are set): say so wherever its entry does not.
+  const schema = route.schema as RouteDoc | undefined;
+  if (schema?.security && schema.response) route.schema = { ...schema, response: { ...errors(401, 403), ...schema.response } };
   if (route.schema) {
     route.validatorCompiler = acceptAll;
     route.serializerCompiler = plainJson;

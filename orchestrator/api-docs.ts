@@ -326,6 +326,45 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     security: ADMIN,
     response: { 200: VERIFY_REPORT, ...errors(401, 403, 503, 504) },
   },
+  'POST /api/v1/switchover': {
+    tags: ['cluster', 'admin'],
+    summary: 'Planned switchover: the master hands over to a caught-up slave',
+    description: `The master stops taking writes and finishes those it took; the target (a worker id or pid; default: the lowest-pid caught-up slave) is promoted as in a failover, and a new slave is started. Writes sent meanwhile wait in the queue. A follower orchestrator forwards it to the leader.${ADMIN_NOTE}`,
+    security: ADMIN,
+    body: { type: 'object', additionalProperties: false, properties: { target: { type: 'string', maxLength: 128 } } },
+    response: {
+      200: { type: 'object', properties: { from: { type: 'string' }, to: { type: 'string' }, toPid: { type: 'integer' }, durationMs: { type: 'integer' } } },
+      ...errors(400, 401, 403, 409, 503),
+    },
+  },
+  'GET /api/v1/orchestrators': {
+    tags: ['cluster'],
+    security: API_KEY,
+    summary: "Every orchestrator of the namespace, which one leads, and the leader's epoch",
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          leader: { type: 'object', nullable: true, properties: { url: { type: 'string' }, pid: { type: 'integer' }, host: { type: 'string' }, epoch: { type: 'integer' } } },
+          orchestrators: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                url: { type: 'string' },
+                host: { type: 'string' },
+                pid: { type: 'integer' },
+                port: { type: 'integer' },
+                startedAt: { type: 'string' },
+                leader: { type: 'boolean' },
+                self: { type: 'boolean' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
   'POST /api/v1/workers/:id/read': {
     tags: ['cluster', 'admin'],
     summary: 'Read from one named replica (to compare replicas)',

@@ -331,7 +331,14 @@ export class ClusterManager {
       // Fence: the old master must be dead before anyone else takes writes.
       if (oldMasterId) {
         const killed = await runtime.kill(oldMasterId);
-        if (!killed) await this.waitOutSelfFence(oldMasterId);
+        if (!killed) {
+          await this.waitOutSelfFence(oldMasterId);
+          // It may have come back meanwhile (a session renewed after an outage): then it is no longer lost.
+          if (view.workers.has(oldMasterId)) {
+            audit.record('detection', `master ${oldMasterId} registered again while the failover waited; not failing over`);
+            return;
+          }
+        }
         await this.removeZnodes(oldMasterId);
       }
       const term = await this.bumpTerm();
@@ -638,11 +645,19 @@ export class ClusterManager {
    */
   readRoute(): { to: 'slaves' } | { to: 'master'; id: string } {
     if (this.stopping) throw new DbaasError('DBAAS_SHUTTING_DOWN');
-    if (this.d.view.servingSlaves().length > 0) return { to: 'slaves' };
+    if (this.d.view.servingSlaves().length > 0) {
+      this.slavesServedAt = Date.now();
+      return { to: 'slaves' };
+    }
     const master = this.masterAvailable();
     if (master) return { to: 'master', id: master.id };
+    // Slaves served a moment ago and the view lost them (say their sessions were renewed after a
+    // ZooKeeper outage): the read waits in readQ for them rather than failing at once.
+    if (Date.now() - this.slavesServedAt < this.missingGraceMs) return { to: 'slaves' };
     throw new DbaasError('DBAAS_CLUSTER_NO_SLAVE');
   }
+
+  private slavesServedAt = 0;
 
   /** Sets the slave target (clamped to the configured bounds) and lets the loop converge. The caller audits why. */
   scaleTo(slaves: number, reason: string): number {

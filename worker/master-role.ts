@@ -135,6 +135,11 @@ export class MasterRole {
     this.writeCh = undefined;
   }
 
+  /** Takes writes again after a fence that turned out not to be needed (the master took its znode back); attach() then consumes. */
+  resume(): void {
+    this.fenced = false;
+  }
+
   /** Waits until every write taken so far has finished stage 1. */
   async idle(): Promise<void> {
     while (this.draining) await this.drained;

@@ -202,15 +202,52 @@ export class Worker implements WorkerContext {
     }
     this.lastPublished = data.toString();
     if (this.slave && this.currentState === 'slave' && this.amqp.connection) await this.slave.startReads(this.amqp.connection);
+    if (this.reclaimPending) await this.reclaimMaster();
   }
+
+  /** Set when a master's session expired within the outage tolerance: the next session takes /master back, if it may. */
+  private reclaimPending = false;
 
   private async onExpired(): Promise<void> {
     if (this.master) {
+      // Stop taking writes at once: /master went with the session.
       await this.master.fence();
-      this.fail('ZooKeeper session expired while master; another worker may have been promoted');
+      const limit = selfFenceMs(this.config.zkSessionTimeoutMs, this.config.zkOutageToleranceMs);
+      if (this.currentState !== 'master' || this.zk.contactAgeMs() > limit) {
+        this.fail('ZooKeeper session lost while master, past the outage tolerance; another worker may have been promoted');
+      }
+      // A session that expired at the end of a ZooKeeper outage (the server forgot it, or took too
+      // long to come back): the next session takes /master back if nobody moved the term (reclaimMaster).
+      this.reclaimPending = true;
+      return;
     }
     // A slave stops serving until it is registered again (the `session` callback resumes it).
     await this.slave?.stopReads();
+  }
+
+  /**
+   * After a session expiry, the master takes /master back and writes again, but
+   * only if the term is still its own: a failover moves the term (by CAS) before
+   * it promotes anyone, and the orchestrator kills a master it replaces. The term
+   * watch, lost with the old session, is armed again first.
+   */
+  private async reclaimMaster(): Promise<void> {
+    const master = this.master;
+    if (!master) return;
+    try {
+      const { data } = await this.zk.getData(this.names.zkTerm);
+      const term = Number(data?.toString() ?? '0');
+      if (term !== master.term) this.fail(`the term moved to ${term} while this master (term ${master.term}) had lost its session`);
+      await this.watchTerm(master.term);
+      await this.claimMaster(master.term);
+    } catch (err) {
+      this.fail(`could not take /master back after a session expiry: ${(err as Error).message}`);
+    }
+    this.reclaimPending = false;
+    master.resume();
+    // Without a broker connection now, the next connection's set-up attaches the master.
+    if (this.amqp.connection) await master.attach(this.amqp.connection);
+    this.logger.warn({ term: master.term }, 'ZooKeeper session expired and was renewed; took /master back and writes again');
   }
 
   private publishing = false;

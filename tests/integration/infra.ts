@@ -15,6 +15,17 @@ import { isNoNode, ZkSession } from '../../common/zk-session.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
+/** Pauses the ZooKeeper server (SIGSTOP) for `pausedMs`: on its return it expires every session it stopped hearing from. */
+export async function pauseZooKeeper(pausedMs: number): Promise<void> {
+  const pid = zooKeeperPid();
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await new Promise((r) => setTimeout(r, pausedMs));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
 function zooKeeperPid(): number {
   const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
   if (existsSync(pidFile)) {

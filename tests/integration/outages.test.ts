@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
-import { alive, dbPidOf, restartZooKeeper } from './infra.js';
+import { alive, dbPidOf, pauseZooKeeper, restartZooKeeper } from './infra.js';
 import { startLoad, type LoadResult } from './load.js';
 import { dumpAllReplicas } from './replicas.js';
 
@@ -108,6 +108,29 @@ describe('dependency outages under load', () => {
       for (const k of acked) expect(keys, `acknowledged ${k} missing on ${id}`).toContain(k);
     }
     console.log(`ZooKeeper down ${upAt - downAt} ms: ${during.length} requests during the outage, ${tries.filter((t) => t.status !== 200).length} not 200 in all, ${acked.size} writes acknowledged`);
+  }, 120_000);
+
+  it('ZooKeeper paused past the session timeout (every session expires): the master takes /master back, no failover, nothing lost', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+    const pidsBefore = ((await c.get('/api/v1/workers/list')).body as number[]).slice().sort();
+    const masterBefore = c.orch.view.master?.id;
+    const eventsBefore = c.orch.audit.list().length;
+    const load = startLoad(c, 'zk_pause', 2, 1);
+    await eventually(() => c.orch.view.ready, 5000, 'view');
+    await new Promise((r) => setTimeout(r, 500));
+    await pauseZooKeeper(6000);
+    const resumedAt = Date.now();
+    await eventually(() => c.orch.view.ready && c.orch.cluster.ready() && c.orch.view.workers.size === 3, 30_000, 'the cluster whole again');
+    const wholeMs = Date.now() - resumedAt;
+    await new Promise((r) => setTimeout(r, 1500));
+    const result = await load.stop();
+    expect(c.orch.view.master?.id).toBe(masterBefore);
+    expect(((await c.get('/api/v1/workers/list')).body as number[]).slice().sort()).toEqual(pidsBefore);
+    const newEvents = c.orch.audit.list().slice(eventsBefore);
+    expect(newEvents.filter((e) => ['promotion', 'restart', 'replacement'].includes(e.kind))).toEqual([]);
+    await expectCleanOutcome(c, 'zk_pause', result);
+    const failed = result.outcomes.filter((o) => o.status !== 200).length;
+    console.log(`ZooKeeper paused 6 s: the cluster was whole ${wholeMs} ms after it resumed; ${failed} of ${result.outcomes.length} requests got 503/504, ${result.acked.size} writes acknowledged`);
   }, 120_000);
 
   it("a worker's database killed: the worker is replaced (not left half alive), nothing acknowledged is lost", async () => {

@@ -80,7 +80,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       // Another orchestrator leads now (or will): touch no worker any more; the data API keeps working.
       audit.record('election', `this orchestrator no longer leads: ${why}`);
       cluster.follow();
-      verifier.close();
+      // Periodic runs are the leader's; closing for good here refused every later verify after a re-election.
+      verifier.pause();
     },
   });
 

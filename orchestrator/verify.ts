@@ -150,7 +150,13 @@ export class Verifier {
     this.timer.unref();
   }
 
-  /** Stops the periodic runs. Idempotent. */
+  /** Stops the periodic runs until start() (a deposed leader); manual runs still work. Idempotent. */
+  pause(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Stops the periodic runs for good (shutdown). Idempotent. */
   close(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);

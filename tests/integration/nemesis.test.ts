@@ -29,7 +29,7 @@ describe('nemesis: every fault kind once, with clients writing', () => {
       keep: false,
       writeDeadlineMs: 30_000,
       tryTimeoutMs: 10_000,
-      // About 70 s when every fault heals; bounded when one does not.
+      // About 90 s when every fault heals; bounded when one does not.
       recoveryTimeoutMs: 60_000,
       zkSessionTimeoutMs: 2000,
       zkDownMs: 1000,

@@ -19,7 +19,11 @@ import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRe
 import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
 
 export interface DbaasClientOptions {
-  /** Base URL of the orchestrator, e.g. `http://127.0.0.1:8080`. */
+  /**
+   * Base URL of the orchestrator, e.g. `http://127.0.0.1:8080`; or several,
+   * comma-separated, of orchestrators of one namespace: a try that cannot reach
+   * one (or finds it shutting down) moves on to the next.
+   */
   url: string;
   /** Sent on data and cluster endpoints when the server has `DBAAS_API_KEYS`. */
   apiKey?: string;
@@ -95,14 +99,24 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   });
 
 export class DbaasClient {
-  private readonly base: string;
+  private readonly bases: string[];
+  private current = 0;
+
+  /** The orchestrator the next try goes to. */
+  private get base(): string {
+    return this.bases[this.current] as string;
+  }
   private readonly policy: RetryPolicy;
   private readonly timeoutMs: number;
   private readonly fetchFn: typeof fetch;
   private sessionSeq = 0;
 
   constructor(private readonly opts: DbaasClientOptions) {
-    this.base = opts.url.replace(/\/+$/, '');
+    this.bases = opts.url
+      .split(',')
+      .map((u) => u.trim().replace(/\/+$/, ''))
+      .filter((u) => u !== '');
+    if (this.bases.length === 0) throw new Error('DbaasClient needs a url');
     this.policy = { ...DEFAULT_RETRY, ...opts.retry };
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
@@ -265,6 +279,11 @@ export class DbaasClient {
     }
   }
 
+  /** With several URLs: the next try goes to the next orchestrator. */
+  private nextOrchestrator(): void {
+    this.current = (this.current + 1) % this.bases.length;
+  }
+
   /** One try: the parsed answer, or throws a DbaasClientError (wrapped in {@link Retry} when it may be retried). */
   private async once<T>(req: Request): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
@@ -289,6 +308,7 @@ export class DbaasClient {
       const error = timedOut
         ? new DbaasClientError(CLIENT_TIMEOUT, `no answer from ${this.base} within ${this.timeoutMs} ms (${req.method} ${req.path})`, 0, true)
         : new DbaasClientError(CLIENT_UNREACHABLE, `cannot reach ${this.base}: ${describeFetchError(err)}`, 0, true);
+      this.nextOrchestrator();
       throw new Retry(error, 0);
     }
     const serverRequestId = res.headers.get('x-request-id') ?? undefined;
@@ -306,6 +326,8 @@ export class DbaasClient {
     // A 503 from /readyz has no error body: keep what it said.
     const details = body.error ? body.error.details : parsed;
     const error = new DbaasClientError(code, message, res.status, retryable, serverRequestId, details);
+    // An orchestrator that is stopping sends the next try elsewhere (the others serve the same API).
+    if (code === 'DBAAS_SHUTTING_DOWN') this.nextOrchestrator();
     if (retryable) throw new Retry(error, parseRetryAfter(res.headers.get('retry-after')));
     throw error;
   }

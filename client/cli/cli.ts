@@ -68,7 +68,8 @@ commands:
                                 with the DBAAS_* settings; refused while an orchestrator runs it; asks unless --yes)
 
 options:
-  --url URL          the orchestrator (default: $DBAAS_URL, else http://127.0.0.1:$DBAAS_PORT)
+  --url URL          the orchestrator (default: $DBAAS_URL, else http://127.0.0.1:$DBAAS_PORT); several,
+                     comma-separated, of one namespace: a try that cannot reach one moves to the next
   --token TOKEN      admin token for crash, scale, clear (default: $DBAAS_ADMIN_TOKEN)
   --api-key KEY      key for the data and cluster endpoints (default: $DBAAS_API_KEY)
   --json             print JSON instead of tables (errors too, as {"error": …})

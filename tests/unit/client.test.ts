@@ -162,3 +162,17 @@ describe('the retry policy', () => {
     expect(parseRetryAfter(new Date(10_000).toUTCString(), 8_000)).toBe(2000);
   });
 });
+
+describe('several orchestrators', () => {
+  it('moves to the next URL when one cannot be reached or is shutting down, keeping the requestId', async () => {
+    const { fetch, calls } = scripted([new TypeError('fetch failed'), err(503, 'DBAAS_SHUTTING_DOWN'), ok(9)]);
+    const client = new DbaasClient({ url: 'http://a:1, http://b:2/ ,http://c:3', fetch, retry: fast });
+    const result = await client.write({ table: 't', operation: 'insert', data: { x: 1 } }, { requestId: 'r-1' });
+    expect(result.seq).toBe(9);
+    expect(calls.map((c) => new URL(c.url).host)).toEqual(['a:1', 'b:2', 'c:3']);
+    expect(calls.map((c) => c.body.requestId)).toEqual(['r-1', 'r-1', 'r-1']);
+    // It stays with the one that answered.
+    await client.write({ table: 't', operation: 'insert', data: { x: 2 } }, { requestId: 'r-2' }).catch(() => undefined);
+    expect(new URL(calls[3]?.url ?? '').host).toBe('c:3');
+  });
+});

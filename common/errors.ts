@@ -59,7 +59,8 @@ export const ERROR_CATALOGUE = {
   // Control plane.
   DBAAS_CONTROL_STALE_EPOCH: { status: 409, retryable: false, message: 'a control message from a former leader was refused' },
   DBAAS_CLUSTER_NO_LEADER: { status: 503, retryable: true, message: 'no orchestrator leads this namespace right now' },
-  DBAAS_SWITCHOVER_BUSY: { status: 409, retryable: true, message: 'a switchover is already under way' },
+  DBAAS_COORDINATION_UNAVAILABLE: { status: 503, retryable: true, message: 'ZooKeeper did not answer' },
+  DBAAS_SWITCHOVER_BUSY: { status: 409, retryable: false, message: 'a switchover is already under way' },
   DBAAS_SWITCHOVER_NO_TARGET: { status: 409, retryable: false, message: 'there is no caught-up slave to switch over to' },
   DBAAS_CLUSTER_DATA_MISSING: { status: 409, retryable: false, message: "the recorded master's data is missing; refusing to start an empty cluster" },
 

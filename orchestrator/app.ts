@@ -33,6 +33,7 @@ import { RawJson, type RpcClient } from './rpc-client.js';
 import type { Verifier } from './verify.js';
 import type { LeaderElection } from './leader-election.js';
 import { leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
+import type { SharedAudit } from './shared-audit.js';
 
 export interface AppDeps {
   config: OrchestratorConfig;
@@ -47,6 +48,8 @@ export interface AppDeps {
   verifier: Verifier;
   /** Several orchestrators: admin actions only the leader carries out are forwarded to it. */
   election?: LeaderElection;
+  /** The namespace's audit log in ZooKeeper, shared by its orchestrators and kept across restarts. */
+  sharedAudit?: SharedAudit;
   logger: Logger;
 }
 
@@ -205,7 +208,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (raw !== undefined && (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw))) {
       throw new DbaasError('DBAAS_REQ_INVALID', 'after must be a non-negative integer (the seq of the last event seen)');
     }
-    return audit.list(raw === undefined ? 0 : Number(raw));
+    const after = raw === undefined ? 0 : Number(raw);
+    return deps.sharedAudit ? deps.sharedAudit.list(after) : audit.list(after);
   });
 
   // Replica checksums at one seq; divergent slaves are marked for replacement (verify.ts).

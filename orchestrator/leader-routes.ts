@@ -54,7 +54,9 @@ export function leaderOnly(election: LeaderElection): (request: FastifyRequest, 
 /** `GET /api/v1/orchestrators`: every orchestrator of the namespace, which one leads, and its epoch. */
 export function registerOrchestratorRoutes(app: FastifyInstance, election: LeaderElection, guard: Guard): void {
   app.get('/api/v1/orchestrators', { onRequest: guard }, async () => {
-    const [members, leader] = await Promise.all([election.members(), election.leader()]);
+    const [members, leader] = await Promise.all([election.members(), election.leader()]).catch((err: unknown) => {
+      throw new DbaasError('DBAAS_COORDINATION_UNAVAILABLE', `the orchestrators could not be listed: ${(err as Error).message}`);
+    });
     return {
       leader: leader ? { url: leader.url, pid: leader.pid, host: leader.host, epoch: leader.epoch } : null,
       orchestrators: members.map((m) => ({

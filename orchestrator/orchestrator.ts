@@ -8,6 +8,7 @@ import type { Logger } from '../common/logger.js';
 import { clusterNames } from '../common/names.js';
 import { ZkSession } from '../common/zk-session.js';
 import { describeInfo, LeaderElection } from './leader-election.js';
+import { SharedAudit } from './shared-audit.js';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit-log.js';
 import { Autoscaler } from './autoscaler.js';
@@ -85,7 +86,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     },
   });
 
-  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, logger });
+  const sharedAudit = new SharedAudit(zk, names, audit, describeInfo(election.me));
+  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, sharedAudit, logger });
 
   // Reads are counted by every orchestrator and summed by the leader (autoscaling follows them all).
   const readsTimer = setInterval(() => {

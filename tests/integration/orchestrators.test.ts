@@ -57,6 +57,11 @@ describe('several orchestrators', () => {
       expect(list.orchestrators.find((o) => o.self)?.url).toBe(c.url);
     }
     const epochBefore = a.orch.election.epoch;
+    // One audit log for the namespace, read the same from both, with the election of each recorded.
+    const [eventsA, eventsB] = [(await a.get('/api/v1/events')).body as Array<{ seq: number; kind: string }>, (await b.get('/api/v1/events')).body as Array<{ seq: number; kind: string }>];
+    expect(eventsB).toEqual(eventsA);
+    expect(eventsA.filter((e) => e.kind === 'election').length).toBeGreaterThanOrEqual(1);
+    expect(eventsA.map((e) => e.seq)).toEqual([...eventsA.map((e) => e.seq)].sort((x, y) => x - y));
 
     // Writes flow through both while the leader stops.
     let stop = false;
@@ -94,6 +99,10 @@ describe('several orchestrators', () => {
       expect(new Set(ids).size, `a write applied twice on ${id}`).toBe(ids.length);
       for (const k of acked) expect(ids, `acknowledged ${k} missing on ${id}`).toContain(k);
     }
+    // The log survived the leader: b answers a's events and its own, in one sequence.
+    const after = (await b.get('/api/v1/events')).body as Array<{ seq: number; kind: string; reason: string }>;
+    expect(after.slice(0, eventsA.length)).toEqual(eventsA);
+    expect(after.some((e) => e.kind === 'election' && /handing the cluster over/.test(e.reason))).toBe(true);
     console.log(`handover: the follower led ${handoverMs} ms after the leader began to stop; ${acked.length} writes through it, none failed`);
   }, 180_000);
 

@@ -42,6 +42,35 @@ async function ackWrite(c: TestCluster, body: Record<string, unknown>): Promise<
   }
 }
 
+/**
+ * Two orchestrators as processes of dist/orchestrator/main.js on one namespace (so one can be
+ * SIGKILLed or SIGSTOPped), and the clean-up that leaves nothing of them behind.
+ */
+function processPair(): { leader: OrchestratorProcess; follower: OrchestratorProcess; cleanUp(): Promise<void> } {
+  const namespace = `t-orch-${process.pid}-${Date.now().toString(36)}`;
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-orch-'));
+  const base = 18_700 + Math.floor(Math.random() * 200);
+  const entry = path.resolve(import.meta.dirname, '../../dist/orchestrator/main.js');
+  const mk = (port: number): OrchestratorProcess =>
+    new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn' } });
+  const leader = mk(base);
+  const follower = mk(base + 1);
+  return {
+    leader,
+    follower,
+    cleanUp: async () => {
+      leader.signal('SIGCONT');
+      follower.signal('SIGINT');
+      await follower.waitExit(20_000);
+      leader.signal('SIGINT');
+      await leader.waitExit(20_000);
+      for (const pid of runProcesses(namespace, dataDir)) process.kill(pid, 'SIGKILL');
+      await purgeNamespace(namespace, workerDirs(dataDir, namespace)).catch(() => undefined);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('several orchestrators', () => {
   it('list each other with one leader, and a leader that stops hands the running cluster over', async () => {
     const a = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
@@ -149,14 +178,7 @@ describe('several orchestrators', () => {
   }, 90_000);
 
   it('a leader SIGKILLed under write load: a follower leads within the session timeout + 1 s, writes keep succeeding through it, crash drills work', async () => {
-    const namespace = `t-orch-${process.pid}-${Date.now().toString(36)}`;
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-orch-'));
-    const base = 18_700 + Math.floor(Math.random() * 200);
-    const entry = path.resolve(import.meta.dirname, '../../dist/orchestrator/main.js');
-    const mk = (port: number): OrchestratorProcess =>
-      new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn' } });
-    const leader = mk(base);
-    const follower = mk(base + 1);
+    const { leader, follower, cleanUp } = processPair();
     try {
       await leader.start(60_000);
       await follower.start(60_000);
@@ -204,24 +226,12 @@ describe('several orchestrators', () => {
       expect(verify.body.result).toBe('equal');
       console.log(`leader SIGKILLed: the follower led after ${ledAfterMs} ms; ${acked.length} writes through it, all acknowledged once`);
     } finally {
-      follower.signal('SIGINT');
-      await follower.waitExit(20_000);
-      leader.signal('SIGKILL');
-      for (const pid of runProcesses(namespace, dataDir)) process.kill(pid, 'SIGKILL');
-      await purgeNamespace(namespace, workerDirs(dataDir, namespace)).catch(() => undefined);
-      rmSync(dataDir, { recursive: true, force: true });
+      await cleanUp();
     }
   }, 180_000);
 
   it('a leader SIGSTOPped past the session timeout and resumed takes no action: it finds itself deposed, and one replacement follows one death', async () => {
-    const namespace = `t-orch-${process.pid}-${Date.now().toString(36)}`;
-    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-orch-'));
-    const base = 18_700 + Math.floor(Math.random() * 200);
-    const entry = path.resolve(import.meta.dirname, '../../dist/orchestrator/main.js');
-    const mk = (port: number): OrchestratorProcess =>
-      new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn' } });
-    const leader = mk(base);
-    const follower = mk(base + 1);
+    const { leader, follower, cleanUp } = processPair();
     const json = async (url: string, method = 'GET'): Promise<any> => {
       const res = await fetch(url, { method, signal: AbortSignal.timeout(5000) });
       return res.json();
@@ -254,14 +264,7 @@ describe('several orchestrators', () => {
       // Nothing acted on by the former leader once it woke up (its log ends with the deposition).
       expect(events.slice(deposed + 1).filter((e) => ['detection', 'replacement', 'promotion', 'removal', 'restart', 'scaling', 'crash-drill'].includes(e.kind))).toEqual([]);
     } finally {
-      leader.signal('SIGCONT');
-      follower.signal('SIGINT');
-      await follower.waitExit(20_000);
-      leader.signal('SIGINT');
-      await leader.waitExit(20_000);
-      for (const pid of runProcesses(namespace, dataDir)) process.kill(pid, 'SIGKILL');
-      await purgeNamespace(namespace, workerDirs(dataDir, namespace)).catch(() => undefined);
-      rmSync(dataDir, { recursive: true, force: true });
+      await cleanUp();
     }
   }, 180_000);
 });

@@ -7,6 +7,7 @@
  * watches). All calls go to the current client and return promises.
  */
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import zookeeper, { type Client, type Event, type Stat } from 'node-zookeeper-client';
 import { Backoff, waitFor } from './backoff.js';
 import type { Logger } from './logger.js';
@@ -34,6 +35,31 @@ export function isNoNode(err: unknown): boolean {
 
 export function isNodeExists(err: unknown): boolean {
   return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NODE_EXISTS;
+}
+
+/** Whether any server of a connect string (`h1:p1,h2:p2/chroot`) accepts a connection and answers `ruok` with `imok`. */
+async function serverReachable(connect: string): Promise<boolean> {
+  const hosts = connect.split('/')[0]?.split(',') ?? [];
+  for (const hp of hosts) {
+    const i = hp.lastIndexOf(':');
+    const host = i > 0 ? hp.slice(0, i) : hp;
+    const port = i > 0 ? Number(hp.slice(i + 1)) : 2181;
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host, port });
+      let answer = '';
+      const done = (v: boolean): void => {
+        socket.destroy();
+        resolve(v);
+      };
+      socket.setTimeout(1000, () => done(false));
+      socket.on('connect', () => socket.write('ruok'));
+      socket.on('data', (d) => (answer += d.toString()));
+      socket.on('end', () => done(answer.includes('imok')));
+      socket.on('error', () => done(false));
+    });
+    if (ok) return true;
+  }
+  return false;
 }
 
 /** An error the server sent (as opposed to a lost connection or session): proof of contact. */
@@ -102,12 +128,47 @@ export class ZkSession extends EventEmitter {
    * reconnects where a stuck one may not.
    */
   private checkStuck(): void {
-    const since = this.disconnectedAt;
-    if (since === undefined || this.closed) return;
-    const limitMs = this.opts.stuckAfterMs ?? Math.max(6000, 3 * this.opts.sessionTimeoutMs);
-    if (Date.now() - since < limitMs) return;
+    if (this.closed) return;
+    const quickMs = Math.max(6000, 3 * this.opts.sessionTimeoutMs);
+    // Disconnected, or (the client never notices a server that stops answering on an open socket)
+    // connected but unanswered for that long.
+    const since = this.disconnectedAt ?? (this.live && this.contactAgeMs() > quickMs ? this.lastContactAt : undefined);
+    if (since === undefined) return;
+    const limitMs = this.opts.stuckAfterMs ?? quickMs;
+    const age = Date.now() - since;
+    if (age >= limitMs) {
+      this.replaceClient('zookeeper client disconnected too long; starting a new session', age);
+      return;
+    }
+    // Within the outage tolerance, but the server answers again while this client has stayed
+    // disconnected: the client is stuck (node-zookeeper-client does not always reconnect), and its
+    // session is expiring or gone. Seen twice in a row, start a new session now rather than at the
+    // end of the tolerance (an orchestrator stuck so for 30 s was taken for gone by another).
+    if (age >= quickMs && !this.probing) {
+      this.probing = true;
+      void serverReachable(this.opts.connect)
+        .then((up) => {
+          this.reachableTwice = up && this.reachableOnce;
+          this.reachableOnce = up;
+          if (this.reachableTwice && (this.disconnectedAt ?? this.lastContactAt) === since) {
+            this.replaceClient('zookeeper answers again but this client stayed disconnected; starting a new session', Date.now() - since);
+          }
+        })
+        .finally(() => {
+          this.probing = false;
+        });
+    }
+  }
+
+  private probing = false;
+  private reachableOnce = false;
+  private reachableTwice = false;
+
+  private replaceClient(why: string, disconnectedMs: number): void {
     this.disconnectedAt = undefined;
-    this.opts.logger.warn({ disconnectedMs: Date.now() - since }, 'zookeeper client disconnected too long; starting a new session');
+    this.reachableOnce = false;
+    this.reachableTwice = false;
+    this.opts.logger.warn({ disconnectedMs }, why);
     this.live = false;
     this.emit('expired');
     this.client?.close();

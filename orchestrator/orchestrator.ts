@@ -106,7 +106,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       election.close();
       // Only the leader stops workers, and only when no other orchestrator is there to take the cluster
       // over; a follower, or a leader handing over, leaves them running.
-      const others = election.isLeader ? await election.others().catch(() => 0) : 0;
+      // Not knowing (ZooKeeper unreachable) counts as "others may be there": the workers are left
+      // running rather than stopped under an orchestrator that may still be alive.
+      const others = election.isLeader ? await election.others().catch(() => 1) : 0;
       if (election.isLeader && others === 0) {
         await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
       } else {

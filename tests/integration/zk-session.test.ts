@@ -1,0 +1,79 @@
+/**
+ * ZkSession against a real ZooKeeper behind a proxy that can swallow traffic:
+ * a client whose connection stops being answered while the server is fine is
+ * given a new session after max(6 s, 3T), not only at the end of the outage
+ * tolerance.
+ */
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../common/logger.js';
+import { ZkSession } from '../../common/zk-session.js';
+import { eventually } from './harness.js';
+
+/** A TCP proxy to ZooKeeper; `swallow()` makes the connections open now stop passing anything on. */
+async function zkProxy(): Promise<{ port: number; swallow(): void; close(): Promise<void> }> {
+  const open = new Set<{ client: net.Socket; upstream: net.Socket; pipe: boolean }>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: 2181 });
+    const conn = { client, upstream, pipe: true };
+    open.add(conn);
+    client.on('data', (d) => conn.pipe && upstream.write(d));
+    upstream.on('data', (d) => conn.pipe && client.write(d));
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(conn);
+    };
+    client.on('error', end).on('close', end);
+    // A swallowed connection stays open towards the client even when the server closes it: a hung path.
+    upstream.on('error', () => conn.pipe && end()).on('close', () => conn.pipe && end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    swallow: () => {
+      for (const c of open) c.pipe = false;
+    },
+    close: async () => {
+      for (const c of open) {
+        c.client.destroy();
+        c.upstream.destroy();
+      }
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+let cleanUp: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const f of cleanUp.reverse()) await f();
+  cleanUp = [];
+});
+
+describe('ZkSession', () => {
+  it('starts a new session soon when its connection stops being answered while the server is up', async () => {
+    const proxy = await zkProxy();
+    cleanUp.push(() => proxy.close());
+    const zk = new ZkSession({ connect: `127.0.0.1:${proxy.port}`, sessionTimeoutMs: 2000, stuckAfterMs: 30_000, logger: createLogger('test-zk', 'silent') });
+    cleanUp.push(() => zk.close());
+    let sessions = 0;
+    let expired = 0;
+    zk.on('session', () => (sessions += 1));
+    zk.on('expired', () => (expired += 1));
+    zk.start();
+    await zk.waitUntilConnected(10_000);
+    expect(sessions).toBe(1);
+    const swallowedAt = Date.now();
+    proxy.swallow();
+    // New connections through the proxy pass traffic again: the server answers, this client does not hear it.
+    await eventually(() => sessions === 2, 20_000, 'a new session');
+    const ms = Date.now() - swallowedAt;
+    expect(expired).toBe(1);
+    // max(6 s, 3T) of silence plus two reachability probes a second apart, well before the 30 s tolerance.
+    expect(ms).toBeGreaterThanOrEqual(6000);
+    expect(ms).toBeLessThan(15_000);
+    expect(await zk.exists('/')).not.toBeNull();
+    console.log(`a swallowed ZooKeeper connection was replaced by a new session after ${ms} ms`);
+  }, 40_000);
+});

@@ -319,6 +319,36 @@ export class LeaderElection extends EventEmitter {
     return sum;
   }
 
+  /**
+   * After resigning to hand over: resolves true once another orchestrator leads,
+   * false when none does within `timeoutMs` or no other one is registered any
+   * more (they are stopping too).
+   */
+  async waitForOtherLeader(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const holder = await this.leader().catch(() => undefined);
+      if (holder?.token && holder.token !== this.me.token) return true;
+      if ((await this.others().catch(() => 1)) === 0) return false;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
+  /**
+   * Takes the leader znode back for a shutdown nobody else took over (no hooks,
+   * no campaign): true when this orchestrator holds it again.
+   */
+  async retakeForShutdown(): Promise<boolean> {
+    try {
+      await this.zk.create(this.names.zkLeader, Buffer.from(JSON.stringify({ ...this.me, epoch: this.currentEpoch })), CreateMode.EPHEMERAL);
+      this.leading = true;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Gives the leadership up (others take it at once). Idempotent. */
   async resign(): Promise<void> {
     const was = this.leading;

@@ -108,11 +108,26 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       // over; a follower, or a leader handing over, leaves them running.
       // Not knowing (ZooKeeper unreachable) counts as "others may be there": the workers are left
       // running rather than stopped under an orchestrator that may still be alive.
-      const others = election.isLeader ? await election.others().catch(() => 1) : 0;
-      if (election.isLeader && others === 0) {
+      let stopWorkers = false;
+      if (election.isLeader) {
+        const others = await election.others().catch(() => 1);
+        stopWorkers = others === 0;
+        if (!stopWorkers) {
+          // Hand over: stop acting, resign, and see another one lead. Orchestrators stopped together
+          // would otherwise all hand over to each other and leave the workers running unmanaged.
+          cluster.follow();
+          audit.record('election', `stopping: handing the cluster over to one of ${others} other orchestrator(s)`);
+          await election.resign();
+          const taken = await election.waitForOtherLeader(config.zkSessionTimeoutMs * 3 + 2000);
+          if (!taken && (await election.retakeForShutdown())) {
+            audit.record('election', 'stopping: no other orchestrator took the cluster over (they are stopping too); stopping the workers');
+            stopWorkers = true;
+          }
+        }
+      }
+      if (stopWorkers) {
         await cluster.stop(10_000).catch((err: unknown) => logger.error({ err: (err as Error).message }, 'stopping workers failed'));
       } else {
-        if (election.isLeader) audit.record('election', `stopping: handing the cluster over to one of ${others} other orchestrator(s)`);
         cluster.detach();
         runtime.detach?.();
       }

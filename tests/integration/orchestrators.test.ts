@@ -135,6 +135,19 @@ describe('several orchestrators', () => {
     console.log(`handover: the follower led ${handoverMs} ms after the leader began to stop; ${acked.length} writes through it, none failed`);
   }, 180_000);
 
+  it('orchestrators stopped together stop the cluster: none hands it over to another that is stopping too', async () => {
+    const a = await cluster({ DBAAS_INITIAL_SLAVES: '1' });
+    const b = await cluster({ DBAAS_INITIAL_SLAVES: '1' }, { namespace: a.namespace, dataDir: a.dataDir });
+    const running = await pids(a);
+    expect(running.length).toBe(2);
+    await Promise.all([a.orch.close(), b.orch.close()]);
+    // Before the harness' own clean-up: the orchestrators themselves stopped every worker.
+    await eventually(() => running.every((pid) => !alive(pid)), 20_000, 'every worker to be stopped');
+    // Either the leader saw no other orchestrator left, or it handed over, saw nobody take it, and stopped them itself.
+    const path = a.orch.audit.list().some((e) => /no other orchestrator took the cluster over/.test(e.reason)) ? 'handover, then retaken' : 'no other orchestrator';
+    console.log(`stopped together: the workers were stopped by the leader (${path})`);
+  }, 90_000);
+
   it('autoscaling counts the reads of every orchestrator: reads split over two scale as the same reads through one', async () => {
     const env = { DBAAS_INITIAL_SLAVES: '1', DBAAS_SCALE_INTERVAL_MS: '4000', DBAAS_READS_PER_SLAVE: '20', DBAAS_MAX_SLAVES: '3' };
     const a = await cluster(env);

@@ -140,17 +140,23 @@ export class ZkSession extends EventEmitter {
       this.replaceClient('zookeeper client disconnected too long; starting a new session', age);
       return;
     }
-    // Within the outage tolerance, but the server answers again while this client has stayed
-    // disconnected: the client is stuck (node-zookeeper-client does not always reconnect), and its
-    // session is expiring or gone. Seen twice in a row, start a new session now rather than at the
-    // end of the tolerance (an orchestrator stuck so for 30 s was taken for gone by another).
+    // Within the outage tolerance, but the server has answered again for a while (two session
+    // timeouts, at least 3 s) while this client stayed disconnected: the client is stuck
+    // (node-zookeeper-client does not always reconnect), and its session is gone. Start a new session
+    // now rather than at the end of the tolerance (an orchestrator stuck so for 30 s was taken for gone
+    // by another). A client that merely waits out a restart reconnects well within that, keeping its
+    // session (replacing it then would drop its ephemeral znodes for nothing).
     if (age >= quickMs && !this.probing) {
       this.probing = true;
       void serverReachable(this.opts.connect)
         .then((up) => {
-          this.reachableTwice = up && this.reachableOnce;
-          this.reachableOnce = up;
-          if (this.reachableTwice && (this.disconnectedAt ?? this.lastContactAt) === since) {
+          if (!up) {
+            this.reachableSince = undefined;
+            return;
+          }
+          this.reachableSince ??= Date.now();
+          const stillStuck = (this.disconnectedAt ?? (this.live && this.contactAgeMs() > quickMs ? this.lastContactAt : undefined)) === since;
+          if (stillStuck && Date.now() - this.reachableSince >= Math.max(3000, 2 * this.opts.sessionTimeoutMs)) {
             this.replaceClient('zookeeper answers again but this client stayed disconnected; starting a new session', Date.now() - since);
           }
         })
@@ -161,13 +167,12 @@ export class ZkSession extends EventEmitter {
   }
 
   private probing = false;
-  private reachableOnce = false;
-  private reachableTwice = false;
+  /** Since when the server has answered `ruok` while this client stayed disconnected (or unanswered). */
+  private reachableSince: number | undefined;
 
   private replaceClient(why: string, disconnectedMs: number): void {
     this.disconnectedAt = undefined;
-    this.reachableOnce = false;
-    this.reachableTwice = false;
+    this.reachableSince = undefined;
     this.opts.logger.warn({ disconnectedMs }, why);
     this.live = false;
     this.emit('expired');
@@ -212,6 +217,7 @@ export class ZkSession extends EventEmitter {
 
   private async sessionUp(client: Client): Promise<void> {
     this.disconnectedAt = undefined;
+    this.reachableSince = undefined;
     this.lastContactAt = Date.now();
     if (this.live) {
       // Reconnected within the same session: ephemerals and watches are intact.

@@ -2,65 +2,16 @@
  * Test-only control over the shared infrastructure: restarting ZooKeeper the way
  * it was started, and looking at queues and znodes directly.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import amqp from 'amqplib';
 import zookeeper from 'node-zookeeper-client';
-import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
-import { canConnect } from '../../common/probes.js';
 import { isNoNode, ZkSession } from '../../common/zk-session.js';
 
-const root = path.resolve(import.meta.dirname, '../..');
-
-/** Pauses the ZooKeeper server (SIGSTOP) for `pausedMs`: on its return it expires every session it stopped hearing from. */
-export async function pauseZooKeeper(pausedMs: number): Promise<void> {
-  const pid = zooKeeperPid();
-  process.kill(pid, 'SIGSTOP');
-  try {
-    await new Promise((r) => setTimeout(r, pausedMs));
-  } finally {
-    process.kill(pid, 'SIGCONT');
-  }
-}
-
-function zooKeeperPid(): number {
-  const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
-  if (existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('zookeeper')) return pid;
-    } catch {
-      // stale pid file: fall through
-    }
-  }
-  // Other processes may listen on :2181 too (the Docker set-up relays it to containers with socat): take the JVM.
-  const out = execFileSync('ss', ['-ltnpH', 'sport = :2181'], { encoding: 'utf8' });
-  const m = /\("java",pid=(\d+)/.exec(out);
-  if (!m?.[1]) throw new Error(`cannot find the ZooKeeper JVM listening on 2181:\n${out}`);
-  return Number(m[1]);
-}
-
-/** Stops ZooKeeper, keeps it down for `downMs`, and starts it again with the same command line. */
-export async function restartZooKeeper(downMs: number): Promise<void> {
-  const pid = zooKeeperPid();
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-  const cwd = readlinkSync(`/proc/${pid}/cwd`);
-  process.kill(pid, 'SIGTERM');
-  await waitFor(async () => ((await canConnect(2181)) ? undefined : true), 20_000, () => new Error('ZooKeeper did not stop'));
-  await new Promise((r) => setTimeout(r, downMs));
-  // Whatever happens next, ZooKeeper must come back: other tests and runs share it.
-  const logFile = path.join(root, '.dbaas/zookeeper/zookeeper.log');
-  const log = existsSync(path.dirname(logFile)) ? openSync(logFile, 'a') : 'ignore';
-  const [cmd, ...args] = argv;
-  const child = spawn(cmd as string, args, { cwd, detached: true, stdio: ['ignore', log, log] });
-  child.unref();
-  const pidFile = path.join(root, '.dbaas/zookeeper/zookeeper.pid');
-  if (existsSync(path.dirname(pidFile)) && child.pid) writeFileSync(pidFile, String(child.pid));
-  await waitFor(async () => ((await canConnect(2181)) ? true : undefined), 60_000, () => new Error('ZooKeeper did not come back'), 100);
-}
+// Restarting and pausing ZooKeeper the way it was started: one copy, the nemesis'.
+export { pauseZooKeeper, restartZooKeeper } from '../../tools/nemesis/infra.js';
 
 /** Whether a queue exists on the broker. */
 export async function queueExists(name: string): Promise<boolean> {

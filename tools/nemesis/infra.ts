@@ -77,6 +77,17 @@ function zooKeeperPid(root: string): number {
   return Number(m[1]);
 }
 
+/** Pauses the ZooKeeper server (SIGSTOP) for `pausedMs`, then lets it go on (SIGCONT). */
+export async function pauseZooKeeper(pausedMs: number): Promise<void> {
+  const pid = zooKeeperPid(repoRoot());
+  process.kill(pid, 'SIGSTOP');
+  try {
+    await new Promise((r) => setTimeout(r, pausedMs));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
 /** Stops ZooKeeper, keeps it down for `downMs`, and starts it again with the same command line, same data. */
 export async function restartZooKeeper(downMs: number): Promise<void> {
   const root = repoRoot();

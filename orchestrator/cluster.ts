@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Backoff, waitFor } from '../common/backoff.js';
 import type { OrchestratorConfig } from '../common/config.js';
@@ -58,6 +59,9 @@ export interface ClusterDeps {
 /** What survives a restart of the whole service: which worker's data is the master's. */
 interface ClusterFile {
   masterId: string;
+  /** Where that master's data was (the ZooKeeper record only): named when it is missing here. */
+  dataDir?: string;
+  host?: string;
 }
 
 /** The `divergent` fact of a worker, when a verify marked it. */
@@ -147,7 +151,8 @@ export class ClusterManager {
       this.targetSlaves = Math.min(config.maxSlaves, Math.max(config.initialSlaves, slaves));
       audit.record('adoption', `adopted ${adopted.length} running worker(s) (pids ${adopted.map((w) => w.pid).join(', ')}); master ${this.lastMasterId ?? 'none'}`);
     } else {
-      const recorded = previous?.masterId ?? (await this.readClusterRecord());
+      const record = previous === undefined ? await this.readClusterRecord() : undefined;
+      const recorded = previous?.masterId ?? record?.masterId;
       let masterId = recorded ?? newWorkerId();
       if (recorded !== undefined && !(this.d.runtime.hasData?.(recorded) ?? true)) {
         // The namespace had a cluster whose master data is gone: starting empty would silently drop
@@ -155,8 +160,10 @@ export class ClusterManager {
         if (!config.forceNewCluster) {
           throw new DbaasError(
             'DBAAS_CLUSTER_DATA_MISSING',
-            `namespace ${config.namespace} records master ${recorded}, but its data is not in ${path.resolve(config.dataDir, config.namespace)} (or its volume); ` +
-              'restore it, point DBAAS_DATA_DIR at it, or start an empty cluster on purpose with DBAAS_FORCE_NEW_CLUSTER=1',
+            `namespace ${config.namespace} records master ${recorded}` +
+              (record?.dataDir && record.dataDir !== path.resolve(config.dataDir) ? ` with its data in ${record.dataDir}${record.host ? ` on ${record.host}` : ''} (another checkout or data directory?)` : '') +
+              `, but its data is not in ${path.resolve(config.dataDir, config.namespace)} (or its volume); ` +
+              'restore it, point DBAAS_DATA_DIR at it, use another DBAAS_NAMESPACE, or start an empty cluster on purpose with DBAAS_FORCE_NEW_CLUSTER=1',
           );
         }
         audit.record('restart', `DBAAS_FORCE_NEW_CLUSTER=1: master ${recorded}'s data is missing; starting an empty cluster`);
@@ -805,11 +812,12 @@ export class ClusterManager {
   }
 
   /** The master recorded in ZooKeeper (`/<ns>/cluster`), which outlives a data directory that was deleted. */
-  private async readClusterRecord(): Promise<string | undefined> {
+  private async readClusterRecord(): Promise<ClusterFile | undefined> {
     try {
       const { data } = await this.d.zk.getData(`${this.d.names.zkRoot}/cluster`);
       const parsed = JSON.parse(data?.toString() ?? '{}') as Partial<ClusterFile>;
-      return typeof parsed.masterId === 'string' && parsed.masterId !== '' ? parsed.masterId : undefined;
+      if (typeof parsed.masterId !== 'string' || parsed.masterId === '') return undefined;
+      return { masterId: parsed.masterId, ...(typeof parsed.dataDir === 'string' ? { dataDir: parsed.dataDir } : {}), ...(typeof parsed.host === 'string' ? { host: parsed.host } : {}) };
     } catch (err) {
       if (isNoNode(err)) return undefined;
       throw err;
@@ -821,7 +829,7 @@ export class ClusterManager {
     mkdirSync(path.dirname(this.clusterFile), { recursive: true });
     writeFileSync(this.clusterFile, JSON.stringify(file));
     const znode = `${this.d.names.zkRoot}/cluster`;
-    const data = Buffer.from(JSON.stringify(file));
+    const data = Buffer.from(JSON.stringify({ ...file, dataDir: path.resolve(this.d.config.dataDir), host: os.hostname() }));
     void this.d.zk
       .setData(znode, data)
       .catch(async (err: unknown) => {

@@ -154,7 +154,18 @@ export class ClusterManager {
       const record = previous === undefined ? await this.readClusterRecord() : undefined;
       const recorded = previous?.masterId ?? record?.masterId;
       let masterId = recorded ?? newWorkerId();
-      if (recorded !== undefined && !(this.d.runtime.hasData?.(recorded) ?? true)) {
+      // A record left by a deployment of this namespace from another data directory of this machine that
+      // is gone altogether (a deleted checkout sharing the machine's ZooKeeper): not this cluster's data.
+      const goneElsewhere =
+        previous === undefined &&
+        record?.dataDir !== undefined &&
+        record.dataDir !== path.resolve(config.dataDir) &&
+        record.host === os.hostname() &&
+        !existsSync(record.dataDir);
+      if (recorded !== undefined && goneElsewhere && !(this.d.runtime.hasData?.(recorded) ?? true)) {
+        audit.record('restart', `namespace ${config.namespace} recorded master ${recorded} in ${record?.dataDir ?? '?'}, a data directory that no longer exists on this machine; starting a new cluster here`);
+        masterId = newWorkerId();
+      } else if (recorded !== undefined && !(this.d.runtime.hasData?.(recorded) ?? true)) {
         // The namespace had a cluster whose master data is gone: starting empty would silently drop
         // every acknowledged write. Only an operator who means it may do that.
         if (!config.forceNewCluster) {

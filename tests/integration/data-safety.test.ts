@@ -152,6 +152,18 @@ describe('data safety', () => {
     expect((await forced.post('/api/v1/db/read', { table: 't', where: {} })).body).toEqual([]);
   }, 90_000);
 
+  it('a record left by a removed deployment elsewhere on this machine (its whole data directory gone) does not block a new one', async () => {
+    const old = await startTestCluster();
+    expect((await ackWrite(old, { table: 't', operation: 'insert', data: { _id: 'gone' } })).status).toBe(200);
+    await old.handOver('stop');
+    // The other checkout is deleted: its data directory no longer exists at all.
+    rmSync(old.dataDir, { recursive: true, force: true });
+    const fresh = await cluster({}, { namespace: old.namespace });
+    expect(fresh.dataDir).not.toBe(old.dataDir);
+    expect(fresh.orch.audit.list().some((e) => e.kind === 'restart' && e.reason.includes('no longer exists'))).toBe(true);
+    expect((await fresh.post('/api/v1/db/read', { table: 't', where: {} })).body).toEqual([]);
+  }, 90_000);
+
   it('a promoted master fences itself as soon as the term moves past its own', async () => {
     const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
     expect((await ackWrite(c, { table: 't', operation: 'insert', data: { a: 1 } })).status).toBe(200);

@@ -319,6 +319,7 @@ export class Store {
    * Answers a read. `maxTimeMs` bounds the query on the database server
    * (`maxTimeMS`): past it the server stops and the read fails (MaxTimeMSExpired),
    * so a read the client has stopped waiting for does not keep the replica busy.
+   * A lookup of one `_id` goes without it (see below).
    */
   async read(cmd: ReadCommand, maxTimeMs?: number): Promise<ReadResult> {
     const coll = this.table(cmd.table);
@@ -337,7 +338,10 @@ export class Store {
     if (cmd.sort && !byId) cursor = cursor.sort(cmd.sort);
     if (cmd.skip !== undefined) cursor = cursor.skip(cmd.skip);
     cursor = cursor.limit(byId ? 1 : (cmd.limit ?? MAX_READ_LIMIT));
-    if (maxTimeMs !== undefined) cursor = cursor.maxTimeMS(maxTimeMs);
+    // Not on a lookup of one `_id` (at most one document back, the most common read): FerretDB runs a
+    // query with maxTimeMS on a slower path, which cost such reads 1.2 ms each (npm run bench, read c=1:
+    // added latency 2.57 ms with it, 1.35 ms without).
+    if (maxTimeMs !== undefined && !byId) cursor = cursor.maxTimeMS(maxTimeMs);
     return (await cursor.toArray()) as Doc[];
   }
 

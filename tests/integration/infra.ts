@@ -6,9 +6,6 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import amqp from 'amqplib';
 import zookeeper from 'node-zookeeper-client';
-import { createLogger } from '../../common/logger.js';
-import { clusterNames } from '../../common/names.js';
-import { isNoNode, ZkSession } from '../../common/zk-session.js';
 
 // Restarting and pausing ZooKeeper the way it was started: one copy, the nemesis'.
 export { pauseZooKeeper, restartZooKeeper } from '../../tools/nemesis/infra.js';
@@ -31,46 +28,13 @@ export async function queueExists(name: string): Promise<boolean> {
 }
 
 /**
- * Deletes what a test namespace leaves on the shared broker and ensemble once
- * its workers are gone: the queues and exchanges of the namespace (the
- * cluster's own stop keeps the durable `writeQ` on purpose, for the next
- * start), the sync and control queues of `workerIds`, and the znode tree.
- * Tests call it so that runs do not pile up durable queues the broker must
- * recover at every boot.
+ * Deletes everything a test cluster leaves on the broker and in ZooKeeper: its
+ * queues (the cluster's own stop keeps the durable `writeQ` on purpose), the
+ * sync and control queues of `workerIds`, exchanges and the znode tree, so runs
+ * do not pile up durable queues the broker must recover at every boot. One
+ * copy, the nemesis'.
  */
-export async function purgeNamespace(namespace: string, workerIds: Iterable<string> = []): Promise<void> {
-  const names = clusterNames(namespace);
-  const conn = await amqp.connect('amqp://guest:guest@127.0.0.1:5672');
-  try {
-    const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue];
-    for (const id of workerIds) queues.push(names.syncQueue(id), names.controlQueue(id));
-    // A channel closes on the first error; deleting what does not exist is not one.
-    const ch = await conn.createChannel();
-    for (const q of queues) await ch.deleteQueue(q);
-    for (const x of [names.syncExchange, names.deadLetterExchange, names.poisonExchange]) await ch.deleteExchange(x);
-    await ch.close();
-  } finally {
-    await conn.close().catch(() => undefined);
-  }
-  await removeZnodeTree(names.zkRoot);
-}
-
-/** Removes a znode and everything under it (nothing when it does not exist). */
-async function removeZnodeTree(root: string): Promise<void> {
-  const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
-  zk.start();
-  try {
-    await zk.waitUntilConnected(10_000);
-    const remove = async (p: string): Promise<void> => {
-      const children = await zk.getChildren(p).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
-      for (const child of children) await remove(`${p}/${child}`);
-      await zk.remove(p).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
-    };
-    await remove(root);
-  } finally {
-    zk.close();
-  }
-}
+export { purgeNamespace } from '../../tools/nemesis/infra.js';
 
 /** The children of a znode ([] when it does not exist). */
 export async function znodeChildren(p: string): Promise<string[]> {

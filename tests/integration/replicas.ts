@@ -2,30 +2,14 @@
  * Test-only access to each worker's own database, to check replicas against
  * each other. The service itself never reads a database from the orchestrator.
  */
-import { MongoClient } from 'mongodb';
 import type { Orchestrator } from '../../orchestrator/orchestrator.js';
+import type { Dump } from '../../tools/nemesis/checker.js';
+import { dumpDb } from '../../tools/nemesis/replicas.js';
 import { eventually } from './harness.js';
 
-export type Dump = Record<string, unknown[]>;
-
-/** Every user table of one database, documents sorted by _id. */
-export async function dumpDb(url: string, dbName = 'dbaas'): Promise<Dump> {
-  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
-  await client.connect();
-  try {
-    const db = client.db(dbName);
-    const out: Dump = {};
-    const cols = await db.listCollections({}, { nameOnly: true }).toArray();
-    for (const { name } of cols.sort((a, b) => a.name.localeCompare(b.name))) {
-      if (name.startsWith('_dbaas') || name.startsWith('system.')) continue;
-      const docs = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
-      if (docs.length > 0) out[name] = docs;
-    }
-    return out;
-  } finally {
-    await client.close();
-  }
-}
+// Reading one database: one copy, the nemesis'.
+export type { Dump } from '../../tools/nemesis/checker.js';
+export { dumpDb } from '../../tools/nemesis/replicas.js';
 
 /** Waits until every live worker has applied the master's last seq, then dumps each: id → dump. */
 export async function dumpAllReplicas(orch: Orchestrator, timeoutMs = 20_000): Promise<Map<string, Dump>> {

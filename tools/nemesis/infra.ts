@@ -156,7 +156,7 @@ export function runProcesses(namespace: string, dataDir: string): number[] {
 }
 
 /** Deletes the queues, exchanges and znodes of a namespace (its workers' sync and control queues included). */
-export async function purgeNamespace(namespace: string, workerIds: Iterable<string>): Promise<void> {
+export async function purgeNamespace(namespace: string, workerIds: Iterable<string> = []): Promise<void> {
   const names = clusterNames(namespace);
   const conn = await amqp.connect(amqpUrl());
   try {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stops the services that scripts/setup.sh started (listed one per line in
+# Stops the services that scripts/setup.sh (and scripts/proxy.sh) started (listed one per line in
 # .dbaas/started-services) and removes them from that list.
 #   scripts/stop-services.sh              stop every listed service
 #   scripts/stop-services.sh zookeeper …  stop only these (if listed)
@@ -101,15 +101,20 @@ stop_epmd() {
   fi
 }
 
-# ZooKeeper first, then RabbitMQ, then epmd (it must outlive the node).
-for name in zookeeper rabbitmq epmd; do
+stop_haproxy() {
+  # Every proxy `scripts/proxy.sh start` started from this checkout (.dbaas/proxy/<port>/).
+  bash "$DBAAS_ROOT/scripts/proxy.sh" stop --all
+}
+
+# The proxy first (clients stop reaching the orchestrators), ZooKeeper, then RabbitMQ, then epmd (it must outlive the node).
+for name in haproxy zookeeper rabbitmq epmd; do
   if ! is_listed "$name" || ! is_wanted "$name"; then continue; fi
   "stop_$name"
   forget "$name"
 done
 for name in "${wanted[@]}"; do
   case "$name" in
-    zookeeper | rabbitmq | epmd) ;;
-    *) warn "unknown service '$name' (known: zookeeper, rabbitmq, epmd)"; forget "$name" ;;
+    haproxy | zookeeper | rabbitmq | epmd) ;;
+    *) warn "unknown service '$name' (known: haproxy, zookeeper, rabbitmq, epmd)"; forget "$name" ;;
   esac
 done

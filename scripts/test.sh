@@ -24,6 +24,9 @@ case " $* " in
     # The dashboard's browser test needs Chromium; without it the test is
     # skipped with a loud warning (DBAAS_REQUIRE_BROWSER=1: fail instead).
     bash "$DBAAS_ROOT/scripts/setup-browser.sh" --optional
+    # The one-address test needs HAProxy (Debian's haproxy); without it that test is
+    # skipped with a loud warning (DBAAS_REQUIRE_PROXY=1, or CI=true: fail instead).
+    bash "$DBAAS_ROOT/scripts/proxy.sh" install --optional
     ;;
 esac
 load_runtime_env

@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   DBAAS_UPDATE_INVALID: { status: 400, retryable: false, message: 'the update is malformed' },
   DBAAS_WRITE_MISSING_WHERE: { status: 400, retryable: false, message: 'update, upsert and delete need a where filter' },
   DBAAS_ROUTE_NOT_FOUND: { status: 404, retryable: false, message: 'no such route' },
+  DBAAS_ROUTE_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'this route does not take that method' },
 
   // Conflicts with the current data (the write was refused whole, nothing changed).
   DBAAS_WRITE_DUPLICATE_ID: { status: 409, retryable: false, message: 'a document with this _id already exists' },

@@ -16,6 +16,7 @@ import Fastify, {
 } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError, httpErrorBody } from '../common/errors.js';
+import { describeJsonErrorAt } from '../common/json-position.js';
 import type { Logger } from '../common/logger.js';
 import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
 import { WIRE_VERSION } from '../common/messages.js';
@@ -75,6 +76,8 @@ export const WRITE_REQUEST_ID_HEADER = 'x-write-request-id';
 
 const WRITE_ROUTES = new Set(['/api/v1/db/write', '/api/v1/db/clear']);
 
+const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
+
 function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
   if (err.status === 503) reply.header('Retry-After', '1');
   const requestId = reply.getHeader(WRITE_REQUEST_ID_HEADER);
@@ -130,13 +133,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     try {
       done(null, JSON.parse(text));
     } catch {
-      done(new DbaasError('DBAAS_REQ_INVALID_JSON') as unknown as FastifyError, undefined);
+      done(new DbaasError('DBAAS_REQ_INVALID_JSON', `the request body is not valid JSON${describeJsonErrorAt(text)}`) as unknown as FastifyError, undefined);
     }
   });
 
   // One line per request: successes at debug (they are the bulk), failures at info.
   app.addHook('onResponse', async (request, reply) => {
-    const line = { reqId: request.id, method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    // request.log already carries reqId (fastify's child logger): not repeated here.
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
     if (reply.statusCode >= 400) request.log.info(line, 'request');
     else request.log.debug(line, 'request');
   });
@@ -147,9 +151,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return sendError(reply, dbaasErr);
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`)),
-  );
+  // A known path with another method is a 405 naming the methods it takes (Allow), not a 404.
+  app.setNotFoundHandler((request, reply) => {
+    const path = (request.url.split('?', 1)[0] ?? request.url).replace(/(.)\/+$/, '$1');
+    const allow = HTTP_METHODS.filter((method) => app.hasRoute({ method, url: path }));
+    if (allow.length === 0) return sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`));
+    reply.header('Allow', allow.join(', '));
+    return sendError(reply, new DbaasError('DBAAS_ROUTE_METHOD_NOT_ALLOWED', `${path} takes ${allow.join(', ')}, not ${request.method}`));
+  });
 
   // Guards run as onRequest hooks: before the body is read and parsed (an anonymous 900 kB body costs no parse).
   const { requireAdmin, requireApiKey, requirePageKey } = makeGuards(config);

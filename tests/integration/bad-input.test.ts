@@ -27,6 +27,7 @@ const DOC_INVALID = 'DBAAS_DOC_INVALID';
 const UPDATE_INVALID = 'DBAAS_UPDATE_INVALID';
 const MISSING_WHERE = 'DBAAS_WRITE_MISSING_WHERE';
 const NOT_FOUND = 'DBAAS_ROUTE_NOT_FOUND';
+const WRONG_METHOD = 'DBAAS_ROUTE_METHOD_NOT_ALLOWED';
 
 /** [name, url, body (a string is sent as raw text), status, code] */
 type Case = [name: string, url: string, body: unknown, status: number, code: string];
@@ -326,13 +327,13 @@ const routeCases: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, statu
   ['POST', '/api/v2/db/write', 404, NOT_FOUND],
   ['POST', '/api/v1/db/write/extra', 404, NOT_FOUND],
   ['GET', '/nope', 404, NOT_FOUND],
-  ['GET', '/api/v1/db/write', 404, NOT_FOUND],
-  ['GET', '/api/v1/db/read', 404, NOT_FOUND],
-  ['GET', '/api/v1/db/clear', 404, NOT_FOUND],
-  ['GET', '/api/v1/crash/master', 404, NOT_FOUND],
-  ['PUT', '/api/v1/db/write', 404, NOT_FOUND],
-  ['DELETE', '/api/v1/db/write', 404, NOT_FOUND],
-  ['POST', '/api/v1/workers/list', 404, NOT_FOUND],
+  ['GET', '/api/v1/db/write', 405, WRONG_METHOD],
+  ['GET', '/api/v1/db/read', 405, WRONG_METHOD],
+  ['GET', '/api/v1/db/clear', 405, WRONG_METHOD],
+  ['GET', '/api/v1/crash/master', 405, WRONG_METHOD],
+  ['PUT', '/api/v1/db/write', 405, WRONG_METHOD],
+  ['DELETE', '/api/v1/db/write', 405, WRONG_METHOD],
+  ['POST', '/api/v1/workers/list', 405, WRONG_METHOD],
 ];
 
 describe('bad input is refused with an exact status and code, and changes nothing', () => {
@@ -347,6 +348,12 @@ describe('bad input is refused with an exact status and code, and changes nothin
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
       });
       expectRefusal({ status: res.statusCode, body: res.json() }, 400, INVALID_JSON);
+    });
+
+    it('says where the body stops being JSON', async () => {
+      const res = await c.orch.app.inject({ method: 'POST', url: R, payload: '{"table": "users",\n "where": {"username": bo}}' });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.message).toBe('the request body is not valid JSON: unexpected "b" at line 2, column 24 (offset 42)');
     });
   });
 
@@ -386,6 +393,9 @@ describe('bad input is refused with an exact status and code, and changes nothin
     it.each(routeCases)('%s %s', async (method, url, status, code) => {
       const res = await c.orch.app.inject({ method, url, payload: '{}', headers: { 'content-type': 'application/json' } });
       expectRefusal({ status: res.statusCode, body: res.json() }, status, code);
+      // A 405 names the methods the path takes; a 404 has no Allow.
+      if (status === 405) expect(res.headers.allow).toBe(url === '/api/v1/workers/list' ? 'GET, HEAD' : 'POST');
+      else expect(res.headers.allow).toBeUndefined();
     });
   });
 

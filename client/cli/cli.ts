@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DbaasClient, DbaasClientError, newRequestId } from '../dbaas-client.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE } from '../retry.js';
-import type { AuditEvent, Filter, ReadOptions, WriteBody } from '../types.js';
+import type { AuditEvent, Filter, ReadOptions, WorkerInfo, WriteBody } from '../types.js';
 import type { Env } from '../../common/config.js';
 import { formatDocuments, formatPairs, formatTable } from './table.js';
 import { runTeardown } from './teardown-command.js';
@@ -54,7 +54,9 @@ commands:
   status                        is the cluster ready? master, slaves, autoscaler target (exit 4 when not ready)
   workers                       every worker: pid, role, state, applied seq, lag
   events [--after N] [--follow] the audit log: failovers, replacements, scaling, drills
-  crash master|slave            fault drill: kill the master, or the slave with the highest pid (admin)
+                                (--follow without --after shows only events from now on)
+  crash master|slave [--wait]   fault drill: kill the master, or the slave with the highest pid (admin);
+                                --wait returns once a master and as many caught-up slaves serve again
   scale N                       set the slave target by hand (admin)
   read TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]
   write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
@@ -104,6 +106,7 @@ const OPTIONS = {
   'request-id': { type: 'string' },
   after: { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
+  wait: { type: 'boolean', short: 'w' },
   namespace: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
 } as const;
@@ -116,7 +119,7 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   status: [],
   workers: [],
   events: ['after', 'follow'],
-  crash: [],
+  crash: ['wait'],
   scale: [],
   read: ['where', 'columns', 'sort', 'limit', 'skip', 'count', 'after-seq'],
   write: ['data', 'where', 'request-id'],
@@ -249,31 +252,34 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'events': {
         expectArgs(0, '[--after N] [--follow]');
-        let after = integer(values.after, 'after', 0) ?? 0;
+        let after = integer(values.after, 'after', 0);
         const rows = (events: AuditEvent[]): string =>
           formatTable(
             ['SEQ', 'TIME', 'KIND', 'MS', 'REASON'],
             events.map((e) => [e.seq, time(e.at), e.kind, e.durationMs ?? '', e.reason]),
             new Set(['SEQ', 'MS']),
           );
-        const first = await client.events(after);
+        const first = await client.events(after ?? 0);
         if (!values.follow) {
           out(first, () => (first.length === 0 ? '(no events)' : rows(first)));
           return EXIT.OK;
         }
         // Follow: one line per event as it comes (JSON lines with --json), until interrupted.
-        const print = (events: AuditEvent[], header: boolean): void => {
+        // Without --after, only what happens from now on (as tail -f); --after N replays from N first.
+        let header = true;
+        const print = (events: AuditEvent[]): void => {
           if (events.length === 0) return;
           if (json) for (const e of events) io.stdout(JSON.stringify(e));
           else io.stdout(header ? rows(events) : rows(events).split('\n').slice(1).join('\n'));
+          header = false;
         };
-        print(first, true);
-        after = Math.max(after, ...first.map((e) => e.seq));
+        if (after !== undefined) print(first);
+        after = Math.max(after ?? 0, ...first.map((e) => e.seq));
         while (!io.signal?.aborted) {
           await new Promise((resolve) => setTimeout(resolve, 1000));
           if (io.signal?.aborted) break;
           const more = await client.events(after);
-          print(more, first.length === 0 && after === 0);
+          print(more);
           after = Math.max(after, ...more.map((e) => e.seq));
         }
         return EXIT.OK;
@@ -281,8 +287,21 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'crash': {
         const role = args[0];
         if (args.length !== 1 || (role !== 'master' && role !== 'slave')) usage('usage: dbaas crash master|slave');
+        const before = values.wait ? await client.workers() : [];
         const pid = await client.crash(role);
-        out({ role, pid }, () => `killed ${role} pid ${pid}; recovery runs on its own (dbaas events --follow)`);
+        if (!values.wait) {
+          out({ role, pid }, () => `killed ${role} pid ${pid}; recovery runs on its own (dbaas events --follow, or --wait)`);
+          return EXIT.OK;
+        }
+        const started = Date.now();
+        const slaves = before.filter((w) => w.role === 'slave').length;
+        const workers = await waitForRecovery(client, pid, slaves, Math.max(60_000, timeoutMs), io.signal);
+        const ms = Date.now() - started;
+        if (!workers) {
+          io.stderr(`killed ${role} pid ${pid}; the cluster had no master and ${slaves} caught-up slave(s) again after ${ms} ms (see dbaas workers, dbaas events)`);
+          return EXIT.NOT_READY;
+        }
+        out({ role, pid, recoveredMs: ms, workers }, () => `killed ${role} pid ${pid}; serving again after ${ms} ms: master pid ${workers.find((w) => w.role === 'master')?.pid}, ${workers.length - 1} caught-up slave(s)`);
         return EXIT.OK;
       }
       case 'scale': {
@@ -404,4 +423,22 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`dbaas: unexpected error: ${(err as Error).message}`);
     return EXIT.FAILED;
   }
+}
+
+/**
+ * After a crash drill: polls the workers until a master and `slaves` caught-up
+ * slaves serve, none of them the killed pid. Undefined when `waitMs` passes first.
+ */
+async function waitForRecovery(client: DbaasClient, killedPid: number, slaves: number, waitMs: number, signal?: AbortSignal): Promise<WorkerInfo[] | undefined> {
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline && !signal?.aborted) {
+    const workers = await client.workers().catch(() => undefined);
+    if (workers && !workers.some((w) => w.pid === killedPid)) {
+      const master = workers.filter((w) => w.role === 'master' && w.state === 'master');
+      const serving = workers.filter((w) => w.role === 'slave' && w.state === 'slave');
+      if (master.length === 1 && serving.length >= slaves) return [...master, ...serving];
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return undefined;
 }

@@ -141,6 +141,37 @@ describe('dbaas CLI', () => {
     expect(noToken).toBe(EXIT.FAILED);
   });
 
+  it('crash --wait returns once the cluster serves again; events --follow shows only events from now on', async () => {
+    const before = JSON.parse((await cli('--json', 'events')).out) as Array<{ seq: number }>;
+    const lastSeq = Math.max(0, ...before.map((e) => e.seq));
+    const followed: string[] = [];
+    const stop = new AbortController();
+    const following = runCli(['--json', 'events', '--follow'], {
+      stdout: (t) => followed.push(t),
+      stderr: () => undefined,
+      readStdin: async () => '',
+      defaults: { url: c.url, adminToken: ADMIN },
+      signal: stop.signal,
+    });
+    const slavesBefore = (await db.workers()).filter((w) => w.role === 'slave').length;
+
+    const crash = await cli('--json', 'crash', 'slave', '--wait');
+    expect(crash.code, crash.err).toBe(EXIT.OK);
+    const report = JSON.parse(crash.out) as { pid: number; recoveredMs: number; workers: Array<{ pid: number; role: string; state: string }> };
+    expect(report.workers.map((w) => w.pid)).not.toContain(report.pid);
+    expect(report.workers.filter((w) => w.role === 'slave' && w.state === 'slave').length).toBeGreaterThanOrEqual(slavesBefore);
+    // What --wait promised holds when asked afresh.
+    const now = await db.workers();
+    expect(now.map((w) => w.pid)).not.toContain(report.pid);
+    expect(now.filter((w) => w.role === 'slave' && w.state === 'slave').length).toBeGreaterThanOrEqual(slavesBefore);
+
+    await eventually(async () => followed.some((line) => line.includes(String(report.pid))), 10_000, 'the drill in the followed log');
+    stop.abort();
+    await following;
+    const seqs = followed.map((line) => (JSON.parse(line) as { seq: number }).seq);
+    expect(Math.min(...seqs)).toBeGreaterThan(lastSeq);
+  });
+
   it('runs as the built binary (bin "dbaas"), with the URL and token from the environment', async () => {
     const bin = path.resolve(import.meta.dirname, '../../dist/client/cli/main.js');
     const env = { ...process.env, DBAAS_URL: c.url, DBAAS_ADMIN_TOKEN: ADMIN };

@@ -79,6 +79,11 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly apiKeys: readonly string[];
   readonly dataDir: string;
   /**
+   * `DBAAS_LOG_FORMAT`: `json` (one JSON object per line), `pretty` (one readable
+   * line per entry), or `auto` (the default): pretty when stdout is a terminal, else JSON.
+   */
+  readonly logFormat: 'auto' | 'json' | 'pretty';
+  /**
    * `DBAAS_FORCE_NEW_CLUSTER=1`: start an empty cluster even though the namespace
    * records a master whose data is missing (otherwise start-up refuses, so an
    * acknowledged write is never silently dropped by a restart).
@@ -299,6 +304,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     dockerNetwork: r.str('DBAAS_DOCKER_NETWORK', `dbaas-${cluster.namespace}`),
     dockerAmqpUrl: r.str('DBAAS_DOCKER_AMQP_URL', loopbackToDockerHost(cluster.amqpUrl)),
     dockerZkConnect: r.str('DBAAS_DOCKER_ZK_CONNECT', loopbackToDockerHost(cluster.zkConnect)),
+    logFormat: r.oneOf('DBAAS_LOG_FORMAT', 'auto', ['auto', 'json', 'pretty'] as const),
     dockerDbStartTimeoutMs: r.int('DBAAS_DOCKER_DB_START_TIMEOUT_MS', 30000, 1000, 600_000),
   };
   return r.done(config);

@@ -4,7 +4,8 @@
  * stops everything it started.
  */
 import { ConfigError, loadOrchestratorConfig } from '../common/config.js';
-import { createLogger } from '../common/logger.js';
+import { createLogger, readableDestination } from '../common/logger.js';
+import { unknownSettings } from '../common/unknown-settings.js';
 import { startOrchestrator } from './orchestrator.js';
 
 async function main(): Promise<void> {
@@ -18,7 +19,11 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger('dbaas-orchestrator', config.logLevel);
+  const readable = config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
+  const logger = createLogger('dbaas-orchestrator', config.logLevel, {}, readable ? readableDestination(process.stdout) : undefined);
+  for (const { name, suggestion } of unknownSettings(process.env)) {
+    process.stdout.write(`[dbaas] WARNING: ${name} is not a dbaas setting and is ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}; the settings are listed in README.md.\n`);
+  }
   if (config.adminToken === undefined) {
     process.stdout.write(
       '[dbaas] WARNING: DBAAS_ADMIN_TOKEN is not set: anyone who can reach this port can kill workers, clear all data and rescale.\n' +

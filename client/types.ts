@@ -8,14 +8,21 @@ export type Document = { _id?: string; [field: string]: unknown };
 
 /**
  * A MongoDB filter restricted to field paths and `$eq $ne $gt $gte $lt $lte $in
- * $nin $exists $and $or $not $regex`.
+ * $nin $exists $and $or $not $regex`. Any other operator (`$elemMatch`, `$where`,
+ * …) is refused by the server with 400 DBAAS_QUERY_OPERATOR_NOT_ALLOWED; the
+ * type stays open because a nested plain object is an equality match on an
+ * embedded document, which a closed type could not tell from an operator.
  */
 export type Filter = { [pathOrOperator: string]: unknown };
 
-/** Update operators, or a plain object meaning `$set`. */
+/**
+ * Update operators (only these: the server refuses any other `$` key with 400
+ * DBAAS_UPDATE_INVALID), or a plain object meaning `$set`, whose keys may not
+ * start with `$` (so `{ $rename: … }` does not type-check).
+ */
 export type Update =
   | { $set?: Record<string, unknown>; $unset?: Record<string, unknown>; $inc?: Record<string, number>; $push?: Record<string, unknown>; $addToSet?: Record<string, unknown>; $pull?: Record<string, unknown> }
-  | Record<string, unknown>;
+  | ({ [operator: `$${string}`]: never } & Record<string, unknown>);
 
 /** The body of `POST /api/v1/db/write` (modern form). */
 export type WriteBody =

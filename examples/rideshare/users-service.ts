@@ -65,7 +65,8 @@ export function buildUsersService(db: DbaasClient): FastifyInstance {
   });
 
   app.get('/api/v1/users', async (_request, reply) => {
-    const users = await db.read<User>('users', { columns: ['username'], sort: { username: 1 } });
+    // Only documents this service wrote: until dbaas gives each service its own database, another client may write to `users`.
+    const users = await db.read<User>('users', { where: { username: { $exists: true } }, columns: ['username'], sort: { username: 1 } });
     if (users.length === 0) return reply.code(204).send();
     return users.map((u) => u.username);
   });

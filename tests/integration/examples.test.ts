@@ -57,6 +57,14 @@ describe('rideshare on dbaas', () => {
     expect((await call(usersUrl, 'DELETE', '/api/v1/users/cy')).status).toBe(200);
     expect((await call(usersUrl, 'DELETE', '/api/v1/users/cy')).status).toBe(400);
     expect(await call(usersUrl, 'GET', '/api/v1/users')).toEqual({ status: 200, body: ['ana', 'bo'] });
+    // Another client's document in the shared table (no username) is not listed as a user (it was listed as null).
+    const other = new DbaasClient({ url: c.url });
+    await other.insert('users', { _id: 'not-a-user', note: 'written by another service' });
+    // A sign-up after it: the service's next read waits for a seq past the other document, so the list is read with it there.
+    expect((await call(usersUrl, 'PUT', '/api/v1/users', { username: 'dee', password: sha1('d') })).status).toBe(201);
+    expect(await call(usersUrl, 'GET', '/api/v1/users')).toEqual({ status: 200, body: ['ana', 'bo', 'dee'] });
+    await other.delete('users', { _id: 'not-a-user' });
+    expect((await call(usersUrl, 'DELETE', '/api/v1/users/dee')).status).toBe(200);
   });
 
   it('rides: create, list upcoming, details, join, count, delete', async () => {

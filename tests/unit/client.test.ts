@@ -3,7 +3,7 @@
  * with the same requestId), which it throws at once, and read-your-writes.
  */
 import { describe, expect, it } from 'vitest';
-import { DbaasClient, DbaasClientError } from '../../client/index.js';
+import { DbaasClient, DbaasClientError, type Update } from '../../client/index.js';
 import { isRetryable, parseRetryAfter, retryDelayMs } from '../../client/retry.js';
 
 type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | Error | 'hang';
@@ -174,5 +174,15 @@ describe('several orchestrators', () => {
     // It stays with the one that answered.
     await client.write({ table: 't', operation: 'insert', data: { x: 2 } }, { requestId: 'r-2' }).catch(() => undefined);
     expect(new URL(calls[3]?.url ?? '').host).toBe('c:3');
+  });
+});
+
+describe('types', () => {
+  it('an Update is the operators the server takes, or a plain $set object without $ keys (npm run typecheck checks the directive)', () => {
+    // @ts-expect-error $rename is not an update operator dbaas takes (the server answers 400 DBAAS_UPDATE_INVALID)
+    const refused: Update = { $rename: { a: 'b' } };
+    const plain: Update = { name: 'x', 'profile.age': 3 };
+    const operators: Update = { $inc: { n: 1 }, $set: { a: 1 } };
+    expect([refused, plain, operators].map((u) => Object.keys(u)[0])).toEqual(['$rename', 'name', '$inc']);
   });
 });

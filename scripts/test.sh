@@ -29,6 +29,15 @@ case " $* " in
     bash "$DBAAS_ROOT/scripts/proxy.sh" install --optional
     ;;
 esac
+# A whole run (no arguments) also type-checks and lints: strict TypeScript and
+# the lint rules (floating promises, import cycles, which side may import what)
+# are part of the suite, not a separate habit.
+if (( $# == 0 )); then
+  log "type-checking and linting …"
+  npx tsc -p tsconfig.json --noEmit || die "type errors (above): npm run typecheck"
+  npx tsc -p tools/tsconfig.json --noEmit || die "type errors in tools/ (above)"
+  npx eslint . || die "lint errors (above): npm run lint"
+fi
 load_runtime_env
 log "running the tests (vitest run${*:+ $*}) …"
 results="$DBAAS_STATE_DIR/vitest-results.json"

@@ -88,6 +88,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
 
   const sharedAudit = new SharedAudit(zk, names, audit, describeInfo(election.me));
   const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, sharedAudit, logger });
+  // The leader's epoch and the orchestrators of the namespace, in every orchestrator's /metrics.
+  metrics.followElection(election);
 
   // Reads are counted by every orchestrator and summed by the leader (autoscaling follows them all).
   const readsTimer = setInterval(() => {

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { clusterNames } from '../../common/names.js';
 import type { AuditEvent } from '../../orchestrator/audit-log.js';
-import { Metrics, type WorkerDetail } from '../../orchestrator/metrics.js';
+import { METRIC_SCOPES, Metrics, type WorkerDetail } from '../../orchestrator/metrics.js';
 import { RateHistory } from '../../orchestrator/rate-history.js';
 import type { RpcObserver } from '../../orchestrator/rpc-client.js';
 
@@ -107,5 +107,47 @@ describe('Metrics', () => {
     expect(body).not.toContain('mtest.sync.wc');
     const rates = metrics.rateSeries().points.at(-1);
     expect(rates).toMatchObject({ reads: 1, writes: 1, errors: 1 });
+  });
+
+  it('opens every help text with its scope, and classifies every metric it serves', async () => {
+    const { metrics } = setup();
+    const { body } = await metrics.render();
+    const helps = [...body.matchAll(/^# HELP (dbaas_\w+) (.*)$/gm)];
+    expect(helps.length).toBeGreaterThan(20);
+    for (const [, name = '', text = ''] of helps) {
+      const scope = METRIC_SCOPES[name];
+      expect(scope, `${name} has no scope`).toBeDefined();
+      expect(text.startsWith(scope === 'cluster' ? 'Cluster (the same from every orchestrator):' : 'This orchestrator:'), `${name}: ${text}`).toBe(true);
+    }
+    // Every classified metric is served.
+    expect(Object.keys(METRIC_SCOPES).filter((name) => !helps.some((h) => h[1] === name))).toEqual([]);
+    // Without an election it is the only orchestrator, and leads.
+    expect(body.split('\n')).toContain('dbaas_orchestrators 1');
+    expect(body.split('\n')).toContain('dbaas_orchestrator_leader 1');
+    expect(body).not.toMatch(/^dbaas_leader_epoch\{/m);
+  });
+
+  it("reports the leader's epoch and the orchestrators from the election, and whether this one leads", async () => {
+    const { metrics } = setup();
+    let leading = false;
+    let leader: { epoch?: number; url?: string } | undefined = { epoch: 7, url: 'http://a:80' };
+    metrics.followElection({
+      get isLeader() {
+        return leading;
+      },
+      leader: async () => leader,
+      members: async () => [{}, {}, {}],
+    });
+    let lines = (await metrics.render()).body.split('\n');
+    expect(lines).toContain('dbaas_leader_epoch{leader="http://a:80"} 7');
+    expect(lines).toContain('dbaas_orchestrators 3');
+    expect(lines).toContain('dbaas_orchestrator_leader 0');
+    // An election under way: no epoch sample (the next scrape reads ZooKeeper again, after 500 ms).
+    leading = true;
+    leader = undefined;
+    await new Promise((r) => setTimeout(r, 600));
+    lines = (await metrics.render()).body.split('\n');
+    expect(lines.filter((l) => l.startsWith('dbaas_leader_epoch{'))).toEqual([]);
+    expect(lines).toContain('dbaas_orchestrator_leader 1');
   });
 });

@@ -1,6 +1,7 @@
 /**
- * Queue, exchange and znode names of one cluster, all derived from its namespace
- * so that several clusters (and test runs) can share one broker and ensemble.
+ * Queue and exchange names of one cluster, all derived from its namespace so
+ * that several clusters (and test runs) can share one broker. The znode paths
+ * are coordination/paths.ts's.
  */
 export interface ClusterNames {
   readonly writeQueue: string;
@@ -16,21 +17,9 @@ export interface ClusterNames {
   readonly legacyDeadLetterQueue: string;
   syncQueue(workerId: string): string;
   controlQueue(workerId: string): string;
-  readonly zkRoot: string;
-  readonly zkWorkers: string;
-  readonly zkMaster: string;
-  readonly zkTerm: string;
-  /** The leader orchestrator's ephemeral znode. */
-  readonly zkLeader: string;
-  /** Every orchestrator's ephemeral sequential membership znode lives under here. */
-  readonly zkOrchestrators: string;
-  /** Bumped (CAS) at every election: the leader's fencing token. */
-  readonly zkEpoch: string;
-  zkWorker(workerId: string): string;
 }
 
 export function clusterNames(namespace: string): ClusterNames {
-  const zkRoot = `/${namespace}`;
   return Object.freeze({
     writeQueue: `${namespace}.writeQ`,
     readQueue: `${namespace}.readQ`,
@@ -41,13 +30,5 @@ export function clusterNames(namespace: string): ClusterNames {
     legacyDeadLetterQueue: `${namespace}.deadQ`,
     syncQueue: (workerId: string) => `${namespace}.sync.${workerId}`,
     controlQueue: (workerId: string) => `${namespace}.ctl.${workerId}`,
-    zkRoot,
-    zkWorkers: `${zkRoot}/workers`,
-    zkMaster: `${zkRoot}/master`,
-    zkTerm: `${zkRoot}/term`,
-    zkLeader: `${zkRoot}/orchestrator`,
-    zkOrchestrators: `${zkRoot}/orchestrators`,
-    zkEpoch: `${zkRoot}/epoch`,
-    zkWorker: (workerId: string) => `${zkRoot}/workers/${workerId}`,
   });
 }

@@ -151,14 +151,14 @@ fi
 app_hash=$( {
   echo "$deps_hash"
   hash_files "$OFFLINE_DIR/app.Dockerfile"
-  find dist/common dist/orchestrator dist/worker -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum
+  find dist/common dist/coordination dist/orchestrator dist/worker -type f ! -name '*.map' -print0 | sort -z | xargs -0 sha256sum
 } | hash_stdin)
 if needs_build "dbaas-worker:$TAG" "$app_hash" || needs_build "dbaas-orchestrator:$TAG" "$app_hash"; then
   t=$(now_ms)
   ctx=$BUILD_DIR/app
   rm -rf "$ctx"
   mkdir -p "$ctx/dist"
-  cp -r dist/common dist/orchestrator dist/worker "$ctx/dist/"
+  cp -r dist/common dist/coordination dist/orchestrator dist/worker "$ctx/dist/"
   find "$ctx/dist" -name '*.map' -delete
   for target in worker orchestrator; do
     docker_build -f "$OFFLINE_DIR/app.Dockerfile" --target "$target" --build-arg "TAG=$TAG" --label "dbaas.build-hash=$app_hash" \

@@ -29,10 +29,10 @@ import { operabilityPlugin } from './operability.js';
 import { makeGuards } from './auth.js';
 import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
-import type { ClusterView } from './cluster-view.js';
+import type { ClusterView } from '../coordination/cluster-view.js';
 import { RawJson, type RpcClient } from './rpc-client.js';
 import type { Verifier } from './verify.js';
-import type { LeaderElection } from './leader-election.js';
+import type { LeaderElection } from '../coordination/leader-election.js';
 import { leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
 import type { SharedAudit } from './shared-audit.js';
 

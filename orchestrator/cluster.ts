@@ -18,14 +18,18 @@ import { masterLostGraceMs, unkillableWaitMs } from '../common/fencing.js';
 import type { Logger } from '../common/logger.js';
 import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
-import { CreateMode, isBadVersion, isNodeExists, isNoNode, type ZkSession } from '../common/zk-session.js';
+import { readClusterRecord, writeClusterRecord } from '../coordination/cluster-record.js';
+import type { ClusterView, MasterInfo } from '../coordination/cluster-view.js';
+import type { ZkPaths } from '../coordination/paths.js';
+import { removeWorkerZnodes } from '../coordination/registration.js';
+import { bumpTerm } from '../coordination/term.js';
+import type { ZkStore } from '../coordination/zk-session.js';
 import type { AuditLog } from './audit-log.js';
-import type { ClusterView, MasterInfo } from './cluster-view.js';
 import { decide, type Action, type ClusterFacts, type Decision, type WorkerFact } from './reconcile.js';
 import type { RpcClient } from './rpc-client.js';
 import type { ExitInfo, Runtime, WorkerSpec } from './runtimes/runtime.js';
 
-/** What the cluster manager needs of the leader election (orchestrator/leader-election.ts). */
+/** What the cluster manager needs of the leader election (coordination/leader-election.ts). */
 export interface LeaderGate {
   /** Asks ZooKeeper whether this orchestrator still leads; false deposes it. */
   confirm(): Promise<boolean>;
@@ -48,8 +52,9 @@ export interface ClusterDeps {
   leader?: LeaderGate;
   config: OrchestratorConfig;
   names: ClusterNames;
+  paths: ZkPaths;
   runtime: Runtime;
-  zk: ZkSession;
+  zk: ZkStore;
   view: ClusterView;
   rpc: RpcClient;
   audit: AuditLog;
@@ -508,14 +513,7 @@ export class ClusterManager {
 
   /** Deletes the znodes a dead worker's session may still hold, so nobody waits for its session to expire. */
   private async removeZnodes(id: string): Promise<void> {
-    const { zk, names } = this.d;
-    await zk.remove(names.zkWorker(id)).catch(() => undefined);
-    try {
-      const { data } = await zk.getData(names.zkMaster);
-      if ((JSON.parse(data?.toString() ?? '{}') as { id?: string }).id === id) await zk.remove(names.zkMaster);
-    } catch {
-      // no master znode
-    }
+    await removeWorkerZnodes(this.d.zk, this.d.paths, id);
   }
 
   private spawnSlave(reason: string): void {
@@ -611,27 +609,8 @@ export class ClusterManager {
 
   /** Increments the persistent term counter in ZooKeeper (optimistic concurrency). */
   private async bumpTerm(): Promise<number> {
-    const { zk, names } = this.d;
-    await zk.mkdirp(names.zkRoot);
-    for (;;) {
-      try {
-        await zk.create(names.zkTerm, Buffer.from('0'), CreateMode.PERSISTENT);
-      } catch (err) {
-        if (!isNodeExists(err)) throw err;
-      }
-      const { data, stat } = await zk.getData(names.zkTerm);
-      const next = Number(data?.toString() ?? '0') + 1;
-      try {
-        // Fenced by the epoch: a former leader's term bump fails in the same transaction.
-        if (this.d.leader) await zk.setDataGuarded(names.zkTerm, Buffer.from(String(next)), stat.version, names.zkEpoch, this.d.leader.epochVersion);
-        else await zk.setData(names.zkTerm, Buffer.from(String(next)), stat.version);
-        return next;
-      } catch (err) {
-        if (!isBadVersion(err)) throw err;
-        // The term moved (retry), or the epoch did: then this orchestrator no longer leads.
-        if (this.d.leader && !(await this.d.leader.confirm())) throw new Error('no longer the leader: the term was not moved');
-      }
-    }
+    // Fenced by the epoch: a former leader's term bump fails in the same transaction (coordination/term.ts).
+    return bumpTerm(this.d.zk, this.d.paths, this.d.leader);
   }
 
   // ------------------------------------------------------ request path API --
@@ -824,29 +803,13 @@ export class ClusterManager {
 
   /** The master recorded in ZooKeeper (`/<ns>/cluster`), which outlives a data directory that was deleted. */
   private async readClusterRecord(): Promise<ClusterFile | undefined> {
-    try {
-      const { data } = await this.d.zk.getData(`${this.d.names.zkRoot}/cluster`);
-      const parsed = JSON.parse(data?.toString() ?? '{}') as Partial<ClusterFile>;
-      if (typeof parsed.masterId !== 'string' || parsed.masterId === '') return undefined;
-      return { masterId: parsed.masterId, ...(typeof parsed.dataDir === 'string' ? { dataDir: parsed.dataDir } : {}), ...(typeof parsed.host === 'string' ? { host: parsed.host } : {}) };
-    } catch (err) {
-      if (isNoNode(err)) return undefined;
-      throw err;
-    }
+    return readClusterRecord(this.d.zk, this.d.paths);
   }
 
   /** Records which worker's data is the master's: in the data directory and in ZooKeeper. */
   private writeClusterFile(file: ClusterFile): void {
     mkdirSync(path.dirname(this.clusterFile), { recursive: true });
     writeFileSync(this.clusterFile, JSON.stringify(file));
-    const znode = `${this.d.names.zkRoot}/cluster`;
-    const data = Buffer.from(JSON.stringify({ ...file, dataDir: path.resolve(this.d.config.dataDir), host: os.hostname() }));
-    void this.d.zk
-      .setData(znode, data)
-      .catch(async (err: unknown) => {
-        if (!isNoNode(err)) throw err;
-        await this.d.zk.create(znode, data, CreateMode.PERSISTENT);
-      })
-      .catch((err: unknown) => this.d.logger.warn({ err: (err as Error).message }, 'could not record the master in ZooKeeper'));
+    void writeClusterRecord(this.d.zk, this.d.paths, { ...file, dataDir: path.resolve(this.d.config.dataDir), host: os.hostname() }).catch((err: unknown) => this.d.logger.warn({ err: (err as Error).message }, 'could not record the master in ZooKeeper'));
   }
 }

@@ -13,7 +13,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DbaasError } from '../common/errors.js';
 import type { Guard } from './auth.js';
-import type { LeaderElection } from './leader-election.js';
+import type { LeaderElection } from '../coordination/leader-election.js';
 
 const FORWARDED_HEADER = 'x-dbaas-forwarded-by';
 const FORWARD_TIMEOUT_MS = 60_000;

@@ -6,14 +6,15 @@ import type { FastifyInstance } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames } from '../common/names.js';
-import { ZkSession } from '../common/zk-session.js';
-import { describeInfo, LeaderElection } from './leader-election.js';
+import { ClusterView } from '../coordination/cluster-view.js';
+import { describeInfo, LeaderElection } from '../coordination/leader-election.js';
+import { zkPaths } from '../coordination/paths.js';
+import { ZkSession } from '../coordination/zk-session.js';
 import { SharedAudit } from './shared-audit.js';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit-log.js';
 import { Autoscaler } from './autoscaler.js';
 import { ClusterManager, type LeaderGate } from './cluster.js';
-import { ClusterView } from './cluster-view.js';
 import { Metrics } from './metrics.js';
 import { RpcClient } from './rpc-client.js';
 import { createRuntime, type Runtime } from './runtimes/index.js';
@@ -47,13 +48,14 @@ export interface StartOptions {
 
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger, opts: StartOptions = {}): Promise<Orchestrator> {
   const names = clusterNames(config.namespace);
+  const paths = zkPaths(config.namespace);
   const zk = new ZkSession({
     connect: config.zkConnect,
     sessionTimeoutMs: config.zkSessionTimeoutMs,
     stuckAfterMs: config.zkOutageToleranceMs,
     logger: logger.child({ component: 'zk' }),
   });
-  const view = new ClusterView(zk, names, logger.child({ component: 'view' }));
+  const view = new ClusterView(zk, paths, logger.child({ component: 'view' }));
   const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }), config);
   const runtime = opts.runtime ?? createRuntime(config, logger);
   const audit = new AuditLog(logger.child({ component: 'audit' }));
@@ -67,11 +69,11 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       return election.epochVersion;
     },
   };
-  const cluster = new ClusterManager({ leader: gate, config, names, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
+  const cluster = new ClusterManager({ leader: gate, config, names, paths, runtime, zk, view, rpc, audit, logger: logger.child({ component: 'cluster' }) });
   const autoscaler = new Autoscaler(config, cluster, audit);
   const verifier = new Verifier({ config, names, rpc, cluster, audit, logger: logger.child({ component: 'verify' }) });
   const metrics = new Metrics({ names, cluster, autoscaler, rpc, audit, zk });
-  const election = new LeaderElection(zk, names, { port: config.port, url: defaultUrl(config) }, logger.child({ component: 'election' }), {
+  const election = new LeaderElection(zk, paths, { port: config.port, url: defaultUrl(config) }, logger.child({ component: 'election' }), {
     onElected: async (epoch) => {
       audit.record('election', `this orchestrator (${describeInfo(election.me)}) leads namespace ${config.namespace} in epoch ${epoch}`, { details: { epoch } });
       await cluster.lead();
@@ -86,7 +88,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     },
   });
 
-  const sharedAudit = new SharedAudit(zk, names, audit, describeInfo(election.me));
+  const sharedAudit = new SharedAudit(zk, paths, audit, describeInfo(election.me));
   const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, sharedAudit, logger });
   // The leader's epoch and the orchestrators of the namespace, in every orchestrator's /metrics.
   metrics.followElection(election);

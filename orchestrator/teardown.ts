@@ -24,8 +24,10 @@ import amqp from 'amqplib';
 import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames, type ClusterNames } from '../common/names.js';
-import { isNoNode, ZkSession } from '../common/zk-session.js';
-import { describeInfo, parseInfo } from './leader-election.js';
+import { describeInfo } from '../coordination/leader-election.js';
+import { leaderOf, memberCount, registeredWorkerIds, removeTree, withZkSession, znodeTree } from '../coordination/namespace.js';
+import { zkPaths, type ZkPaths } from '../coordination/paths.js';
+import type { ZkStore } from '../coordination/zk-session.js';
 import { DOCKER_LABELS } from './runtimes/docker-runtime.js';
 import { dockerClient } from './runtimes/index.js';
 
@@ -86,37 +88,19 @@ async function rabbitmqctlNames(what: 'queues' | 'exchanges'): Promise<string[] 
   }
 }
 
-async function withZk<T>(config: TeardownConfig, logger: Logger, fn: (zk: ZkSession) => Promise<T>): Promise<T> {
-  const zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: 5000, logger });
-  zk.start();
-  try {
-    await zk.waitUntilConnected(ZK_CONNECT_TIMEOUT_MS);
-    return await fn(zk);
-  } finally {
-    zk.close();
-  }
-}
-
-async function znodeTree(zk: ZkSession, root: string): Promise<string[]> {
-  const children = await zk.getChildren(root).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
-  if (children === undefined) return [];
-  const below = await Promise.all(children.map((c) => znodeTree(zk, `${root}/${c}`)));
-  return [root, ...below.flat()];
+async function withZk<T>(config: TeardownConfig, logger: Logger, fn: (zk: ZkStore) => Promise<T>): Promise<T> {
+  return withZkSession(config.zkConnect, logger, ZK_CONNECT_TIMEOUT_MS, fn);
 }
 
 /** Refuses while an orchestrator leads or follows in the namespace. */
-async function refuseIfHeld(zk: ZkSession, names: ClusterNames, namespace: string): Promise<void> {
-  try {
-    const { data } = await zk.getData(names.zkLeader);
-    throw new TeardownRefused(
-      `an orchestrator runs namespace ${namespace} (${describeInfo(parseInfo(data))}): stop it first (Ctrl-C, or SIGTERM to that pid)`,
-    );
-  } catch (err) {
-    if (!isNoNode(err)) throw err;
+async function refuseIfHeld(zk: ZkStore, paths: ZkPaths, namespace: string): Promise<void> {
+  const leader = await leaderOf(zk, paths);
+  if (leader) {
+    throw new TeardownRefused(`an orchestrator runs namespace ${namespace} (${describeInfo(leader)}): stop it first (Ctrl-C, or SIGTERM to that pid)`);
   }
-  const members = await zk.getChildren(names.zkOrchestrators).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
-  if (members.length > 0) {
-    throw new TeardownRefused(`${members.length} orchestrator(s) are registered in namespace ${namespace} (${names.zkOrchestrators}): stop them first`);
+  const members = await memberCount(zk, paths);
+  if (members > 0) {
+    throw new TeardownRefused(`${members} orchestrator(s) are registered in namespace ${namespace} (${paths.orchestrators}): stop them first`);
   }
 }
 
@@ -229,11 +213,12 @@ async function existing(conn: amqp.ChannelModel, kind: 'queue' | 'exchange', can
  */
 export async function inventory(config: TeardownConfig, logger: Logger): Promise<NamespaceObjects> {
   const names = clusterNames(config.namespace);
+  const paths = zkPaths(config.namespace);
   const out = empty();
   const ids = new Set(workerIdsOnDisk(config));
   out.znodes = await withZk(config, logger, async (zk) => {
-    const tree = await znodeTree(zk, names.zkRoot);
-    for (const id of await zk.getChildren(names.zkWorkers).catch(() => [] as string[])) ids.add(id);
+    const tree = await znodeTree(zk, paths.root);
+    for (const id of await registeredWorkerIds(zk, paths)) ids.add(id);
     return tree;
   });
   const docker = await dockerObjects(config);
@@ -263,13 +248,14 @@ export async function inventory(config: TeardownConfig, logger: Logger): Promise
  */
 export async function teardownNamespace(config: TeardownConfig, logger: Logger): Promise<NamespaceObjects> {
   const names = clusterNames(config.namespace);
+  const paths = zkPaths(config.namespace);
   const out = empty();
   const ids = new Set(workerIdsOnDisk(config));
 
   // 1. ZooKeeper first: it says whether an orchestrator still runs the namespace.
   await withZk(config, logger, async (zk) => {
-    await refuseIfHeld(zk, names, config.namespace);
-    for (const id of await zk.getChildren(names.zkWorkers).catch(() => [] as string[])) ids.add(id);
+    await refuseIfHeld(zk, paths, config.namespace);
+    for (const id of await registeredWorkerIds(zk, paths)) ids.add(id);
   });
 
   // 2. Processes left running (an orchestrator killed with SIGKILL leaves its workers): they would re-create queues and znodes.
@@ -320,10 +306,8 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
 
   // 5. ZooKeeper: the whole tree, deepest first (checked again: nobody may have taken the namespace meanwhile).
   out.znodes = await withZk(config, logger, async (zk) => {
-    await refuseIfHeld(zk, names, config.namespace);
-    const tree = await znodeTree(zk, names.zkRoot);
-    for (const p of [...tree].reverse()) await zk.remove(p).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
-    return tree;
+    await refuseIfHeld(zk, paths, config.namespace);
+    return removeTree(zk, paths.root);
   });
 
   // 6. The data directory, last: until here it told which workers the namespace had.

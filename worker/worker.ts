@@ -14,7 +14,6 @@
  */
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { AmqpConnection } from '../common/amqp-connection.js';
-import { waitFor } from '../common/backoff.js';
 import type { WorkerConfig } from '../common/config.js';
 import { DbaasError, asDbaasError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
@@ -22,7 +21,10 @@ import { decodeControl, type ChecksumReply, type ControlMessage, type WorkerStat
 import { clusterNames, type ClusterNames } from '../common/names.js';
 import { FENCE_CHECK_MS, selfFenceMs } from '../common/fencing.js';
 import { assertTopology } from '../common/topology.js';
-import { CreateMode, isNodeExists, isNoNode, ZkSession } from '../common/zk-session.js';
+import { zkPaths, type ZkPaths } from '../coordination/paths.js';
+import { claimMaster, EpochWatch, masterSeq, publishWorker, registerWorker, waitForMasterDbUrl } from '../coordination/registration.js';
+import { readTerm, watchTerm } from '../coordination/term.js';
+import { ZkSession } from '../coordination/zk-session.js';
 import { ChecksumBook } from './checksum.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterRole } from './master-role.js';
@@ -51,6 +53,7 @@ const CONTROL_PREFETCH = 16;
 
 export class Worker implements WorkerContext {
   readonly names: ClusterNames;
+  private readonly paths: ZkPaths;
   private currentState: WorkerState = 'starting';
   private storeRef: Store | undefined;
   private readonly zk: ZkSession;
@@ -69,7 +72,9 @@ export class Worker implements WorkerContext {
     readonly logger: Logger,
   ) {
     this.names = clusterNames(config.namespace);
+    this.paths = zkPaths(config.namespace);
     this.zk = new ZkSession({ connect: config.zkConnect, sessionTimeoutMs: config.zkSessionTimeoutMs, stuckAfterMs: config.zkOutageToleranceMs, logger });
+    this.epochWatch = new EpochWatch(this.zk, this.paths, () => this.currentState === 'stopped');
     this.amqp = new AmqpConnection({
       url: config.amqpUrl,
       name: `dbaas-worker-${config.workerId}`,
@@ -135,7 +140,7 @@ export class Worker implements WorkerContext {
     });
     this.zk.start();
     await this.zk.waitUntilConnected(15_000);
-    await this.watchEpoch();
+    await this.epochWatch.start();
 
     if (config.role === 'master') {
       this.master = new MasterRole(this, config.term);
@@ -189,17 +194,7 @@ export class Worker implements WorkerContext {
   }
 
   private async register(): Promise<void> {
-    const path = this.names.zkWorker(this.config.workerId);
-    await this.zk.mkdirp(this.names.zkWorkers);
-    const data = Buffer.from(JSON.stringify(this.status()));
-    try {
-      await this.zk.create(path, data, CreateMode.EPHEMERAL);
-    } catch (err) {
-      if (!isNodeExists(err)) throw err;
-      // Left by our previous, expired session: replace it.
-      await this.zk.remove(path).catch(() => undefined);
-      await this.zk.create(path, data, CreateMode.EPHEMERAL);
-    }
+    const data = await registerWorker(this.zk, this.paths, this.status());
     this.lastPublished = data.toString();
     if (this.slave && this.currentState === 'slave' && this.amqp.connection) await this.slave.startReads(this.amqp.connection);
     if (this.reclaimPending) await this.reclaimMaster();
@@ -235,8 +230,7 @@ export class Worker implements WorkerContext {
     const master = this.master;
     if (!master) return;
     try {
-      const { data } = await this.zk.getData(this.names.zkTerm);
-      const term = Number(data?.toString() ?? '0');
+      const term = await readTerm(this.zk, this.paths);
       if (term !== master.term) this.fail(`the term moved to ${term} while this master (term ${master.term}) had lost its session`);
       await this.watchTerm(master.term);
       await this.claimMaster(master.term);
@@ -255,11 +249,12 @@ export class Worker implements WorkerContext {
   /** Writes the status to the worker's znode when it changed; only a write that succeeded counts as published. */
   private async publishStatus(): Promise<void> {
     if (!this.zk.connected || this.publishing) return;
-    const data = JSON.stringify(this.status());
+    const status = this.status();
+    const data = JSON.stringify(status);
     if (data === this.lastPublished) return;
     this.publishing = true;
     try {
-      await this.zk.setData(this.names.zkWorker(this.config.workerId), Buffer.from(data));
+      await publishWorker(this.zk, this.paths, status);
       this.lastPublished = data;
     } catch {
       // retried by the next tick
@@ -270,52 +265,17 @@ export class Worker implements WorkerContext {
 
   /** The master's newest seq as it last published it in its worker znode (at most half a second old). */
   private async masterSeq(): Promise<number | undefined> {
-    const { data } = await this.zk.getData(this.names.zkMaster);
-    const { id } = JSON.parse(data?.toString() ?? '{}') as { id?: string };
-    if (!id) return undefined;
-    const status = await this.zk.getData(this.names.zkWorker(id));
-    const seq = (JSON.parse(status.data?.toString() ?? '{}') as { appliedSeq?: unknown }).appliedSeq;
-    return typeof seq === 'number' ? seq : undefined;
+    return masterSeq(this.zk, this.paths);
   }
 
   private async findMasterDbUrl(timeoutMs: number): Promise<string> {
-    return waitFor(
-      async () => {
-        const { data } = await this.zk.getData(this.names.zkMaster);
-        const parsed = JSON.parse(data?.toString() ?? '{}') as { dbUrl?: string };
-        return parsed.dbUrl;
-      },
-      timeoutMs,
-      () => new Error(`no master registered after ${timeoutMs} ms`),
-      100,
-    );
+    return waitForMasterDbUrl(this.zk, this.paths, timeoutMs);
   }
 
   /** Creates the ephemeral master znode, waiting out a previous master's session. */
   private async claimMaster(term: number): Promise<void> {
-    const data = Buffer.from(JSON.stringify({ id: this.config.workerId, term, dbUrl: this.config.advertisedMongoUrl }));
-    const path = this.names.zkMaster;
-    await waitFor(
-      async () => {
-        try {
-          await this.zk.create(path, data, CreateMode.EPHEMERAL);
-          return true;
-        } catch (err) {
-          if (!isNodeExists(err)) throw err;
-          const { data: held } = await this.zk.getData(path).catch((e: unknown) => {
-            if (isNoNode(e)) return { data: undefined };
-            throw e;
-          });
-          const holder = JSON.parse(held?.toString() ?? '{}') as { id?: string };
-          if (holder.id !== this.config.workerId) return undefined;
-          await this.zk.setData(path, data);
-          return true;
-        }
-      },
-      this.config.zkSessionTimeoutMs * 3 + 2000,
-      () => new Error('another master still holds the master znode'),
-      100,
-    );
+    const me = { id: this.config.workerId, term, dbUrl: this.config.advertisedMongoUrl };
+    await claimMaster(this.zk, this.paths, me, this.config.zkSessionTimeoutMs * 3 + 2000);
   }
 
   /**
@@ -327,29 +287,12 @@ export class Worker implements WorkerContext {
    * no longer be deposed (the contact deadline in checkZkContact covers the gap).
    */
   private async watchTerm(myTerm: number): Promise<void> {
-    const check = async (): Promise<void> => {
-      if (this.currentState === 'stopped') return;
-      const { data } = await this.zk.getData(this.names.zkTerm, () => void retry());
-      const term = Number(data?.toString() ?? '0');
-      if (term > myTerm) {
+    await watchTerm(this.zk, this.paths, myTerm, {
+      moved: async (term) => {
         await this.master?.fence();
         this.fail(`the term moved to ${term} while this master holds term ${myTerm}`);
-      }
-    };
-    const retry = async (): Promise<void> => {
-      for (;;) {
-        try {
-          await check();
-          return;
-        } catch (err) {
-          if (isNoNode(err)) return;
-          if (this.currentState === 'stopped') return;
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    };
-    await check().catch((err: unknown) => {
-      if (!isNoNode(err)) throw err;
+      },
+      stopped: () => this.currentState === 'stopped',
     });
   }
 
@@ -394,51 +337,17 @@ export class Worker implements WorkerContext {
   }
 
   /**
-   * The newest leader epoch (orchestrator/leader-election.ts), kept current by a
+   * The newest leader epoch (coordination/leader-election.ts), kept current by a
    * watch: a promote or retire sent by a former leader (paused, cut off) carries
    * an older one and is refused.
    */
-  private epoch = 0;
-
-  private async watchEpoch(): Promise<void> {
-    const read = async (): Promise<void> => {
-      if (this.currentState === 'stopped') return;
-      try {
-        const { data } = await this.zk.getData(this.names.zkEpoch, () => void reread());
-        this.epoch = Math.max(this.epoch, Number(data?.toString() ?? '0') || 0);
-      } catch (err) {
-        if (!isNoNode(err)) throw err;
-        // No leader yet: watch for the znode to appear.
-        if (!(await this.zk.exists(this.names.zkEpoch, () => void reread()))) return;
-        await read();
-      }
-    };
-    const reread = async (): Promise<void> => {
-      for (let i = 0; i < 600 && this.currentState !== 'stopped'; i++) {
-        try {
-          await read();
-          return;
-        } catch {
-          await new Promise((r) => setTimeout(r, 1000));
-        }
-      }
-    };
-    await read().catch(() => void reread());
-  }
+  private readonly epochWatch: EpochWatch;
 
   private async checkEpoch(control: { type: string; epoch?: number }): Promise<void> {
     if (control.epoch === undefined) return;
-    // Read afresh: these messages are rare, and the watch may lag a new election by a moment.
-    try {
-      const { data } = await this.zk.getData(this.names.zkEpoch);
-      this.epoch = Math.max(this.epoch, Number(data?.toString() ?? '0') || 0);
-    } catch (err) {
-      if (!isNoNode(err)) throw err;
+    if (!(await this.epochWatch.admits(control.epoch))) {
+      throw new DbaasError('DBAAS_CONTROL_STALE_EPOCH', `${control.type} from leader epoch ${control.epoch} refused: epoch ${this.epochWatch.current} leads now`);
     }
-    if (control.epoch < this.epoch) {
-      throw new DbaasError('DBAAS_CONTROL_STALE_EPOCH', `${control.type} from leader epoch ${control.epoch} refused: epoch ${this.epoch} leads now`);
-    }
-    this.epoch = control.epoch;
   }
 
   private async control(control: ControlMessage): Promise<unknown> {

@@ -6,8 +6,8 @@ import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.js';
-import { clusterNames } from '../../common/names.js';
-import { ZkSession } from '../../common/zk-session.js';
+import { zkPaths } from '../../coordination/paths.js';
+import { ZkSession } from '../../coordination/zk-session.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { alive } from './infra.js';
 import { dumpAllReplicas } from './replicas.js';
@@ -176,7 +176,7 @@ describe('data safety', () => {
     zk.start();
     try {
       await zk.waitUntilConnected(10_000);
-      const termPath = clusterNames(c.namespace).zkTerm;
+      const termPath = zkPaths(c.namespace).term;
       const { data, stat } = await zk.getData(termPath);
       await zk.setData(termPath, Buffer.from(String(Number(data?.toString() ?? '0') + 5)), stat.version);
     } finally {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { clusterNames } from '../../common/names.js';
+import { zkPaths } from '../../coordination/paths.js';
 import { eventually, startTestCluster } from './harness.js';
 import { alive, dbPidOf, queueExists, znodeChildren } from './infra.js';
 
@@ -21,7 +22,7 @@ describe('resource hygiene', () => {
       await eventually(async () => !(await queueExists(names.syncQueue(victim.id))), 10_000, 'the dead slave sync queue deleted');
       expect(alive(victim.pid)).toBe(false);
       expect(alive(victimDb)).toBe(false);
-      expect(await znodeChildren(names.zkWorkers)).not.toContain(victim.id);
+      expect(await znodeChildren(zkPaths(c.namespace).workers)).not.toContain(victim.id);
       await eventually(() => !existsSync(path.join(c.dataDir, c.namespace, victim.id)), 10_000, 'its data directory removed');
 
       // A full stop.
@@ -30,7 +31,7 @@ describe('resource hygiene', () => {
       const pids = workers.flatMap((w) => [w.pid, dbPidOf(c.dataDir, c.namespace, w.id)]);
       await c.orch.close();
       for (const pid of pids) expect(alive(pid), `pid ${pid} still running`).toBe(false);
-      expect(await znodeChildren(names.zkWorkers)).toEqual([]);
+      expect(await znodeChildren(zkPaths(c.namespace).workers)).toEqual([]);
       for (const w of workers.filter((x) => x.id !== masterId)) {
         expect(await queueExists(names.syncQueue(w.id))).toBe(false);
         expect(existsSync(path.join(c.dataDir, c.namespace, w.id))).toBe(false);

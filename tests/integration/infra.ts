@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import amqp from 'amqplib';
-import zookeeper from 'node-zookeeper-client';
+import { createLogger } from '../../common/logger.js';
+import { withZkSession } from '../../coordination/namespace.js';
+import { isNoNode } from '../../coordination/zk-session.js';
 
 // Restarting and pausing ZooKeeper the way it was started: one copy, the nemesis'.
 export { pauseZooKeeper, restartZooKeeper } from '../../tools/nemesis/infra.js';
@@ -38,21 +40,9 @@ export { purgeNamespace } from '../../tools/nemesis/infra.js';
 
 /** The children of a znode ([] when it does not exist). */
 export async function znodeChildren(p: string): Promise<string[]> {
-  const client = zookeeper.createClient('127.0.0.1:2181', { sessionTimeout: 5000 });
-  client.connect();
-  try {
-    return await new Promise<string[]>((resolve, reject) => {
-      client.once('connected', () => {
-        client.getChildren(p, (err, children) => {
-          if (err && (err as { getCode?: () => number }).getCode?.() === zookeeper.Exception.NO_NODE) resolve([]);
-          else if (err) reject(err);
-          else resolve(children);
-        });
-      });
-    });
-  } finally {
-    client.close();
-  }
+  return withZkSession('127.0.0.1:2181', createLogger('test-zk', 'warn'), 10_000, (zk) =>
+    zk.getChildren(p).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err))),
+  );
 }
 
 export { isAlive as alive } from '../../common/probes.js';

@@ -10,7 +10,8 @@ import { purgeNamespace, runProcesses, workerDirs } from '../../tools/nemesis/in
 import { OrchestratorProcess } from '../../tools/nemesis/orchestrator-process.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
-import { ZkSession } from '../../common/zk-session.js';
+import { zkPaths } from '../../coordination/paths.js';
+import { ZkSession } from '../../coordination/zk-session.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { alive } from './infra.js';
 import { dumpAllReplicas } from './replicas.js';
@@ -173,7 +174,7 @@ describe('several orchestrators', () => {
     zk.start();
     try {
       await zk.waitUntilConnected(10_000);
-      const epochPath = clusterNames(a.namespace).zkEpoch;
+      const epochPath = zkPaths(a.namespace).epoch;
       const { data, stat } = await zk.getData(epochPath);
       await zk.setData(epochPath, Buffer.from(String(Number(data?.toString() ?? '0') + 1)), stat.version);
     } finally {

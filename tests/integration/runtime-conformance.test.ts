@@ -13,8 +13,8 @@ import type Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadOrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { clusterNames } from '../../common/names.js';
-import { ZkSession } from '../../common/zk-session.js';
+import { zkPaths } from '../../coordination/paths.js';
+import { ZkSession } from '../../coordination/zk-session.js';
 import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.js';
 import type { ExitInfo, Runtime, WorkerHandle } from '../../orchestrator/runtimes/runtime.js';
@@ -167,7 +167,7 @@ for (const backend of backends) {
         await ctx.zk.waitUntilConnected(10_000);
       }
       const zk = ctx.zk;
-      const znode = clusterNames(ctx.ns).zkWorker(id);
+      const znode = zkPaths(ctx.ns).worker(id);
       await eventually(
         async () => {
           const { data } = await zk.getData(znode);

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.js';
-import { ZkSession } from '../../common/zk-session.js';
+import { ZkSession } from '../../coordination/zk-session.js';
 import { eventually } from './harness.js';
 
 /** A TCP proxy to ZooKeeper; `swallow()` makes the connections open now stop passing anything on. */

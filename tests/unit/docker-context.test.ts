@@ -140,7 +140,7 @@ describe('docker/Dockerfile build context', () => {
         throw new Error(`npm run ${script} fails in the Docker build context:\n${e.stdout?.toString() ?? ''}${e.stderr?.toString() ?? e.message}`);
       }
     }
-    for (const entry of ['dist/orchestrator/main.js', 'dist/worker/main.js', 'dist/orchestrator/dashboard/index.html']) {
+    for (const entry of ['dist/orchestrator/main.js', 'dist/worker/main.js', 'dist/coordination/zk-session.js', 'dist/orchestrator/dashboard/index.html']) {
       expect(existsSync(path.join(work, entry)) && statSync(path.join(work, entry)).size > 0, entry).toBe(true);
     }
   }, 180_000);

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { AmqpConnection } from '../../common/amqp-connection.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
-import { isNoNode, ZkSession } from '../../common/zk-session.js';
+import { removeTree, withZkSession } from '../../coordination/namespace.js';
+import { zkPaths } from '../../coordination/paths.js';
 import { DbaasClient } from '../../client/dbaas-client.js';
 import type { WorkerInfo, WriteBody, WriteResult } from '../../client/types.js';
 
@@ -216,23 +217,5 @@ async function removeNamespace(namespace: string, workerIds: string[], amqpUrl: 
   } finally {
     await amqp.close();
   }
-  const zk = new ZkSession({ connect: zkConnect, sessionTimeoutMs: 5000, logger });
-  zk.start();
-  try {
-    await zk.waitUntilConnected(10_000);
-    const removeTree = async (p: string): Promise<void> => {
-      const children = await zk.getChildren(p).catch((err: unknown) => {
-        if (isNoNode(err)) return undefined;
-        throw err;
-      });
-      if (children === undefined) return;
-      for (const c of children) await removeTree(`${p}/${c}`);
-      await zk.remove(p).catch((err: unknown) => {
-        if (!isNoNode(err)) throw err;
-      });
-    };
-    await removeTree(names.zkRoot);
-  } finally {
-    zk.close();
-  }
+  await withZkSession(zkConnect, logger, 10_000, (zk) => removeTree(zk, zkPaths(namespace).root));
 }

@@ -14,7 +14,8 @@ import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { canConnect } from '../../common/probes.js';
-import { isNoNode, ZkSession } from '../../common/zk-session.js';
+import { removeTree, withZkSession } from '../../coordination/namespace.js';
+import { zkPaths } from '../../coordination/paths.js';
 
 const run = promisify(execFile);
 
@@ -169,19 +170,7 @@ export async function purgeNamespace(namespace: string, workerIds: Iterable<stri
   } finally {
     await conn.close().catch(() => undefined);
   }
-  const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('nemesis-zk', 'warn') });
-  zk.start();
-  try {
-    await zk.waitUntilConnected(10_000);
-    const remove = async (p: string): Promise<void> => {
-      const children = await zk.getChildren(p).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
-      for (const child of children) await remove(`${p}/${child}`);
-      await zk.remove(p).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
-    };
-    await remove(names.zkRoot);
-  } finally {
-    zk.close();
-  }
+  await withZkSession('127.0.0.1:2181', createLogger('nemesis-zk', 'warn'), 10_000, (zk) => removeTree(zk, zkPaths(namespace).root));
 }
 
 /** The ids of the worker directories a run left (`<dataDir>/<namespace>/*`). */

@@ -7,32 +7,30 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../common/logger.js';
-import type { WorkerStatus } from '../common/messages.js';
-import type { ClusterNames } from '../common/names.js';
-import { isNoNode, type Watcher, type ZkSession } from '../common/zk-session.js';
+import type { ZkPaths } from './paths.js';
+import { decodeMasterZnode, decodeWorkerZnode, type MasterZnode, type WorkerZnode } from './schemas.js';
+import { isNoNode, type Watcher, type ZkStore } from './zk-session.js';
 
-export interface MasterInfo {
-  id: string;
-  term: number;
-}
+/** The master as its znode names it. */
+export type MasterInfo = MasterZnode;
 
 export class ClusterView extends EventEmitter {
-  readonly workers = new Map<string, WorkerStatus>();
+  readonly workers = new Map<string, WorkerZnode>();
   master: MasterInfo | undefined;
   /** True once the picture was read in the current ZooKeeper session; false while it may be stale. */
   ready = false;
   private readonly retryTimer: NodeJS.Timeout;
 
   constructor(
-    private readonly zk: ZkSession,
-    private readonly names: ClusterNames,
+    private readonly zk: ZkStore,
+    private readonly paths: ZkPaths,
     private readonly logger: Logger,
   ) {
     super();
     // A new session (or a reconnection, after which the server may not have kept our
     // watches) re-reads every worker, which also re-arms every data watch.
     zk.onSession(async () => {
-      await zk.mkdirp(names.zkWorkers);
+      await zk.mkdirp(paths.workers);
       await Promise.all([this.refreshChildren(true), this.refreshMaster()]);
       this.ready = true;
       this.emit('change');
@@ -54,15 +52,15 @@ export class ClusterView extends EventEmitter {
   }
 
   /** Slaves in state `slave`: caught up and taking reads. */
-  servingSlaves(): WorkerStatus[] {
+  servingSlaves(): WorkerZnode[] {
     return [...this.workers.values()].filter((w) => w.role === 'slave' && w.state === 'slave');
   }
 
-  slaves(): WorkerStatus[] {
+  slaves(): WorkerZnode[] {
     return [...this.workers.values()].filter((w) => w.role === 'slave');
   }
 
-  masterStatus(): WorkerStatus | undefined {
+  masterStatus(): WorkerZnode | undefined {
     return this.master ? this.workers.get(this.master.id) : undefined;
   }
 
@@ -90,7 +88,7 @@ export class ClusterView extends EventEmitter {
   private async refreshChildren(all = false): Promise<boolean> {
     let children: string[];
     try {
-      children = await this.zk.getChildren(this.names.zkWorkers, this.childWatcher);
+      children = await this.zk.getChildren(this.paths.workers, this.childWatcher);
     } catch (err) {
       this.warn(err);
       return false;
@@ -104,9 +102,13 @@ export class ClusterView extends EventEmitter {
 
   private async refreshWorker(id: string): Promise<void> {
     try {
-      const { data } = await this.zk.getData(this.names.zkWorker(id), this.workerWatcher(id));
-      const status = JSON.parse(data?.toString() ?? '{}') as WorkerStatus;
-      this.workers.set(id, status);
+      const { data } = await this.zk.getData(this.paths.worker(id), this.workerWatcher(id));
+      const status = decodeWorkerZnode(data);
+      if (status) this.workers.set(id, status);
+      else {
+        this.workers.delete(id);
+        this.logger.warn({ id }, 'a worker znode that does not decode; ignored');
+      }
     } catch (err) {
       if (isNoNode(err)) this.workers.delete(id);
       else this.warn(err);
@@ -116,12 +118,12 @@ export class ClusterView extends EventEmitter {
   private async refreshMaster(): Promise<boolean> {
     let ok = true;
     try {
-      const stat = await this.zk.exists(this.names.zkMaster, this.masterWatcher);
+      const stat = await this.zk.exists(this.paths.master, this.masterWatcher);
       if (!stat) {
         this.master = undefined;
       } else {
-        const { data } = await this.zk.getData(this.names.zkMaster);
-        this.master = JSON.parse(data?.toString() ?? '{}') as MasterInfo;
+        const { data } = await this.zk.getData(this.paths.master);
+        this.master = decodeMasterZnode(data);
       }
     } catch (err) {
       if (isNoNode(err)) this.master = undefined;

@@ -24,31 +24,16 @@
 import { EventEmitter } from 'node:events';
 import os from 'node:os';
 import type { Logger } from '../common/logger.js';
-import type { ClusterNames } from '../common/names.js';
-import { CreateMode, isBadVersion, isNodeExists, isNoNode, type ZkSession } from '../common/zk-session.js';
+import { bumpCounter } from './term.js';
+import type { ZkPaths } from './paths.js';
+import { decodeOrchestratorZnode, encodeZnode, type OrchestratorZnode } from './schemas.js';
+import { CreateMode, isNodeExists, isNoNode, type ZkStore } from './zk-session.js';
 
 /** What an orchestrator's znodes say about it. */
-export interface OrchestratorInfo {
-  host: string;
-  pid: number;
-  port: number;
-  /** Where other orchestrators reach its HTTP API (admin actions are forwarded there). */
-  url: string;
-  startedAt: string;
-  /** Random per process: tells this one from another with the same pid on another host. */
-  token: string;
-  /** Only in the leader znode: the epoch of this leadership. */
-  epoch?: number;
-}
+export type OrchestratorInfo = Omit<OrchestratorZnode, 'reads'>;
 
-export function parseInfo(data: Buffer | undefined): Partial<OrchestratorInfo> {
-  try {
-    const parsed: unknown = JSON.parse(data?.toString() ?? '{}');
-    return typeof parsed === 'object' && parsed !== null ? (parsed as Partial<OrchestratorInfo>) : {};
-  } catch {
-    return {};
-  }
-}
+/** An orchestrator znode's fields that have the right type. */
+export const parseInfo = decodeOrchestratorZnode;
 
 function pidAlive(pid: number): boolean {
   try {
@@ -80,8 +65,8 @@ export class LeaderElection extends EventEmitter {
   readonly me: OrchestratorInfo;
 
   constructor(
-    private readonly zk: ZkSession,
-    private readonly names: ClusterNames,
+    private readonly zk: ZkStore,
+    private readonly paths: ZkPaths,
     me: { port: number; url: string },
     private readonly logger: Logger,
     private readonly hooks: ElectionHooks,
@@ -136,15 +121,15 @@ export class LeaderElection extends EventEmitter {
   private memberPath: string | undefined;
 
   private async register(): Promise<void> {
-    await this.zk.mkdirp(this.names.zkOrchestrators);
-    this.memberPath = await this.zk.create(`${this.names.zkOrchestrators}/o-`, Buffer.from(JSON.stringify(this.me)), CreateMode.EPHEMERAL_SEQUENTIAL);
+    await this.zk.mkdirp(this.paths.orchestrators);
+    this.memberPath = await this.zk.create(this.paths.orchestratorPrefix, encodeZnode(this.me), CreateMode.EPHEMERAL_SEQUENTIAL);
   }
 
   /** Where this orchestrator's API listens, once it does (admin actions are forwarded there while it leads). */
   async advertise(url: string): Promise<void> {
     this.me.url = url;
-    if (this.memberPath) await this.zk.setData(this.memberPath, Buffer.from(JSON.stringify(this.me))).catch(() => undefined);
-    if (this.leading) await this.zk.setData(this.names.zkLeader, Buffer.from(JSON.stringify({ ...this.me, epoch: this.currentEpoch }))).catch(() => undefined);
+    if (this.memberPath) await this.zk.setData(this.memberPath, encodeZnode(this.me)).catch(() => undefined);
+    if (this.leading) await this.zk.setData(this.paths.leader, encodeZnode({ ...this.me, epoch: this.currentEpoch })).catch(() => undefined);
   }
 
   /**
@@ -170,9 +155,9 @@ export class LeaderElection extends EventEmitter {
   }
 
   private async tryLead(): Promise<boolean> {
-    await this.zk.mkdirp(this.names.zkRoot);
+    await this.zk.mkdirp(this.paths.root);
     try {
-      await this.zk.create(this.names.zkLeader, Buffer.from(JSON.stringify(this.me)), CreateMode.EPHEMERAL);
+      await this.zk.create(this.paths.leader, encodeZnode(this.me), CreateMode.EPHEMERAL);
     } catch (err) {
       if (isNodeExists(err)) return false;
       throw err;
@@ -180,7 +165,7 @@ export class LeaderElection extends EventEmitter {
     const { epoch, version } = await this.bumpEpoch();
     this.currentEpoch = epoch;
     this.currentEpochVersion = version;
-    await this.zk.setData(this.names.zkLeader, Buffer.from(JSON.stringify({ ...this.me, epoch })));
+    await this.zk.setData(this.paths.leader, encodeZnode({ ...this.me, epoch }));
     this.leading = true;
     this.logger.info({ epoch }, 'elected leader');
     try {
@@ -198,7 +183,7 @@ export class LeaderElection extends EventEmitter {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, maxMs);
       void this.zk
-        .exists(this.names.zkLeader, () => {
+        .exists(this.paths.leader, () => {
           clearTimeout(timer);
           resolve();
         })
@@ -214,21 +199,8 @@ export class LeaderElection extends EventEmitter {
 
   /** Increments the persistent epoch counter (compare-and-set). */
   private async bumpEpoch(): Promise<{ epoch: number; version: number }> {
-    for (;;) {
-      try {
-        await this.zk.create(this.names.zkEpoch, Buffer.from('0'), CreateMode.PERSISTENT);
-      } catch (err) {
-        if (!isNodeExists(err)) throw err;
-      }
-      const { data, stat } = await this.zk.getData(this.names.zkEpoch);
-      const next = Number(data?.toString() ?? '0') + 1;
-      try {
-        const after = await this.zk.setData(this.names.zkEpoch, Buffer.from(String(next)), stat.version);
-        return { epoch: next, version: after.version };
-      } catch (err) {
-        if (!isBadVersion(err)) throw err;
-      }
-    }
+    const { value, version } = await bumpCounter(this.zk, this.paths.epoch);
+    return { epoch: value, version: version ?? -1 };
   }
 
   /**
@@ -238,7 +210,7 @@ export class LeaderElection extends EventEmitter {
   async confirm(): Promise<boolean> {
     if (!this.leading) return false;
     try {
-      const [{ data }, epoch] = await Promise.all([this.zk.getData(this.names.zkLeader), this.zk.getData(this.names.zkEpoch)]);
+      const [{ data }, epoch] = await Promise.all([this.zk.getData(this.paths.leader), this.zk.getData(this.paths.epoch)]);
       const holder = parseInfo(data);
       if (holder.token !== this.me.token || holder.epoch !== this.currentEpoch) {
         this.depose(`the leader znode now belongs to ${describeInfo(holder)}`);
@@ -263,7 +235,7 @@ export class LeaderElection extends EventEmitter {
   /** The leader as its znode describes it, or undefined while there is none. */
   async leader(): Promise<Partial<OrchestratorInfo> | undefined> {
     try {
-      const { data } = await this.zk.getData(this.names.zkLeader);
+      const { data } = await this.zk.getData(this.paths.leader);
       return parseInfo(data);
     } catch (err) {
       if (isNoNode(err)) return undefined;
@@ -272,12 +244,12 @@ export class LeaderElection extends EventEmitter {
   }
 
   /** Every registered orchestrator, oldest first. */
-  async members(): Promise<Array<Partial<OrchestratorInfo>>> {
-    const children = await this.zk.getChildren(this.names.zkOrchestrators).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
-    const out: Array<Partial<OrchestratorInfo>> = [];
+  async members(): Promise<Array<Partial<OrchestratorZnode>>> {
+    const children = await this.zk.getChildren(this.paths.orchestrators).catch((err: unknown) => (isNoNode(err) ? [] : Promise.reject(err)));
+    const out: Array<Partial<OrchestratorZnode>> = [];
     for (const child of children.sort()) {
       try {
-        out.push(parseInfo((await this.zk.getData(`${this.names.zkOrchestrators}/${child}`)).data));
+        out.push(parseInfo((await this.zk.getData(`${this.paths.orchestrators}/${child}`)).data));
       } catch {
         // gone meanwhile
       }
@@ -296,7 +268,7 @@ export class LeaderElection extends EventEmitter {
   /** A follower tells the leader how many reads it has counted (in its member znode, at most once a call). */
   async publishReads(cumulative: number): Promise<void> {
     if (cumulative === this.publishedReads || !this.memberPath) return;
-    await this.zk.setData(this.memberPath, Buffer.from(JSON.stringify({ ...this.me, reads: cumulative })));
+    await this.zk.setData(this.memberPath, encodeZnode({ ...this.me, reads: cumulative }));
     this.publishedReads = cumulative;
   }
 
@@ -310,7 +282,7 @@ export class LeaderElection extends EventEmitter {
     for (const m of await this.members()) {
       if (!m.token || m.token === this.me.token) continue;
       present.add(m.token);
-      const reads = typeof (m as { reads?: unknown }).reads === 'number' ? ((m as { reads: number }).reads) : 0;
+      const reads = m.reads ?? 0;
       const last = this.seenReads.get(m.token);
       if (last !== undefined && reads > last) sum += reads - last;
       this.seenReads.set(m.token, reads);
@@ -341,7 +313,7 @@ export class LeaderElection extends EventEmitter {
    */
   async retakeForShutdown(): Promise<boolean> {
     try {
-      await this.zk.create(this.names.zkLeader, Buffer.from(JSON.stringify({ ...this.me, epoch: this.currentEpoch })), CreateMode.EPHEMERAL);
+      await this.zk.create(this.paths.leader, encodeZnode({ ...this.me, epoch: this.currentEpoch }), CreateMode.EPHEMERAL);
       this.leading = true;
       return true;
     } catch {
@@ -354,8 +326,8 @@ export class LeaderElection extends EventEmitter {
     const was = this.leading;
     this.leading = false;
     try {
-      const { data } = await this.zk.getData(this.names.zkLeader);
-      if (parseInfo(data).token === this.me.token) await this.zk.remove(this.names.zkLeader);
+      const { data } = await this.zk.getData(this.paths.leader);
+      if (parseInfo(data).token === this.me.token) await this.zk.remove(this.paths.leader);
     } catch {
       // gone already, or ZooKeeper unreachable: the session's end removes it
     }

@@ -8,9 +8,9 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import zookeeper, { type Client, type Event, type Stat } from 'node-zookeeper-client';
-import { Backoff, waitFor } from './backoff.js';
-import type { Logger } from './logger.js';
+import zookeeper, { type Client, type Stat } from 'node-zookeeper-client';
+import { Backoff, waitFor } from '../common/backoff.js';
+import type { Logger } from '../common/logger.js';
 
 export interface ZkSessionOptions {
   connect: string;
@@ -25,7 +25,51 @@ export interface ZkSessionOptions {
   stuckAfterMs?: number;
 }
 
-export type Watcher = (event: Event) => void;
+/** What a watch callback is told (node-zookeeper-client's Event, or the in-memory fake's). */
+export interface ZkEvent {
+  /** `NODE_CREATED`, `NODE_DELETED`, `NODE_DATA_CHANGED` or `NODE_CHILDREN_CHANGED`. */
+  getName(): string;
+  getPath(): string;
+}
+
+export type Watcher = (event: ZkEvent) => void;
+
+/** The part of a znode's stat the recipes use. */
+export interface ZkStat {
+  version: number;
+}
+
+/**
+ * The coordination store as the recipes of coordination/ use it: one ZooKeeper
+ * session that survives expiry ({@link ZkSession}), or the in-memory fake of
+ * the unit tests (tests/memory-zk.ts). Every call rejects with a ZooKeeper
+ * exception (see {@link isNoNode} and friends) or a lost connection.
+ */
+export interface ZkStore {
+  readonly connected: boolean;
+  /** Registers work to redo on every new session (the first one included). */
+  onSession(cb: () => Promise<void>): void;
+  /** `session`, `reconnected`, `expired`, `disconnected`. */
+  on(event: 'session' | 'reconnected' | 'expired' | 'disconnected', listener: () => void): unknown;
+  /** Milliseconds since the server last answered (Infinity before the first session). */
+  contactAgeMs(now?: number): number;
+  create(path: string, data: Buffer | null, mode: number): Promise<string>;
+  mkdirp(path: string): Promise<string>;
+  remove(path: string, version?: number): Promise<void>;
+  exists(path: string, watcher?: Watcher): Promise<ZkStat | null>;
+  getData(path: string, watcher?: Watcher): Promise<{ data: Buffer | undefined; stat: ZkStat }>;
+  setData(path: string, data: Buffer, version?: number): Promise<ZkStat>;
+  setDataGuarded(path: string, data: Buffer, version: number, guardPath: string, guardVersion: number): Promise<void>;
+  getChildren(path: string, watcher?: Watcher): Promise<string[]>;
+}
+
+/** ZooKeeper error codes the recipes tell apart. */
+export type ZkErrorCode = 'NO_NODE' | 'NODE_EXISTS' | 'BAD_VERSION' | 'NOT_EMPTY';
+
+/** A ZooKeeper exception with `code`, as the server would send it (the in-memory fake throws these). */
+export function zkError(code: ZkErrorCode, path: string): Error {
+  return new zookeeper.Exception(zookeeper.Exception[code], code, path, zkError) as unknown as Error;
+}
 
 export const CreateMode = zookeeper.CreateMode;
 
@@ -78,7 +122,7 @@ export function isBadVersion(err: unknown): boolean {
  * `reconnected` (the same session is back after a disconnection),
  * `expired` (the session was lost; ephemeral znodes are gone), `disconnected`.
  */
-export class ZkSession extends EventEmitter {
+export class ZkSession extends EventEmitter implements ZkStore {
   private client: Client | undefined;
   private live = false;
   private closed = false;
@@ -293,13 +337,16 @@ export class ZkSession extends EventEmitter {
    * one transaction: a fencing token. Rejects (BAD_VERSION) when either moved.
    */
   setDataGuarded(path: string, data: Buffer, version: number, guardPath: string, guardVersion: number): Promise<void> {
-    return this.call<void>((c, cb) =>
-      c
-        .transaction()
-        .check(guardPath, guardVersion)
-        .setData(path, data, version)
-        .commit((e) => cb((e as Error | null) ?? null, undefined)),
-    );
+    return this.call<void>((c, cb) => {
+      const t = c.transaction().check(guardPath, guardVersion).setData(path, data, version);
+      // node-zookeeper-client's Transaction turns version 0 into -1 (`version || -1`), which made a
+      // check of version 0 unconditional (found by tests/integration/coordination.test.ts): the
+      // versions go as given.
+      const ops = (t as unknown as { ops: Array<{ version: number }> }).ops;
+      if (ops[0]) ops[0].version = guardVersion;
+      if (ops[1]) ops[1].version = version;
+      t.commit((e) => cb((e as Error | null) ?? null, undefined));
+    });
   }
 
   getChildren(path: string, watcher?: Watcher): Promise<string[]> {

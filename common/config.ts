@@ -59,6 +59,9 @@ export interface ClusterConfig {
 export const RUNTIME_KINDS = ['process', 'docker'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
 
+export const DB_BACKENDS = ['sqlite', 'postgresql'] as const;
+export type DbBackend = (typeof DB_BACKENDS)[number];
+
 export interface OrchestratorConfig extends ClusterConfig {
   readonly port: number;
   readonly host: string;
@@ -91,6 +94,16 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly forceNewCluster: boolean;
   /** Path of the database server each worker gets (FerretDB or mongod). */
   readonly dbBin: string | undefined;
+  /**
+   * `DBAAS_DB_BACKEND`: what each process-runtime worker's FerretDB stores its data in:
+   * `sqlite` (a directory per worker) or `postgresql` (a database per worker in the
+   * PostgreSQL server at {@link pgUrl}, which answers lookups by `_id` and by indexed
+   * fields from an index; docs/DECISIONS.md). `npm start`/`npm test` choose it in
+   * scripts/setup.sh (.dbaas/runtime.env); ignored for mongod and the Docker runtime.
+   */
+  readonly dbBackend: DbBackend;
+  /** `DBAAS_PG_URL`: a superuser connection to that PostgreSQL server (`postgres://user@host:port/db`). */
+  readonly pgUrl: string | undefined;
   readonly bodyLimitBytes: number;
   /** Slow clients: a request's headers must arrive within this long, else 408 and the connection is closed. */
   readonly httpHeadersTimeoutMs: number;
@@ -272,6 +285,12 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
   if (httpHeadersTimeoutMs > httpRequestTimeoutMs) {
     r.problems.push(`DBAAS_HTTP_HEADERS_TIMEOUT_MS (${httpHeadersTimeoutMs}) must not exceed DBAAS_HTTP_REQUEST_TIMEOUT_MS (${httpRequestTimeoutMs})`);
   }
+  const dbBackend = r.oneOf('DBAAS_DB_BACKEND', 'sqlite', DB_BACKENDS);
+  const pgUrl = r.optional('DBAAS_PG_URL');
+  if (pgUrl !== undefined && !/^postgres(ql)?:\/\/[^/]+\/?[^/]*$/.test(pgUrl)) r.problems.push(`DBAAS_PG_URL must be postgres://user@host:port/database`);
+  if (dbBackend === 'postgresql' && pgUrl === undefined) {
+    r.problems.push('DBAAS_DB_BACKEND=postgresql needs DBAAS_PG_URL (scripts/setup.sh starts a PostgreSQL server and writes it to .dbaas/runtime.env)');
+  }
   const config: OrchestratorConfig = {
     ...cluster,
     port: r.int('DBAAS_PORT', 80, 0, 65535),
@@ -288,6 +307,8 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     dataDir: r.str('DBAAS_DATA_DIR', './data'),
     forceNewCluster: r.oneOf('DBAAS_FORCE_NEW_CLUSTER', '0', ['0', '1'] as const) === '1',
     dbBin: r.optional('DBAAS_DB_BIN'),
+    dbBackend,
+    pgUrl,
     bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     httpHeadersTimeoutMs,
     httpRequestTimeoutMs,

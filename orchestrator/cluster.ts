@@ -25,9 +25,11 @@ import { removeWorkerZnodes } from '../coordination/registration.js';
 import { bumpTerm } from '../coordination/term.js';
 import type { ZkStore } from '../coordination/zk-session.js';
 import type { AuditLog } from './audit-log.js';
-import { decide, type Action, type ClusterFacts, type Decision, type WorkerFact } from './reconcile.js';
+import { gatherFacts, isRunning, knownIds, pidOf, type FactSources } from './facts.js';
+import { decide, type Action, type ClusterFacts, type Decision } from './reconcile.js';
 import type { RpcClient } from './rpc-client.js';
-import type { ExitInfo, Runtime, WorkerSpec } from './runtimes/runtime.js';
+import type { Runtime, WorkerSpec } from './runtimes/runtime.js';
+import { WorkerRegistry } from './worker-registry.js';
 
 /** What the cluster manager needs of the leader election (coordination/leader-election.ts). */
 export interface LeaderGate {
@@ -69,12 +71,6 @@ interface ClusterFile {
   host?: string;
 }
 
-/** The `divergent` fact of a worker, when a verify marked it. */
-function divergenceOf(marks: ReadonlyMap<string, string>, id: string): { divergent?: string } {
-  const why = marks.get(id);
-  return why === undefined ? {} : { divergent: why };
-}
-
 export function newWorkerId(): string {
   return `w${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
@@ -88,21 +84,11 @@ const CONTROL_TIMEOUT_MS = 15_000;
 const PROMOTE_TIMEOUT_MS = 60_000;
 
 export class ClusterManager {
-  private readonly exited = new Map<string, ExitInfo>();
-  /**
-   * Workers removed for good. ZooKeeper may still show one for a moment (the watch
-   * that reports its deleted znode is asynchronous); it must not count as alive meanwhile.
-   */
-  private readonly forgotten = new Set<string>();
-  private readonly starting = new Map<string, WorkerSpec>();
-  private readonly retiring = new Set<string>();
-  private readonly everRegistered = new Set<string>();
-  private readonly missingSince = new Map<string, number>();
+  /** Each worker's lifecycle (starting, serving, missing, retiring, exited, forgotten) and divergence marks. */
+  private readonly registry = new WorkerRegistry();
   private switchoverIntent: { target?: string; resolve: (r: SwitchoverResult) => void; reject: (e: unknown) => void } | undefined;
   /** Sync queues of gone workers whose delete failed; retried on each tick. */
   private readonly orphanQueues = new Set<string>();
-  /** Slaves a verify found different from the master (id → how), to be replaced by the loop. */
-  private readonly divergent = new Map<string, string>();
   private lastMasterId: string | undefined;
   private failingOver = false;
   private stopping = false;
@@ -123,7 +109,7 @@ export class ClusterManager {
   constructor(private readonly d: ClusterDeps) {
     this.targetSlaves = d.config.initialSlaves;
     d.runtime.onExit((info) => {
-      this.exited.set(info.id, info);
+      this.registry.exit(info);
       this.kick();
     });
     d.view.on('change', () => this.kick());
@@ -149,7 +135,7 @@ export class ClusterManager {
     await waitFor(() => (view.ready ? true : undefined), 20_000, () => new Error('no ZooKeeper view of the cluster'));
     const previous = this.readClusterFile();
     this.lastMasterId = view.master?.id ?? previous?.masterId;
-    for (const id of view.workers.keys()) this.everRegistered.add(id);
+    this.observe();
 
     if (adopted.length > 0) {
       const slaves = adopted.filter((w) => w.id !== this.lastMasterId).length;
@@ -207,61 +193,21 @@ export class ClusterManager {
   // ----------------------------------------------------------------- facts --
 
   private pidOf(id: string): number {
-    return this.d.runtime.list().find((w) => w.id === id)?.pid ?? this.d.view.workers.get(id)?.pid ?? 0;
+    return pidOf(this.d, id);
   }
 
-  private isRunning(id: string): boolean {
-    if (this.starting.has(id)) return true;
-    if (this.forgotten.has(id)) return false;
-    if (this.d.runtime.list().some((w) => w.id === id)) return true;
-    // Known only from ZooKeeper (not ours to run): alive while registered and not seen dying.
-    return this.d.view.workers.has(id) && !this.exited.has(id);
+  private get factSources(): FactSources {
+    return { registry: this.registry, view: this.d.view, runtime: this.d.runtime, lastMasterId: this.lastMasterId, targetSlaves: this.targetSlaves, missingGraceMs: this.missingGraceMs };
   }
 
-  /** A fresh, immutable view for {@link decide}. */
+  /** Takes in what ZooKeeper shows now (registered, missing): the one place besides the actions where the registry moves. */
+  private observe(now = Date.now()): void {
+    this.registry.observe(this.d.view.workers, (id) => isRunning(this.factSources, id), now, knownIds(this.factSources));
+  }
+
+  /** A fresh, immutable view for {@link decide}; changes nothing. */
   facts(now = Date.now()): ClusterFacts {
-    const { view, runtime } = this.d;
-    const ids = new Set<string>([...runtime.list().map((w) => w.id), ...view.workers.keys(), ...this.starting.keys()]);
-    const workers: WorkerFact[] = [];
-    for (const id of ids) {
-      if (this.forgotten.has(id) && !this.starting.has(id)) continue;
-      const status = view.workers.get(id);
-      const registered = status !== undefined;
-      const running = this.isRunning(id);
-      if (registered) {
-        this.everRegistered.add(id);
-        this.missingSince.delete(id);
-      } else if (this.everRegistered.has(id) && running && !this.missingSince.has(id)) {
-        this.missingSince.set(id, now);
-      }
-      const missing = this.missingSince.get(id);
-      workers.push({
-        id,
-        role: status?.role ?? this.starting.get(id)?.role ?? (id === this.lastMasterId ? 'master' : 'slave'),
-        state: status?.state ?? 'unregistered',
-        pid: this.pidOf(id),
-        appliedSeq: status?.appliedSeq ?? 0,
-        running,
-        registered,
-        everRegistered: this.everRegistered.has(id),
-        ...(missing === undefined ? {} : { missingSince: missing }),
-        starting: this.starting.has(id),
-        retiring: this.retiring.has(id),
-        ...divergenceOf(this.divergent, id),
-      });
-    }
-    for (const id of this.divergent.keys()) if (!ids.has(id)) this.divergent.delete(id);
-    const masterId = view.master?.id;
-    const lastMaster = masterId ?? this.lastMasterId;
-    return {
-      now,
-      workers,
-      ...(masterId === undefined ? {} : { masterId }),
-      ...(this.lastMasterId === undefined ? {} : { lastMasterId: this.lastMasterId }),
-      lastMasterDataAvailable: lastMaster !== undefined && (this.d.runtime.hasData?.(lastMaster) ?? false),
-      targetSlaves: this.targetSlaves,
-      missingGraceMs: this.missingGraceMs,
-    };
+    return gatherFacts(this.factSources, now);
   }
 
   // ------------------------------------------------------------------ loop --
@@ -289,6 +235,7 @@ export class ClusterManager {
           await this.doSwitchover(intent.target).then(intent.resolve, intent.reject);
           continue;
         }
+        this.observe();
         const decision = decide(this.facts());
         if (decision.action.kind === 'idle') {
           if (decision.reason !== this.lastIdleReason) this.d.logger.info({ reason: decision.reason }, 'reconcile: idle');
@@ -416,7 +363,7 @@ export class ClusterManager {
     if (!master) throw new DbaasError('DBAAS_CLUSTER_NO_MASTER', 'there is no master to switch over from');
     const serving = this.d.view
       .servingSlaves()
-      .filter((w) => !this.retiring.has(w.id) && !this.divergent.has(w.id))
+      .filter((w) => !this.registry.isRetiring(w.id) && this.registry.divergenceOf(w.id) === undefined)
       .map((w) => ({ id: w.id, pid: this.pidOf(w.id) }))
       .sort((a, b) => a.pid - b.pid);
     const candidate = target === undefined ? serving[0] : serving.find((w) => w.id === target || String(w.pid) === target);
@@ -443,7 +390,7 @@ export class ClusterManager {
    * counted from when its znode vanished.
    */
   private async waitOutSelfFence(id: string): Promise<void> {
-    const since = this.missingSince.get(id) ?? Date.now();
+    const since = this.registry.missingSince(id) ?? Date.now();
     const until = since + unkillableWaitMs(this.d.config.zkSessionTimeoutMs, this.d.config.zkOutageToleranceMs);
     const waitMs = Math.max(0, until - Date.now());
     this.d.audit.record('detection', `the runtime does not run master ${id}, so it cannot kill it; waiting ${waitMs} ms for it to have fenced itself before promoting another`);
@@ -457,8 +404,6 @@ export class ClusterManager {
       this.d.audit.record('detection', reason);
       await this.d.runtime.kill(id);
       await this.removeZnodes(id);
-      this.exited.delete(id);
-      this.everRegistered.delete(id);
       const term = await this.bumpTerm();
       await this.startWorkerAndWait({ id, role: 'master', term }, 'master');
       this.d.audit.record('restart', `restarted master ${id} (pid ${this.pidOf(id)}) from its own data in term ${term}`, { durationMs: Date.now() - started });
@@ -476,12 +421,7 @@ export class ClusterManager {
     await this.removeZnodes(id);
     await this.deleteSyncQueue(id);
     await runtime.remove(id).catch((err: unknown) => this.d.logger.warn({ id, err: (err as Error).message }, 'cleanup failed'));
-    this.exited.delete(id);
-    this.everRegistered.delete(id);
-    this.missingSince.delete(id);
-    this.retiring.delete(id);
-    this.forgotten.add(id);
-    if (this.forgotten.size > 10_000) this.forgotten.delete(this.forgotten.values().next().value as string);
+    this.registry.forget(id);
   }
 
   /**
@@ -519,7 +459,7 @@ export class ClusterManager {
   private spawnSlave(reason: string): void {
     const id = newWorkerId();
     const spec: WorkerSpec = { id, role: 'slave', term: 0 };
-    this.starting.set(id, spec);
+    this.registry.start(spec);
     const started = Date.now();
     const replacing = this.lostSlaves > 0;
     if (replacing) this.lostSlaves -= 1;
@@ -539,16 +479,13 @@ export class ClusterManager {
         this.d.audit.record('error', `starting slave ${id} failed (${(err as Error).message}); next try in ${delay} ms`);
         await this.forget(id).catch(() => undefined);
       })
-      .finally(() => {
-        this.starting.delete(id);
-        this.kick();
-      });
+      .finally(() => this.kick());
   }
 
   /** A verify found this slave's data different from the master's: it goes, and the next slave started replaces it. */
   private async replaceDivergent(id: string, reason: string): Promise<void> {
-    this.d.audit.record('detection', reason, { details: { id, role: 'slave', divergent: this.divergent.get(id) } });
-    this.divergent.delete(id);
+    this.d.audit.record('detection', reason, { details: { id, role: 'slave', divergent: this.registry.divergenceOf(id) } });
+    this.registry.clearDivergence(id);
     await this.forget(id);
     this.lostSlaves += 1;
   }
@@ -556,13 +493,13 @@ export class ClusterManager {
   /** Marks a slave for replacement because a verify found it divergent (see verify.ts); the loop acts on it. */
   markDivergent(id: string, why: string): void {
     if (id === (this.d.view.master?.id ?? this.lastMasterId)) return;
-    this.divergent.set(id, why);
+    this.registry.markDivergent(id, why);
     this.kick();
   }
 
   /** Scale-down: the slave stops taking reads, finishes those in flight, and exits. */
   private retire(id: string, reason: string): void {
-    this.retiring.add(id);
+    this.registry.retire(id);
     const started = Date.now();
     void (async () => {
       try {
@@ -581,29 +518,28 @@ export class ClusterManager {
 
   private async startWorkerAndWait(spec: WorkerSpec, state: WorkerStatus['state'], track = true): Promise<void> {
     const started = Date.now();
-    if (track) this.starting.set(spec.id, spec);
-    this.exited.delete(spec.id);
-    this.forgotten.delete(spec.id);
+    // Untracked: the caller put it in `starting` and forgets it when the start fails.
+    if (track) this.registry.start(spec);
     try {
       await this.d.runtime.startWorker(spec);
       await waitFor(
         () => {
-          if (this.exited.has(spec.id)) return true;
+          if (this.registry.exitOf(spec.id)) return true;
           return this.d.view.workers.get(spec.id)?.state === state ? true : undefined;
         },
         this.d.config.workerStartTimeoutMs,
         () => new Error(`worker ${spec.id} did not reach state ${state} within ${this.d.config.workerStartTimeoutMs} ms`),
         20,
       );
-      const exit = this.exited.get(spec.id);
+      const exit = this.registry.exitOf(spec.id);
       if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
     } catch (err) {
+      const pid = this.pidOf(spec.id);
       await this.d.runtime.kill(spec.id);
+      if (track) this.registry.startFailed(spec.id, { id: spec.id, pid, code: null, signal: 'SIGKILL', expected: true });
       throw err;
-    } finally {
-      if (track) this.starting.delete(spec.id);
     }
-    this.everRegistered.add(spec.id);
+    this.registry.started(spec.id);
     this.d.logger.info({ id: spec.id, role: spec.role, pid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
   }
 
@@ -618,7 +554,7 @@ export class ClusterManager {
   /** A master that is registered, running, and not being replaced right now. */
   masterAvailable(): MasterInfo | undefined {
     const master = this.d.view.master;
-    if (!master || this.failingOver || this.exited.has(master.id)) return undefined;
+    if (!master || this.failingOver || this.registry.exitOf(master.id)) return undefined;
     return master;
   }
 
@@ -683,12 +619,12 @@ export class ClusterManager {
     const { view } = this.d;
     const masterSeq = view.masterStatus()?.appliedSeq ?? 0;
     return [...view.workers.values()]
-      .filter((w) => !this.forgotten.has(w.id))
+      .filter((w) => !this.registry.isForgotten(w.id))
       .map((w) => ({
         id: w.id,
         role: w.role,
         pid: this.pidOf(w.id),
-        state: this.retiring.has(w.id) && w.state === 'slave' ? 'retiring' : w.state,
+        state: this.registry.isRetiring(w.id) && w.state === 'slave' ? 'retiring' : w.state,
         appliedSeq: w.appliedSeq,
         lag: w.role === 'master' ? 0 : Math.max(0, masterSeq - w.appliedSeq),
         startedAt: w.startedAt,
@@ -740,7 +676,7 @@ export class ClusterManager {
     const masterId = this.d.view.master?.id ?? this.lastMasterId;
     // Only workers this runtime runs: a worker known only from ZooKeeper is not ours to stop or delete.
     const slaves = this.d.runtime.list().map((w) => w.id).filter((id) => id !== masterId);
-    for (const id of slaves) this.retiring.add(id);
+    for (const id of slaves) this.registry.retire(id);
     await Promise.all(slaves.map((id) => this.d.runtime.stop(id, timeoutMs)));
     if (masterId) await this.d.runtime.stop(masterId, timeoutMs);
     await this.d.runtime.close(timeoutMs);

@@ -1,0 +1,76 @@
+/**
+ * The facts the control loop decides on (reconcile.ts), read from the worker
+ * registry, the ZooKeeper view and the runtime: a fresh, immutable picture.
+ * Reading them changes nothing (GET /api/v1/workers/list reads them too); the
+ * registry moves only through its actions and `observe()`.
+ */
+import type { ClusterView } from '../coordination/cluster-view.js';
+import type { ClusterFacts, WorkerFact } from './reconcile.js';
+import type { Runtime } from './runtimes/runtime.js';
+import type { WorkerRegistry } from './worker-registry.js';
+
+export interface FactSources {
+  registry: WorkerRegistry;
+  view: Pick<ClusterView, 'workers' | 'master'>;
+  runtime: Pick<Runtime, 'list' | 'hasData'>;
+  /** The last master this orchestrator knew of. */
+  lastMasterId: string | undefined;
+  targetSlaves: number;
+  missingGraceMs: number;
+}
+
+/** The worker's OS pid: the runtime's, else what its znode says, else 0. */
+export function pidOf(s: Pick<FactSources, 'runtime' | 'view'>, id: string): number {
+  return s.runtime.list().find((w) => w.id === id)?.pid ?? s.view.workers.get(id)?.pid ?? 0;
+}
+
+/** Whether the worker runs: being started, run by our runtime, or (known only from ZooKeeper) registered and not seen dying. */
+export function isRunning(s: Pick<FactSources, 'registry' | 'runtime' | 'view'>, id: string): boolean {
+  const { registry } = s;
+  if (registry.isStarting(id)) return true;
+  if (registry.isForgotten(id)) return false;
+  if (s.runtime.list().some((w) => w.id === id)) return true;
+  return s.view.workers.has(id) && registry.exitOf(id) === undefined;
+}
+
+/** Every worker anyone knows of: the runtime's, ZooKeeper's, and those being started. */
+export function knownIds(s: Pick<FactSources, 'registry' | 'runtime' | 'view'>): Set<string> {
+  return new Set<string>([...s.runtime.list().map((w) => w.id), ...s.view.workers.keys(), ...s.registry.startingIds()]);
+}
+
+/** A fresh, immutable view for {@link decide}; changes nothing. */
+export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
+  const { view, registry } = s;
+  const workers: WorkerFact[] = [];
+  for (const id of knownIds(s)) {
+    if (registry.isForgotten(id)) continue;
+    const status = view.workers.get(id);
+    const missing = registry.missingSince(id);
+    const divergent = registry.divergenceOf(id);
+    workers.push({
+      id,
+      role: status?.role ?? registry.specOf(id)?.role ?? (id === s.lastMasterId ? 'master' : 'slave'),
+      state: status?.state ?? 'unregistered',
+      pid: pidOf(s, id),
+      appliedSeq: status?.appliedSeq ?? 0,
+      running: isRunning(s, id),
+      registered: status !== undefined,
+      everRegistered: status !== undefined || registry.hasRegistered(id),
+      ...(missing === undefined ? {} : { missingSince: missing }),
+      starting: registry.isStarting(id),
+      retiring: registry.isRetiring(id),
+      ...(divergent === undefined ? {} : { divergent }),
+    });
+  }
+  const masterId = view.master?.id;
+  const lastMaster = masterId ?? s.lastMasterId;
+  return {
+    now,
+    workers,
+    ...(masterId === undefined ? {} : { masterId }),
+    ...(s.lastMasterId === undefined ? {} : { lastMasterId: s.lastMasterId }),
+    lastMasterDataAvailable: lastMaster !== undefined && (s.runtime.hasData?.(lastMaster) ?? false),
+    targetSlaves: s.targetSlaves,
+    missingGraceMs: s.missingGraceMs,
+  };
+}

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import type { WorkerZnode } from '../../coordination/schemas.js';
+import { gatherFacts, type FactSources } from '../../orchestrator/facts.js';
+import { lostBecause } from '../../orchestrator/reconcile.js';
+import type { ExitInfo } from '../../orchestrator/runtimes/runtime.js';
+import { WorkerRegistry } from '../../orchestrator/worker-registry.js';
+
+const exitOf = (id: string): ExitInfo => ({ id, pid: 7, code: null, signal: 'SIGKILL', expected: false });
+
+function znode(id: string, over: Partial<WorkerZnode> = {}): WorkerZnode {
+  return { id, role: 'slave', state: 'slave', pid: 7, appliedSeq: 3, term: 0, startedAt: 't', dbUrl: 'u', ...over };
+}
+
+/** A cluster as the registry sees it: ZooKeeper's znodes and the runtime's processes, both settable. */
+function world() {
+  const registry = new WorkerRegistry();
+  const zk = new Map<string, WorkerZnode>();
+  const procs = new Map<string, number>();
+  const sources = (): FactSources => ({
+    registry,
+    view: { workers: zk, master: undefined },
+    runtime: { list: () => [...procs].map(([id, pid]) => ({ id, pid })), hasData: () => false },
+    lastMasterId: undefined,
+    targetSlaves: 1,
+    missingGraceMs: 1000,
+  });
+  const observe = (now: number): void =>
+    registry.observe(zk, (id) => procs.has(id) || registry.isStarting(id), now, new Set([...procs.keys(), ...zk.keys(), ...registry.startingIds()]));
+  return { registry, zk, procs, sources, observe };
+}
+
+describe('worker lifecycle registry', () => {
+  it('a slave goes starting → serving → missing(since) → serving as its znode comes and goes', () => {
+    const w = world();
+    w.registry.start({ id: 's1', role: 'slave', term: 0 });
+    w.procs.set('s1', 7);
+    w.zk.set('s1', znode('s1', { state: 'syncing' }));
+    w.observe(100);
+    expect(w.registry.phase('s1')).toBe('starting');
+    w.registry.started('s1');
+    expect(w.registry.get('s1')).toEqual({ phase: 'serving' });
+    w.zk.delete('s1');
+    w.observe(200);
+    expect(w.registry.get('s1')).toEqual({ phase: 'missing', since: 200 });
+    w.observe(900); // still missing: since stays
+    expect(w.registry.missingSince('s1')).toBe(200);
+    w.zk.set('s1', znode('s1'));
+    w.observe(1000);
+    expect(w.registry.phase('s1')).toBe('serving');
+  });
+
+  it('an exit while starting or retiring is kept on that phase (not a loss); otherwise it is exited', () => {
+    const r = new WorkerRegistry();
+    r.start({ id: 'a', role: 'slave', term: 0 });
+    r.exit(exitOf('a'));
+    expect(r.phase('a')).toBe('starting');
+    expect(r.exitOf('a')?.signal).toBe('SIGKILL');
+    r.startFailed('a', exitOf('a'));
+    expect(r.phase('a')).toBe('exited');
+
+    r.observe(new Map([['b', znode('b')]]), () => true, 0, new Set(['b']));
+    r.retire('b');
+    r.exit(exitOf('b'));
+    expect(r.phase('b')).toBe('retiring');
+    expect(r.exitOf('b')).toBeDefined();
+
+    r.observe(new Map([['c', znode('c')]]), () => true, 0, new Set(['c']));
+    r.exit(exitOf('c'));
+    expect(r.phase('c')).toBe('exited');
+  });
+
+  it('illegal moves throw', () => {
+    const r = new WorkerRegistry();
+    r.observe(new Map([['b', znode('b')]]), () => true, 0, new Set(['b']));
+    r.retire('b');
+    expect(() => r.start({ id: 'b', role: 'slave', term: 0 })).toThrow(/illegal worker lifecycle move for b: retiring → starting/);
+    r.forget('b');
+    expect(r.phase('b')).toBe('forgotten');
+    // A forgotten worker is dead for good: its late exit changes nothing, ZooKeeper showing it for a moment neither.
+    r.exit(exitOf('b'));
+    r.observe(new Map([['b', znode('b')]]), () => true, 0, new Set(['b']));
+    expect(r.phase('b')).toBe('forgotten');
+    // A master restarted from its data starts again under its id.
+    r.start({ id: 'b', role: 'master', term: 2 });
+    expect(r.phase('b')).toBe('starting');
+  });
+
+  it('divergence marks stay beside the phase until the worker is forgotten or unknown', () => {
+    const r = new WorkerRegistry();
+    r.observe(new Map([['b', znode('b')]]), () => true, 0, new Set(['b']));
+    r.markDivergent('b', 'differs at seq 9');
+    r.observe(new Map([['b', znode('b')]]), () => true, 0, new Set(['b']));
+    expect(r.divergenceOf('b')).toBe('differs at seq 9');
+    r.observe(new Map(), () => false, 0, new Set());
+    expect(r.divergenceOf('b')).toBeUndefined();
+  });
+});
+
+describe('gathering facts', () => {
+  it('changes nothing: the same answer twice, and a missing worker is only marked by observe()', () => {
+    const w = world();
+    w.procs.set('s1', 7);
+    w.zk.set('s1', znode('s1'));
+    w.observe(0);
+    w.zk.delete('s1');
+    const before = JSON.stringify(w.registry.get('s1'));
+    const f1 = gatherFacts(w.sources(), 5000);
+    const f2 = gatherFacts(w.sources(), 5000);
+    expect(f1).toEqual(f2);
+    expect(JSON.stringify(w.registry.get('s1'))).toBe(before);
+    const s1 = f1.workers.find((x) => x.id === 's1');
+    expect(s1).toMatchObject({ registered: false, everRegistered: true, running: true });
+    expect(s1?.missingSince).toBeUndefined();
+    expect(s1 && lostBecause(s1, f1)).toBeUndefined();
+
+    w.observe(1000);
+    const f3 = gatherFacts(w.sources(), 2500);
+    const s1b = f3.workers.find((x) => x.id === 's1');
+    expect(s1b?.missingSince).toBe(1000);
+    expect(s1b && lostBecause(s1b, f3)).toMatch(/session ended 1500 ms ago/);
+  });
+
+  it('a forgotten worker ZooKeeper still lists is left out; one being started counts as running', () => {
+    const w = world();
+    w.zk.set('gone', znode('gone'));
+    w.observe(0);
+    w.registry.forget('gone');
+    w.registry.start({ id: 'new', role: 'slave', term: 0 });
+    const f = gatherFacts(w.sources(), 0);
+    expect(f.workers.map((x) => x.id)).toEqual(['new']);
+    expect(f.workers[0]).toMatchObject({ starting: true, running: true, registered: false, state: 'unregistered' });
+  });
+});

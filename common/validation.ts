@@ -4,11 +4,20 @@
  * the orchestrator calls them before anything is queued, and every error says
  * which field is wrong and why.
  *
+ * Each body is declared once ({@link WRITE_BODY}, {@link READ_BODY},
+ * {@link CLEAR_BODY}, built with `body-schema.ts`): its fields with their
+ * parsers and their JSON Schema, which is what the OpenAPI document at `/docs`
+ * shows (`orchestrator/api-docs.ts` takes it from here). The write body's
+ * forms (which fields each operation needs and refuses) are one table,
+ * {@link WRITE_FORMS}, that the parser checks and the schema lists.
+ *
  * The filter, document and update validators live in their own files and are
  * re-exported here, so callers need only this module.
  */
+import { anyPresent, boolean, field, integer, objectBody, parsedByBody, type Body, type JsonSchema } from './body-schema.js';
 import type { Doc, Filter, ReadCommand, WriteCommand, WriteRequest } from './commands.js';
 import { checkKey, validateDocument } from './document-validation.js';
+import type { ErrorCode } from './errors.js';
 import { PathSet, splitFieldPath } from './field-path.js';
 import { validateFilter } from './filter-validation.js';
 import { describeType, fail, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
@@ -16,6 +25,7 @@ import { parseLegacyWhere } from './legacy-where.js';
 import {
   MAX_COLUMNS,
   MAX_DOCS_PER_INSERT,
+  MAX_LEGACY_WHERE_LENGTH,
   MAX_READ_LIMIT,
   MAX_REQUEST_ID_LENGTH,
   MAX_SKIP,
@@ -31,11 +41,99 @@ export { validateUpdate } from './update-validation.js';
 const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const REQUEST_ID = /^[A-Za-z0-9_.:-]+$/;
 const OPERATIONS = ['insert', 'update', 'upsert', 'delete'] as const;
+type Operation = (typeof OPERATIONS)[number];
+
+// ------------------------------------------------------------ shared fields --
+
+const TABLE = field(
+  { type: 'string', pattern: TABLE_NAME.source, description: 'Table (collection) name; names starting with _dbaas or system are reserved.' },
+  checkTable,
+);
+
+const REQUEST_ID_FIELD = field(
+  {
+    type: 'string',
+    pattern: REQUEST_ID.source,
+    maxLength: MAX_REQUEST_ID_LENGTH,
+    description: 'Idempotency key: a retry with the same requestId never applies twice and answers the first result. The orchestrator makes one up when absent.',
+  },
+  (value, name) => checkRequestId(value, name),
+);
+
+const FILTER_SCHEMA: JsonSchema = {
+  type: 'object',
+  additionalProperties: true,
+  description:
+    'A MongoDB filter restricted to field paths and $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or $not $regex. $where, $function, $expr and other operators are refused (DBAAS_QUERY_OPERATOR_NOT_ALLOWED).',
+};
+const DOCUMENT_SCHEMA: JsonSchema = { type: 'object', additionalProperties: true, description: 'A JSON document; keys must not start with $ or be __proto__. `_id`, when given, is a string.' };
+
+// ------------------------------------------------------------------- write --
+
+/** What a modern write's operation needs (`need`) or refuses (`refuse`), checked in this order. */
+interface PresenceRule {
+  field: 'data' | 'where';
+  present: boolean;
+  code: ErrorCode;
+  why: string;
+}
+const need = (f: PresenceRule['field'], code: ErrorCode, why: string): PresenceRule => ({ field: f, present: true, code, why });
+const refuse = (f: PresenceRule['field'], why: string): PresenceRule => ({ field: f, present: false, code: 'DBAAS_REQ_INVALID', why });
+
+/** The modern forms of a write: the parser checks these rules, and the schema's `oneOf` lists them. */
+export const WRITE_FORMS: Readonly<Record<Operation, readonly PresenceRule[]>> = {
+  insert: [refuse('where', 'is not allowed with insert'), need('data', 'DBAAS_REQ_INVALID', 'is required for insert')],
+  update: [need('where', 'DBAAS_WRITE_MISSING_WHERE', 'is required for update; use {} for every document'), need('data', 'DBAAS_UPDATE_INVALID', 'is required for update')],
+  upsert: [need('where', 'DBAAS_WRITE_MISSING_WHERE', 'is required for upsert; use {} for every document'), need('data', 'DBAAS_UPDATE_INVALID', 'is required for upsert')],
+  delete: [need('where', 'DBAAS_WRITE_MISSING_WHERE', 'is required for delete; use {} to delete every document'), refuse('data', 'is not allowed with delete')],
+};
 const MODERN_FIELDS = ['operation', 'data', 'where'];
 const LEGACY_FIELDS = ['insert', 'column', 'delete'];
-const WRITE_FIELDS = new Set(['table', 'requestId', ...MODERN_FIELDS, ...LEGACY_FIELDS]);
-const READ_FIELDS = new Set(['table', 'where', 'columns', 'sort', 'limit', 'skip', 'count', 'afterSeq']);
-const CLEAR_FIELDS = new Set(['requestId']);
+
+/** The forms the write parser accepts, as the schema's `oneOf` (so a body the schema allows is not refused for its shape). */
+function writeForms(): JsonSchema[] {
+  const modern = OPERATIONS.map((op) => {
+    const rules = WRITE_FORMS[op];
+    return {
+      title: op,
+      required: ['operation', ...rules.filter((r) => r.present).map((r) => r.field)],
+      properties: { operation: { enum: [op] } },
+      not: anyPresent([...rules.filter((r) => !r.present).map((r) => r.field), ...LEGACY_FIELDS]),
+    };
+  });
+  // The legacy forms, as legacyCommand() parses them.
+  const legacy = [
+    { title: 'legacy insert', required: ['insert', 'column'], properties: { insert: { minItems: 1 }, column: { minItems: 1 } }, not: anyPresent([...MODERN_FIELDS, 'delete']) },
+    { title: 'legacy delete', required: ['delete'], not: anyPresent([...MODERN_FIELDS, 'insert', 'column']) },
+  ];
+  return [...modern, ...legacy];
+}
+
+/** `POST /api/v1/db/write`. Field order: the unknown-field message lists them so. */
+export const WRITE_BODY = objectBody(
+  {
+    table: TABLE,
+    requestId: REQUEST_ID_FIELD,
+    operation: field({ type: 'string', enum: [...OPERATIONS] }, checkOperation),
+    data: parsedByBody({
+      description: `insert: one document or an array of 1–${MAX_DOCS_PER_INSERT}; update/upsert: update operators ($set $unset $inc $push $addToSet $pull) or a plain object meaning $set.`,
+      oneOf: [DOCUMENT_SCHEMA, { type: 'array', items: DOCUMENT_SCHEMA, minItems: 1, maxItems: MAX_DOCS_PER_INSERT }],
+    }),
+    where: parsedByBody({ ...FILTER_SCHEMA, description: `${String(FILTER_SCHEMA['description'])} Required for update, upsert and delete ({} means every document).` }),
+    insert: parsedByBody({ type: 'array', items: {}, description: 'Legacy: the values of one row, in the order of `column`' }),
+    column: parsedByBody({ type: 'array', items: { type: 'string' }, description: 'Legacy: the column names for `insert`' }),
+    delete: parsedByBody({ type: 'string', minLength: 1, maxLength: MAX_LEGACY_WHERE_LENGTH, description: "Legacy: delete the rows matching `col='value' AND …`" }),
+  },
+  {
+    required: ['table'],
+    schema: {
+      description:
+        'Modern form: `operation` with `data` and/or `where`. Legacy form of the course: `insert` + `column` (one row), or `delete` with a `col=literal AND …` string. The two forms cannot be mixed.',
+      oneOf: writeForms(),
+      example: { table: 'rides', operation: 'insert', data: { created_by: 'ana', source: 1, destination: 2, timestamp: '2026-11-21T10:00:00Z', users: [] } },
+    },
+  },
+);
 
 /**
  * Parses a `POST /api/v1/db/write` body, modern or legacy form.
@@ -46,9 +144,9 @@ const CLEAR_FIELDS = new Set(['requestId']);
  *   {@link validateUpdate} and {@link parseLegacyWhere} throw
  */
 export function parseWriteBody(body: unknown): WriteRequest {
-  const fields = bodyObject(body, WRITE_FIELDS);
-  const table = checkTable(fields['table']);
-  const requestId = optionalRequestId(fields['requestId']);
+  const fields = WRITE_BODY.fieldsOf(body);
+  const table = WRITE_BODY.fields.table.parse(fields['table'], 'table');
+  const requestId = fields['requestId'] === undefined ? undefined : WRITE_BODY.fields.requestId.parse(fields['requestId'], 'requestId');
   const modern = MODERN_FIELDS.filter((key) => Object.hasOwn(fields, key));
   const legacy = LEGACY_FIELDS.filter((key) => Object.hasOwn(fields, key));
   if (modern.length > 0 && legacy.length > 0) {
@@ -58,16 +156,50 @@ export function parseWriteBody(body: unknown): WriteRequest {
   return requestId === undefined ? { command } : { command, requestId };
 }
 
+/** `POST /api/v1/db/clear`: nothing, `null`, `{}` or `{requestId}`. */
+export const CLEAR_BODY = objectBody({ requestId: REQUEST_ID_FIELD });
+
 /**
  * Parses a `POST /api/v1/db/clear` body: nothing, `null`, `{}` or `{requestId}`.
  * @throws DbaasError `DBAAS_REQ_INVALID`, `DBAAS_REQ_UNKNOWN_FIELD`
  */
 export function parseClearBody(body: unknown): WriteRequest {
   if (body === undefined || body === null) return { command: { kind: 'clear' } };
-  const fields = bodyObject(body, CLEAR_FIELDS);
-  const requestId = optionalRequestId(fields['requestId']);
+  const fields = CLEAR_BODY.fieldsOf(body);
+  const requestId = fields['requestId'] === undefined ? undefined : CLEAR_BODY.fields.requestId.parse(fields['requestId'], 'requestId');
   return requestId === undefined ? { command: { kind: 'clear' } } : { command: { kind: 'clear' }, requestId };
 }
+
+// -------------------------------------------------------------------- read --
+
+/** `POST /api/v1/db/read` (and `POST /api/v1/workers/:id/read`). Field order: the order of the checks. */
+export const READ_BODY = objectBody(
+  {
+    table: TABLE,
+    where: field(
+      {
+        description: `A filter object, or the legacy string form \`col=literal AND …\` (at most ${MAX_LEGACY_WHERE_LENGTH} characters). Absent: every document.`,
+        oneOf: [FILTER_SCHEMA, { type: 'string', minLength: 1, maxLength: MAX_LEGACY_WHERE_LENGTH }],
+      },
+      readWhere,
+    ),
+    columns: field(
+      { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: MAX_COLUMNS, uniqueItems: true, description: 'Projection: only these fields' },
+      checkColumns,
+    ),
+    sort: field({ type: 'object', additionalProperties: { type: 'integer', enum: [1, -1] }, maxProperties: MAX_SORT_KEYS }, checkSort),
+    limit: integer(1, MAX_READ_LIMIT),
+    skip: integer(0, MAX_SKIP),
+    count: boolean({ description: 'Answer {count: n} instead of the documents' }),
+    afterSeq: integer(0, Number.MAX_SAFE_INTEGER, {
+      description: 'Read-your-writes: the answering slave first waits (bounded) until it has applied this seq; else 504 DBAAS_READ_SEQ_TIMEOUT.',
+    }),
+  },
+  {
+    required: ['table'],
+    schema: { example: { table: 'rides', where: { source: 1, destination: 2, timestamp: { $gt: '2026-11-21' } }, sort: { timestamp: 1 }, limit: 100 } },
+  },
+);
 
 /**
  * Parses a `POST /api/v1/db/read` body. A string `where` is the legacy form.
@@ -77,27 +209,26 @@ export function parseClearBody(body: unknown): WriteRequest {
  *   {@link validateFilter} and {@link parseLegacyWhere} throw
  */
 export function parseReadBody(body: unknown): ReadCommand {
-  const fields = bodyObject(body, READ_FIELDS);
-  const read: ReadCommand = { table: checkTable(fields['table']), where: readWhere(fields['where']), count: false };
-  if (fields['columns'] !== undefined) read.columns = checkColumns(fields['columns']);
-  if (fields['sort'] !== undefined) read.sort = checkSort(fields['sort']);
-  if (fields['limit'] !== undefined) read.limit = checkInteger(fields['limit'], 'limit', 1, MAX_READ_LIMIT);
-  if (fields['skip'] !== undefined) read.skip = checkInteger(fields['skip'], 'skip', 0, MAX_SKIP);
-  if (fields['count'] !== undefined) read.count = checkBoolean(fields['count'], 'count');
-  if (fields['afterSeq'] !== undefined) read.afterSeq = checkInteger(fields['afterSeq'], 'afterSeq', 0, Number.MAX_SAFE_INTEGER);
+  const fields = READ_BODY.fieldsOf(body);
+  const f = READ_BODY.fields;
+  const read: ReadCommand = { table: f.table.parse(fields['table'], 'table'), where: f.where.parse(fields['where'], 'where'), count: false };
+  if (fields['columns'] !== undefined) read.columns = f.columns.parse(fields['columns'], 'columns');
+  if (fields['sort'] !== undefined) read.sort = f.sort.parse(fields['sort'], 'sort');
+  if (fields['limit'] !== undefined) read.limit = f.limit.parse(fields['limit'], 'limit');
+  if (fields['skip'] !== undefined) read.skip = f.skip.parse(fields['skip'], 'skip');
+  if (fields['count'] !== undefined) read.count = f.count.parse(fields['count'], 'count');
+  if (fields['afterSeq'] !== undefined) read.afterSeq = f.afterSeq.parse(fields['afterSeq'], 'afterSeq');
   return read;
 }
 
-/** The body as an object with only `allowed` keys; reads go through own properties only. */
-function bodyObject(body: unknown, allowed: ReadonlySet<string>): JsonObject {
-  if (!isPlainObject(body)) fail('DBAAS_REQ_INVALID', 'body', `must be a JSON object, got ${describeType(body)}`);
-  const fields: JsonObject = {};
-  for (const key of Object.keys(body)) {
-    if (!allowed.has(key)) fail('DBAAS_REQ_UNKNOWN_FIELD', key, `unknown field; allowed: ${[...allowed].join(', ')}`);
-    putOwn(fields, key, body[key]);
-  }
-  return fields;
-}
+/** The three data bodies, for the documentation (each also validates). */
+export const DATA_BODIES: Readonly<Record<'write' | 'read' | 'clear', Body<unknown>>> = {
+  write: { schema: WRITE_BODY.schema, parse: parseWriteBody },
+  read: { schema: READ_BODY.schema, parse: parseReadBody },
+  clear: { schema: CLEAR_BODY.schema, parse: parseClearBody },
+};
+
+// ---------------------------------------------------------------- checkers --
 
 function checkTable(table: unknown): string {
   if (typeof table !== 'string') fail('DBAAS_REQ_BAD_TABLE', 'table', `must be a string, got ${describeType(table)}`);
@@ -108,38 +239,39 @@ function checkTable(table: unknown): string {
   return table;
 }
 
-function optionalRequestId(requestId: unknown): string | undefined {
-  if (requestId === undefined) return undefined;
-  if (typeof requestId !== 'string') fail('DBAAS_REQ_INVALID', 'requestId', `must be a string, got ${describeType(requestId)}`);
-  if (requestId.length > MAX_REQUEST_ID_LENGTH) fail('DBAAS_REQ_INVALID', 'requestId', `longer than ${MAX_REQUEST_ID_LENGTH} characters`);
-  if (!REQUEST_ID.test(requestId)) fail('DBAAS_REQ_INVALID', 'requestId', 'must be 1+ characters from A-Z a-z 0-9 _ . : -');
+function checkRequestId(requestId: unknown, name: string): string {
+  if (typeof requestId !== 'string') fail('DBAAS_REQ_INVALID', name, `must be a string, got ${describeType(requestId)}`);
+  if (requestId.length > MAX_REQUEST_ID_LENGTH) fail('DBAAS_REQ_INVALID', name, `longer than ${MAX_REQUEST_ID_LENGTH} characters`);
+  if (!REQUEST_ID.test(requestId)) fail('DBAAS_REQ_INVALID', name, 'must be 1+ characters from A-Z a-z 0-9 _ . : -');
   return requestId;
 }
 
-function modernCommand(table: string, fields: JsonObject): WriteCommand {
-  const operation = fields['operation'];
+function checkOperation(operation: unknown): Operation {
   if (!isOperation(operation)) {
     const got = operation === undefined ? 'missing' : JSON.stringify(operation);
     fail('DBAAS_REQ_BAD_OPERATION', 'operation', `must be one of ${OPERATIONS.join(', ')} (got ${got})`);
   }
+  return operation;
+}
+
+function modernCommand(table: string, fields: JsonObject): WriteCommand {
+  const operation = WRITE_BODY.fields.operation.parse(fields['operation'], 'operation');
+  for (const rule of WRITE_FORMS[operation]) {
+    if ((fields[rule.field] !== undefined) !== rule.present) fail(rule.code, rule.field, rule.why);
+  }
   const { data, where } = fields;
   switch (operation) {
     case 'insert':
-      if (where !== undefined) fail('DBAAS_REQ_INVALID', 'where', 'is not allowed with insert');
       return { kind: 'insert', table, docs: insertDocs(data) };
     case 'update':
     case 'upsert':
-      if (where === undefined) fail('DBAAS_WRITE_MISSING_WHERE', 'where', `is required for ${operation}; use {} for every document`);
-      if (data === undefined) fail('DBAAS_UPDATE_INVALID', 'data', `is required for ${operation}`);
       return { kind: operation, table, where: validateFilter(where), update: validateUpdate(data, 'data') };
     case 'delete':
-      if (where === undefined) fail('DBAAS_WRITE_MISSING_WHERE', 'where', 'is required for delete; use {} to delete every document');
-      if (data !== undefined) fail('DBAAS_REQ_INVALID', 'data', 'is not allowed with delete');
       return { kind: 'delete', table, where: validateFilter(where) };
   }
 }
 
-function isOperation(value: unknown): value is (typeof OPERATIONS)[number] {
+function isOperation(value: unknown): value is Operation {
   return OPERATIONS.some((op) => op === value);
 }
 
@@ -205,18 +337,6 @@ function checkSort(sort: unknown): { [path: string]: 1 | -1 } {
     putOwn(out, key, direction);
   }
   return out;
-}
-
-function checkInteger(value: unknown, field: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) fail('DBAAS_REQ_INVALID', field, `must be an integer, got ${describeType(value)} ${typeof value === 'number' ? value : ''}`.trimEnd());
-  if (value < min) fail('DBAAS_REQ_INVALID', field, `must be at least ${min}`);
-  if (value > max) fail('DBAAS_REQ_LIMIT_EXCEEDED', field, `must be at most ${max}`);
-  return value;
-}
-
-function checkBoolean(value: unknown, field: string): boolean {
-  if (typeof value !== 'boolean') fail('DBAAS_REQ_INVALID', field, `must be true or false, got ${describeType(value)}`);
-  return value;
 }
 
 const COMMAND_FIELDS: Record<WriteCommand['kind'], ReadonlySet<string>> = {

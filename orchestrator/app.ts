@@ -23,6 +23,7 @@ import { WIRE_VERSION } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
+import { EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from './admin-bodies.js';
 import type { AuditLog } from './audit-log.js';
 import type { Metrics } from './metrics.js';
 import { operabilityPlugin } from './operability.js';
@@ -185,14 +186,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.post('/api/v1/crash/slave', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('slave'))]);
 
   // Manual override of the slave target; the next autoscaling window decides again.
-  app.post('/api/v1/scale', { onRequest: requireAdmin, preHandler: toLeader }, async (request) => {
-    const body = request.body as { slaves?: unknown } | undefined;
-    const keys = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
-    const slaves = body?.slaves;
-    if (keys.some((k) => k !== 'slaves')) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${keys.filter((k) => k !== 'slaves').join(', ')}`);
-    if (typeof slaves !== 'number' || !Number.isInteger(slaves) || slaves < config.minSlaves || slaves > config.maxSlaves) {
-      throw new DbaasError('DBAAS_REQ_INVALID', `slaves must be an integer from ${config.minSlaves} to ${config.maxSlaves}`);
-    }
+  // The body validates and documents itself (admin-bodies.ts), with this orchestrator's bounds.
+  const scale = scaleBody(config.minSlaves, config.maxSlaves);
+  app.post('/api/v1/scale', { schema: { body: scale.schema }, onRequest: requireAdmin, preHandler: toLeader }, async (request) => {
+    const slaves = scale.parse(request.body);
     const before = cluster.targetSlaves;
     const target = cluster.scaleTo(slaves, 'manual override');
     audit.record('scaling', `manual override: slave target ${before} → ${target}`, { details: { previous: before, target, manual: true } });
@@ -201,23 +198,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/api/v1/scale', { onRequest: requireApiKey }, async () => deps.autoscaler.status());
 
   // Planned switchover: the master hands over to a caught-up slave (optional `target`: worker id or pid).
-  app.post('/api/v1/switchover', { onRequest: requireAdmin, preHandler: toLeader }, async (request) => {
-    const body = request.body as { target?: unknown } | undefined;
-    const keys = body && typeof body === 'object' && !Array.isArray(body) ? Object.keys(body) : [];
-    if (keys.some((k) => k !== 'target')) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${keys.filter((k) => k !== 'target').join(', ')}; allowed: target`);
-    const target = body?.target;
-    if (target !== undefined && (typeof target !== 'string' || target === '' || target.length > 128)) {
-      throw new DbaasError('DBAAS_REQ_INVALID', 'target must be a worker id or pid (a string)');
-    }
-    return cluster.switchover(target);
-  });
+  app.post('/api/v1/switchover', { onRequest: requireAdmin, preHandler: toLeader }, async (request) => cluster.switchover(SWITCHOVER_BODY.parse(request.body)));
 
   app.get('/api/v1/events', { onRequest: requireApiKey }, async (request) => {
-    const raw = (request.query as { after?: unknown }).after;
-    if (raw !== undefined && (typeof raw !== 'string' || !/^\d{1,15}$/.test(raw))) {
-      throw new DbaasError('DBAAS_REQ_INVALID', 'after must be a non-negative integer (the seq of the last event seen)');
-    }
-    const after = raw === undefined ? 0 : Number(raw);
+    const after = EVENTS_QUERY.parse(request.query);
     return deps.sharedAudit ? deps.sharedAudit.list(after) : audit.list(after);
   });
 

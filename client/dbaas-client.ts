@@ -15,6 +15,7 @@
  *
  * Uses the global `fetch` (Node 20+).
  */
+import { timedRequestId } from '../common/request-time.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
 import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
 
@@ -354,5 +355,6 @@ function describeFetchError(err: unknown): string {
 
 /** A fresh idempotency key (allowed characters: A-Z a-z 0-9 _ . : -). */
 export function newRequestId(): string {
-  return globalThis.crypto.randomUUID();
+  // The time of the first attempt travels with every retry: past the retry horizon the server refuses the write instead of applying it again.
+  return timedRequestId();
 }

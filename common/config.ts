@@ -39,6 +39,12 @@ export interface ClusterConfig {
   readonly oplogMaxEntries: number;
   readonly oplogMaxAgeMs: number;
   /**
+   * The retry horizon: how long a write's requestId is remembered in the request ledger
+   * (worker/request-ledger.ts). A retry made within it answers the first result; one made
+   * later, when its requestId tells its time, gets 409 DBAAS_WRITE_REQUEST_ID_EXPIRED.
+   */
+  readonly requestIdTtlMs: number;
+  /**
    * How long a read or write waits for its worker's answer before a 504. Workers
    * know it too: a read's database query gets it as `maxTimeMS`, so a read the
    * client has stopped waiting for does not keep a slave busy.
@@ -261,6 +267,7 @@ function readCluster(r: Reader): ClusterConfig {
     afterSeqWaitMs: r.int('DBAAS_AFTER_SEQ_WAIT_MS', 2000, 0, 600_000),
     oplogMaxEntries: r.int('DBAAS_OPLOG_MAX_ENTRIES', 100_000, 100, 100_000_000),
     oplogMaxAgeMs: r.int('DBAAS_OPLOG_MAX_AGE_MS', 86_400_000, 60_000, 365 * 86_400_000),
+    requestIdTtlMs: r.int('DBAAS_REQUEST_ID_TTL_MS', 600_000, 1000, 7 * 86_400_000),
     requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
     syncQueueExpiresMs: r.int('DBAAS_SYNC_QUEUE_EXPIRES_MS', 3_600_000, 60_000, 30 * 86_400_000),
     deadLetterMaxBytes: r.int('DBAAS_DEAD_LETTER_MAX_BYTES', 16 * 1_048_576, 1024, 1024 * 1_048_576),
@@ -361,6 +368,7 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_AFTER_SEQ_WAIT_MS: String(c.afterSeqWaitMs),
     DBAAS_OPLOG_MAX_ENTRIES: String(c.oplogMaxEntries),
     DBAAS_OPLOG_MAX_AGE_MS: String(c.oplogMaxAgeMs),
+    DBAAS_REQUEST_ID_TTL_MS: String(c.requestIdTtlMs),
     DBAAS_REQUEST_TIMEOUT_MS: String(c.requestTimeoutMs),
     DBAAS_SYNC_QUEUE_EXPIRES_MS: String(c.syncQueueExpiresMs),
     DBAAS_DEAD_LETTER_MAX_BYTES: String(c.deadLetterMaxBytes),

@@ -38,6 +38,8 @@ export const ERROR_CATALOGUE = {
   DBAAS_WRITE_TYPE_CONFLICT: { status: 409, retryable: false, message: 'the update does not fit the stored document' },
   // An idempotency key reused with another body (as in the IETF Idempotency-Key draft: 422).
   DBAAS_WRITE_REQUEST_ID_REUSED: { status: 422, retryable: false, message: 'this requestId was used for a different write' },
+  // A retry made after the retry horizon (DBAAS_REQUEST_ID_TTL_MS): whether it was applied can no longer be told, so it is not applied again.
+  DBAAS_WRITE_REQUEST_ID_EXPIRED: { status: 409, retryable: false, message: 'this requestId is older than the retry horizon; the write was not applied again' },
 
   // Fault drills.
   DBAAS_CRASH_NOTHING_TO_KILL: { status: 409, retryable: false, message: 'there is no worker of that role to kill' },

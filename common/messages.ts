@@ -16,6 +16,12 @@ export interface WriteEnvelope {
   v: typeof WIRE_VERSION;
   requestId: string;
   command: WriteCommand;
+  /**
+   * When the orchestrator received this attempt, in ms since the epoch (optional,
+   * added within v1): the master refuses a write older than the retry horizon
+   * whose requestId it no longer remembers (common/request-time.ts).
+   */
+  at?: number;
 }
 
 /** Orchestrator → any slave, on readQ. */
@@ -86,7 +92,33 @@ export type ControlMessage =
   | { v: typeof WIRE_VERSION; type: 'status' }
   | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand }
   /** The replica checksum taken at checkpoint `seq`; waits up to `waitMs` for this worker to get there. */
-  | { v: typeof WIRE_VERSION; type: 'checksum'; seq: number; waitMs: number };
+  | { v: typeof WIRE_VERSION; type: 'checksum'; seq: number; waitMs: number }
+  /**
+   * A new slave asks the master for the next page of its snapshot (worker/snapshot.ts),
+   * answered not on a reply queue but in the slave's own sync queue `queue`, between
+   * two write batches, as a {@link SnapshotPage}. Added within v1: only new slaves send it.
+   */
+  | { v: typeof WIRE_VERSION; type: 'snapshot-page'; id: string; queue: string; after?: { table: string; id: string }; limit: number; maxBytes: number };
+
+/**
+ * Master → one slave's sync queue, between two sync entries: the documents after
+ * `after` in snapshot key order (worker/snapshot-key.ts) as they are at `atSeq`
+ * exactly (the master read them between two write batches, after publishing entry
+ * `atSeq` and before publishing `atSeq + 1`). `end` is the last key covered;
+ * absent: the page reached the end of every table. Added within v1 (`kind`
+ * tells it from an entry; entries have none).
+ */
+export interface SnapshotPage {
+  v: typeof WIRE_VERSION;
+  kind: 'page';
+  /** The request this answers. */
+  id: string;
+  term: number;
+  atSeq: number;
+  after?: { table: string; id: string };
+  end?: { table: string; id: string };
+  docs: Array<{ table: string; doc: Doc & { _id: string } }>;
+}
 
 /** One table's checksum: its document count and an order-independent sum of document hashes (hex). */
 export interface TableChecksum {
@@ -116,6 +148,17 @@ export interface WorkerStatus {
   dbUrl: string;
   /** Messages this worker refused as malformed and dead-lettered. */
   poisonMessages?: number;
+  /**
+   * Whether this worker's request ledger answers for the whole retry horizon
+   * (worker/request-ledger.ts): only such a slave is a failover candidate
+   * (orchestrator/reconcile.ts). Absent (older workers): taken as true.
+   */
+  promotable?: boolean;
+  /**
+   * While syncing: documents copied and entries applied so far, a number that
+   * grows as long as the start progresses (the orchestrator waits while it does).
+   */
+  syncProgress?: number;
 }
 
 /**
@@ -156,7 +199,9 @@ export function decodeWrite(buf: Buffer): WriteEnvelope | undefined {
   if (!m || m.v !== WIRE_VERSION || typeof m.requestId !== 'string' || m.requestId === '' || m.requestId.length > 256) return undefined;
   // The queue is not trusted: the command is checked as the orchestrator checked the body.
   const command = checked(() => validateWriteCommand(m.command));
-  return command ? { v: WIRE_VERSION, requestId: m.requestId, command } : undefined;
+  if (!command) return undefined;
+  const at = typeof m.at === 'number' && Number.isSafeInteger(m.at) && m.at > 0 ? m.at : undefined;
+  return at === undefined ? { v: WIRE_VERSION, requestId: m.requestId, command } : { v: WIRE_VERSION, requestId: m.requestId, command, at };
 }
 
 export function decodeRead(buf: Buffer): ReadEnvelope | undefined {
@@ -177,6 +222,32 @@ function validOps(ops: unknown[]): boolean {
     if (op.t === 'del') return typeof op.id === 'string';
     return op.t === 'put' && isObject(op.doc) && typeof op.doc._id === 'string';
   });
+}
+
+function isKey(k: unknown): k is { table: string; id: string } {
+  return isObject(k) && typeof k.table === 'string' && typeof k.id === 'string';
+}
+
+/** A message of a slave's sync queue: an entry, or a snapshot page; undefined for a poison message. */
+export function decodeSyncMessage(buf: Buffer): { kind: 'entry'; entry: SyncEntry } | { kind: 'page'; page: SnapshotPage } | undefined {
+  const m = parseObject(buf);
+  if (m?.kind === 'page') {
+    if (
+      m.v !== WIRE_VERSION ||
+      typeof m.id !== 'string' ||
+      !Number.isSafeInteger(m.term) ||
+      !Number.isSafeInteger(m.atSeq) ||
+      (m.after !== undefined && !isKey(m.after)) ||
+      (m.end !== undefined && !isKey(m.end)) ||
+      !Array.isArray(m.docs) ||
+      !m.docs.every((d) => isObject(d) && typeof d.table === 'string' && TABLE.test(d.table) && isObject(d.doc) && typeof d.doc._id === 'string')
+    ) {
+      return undefined;
+    }
+    return { kind: 'page', page: m as unknown as SnapshotPage };
+  }
+  const entry = decodeSync(buf);
+  return entry ? { kind: 'entry', entry } : undefined;
 }
 
 export function decodeSync(buf: Buffer): SyncEntry | undefined {
@@ -212,6 +283,12 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
     const { seq, waitMs } = m;
     if (!Number.isSafeInteger(seq) || (seq as number) < 1 || !Number.isSafeInteger(waitMs) || (waitMs as number) < 0 || (waitMs as number) > 600_000) return undefined;
     return { v: WIRE_VERSION, type: 'checksum', seq: seq as number, waitMs: waitMs as number };
+  }
+  if (m.type === 'snapshot-page') {
+    const { id, queue, after, limit, maxBytes } = m;
+    if (typeof id !== 'string' || typeof queue !== 'string' || queue.length > 255 || (after !== undefined && !isKey(after))) return undefined;
+    if (!Number.isSafeInteger(limit) || (limit as number) < 1 || !Number.isSafeInteger(maxBytes) || (maxBytes as number) < 1) return undefined;
+    return { v: WIRE_VERSION, type: 'snapshot-page', id, queue, ...(after === undefined ? {} : { after }), limit: limit as number, maxBytes: maxBytes as number };
   }
   if (!['promote', 'retire', 'demote', 'status', 'read'].includes(m.type)) return undefined;
   return m as unknown as ControlMessage;

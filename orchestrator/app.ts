@@ -19,6 +19,7 @@ import { DbaasError, httpErrorBody } from '../common/errors.js';
 import { describeJsonErrorAt } from '../common/json-position.js';
 import type { Logger } from '../common/logger.js';
 import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
+import { timedRequestId } from '../common/request-time.js';
 import { WIRE_VERSION } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
@@ -167,10 +168,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(operabilityPlugin, { metrics: deps.metrics, logger: deps.logger, guard: requireApiKey, pageGuard: requirePageKey });
 
   const write = async (req: WriteRequest, request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const requestId = req.requestId ?? randomUUID();
+    // A requestId made here tells its time, and the envelope says when this attempt came (common/request-time.ts).
+    const requestId = req.requestId ?? timedRequestId();
     reply.header(WRITE_REQUEST_ID_HEADER, requestId);
     if (closing) throw new DbaasError('DBAAS_SHUTTING_DOWN');
-    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId, command: req.command };
+    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId, command: req.command, at: Date.now() };
     await cluster.requireMaster();
     return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId: request.id });
   };

@@ -60,6 +60,7 @@ export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
       starting: registry.isStarting(id),
       retiring: registry.isRetiring(id),
       ...(divergent === undefined ? {} : { divergent }),
+      ...(status?.promotable === undefined ? {} : { promotable: status.promotable }),
     });
   }
   const masterId = view.master?.id;

@@ -29,6 +29,12 @@ export interface WorkerFact {
   retiring: boolean;
   /** A verify found its data different from the master's: how (a clause, e.g. "differs from the master at seq 9 in table(s) rides"). */
   divergent?: string;
+  /**
+   * False while its request ledger does not yet cover the retry horizon
+   * (worker/request-ledger.ts): promoted, it could apply a retried write twice.
+   * Undefined (an older worker that does not say) counts as true.
+   */
+  promotable?: boolean;
 }
 
 export interface ClusterFacts {
@@ -81,23 +87,25 @@ export function decide(f: ClusterFacts): Decision {
   const masterStarting = master?.starting === true;
 
   if (currentMasterId !== undefined && masterLost !== undefined && !masterStarting) {
-    const candidates = f.workers
+    const caughtUp = f.workers
       .filter((w) => w.role === 'slave' && w.state === 'slave' && w.registered && lostBecause(w, f) === undefined && !w.retiring && w.divergent === undefined)
       .sort((a, b) => a.pid - b.pid);
-    const candidate = candidates[0];
+    const candidate = caughtUp.find((w) => w.promotable !== false);
     if (candidate) {
       return {
         action: { kind: 'failover', oldMasterId: currentMasterId, candidateId: candidate.id },
-        reason: `master ${master ? describe(master) : currentMasterId} is lost (${masterLost}); promoting ${describe(candidate)}, the lowest-pid caught-up slave`,
+        reason: `master ${master ? describe(master) : currentMasterId} is lost (${masterLost}); promoting ${describe(candidate)}, the lowest-pid caught-up slave whose request ledger covers the retry horizon`,
       };
     }
+    const incomplete = caughtUp.length > 0 ? ` (${caughtUp.map(describe).join(', ')} caught up, but no request ledger covering the retry horizon yet)` : '';
     if (f.lastMasterDataAvailable && !master?.running) {
       return {
         action: { kind: 'restart-master', id: currentMasterId },
-        reason: `master ${currentMasterId} is lost (${masterLost}) and no caught-up slave can take over; restarting it from its own data`,
+        reason: `master ${currentMasterId} is lost (${masterLost}) and no caught-up slave can take over${incomplete}; restarting it from its own data`,
       };
     }
-    return { action: { kind: 'idle' }, reason: `master ${currentMasterId} is lost and no slave is caught up yet; waiting` };
+    if (incomplete === '') return { action: { kind: 'idle' }, reason: `master ${currentMasterId} is lost and no slave is caught up yet; waiting` };
+    return { action: { kind: 'idle' }, reason: `master ${currentMasterId} is lost and no slave can take over yet${incomplete}; waiting` };
   }
 
   for (const w of f.workers) {

@@ -7,9 +7,10 @@
  * one): whatever has arrived while the previous batch was being stored forms
  * the next, so a lone write is a batch of one and pays no wait. Stage 1 is
  * strictly serial, one batch at a time:
- *   1. recognise retries (requestId already in the oplog, or earlier in the batch);
+ *   1. recognise retries (requestId in the request ledger, or earlier in the batch),
+ *      and refuse those asked for before the retry horizon (request-ledger.ts);
  *   2. build each write's post-images against the batch view, give it its seq;
- *   3. store all the batch's entries (one insert);
+ *   3. store all the batch's entries and ledger records (Store.recordEntries);
  *   4. publish the entries in seq order;
  *   5. apply all the batch's data (coalesced, new documents in bulk) while the
  *      broker confirms.
@@ -22,15 +23,22 @@
  * written. So after a crash, or in a copy of the data taken at any moment, only
  * the newest batch can be half-applied, and its entries (from `first`, which each
  * entry carries, to the newest) are in the oplog to be replayed.
+ *
+ * Between two batches, when the data is exactly at `lastSeq`, the serial stage
+ * also reads the pages new slaves ask for (servePage; the protocol and its
+ * invariant are in snapshot.ts).
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { MongoServerError } from 'mongodb';
 import { commandFingerprint } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
-import { decodeWrite, encode, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
+import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
+import { requestTime } from '../common/request-time.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterCheckpoints } from './checkpoint-window.js';
 import { buildWrite } from './entry-builder.js';
+import { judgeRetry, recordOf, type LedgerRecord } from './request-ledger.js';
+import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
 import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
 
@@ -43,10 +51,15 @@ interface Taken {
 
 /** How stage 1 settled one write. */
 type Outcome =
-  | { kind: 'entry'; entry: SyncEntry; confirmed?: Promise<void>; retry: boolean }
+  | { kind: 'entry'; entry: SyncEntry; confirmed?: Promise<void> }
+  /** A retry of a write recorded in the ledger: answered with its first result once its entry is confirmed. */
+  | { kind: 'retry'; record: LedgerRecord; confirmed?: Promise<void> }
   | { kind: 'error'; error: DbaasError }
   /** The same requestId as an earlier write of the batch: answered as that one is. */
   | { kind: 'same'; as: number };
+
+/** A page request waiting for the gap between two batches. */
+type PageRequest = Extract<ControlMessage, { type: 'snapshot-page' }>;
 
 /** A requestId already taken by a different write. */
 function reused(requestId: string): DbaasError {
@@ -59,10 +72,12 @@ export class MasterRole {
   /** Highest seq whose publish the broker confirmed. */
   private lastConfirmed = 0;
   private readonly inbox: Taken[] = [];
+  private readonly pageRequests: PageRequest[] = [];
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private pubCh: ConfirmChannel | undefined;
   private writeCh: Channel | undefined;
+  private pageCh: Channel | undefined;
   private fenced = false;
   private checkpointsRef: MasterCheckpoints | undefined;
 
@@ -79,9 +94,12 @@ export class MasterRole {
    */
   async recover(): Promise<void> {
     const store = this.ctx.store;
+    await store.openLedger();
     const last = await store.lastEntry();
     if (last) {
       const entries = await store.entriesBetween(replayFrom(last) - 1, last._id);
+      // The ledger records of the newest batch may be missing (a crash between the two inserts).
+      await store.ledger.record(entries.map(recordOf));
       await store.replayOps(entries.flatMap((e) => e.ops));
     }
     this.lastSeq = last?._id ?? 0;
@@ -90,9 +108,9 @@ export class MasterRole {
     // them again (slaves skip what they have), so no slave waits for a redelivery to see them.
     this.lastConfirmed = last ? replayFrom(last, SNAPSHOT_REPLAY_ENTRIES) - 1 : 0;
     const started = Date.now();
-    void store.loadRequestIndex().then(
+    void store.ledger.load().then(
       () => this.ctx.logger.info({ requestIds: store.requests.size, ms: Date.now() - started }, 'requestId index loaded'),
-      (err: unknown) => this.ctx.logger.warn({ err: (err as Error).message }, 'requestId index not loaded; retries are looked up in the oplog'),
+      (err: unknown) => this.ctx.logger.warn({ err: (err as Error).message }, 'requestId index not loaded; retries are looked up in the ledger'),
     );
   }
 
@@ -126,6 +144,21 @@ export class MasterRole {
     await writeCh.consume(this.ctx.names.writeQueue, (msg) => {
       if (msg) this.take(writeCh, pubCh, msg);
     });
+    // New slaves' snapshot page requests (snapshot.ts), read between two batches.
+    const pageCh = await conn.createChannel();
+    this.pageCh = pageCh;
+    const queue = pageQueue(this.ctx.config.namespace);
+    await pageCh.assertQueue(queue, PAGE_QUEUE_OPTIONS);
+    await pageCh.consume(
+      queue,
+      (msg) => {
+        if (!msg) return;
+        const req = decodeControl(msg.content);
+        if (req?.type === 'snapshot-page') this.servePage(req);
+        else this.ctx.logger.warn('a message on the snapshot page queue that is not a page request: dropped');
+      },
+      { noAck: true },
+    );
   }
 
   /** Stops taking writes at once (fencing): used when this worker may no longer be the master. */
@@ -133,6 +166,8 @@ export class MasterRole {
     this.fenced = true;
     await this.writeCh?.close().catch(() => undefined);
     this.writeCh = undefined;
+    await this.pageCh?.close().catch(() => undefined);
+    this.pageCh = undefined;
   }
 
   /** Takes writes again after a fence that turned out not to be needed (the master took its znode back); attach() then consumes. */
@@ -163,6 +198,57 @@ export class MasterRole {
     });
   }
 
+  /**
+   * Makes sure a retried write's entry reached the broker: confirmed already (the
+   * usual case), or published again from the oplog tail. An entry no longer in the
+   * tail is older than every unconfirmed one (attach() re-publishes those).
+   */
+  private async republish(ch: ConfirmChannel, seq: number): Promise<void> {
+    if (seq <= this.lastConfirmed) return;
+    const [doc] = await this.ctx.store.entriesBetween(seq - 1, seq);
+    if (!doc) return;
+    const { _id: _ignored, ...entry } = doc;
+    await this.publish(ch, entry);
+  }
+
+  /**
+   * A new slave asks for the next page of its snapshot (snapshot.ts): read between
+   * two batches, in the serial stage. Ignored when this worker takes no writes now
+   * (fenced, no channel): the slave asks again.
+   */
+  servePage(req: PageRequest): void {
+    if (this.fenced) return;
+    this.pageRequests.push(req);
+    if (!this.draining) {
+      this.draining = true;
+      this.drained = this.drain();
+    }
+  }
+
+  private async readPage(req: PageRequest): Promise<void> {
+    const ch = this.pubCh;
+    if (!ch) return;
+    const started = performance.now();
+    const { docs, end } = await this.ctx.store.tables.page(req.after, req.limit, req.maxBytes);
+    const page: SnapshotPage = {
+      v: WIRE_VERSION,
+      kind: 'page',
+      id: req.id,
+      term: this.term,
+      atSeq: this.lastSeq,
+      ...(req.after === undefined ? {} : { after: req.after }),
+      ...(end === undefined ? {} : { end }),
+      docs,
+    };
+    try {
+      // On the channel the entries go on, after entry lastSeq and before the next: the page's place in the slave's queue.
+      ch.sendToQueue(req.queue, encode(page), { persistent: true, contentType: 'application/json' });
+    } catch {
+      // The channel is gone: the slave asks again.
+    }
+    this.ctx.logger.info({ queue: req.queue, atSeq: page.atSeq, documents: docs.length, last: end === undefined, ms: ms(performance.now() - started) }, 'snapshot page served between two batches');
+  }
+
   private take(writeCh: Channel, pubCh: ConfirmChannel, msg: ConsumeMessage): void {
     const env = decodeWrite(msg.content);
     if (!env) {
@@ -181,7 +267,10 @@ export class MasterRole {
   /** Stage 1: batch after batch until the inbox is empty. */
   private async drain(): Promise<void> {
     try {
-      while (this.inbox.length > 0 && !this.fenced) {
+      while ((this.inbox.length > 0 || this.pageRequests.length > 0) && !this.fenced) {
+        // Between two batches the data is exactly at lastSeq: the moment a snapshot page is read at.
+        for (const req of this.pageRequests.splice(0)) await this.readPage(req);
+        if (this.inbox.length === 0) continue;
         if (!this.ctx.masterLeaseValid()) {
           // Between two checks of the fence timer: nothing more is stored or published (common/fencing.ts).
           await this.fence();
@@ -192,7 +281,10 @@ export class MasterRole {
         await this.stage1(batch);
       }
       // Fenced: what is left is never acked, so the broker hands it to the next master.
-      if (this.fenced) this.inbox.length = 0;
+      if (this.fenced) {
+        this.inbox.length = 0;
+        this.pageRequests.length = 0;
+      }
     } catch (err) {
       this.ctx.fail(`the write path is broken: ${(err as Error).message}`);
     } finally {
@@ -220,12 +312,15 @@ export class MasterRole {
         continue;
       }
       firstOfRequest.set(env.requestId, i);
-      const seen = await store.entryByRequestId(env.requestId);
-      if (seen) {
-        const { _id: _ignored, ...entry } = seen;
-        // Entries recorded before fingerprints existed have none: answered as retries.
-        const same = entry.fingerprint === undefined || entry.fingerprint === fingerprint;
-        outcomes.push(same ? { kind: 'entry', entry, retry: true } : { kind: 'error', error: reused(env.requestId) });
+      const verdict = judgeRetry(await store.lookupRequest(env.requestId), requestTime(env.requestId, env.at), store.ledger.horizon());
+      if (verdict.kind === 'retry') {
+        // Records written before fingerprints existed have none: answered as retries.
+        const same = verdict.record.fingerprint === undefined || verdict.record.fingerprint === fingerprint;
+        outcomes.push(same ? { kind: 'retry', record: verdict.record } : { kind: 'error', error: reused(env.requestId) });
+        continue;
+      }
+      if (verdict.kind === 'expired') {
+        outcomes.push({ kind: 'error', error: expired(env.requestId, verdict.horizon) });
         continue;
       }
       try {
@@ -244,7 +339,7 @@ export class MasterRole {
           ...(env.command.kind === 'verify' ? { checkpoint: true as const } : {}),
         };
         entries.push(entry);
-        outcomes.push({ kind: 'entry', entry, retry: false });
+        outcomes.push({ kind: 'entry', entry });
       } catch (err) {
         if (err instanceof DbaasError) outcomes.push({ kind: 'error', error: err });
         else if (err instanceof MongoServerError) {
@@ -263,15 +358,19 @@ export class MasterRole {
 
     // Published as soon as they are stored, so the broker's confirm overlaps the data writes; no
     // write is answered before both. Retries first: their entries are older than this batch's.
-    // Slaves skip what they already applied.
-    for (const retries of [true, false]) {
-      outcomes.forEach((o, i) => {
-        if (o.kind !== 'entry' || o.retry !== retries) return;
-        o.confirmed = this.publish((batch[i] as Taken).pubCh, o.entry);
-        // Answered (or left unanswered) in answer(); a failed confirm must not go unhandled meanwhile.
-        o.confirmed.catch(() => undefined);
-      });
+    // A retry's entry is published again only if its first publish was never confirmed (a crash
+    // in between); slaves skip what they already applied.
+    for (const [i, o] of outcomes.entries()) {
+      if (o.kind !== 'retry') continue;
+      o.confirmed = this.republish((batch[i] as Taken).pubCh, o.record.seq);
+      o.confirmed.catch(() => undefined);
     }
+    outcomes.forEach((o, i) => {
+      if (o.kind !== 'entry') return;
+      o.confirmed = this.publish((batch[i] as Taken).pubCh, o.entry);
+      // Answered (or left unanswered) in answer(); a failed confirm must not go unhandled meanwhile.
+      o.confirmed.catch(() => undefined);
+    });
     await store.applyOps(entries.flatMap((e) => e.ops));
     // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
     this.checkpoints.afterApply(entries);
@@ -300,10 +399,11 @@ export class MasterRole {
         return;
       }
       await o.confirmed;
-      reply(writeCh, msg, { ok: true, result: o.entry.result });
+      const { requestId, seq, result } = o.kind === 'entry' ? o.entry : o.record;
+      reply(writeCh, msg, { ok: true, result });
       settle(writeCh, msg, 'ack');
       if (log.isLevelEnabled('debug')) {
-        log.debug({ reqId: reqIdOf(msg), requestId: o.entry.requestId, seq: o.entry.seq, duplicate: o.retry || outcomes[i]?.kind === 'same', confirmMs: ms(performance.now() - storedAt) }, 'write applied');
+        log.debug({ reqId: reqIdOf(msg), requestId, seq, duplicate: o.kind === 'retry' || outcomes[i]?.kind === 'same', confirmMs: ms(performance.now() - storedAt) }, 'write applied');
       }
     } catch (err) {
       // No answer: handed back to the queue, where its requestId makes the retry safe (it is answered
@@ -320,6 +420,14 @@ const SLOW_BATCH_MS = 500;
 
 /** How long a write whose sync entry the broker did not confirm waits before it is handed back to the queue. */
 const REQUEUE_DELAY_MS = 1000;
+
+/** A retry asked for before the oldest time the ledger answers for. */
+function expired(requestId: string, horizon: number): DbaasError {
+  return new DbaasError(
+    'DBAAS_WRITE_REQUEST_ID_EXPIRED',
+    `requestId ${JSON.stringify(requestId)} was first asked for before ${new Date(horizon).toISOString()}, the retry horizon (DBAAS_REQUEST_ID_TTL_MS); whether it was applied can no longer be told, so it was not applied again`,
+  );
+}
 
 function ms(x: number): number {
   return Math.round(x * 100) / 100;

@@ -2,9 +2,12 @@
  * The slave side of replication: snapshot, in-order apply of sync entries, reads.
  *
  * Start-up order is what makes a new slave miss nothing: its durable sync queue
- * is bound first (so entries buffer), then the master's data is copied with the
- * master's seq at that moment, then buffered entries above it are applied, and
- * only then does the slave take reads.
+ * is bound first (so entries buffer), then the master's data is copied page by
+ * page through that queue, each page read by the master between two write
+ * batches (the protocol and its invariant: snapshot.ts), entries between pages
+ * applied to the part already copied; the slave takes reads once its lag behind
+ * the master is small, and copies the master's request ledger after that
+ * (a failover candidate only once that is done: request-ledger.ts).
  *
  * Entries are applied in runs: whatever the queue has delivered while the
  * previous run was being written is judged in seq order (sync-order.ts), its
@@ -15,12 +18,13 @@
 import type { Channel, ChannelModel, ConsumeMessage, Message } from 'amqplib';
 import { MongoServerError } from 'mongodb';
 import { DbaasError, asDbaasError } from '../common/errors.js';
-import { decodeRead, decodeSync, type SyncEntry } from '../common/messages.js';
+import { decodeRead, decodeSyncMessage, encode, WIRE_VERSION, type ControlMessage, type SnapshotPage, type SyncEntry, type WorkerStatus } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { checkpointAfter } from './checksum.js';
-import { judgeRun, positionAfterSnapshot, SNAPSHOT_REPLAY_ENTRIES, type SyncPosition } from './sync-order.js';
+import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
+import { coverageAfter, coveredOps, judgePage, nextPageLimit, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, type Coverage } from './snapshot.js';
 
 /**
  * Sync entries delivered ahead of the one being applied. Enough for long runs under
@@ -32,11 +36,27 @@ const SYNC_PREFETCH = 128;
 const RUN_MAX_ENTRIES = 128;
 const RUN_MAX_OPS = 4000;
 
+/** A new slave is caught up (takes reads) once it is at most this many entries behind the master's published seq. */
+export const CAUGHT_UP_LAG = 50;
+/** A page not come this long after it was asked for is asked for again (the master may have changed). */
+const PAGE_WAIT_MS = 15_000;
+/**
+ * A caught-up slave waits at most this long for its ledger copy before it serves, so that
+ * it usually announces itself serving and promotable at once (a master lost right after a
+ * slave joined would otherwise find no candidate); past it, it serves and is promotable later.
+ */
+const LEDGER_WAIT_MS = 2000;
+/** A start that makes no progress for this long gives up (the orchestrator starts another slave). */
+const STALL_MS = 120_000;
+
 interface Delivered {
   ch: Channel;
   msg: Message;
-  entry: SyncEntry;
+  entry?: SyncEntry;
+  page?: SnapshotPage;
 }
+
+
 
 export class SlaveRole {
   private pos: SyncPosition = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
@@ -52,12 +72,22 @@ export class SlaveRole {
   private inFlightReads = 0;
   private snapshotDone = false;
   private readsWanted = false;
-  /**
-   * Entries up to this seq may already be (partly) in the data: the snapshot copy
-   * was read while the master went on writing. They are applied without trusting
-   * the `fresh` hint, so no delete of a copied document is ever skipped.
-   */
-  private fuzzyUpTo = 0;
+  /** The snapshot copy (snapshot.ts): which keys are copied, the page asked for, where the slave stands. */
+  private coverage: Coverage = { kind: 'all' };
+  private pendingPage: { id: string; limit: number; at: number } | undefined;
+  private firstPageSeq: number | undefined;
+  private seenBeforeFirst = 0;
+  private lastPageDocs: number | undefined;
+  private pageTimer: NodeJS.Timeout | undefined;
+  private copied: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  private masterDbUrl: string | undefined;
+  private ledgerCopied: Promise<void> | undefined;
+  /** Documents copied so far (status: syncProgress). */
+  documentsCopied = 0;
+  /** Whether this slave's request ledger answers for the whole retry horizon (request-ledger.ts). */
+  get promotable(): boolean {
+    return this.ctx.store.ledger.coversHorizon();
+  }
   /** Interrupts the checksum being taken at a checkpoint (a promotion must not wait for it). */
   private checksumAbort: AbortController | undefined;
   /** Set once a promotion drains the queue: checkpoints met from then on are not hashed. */
@@ -83,27 +113,144 @@ export class SlaveRole {
     if (this.readsWanted) await this.startReads(conn);
   }
 
-  /** Copies the master's data; `masterDbUrl` is where the master's database listens. */
+  /**
+   * Copies the master's data through the sync queue (snapshot.ts); resolves once
+   * every key is covered. The master's request ledger (at `masterDbUrl`) is
+   * copied beside it from the first page on ({@link copyLedger}).
+   */
   async snapshot(masterDbUrl: string): Promise<void> {
     const { store, logger } = this.ctx;
     const started = Date.now();
     await store.dropAll();
-    const source = await Store.connect(masterDbUrl, this.ctx.config.dbName, 10_000);
+    // Until the master's ledger is copied, this ledger answers only for what the stream brings from now on.
+    await store.ledger.setCoveredSince(Date.now());
+    this.masterDbUrl = masterDbUrl;
+    this.coverage = { kind: 'none' };
+    this.pos = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
+    const done = new Promise<void>((resolve, reject) => {
+      this.copied = { resolve, reject };
+    });
+    this.snapshotDone = true;
+    await this.consumeSync();
+    await this.askPage();
     try {
-      // The copy is fuzzy: the master may be half-way through writing the batch that holds S0
-      // (entries from its `first` to S0) while the copy reads. Those entries are laid over the
-      // copy as it is written, so every document is at least as new as S0; anything newer
-      // comes again from the queue, which holds every entry above S0 (see Store.copyFrom).
-      const copied = await store.copyFrom(source, SNAPSHOT_REPLAY_ENTRIES);
-      const s0 = copied.last?.seq ?? 0;
-      this.pos = positionAfterSnapshot(s0, copied.last?.term ?? 0);
-      this.fuzzyUpTo = copied.fuzzyUpTo;
-      logger.info({ seq: s0, fuzzyUpTo: copied.fuzzyUpTo, documents: copied.documents, entries: copied.entries, replayed: copied.replayed, ms: Date.now() - started }, 'snapshot copied from master');
+      await done;
+    } finally {
+      if (this.pageTimer) clearTimeout(this.pageTimer);
+      this.pageTimer = undefined;
+    }
+    logger.info({ fromSeq: this.firstPageSeq, seq: this.pos.appliedSeq, documents: this.documentsCopied, ms: Date.now() - started }, 'snapshot copied from master');
+  }
+
+  /** Copies the ledger, trying again after a failure (the master may be changing) until it is done or this worker stops. */
+  private async copyLedgerUntilDone(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.copyLedger();
+        return;
+      } catch (err) {
+        this.ctx.logger.warn({ attempt, err: (err as Error).message }, 'copying the request ledger failed; trying again');
+        if (this.ctx.state === 'stopped' || this.ctx.state === 'promoting' || this.ctx.state === 'master') return;
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
+      }
+    }
+  }
+
+  /** Asks the master for the page after the covered keys (again, when `again`). */
+  private async askPage(again = false): Promise<void> {
+    if (this.coverage.kind === 'all') return;
+    const ch = this.syncCh;
+    const limit = again && this.pendingPage ? this.pendingPage.limit : nextPageLimit(this.lastPageDocs);
+    const id = `${this.ctx.config.workerId}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    this.pendingPage = { id, limit, at: Date.now() };
+    if (this.pageTimer) clearTimeout(this.pageTimer);
+    this.pageTimer = setTimeout(() => {
+      this.ctx.logger.warn({ waitedMs: PAGE_WAIT_MS }, 'snapshot page did not come; asking again');
+      void this.askPage(true).catch((err: unknown) => this.copied?.reject(err as Error));
+    }, PAGE_WAIT_MS);
+    this.pageTimer.unref();
+    try {
+      if (!ch) throw new Error('no sync channel');
+      const after = this.coverage.kind === 'upTo' ? { after: this.coverage.key } : {};
+      const req: ControlMessage = { v: WIRE_VERSION, type: 'snapshot-page', id, queue: this.syncQueue, ...after, limit, maxBytes: PAGE_MAX_BYTES };
+      const queue = pageQueue(this.ctx.config.namespace);
+      await ch.assertQueue(queue, PAGE_QUEUE_OPTIONS);
+      ch.sendToQueue(queue, encode(req));
+    } catch (err) {
+      // No master or no channel now: the timer asks again.
+      this.ctx.logger.warn({ err: (err as Error).message }, 'could not ask the master for a snapshot page');
+    }
+  }
+
+  /** A page met in the queue, in order with the entries (snapshot.ts judgePage). */
+  private async takePage(page: SnapshotPage): Promise<void> {
+    const verdict = judgePage(
+      { coverage: this.coverage, pendingId: this.pendingPage?.id, appliedSeq: this.firstPageSeq === undefined ? undefined : this.pos.appliedSeq, seenBeforeFirst: this.seenBeforeFirst },
+      page,
+    );
+    if (verdict.kind === 'ignore') {
+      this.ctx.logger.debug({ id: page.id, why: verdict.why }, 'snapshot page ignored');
+      return;
+    }
+    if (verdict.kind === 'ask-again') {
+      this.ctx.logger.info({ id: page.id, why: verdict.why }, 'snapshot page out of place; asking for the same range again');
+      await this.askPage(true);
+      return;
+    }
+    if (this.firstPageSeq === undefined) {
+      this.firstPageSeq = page.atSeq;
+      this.pos = positionAfterSnapshot(page.atSeq, page.term);
+      // The records up to here come from the master's ledger, copied beside the pages (usually done before them).
+      this.ledgerCopied = this.copyLedgerUntilDone();
+    }
+    if (page.docs.length > 0) await this.ctx.store.applyOps(page.docs.map(({ table, doc }) => ({ t: 'put', table, doc, fresh: true })));
+    this.documentsCopied += page.docs.length;
+    this.lastPageDocs = this.pendingPage?.limit;
+    this.coverage = coverageAfter(page);
+    this.pendingPage = undefined;
+    if (this.coverage.kind === 'all') {
+      if (this.pageTimer) clearTimeout(this.pageTimer);
+      this.copied?.resolve();
+      this.copied = undefined;
+      this.wake();
+    } else {
+      await this.askPage();
+    }
+  }
+
+  /**
+   * Copies the master's ledger records up to the first page's seq (the stream
+   * brings the newer ones), then takes the master's coverage: from then on this
+   * slave answers retries over the whole horizon and may be promoted. Runs beside
+   * the page copy and the catch-up; the slave may serve reads before it is done.
+   */
+  async copyLedger(): Promise<void> {
+    const { store, logger, config } = this.ctx;
+    const upTo = this.firstPageSeq;
+    const dbUrl = this.masterDbUrl;
+    if (upTo === undefined || dbUrl === undefined) return;
+    const started = Date.now();
+    const source = await Store.connect(dbUrl, config.dbName, 10_000, config.requestIdTtlMs);
+    let records = 0;
+    try {
+      const hasLedger = await source.ledger.open();
+      let batch: Parameters<typeof store.ledger.copyIn>[0][number][] = [];
+      for await (const doc of source.ledger.recordsUpTo(upTo)) {
+        batch.push(doc);
+        if (batch.length >= 2000) {
+          await store.ledger.copyIn(batch);
+          records += batch.length;
+          batch = [];
+        }
+      }
+      await store.ledger.copyIn(batch);
+      records += batch.length;
+      // A master without a ledger meta (none yet): then it covers from its own start, which this slave cannot tell: keep ours.
+      if (hasLedger) await store.ledger.setCoveredSince(Math.min(store.ledger.coveredSince, source.ledger.coveredSince));
     } finally {
       await source.close();
     }
-    this.snapshotDone = true;
-    await this.consumeSync();
+    logger.info({ records, upTo, coveredSince: store.ledger.coveredSince, promotable: this.promotable, ms: Date.now() - started }, 'request ledger copied from master');
   }
 
   private async consumeSync(): Promise<void> {
@@ -116,14 +263,14 @@ export class SlaveRole {
   }
 
   private enqueueSync(ch: Channel, msg: Message): void {
-    const entry = decodeSync(msg.content);
-    if (!entry) {
+    const decoded = decodeSyncMessage(msg.content);
+    if (!decoded) {
       this.ctx.logger.error('poison message on the sync queue: dead-lettered');
       this.ctx.notePoison('sync');
       settle(ch, msg, 'dead-letter');
       return;
     }
-    this.delivered.push({ ch, msg, entry });
+    this.delivered.push(decoded.kind === 'entry' ? { ch, msg, entry: decoded.entry } : { ch, msg, page: decoded.page });
     if (!this.applying) {
       this.applying = true;
       this.applied = this.applyDelivered();
@@ -134,10 +281,19 @@ export class SlaveRole {
   private async applyDelivered(): Promise<void> {
     try {
       while (this.delivered.length > 0) {
+        const head = this.delivered[0] as Delivered;
+        if (head.page) {
+          // A page is taken alone, at its place between the entries.
+          this.delivered.shift();
+          await this.takePage(head.page);
+          ackRun([head]);
+          continue;
+        }
         let n = 0;
         let ops = 0;
         while (n < this.delivered.length && n < RUN_MAX_ENTRIES && (n === 0 || ops < RUN_MAX_OPS)) {
           const { entry } = this.delivered[n] as Delivered;
+          if (!entry) break;
           ops += entry.ops.length;
           n += 1;
           // A run ends at a checkpoint, so the data is hashed exactly at its seq (worker/checksum.ts).
@@ -153,7 +309,14 @@ export class SlaveRole {
   }
 
   private async applyRun(run: Delivered[]): Promise<void> {
-    const judged = judgeRun(this.pos, run.map((d) => d.entry));
+    const entries = run.flatMap((d) => (d.entry ? [d.entry] : []));
+    if (this.coverage.kind !== 'all' && this.firstPageSeq === undefined) {
+      // Before the first page: nothing is copied yet, and these entries' records come with the ledger copy.
+      for (const e of entries) this.seenBeforeFirst = Math.max(this.seenBeforeFirst, e.seq);
+      ackRun(run);
+      return;
+    }
+    const judged = judgeRun(this.pos, entries);
     if (judged.gap) {
       this.ctx.fail(`sync gap: expected seq ${judged.pos.appliedSeq + 1}, got ${judged.gap.seq}; a resync is needed`);
     }
@@ -161,11 +324,10 @@ export class SlaveRole {
       this.ctx.logger.warn({ seq: entry.seq, term: entry.term, maxTerm: this.pos.maxTerm }, 'refused an entry from a deposed master');
     }
     if (judged.apply.length > 0) {
-      const inWindow = judged.apply.filter((e) => e.seq <= this.fuzzyUpTo);
-      const past = inWindow.length === judged.apply.length ? [] : judged.apply.slice(inWindow.length);
-      if (inWindow.length > 0) await this.ctx.store.applyOps(inWindow.flatMap((e) => e.ops), false);
-      if (past.length > 0) await this.ctx.store.applyOps(past.flatMap((e) => e.ops));
+      // While the copy goes on, only the keys already copied are written (snapshot.ts); the ledger gets every record.
+      const ops = judged.apply.flatMap((e) => coveredOps(this.coverage, e.ops));
       await this.ctx.store.recordEntries(judged.apply);
+      if (ops.length > 0) await this.ctx.store.applyOps(ops);
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
       await this.checkpoint(judged.apply);
       this.pos = judged.pos;
@@ -183,7 +345,6 @@ export class SlaveRole {
     this.checksumAbort = abort;
     try {
       await checkpointAfter(this.ctx.store, this.ctx.checksums, applied, this.ctx.logger, {
-        fuzzyUpTo: this.fuzzyUpTo,
         ...(abort ? { signal: abort.signal } : {}),
         ...(this.ctx.state === 'syncing' ? { skipBecause: 'this slave was still catching up' } : {}),
         ...(this.promoting ? { skipBecause: 'this slave was being promoted' } : {}),
@@ -199,26 +360,45 @@ export class SlaveRole {
   }
 
   /**
-   * Resolves once this slave has applied what the master had written when the
-   * wait began (`masterSeq`, as the master last published it), or its queue is
-   * empty with nothing being applied. Under a steady stream of writes the queue
-   * is never empty (and its message count leaves out deliveries not yet acked),
-   * so the seq is what tells "caught up".
+   * Resolves once this slave is at most {@link CAUGHT_UP_LAG} entries behind the
+   * master's newest seq as the master last published it, or its queue is empty
+   * with nothing being applied. Under a steady stream of writes the queue is never
+   * empty, so the lag is what tells "caught up". There is no deadline while the
+   * slave progresses; it gives up after {@link STALL_MS} without progress.
    */
-  async waitCaughtUp(timeoutMs: number, masterSeq: () => Promise<number | undefined>): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let target: number | undefined;
+  async waitCaughtUp(_legacyTimeoutMs: number, masterSeq: () => Promise<number | undefined>): Promise<void> {
+    let progress = this.progress;
+    let progressAt = Date.now();
     for (;;) {
-      target ??= await masterSeq().catch(() => undefined);
-      if (target !== undefined && this.snapshotDone && this.pos.appliedSeq >= target) return;
+      const target = await masterSeq().catch(() => undefined);
+      let caughtUp = target !== undefined && this.snapshotDone && this.coverage.kind === 'all' && target - this.pos.appliedSeq <= CAUGHT_UP_LAG;
       const ch = this.syncCh;
-      if (ch && !this.applying) {
+      if (!caughtUp && ch && !this.applying && this.coverage.kind === 'all') {
         const { messageCount } = await ch.checkQueue(this.syncQueue);
-        if (messageCount === 0 && !this.applying && this.delivered.length === 0) return;
+        caughtUp = messageCount === 0 && !this.applying && this.delivered.length === 0;
       }
-      if (Date.now() > deadline) throw new Error(`not caught up after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 20));
+      if (caughtUp) {
+        if (this.ledgerCopied) await Promise.race([this.ledgerCopied, new Promise((r) => setTimeout(r, LEDGER_WAIT_MS))]);
+        return;
+      }
+      if (this.progress !== progress) {
+        progress = this.progress;
+        progressAt = Date.now();
+      } else if (Date.now() - progressAt > STALL_MS) {
+        throw new Error(`no progress for ${STALL_MS} ms while catching up (applied seq ${this.pos.appliedSeq})`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** What a slave adds to its status (its znode): whether it may be promoted, and while it syncs, its progress. */
+  statusFields(): Pick<WorkerStatus, 'promotable' | 'syncProgress'> {
+    return { promotable: this.promotable, ...(this.ctx.state === 'syncing' ? { syncProgress: this.progress } : {}) };
+  }
+
+  /** Grows while a start progresses: documents copied plus entries applied. */
+  get progress(): number {
+    return this.documentsCopied + this.pos.appliedSeq;
   }
 
   /** Starts answering reads (state must be `slave`). */

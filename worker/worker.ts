@@ -124,12 +124,13 @@ export class Worker implements WorkerContext {
       startedAt: this.startedAt,
       dbUrl: this.config.advertisedMongoUrl,
       poisonMessages: this.poisonMessages,
+      ...this.slave?.statusFields(),
     };
   }
 
   async start(): Promise<void> {
     const { config } = this;
-    this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000);
+    this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs);
     this.storeRef.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
     this.zk.onSession(() => this.register());
     this.zk.on('expired', () => void this.onExpired());

@@ -35,6 +35,23 @@ function facts(workers: WorkerFact[], over: Partial<ClusterFacts> = {}): Cluster
 const master = (over: Partial<WorkerFact> = {}): WorkerFact => worker('m', 100, { role: 'master', state: 'master', ...over });
 
 describe('decide', () => {
+  it('promotes only a slave whose request ledger covers the retry horizon, and says why it passed over the others', () => {
+    const d = decide(facts([master({ running: false }), worker('fresh', 150, { promotable: false }), worker('old', 400), worker('older', 500, { promotable: true })]));
+    expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 'old' });
+    expect(d.reason).toBe('master m (pid 100) is lost (its process exited); promoting old (pid 400), the lowest-pid caught-up slave whose request ledger covers the retry horizon');
+  });
+
+  it('with only slaves whose ledger is incomplete, restarts the master from its data (or waits), naming them', () => {
+    const restart = decide(facts([master({ running: false }), worker('fresh', 150, { promotable: false })]));
+    expect(restart.action).toEqual({ kind: 'restart-master', id: 'm' });
+    expect(restart.reason).toBe(
+      'master m is lost (its process exited) and no caught-up slave can take over (fresh (pid 150) caught up, but no request ledger covering the retry horizon yet); restarting it from its own data',
+    );
+    const wait = decide(facts([master({ running: false }), worker('fresh', 150, { promotable: false })], { lastMasterDataAvailable: false }));
+    expect(wait.action).toEqual({ kind: 'idle' });
+    expect(wait.reason).toBe('master m is lost and no slave can take over yet (fresh (pid 150) caught up, but no request ledger covering the retry horizon yet); waiting');
+  });
+
   it('is idle with a master and the target number of slaves, and says so', () => {
     const d = decide(facts([master(), worker('a', 200), worker('b', 300)]));
     expect(d.action).toEqual({ kind: 'idle' });
@@ -44,7 +61,7 @@ describe('decide', () => {
   it('promotes the lowest-pid caught-up slave when the master process exits', () => {
     const d = decide(facts([master({ running: false }), worker('high', 900), worker('low', 300), worker('syncing', 100, { state: 'syncing' })]));
     expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 'low' });
-    expect(d.reason).toBe('master m (pid 100) is lost (its process exited); promoting low (pid 300), the lowest-pid caught-up slave');
+    expect(d.reason).toBe('master m (pid 100) is lost (its process exited); promoting low (pid 300), the lowest-pid caught-up slave whose request ledger covers the retry horizon');
   });
 
   it('never promotes a slave that is still syncing, retiring or itself lost', () => {

@@ -29,7 +29,8 @@ beforeAll(async () => {
         throw failWith;
       },
     }),
-    cluster: stub({
+    cluster: stub({}),
+    router: stub({
       requireMaster: async () => {
         if (failWith.status === 503) throw failWith;
       },
@@ -65,7 +66,8 @@ describe('a failed write names its requestId', () => {
     const generated = await write({ table: 't', operation: 'insert', data: { a: 1 } });
     expect(generated.statusCode).toBe(status);
     const id = generated.headers[WRITE_REQUEST_ID_HEADER] as string;
-    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    // A generated requestId tells its time (common/request-time.ts), so a late retry of it is refused, not applied again.
+    expect(id).toMatch(/^rq1-\d{13}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     expect(generated.json().error.requestId).toBe(id);
   });
 

@@ -1,0 +1,132 @@
+/**
+ * Issue 16: a new slave catches up under load from a snapshot taken at batch
+ * boundaries (worker/snapshot.ts), builds its request ledger (worker/request-ledger.ts),
+ * and a promoted one still answers retries; a retry past the horizon is refused.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { timedRequestId } from '../../common/request-time.js';
+import { eventually, startTestCluster, type TestCluster } from './harness.js';
+import { dumpAllReplicas } from './replicas.js';
+
+const clusters: TestCluster[] = [];
+
+async function cluster(env: Record<string, string> = {}): Promise<TestCluster> {
+  const c = await startTestCluster(env);
+  clusters.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of clusters.splice(0)) await c.close();
+});
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('catch-up', () => {
+  it('a slave added under a steady writer (inserts, $inc, deletes all over the key space) serves and ends equal to the master', async () => {
+    const c = await cluster();
+    // Data spread over three tables and many keys, so the copy takes several pages while writes land on both sides of its cursor.
+    for (let t = 0; t < 3; t++) {
+      for (let part = 0; part < 3; part++) {
+        const docs = Array.from({ length: 500 }, (_, i) => ({ _id: `d${String(part * 500 + i).padStart(5, '0')}`, n: 0 }));
+        expect((await c.post('/api/v1/db/write', { table: `tab${t}`, operation: 'insert', data: docs })).status).toBe(200);
+      }
+    }
+    let stop = false;
+    let acked = 0;
+    const failures: unknown[] = [];
+    const writer = async (w: number): Promise<void> => {
+      for (let i = 0; !stop; i++) {
+        const table = `tab${(i + w) % 3}`;
+        const id = `d${String((i * 7919 + w * 13) % 1600).padStart(5, '0')}`;
+        const r = i % 5;
+        const body =
+          r === 0
+            ? { table, operation: 'delete', where: { _id: id } }
+            : r === 1
+              ? { table, operation: 'insert', data: { w, i } }
+              : { table, operation: 'upsert', where: { _id: id }, data: { $inc: { n: 1 } } };
+        const res = await c.post('/api/v1/db/write', body);
+        if (res.status !== 200) failures.push(res.body);
+        acked += 1;
+        await sleep(5);
+      }
+    };
+    const writers = [writer(1), writer(2)];
+    while (acked < 40) await sleep(10);
+    const before = new Set(c.orch.view.workers.keys());
+    const started = Date.now();
+    c.orch.cluster.scaleTo(2, 'test: a slave joins under a steady writer');
+    await eventually(() => c.orch.view.servingSlaves().length === 2, 60_000, 'the new slave to serve');
+    const servedAfterMs = Date.now() - started;
+    const ackedAtServe = acked;
+    while (acked < ackedAtServe + 60) await sleep(10);
+    stop = true;
+    await Promise.all(writers);
+    expect(failures).toEqual([]);
+
+    const newSlave = [...c.orch.view.workers.keys()].find((id) => !before.has(id)) as string;
+    const dumps = await dumpAllReplicas(c.orch);
+    expect(dumps.size).toBe(3);
+    const master = dumps.get(c.orch.view.master?.id as string);
+    expect(Object.values(master ?? {}).flat().length).toBeGreaterThan(4000);
+    for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: master });
+    expect(dumps.has(newSlave)).toBe(true);
+    console.log(`catch-up under a writer: new slave served after ${servedAfterMs} ms; ${acked} writes acknowledged`);
+  });
+
+  it('a promoted slave whose snapshot copied only the ledger (no oplog) answers retries with the first result and applies nothing twice', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '1' });
+    expect((await c.post('/api/v1/db/write', { table: 'acct', operation: 'insert', data: { _id: 'a', n: 0 } })).status).toBe(200);
+    const writes = Array.from({ length: 30 }, (_, i) => ({ table: 'acct', operation: 'update', where: { _id: 'a' }, data: { $inc: { n: 1 }, $push: { log: i } }, requestId: timedRequestId() }));
+    const first = [];
+    for (const w of writes) first.push(await c.post('/api/v1/db/write', w));
+    expect(first.map((r) => r.status)).toEqual(writes.map(() => 200));
+
+    // The only slave is replaced: the replacement copies the data in pages and the master's ledger, not its oplog.
+    const oldSlave = c.orch.view.servingSlaves()[0]?.id as string;
+    expect((await c.post('/api/v1/crash/slave')).status).toBe(200);
+    await eventually(
+      () => {
+        const s = c.orch.view.servingSlaves();
+        return s.length === 1 && s[0]?.id !== oldSlave && s[0]?.promotable === true;
+      },
+      60_000,
+      'a replacement slave serving, its ledger complete',
+    );
+    const replacement = c.orch.view.servingSlaves()[0]?.id as string;
+
+    expect((await c.post('/api/v1/crash/master')).status).toBe(200);
+    await eventually(() => c.orch.view.master?.id === replacement && c.orch.view.masterStatus()?.state === 'master', 60_000, 'the replacement promoted');
+
+    // Every retry answers as the first attempt did, and none applies again.
+    for (const [i, w] of writes.entries()) {
+      const again = await c.post('/api/v1/db/write', w);
+      expect({ i, status: again.status, body: again.body }).toEqual({ i, status: 200, body: first[i]?.body });
+    }
+    const last = first.at(-1)?.body.seq as number;
+    const doc = await c.post('/api/v1/db/read', { table: 'acct', where: { _id: 'a' }, afterSeq: last });
+    expect(doc.status).toBe(200);
+    expect(doc.body).toEqual([{ _id: 'a', n: 30, log: writes.map((_, i) => i) }]);
+  });
+
+  it('a retry past the retry horizon gets 409 DBAAS_WRITE_REQUEST_ID_EXPIRED and is not applied again; one within it answers the first result', async () => {
+    const c = await cluster({ DBAAS_REQUEST_ID_TTL_MS: '2000' });
+    expect((await c.post('/api/v1/db/write', { table: 'cnt', operation: 'insert', data: { _id: 'x', n: 0 } })).status).toBe(200);
+    const w = { table: 'cnt', operation: 'update', where: { _id: 'x' }, data: { $inc: { n: 1 } }, requestId: timedRequestId() };
+    const first = await c.post('/api/v1/db/write', w);
+    expect(first.status).toBe(200);
+    const soon = await c.post('/api/v1/db/write', w);
+    expect(soon.body).toEqual(first.body);
+    await sleep(2500);
+    const late = await c.post('/api/v1/db/write', w);
+    expect(late.status).toBe(409);
+    expect(late.body.error.code).toBe('DBAAS_WRITE_REQUEST_ID_EXPIRED');
+    // A requestId whose time is past the horizon is refused even if it was never seen: whether it was cannot be told.
+    const stale = await c.post('/api/v1/db/write', { ...w, requestId: timedRequestId(Date.now() - 10_000) });
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.code).toBe('DBAAS_WRITE_REQUEST_ID_EXPIRED');
+    const doc = await c.post('/api/v1/db/read', { table: 'cnt', where: { _id: 'x' }, afterSeq: first.body.seq });
+    expect(doc.body).toEqual([{ _id: 'x', n: 1 }]);
+  });
+});

@@ -1,0 +1,108 @@
+/**
+ * The oplog tail: this worker's newest sync entries, `_id` = seq, for crash
+ * repair (the newest batch is replayed, sync-order.ts replayFrom) and for
+ * re-publishing entries whose publish the broker had not confirmed.
+ *
+ * It is no longer how retries are recognised (request-ledger.ts) nor what a new
+ * slave copies (snapshot.ts), so it can stay short (`DBAAS_OPLOG_MAX_ENTRIES`,
+ * `DBAAS_OPLOG_MAX_AGE_MS`). Trimming goes by seq range with the cut worked out in
+ * memory (oplog-trim.ts): no periodic scans.
+ */
+import type { Collection, Db } from 'mongodb';
+import type { SyncEntry, SyncOp } from '../common/messages.js';
+import { ignoreDuplicates } from './duplicates.js';
+import { OplogTrimPlanner, type TrimLimits } from './oplog-trim.js';
+
+const OPLOG = '_dbaas_oplog';
+
+/** An oplog entry as read back: `_id` is the seq. */
+export type OplogDoc = SyncEntry & { _id: number };
+
+/**
+ * An oplog entry as stored. `ops` is kept as a JSON string: FerretDB stores,
+ * reads and copies one string several times faster than the same ops as nested
+ * documents (a 1,000-document insert: 6 ms instead of 31 ms; a scan of the
+ * oplog five times faster), and nothing ever queries inside the ops. Entries
+ * stored before (ops as an array) are still read.
+ */
+type StoredEntry = Omit<SyncEntry, 'ops'> & { _id: number; ops: string | SyncOp[] };
+
+function toStored(entry: SyncEntry): StoredEntry {
+  return { ...entry, _id: entry.seq, ops: JSON.stringify(entry.ops) };
+}
+
+function fromStored(doc: StoredEntry): OplogDoc {
+  return { ...doc, ops: typeof doc.ops === 'string' ? (JSON.parse(doc.ops) as SyncOp[]) : doc.ops };
+}
+
+export class Oplog {
+  /** Highest seq known to be in the oplog (recorded here or read), to spare a scan when trimming. */
+  private newestSeq: number | undefined;
+  private trimPlanner: OplogTrimPlanner | undefined;
+
+  constructor(private readonly db: Db) {}
+
+  private coll(): Collection<StoredEntry> {
+    return this.db.collection<StoredEntry>(OPLOG);
+  }
+
+  /** Sets the limits once, so that every entry recorded from now on is marked for trimming by age. */
+  configureTrim(limits: TrimLimits): void {
+    this.trimPlanner ??= new OplogTrimPlanner(limits);
+  }
+
+  /** The newest entry (a full scan on FerretDB, which sorts outside SQLite: start-up only). */
+  async last(): Promise<OplogDoc | undefined> {
+    const docs = await this.coll().find({}).sort({ _id: -1 }).limit(1).toArray();
+    const last = docs[0];
+    if (last) this.newestSeq = Math.max(this.newestSeq ?? 0, last._id);
+    return last ? fromStored(last) : undefined;
+  }
+
+  /** Entries with seq in (afterSeq, upToSeq], in order. */
+  async between(afterSeq: number, upToSeq: number): Promise<OplogDoc[]> {
+    if (upToSeq <= afterSeq) return [];
+    return (await this.coll().find({ _id: { $gt: afterSeq, $lte: upToSeq } }).sort({ _id: 1 }).toArray()).map(fromStored);
+  }
+
+  /** Every entry, streamed, in no particular order (building a ledger from an oplog written before the ledger existed). */
+  all(): AsyncIterable<OplogDoc> {
+    const cursor = this.coll().find({});
+    return (async function* () {
+      for await (const doc of cursor) yield fromStored(doc);
+    })();
+  }
+
+  /** Stores entries in one round trip. Idempotent: keyed by seq, an entry never changes. */
+  async record(entries: readonly SyncEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.coll().insertMany(entries.map(toStored), { ordered: false }).catch(ignoreDuplicates);
+    for (const e of entries) this.newestSeq = Math.max(this.newestSeq ?? 0, e.seq);
+    this.trimPlanner?.recorded(this.newestSeq ?? 0, Date.now());
+  }
+
+  /**
+   * Keeps at most about `maxEntries` entries and none much older than `maxAgeMs`,
+   * but always the newest one, deleting by seq range; runs only when the cut has
+   * moved far enough (oplog-trim.ts): never while idle.
+   */
+  async trim(limits: TrimLimits): Promise<void> {
+    this.configureTrim(limits);
+    if (!this.trimPlanner) return;
+    const newest = this.newestSeq ?? (await this.last())?._id;
+    if (!newest) return;
+    const plan = this.trimPlanner.plan(newest, Date.now());
+    if (!plan) return;
+    await this.coll().deleteMany(
+      plan.byAgeBefore === undefined
+        ? { _id: { $lte: plan.upTo } }
+        : { _id: { $lt: newest }, $or: [{ _id: { $lte: plan.upTo } }, { ts: { $lt: plan.byAgeBefore } }] },
+    );
+    this.trimPlanner.done(plan.upTo, Date.now());
+  }
+
+  async drop(): Promise<void> {
+    await this.coll().drop().catch(() => undefined);
+    this.newestSeq = 0;
+  }
+}

@@ -2,7 +2,8 @@
  * `dbaas teardown --namespace NS`: removes everything a namespace left behind
  * once no orchestrator runs it: its queues and exchanges on RabbitMQ, its znode
  * tree in ZooKeeper, its Docker containers, volumes and network (by label), any
- * of its worker or database processes still running, and its data directory.
+ * of its worker or database processes still running, and its data directory
+ * (with the PostgreSQL databases it names).
  *
  * Invariant: nothing is removed while an orchestrator holds the namespace (the
  * leader's ephemeral `/<ns>/orchestrator`, or any member under
@@ -30,6 +31,7 @@ import { zkPaths, type ZkPaths } from '../coordination/paths.js';
 import type { ZkStore } from '../coordination/zk-session.js';
 import { DOCKER_LABELS } from './runtimes/docker-runtime.js';
 import { dockerClient } from './runtimes/index.js';
+import { dropWorkerDatabases, readMarker } from './runtimes/postgresql-databases.js';
 
 export type TeardownConfig = Pick<OrchestratorConfig, 'namespace' | 'amqpUrl' | 'zkConnect' | 'dataDir' | 'dockerHost'>;
 
@@ -46,6 +48,8 @@ export interface NamespaceObjects {
   processes: number[];
   /** `<DBAAS_DATA_DIR>/<ns>` when it exists. */
   dataDir: string[];
+  /** The workers' PostgreSQL databases (FerretDB on PostgreSQL), as their directories name them. */
+  databases: string[];
   /** What could not be looked at (Docker not reachable, no rabbitmqctl, …). */
   notes: string[];
 }
@@ -62,7 +66,7 @@ const ZK_CONNECT_TIMEOUT_MS = 10_000;
 const DOCKER_TIMEOUT_MS = 15_000;
 
 function empty(): NamespaceObjects {
-  return { queues: [], exchanges: [], znodes: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], notes: [] };
+  return { queues: [], exchanges: [], znodes: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], databases: [], notes: [] };
 }
 
 /** True when `url` names this host, so this host's `rabbitmqctl` speaks for that broker. */
@@ -239,6 +243,7 @@ export async function inventory(config: TeardownConfig, logger: Logger): Promise
   }
   out.processes = namespaceProcesses(config);
   if (existsSync(nsDataDir(config))) out.dataDir = [nsDataDir(config)];
+  out.databases = workerIdsOnDisk(config).flatMap((id) => readMarker(path.join(nsDataDir(config), id, 'db'))?.database ?? []);
   return out;
 }
 
@@ -310,8 +315,11 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
     return removeTree(zk, paths.root);
   });
 
-  // 6. The data directory, last: until here it told which workers the namespace had.
+  // 6. The data directory, last: until here it told which workers the namespace had; first the
+  // PostgreSQL databases it names (a server that does not answer fails the teardown, so a second
+  // run still finds them).
   const dir = nsDataDir(config);
+  out.databases = await dropWorkerDatabases(dir);
   if (existsSync(dir)) {
     rmSync(dir, { recursive: true, force: true });
     out.dataDir = [dir];

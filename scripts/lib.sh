@@ -149,3 +149,34 @@ rabbitmq_started_by_dbaas() {
 node_at_least() {
   node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > +process.argv[1] || (a === +process.argv[1] && b >= +process.argv[2]) ? 0 : 1)' "$1" "$2"
 }
+
+# PostgreSQL, the storage of every worker's FerretDB when DBAAS_DB_BACKEND=postgresql
+# (the default): one server per checkout, its data in .dbaas/postgresql/data, on
+# 127.0.0.1:DBAAS_PG_PORT (15433), one database per worker. When the postgres user
+# cannot reach the checkout, setup.sh picks a directory of its own under
+# /var/lib/postgresql and records it in .dbaas/postgresql-dir.
+DBAAS_PG_DIR="$DBAAS_STATE_DIR/postgresql"
+if [[ -s "$DBAAS_STATE_DIR/postgresql-dir" ]]; then
+  DBAAS_PG_DIR=$(cat "$DBAAS_STATE_DIR/postgresql-dir")
+fi
+
+# pg_bindir: prints the directory of the newest PostgreSQL server binaries
+# (Debian: /usr/lib/postgresql/<version>/bin), or fails.
+pg_bindir() {
+  local dir
+  dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -t/ -k4 -V | tail -n 1)
+  if [[ -n "$dir" && -x "$dir/pg_ctl" && -x "$dir/initdb" ]]; then echo "$dir"; return 0; fi
+  if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then dirname "$(command -v pg_ctl)"; return 0; fi
+  if command -v pg_config >/dev/null 2>&1 && [[ -x "$(pg_config --bindir)/pg_ctl" ]]; then pg_config --bindir; return 0; fi
+  return 1
+}
+
+# as_pg COMMAND...: runs a PostgreSQL server command as the user that owns its
+# data: the postgres user when we are root (the server refuses to run as root).
+as_pg() {
+  if (( EUID == 0 )); then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}

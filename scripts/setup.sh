@@ -4,6 +4,7 @@
 #   2. RabbitMQ on 127.0.0.1:5672 (guest/guest)
 #   3. ZooKeeper on 127.0.0.1:2181 (our own config, short ticks)
 #   4. a MongoDB-compatible server binary (DBAAS_DB_BIN, mongod, or FerretDB)
+#   5. PostgreSQL on 127.0.0.1:15433 for the workers' FerretDB (DBAAS_DB_BACKEND=postgresql)
 # Services already listening are reused; services this script starts are
 # recorded in .dbaas/started-services (scripts/stop-services.sh stops them).
 # The results the other scripts need are written to .dbaas/runtime.env.
@@ -12,6 +13,9 @@
 #   SETUP_SKIP_BUILD=1        skip `npm run build`
 #   SETUP_SKIP_DOCKER=1       with DBAAS_RUNTIME=docker: skip scripts/setup-docker.sh
 #   DBAAS_DB_BIN=/path        database server binary to use
+#   DBAAS_DB_BACKEND          postgresql (default) or sqlite: where each worker's FerretDB keeps its data
+#   DBAAS_PG_PORT             port of the PostgreSQL server setup.sh starts (15433)
+#   DBAAS_PG_URL              use this PostgreSQL server instead (a superuser connection)
 #   DBAAS_SERVICE_TIMEOUT_S   how long to wait for a service to start (90)
 set -euo pipefail
 
@@ -477,6 +481,148 @@ step_db_bin() {
   log "$how: DBAAS_DB_BIN=$bin ($(elapsed "$t"))"
 }
 
+# ------------------------------------------- 5. PostgreSQL for FerretDB --
+
+# DBAAS_DB_BACKEND=postgresql (the default): every worker's FerretDB keeps its
+# data in a database of its own on one PostgreSQL server per checkout, which
+# answers lookups by _id and by indexed fields from an index (FerretDB on
+# SQLite scans the table for every one; docs/DECISIONS.md). sqlite: no server.
+DB_BACKEND=${DBAAS_DB_BACKEND:-sqlite}
+PG_PORT=${DBAAS_PG_PORT:-15433}
+PSQL=psql
+
+# pg_login_ok URL: a superuser session on that server works (as the orchestrator's will).
+pg_login_ok() {
+  [[ "$("$PSQL" -X -q -A -t -d "$1" -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user' 2>"$DBAAS_STATE_DIR/pg-check.err")" == t ]]
+}
+
+# prepare_pg_dir: DBAAS_PG_DIR, owned by the postgres user when we are root. A
+# checkout that user cannot reach gets a directory under /var/lib/postgresql.
+prepare_pg_dir() {
+  mkdir -p "$DBAAS_PG_DIR"
+  if (( EUID != 0 )); then return; fi
+  id -u postgres >/dev/null 2>&1 ||
+    die "PostgreSQL refuses to run as root and there is no postgres user: create one (useradd --system postgres), run as a normal user, or set DBAAS_DB_BACKEND=sqlite"
+  chown postgres:postgres "$DBAAS_PG_DIR"
+  if ! runuser -u postgres -- test -w "$DBAAS_PG_DIR"; then
+    local own
+    own="/var/lib/postgresql/dbaas-$DBAAS_CHECKOUT_ID"
+    warn "the postgres user cannot write to $DBAAS_PG_DIR; using $own instead"
+    DBAAS_PG_DIR=$own
+    echo "$own" >"$DBAAS_STATE_DIR/postgresql-dir"
+    mkdir -p "$own"
+    chown postgres:postgres "$own"
+  fi
+}
+
+# write_pg_config DATA: our settings, included from postgresql.conf (rewritten every start).
+write_pg_config() {
+  local data=$1
+  {
+    echo "# Written by scripts/setup.sh; rewritten whenever it starts PostgreSQL."
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $PG_PORT"
+    echo "# no Unix socket: a checkout's path can be longer than a socket path may be"
+    echo "unix_socket_directories = ''"
+    echo "# one FerretDB connection pool per worker, several clusters during the tests"
+    echo "max_connections = 400"
+    echo "# FerretDB passes a filter's field name as a parameter (_jsonb -> \$1 @> \$2): only"
+    echo "# a plan made for the actual values can use an index on _jsonb -> 'field'"
+    echo "plan_cache_mode = force_custom_plan"
+    echo "# short queries: compiling one takes longer than running it"
+    echo "jit = off"
+  } >"$data/dbaas.conf"
+  grep -qx "include_if_exists = 'dbaas.conf'" "$data/postgresql.conf" ||
+    echo "include_if_exists = 'dbaas.conf'" >>"$data/postgresql.conf"
+  if (( EUID == 0 )); then chown postgres:postgres "$data/dbaas.conf"; fi
+}
+
+step_postgresql() {
+  local t bindir data pg_log url version db_bin
+  t=$(now_ms)
+  case "$DB_BACKEND" in
+    sqlite)
+      set_runtime_env DBAAS_DB_BACKEND sqlite
+      log "DBAAS_DB_BACKEND=sqlite: each worker's FerretDB keeps its data in SQLite files (no PostgreSQL)"
+      return ;;
+    postgresql) ;;
+    *) die "DBAAS_DB_BACKEND=$DB_BACKEND: must be postgresql or sqlite" ;;
+  esac
+  db_bin=$(sed -n 's/^DBAAS_DB_BIN=//p' "$DBAAS_RUNTIME_ENV")
+  if [[ "$(basename "$db_bin")" == mongod* ]]; then
+    log "the workers' database server is mongod: no PostgreSQL needed"
+    return
+  fi
+  if ! bindir=$(pg_bindir); then
+    if ! command -v apt-get >/dev/null 2>&1; then
+      die "PostgreSQL (where each worker's FerretDB keeps its data) is not installed and apt-get is not available. Install PostgreSQL ≥ 13 (https://www.postgresql.org/download/) so that pg_ctl and initdb are on PATH, or set DBAAS_PG_URL to a server where you are a superuser, or DBAAS_DB_BACKEND=sqlite (lookups scan), $COMPOSE_HINT"
+    fi
+    log "installing PostgreSQL (apt-get install postgresql) …"
+    apt_install postgresql
+    bindir=$(pg_bindir) || die "PostgreSQL's pg_ctl and initdb are still missing after apt-get install postgresql"
+  fi
+  PSQL=$bindir/psql
+  [[ -x "$PSQL" ]] || PSQL=$(command -v psql) || die "psql is missing (apt-get install postgresql-client)"
+
+  # A server of the user's own.
+  if [[ -n "${DBAAS_PG_URL:-}" ]]; then
+    pg_login_ok "$DBAAS_PG_URL" ||
+      die "DBAAS_PG_URL gives no superuser session ($(cat "$DBAAS_STATE_DIR/pg-check.err")): the process runtime creates and drops a database per worker"
+    set_runtime_env DBAAS_DB_BACKEND postgresql
+    set_runtime_env DBAAS_PG_URL "$DBAAS_PG_URL"
+    log "reusing PostgreSQL at DBAAS_PG_URL ($(elapsed "$t"))"
+    return
+  fi
+
+  url="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  if port_open 127.0.0.1 "$PG_PORT"; then
+    pg_login_ok "$url" ||
+      die "something listens on 127.0.0.1:$PG_PORT but postgres cannot log in there without a password ($(cat "$DBAAS_STATE_DIR/pg-check.err")): set DBAAS_PG_PORT to a free port, DBAAS_PG_URL to a server where you are a superuser, or DBAAS_DB_BACKEND=sqlite"
+    set_runtime_env DBAAS_DB_BACKEND postgresql
+    set_runtime_env DBAAS_PG_URL "$url"
+    log "reusing PostgreSQL already listening on 127.0.0.1:$PG_PORT ($(elapsed "$t"))"
+    return
+  fi
+
+  prepare_pg_dir
+  data=$DBAAS_PG_DIR/data
+  pg_log=$DBAAS_PG_DIR/postgresql.log
+  version=$("$bindir/postgres" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
+  if [[ -f "$data/PG_VERSION" && "$(cat "$data/PG_VERSION")" != "$version" ]]; then
+    die "$data holds a PostgreSQL $(cat "$data/PG_VERSION") cluster but the server found is version $version ($bindir): install PostgreSQL $(cat "$data/PG_VERSION"), or remove $DBAAS_PG_DIR (the workers' data in it is lost)"
+  fi
+  if [[ ! -f "$data/PG_VERSION" ]]; then
+    log "creating a PostgreSQL $version cluster in ${data#"$DBAAS_ROOT/"} (initdb) …"
+    rm -rf "$data"
+    # cd /: the postgres user may not be allowed into the current directory.
+    (cd / && as_pg "$bindir/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C) >"$DBAAS_PG_DIR/initdb.log" 2>&1 ||
+      { tail -n 20 "$DBAAS_PG_DIR/initdb.log" >&2; die "initdb failed (log $DBAAS_PG_DIR/initdb.log)"; }
+  fi
+  # This checkout's server, running on another port (DBAAS_PG_PORT changed).
+  local running_pid running_port
+  running_pid=$(sed -n 1p "$data/postmaster.pid" 2>/dev/null || true)
+  if [[ "$running_pid" =~ ^[0-9]+$ ]] && kill -0 "$running_pid" 2>/dev/null; then
+    running_port=$(sed -n 4p "$data/postmaster.pid")
+    die "this checkout's PostgreSQL (pid $running_pid) runs on port $running_port, not $PG_PORT: set DBAAS_PG_PORT=$running_port, or stop it first (scripts/stop-services.sh postgresql)"
+  fi
+  write_pg_config "$data"
+  log "starting PostgreSQL on 127.0.0.1:$PG_PORT (data in ${data#"$DBAAS_ROOT/"}, log $pg_log) …"
+  record_started postgresql
+  # setsid: a session of its own, so a Ctrl-C in the terminal (SIGINT: a fast
+  # shutdown) does not reach it; 9>&-: the server must not hold the setup lock.
+  if ! (cd / && if (( EUID == 0 )); then setsid -w runuser -u postgres -- "$bindir/pg_ctl" -D "$data" -l "$pg_log" -w -t "$SERVICE_TIMEOUT_S" start;
+      else setsid -w "$bindir/pg_ctl" -D "$data" -l "$pg_log" -w -t "$SERVICE_TIMEOUT_S" start; fi) >"$DBAAS_PG_DIR/pg_ctl.log" 2>&1 9>&-; then
+    echo "--- last lines of $pg_log:" >&2
+    tail -n 20 "$pg_log" >&2
+    die "PostgreSQL did not start (pg_ctl: $(tail -n 1 "$DBAAS_PG_DIR/pg_ctl.log"))"
+  fi
+  wait_for "$SERVICE_TIMEOUT_S" "PostgreSQL to accept postgres@127.0.0.1:$PG_PORT" pg_login_ok "$url" ||
+    die "PostgreSQL started but does not accept postgres@127.0.0.1:$PG_PORT ($(cat "$DBAAS_STATE_DIR/pg-check.err")); log $pg_log"
+  set_runtime_env DBAAS_DB_BACKEND postgresql
+  set_runtime_env DBAAS_PG_URL "$url"
+  log "PostgreSQL $version started on 127.0.0.1:$PG_PORT ($(elapsed "$t"))"
+}
+
 # --------------------------------------------------------------- main --
 
 log "setting up in $DBAAS_ROOT"
@@ -485,6 +631,7 @@ step_build
 step_rabbitmq
 step_zookeeper
 step_db_bin
+step_postgresql
 # DBAAS_RUNTIME=docker also needs a Docker Engine and the images (9>&-: what it starts must not hold the lock).
 if [[ "${DBAAS_RUNTIME:-process}" == docker && "${SETUP_SKIP_DOCKER:-}" != 1 ]]; then
   bash "$DBAAS_ROOT/scripts/setup-docker.sh" 9>&-

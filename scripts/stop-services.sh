@@ -91,6 +91,24 @@ stop_rabbitmq() {
   log "RabbitMQ stopped ($(elapsed "$t"))"
 }
 
+stop_postgresql() {
+  local t bindir data=$DBAAS_PG_DIR/data
+  t=$(now_ms)
+  if [[ ! -f "$data/postmaster.pid" ]]; then
+    log "PostgreSQL is not running (no $data/postmaster.pid)"
+    return
+  fi
+  if ! bindir=$(pg_bindir); then
+    warn "pg_ctl is missing; cannot stop PostgreSQL"
+    return
+  fi
+  log "stopping PostgreSQL (pg_ctl stop -m fast) …"
+  # The workers' FerretDB lose their connections; their data stays in $data.
+  (cd / && as_pg "$bindir/pg_ctl" -D "$data" stop -m fast -w -t 60) >/dev/null 2>&1 ||
+    warn "pg_ctl stop failed; PostgreSQL may still be running (log $DBAAS_PG_DIR/postgresql.log)"
+  log "PostgreSQL stopped ($(elapsed "$t"))"
+}
+
 stop_epmd() {
   # Erlang's port mapper, started along with RabbitMQ; it refuses to stop
   # while some Erlang node is still registered.
@@ -106,15 +124,15 @@ stop_haproxy() {
   bash "$DBAAS_ROOT/scripts/proxy.sh" stop --all
 }
 
-# The proxy first (clients stop reaching the orchestrators), ZooKeeper, then RabbitMQ, then epmd (it must outlive the node).
-for name in haproxy zookeeper rabbitmq epmd; do
+# The proxy first (clients stop reaching the orchestrators), PostgreSQL (the workers' storage), ZooKeeper, then RabbitMQ, then epmd (it must outlive the node).
+for name in haproxy postgresql zookeeper rabbitmq epmd; do
   if ! is_listed "$name" || ! is_wanted "$name"; then continue; fi
   "stop_$name"
   forget "$name"
 done
 for name in "${wanted[@]}"; do
   case "$name" in
-    haproxy | zookeeper | rabbitmq | epmd) ;;
-    *) warn "unknown service '$name' (known: haproxy, zookeeper, rabbitmq, epmd)"; forget "$name" ;;
+    haproxy | postgresql | zookeeper | rabbitmq | epmd) ;;
+    *) warn "unknown service '$name' (known: haproxy, postgresql, zookeeper, rabbitmq, epmd)"; forget "$name" ;;
   esac
 done

@@ -57,7 +57,7 @@ export async function runTeardown(namespace: string, opts: { yes: boolean; json:
     return 3;
   }
   const left = await inventory(config, logger);
-  const leftCount = left.queues.length + left.exchanges.length + left.znodes.length + left.containers.length + left.volumes.length + left.networks.length + left.processes.length + left.dataDir.length;
+  const leftCount = left.queues.length + left.exchanges.length + left.znodes.length + left.containers.length + left.volumes.length + left.networks.length + left.processes.length + left.dataDir.length + left.databases.length;
   if (opts.json) io.stdout(JSON.stringify({ namespace, removed, left }, null, 2));
   else {
     const list = (xs: readonly unknown[]): string => (xs.length === 0 ? '-' : `${xs.length}: ${xs.join(', ')}`);
@@ -72,6 +72,7 @@ export async function runTeardown(namespace: string, opts: { yes: boolean; json:
         ['volumes', list(removed.volumes)],
         ['networks', list(removed.networks)],
         ['data', list(removed.dataDir)],
+        ['databases', list(removed.databases)],
         ['left', leftCount === 0 ? 'nothing' : JSON.stringify(left)],
         ...removed.notes.map((n): [string, string] => ['note', n]),
       ]),

@@ -18,6 +18,8 @@ export function createRuntime(config: OrchestratorConfig, logger: Logger): Runti
         dataDir: config.dataDir,
         namespace: config.namespace,
         dbBin: config.dbBin,
+        dbBackend: config.dbBackend,
+        ...(config.pgUrl ? { pgUrl: config.pgUrl } : {}),
         clusterEnv: clusterEnv(config),
         logger: logger.child({ component: 'runtime' }),
       });

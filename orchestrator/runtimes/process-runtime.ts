@@ -1,7 +1,11 @@
 /**
- * The `process` runtime: each worker and its own database server (FerretDB with
- * SQLite, or mongod) run as child processes of the orchestrator, with their data
- * under `<dataDir>/<namespace>/<workerId>/`.
+ * The `process` runtime: each worker and its own database server (FerretDB, or
+ * mongod) run as child processes of the orchestrator, with their data under
+ * `<dataDir>/<namespace>/<workerId>/`. FerretDB keeps a worker's data either in
+ * SQLite files in that directory (`DBAAS_DB_BACKEND=sqlite`) or in a PostgreSQL
+ * database of the worker's own (`postgresql`, see postgresql-databases.ts),
+ * which that directory then names. A worker keeps the storage it was created
+ * with, whatever the setting says when it is restarted in place.
  *
  * When either process of a pair dies, the other is killed too: a worker is never
  * left half alive, and the pair is reported dead once, when both are gone.
@@ -13,7 +17,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../common/backoff.js';
 import { canConnect, isAlive } from '../../common/probes.js';
+import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
+import { PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
 export interface ProcessRuntimeOptions {
@@ -21,6 +27,10 @@ export interface ProcessRuntimeOptions {
   namespace: string;
   /** FerretDB or mongod binary. */
   dbBin: string;
+  /** Where a new worker's FerretDB keeps its data (default sqlite); mongod ignores it. */
+  dbBackend?: DbBackend;
+  /** A superuser connection to the PostgreSQL server of the `postgresql` backend (`DBAAS_PG_URL`). */
+  pgUrl?: string;
   /** DBAAS_* settings every worker shares. */
   clusterEnv: Record<string, string>;
   logger: Logger;
@@ -59,9 +69,12 @@ export class ProcessRuntime implements Runtime {
   private closed = false;
   private readonly listeners: ExitListener[] = [];
   private readonly workerEntry: string;
+  private readonly postgres: PostgresDatabases | undefined;
 
   constructor(private readonly opts: ProcessRuntimeOptions) {
     this.workerEntry = opts.workerEntry ?? findWorkerEntry();
+    if (opts.dbBackend === 'postgresql' && !opts.pgUrl) throw new Error('the postgresql backend needs DBAAS_PG_URL');
+    this.postgres = opts.pgUrl ? new PostgresDatabases({ adminUrl: opts.pgUrl, namespace: opts.namespace }) : undefined;
   }
 
   onExit(listener: ExitListener): void {
@@ -93,10 +106,14 @@ export class ProcessRuntime implements Runtime {
   private async launch(spec: WorkerSpec, pending: { abort: () => void }): Promise<WorkerHandle> {
     const dir = this.unitDir(spec.id);
     const dbDir = path.join(dir, 'db');
-    mkdirSync(dbDir, { recursive: true });
-    const port = await freePort();
-    const db = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port), path.join(dir, 'db.log'), {});
     let aborted = false;
+    pending.abort = () => {
+      aborted = true;
+    };
+    const pgUrl = await this.storage(spec.id, dbDir);
+    if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
+    const port = await freePort();
+    const db = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port, pgUrl), path.join(dir, 'db.log'), {});
     pending.abort = () => {
       aborted = true;
       db.kill('SIGKILL');
@@ -162,6 +179,22 @@ export class ProcessRuntime implements Runtime {
     const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: db.pid ?? 0, port };
     writeFileSync(path.join(dir, UNIT_FILE), JSON.stringify(file));
     return { id: spec.id, pid };
+  }
+
+  /**
+   * Prepares the worker's storage; returns the PostgreSQL URL when its FerretDB
+   * keeps the data there. A worker with data keeps its storage: a marker means
+   * PostgreSQL, SQLite files mean SQLite; a new one gets the configured backend.
+   */
+  private async storage(id: string, dbDir: string): Promise<string | undefined> {
+    const existed = existsSync(dbDir);
+    mkdirSync(dbDir, { recursive: true });
+    if (path.basename(this.opts.dbBin).startsWith('mongod')) return undefined;
+    const marker = readMarker(dbDir);
+    const hasSqlite = existed && readdirSync(dbDir).some((f) => f.endsWith('.sqlite'));
+    if (!marker && (hasSqlite || this.opts.dbBackend !== 'postgresql')) return undefined;
+    if (!this.postgres) throw new Error(`worker ${id} keeps its data in PostgreSQL (${path.join(dbDir, PG_MARKER)}) but DBAAS_PG_URL is not set`);
+    return this.postgres.ensure(id, dbDir);
   }
 
   private reportExit(unit: Unit, code: number | null, signal: string | null): void {
@@ -265,13 +298,28 @@ export class ProcessRuntime implements Runtime {
     clearTimeout(timer);
   }
 
+  /**
+   * The worker's `db/` directory exists and, when it names a PostgreSQL database,
+   * that database exists too (asked synchronously with psql; a server that does
+   * not answer counts as "there": the data is not known to be lost).
+   */
   hasData(id: string): boolean {
-    return existsSync(path.join(this.unitDir(id), 'db'));
+    const dbDir = path.join(this.unitDir(id), 'db');
+    if (!existsSync(dbDir)) return false;
+    const marker = readMarker(dbDir);
+    if (!marker || !this.postgres) return true;
+    return this.postgres.existsSync(marker) ?? true;
   }
 
+  /** Deletes the worker's directory, and first its PostgreSQL database if it has one (a failed drop keeps both). */
   async remove(id: string): Promise<void> {
     if (this.units.has(id)) throw new Error(`worker ${id} is still running`);
     if (!this.owned.has(id)) throw new Error(`worker ${id} was not started or adopted here; its data is not ours to delete`);
+    const marker = readMarker(path.join(this.unitDir(id), 'db'));
+    if (marker) {
+      if (!this.postgres) throw new Error(`worker ${id}'s PostgreSQL database ${marker.database} cannot be dropped: DBAAS_PG_URL is not set`);
+      await this.postgres.drop(marker);
+    }
     rmSync(this.unitDir(id), { recursive: true, force: true });
     this.owned.delete(id);
   }
@@ -301,13 +349,12 @@ function signalPid(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-function dbArgs(bin: string, dir: string, port: number): string[] {
+function dbArgs(bin: string, dir: string, port: number, pgUrl: string | undefined): string[] {
   if (path.basename(bin).startsWith('mongod')) {
     return ['--dbpath', dir, '--port', String(port), '--bind_ip', '127.0.0.1', '--quiet'];
   }
   return [
-    '--handler=sqlite',
-    `--sqlite-url=file:${dir}/`,
+    ...(pgUrl ? ['--handler=postgresql', `--postgresql-url=${pgUrl}`] : ['--handler=sqlite', `--sqlite-url=file:${dir}/`]),
     `--listen-addr=127.0.0.1:${port}`,
     `--state-dir=${dir}`,
     '--debug-addr=-',

@@ -11,6 +11,7 @@ import { loadOrchestratorConfig, type OrchestratorConfig } from '../../common/co
 import { createLogger } from '../../common/logger.js';
 import { startOrchestrator, type Orchestrator } from '../../orchestrator/orchestrator.js';
 import { purgeNamespace } from './infra.js';
+import { dropWorkerDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
 
 export interface TestCluster {
   orch: Orchestrator;
@@ -53,6 +54,9 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
     DBAAS_DATA_DIR: dataDir,
     DBAAS_PORT: '0',
     DBAAS_DB_BIN: process.env.DBAAS_DB_BIN,
+    // The storage npm test set up (scripts/setup.sh: PostgreSQL unless DBAAS_DB_BACKEND=sqlite).
+    DBAAS_DB_BACKEND: process.env.DBAAS_DB_BACKEND,
+    DBAAS_PG_URL: process.env.DBAAS_PG_URL,
     DBAAS_LOG_LEVEL: process.env.DBAAS_TEST_LOG_LEVEL ?? 'warn',
     DBAAS_INITIAL_SLAVES: '1',
     ...env,
@@ -112,6 +116,8 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
           // Workers whose data is still there (the master's, kept for a next start) may still own queues.
           const nsDir = path.join(dataDir, namespace);
           await purgeNamespace(namespace, existsSync(nsDir) ? readdirSync(nsDir) : []);
+          // Their PostgreSQL databases too (DBAAS_DB_BACKEND=postgresql): the directory names them.
+          await dropWorkerDatabases(nsDir);
           rmSync(dataDir, { recursive: true, force: true });
         }
       }

@@ -1,10 +1,12 @@
 /**
- * One conformance suite, run against every runtime backend (`process`, `docker`):
+ * One conformance suite, run against every runtime backend (`process` with FerretDB
+ * on SQLite and on PostgreSQL, `docker`):
  * start, pid, list, kill, stop, exit detection (planned or not, either half of
  * the pair), remove, and adoption by a fresh runtime instance. Each test runs a
  * real worker (as the master of a namespace of its own) against the real
  * RabbitMQ and ZooKeeper, and checks that it registers.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -17,6 +19,7 @@ import { zkPaths } from '../../coordination/paths.js';
 import { ZkSession } from '../../coordination/zk-session.js';
 import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.js';
+import { findPsql, readMarker, workerDatabaseName } from '../../orchestrator/runtimes/postgresql-databases.js';
 import type { ExitInfo, Runtime, WorkerHandle } from '../../orchestrator/runtimes/runtime.js';
 import { dockerTestEnv } from './docker-env.js';
 import { purgeNamespace } from './infra.js';
@@ -25,6 +28,8 @@ import { isAlive as alive } from '../../common/probes.js';
 
 interface Backend {
   kind: 'process' | 'docker';
+  /** How the suite is titled (the kind, and for the process runtime its storage). */
+  name: string;
   /** Why it cannot run here, or undefined. */
   skip: string | undefined;
   env: Record<string, string>;
@@ -45,8 +50,9 @@ function processEnvOf(pid: number): string[] {
 
 const processBackend: Backend = {
   kind: 'process',
+  name: 'process (FerretDB on SQLite)',
   skip: undefined,
-  env: {},
+  env: { DBAAS_DB_BACKEND: 'sqlite' },
   async checkStarted(_ns, _dataDir, h) {
     expect(processEnvOf(h.pid)).toContain(`DBAAS_WORKER_ID=${h.id}`);
   },
@@ -63,6 +69,36 @@ const processBackend: Backend = {
   async cleanup() {},
 };
 
+/** The namespace's worker databases on the PostgreSQL server of `npm test` (DBAAS_PG_URL). */
+function pgDatabases(ns: string): string[] {
+  const out = execFileSync(findPsql(), ['-X', '-q', '-A', '-t', '-d', process.env.DBAAS_PG_URL ?? '', '-c', `SELECT datname FROM pg_database WHERE starts_with(datname, '${ns}_')`], {
+    encoding: 'utf8',
+  });
+  return out.split('\n').filter((l) => l !== '');
+}
+
+const processPgBackend: Backend = {
+  ...processBackend,
+  name: 'process (FerretDB on PostgreSQL)',
+  skip: process.env.DBAAS_PG_URL ? undefined : 'DBAAS_PG_URL is not set (npm test sets up PostgreSQL; DBAAS_DB_BACKEND=sqlite skips it)',
+  env: { DBAAS_DB_BACKEND: 'postgresql', DBAAS_PG_URL: process.env.DBAAS_PG_URL ?? '' },
+  async checkStarted(ns, dataDir, h) {
+    await processBackend.checkStarted(ns, dataDir, h);
+    // Its FerretDB keeps the data in a database of the worker's own, named in its directory.
+    const marker = readMarker(path.join(dataDir, ns, h.id, 'db'));
+    expect(marker?.database).toBe(workerDatabaseName(ns, h.id));
+    expect(pgDatabases(ns)).toEqual([workerDatabaseName(ns, h.id)]);
+  },
+  async removed(ns, dataDir, id) {
+    return !existsSync(path.join(dataDir, ns, id)) && !pgDatabases(ns).includes(workerDatabaseName(ns, id));
+  },
+  async cleanup(ns) {
+    for (const name of pgDatabases(ns)) {
+      execFileSync(findPsql(), ['-X', '-q', '-d', process.env.DBAAS_PG_URL ?? '', '-c', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]);
+    }
+  },
+};
+
 function makeDockerBackend(): Backend {
   const status = dockerTestEnv();
   let docker: Docker | undefined;
@@ -76,6 +112,7 @@ function makeDockerBackend(): Backend {
   };
   return {
     kind: 'docker',
+    name: 'docker',
     skip: status.ready ? undefined : status.reason,
     env: status.ready ? status.env : {},
     async checkStarted(ns, _dataDir, h) {
@@ -113,10 +150,10 @@ function makeDockerBackend(): Backend {
   };
 }
 
-const backends: Backend[] = [processBackend, makeDockerBackend()];
+const backends: Backend[] = [processBackend, processPgBackend, makeDockerBackend()];
 
 for (const backend of backends) {
-  describe.skipIf(backend.skip !== undefined)(`runtime conformance: ${backend.kind}`, () => {
+  describe.skipIf(backend.skip !== undefined)(`runtime conformance: ${backend.name}`, () => {
     interface Ctx {
       ns: string;
       dataDir: string;

@@ -1,0 +1,121 @@
+/**
+ * The process runtime's storage choice (DBAAS_DB_BACKEND): a worker restarted in
+ * place keeps the storage it was created with, whatever the setting says now, so
+ * changing the default never starts a master on an empty database; a worker whose
+ * PostgreSQL database is gone has no data and refuses to start. Needs the
+ * PostgreSQL server `npm test` sets up (DBAAS_PG_URL).
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadOrchestratorConfig, type DbBackend } from '../../common/config.js';
+import { createLogger } from '../../common/logger.js';
+import { ProcessRuntime } from '../../orchestrator/runtimes/process-runtime.js';
+import { dropWorkerDatabases, findPsql, readMarker } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { purgeNamespace } from './infra.js';
+
+const pgUrl = process.env.DBAAS_PG_URL;
+
+describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', () => {
+  let ns = '';
+  let dataDir = '';
+  const runtimes: ProcessRuntime[] = [];
+  const ids: string[] = [];
+
+  const runtime = (backend: DbBackend): ProcessRuntime => {
+    const config = loadOrchestratorConfig({
+      DBAAS_NAMESPACE: ns,
+      DBAAS_DATA_DIR: dataDir,
+      DBAAS_DB_BIN: process.env.DBAAS_DB_BIN,
+      DBAAS_DB_BACKEND: backend,
+      DBAAS_PG_URL: pgUrl,
+      DBAAS_LOG_LEVEL: 'warn',
+    });
+    const r = new ProcessRuntime({
+      dataDir,
+      namespace: ns,
+      dbBin: config.dbBin ?? '',
+      dbBackend: config.dbBackend,
+      pgUrl: config.pgUrl ?? '',
+      clusterEnv: { DBAAS_NAMESPACE: ns, DBAAS_AMQP_URL: config.amqpUrl, DBAAS_ZK_CONNECT: config.zkConnect, DBAAS_LOG_LEVEL: 'warn' },
+      logger: createLogger('test-runtime', 'warn'),
+    });
+    runtimes.push(r);
+    return r;
+  };
+
+  const unit = (id: string): { dbPid: number; port: number } =>
+    JSON.parse(readFileSync(path.join(dataDir, ns, id, 'unit.json'), 'utf8')) as { dbPid: number; port: number };
+  const handlerOf = (id: string): string => {
+    const args = readFileSync(`/proc/${unit(id).dbPid}/cmdline`, 'utf8').split('\0');
+    return args.find((a) => a.startsWith('--handler=')) ?? '';
+  };
+  /** Writes or reads a document straight in the worker's own database. */
+  const withDb = async <T>(id: string, fn: (c: MongoClient) => Promise<T>): Promise<T> => {
+    const client = await MongoClient.connect(`mongodb://127.0.0.1:${unit(id).port}/`);
+    try {
+      return await fn(client);
+    } finally {
+      await client.close();
+    }
+  };
+
+  const begin = (): void => {
+    ns = `t-${randomBytes(4).toString('hex')}`;
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-storage-'));
+  };
+
+  afterEach(async () => {
+    for (const r of runtimes.splice(0)) await r.close(5000).catch(() => undefined);
+    await dropWorkerDatabases(path.join(dataDir, ns));
+    await purgeNamespace(ns, ids.splice(0));
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('a worker created on SQLite stays on SQLite, with its data, when restarted under DBAAS_DB_BACKEND=postgresql', async () => {
+    begin();
+    const id = `wsq-${randomBytes(3).toString('hex')}`;
+    ids.push(id);
+    const first = runtime('sqlite');
+    await first.startWorker({ id, role: 'master', term: 1 });
+    expect(handlerOf(id)).toBe('--handler=sqlite');
+    await withDb(id, (c) => c.db('probe').collection('t').insertOne({ _id: 'kept' as never, v: 1 }));
+    await first.stop(id, 10_000);
+
+    const second = runtime('postgresql');
+    expect(second.hasData(id)).toBe(true);
+    await second.startWorker({ id, role: 'master', term: 2 });
+    expect(handlerOf(id)).toBe('--handler=sqlite');
+    expect(readMarker(path.join(dataDir, ns, id, 'db'))).toBeUndefined();
+    expect(await withDb(id, (c) => c.db('probe').collection('t').findOne({ _id: 'kept' as never }))).toMatchObject({ v: 1 });
+  });
+
+  it('a worker created on PostgreSQL stays there under DBAAS_DB_BACKEND=sqlite; once its database is gone it has no data and refuses to start', async () => {
+    begin();
+    const id = `wpg-${randomBytes(3).toString('hex')}`;
+    ids.push(id);
+    const first = runtime('postgresql');
+    await first.startWorker({ id, role: 'master', term: 1 });
+    expect(handlerOf(id)).toBe('--handler=postgresql');
+    await withDb(id, (c) => c.db('probe').collection('t').insertOne({ _id: 'kept' as never, v: 2 }));
+    await first.stop(id, 10_000);
+
+    const second = runtime('sqlite');
+    expect(second.hasData(id)).toBe(true);
+    await second.startWorker({ id, role: 'master', term: 2 });
+    expect(handlerOf(id)).toBe('--handler=postgresql');
+    expect(await withDb(id, (c) => c.db('probe').collection('t').findOne({ _id: 'kept' as never }))).toMatchObject({ v: 2 });
+    await second.stop(id, 10_000);
+
+    // The database dropped behind the runtime's back (a wiped PostgreSQL): not an empty restart.
+    const marker = readMarker(path.join(dataDir, ns, id, 'db'));
+    expect(marker).toBeDefined();
+    execFileSync(findPsql(), ['-X', '-q', '-d', pgUrl ?? '', '-c', `DROP DATABASE "${marker?.database ?? ''}" WITH (FORCE)`]);
+    expect(second.hasData(id)).toBe(false);
+    await expect(second.startWorker({ id, role: 'master', term: 3 })).rejects.toThrow(/is gone/);
+  });
+});

@@ -11,11 +11,15 @@
 #   dbaas-worker:latest        app-deps + dist/, runs `node dist/worker/main.js` as node
 #   dbaas-orchestrator:latest  same, runs `node dist/orchestrator/main.js`
 #   dbaas-ferretdb:latest      base + FerretDB (SQLite backend) on :27017, data in /data/db, as node
+#   dbaas-haproxy:latest       only with --proxy: Debian's HAProxy and its libraries, as node, config at
+#                              /usr/local/etc/haproxy/haproxy.cfg (the official haproxy image's layout),
+#                              for docker/compose.offline.yaml
 #
 # An image is rebuilt only when its inputs changed (a hash of them is kept in
 # the image's label dbaas.build-hash). Run `npm run build` first.
 #
 #   docker/build-offline.sh            build what is missing or stale
+#   docker/build-offline.sh --proxy    the same, and dbaas-haproxy (needs haproxy: scripts/proxy.sh install)
 #   DBAAS_FERRETDB_BIN=/path/ferretdb  the FerretDB binary (default: DBAAS_DB_BIN,
 #                                      else ~/.cache/dbaas/ferretdb-v1.24.2)
 #   DBAAS_IMAGE_FORCE=1                rebuild everything
@@ -28,6 +32,12 @@ set -euo pipefail
 cd "$DBAAS_ROOT"
 
 DOCKER=${DOCKER:-docker}
+WITH_PROXY=0
+case "${1:-}" in
+  "") ;;
+  --proxy) WITH_PROXY=1 ;;
+  *) die "usage: docker/build-offline.sh [--proxy]" ;;
+esac
 TAG=${DBAAS_IMAGE_TAG:-latest}
 [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "DBAAS_IMAGE_TAG=$TAG is not a valid image tag"
 BUILD_DIR=$DBAAS_STATE_DIR/docker-build
@@ -123,6 +133,46 @@ if needs_build "dbaas-ferretdb:$TAG" "$db_hash"; then
   log "built dbaas-ferretdb:$TAG ($(elapsed "$t"))"
 else
   log "dbaas-ferretdb:$TAG is current"
+fi
+
+# ------------------------------------------------------------ proxy image --
+
+# HAProxy in front of two orchestrator containers (docker/compose.offline.yaml), where compose.yaml
+# uses the official haproxy image: Debian's binary and the shared libraries ldd lists for it, in a
+# root filesystem of its own (independent of the base, so the service's images never change for it).
+if ((WITH_PROXY)); then
+  haproxy_bin=$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)
+  [[ -x "$haproxy_bin" ]] || die "--proxy needs haproxy on this machine: run scripts/proxy.sh install"
+  haproxy_bin=$(readlink -f "$haproxy_bin")
+  proxy_libs=$(ldd "$haproxy_bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
+  # shellcheck disable=SC2086  # one path per word
+  proxy_hash=$( { hash_files "$haproxy_bin" $proxy_libs "$OFFLINE_DIR/base-etc/"*; echo v1; } | hash_stdin)
+  if needs_build "dbaas-haproxy:$TAG" "$proxy_hash"; then
+    t=$(now_ms)
+    root=$BUILD_DIR/haproxy-rootfs
+    rm -rf "$root"
+    mkdir -p "$root"/{etc,tmp,usr/local/sbin,usr/local/etc/haproxy,var/lib/haproxy}
+    chmod 1777 "$root/tmp"
+    for lib in $proxy_libs; do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+    cp -L "$haproxy_bin" "$root/usr/local/sbin/haproxy"
+    cp "$OFFLINE_DIR"/base-etc/* "$root/etc/"
+    tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$BUILD_DIR/haproxy.tar" .
+    # As the official image: master-worker mode in the foreground. (`docker import` cannot set its
+    # STOPSIGNAL, SIGUSR1: compose.offline.yaml sets stop_signal.)
+    "$DOCKER" import \
+      --change 'ENV PATH=/usr/local/sbin:/usr/bin:/bin LANG=C.UTF-8' \
+      --change "LABEL dbaas.build-hash=$proxy_hash org.opencontainers.image.title=dbaas-haproxy" \
+      --change 'USER 1000:1000' \
+      --change 'CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]' \
+      "$BUILD_DIR/haproxy.tar" "dbaas-haproxy:$TAG" >/dev/null
+    rm -rf "$root" "$BUILD_DIR/haproxy.tar"
+    log "built dbaas-haproxy:$TAG ($(elapsed "$t"))"
+  else
+    log "dbaas-haproxy:$TAG is current"
+  fi
 fi
 
 # ----------------------------------------------------------- app images --

@@ -31,6 +31,7 @@ import { operabilityPlugin } from './operability.js';
 import { makeGuards } from './auth.js';
 import type { Autoscaler } from './autoscaler.js';
 import type { ClusterManager } from './cluster.js';
+import type { RequestRouter } from './request-router.js';
 import type { ClusterView } from '../coordination/cluster-view.js';
 import { RawJson, type RpcClient } from './rpc-client.js';
 import type { Verifier } from './verify.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   names: ClusterNames;
   rpc: RpcClient;
   cluster: ClusterManager;
+  /** Where requests go: the master (waited for through a failover) or the slaves (cluster.ts's router). */
+  router: Pick<RequestRouter, 'requireMaster' | 'readRoute' | 'readFrom' | 'ready'>;
   view: ClusterView;
   audit: AuditLog;
   /** Counts `db/read` requests; nothing else counts. */
@@ -92,7 +95,7 @@ export function connectionsCheckingIntervalMs(headersTimeoutMs: number): number 
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, names, rpc, cluster, view, audit } = deps;
+  const { config, names, rpc, cluster, router, view, audit } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimitBytes,
@@ -173,7 +176,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header(WRITE_REQUEST_ID_HEADER, requestId);
     if (closing) throw new DbaasError('DBAAS_SHUTTING_DOWN');
     const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId, command: req.command, at: Date.now() };
-    await cluster.requireMaster();
+    await router.requireMaster();
     return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId: request.id });
   };
 
@@ -213,15 +216,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Reads one named replica (master or slave) directly, to check replicas against each other.
   app.post<{ Params: { id: string } }>('/api/v1/workers/:id/read', { onRequest: requireAdmin }, async (request) => {
     const command = parseReadBody(request.body);
-    return cluster.readFrom(request.params.id, command, request.id);
+    return router.readFrom(request.params.id, command, request.id);
   });
 
   app.post('/api/v1/db/read', { onRequest: requireApiKey }, async (request, reply) => {
     const command = parseReadBody(request.body);
     // Only a valid read counts toward autoscaling: refused ones must not buy slaves.
     deps.autoscaler.onRead();
-    const route = cluster.readRoute();
-    if (route.to === 'master') return cluster.readFrom(route.id, command, request.id);
+    const route = router.readRoute();
+    if (route.to === 'master') return router.readFrom(route.id, command, request.id);
     const envelope: ReadEnvelope = { v: WIRE_VERSION, command };
     const result = await rpc.call(names.readQueue, envelope, {
       reqId: request.id,
@@ -243,7 +246,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {
     const body = {
-      ready: cluster.ready(),
+      ready: router.ready(),
       broker: rpc.connected,
       master: view.master?.id ?? null,
       servingSlaves: view.servingSlaves().length,

@@ -89,7 +89,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   });
 
   const sharedAudit = new SharedAudit(zk, paths, audit, describeInfo(election.me));
-  const app = await buildApp({ config, names, rpc, cluster, view, audit, autoscaler, metrics, verifier, election, sharedAudit, logger });
+  const app = await buildApp({ config, names, rpc, cluster, router: cluster.router, view, audit, autoscaler, metrics, verifier, election, sharedAudit, logger });
   // The leader's epoch and the orchestrators of the namespace, in every orchestrator's /metrics.
   metrics.followElection(election);
 

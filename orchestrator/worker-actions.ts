@@ -1,0 +1,181 @@
+/**
+ * The control loop's actions on slaves and on the set of workers: start one
+ * and wait until it serves, replace a lost or divergent one, scale up
+ * (spawn) and down (retire), and forget a worker that is gone for good. Each
+ * moves the worker's lifecycle in the registry (worker-registry.ts) and
+ * records what it did in the audit log. The master's actions (failover,
+ * switchover, restart) are failover.ts's.
+ */
+import { Backoff, waitFor } from '../common/backoff.js';
+import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
+import { removeWorkerZnodes } from '../coordination/registration.js';
+import { CONTROL_TIMEOUT_MS, epochField, newWorkerId, type ClusterDeps, type ControlState } from './cluster-state.js';
+import { pidOf } from './facts.js';
+import type { WorkerSpec } from './runtimes/runtime.js';
+
+export class WorkerActions {
+  /** Sync queues of gone workers whose delete failed; retried on each tick. */
+  private readonly orphanQueues = new Set<string>();
+  private readonly spawnBackoff = new Backoff(500, 30_000);
+  private nextSpawnAt = 0;
+  /** Lost slaves not yet replaced: the next slave started is audited as their replacement. */
+  private lostSlaves = 0;
+
+  constructor(
+    private readonly d: ClusterDeps,
+    private readonly s: ControlState,
+    /** Wakes the control loop (a background action finished). */
+    private readonly kick: () => void,
+  ) {}
+
+  private pidOf(id: string): number {
+    return pidOf(this.d, id);
+  }
+
+  /** A slave's place is empty (lost, divergent, or promoted): the next slave started replaces it. */
+  noteLostSlave(): void {
+    this.lostSlaves += 1;
+  }
+
+  /** Whether a slave may be started now (after a failed start, not before its backoff ran out). */
+  maySpawn(now = Date.now()): boolean {
+    return now >= this.nextSpawnAt;
+  }
+
+  /** A lost slave: removed, and the next slave started is its replacement. */
+  async removeLost(id: string, role: 'master' | 'slave', reason: string): Promise<void> {
+    this.d.audit.record('detection', reason, { details: { id, role } });
+    await this.forget(id);
+    this.lostSlaves += 1;
+  }
+
+  /** Removes every trace of a worker that is gone for good (it is killed first, to be sure). */
+  async forget(id: string): Promise<void> {
+    const { runtime } = this.d;
+    await runtime.kill(id);
+    await this.removeZnodes(id);
+    await this.deleteSyncQueue(id);
+    await runtime.remove(id).catch((err: unknown) => this.d.logger.warn({ id, err: (err as Error).message }, 'cleanup failed'));
+    this.s.registry.forget(id);
+  }
+
+  /**
+   * Deletes a gone worker's durable sync queue, which would otherwise collect every
+   * write forever. A delete that fails (broker away) is kept and retried on every
+   * tick of the loop until it succeeds.
+   */
+  async deleteSyncQueue(id: string): Promise<void> {
+    const queue = this.d.names.syncQueue(id);
+    try {
+      await this.d.rpc.deleteQueue(queue);
+      this.orphanQueues.delete(queue);
+    } catch (err) {
+      if (!this.orphanQueues.has(queue)) this.d.logger.warn({ queue, err: (err as Error).message }, 'could not delete a sync queue; retrying later');
+      this.orphanQueues.add(queue);
+    }
+  }
+
+  /** Retries the sync queue deletes that failed (on each tick, while the broker is connected). */
+  async retryOrphanQueues(): Promise<void> {
+    if (this.orphanQueues.size === 0 || !this.d.rpc.connected) return;
+    for (const queue of [...this.orphanQueues]) {
+      try {
+        await this.d.rpc.deleteQueue(queue);
+        this.orphanQueues.delete(queue);
+      } catch {
+        return; // the broker is still away: the next tick tries again
+      }
+    }
+  }
+
+  /** Deletes the znodes a dead worker's session may still hold, so nobody waits for its session to expire. */
+  async removeZnodes(id: string): Promise<void> {
+    await removeWorkerZnodes(this.d.zk, this.d.paths, id);
+  }
+
+  /** Starts a slave in the background (a failover never waits on one); audited once it serves. */
+  spawnSlave(reason: string): void {
+    const id = newWorkerId();
+    const spec: WorkerSpec = { id, role: 'slave', term: 0 };
+    this.s.registry.start(spec);
+    const started = Date.now();
+    const replacing = this.lostSlaves > 0;
+    if (replacing) this.lostSlaves -= 1;
+    this.d.logger.info({ id, reason }, 'starting a slave');
+    void this.startWorkerAndWait(spec, 'slave', false)
+      .then(() => {
+        this.spawnBackoff.reset();
+        const what = replacing ? 'replacement slave' : 'new slave';
+        this.d.audit.record(replacing ? 'replacement' : 'scaling', `${what} ${id} (pid ${this.pidOf(id)}) caught up and serves reads`, {
+          durationMs: Date.now() - started,
+          details: { id, startedBecause: reason },
+        });
+      })
+      .catch(async (err: unknown) => {
+        const delay = this.spawnBackoff.next();
+        this.nextSpawnAt = Date.now() + delay;
+        this.d.audit.record('error', `starting slave ${id} failed (${(err as Error).message}); next try in ${delay} ms`);
+        await this.forget(id).catch(() => undefined);
+      })
+      .finally(() => this.kick());
+  }
+
+  /** A verify found this slave's data different from the master's: it goes, and the next slave started replaces it. */
+  async replaceDivergent(id: string, reason: string): Promise<void> {
+    this.d.audit.record('detection', reason, { details: { id, role: 'slave', divergent: this.s.registry.divergenceOf(id) } });
+    this.s.registry.clearDivergence(id);
+    await this.forget(id);
+    this.lostSlaves += 1;
+  }
+
+  /** Scale-down: the slave stops taking reads, finishes those in flight, and exits. */
+  retire(id: string, reason: string): void {
+    this.s.registry.retire(id);
+    const started = Date.now();
+    void (async () => {
+      try {
+        await this.d.rpc.call(this.d.names.controlQueue(id), { v: WIRE_VERSION, type: 'retire', ...epochField(this.d) } satisfies ControlMessage, { timeoutMs: CONTROL_TIMEOUT_MS });
+      } catch (err) {
+        this.d.logger.warn({ id, err: (err as Error).message }, 'retire request failed; stopping the worker');
+      }
+      await this.d.runtime.stop(id, 10_000);
+      await this.forget(id);
+      this.d.audit.record('removal', `retired slave ${id}: ${reason}`, { durationMs: Date.now() - started });
+    })()
+      // A background task must never end the process with an unhandled rejection.
+      .catch((err: unknown) => this.d.audit.record('error', `retiring slave ${id} failed: ${(err as Error).message}`))
+      .finally(() => this.kick());
+  }
+
+  /**
+   * Starts a worker and resolves once its znode shows `state`; kills it and
+   * rejects when it exits or times out meanwhile. Untracked (`track` false): the
+   * caller has put it in `starting` and forgets it when the start fails.
+   */
+  async startWorkerAndWait(spec: WorkerSpec, state: WorkerStatus['state'], track = true): Promise<void> {
+    const { registry } = this.s;
+    const started = Date.now();
+    if (track) registry.start(spec);
+    try {
+      await this.d.runtime.startWorker(spec);
+      await waitFor(
+        () => {
+          if (registry.exitOf(spec.id)) return true;
+          return this.d.view.workers.get(spec.id)?.state === state ? true : undefined;
+        },
+        this.d.config.workerStartTimeoutMs,
+        () => new Error(`worker ${spec.id} did not reach state ${state} within ${this.d.config.workerStartTimeoutMs} ms`),
+        20,
+      );
+      const exit = registry.exitOf(spec.id);
+      if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
+    } catch (err) {
+      const pid = this.pidOf(spec.id);
+      await this.d.runtime.kill(spec.id);
+      if (track) registry.startFailed(spec.id, { id: spec.id, pid, code: null, signal: 'SIGKILL', expected: true });
+      throw err;
+    }
+    registry.started(spec.id);
+    this.d.logger.info({ id: spec.id, role: spec.role, pid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
+  }
+}

@@ -31,7 +31,7 @@ export function scaleBody(minSlaves: number, maxSlaves: number): Body<number> {
     parse(body) {
       const keys = keysOf(body);
       const extra = keys.filter((k) => k !== 'slaves');
-      if (extra.length > 0) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${extra.join(', ')}`);
+      if (extra.length > 0) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${extra.join(', ')}; allowed: slaves`);
       const slaves = field(body, 'slaves');
       if (typeof slaves !== 'number' || !Number.isInteger(slaves) || slaves < minSlaves || slaves > maxSlaves) {
         throw new DbaasError('DBAAS_REQ_INVALID', `slaves must be an integer from ${minSlaves} to ${maxSlaves}`);

@@ -13,6 +13,7 @@
  * {@link ROUTE_DOCS} by method and URL, and a body schema that depends on the
  * configuration from the route itself; other plugins give theirs inline.
  */
+import { packageVersion } from '../common/package-version.js';
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import { ERROR_CATALOGUE } from '../common/errors.js';
 import { CLEAR_BODY, READ_BODY, WRITE_BODY } from '../common/validation.js';
@@ -172,7 +173,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     description:
       'Answers once the master has applied the write and it is durably queued for every slave. Retrying with the same requestId is safe, also across a failover; reusing it for a different write is refused (422).',
     body: WRITE_BODY.schema,
-    response: { 200: WRITE_RESULT, ...errors(400, 401, 403, 409, 413, 415, 422, 503, 504) },
+    response: { 200: WRITE_RESULT, ...errors(400, 401, 403, 409, 413, 422, 503, 504) },
   },
   'POST /api/v1/db/read': {
     tags: ['data'],
@@ -185,7 +186,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
         description: 'The matching documents (`_id` as a string), or {count} when count is true',
         oneOf: [{ type: 'array', items: { type: 'object', additionalProperties: true } }, { type: 'object', properties: { count: { type: 'integer' } } }],
       },
-      ...errors(400, 413, 415, 503, 504),
+      ...errors(400, 413, 503, 504),
     },
   },
   'POST /api/v1/db/clear': {
@@ -354,11 +355,13 @@ export function openApiOptions(): Json {
       openapi: '3.0.3',
       info: {
         title: 'dbaas',
-        version: '1.0.0',
+        version: packageVersion(import.meta.url) ?? '0.0.0',
         description:
           'A database-as-a-service: reads and writes of JSON documents routed over RabbitMQ to replicated MongoDB workers, with failover and read-driven autoscaling. ' +
           'Errors are {"error": {"code": "DBAAS_…", "message": "…"}}; codes marked retryable are safe to retry (writes with the same requestId).',
       },
+      // Relative: the document describes the orchestrator that serves it (any of them; they serve the same API).
+      servers: [{ url: '/', description: 'this orchestrator' }],
       tags: [
         { name: 'data', description: 'Reads and writes' },
         { name: 'cluster', description: 'Workers, audit log, autoscaling' },

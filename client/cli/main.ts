@@ -6,7 +6,7 @@
 import { createInterface } from 'node:readline/promises';
 import { ConfigError, loadClientConfig } from '../../common/config.js';
 import { EXIT, runCli } from './cli.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../../common/package-version.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

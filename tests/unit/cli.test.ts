@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { EXIT, runCli, type CliIo } from '../../client/cli/cli.js';
 import { formatDocuments, formatPairs, formatTable } from '../../client/cli/table.js';
-import { packageVersion } from '../../client/cli/version.js';
+import { packageVersion } from '../../common/package-version.js';
 
 type Route = (body: any, headers: Record<string, string>) => { status: number; body?: unknown };
 

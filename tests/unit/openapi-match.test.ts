@@ -180,3 +180,15 @@ describe('OpenAPI body schemas agree with the validators', () => {
     expect((await queries.inject({ method: 'GET', url: `/events${query}` })).statusCode === 200).toBe(expected);
   });
 });
+
+describe('the document head', () => {
+  it('carries the package version, a relative server, and no status that cannot happen (415: every content type is parsed as JSON)', async () => {
+    const { openApiOptions } = await import('../../orchestrator/api-docs.js');
+    const { packageVersion } = await import('../../common/package-version.js');
+    const head = (openApiOptions() as { openapi: { info: { version: string }; servers: Array<{ url: string }> } }).openapi;
+    expect(head.info.version).toBe(packageVersion(import.meta.url));
+    expect(head.info.version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(head.servers).toEqual([{ url: '/', description: 'this orchestrator' }]);
+    expect(JSON.stringify(ROUTE_DOCS)).not.toContain('"415"');
+  });
+});

@@ -1,4 +1,4 @@
-/** The installed dbaas version, for `dbaas --version`. */
+/** The installed dbaas version: `dbaas --version`, and the OpenAPI document's info.version. */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -3,15 +3,25 @@
  *
  * The owner gives a `setup` callback that opens its channels and consumers on a
  * fresh connection; it runs on the first connect and again after every reconnect.
- * Nothing else in the code base calls `amqp.connect`.
+ * Nothing else in the service calls `amqp.connect` (teardown's one-off
+ * connection goes through {@link connectToAny}).
+ *
+ * `url` may list several brokers, comma-separated (the nodes of a cluster,
+ * common/amqp-urls.ts). The first is tried first; when a connection attempt
+ * fails, or an established connection is lost, the next one is tried (wrapping
+ * around) after the usual backoff delay, which restarts from its shortest delay
+ * after every successful connect: a lost node costs one short delay, not a pass
+ * through the dead one. Logs name the broker by host and port, never with its password.
  */
 import type { Writable } from 'node:stream';
 import amqp, { type ChannelModel } from 'amqplib';
+import { amqpHosts, nextUrlIndex, parseAmqpUrls, redactAmqpUrl } from './amqp-urls.js';
 import { Backoff, waitFor } from './backoff.js';
 import { DbaasError } from './errors.js';
 import type { Logger } from './logger.js';
 
 export interface AmqpConnectionOptions {
+  /** One amqp:// URL, or several separated by commas (tried in turn). */
   url: string;
   /** Shown in the RabbitMQ management UI as the connection name. */
   name: string;
@@ -23,6 +33,36 @@ export interface AmqpConnectionOptions {
   /** Called each time a connection is established and set up; `reconnect` is false the first time. */
   onUp?: (reconnect: boolean) => void;
   heartbeatSec?: number;
+  /** How long one connection attempt may take before the next URL is tried (default 5000). */
+  connectTimeoutMs?: number;
+}
+
+/** Socket options of every connection: no Nagle delay (docs/DESIGN.md), a bounded connect. */
+function socketOptions(name: string, connectTimeoutMs: number): Record<string, unknown> {
+  return { noDelay: true, timeout: connectTimeoutMs, clientProperties: { connection_name: name } };
+}
+
+function withHeartbeat(url: string, heartbeatSec: number): string {
+  if (/[?&]heartbeat=/.test(url)) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}heartbeat=${heartbeatSec}`;
+}
+
+/**
+ * One connection to the first broker of the list that accepts one (in list
+ * order), for short-lived work such as a teardown. Throws the last error, its
+ * message prefixed with the brokers tried (host:port, no password), when none does.
+ */
+export async function connectToAny(list: string, name: string, connectTimeoutMs = 5000): Promise<ChannelModel> {
+  const urls = parseAmqpUrls(list);
+  let last: Error | undefined;
+  for (const url of urls) {
+    try {
+      return await amqp.connect(url, socketOptions(name, connectTimeoutMs));
+    } catch (err) {
+      last = err as Error;
+    }
+  }
+  throw new Error(`no RabbitMQ broker of ${amqpHosts(list).join(', ') || '(none)'} accepted a connection: ${last?.message ?? 'no URL given'}`);
 }
 
 export class AmqpConnection {
@@ -32,8 +72,19 @@ export class AmqpConnection {
   private everConnected = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly backoff = new Backoff(100, 3000);
+  private readonly urls: readonly string[];
+  /** Index in `urls` of the broker tried next (or connected to now). */
+  private urlIndex = 0;
 
-  constructor(private readonly opts: AmqpConnectionOptions) {}
+  constructor(private readonly opts: AmqpConnectionOptions) {
+    this.urls = parseAmqpUrls(opts.url);
+    if (this.urls.length === 0) throw new Error('AmqpConnection: no broker URL given');
+  }
+
+  /** The broker connected to (or tried next), without its password. */
+  get broker(): string {
+    return redactAmqpUrl(this.urls[this.urlIndex] ?? '');
+  }
 
   /** Starts connecting in the background; never throws. */
   start(): void {
@@ -58,21 +109,15 @@ export class AmqpConnection {
     );
   }
 
-  private withHeartbeat(url: string): string {
-    if (/[?&]heartbeat=/.test(url)) return url;
-    return `${url}${url.includes('?') ? '&' : '?'}heartbeat=${this.opts.heartbeatSec ?? 5}`;
-  }
-
   private async connect(): Promise<void> {
     if (this.closed || this.connecting || this.conn) return;
     this.connecting = true;
     const log = this.opts.logger;
     let conn: ChannelModel | undefined;
+    const url = this.urls[this.urlIndex] ?? '';
+    const broker = redactAmqpUrl(url);
     try {
-      conn = await amqp.connect(this.withHeartbeat(this.opts.url), {
-        noDelay: true,
-        clientProperties: { connection_name: this.opts.name },
-      });
+      conn = await amqp.connect(withHeartbeat(url, this.opts.heartbeatSec ?? 5), socketOptions(this.opts.name, this.opts.connectTimeoutMs ?? 5000));
       coalesceWrites(conn);
       // An error without a close would leave us half-connected; amqplib emits close after error.
       conn.on('error', (err: Error) => log.warn({ err: err.message }, 'amqp connection error'));
@@ -84,11 +129,12 @@ export class AmqpConnection {
       }
       this.conn = conn;
       this.backoff.reset();
-      log.info('amqp connected');
+      log.info({ broker }, 'amqp connected');
       this.opts.onUp?.(this.everConnected);
       this.everConnected = true;
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'amqp connect failed; retrying');
+      this.urlIndex = nextUrlIndex(this.urlIndex, this.urls.length);
+      log.warn({ err: (err as Error).message, broker, next: this.broker }, 'amqp connect failed; retrying');
       if (conn) await conn.close().catch(() => undefined);
       this.schedule();
     } finally {
@@ -99,7 +145,10 @@ export class AmqpConnection {
   private lost(conn: ChannelModel | undefined, reason: string): void {
     if (this.conn !== conn || conn === undefined) return;
     this.conn = undefined;
-    this.opts.logger.warn({ reason }, 'amqp connection lost; reconnecting');
+    const broker = this.broker;
+    // The node may be gone for good: the next attempt goes to the next broker of the list.
+    this.urlIndex = nextUrlIndex(this.urlIndex, this.urls.length);
+    this.opts.logger.warn({ reason, broker, next: this.broker }, 'amqp connection lost; reconnecting');
     this.opts.onDown?.(reason);
     this.schedule();
   }

@@ -7,6 +7,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { amqpUrlProblem } from './amqp-urls.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -253,11 +254,18 @@ class Reader {
 const NAMESPACE_RE = /^[a-z][a-z0-9_-]{0,62}$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
+/** A ZooKeeper connect string: `host[:port]` entries separated by commas (an ensemble), optionally followed by a `/chroot`. */
+const ZK_CONNECT_RE = /^[^,/:\s]+(:\d{1,5})?(,[^,/:\s]+(:\d{1,5})?)*(\/[^\s]*)?$/;
+
 function readCluster(r: Reader): ClusterConfig {
+  // One URL, or several separated by commas (the nodes of a RabbitMQ cluster): common/amqp-urls.ts.
+  const amqpUrl = r.str('DBAAS_AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672');
+  const amqpProblem = amqpUrlProblem(amqpUrl);
+  if (amqpProblem !== undefined) r.problems.push(`DBAAS_AMQP_URL ${amqpProblem}`);
   return {
     namespace: r.match('DBAAS_NAMESPACE', 'dbaas', NAMESPACE_RE, 'must match ^[a-z][a-z0-9_-]{0,62}$'),
-    amqpUrl: r.str('DBAAS_AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672'),
-    zkConnect: r.str('DBAAS_ZK_CONNECT', '127.0.0.1:2181'),
+    amqpUrl,
+    zkConnect: r.match('DBAAS_ZK_CONNECT', '127.0.0.1:2181', ZK_CONNECT_RE, 'must be host:port, or several separated by commas (an ensemble), optionally followed by /chroot'),
     zkSessionTimeoutMs: r.int('DBAAS_ZK_SESSION_TIMEOUT_MS', 2000, 500, 60000),
     zkOutageToleranceMs: r.int('DBAAS_ZK_OUTAGE_TOLERANCE_MS', 30_000, 1000, 600_000),
     logLevel: r.oneOf('DBAAS_LOG_LEVEL', 'info', LOG_LEVELS),

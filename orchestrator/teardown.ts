@@ -21,7 +21,9 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import amqp from 'amqplib';
+import type amqp from 'amqplib';
+import { connectToAny } from '../common/amqp-connection.js';
+import { parseAmqpUrls } from '../common/amqp-urls.js';
 import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames, type ClusterNames } from '../common/names.js';
@@ -70,9 +72,13 @@ function empty(): NamespaceObjects {
 }
 
 /** True when `url` names this host, so this host's `rabbitmqctl` speaks for that broker. */
-function brokerIsLocal(url: string): boolean {
+function brokerIsLocal(list: string): boolean {
+  // rabbitmqctl asks the machine's default node (rabbit@<host>): the broker only when one URL is given.
+  // A cluster's nodes (DBAAS_PLATFORM=ha) have names of their own; its queues are found by worker id.
+  const urls = parseAmqpUrls(list);
+  if (urls.length !== 1) return false;
   try {
-    const host = new URL(url).hostname;
+    const host = new URL(urls[0] ?? '').hostname;
     return host === '127.0.0.1' || host === 'localhost' || host === '[::1]' || host === '::1';
   } catch {
     return false;
@@ -234,7 +240,7 @@ export async function inventory(config: TeardownConfig, logger: Logger): Promise
     for (const c of docker.containers) if (c.workerId) ids.add(c.workerId);
   }
   const { queues, exchanges } = await brokerNames(config, names, ids, out.notes);
-  const conn = await amqp.connect(config.amqpUrl);
+  const conn = await connectToAny(config.amqpUrl, 'dbaas-teardown');
   try {
     out.queues = await existing(conn, 'queue', queues);
     out.exchanges = await existing(conn, 'exchange', exchanges);
@@ -295,7 +301,7 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
 
   // 4. The broker.
   const { queues, exchanges } = await brokerNames(config, names, ids, out.notes);
-  const conn = await amqp.connect(config.amqpUrl);
+  const conn = await connectToAny(config.amqpUrl, 'dbaas-teardown');
   try {
     const presentQueues = await existing(conn, 'queue', queues);
     const presentExchanges = await existing(conn, 'exchange', exchanges);

@@ -6,6 +6,7 @@
  * directly (with the cluster's own settings, DBAAS_AMQP_URL and the rest), not to
  * the orchestrator, which must not be running.
  */
+import { amqpHosts } from '../../common/amqp-urls.js';
 import type { Env } from '../../common/config.js';
 import { formatPairs } from './table.js';
 
@@ -35,7 +36,7 @@ export async function runTeardown(namespace: string, opts: { yes: boolean; json:
   }
   if (!opts.yes) {
     const question =
-      `This removes everything of namespace ${namespace}: its queues and exchanges on ${new URL(config.amqpUrl).host}, ` +
+      `This removes everything of namespace ${namespace}: its queues and exchanges on ${amqpHosts(config.amqpUrl).join(', ')}, ` +
       `its znodes on ${config.zkConnect}, its Docker containers, volumes and network, and ${config.dataDir}/${namespace} (all its data).\n` +
       `Type the namespace to confirm: `;
     const answer = io.ask ? await io.ask(question) : undefined;

@@ -9,7 +9,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import amqp from 'amqplib';
+import { connectToAny } from '../../common/amqp-connection.js';
 import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
@@ -51,7 +51,7 @@ export async function startBroker(): Promise<void> {
   await run(rabbitmqctl, ['start_app'], { timeout: 120_000 });
   await waitFor(
     async () => {
-      const conn = await amqp.connect(amqpUrl());
+      const conn = await connectToAny(amqpUrl(), 'dbaas-nemesis');
       await conn.close();
       return true;
     },
@@ -159,7 +159,7 @@ export function runProcesses(namespace: string, dataDir: string): number[] {
 /** Deletes the queues, exchanges and znodes of a namespace (its workers' sync and control queues included). */
 export async function purgeNamespace(namespace: string, workerIds: Iterable<string> = []): Promise<void> {
   const names = clusterNames(namespace);
-  const conn = await amqp.connect(amqpUrl());
+  const conn = await connectToAny(amqpUrl(), 'dbaas-nemesis');
   try {
     const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue];
     for (const id of workerIds) queues.push(names.syncQueue(id), names.controlQueue(id));

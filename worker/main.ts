@@ -18,7 +18,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger('dbaas-worker', config.logLevel, { worker: config.workerId });
-  const worker = new Worker(config, logger);
+  // The one place the worker's process exits (fail() and stop() end here).
+  const worker = new Worker(config, logger, (code) => process.exit(code));
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;

@@ -28,8 +28,11 @@
  * rides out a ZooKeeper outage: while ZooKeeper is down for everyone, nobody can
  * move the term or promote anyone, so there is nothing to fence against, and a
  * master cut off alone is killed by the runtime before anyone is promoted. Every master, initial
- * or promoted, also watches the term and leaves when it moves past its own
- * (worker.ts).
+ * or promoted, also watches the term and leaves when it moves past its own.
+ *
+ * This file holds the timing only. The worker's half of fencing (term watch,
+ * contact deadline, session loss) is worker/fencing.ts, the orchestrator's
+ * (kill, znodes, term bump, then promote) orchestrator/failover.ts.
  */
 
 /** How often a master checks how long ago ZooKeeper last answered it. */

@@ -46,6 +46,12 @@ export interface ClusterConfig {
    */
   readonly requestIdTtlMs: number;
   /**
+   * Documents per snapshot page a new slave asks for (worker/snapshot.ts). The master reads
+   * each page between two write batches; on FerretDB each page is a scan of the table, so
+   * few large pages; small ones only to test the copy racing writes.
+   */
+  readonly snapshotPageDocs: number;
+  /**
    * How long a read or write waits for its worker's answer before a 504. Workers
    * know it too: a read's database query gets it as `maxTimeMS`, so a read the
    * client has stopped waiting for does not keep a slave busy.
@@ -276,6 +282,7 @@ function readCluster(r: Reader): ClusterConfig {
     oplogMaxEntries: r.int('DBAAS_OPLOG_MAX_ENTRIES', 100_000, 100, 100_000_000),
     oplogMaxAgeMs: r.int('DBAAS_OPLOG_MAX_AGE_MS', 86_400_000, 60_000, 365 * 86_400_000),
     requestIdTtlMs: r.int('DBAAS_REQUEST_ID_TTL_MS', 600_000, 1000, 7 * 86_400_000),
+    snapshotPageDocs: r.int('DBAAS_SNAPSHOT_PAGE_DOCS', 50_000, 10, 1_000_000),
     requestTimeoutMs: r.int('DBAAS_REQUEST_TIMEOUT_MS', 5000, 100, 600_000),
     syncQueueExpiresMs: r.int('DBAAS_SYNC_QUEUE_EXPIRES_MS', 3_600_000, 60_000, 30 * 86_400_000),
     deadLetterMaxBytes: r.int('DBAAS_DEAD_LETTER_MAX_BYTES', 16 * 1_048_576, 1024, 1024 * 1_048_576),
@@ -377,6 +384,7 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_OPLOG_MAX_ENTRIES: String(c.oplogMaxEntries),
     DBAAS_OPLOG_MAX_AGE_MS: String(c.oplogMaxAgeMs),
     DBAAS_REQUEST_ID_TTL_MS: String(c.requestIdTtlMs),
+    DBAAS_SNAPSHOT_PAGE_DOCS: String(c.snapshotPageDocs),
     DBAAS_REQUEST_TIMEOUT_MS: String(c.requestTimeoutMs),
     DBAAS_SYNC_QUEUE_EXPIRES_MS: String(c.syncQueueExpiresMs),
     DBAAS_DEAD_LETTER_MAX_BYTES: String(c.deadLetterMaxBytes),

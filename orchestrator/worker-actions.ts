@@ -6,12 +6,13 @@
  * records what it did in the audit log. The master's actions (failover,
  * switchover, restart) are failover.ts's.
  */
-import { Backoff, waitFor } from '../common/backoff.js';
+import { Backoff } from '../common/backoff.js';
 import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import { removeWorkerZnodes } from '../coordination/registration.js';
 import { CONTROL_TIMEOUT_MS, epochField, newWorkerId, type ClusterDeps, type ControlState } from './cluster-state.js';
 import { pidOf } from './facts.js';
 import type { WorkerSpec } from './runtimes/runtime.js';
+import { startProgress, waitForStart } from './start-wait.js';
 
 export class WorkerActions {
   /** Sync queues of gone workers whose delete failed; retried on each tick. */
@@ -158,15 +159,15 @@ export class WorkerActions {
     if (track) registry.start(spec);
     try {
       await this.d.runtime.startWorker(spec);
-      await waitFor(
-        () => {
-          if (registry.exitOf(spec.id)) return true;
-          return this.d.view.workers.get(spec.id)?.state === state ? true : undefined;
-        },
-        this.d.config.workerStartTimeoutMs,
-        () => new Error(`worker ${spec.id} did not reach state ${state} within ${this.d.config.workerStartTimeoutMs} ms`),
-        20,
-      );
+      // DBAAS_WORKER_START_TIMEOUT_MS without progress, not in all: a slave copying a large snapshot goes on (start-wait.ts).
+      await waitForStart({
+        done: () => registry.exitOf(spec.id) !== undefined || this.d.view.workers.get(spec.id)?.state === state,
+        progress: () => startProgress(this.d.view.workers.get(spec.id)),
+        timeoutMs: this.d.config.workerStartTimeoutMs,
+        onExtended: (ms) =>
+          this.d.audit.record('detection', `worker ${spec.id} (pid ${this.pidOf(spec.id)}) is still starting after ${ms} ms (DBAAS_WORKER_START_TIMEOUT_MS ${this.d.config.workerStartTimeoutMs}) but progressing; waiting while it progresses`),
+        stalled: (idle) => new Error(`worker ${spec.id} did not reach state ${state}: no progress for ${idle} ms`),
+      });
       const exit = registry.exitOf(spec.id);
       if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
     } catch (err) {

@@ -24,7 +24,7 @@ import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
-import { coverageAfter, coveredOps, judgePage, nextPageLimit, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, type Coverage } from './snapshot.js';
+import { coverageAfter, coveredOps, judgePage, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, type Coverage } from './snapshot.js';
 
 /**
  * Sync entries delivered ahead of the one being applied. Enough for long runs under
@@ -38,8 +38,10 @@ const RUN_MAX_OPS = 4000;
 
 /** A new slave is caught up (takes reads) once it is at most this many entries behind the master's published seq. */
 export const CAUGHT_UP_LAG = 50;
+/** A page is written in parts of this many documents. */
+const PAGE_APPLY_DOCS = 5000;
 /** A page not come this long after it was asked for is asked for again (the master may have changed). */
-const PAGE_WAIT_MS = 15_000;
+const PAGE_WAIT_MS = 60_000;
 /**
  * A caught-up slave waits at most this long for its ledger copy before it serves, so that
  * it usually announces itself serving and promotable at once (a master lost right after a
@@ -77,7 +79,6 @@ export class SlaveRole {
   private pendingPage: { id: string; limit: number; at: number } | undefined;
   private firstPageSeq: number | undefined;
   private seenBeforeFirst = 0;
-  private lastPageDocs: number | undefined;
   private pageTimer: NodeJS.Timeout | undefined;
   private copied: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private masterDbUrl: string | undefined;
@@ -156,17 +157,17 @@ export class SlaveRole {
     }
   }
 
-  /** Asks the master for the page after the covered keys (again, when `again`). */
-  private async askPage(again = false): Promise<void> {
+  /** Asks the master for the page after the covered keys (again, after a page that did not come or came out of place). */
+  private async askPage(): Promise<void> {
     if (this.coverage.kind === 'all') return;
     const ch = this.syncCh;
-    const limit = again && this.pendingPage ? this.pendingPage.limit : nextPageLimit(this.lastPageDocs);
+    const limit = this.ctx.config.snapshotPageDocs;
     const id = `${this.ctx.config.workerId}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     this.pendingPage = { id, limit, at: Date.now() };
     if (this.pageTimer) clearTimeout(this.pageTimer);
     this.pageTimer = setTimeout(() => {
       this.ctx.logger.warn({ waitedMs: PAGE_WAIT_MS }, 'snapshot page did not come; asking again');
-      void this.askPage(true).catch((err: unknown) => this.copied?.reject(err as Error));
+      void this.askPage().catch((err: unknown) => this.copied?.reject(err as Error));
     }, PAGE_WAIT_MS);
     this.pageTimer.unref();
     try {
@@ -194,7 +195,7 @@ export class SlaveRole {
     }
     if (verdict.kind === 'ask-again') {
       this.ctx.logger.info({ id: page.id, why: verdict.why }, 'snapshot page out of place; asking for the same range again');
-      await this.askPage(true);
+      await this.askPage();
       return;
     }
     if (this.firstPageSeq === undefined) {
@@ -203,9 +204,12 @@ export class SlaveRole {
       // The records up to here come from the master's ledger, copied beside the pages (usually done before them).
       this.ledgerCopied = this.copyLedgerUntilDone();
     }
-    if (page.docs.length > 0) await this.ctx.store.applyOps(page.docs.map(({ table, doc }) => ({ t: 'put', table, doc, fresh: true })));
-    this.documentsCopied += page.docs.length;
-    this.lastPageDocs = this.pendingPage?.limit;
+    // In parts, so the progress the orchestrator watches (syncProgress) moves during a large page.
+    for (let i = 0; i < page.docs.length; i += PAGE_APPLY_DOCS) {
+      const part = page.docs.slice(i, i + PAGE_APPLY_DOCS);
+      await this.ctx.store.applyOps(part.map(({ table, doc }) => ({ t: 'put', table, doc, fresh: true })));
+      this.documentsCopied += part.length;
+    }
     this.coverage = coverageAfter(page);
     this.pendingPage = undefined;
     if (this.coverage.kind === 'all') {

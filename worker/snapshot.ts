@@ -60,9 +60,6 @@ export function pageQueue(namespace: string): string {
 
 export const PAGE_QUEUE_OPTIONS = Object.freeze({ durable: false, autoDelete: true, arguments: { 'x-message-ttl': 15_000 } });
 
-/** The first page asks for this many documents; each next one for twice as many, up to MAX_PAGE_DOCS. */
-export const FIRST_PAGE_DOCS = 2000;
-export const MAX_PAGE_DOCS = 64_000;
 /** About this much JSON per page (one RabbitMQ message). */
 export const PAGE_MAX_BYTES = 16 * 1_048_576;
 
@@ -120,9 +117,4 @@ export function judgePage(s: CopyState, page: Pick<SnapshotPage, 'id' | 'atSeq' 
 /** The coverage after applying a page. */
 export function coverageAfter(page: Pick<SnapshotPage, 'end'>): Coverage {
   return page.end === undefined ? { kind: 'all' } : { kind: 'upTo', key: page.end };
-}
-
-/** The size of the page after one of `previous` documents. */
-export function nextPageLimit(previous: number | undefined): number {
-  return previous === undefined ? FIRST_PAGE_DOCS : Math.min(MAX_PAGE_DOCS, previous * 2);
 }

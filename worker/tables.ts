@@ -211,11 +211,14 @@ export class Tables {
     for (const name of tables) {
       if (after && compareKeys({ table: name, id: '' }, { table: after.table, id: '' }) < 0) continue;
       const filter = after && after.table === name ? { _id: { $gt: after.id } } : {};
-      const found = await this.table(name).find(filter).sort({ _id: 1 }).limit(limit - docs.length).toArray();
-      for (const doc of found) {
+      // One more than fits: a page that ends exactly at the end of the data then says so (no empty page, no scan, after it).
+      const want = limit - docs.length;
+      const found = await this.table(name).find(filter).sort({ _id: 1 }).limit(want + 1).toArray();
+      for (const [i, doc] of found.entries()) {
+        if (i === want) return { docs, end: { table: name, id: (docs.at(-1) as { doc: AnyDoc }).doc._id } };
         docs.push({ table: name, doc });
         bytes += Buffer.byteLength(JSON.stringify(doc));
-        if (bytes >= maxBytes || docs.length >= limit) return { docs, end: { table: name, id: doc._id } };
+        if (bytes >= maxBytes) return { docs, end: { table: name, id: doc._id } };
       }
     }
     return { docs, end: undefined };

@@ -24,7 +24,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 describe('catch-up', () => {
   it('a slave added under a steady writer (inserts, $inc, deletes all over the key space) serves and ends equal to the master', async () => {
-    const c = await cluster();
+    // Small pages: the copy takes many pages, each read between two batches, while writes land on both sides of its cursor.
+    const c = await cluster({ DBAAS_SNAPSHOT_PAGE_DOCS: '300' });
     // Data spread over three tables and many keys, so the copy takes several pages while writes land on both sides of its cursor.
     for (let t = 0; t < 3; t++) {
       for (let part = 0; part < 3; part++) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { SnapshotPage, SyncOp } from '../../common/messages.js';
-import { coverageAfter, coveredOps, covers, judgePage, nextPageLimit, type Coverage } from '../../worker/snapshot.js';
+import { coverageAfter, coveredOps, covers, judgePage, type Coverage } from '../../worker/snapshot.js';
 import { compareKeys, type SnapshotKey } from '../../worker/snapshot-key.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from '../../worker/sync-order.js';
 import { rng } from '../prng.js';
@@ -34,12 +34,6 @@ describe('coverage', () => {
     ];
     expect(coveredOps(upTo, ops)).toEqual([ops[0], ops[2], ops[4]]);
     expect(coveredOps({ kind: 'all' }, ops)).toEqual(ops);
-  });
-
-  it('pages grow to a bound', () => {
-    expect(nextPageLimit(undefined)).toBe(2000);
-    expect(nextPageLimit(2000)).toBe(4000);
-    expect(nextPageLimit(64_000)).toBe(64_000);
   });
 });
 

@@ -71,15 +71,18 @@ export class ControlServer {
       settle(ch, msg, 'dead-letter');
       return;
     }
+    let done = false;
     try {
       const result = await this.dispatch(control);
       reply(ch, msg, { ok: true, result });
+      done = true;
       if (control.type === 'read' && this.logger.isLevelEnabled('debug')) this.logger.debug({ reqId: reqIdOf(msg), table: control.command.table }, 'read answered');
     } catch (err) {
       reply(ch, msg, { ok: false, error: asDbaasError(err).toWire() });
     }
     settle(ch, msg, 'ack');
-    if (control.type === 'retire') {
+    // Only a retire that was carried out stops the worker: a refused one (a stale leader epoch) leaves it serving.
+    if (control.type === 'retire' && done) {
       // Closing the channel first flushes the reply: a connection close may overtake frames still queued on a channel.
       await ch.close().catch(() => undefined);
       await this.target.stop(0);

@@ -9,6 +9,7 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, openSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Channel } from 'amqplib';
 import { connectToAny } from '../../common/amqp-connection.js';
 import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
@@ -163,10 +164,21 @@ export async function purgeNamespace(namespace: string, workerIds: Iterable<stri
   try {
     const queues = [names.writeQueue, names.readQueue, names.deadLetterQueue];
     for (const id of workerIds) queues.push(names.syncQueue(id), names.controlQueue(id));
-    const ch = await conn.createChannel();
-    for (const q of queues) await ch.deleteQueue(q);
-    for (const x of [names.syncExchange, names.deadLetterExchange, names.poisonExchange]) await ch.deleteExchange(x);
-    await ch.close();
+    // One channel per delete: a control queue still held by a worker whose connection the broker has not
+    // closed yet is refused (405 RESOURCE_LOCKED, an exclusive queue), which closes that channel; the
+    // broker deletes such a queue itself once the connection goes.
+    const each = async (fn: (ch: Channel) => Promise<unknown>): Promise<void> => {
+      const ch = await conn.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        await fn(ch);
+        await ch.close();
+      } catch {
+        // refused or gone: the channel is closed by the broker
+      }
+    };
+    for (const q of queues) await each((ch) => ch.deleteQueue(q));
+    for (const x of [names.syncExchange, names.deadLetterExchange, names.poisonExchange]) await each((ch) => ch.deleteExchange(x));
   } finally {
     await conn.close().catch(() => undefined);
   }

@@ -17,6 +17,7 @@ import { removeTree, withZkSession } from '../../coordination/namespace.js';
 import { zkPaths } from '../../coordination/paths.js';
 import { DbaasClient } from '../../client/dbaas-client.js';
 import type { WorkerInfo, WriteBody, WriteResult } from '../../client/types.js';
+import { dropWorkerDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
 
 export interface BenchClusterOptions {
   slaves: number;
@@ -164,6 +165,10 @@ export class BenchCluster {
       if (processHas(u.workerPid, `DBAAS_WORKER_ID=${u.id}`)) process.kill(u.workerPid, 'SIGKILL');
       if (processHas(u.dbPid, path.join(this.dataDir, this.namespace, u.id))) process.kill(u.dbPid, 'SIGKILL');
     }
+    // The workers' PostgreSQL databases (DBAAS_DB_BACKEND=postgresql), named in their directories.
+    await dropWorkerDatabases(path.join(this.dataDir, this.namespace)).catch((err: unknown) => {
+      this.opts.log(`could not drop the workers' PostgreSQL databases: ${(err as Error).message}`);
+    });
     rmSync(this.dataDir, { recursive: true, force: true });
     await removeNamespace(this.namespace, units.map((u) => u.id), amqpUrl, zkConnect).catch((err: unknown) => {
       this.opts.log(`could not remove the namespace's queues and znodes: ${(err as Error).message}`);

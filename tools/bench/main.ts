@@ -9,8 +9,9 @@
  * reads by key, inserts and updates at concurrency 1, 16 and 64 measures the
  * HTTP API (autocannon) and, in the same run, the same operation with the
  * mongodb driver straight against one worker's database; then a bare RabbitMQ
- * RPC round trip, a 10,000-document read, and a new slave catching up on
- * 100,000 documents. Prints a table, writes docs/BENCHMARKS.md (between its
+ * RPC round trip, a 10,000-document read, a new slave catching up on
+ * 100,000 documents, and reads by `_id` in the 1,000-key table and in those
+ * 100,000 documents, through the API and directly. Prints a table, writes docs/BENCHMARKS.md (between its
  * markers) and docs/benchmarks.svg, and exits 1 if any request failed.
  */
 import { execFileSync } from 'node:child_process';
@@ -24,6 +25,7 @@ import { MongoClient, ObjectId, type Collection, type Document } from 'mongodb';
 import { clusterEnv, loadOrchestratorConfig } from '../../common/config.js';
 import { BenchCluster, rssBytes } from './bench-cluster.js';
 import { CpuMeter, findBrokerPid } from './cpu-meter.js';
+import { keyReadLines, measureKeyReads, type KeyReads } from './key-reads.js';
 import { closedLoop, httpLoad, type LoadResult } from './load.js';
 import { failedRequests, markdownReport, spliceGenerated, svgChart, textReport, type BenchResults, type CatchUp, type Cell, type Op } from './report.js';
 import { RpcEchoClient, startEchoServer } from './rpc-echo.js';
@@ -200,6 +202,9 @@ async function main(): Promise<void> {
   const env: Record<string, string> = {
     ...clusterEnv(config),
     DBAAS_DB_BIN: config.dbBin,
+    // The storage scripts/setup.sh chose (.dbaas/runtime.env): PostgreSQL unless DBAAS_DB_BACKEND=sqlite.
+    DBAAS_DB_BACKEND: config.dbBackend,
+    ...(config.pgUrl ? { DBAAS_PG_URL: config.pgUrl } : {}),
     DBAAS_LOG_LEVEL: 'info',
     DBAAS_REQUEST_TIMEOUT_MS: '10000',
   };
@@ -304,6 +309,7 @@ async function main(): Promise<void> {
     const rpc: BenchResults['rpc'] = [];
     const bigReads: BenchResults['bigReads'] = [];
     let catchUp: CatchUp | undefined;
+    const keyReads: KeyReads[] = [];
     if (extras) {
       log('bare RabbitMQ RPC round trip …');
       echo = await startEchoServer(config.amqpUrl, echoQueue);
@@ -350,6 +356,14 @@ async function main(): Promise<void> {
         catchUpFailed = true;
         return undefined;
       });
+
+      // Issue 17: a read by _id must not cost time proportional to the table.
+      log('reads by _id in the small and the large table …');
+      keyReads.push(await measureKeyReads(cluster.url, 'bench_users', keys, directReads, 300));
+      const bigTable = direct.db('dbaas').collection<Document>('bench_catchup');
+      const bigIds = (await bigTable.find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d['_id']));
+      if (bigIds.length > 0) keyReads.push(await measureKeyReads(cluster.url, 'bench_catchup', bigIds, bigTable, 300));
+      for (const line of keyReadLines(keyReads)) log(line.slice(2));
     }
 
     const results: BenchResults = {
@@ -357,7 +371,7 @@ async function main(): Promise<void> {
         date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
         machine: machine(),
         node: process.version,
-        ferretdb: versionOf(config.dbBin),
+        ferretdb: `${versionOf(config.dbBin)} on ${config.dbBackend === 'postgresql' ? 'PostgreSQL' : 'SQLite'}`,
         rabbitmq: rpcClient.brokerVersion,
         commit: values.commit ?? gitCommit(),
         loadBefore,
@@ -370,6 +384,7 @@ async function main(): Promise<void> {
       memoryBigReads: sampler.peaks,
       bigReads,
       ...(catchUp ? { catchUp } : {}),
+      ...(keyReads.length > 0 ? { keyReads } : {}),
     };
     process.stdout.write(`\n${textReport(results)}\n\n`);
     if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));

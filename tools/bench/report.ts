@@ -4,6 +4,7 @@
  */
 import type { Component } from './cpu-meter.js';
 import type { LoadResult } from './load.js';
+import { keyReadLines, type KeyReads } from './key-reads.js';
 
 export type Op = 'read' | 'insert' | 'update';
 
@@ -71,6 +72,8 @@ export interface BenchResults {
   memoryBigReads: MemoryPeaks;
   bigReads: BigRead[];
   catchUp?: CatchUp;
+  /** Reads by `_id` at 1,000 and at the catch-up's size, through the API and directly (issue 17). */
+  keyReads?: KeyReads[];
 }
 
 export interface Ratio {
@@ -166,6 +169,7 @@ export function textReport(r: BenchResults): string {
     lines.push(`new slave catching up on ${f0(c.docs)} documents: serving after ${f1(c.joinMs / 1000)} s (${f0(c.docs / (c.joinMs / 1000))} docs/s)` +
       (c.copyMs !== undefined && c.copiedDocs !== undefined ? `; snapshot copy ${f1(c.copyMs / 1000)} s (${f0(c.copiedDocs / (c.copyMs / 1000))} docs/s)` : ''));
   }
+  lines.push(...keyReadLines(r.keyReads ?? []).map((l) => l.slice(2)));
   lines.push(`peak RSS under load: orchestrator ${f0(r.memory.orchestratorMb)} MiB, master ${f0(r.memory.masterMb)} MiB, slave ${f0(r.memory.slaveMb)} MiB`);
   lines.push(`peak RSS during the large reads: orchestrator ${f0(r.memoryBigReads.orchestratorMb)} MiB, slave ${f0(r.memoryBigReads.slaveMb)} MiB`, '');
   lines.push(pad(cpuRows(r)), '');
@@ -187,7 +191,7 @@ export function markdownReport(r: BenchResults, chartFile: string): string {
     '',
     `- machine: ${e.machine}; load average before the run: ${e.loadBefore}`,
     `- Node.js ${e.node}, ${e.ferretdb}, RabbitMQ ${e.rabbitmq}, commit ${e.commit}`,
-    '- cluster: process runtime, 1 master + 2 slaves, each worker with its own FerretDB (SQLite); the load generator on the same cores',
+    '- cluster: process runtime, 1 master + 2 slaves, each worker with its own FerretDB (storage: see above); the load generator on the same cores',
     '- direct: the mongodb driver straight to one slave\'s FerretDB (reads: its copy of the same table; writes: a database of their own)',
     '',
     '### Ratios',
@@ -212,6 +216,7 @@ export function markdownReport(r: BenchResults, chartFile: string): string {
     out.push(`- a new slave catching up on ${f0(c.docs)} documents: serving reads ${f1(c.joinMs / 1000)} s after the scale request, ${f0(c.docs / (c.joinMs / 1000))} docs/s` +
       (c.copyMs !== undefined && c.copiedDocs !== undefined ? ` (the snapshot copy alone: ${f0(c.copiedDocs)} documents in ${f1(c.copyMs / 1000)} s, ${f0(c.copiedDocs / (c.copyMs / 1000))} docs/s)` : ''));
   }
+  out.push(...keyReadLines(r.keyReads ?? []));
   out.push(`- peak resident memory under load (the cells above): orchestrator ${f0(r.memory.orchestratorMb)} MiB, master ${f0(r.memory.masterMb)} MiB, slaves ${f0(r.memory.slaveMb)} MiB (FerretDB not counted)`);
   out.push(`- peak resident memory during the large reads: orchestrator ${f0(r.memoryBigReads.orchestratorMb)} MiB, master ${f0(r.memoryBigReads.masterMb)} MiB, slaves ${f0(r.memoryBigReads.slaveMb)} MiB`);
   out.push('', '### Where the CPU goes', '', 'Milliseconds of CPU per request, by process, during each dbaas cell (both cores are shared by everything, the load generator included); "busy" is the share of the two cores in use.', '', mdTable(cpuRows(r)));

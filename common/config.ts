@@ -63,11 +63,21 @@ export interface ClusterConfig {
    * there to remove it stops filling up with the replication stream.
    */
   readonly syncQueueExpiresMs: number;
+  /**
+   * `DBAAS_PLATFORM`: `single` (one RabbitMQ node, one ZooKeeper server: classic
+   * queues) or `ha` (a RabbitMQ cluster and a ZooKeeper ensemble: the queues that
+   * must survive a node are quorum queues, common/topology.ts). Every process of a
+   * cluster must agree, so the orchestrator hands it to its workers.
+   */
+  readonly platform: Platform;
   /** Dead-lettered (poison) messages kept for inspection: at most this many bytes … */
   readonly deadLetterMaxBytes: number;
   /** … and for at most this long. */
   readonly deadLetterTtlMs: number;
 }
+
+export const PLATFORMS = ['single', 'ha'] as const;
+export type Platform = (typeof PLATFORMS)[number];
 
 export const RUNTIME_KINDS = ['process', 'docker'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
@@ -287,6 +297,7 @@ function readCluster(r: Reader): ClusterConfig {
     syncQueueExpiresMs: r.int('DBAAS_SYNC_QUEUE_EXPIRES_MS', 3_600_000, 60_000, 30 * 86_400_000),
     deadLetterMaxBytes: r.int('DBAAS_DEAD_LETTER_MAX_BYTES', 16 * 1_048_576, 1024, 1024 * 1_048_576),
     deadLetterTtlMs: r.int('DBAAS_DEAD_LETTER_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
+    platform: r.oneOf('DBAAS_PLATFORM', 'single', PLATFORMS),
   };
 }
 
@@ -389,6 +400,7 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_SYNC_QUEUE_EXPIRES_MS: String(c.syncQueueExpiresMs),
     DBAAS_DEAD_LETTER_MAX_BYTES: String(c.deadLetterMaxBytes),
     DBAAS_DEAD_LETTER_TTL_MS: String(c.deadLetterTtlMs),
+    DBAAS_PLATFORM: c.platform,
   };
 }
 

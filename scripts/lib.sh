@@ -104,6 +104,19 @@ set_runtime_env() {
   mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
 }
 
+# unset_runtime_env KEY...: removes these keys' lines from .dbaas/runtime.env (if any).
+unset_runtime_env() {
+  local key tmp
+  [[ -f "$DBAAS_RUNTIME_ENV" ]] || return 0
+  for key in "$@"; do
+    grep -q "^$key=" "$DBAAS_RUNTIME_ENV" || continue
+    tmp=$(mktemp "$DBAAS_RUNTIME_ENV.XXXXXX")
+    chmod 644 "$tmp"
+    grep -v "^$key=" "$DBAAS_RUNTIME_ENV" >"$tmp" || true
+    mv -f "$tmp" "$DBAAS_RUNTIME_ENV"
+  done
+}
+
 # load_runtime_env: exports every KEY=VALUE line of .dbaas/runtime.env.
 load_runtime_env() {
   [[ -f "$DBAAS_RUNTIME_ENV" ]] || die "$DBAAS_RUNTIME_ENV is missing; run scripts/setup.sh"

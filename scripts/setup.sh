@@ -17,6 +17,9 @@
 #   DBAAS_PG_PORT             port of the PostgreSQL server setup.sh starts (15433)
 #   DBAAS_PG_URL              use this PostgreSQL server instead (a superuser connection)
 #   DBAAS_SERVICE_TIMEOUT_S   how long to wait for a service to start (90)
+#   DBAAS_PLATFORM            single (default: steps 2 and 3 as above) or ha: instead, a 3-server ZooKeeper
+#                             ensemble and a 3-node RabbitMQ cluster (scripts/platform-ha.sh), whose addresses
+#                             go to .dbaas/runtime.env as DBAAS_AMQP_URL and DBAAS_ZK_CONNECT
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -623,13 +626,42 @@ step_postgresql() {
   log "PostgreSQL $version started on 127.0.0.1:$PG_PORT ($(elapsed "$t"))"
 }
 
+# ------------------------------------------ 2+3 in HA mode: scripts/platform-ha.sh --
+
+# DBAAS_PLATFORM=ha: the packages as in steps 2 and 3, none of their single
+# services, then the ensemble and the cluster; the orchestrator gets their
+# addresses through .dbaas/runtime.env.
+step_platform_ha() {
+  local t
+  t=$(now_ms)
+  if ! find_cmd rabbitmq-server >/dev/null || ! zookeeper_classpath >/dev/null || ! command -v java >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 ||
+      die "DBAAS_PLATFORM=ha needs RabbitMQ ≥ 3.10, ZooKeeper ≥ 3.6 and Java installed (apt-get is not available to install them), $COMPOSE_HINT"
+    apt_install rabbitmq-server zookeeper default-jre-headless
+  fi
+  # 9>&-: what it starts must not hold the setup lock.
+  bash "$DBAAS_ROOT/scripts/platform-ha.sh" start 9>&-
+  set_runtime_env DBAAS_PLATFORM ha
+  set_runtime_env DBAAS_AMQP_URL "$(bash "$DBAAS_ROOT/scripts/platform-ha.sh" env | sed -n 's/^DBAAS_AMQP_URL=//p')"
+  set_runtime_env DBAAS_ZK_CONNECT "$(bash "$DBAAS_ROOT/scripts/platform-ha.sh" env | sed -n 's/^DBAAS_ZK_CONNECT=//p')"
+  log "HA platform ready: DBAAS_PLATFORM=ha in .dbaas/runtime.env ($(elapsed "$t"))"
+}
+
 # --------------------------------------------------------------- main --
 
 log "setting up in $DBAAS_ROOT"
 step_npm
 step_build
-step_rabbitmq
-step_zookeeper
+case "${DBAAS_PLATFORM:-single}" in
+  single)
+    # A previous DBAAS_PLATFORM=ha set-up's addresses must not outlive it.
+    if grep -q '^DBAAS_PLATFORM=ha$' "$DBAAS_RUNTIME_ENV" 2>/dev/null; then unset_runtime_env DBAAS_PLATFORM DBAAS_AMQP_URL DBAAS_ZK_CONNECT; fi
+    step_rabbitmq
+    step_zookeeper
+    ;;
+  ha) step_platform_ha ;;
+  *) die "DBAAS_PLATFORM=${DBAAS_PLATFORM}: must be single or ha" ;;
+esac
 step_db_bin
 step_postgresql
 # DBAAS_RUNTIME=docker also needs a Docker Engine and the images (9>&-: what it starts must not hold the lock).

@@ -119,20 +119,25 @@ stop_epmd() {
   fi
 }
 
+stop_platform_ha() {
+  # The ZooKeeper ensemble and RabbitMQ cluster of DBAAS_PLATFORM=ha (scripts/platform-ha.sh).
+  bash "$DBAAS_ROOT/scripts/platform-ha.sh" stop
+}
+
 stop_haproxy() {
   # Every proxy `scripts/proxy.sh start` started from this checkout (.dbaas/proxy/<port>/).
   bash "$DBAAS_ROOT/scripts/proxy.sh" stop --all
 }
 
-# The proxy first (clients stop reaching the orchestrators), PostgreSQL (the workers' storage), ZooKeeper, then RabbitMQ, then epmd (it must outlive the node).
-for name in haproxy postgresql zookeeper rabbitmq epmd; do
+# The proxy first (clients stop reaching the orchestrators), PostgreSQL (the workers' storage), the HA platform's cluster and ensemble, ZooKeeper, then RabbitMQ, then epmd (it must outlive the nodes).
+for name in haproxy postgresql platform-ha zookeeper rabbitmq epmd; do
   if ! is_listed "$name" || ! is_wanted "$name"; then continue; fi
   "stop_$name"
   forget "$name"
 done
 for name in "${wanted[@]}"; do
   case "$name" in
-    haproxy | postgresql | zookeeper | rabbitmq | epmd) ;;
-    *) warn "unknown service '$name' (known: haproxy, postgresql, zookeeper, rabbitmq, epmd)"; forget "$name" ;;
+    haproxy | postgresql | platform-ha | zookeeper | rabbitmq | epmd) ;;
+    *) warn "unknown service '$name' (known: haproxy, postgresql, platform-ha, zookeeper, rabbitmq, epmd)"; forget "$name" ;;
   esac
 done

@@ -56,7 +56,7 @@ export class Failover {
   }
 
   /** Replaces master `oldMasterId` (if any) with slave `candidateId`, in the order the header gives. */
-  async failover(candidateId: string, oldMasterId: string | undefined, reason: string): Promise<void> {
+  async failover(candidateId: string, oldMasterId: string | undefined, reason: string, rejoinOldMaster = false): Promise<void> {
     const { audit, runtime, rpc, names, view } = this.d;
     const started = Date.now();
     this.s.failingOver = true;
@@ -90,23 +90,44 @@ export class Failover {
       }
       this.s.lastMasterId = candidateId;
       writeClusterFile(this.d, { masterId: candidateId });
-      // The promoted slave's place is now empty: the next slave started replaces it.
-      this.workers.noteLostSlave();
+      // The promoted slave's place is now empty: the old master takes it (a switchover), or the next slave started.
+      const rejoin = oldMasterId !== undefined && rejoinOldMaster;
+      if (!rejoin) this.workers.noteLostSlave();
       audit.record('promotion', `promoted ${candidateId} (pid ${candidatePid}) to master in term ${term}, replacing ${oldMasterId ?? 'none'}${oldPid ? ` (pid ${oldPid})` : ''}`, {
         durationMs: Date.now() - started,
         details: { from: oldMasterId, to: candidateId, term, fromPid: oldPid, toPid: candidatePid },
       });
-      if (oldMasterId) await this.workers.forget(oldMasterId);
+      if (oldMasterId && rejoin) this.rejoin(oldMasterId);
+      else if (oldMasterId) await this.workers.forget(oldMasterId);
     } finally {
       this.s.failingOver = false;
     }
   }
 
   /**
+   * Issue 15.6: a demoted master rejoins as a slave. It bound its own sync queue and
+   * marked its data complete when demoted (worker/master-role.ts prepareRejoin), so it
+   * restarts under its own id and resumes from its data and that queue
+   * (worker/slave-role.ts resume), in time proportional to the writes since. If that
+   * fails, it is forgotten and a new slave takes its place.
+   */
+  private rejoin(id: string): void {
+    const started = Date.now();
+    void this.workers
+      .startWorkerAndWait({ id, role: 'slave', term: 0 }, 'slave')
+      .then(() => this.d.audit.record('replacement', `old master ${id} (pid ${this.pidOf(id)}) rejoined as a slave from its own data`, { durationMs: Date.now() - started }))
+      .catch(async (err: unknown) => {
+        this.d.audit.record('error', `old master ${id} could not rejoin as a slave (${(err as Error).message}); a new slave takes its place`);
+        await this.workers.forget(id).catch(() => undefined);
+        this.workers.noteLostSlave();
+      });
+  }
+
+  /**
    * The master stops taking writes and finishes those it took (demote), so no
    * batch is cut short; then the target is promoted exactly as in a failover
    * (the old master is killed first, the target drains its queue, the term
-   * moves), and a new slave takes the target's place. Writes sent meanwhile
+   * moves), and the old master rejoins as a slave from its own data (rejoin()). Writes sent meanwhile
    * wait in the queue for the new master.
    */
   async switchover(target: string | undefined): Promise<SwitchoverResult> {
@@ -126,13 +147,16 @@ export class Failover {
     }
     const reason = `planned switchover from master ${master.id} (pid ${this.pidOf(master.id)}) to ${candidate.id} (pid ${candidate.pid})`;
     this.d.audit.record('switchover', reason);
+    let demoted = false;
     try {
       await this.d.rpc.call(this.d.names.controlQueue(master.id), { v: WIRE_VERSION, type: 'demote', ...epochField(this.d) } satisfies ControlMessage, { timeoutMs: CONTROL_TIMEOUT_MS });
+      demoted = true;
     } catch (err) {
       // A master that cannot be demoted is killed by the failover below all the same.
       this.d.logger.warn({ err: (err as Error).message }, 'demote failed; switching over by killing the master');
     }
-    await this.failover(candidate.id, master.id, reason);
+    // A demoted master rejoins as a slave; one that could not be demoted is killed and replaced.
+    await this.failover(candidate.id, master.id, reason, demoted);
     if (this.s.lastMasterId !== candidate.id) throw new DbaasError('DBAAS_SWITCHOVER_NO_TARGET', `promoting ${candidate.id} failed; the cluster recovers as after a master loss`);
     return { from: master.id, to: candidate.id, toPid: candidate.pid, durationMs: Date.now() - started };
   }

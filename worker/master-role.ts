@@ -34,6 +34,7 @@ import { commandFingerprint } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { requestTime } from '../common/request-time.js';
+import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterCheckpoints } from './checkpoint-window.js';
 import { buildWrite } from './entry-builder.js';
@@ -168,6 +169,20 @@ export class MasterRole {
     this.writeCh = undefined;
     await this.pageCh?.close().catch(() => undefined);
     this.pageCh = undefined;
+  }
+
+  /**
+   * After a demote (fenced, idle: the data is exactly lastSeq): binds this worker's
+   * own durable sync queue, so every entry the next master publishes waits there,
+   * and marks the data complete, so this worker can rejoin as a slave resuming from
+   * its own data (SlaveRole.resume) instead of copying a snapshot.
+   */
+  async prepareRejoin(conn: ChannelModel): Promise<void> {
+    await assertSyncQueue(conn, this.ctx.names, this.ctx.config.workerId, this.ctx.config, (queue, why) =>
+      this.ctx.logger.warn({ queue, why }, 'sync queue kept with the arguments it was declared with'),
+    );
+    await this.ctx.store.markComplete(true);
+    this.ctx.logger.info({ seq: this.lastSeq }, 'demoted: own sync queue bound, data marked complete for a rejoin as a slave');
   }
 
   /** Takes writes again after a fence that turned out not to be needed (the master took its znode back); attach() then consumes. */

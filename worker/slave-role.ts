@@ -83,6 +83,11 @@ export class SlaveRole {
   private copied: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private masterDbUrl: string | undefined;
   private ledgerCopied: Promise<void> | undefined;
+  /**
+   * Entries up to this seq may already be partly in the data (a run applied but not
+   * recorded before a restart): applied without trusting the `fresh` hint (apply-plan.ts).
+   */
+  private inexactUpTo = 0;
   /** Documents copied so far (status: syncProgress). */
   documentsCopied = 0;
   /** Whether this slave's request ledger answers for the whole retry horizon (request-ledger.ts). */
@@ -100,8 +105,16 @@ export class SlaveRole {
     return this.ctx.names.syncQueue(this.ctx.config.workerId);
   }
 
+  /**
+   * Whether this worker's sync queue existed before this process declared it (first
+   * attach only): then it holds every entry above what this worker's data last
+   * recorded, and a complete database may resume from there (see resume()).
+   */
+  private queueExisted: boolean | undefined;
+
   /** Binds the sync queue on a (new) connection and resumes consuming what the current state needs. */
   async attach(conn: ChannelModel): Promise<void> {
+    this.queueExisted ??= await queueExists(conn, this.syncQueue);
     this.syncCh = await conn.createChannel();
     await this.syncCh.prefetch(SYNC_PREFETCH);
     await assertSyncQueue(conn, this.ctx.names, this.ctx.config.workerId, this.ctx.config, (queue, why) =>
@@ -122,6 +135,7 @@ export class SlaveRole {
   async snapshot(masterDbUrl: string): Promise<void> {
     const { store, logger } = this.ctx;
     const started = Date.now();
+    if (await this.resume()) return;
     await store.dropAll();
     // Until the master's ledger is copied, this ledger answers only for what the stream brings from now on.
     await store.ledger.setCoveredSince(Date.now());
@@ -141,6 +155,33 @@ export class SlaveRole {
       this.pageTimer = undefined;
     }
     logger.info({ fromSeq: this.firstPageSeq, seq: this.pos.appliedSeq, documents: this.documentsCopied, ms: Date.now() - started }, 'snapshot copied from master');
+  }
+
+  /**
+   * Resumes from this worker's own data instead of copying a snapshot, when that is
+   * sound: the database is marked complete (a finished snapshot, or a master's data
+   * after a demote, Store.markComplete) and the durable sync queue existed before
+   * this start, so it holds every entry above the oplog's newest (the queue was
+   * bound before the data got there, and only this worker consumes it; a queue
+   * deleted meanwhile would be absent, not re-created). Time is proportional to what
+   * was missed: those entries, applied in order. The newest run may have been
+   * applied without being recorded, so entries up to one run past the newest are
+   * applied without trusting the `fresh` hint.
+   */
+  private async resume(): Promise<boolean> {
+    const { store, logger } = this.ctx;
+    if (!this.queueExisted || !(await store.isComplete())) return false;
+    const last = await store.lastEntry();
+    if (!last) return false;
+    if (!(await store.ledger.open())) await store.ledger.setCoveredSince(Date.now());
+    void store.ledger.load().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'requestId index not loaded; retries are looked up in the ledger'));
+    this.pos = { appliedSeq: last.seq, jumpUpTo: last.seq, maxTerm: last.term };
+    this.inexactUpTo = last.seq + RUN_MAX_ENTRIES;
+    this.coverage = { kind: 'all' };
+    this.snapshotDone = true;
+    await this.consumeSync();
+    logger.info({ seq: last.seq, term: last.term, promotable: this.promotable }, 'resumed from its own data and sync queue (no snapshot)');
+    return true;
   }
 
   /** Copies the ledger, trying again after a failure (the master may be changing) until it is done or this worker stops. */
@@ -214,6 +255,8 @@ export class SlaveRole {
     this.pendingPage = undefined;
     if (this.coverage.kind === 'all') {
       if (this.pageTimer) clearTimeout(this.pageTimer);
+      // From now on a restart may resume from this data (resume()).
+      await this.ctx.store.markComplete(true);
       this.copied?.resolve();
       this.copied = undefined;
       this.wake();
@@ -330,8 +373,9 @@ export class SlaveRole {
     if (judged.apply.length > 0) {
       // While the copy goes on, only the keys already copied are written (snapshot.ts); the ledger gets every record.
       const ops = judged.apply.flatMap((e) => coveredOps(this.coverage, e.ops));
+      // Data first, then the entries and records: the oplog's newest seq never runs ahead of the data (a resume starts there).
+      if (ops.length > 0) await this.ctx.store.applyOps(ops, judged.apply[0] !== undefined && judged.apply[0].seq > this.inexactUpTo);
       await this.ctx.store.recordEntries(judged.apply);
-      if (ops.length > 0) await this.ctx.store.applyOps(ops);
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
       await this.checkpoint(judged.apply);
       this.pos = judged.pos;
@@ -540,5 +584,19 @@ function ackRun(run: readonly Delivered[]): void {
     } catch {
       // channel closed: the broker has requeued the run, and applying it again is idempotent
     }
+  }
+}
+
+/** Whether a queue exists, asked passively on a channel of its own (a miss closes the channel). */
+async function queueExists(conn: ChannelModel, queue: string): Promise<boolean> {
+  const ch = await conn.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    await ch.checkQueue(queue);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await ch.close().catch(() => undefined);
   }
 }

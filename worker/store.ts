@@ -25,6 +25,9 @@ import { Tables } from './tables.js';
 export { INTERNAL_PREFIX } from './tables.js';
 export type { OplogDoc } from './oplog.js';
 
+/** The worker's own facts about its database (request-ledger.ts keeps its coverage there too). */
+const META = '_dbaas_meta';
+
 /** The retry horizon a store is opened with when none is given (tests, tools): DBAAS_REQUEST_ID_TTL_MS's default. */
 const DEFAULT_REQUEST_ID_TTL_MS = 600_000;
 
@@ -163,8 +166,24 @@ export class Store {
     return this.tables.read(cmd, maxTimeMs);
   }
 
+  /**
+   * Marks this database a complete replica up to its oplog's newest entry (a
+   * finished snapshot, or a demoted master's data), or not: only from a complete
+   * one may a worker resume (SlaveRole.resume). Cleared first thing by dropAll().
+   */
+  async markComplete(complete: boolean): Promise<void> {
+    const meta = this.db.collection<{ _id: string; complete: boolean }>(META);
+    await meta.replaceOne({ _id: 'sync' }, { complete }, { upsert: true });
+  }
+
+  async isComplete(): Promise<boolean> {
+    const meta = this.db.collection<{ _id: string; complete: boolean }>(META);
+    return (await meta.findOne({ _id: 'sync' }))?.complete === true;
+  }
+
   /** Drops everything, oplog and ledger included: a slave starts from a snapshot. */
   async dropAll(): Promise<void> {
+    await this.markComplete(false);
     await this.tables.dropUserTables();
     await this.oplog.drop();
     await this.ledger.drop();

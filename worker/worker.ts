@@ -221,6 +221,9 @@ export class Worker implements WorkerContext {
     if (!this.master || this.currentState !== 'master') throw new DbaasError('DBAAS_WORKER_NOT_READY', `cannot demote a worker in state ${this.currentState}`);
     await this.master.fence();
     await this.master.idle();
+    // So that this worker can rejoin as a slave from its own data (issue 15.6).
+    const conn = this.amqp.connection;
+    if (conn) await this.master.prepareRejoin(conn).catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not prepare a rejoin; a fresh slave will take this place'));
   }
 
   /** Control `retire` (scale-down): stop taking reads; the control server stops the worker once it has answered. */

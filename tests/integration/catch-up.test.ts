@@ -3,6 +3,8 @@
  * boundaries (worker/snapshot.ts), builds its request ledger (worker/request-ledger.ts),
  * and a promoted one still answers retries; a retry past the horizon is refused.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { timedRequestId } from '../../common/request-time.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
@@ -74,6 +76,46 @@ describe('catch-up', () => {
     for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: master });
     expect(dumps.has(newSlave)).toBe(true);
     console.log(`catch-up under a writer: new slave served after ${servedAfterMs} ms; ${acked} writes acknowledged`);
+  });
+
+  it('after a switchover the old master rejoins as a slave under its own id, resuming from its own data (no snapshot), and ends equal', async () => {
+    // Info lines in the workers' logs: the old master's says how it started.
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2', DBAAS_LOG_LEVEL: 'info' });
+    const ids = new Set(c.orch.view.workers.keys());
+    const oldMaster = c.orch.view.master?.id as string;
+    let stop = false;
+    let acked = 0;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await c.post('/api/v1/db/write', { table: 'rj', operation: 'upsert', where: { _id: `k${i % 50}` }, data: { $inc: { n: 1 } }, requestId: timedRequestId() });
+        if (r.status === 200) acked += 1;
+        else await sleep(25);
+      }
+    })();
+    while (acked < 50) await sleep(10);
+    const target = c.orch.view.servingSlaves()[0]?.id as string;
+    const res = await c.post('/api/v1/switchover', { target });
+    expect(res.status).toBe(200);
+    await eventually(
+      () => c.orch.view.master?.id === target && c.orch.view.workers.get(oldMaster)?.role === 'slave' && c.orch.view.workers.get(oldMaster)?.state === 'slave',
+      45_000,
+      'the old master serving as a slave',
+    );
+    const at = acked;
+    while (acked < at + 50) await sleep(10);
+    stop = true;
+    await writer;
+    // No new worker: the same three ids, the old master among the slaves.
+    expect(new Set(c.orch.view.workers.keys())).toEqual(ids);
+    const log = readFileSync(path.join(c.dataDir, c.namespace, oldMaster, 'worker.log'), 'utf8');
+    expect(log).toContain('resumed from its own data and sync queue');
+    expect(log).not.toContain('snapshot copied from master');
+    const events = (await c.get('/api/v1/events')).body as Array<{ reason: string }>;
+    expect(events.some((e) => e.reason.includes(`old master ${oldMaster}`) && e.reason.includes('rejoined as a slave from its own data'))).toBe(true);
+    const dumps = await dumpAllReplicas(c.orch, 30_000);
+    const master = dumps.get(target);
+    expect(((master?.rj ?? []) as Array<{ n: number }>).reduce((sum, d) => sum + d.n, 0)).toBe(acked);
+    for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: master });
   });
 
   it('a promoted slave whose snapshot copied only the ledger (no oplog) answers retries with the first result and applies nothing twice', async () => {

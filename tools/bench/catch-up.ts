@@ -83,6 +83,11 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
     await sleep(20);
   }
   const servedMs = Date.now() - started;
+  // What the orchestrator said while this slave started (failed tries, extensions).
+  const said = (await cluster.client.events().catch(() => []))
+    .filter((e) => Date.parse(e.at) >= started && /start|slave/.test(e.reason))
+    .map((e) => `${e.at.slice(11, 19)} ${e.reason}`);
+  for (const line of said) log(`  audit: ${line}`);
   const writesPerSec = writes ? Math.round(((writes() - writesBefore) * 1000) / servedMs) : undefined;
   await sleep(500);
   const lines = workerLog(cluster, id);

@@ -118,6 +118,24 @@ function quoteLiteral(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
+/**
+ * FerretDB's connection pool for one worker's database: `pool_max_conns=128`
+ * unless the URL sets it. FerretDB 1.24 caps its pool at 50 connections, and an
+ * update holds one (the query that finds the documents) while it waits for
+ * another (the transaction that writes them): 50 or more concurrent updates
+ * deadlock the pool for good (seen here: the benchmark's direct path, 64
+ * concurrent `updateOne`s, stalled with 50 idle connections). The workers send
+ * one write at a time; a client of the database straight is safe below 128.
+ */
+export const FERRETDB_POOL_MAX_CONNS = 128;
+
+/** `url` with FerretDB's pool size (see {@link FERRETDB_POOL_MAX_CONNS}). */
+export function ferretdbUrl(url: string): string {
+  const u = new URL(url);
+  if (!u.searchParams.has('pool_max_conns')) u.searchParams.set('pool_max_conns', String(FERRETDB_POOL_MAX_CONNS));
+  return u.toString();
+}
+
 /** The URL of database `name` on the server `adminUrl` points at. */
 export function databaseUrl(adminUrl: string, name: string): string {
   const u = new URL(adminUrl);

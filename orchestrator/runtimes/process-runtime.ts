@@ -19,7 +19,7 @@ import { waitFor } from '../../common/backoff.js';
 import { canConnect, isAlive } from '../../common/probes.js';
 import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
-import { PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
+import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
 export interface ProcessRuntimeOptions {
@@ -354,7 +354,7 @@ function dbArgs(bin: string, dir: string, port: number, pgUrl: string | undefine
     return ['--dbpath', dir, '--port', String(port), '--bind_ip', '127.0.0.1', '--quiet'];
   }
   return [
-    ...(pgUrl ? ['--handler=postgresql', `--postgresql-url=${pgUrl}`] : ['--handler=sqlite', `--sqlite-url=file:${dir}/`]),
+    ...(pgUrl ? ['--handler=postgresql', `--postgresql-url=${ferretdbUrl(pgUrl)}`] : ['--handler=sqlite', `--sqlite-url=file:${dir}/`]),
     `--listen-addr=127.0.0.1:${port}`,
     `--state-dir=${dir}`,
     '--debug-addr=-',

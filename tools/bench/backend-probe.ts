@@ -41,7 +41,7 @@ import { MongoClient, type Collection, type Document } from 'mongodb';
 import { waitFor } from '../../common/backoff.js';
 import { loadOrchestratorConfig } from '../../common/config.js';
 import { canConnect } from '../../common/probes.js';
-import { COMPANION_INDEX_SQL, databaseUrl, findPsql } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { COMPANION_INDEX_SQL, databaseUrl, ferretdbUrl, findPsql } from '../../orchestrator/runtimes/postgresql-databases.js';
 
 const BACKENDS = ['sqlite', 'pg-plain', 'pg-companion'] as const;
 type Backend = (typeof BACKENDS)[number];
@@ -160,7 +160,7 @@ class Server {
 
   async start(): Promise<void> {
     const handler =
-      this.backend === 'sqlite' ? ['--handler=sqlite', `--sqlite-url=file:${this.dir}/`] : ['--handler=postgresql', `--postgresql-url=${this.pgUrl ?? ''}`];
+      this.backend === 'sqlite' ? ['--handler=sqlite', `--sqlite-url=file:${this.dir}/`] : ['--handler=postgresql', `--postgresql-url=${ferretdbUrl(this.pgUrl ?? '')}`];
     this.child = spawn(
       this.bin,
       [...handler, `--listen-addr=127.0.0.1:${this.port}`, `--state-dir=${this.dir}`, '--debug-addr=-', '--telemetry=disable', '--log-level=warn'],

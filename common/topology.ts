@@ -14,6 +14,20 @@
  *   (`x-expires`), so the queue of a worker that died while no orchestrator was
  *   there to delete it does not fill up with the replication stream forever.
  *
+ * Queue types (issue 18): with `platform: 'ha'` (DBAAS_PLATFORM=ha, a RabbitMQ
+ * cluster) the queues that must outlive a node are quorum queues, replicated on
+ * a majority of the nodes: the write queue (single active consumer, which
+ * quorum queues keep), the read queue, every slave's sync queue and the poison
+ * queue. A quorum queue is always durable and never exclusive or auto-delete, so
+ * in HA mode the read queue (transient in single mode) is declared durable; the
+ * arguments used here (dead-lettering, x-expires, max length and bytes with
+ * drop-head, message TTL, per-message expiration) are all kept by quorum queues
+ * (RabbitMQ ≥ 3.10). Not here, and classic on purpose: a worker's control queue
+ * is exclusive to its connection (it lives and dies with the connection, on that
+ * connection's node, and is declared again on reconnect), a snapshot's page
+ * queues are transient, and replies use the direct reply-to pseudo-queue.
+ * With `single` (the default) every declaration is exactly what it was.
+ *
  * Upgrades: a durable queue declared again with other arguments is refused
  * (PRECONDITION_FAILED, which also closes the channel). Arguments of existing
  * queues are therefore never changed: new bounds come with new names (the
@@ -26,7 +40,13 @@ import type { ClusterConfig } from './config.js';
 import type { ClusterNames } from './names.js';
 
 /** The bounds the topology is declared with; every process of a cluster must use the same. */
-export type TopologySettings = Pick<ClusterConfig, 'syncQueueExpiresMs' | 'deadLetterMaxBytes' | 'deadLetterTtlMs'>;
+export type TopologySettings = Pick<ClusterConfig, 'syncQueueExpiresMs' | 'deadLetterMaxBytes' | 'deadLetterTtlMs'> &
+  Partial<Pick<ClusterConfig, 'platform'>>;
+
+/** The queue-type argument of the queues that must outlive a broker node: quorum on the HA platform, none (classic) otherwise. */
+export function replicatedQueueType(s: Pick<TopologySettings, 'platform'>): Record<string, unknown> {
+  return s.platform === 'ha' ? { 'x-queue-type': 'quorum' } : {};
+}
 
 /** At most this many poison messages are kept (besides the byte and age bounds). */
 export const DEAD_LETTER_MAX_MESSAGES = 10_000;
@@ -97,17 +117,18 @@ export async function assertTopology(conn: ChannelModel, names: ClusterNames, se
     await ch.bindExchange(names.poisonExchange, names.deadLetterExchange, '');
     await ch.assertQueue(names.writeQueue, {
       durable: true,
-      arguments: { 'x-single-active-consumer': true, 'x-dead-letter-exchange': names.deadLetterExchange },
+      arguments: { ...replicatedQueueType(settings), 'x-single-active-consumer': true, 'x-dead-letter-exchange': names.deadLetterExchange },
     });
     await ch.assertQueue(names.readQueue, {
-      durable: false,
-      arguments: { 'x-dead-letter-exchange': names.deadLetterExchange },
+      // A quorum queue is always durable; a classic read queue stays transient (requests expire with their callers anyway).
+      durable: settings.platform === 'ha',
+      arguments: { ...replicatedQueueType(settings), 'x-dead-letter-exchange': names.deadLetterExchange },
     });
     await ch.assertExchange(names.syncExchange, 'fanout', { durable: true });
   } finally {
     await ch.close().catch(() => undefined);
   }
-  await declareQueueOrKeep(conn, names.deadLetterQueue, { durable: true, arguments: poisonQueueArguments(settings) }, (why) =>
+  await declareQueueOrKeep(conn, names.deadLetterQueue, { durable: true, arguments: { ...replicatedQueueType(settings), ...poisonQueueArguments(settings) } }, (why) =>
     onKept?.(names.deadLetterQueue, why),
   );
   const bind = await conn.createChannel();
@@ -145,7 +166,10 @@ export async function assertSyncQueue(
   await declareQueueOrKeep(
     conn,
     queue,
-    { durable: true, arguments: { 'x-dead-letter-exchange': names.deadLetterExchange, 'x-expires': settings.syncQueueExpiresMs } },
+    {
+      durable: true,
+      arguments: { ...replicatedQueueType(settings), 'x-dead-letter-exchange': names.deadLetterExchange, 'x-expires': settings.syncQueueExpiresMs },
+    },
     (why) => onKept?.(queue, why),
   );
   const ch = await conn.createChannel();

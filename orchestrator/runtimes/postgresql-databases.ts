@@ -170,6 +170,11 @@ export class PostgresDatabases {
     this.psql = opts.psql ?? findPsql();
   }
 
+  /** Runs SQL on the admin connection; returns its rows, one per line. */
+  query(sql: string): Promise<string> {
+    return this.run(this.opts.adminUrl, sql);
+  }
+
   private async run(url: string, sql: string): Promise<string> {
     const child = promisify(execFile)(this.psql, ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', url, '-f', '-'], {
       timeout: PSQL_TIMEOUT_MS,
@@ -245,6 +250,28 @@ export async function dropWorkerDatabases(nsDir: string, psql = findPsql()): Pro
     if (!marker) continue;
     await new PostgresDatabases({ adminUrl: marker.url, namespace: '', psql }).drop(marker);
     dropped.push(marker.database);
+  }
+  return dropped;
+}
+
+/**
+ * Drops the worker databases on the server at `adminUrl` whose data directory
+ * (recorded in the database's comment when it was created) is under `under`
+ * and no longer exists: what a test run or a benchmark left behind when its
+ * temporary directory went without a teardown. A database whose directory
+ * still exists is never touched. Returns the names dropped.
+ */
+export async function dropOrphanDatabases(adminUrl: string, under: string, psql = findPsql()): Promise<string[]> {
+  const dbs = new PostgresDatabases({ adminUrl, namespace: '', psql });
+  const rows = await dbs.query(`SELECT datname || '|' || shobj_description(oid, 'pg_database') FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE 'dbaas worker %';`);
+  const prefix = path.resolve(under) + path.sep;
+  const dropped: string[] = [];
+  for (const row of rows.split('\n')) {
+    const [database, comment] = [row.slice(0, row.indexOf('|')), row.slice(row.indexOf('|') + 1)];
+    const dir = /, data directory (.+)$/.exec(comment)?.[1];
+    if (!database || !dir || !dir.startsWith(prefix) || existsSync(dir)) continue;
+    await dbs.drop({ database, url: databaseUrl(adminUrl, database) });
+    dropped.push(database);
   }
   return dropped;
 }

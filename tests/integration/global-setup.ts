@@ -5,8 +5,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { canConnect } from '../../common/probes.js';
+import { dropOrphanDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -39,6 +41,9 @@ export default async function setup(): Promise<void> {
       if (m?.[1] && m[2] !== undefined) process.env[m[1]] = m[2].replace(/^'(.*)'$/, '$1');
     }
   }
+  // Databases of earlier runs' workers whose temporary directories are gone (a test that
+  // deleted its data directory on purpose, a run killed halfway): PostgreSQL keeps them otherwise.
+  if (process.env.DBAAS_PG_URL) await dropOrphanDatabases(process.env.DBAAS_PG_URL, os.tmpdir()).catch(() => []);
   const missing: string[] = [];
   if (!process.env.DBAAS_DB_BIN) missing.push('DBAAS_DB_BIN (FerretDB or mongod)');
   if (!(await canConnect(5672))) missing.push('RabbitMQ on 127.0.0.1:5672');

@@ -143,7 +143,7 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly publicDocs: boolean;
   /** How long a write waits for a master to exist before a 503. */
   readonly masterWaitMs: number;
-  /** How long a worker may take to start and register. */
+  /** How long a starting worker may go without progress (orchestrator/start-wait.ts). */
   readonly workerStartTimeoutMs: number;
   /** How often the control loop verifies the replicas (replica checksums at one seq); 0 = never. */
   readonly verifyIntervalMs: number;

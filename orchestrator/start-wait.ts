@@ -58,8 +58,8 @@ export interface StartWaitOptions {
   /** The worker's published progress (state, applied seq, sync progress), undefined before it registered. */
   progress(): string | undefined;
   timeoutMs: number;
-  /** Called once when the start outlives timeoutMs while still progressing. */
-  onExtended(elapsedMs: number): void;
+  /** Called once when the start outlives timeoutMs while still progressing (the last progress `idleMs` ago). */
+  onExtended(elapsedMs: number, idleMs: number): void;
   /** The error to reject with when the start stalls. */
   stalled(idleMs: number): Error;
   pollMs?: number;
@@ -79,7 +79,7 @@ export async function waitForStart(o: StartWaitOptions): Promise<void> {
     const now = Date.now();
     const verdict = watch.observe(now, o.progress());
     if (verdict === 'stalled') throw o.stalled(watch.idleMs(now));
-    if (verdict === 'extended') o.onExtended(now - started);
+    if (verdict === 'extended') o.onExtended(now - started, watch.idleMs(now));
     await new Promise((r) => setTimeout(r, o.pollMs ?? 20));
   }
 }

@@ -164,8 +164,8 @@ export class WorkerActions {
         done: () => registry.exitOf(spec.id) !== undefined || this.d.view.workers.get(spec.id)?.state === state,
         progress: () => startProgress(this.d.view.workers.get(spec.id)),
         timeoutMs: this.d.config.workerStartTimeoutMs,
-        onExtended: (ms) =>
-          this.d.audit.record('detection', `worker ${spec.id} (pid ${this.pidOf(spec.id)}) is still starting after ${ms} ms (DBAAS_WORKER_START_TIMEOUT_MS ${this.d.config.workerStartTimeoutMs}) but progressing; waiting while it progresses`),
+        onExtended: (ms, idleMs) =>
+          this.d.audit.record('detection', `worker ${spec.id} (pid ${this.pidOf(spec.id)}) is still starting after ${ms} ms (DBAAS_WORKER_START_TIMEOUT_MS ${this.d.config.workerStartTimeoutMs}); it last progressed ${idleMs} ms ago, so it goes on while it progresses`),
         stalled: (idle) => new Error(`worker ${spec.id} did not reach state ${state}: no progress for ${idle} ms`),
       });
       const exit = registry.exitOf(spec.id);

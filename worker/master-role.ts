@@ -261,7 +261,7 @@ export class MasterRole {
     } catch {
       // The channel is gone: the slave asks again.
     }
-    this.ctx.logger.info({ queue: req.queue, atSeq: page.atSeq, documents: docs.length, last: end === undefined, ms: ms(performance.now() - started) }, 'snapshot page served between two batches');
+    this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: page.atSeq, after: req.after, end, documents: docs.length, last: end === undefined, ms: ms(performance.now() - started) }, 'snapshot page served between two batches');
   }
 
   private take(writeCh: Channel, pubCh: ConfirmChannel, msg: ConsumeMessage): void {

@@ -44,10 +44,13 @@ const PAGE_APPLY_DOCS = 5000;
 const PAGE_WAIT_MS = 60_000;
 /**
  * A caught-up slave waits at most this long for its ledger copy before it serves, so that
- * it usually announces itself serving and promotable at once (a master lost right after a
- * slave joined would otherwise find no candidate); past it, it serves and is promotable later.
+ * a small ledger (a young or quiet cluster) is there when it announces itself serving, and
+ * it is promotable at once (a master lost right after a slave joined would otherwise find
+ * no candidate). A large ledger (thousands of records) does not hold up serving: the slave
+ * is promotable once it is copied. Measured: 2,000 records 0.5 s, 20,000 records 2-11 s
+ * on this machine under load.
  */
-const LEDGER_WAIT_MS = 2000;
+const LEDGER_WAIT_MS = 500;
 /** A start that makes no progress for this long gives up (the orchestrator starts another slave). */
 const STALL_MS = 120_000;
 
@@ -253,6 +256,7 @@ export class SlaveRole {
     }
     this.coverage = coverageAfter(page);
     this.pendingPage = undefined;
+    if (this.ctx.logger.isLevelEnabled('debug')) this.ctx.logger.debug({ id: page.id, atSeq: page.atSeq, after: page.after, end: page.end, documents: page.docs.length }, 'snapshot page applied');
     if (this.coverage.kind === 'all') {
       if (this.pageTimer) clearTimeout(this.pageTimer);
       // From now on a restart may resume from this data (resume()).
@@ -284,7 +288,7 @@ export class SlaveRole {
       let batch: Parameters<typeof store.ledger.copyIn>[0][number][] = [];
       for await (const doc of source.ledger.recordsUpTo(upTo)) {
         batch.push(doc);
-        if (batch.length >= 2000) {
+        if (batch.length >= 5000) {
           await store.ledger.copyIn(batch);
           records += batch.length;
           batch = [];

@@ -215,7 +215,11 @@ export class Tables {
       const want = limit - docs.length;
       const found = await this.table(name).find(filter).sort({ _id: 1 }).limit(want + 1).toArray();
       for (const [i, doc] of found.entries()) {
-        if (i === want) return { docs, end: { table: name, id: (docs.at(-1) as { doc: AnyDoc }).doc._id } };
+        if (i === want) {
+          // The page ends at its last document, which may be the previous table's (want was 0 here).
+          const last = docs.at(-1) as { table: string; doc: AnyDoc };
+          return { docs, end: { table: last.table, id: last.doc._id } };
+        }
         docs.push({ table: name, doc });
         bytes += Buffer.byteLength(JSON.stringify(doc));
         if (bytes >= maxBytes) return { docs, end: { table: name, id: doc._id } };

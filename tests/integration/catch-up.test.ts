@@ -27,7 +27,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 describe('catch-up', () => {
   it('a slave added under a steady writer (inserts, $inc, deletes all over the key space) serves and ends equal to the master', async () => {
     // Small pages: the copy takes many pages, each read between two batches, while writes land on both sides of its cursor.
-    const c = await cluster({ DBAAS_SNAPSHOT_PAGE_DOCS: '300' });
+    const c = await cluster({ DBAAS_SNAPSHOT_PAGE_DOCS: '300', DBAAS_LOG_LEVEL: 'debug' });
     // Data spread over three tables and many keys, so the copy takes several pages while writes land on both sides of its cursor.
     for (let t = 0; t < 3; t++) {
       for (let part = 0; part < 3; part++) {
@@ -72,6 +72,25 @@ describe('catch-up', () => {
     const dumps = await dumpAllReplicas(c.orch);
     expect(dumps.size).toBe(3);
     const master = dumps.get(c.orch.view.master?.id as string);
+    // On a difference, say where before the comparison below fails (which replica, which documents, what happened).
+    for (const [id, dump] of dumps) {
+      if (JSON.stringify(dump) === JSON.stringify(master)) continue;
+      const diffs: string[] = [];
+      for (const table of new Set([...Object.keys(master ?? {}), ...Object.keys(dump)])) {
+        const mine = new Map(((dump[table] ?? []) as Array<{ _id: string }>).map((d) => [d._id, JSON.stringify(d)]));
+        const theirs = new Map(((master?.[table] ?? []) as Array<{ _id: string }>).map((d) => [d._id, JSON.stringify(d)]));
+        for (const [k, v] of theirs) if (mine.get(k) !== v) diffs.push(`${table}/${k}: master ${v}, replica ${mine.get(k) ?? 'missing'}`);
+        for (const [k, v] of mine) if (!theirs.has(k)) diffs.push(`${table}/${k}: master missing, replica ${v}`);
+      }
+      const events = ((await c.get('/api/v1/events')).body as Array<{ at: string; reason: string }>).map((e) => `${e.at} ${e.reason}`);
+      const pageLines = [id, c.orch.view.master?.id as string].flatMap((w) =>
+        readFileSync(path.join(c.dataDir, c.namespace, w, 'worker.log'), 'utf8')
+          .split('\n')
+          .filter((l) => /snapshot|page|resum|ask/.test(l))
+          .map((l) => `${w}: ${l.slice(0, 400)}`),
+      );
+      console.error(`replica ${id} (${id === newSlave ? 'the new slave' : 'an older worker'}) differs:\n${diffs.slice(0, 20).join('\n')}\nevents:\n${events.join('\n')}\npages:\n${pageLines.join('\n')}`);
+    }
     expect(Object.values(master ?? {}).flat().length).toBeGreaterThan(4000);
     for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: master });
     expect(dumps.has(newSlave)).toBe(true);

@@ -139,7 +139,19 @@ start_zk() {
 
 # ----------------------------------------------------------------- RabbitMQ --
 
-rmq_pid() { as_root cat "$(rmq_dir "$1")/node.pid" 2>/dev/null || true; }
+# rmq_pid I: the OS pid of node I: from its pid file, else (the file is written a little
+# into the boot, and removed by a second start of the same name that gives up) the
+# beam process whose environment names the node.
+rmq_pid() {
+  local pid dir want
+  pid=$(as_root cat "$(rmq_dir "$1")/node.pid" 2>/dev/null || true)
+  if [[ "$pid" =~ ^[0-9]+$ ]] && grep -qs beam "/proc/$pid/comm"; then echo "$pid"; return; fi
+  want="RABBITMQ_NODENAME=$(rmq_node "$1")"
+  for dir in /proc/[0-9]*; do
+    [[ "$(cat "$dir/comm" 2>/dev/null)" == beam.smp ]] || continue
+    if tr '\0' '\n' <"$dir/environ" 2>/dev/null | grep -qx "$want"; then echo "${dir#/proc/}"; return; fi
+  done
+}
 rmq_alive() {
   local pid
   pid=$(rmq_pid "$1")
@@ -256,8 +268,15 @@ cmd_start() {
 
   # 2. RabbitMQ: every node at once (a node restarted alone rejoins from its own data), then the cluster.
   for i in "${HA_IDS[@]}"; do start_rmq "$i"; done
+  # A node started right after it was killed can find its name still taken (epmd has not seen
+  # the old one go yet) and give up: one that is neither running nor alive is started again.
+  rmq_running_or_restart() {
+    rmq_running "$1" && return 0
+    rmq_alive "$1" || start_rmq "$1"
+    return 1
+  }
   for i in "${HA_IDS[@]}"; do
-    wait_for "$TIMEOUT_S" "RabbitMQ node $(rmq_node "$i") to run (rabbitmq-diagnostics check_running)" rmq_running "$i" ||
+    wait_for "$TIMEOUT_S" "RabbitMQ node $(rmq_node "$i") to run (rabbitmq-diagnostics check_running)" rmq_running_or_restart "$i" ||
       die "RabbitMQ node $(rmq_node "$i") does not run; logs in $(rmq_dir "$i")/log/"
   done
   for i in "${HA_IDS[@]:1}"; do
@@ -292,7 +311,7 @@ stop_rmq() {
   rmq_alive "$i" || return 0
   pid=$(rmq_pid "$i")
   log "stopping RabbitMQ node $(rmq_node "$i") (pid $pid) …"
-  if ! as_root timeout 60 "$CTL" -q -n "$(rmq_node "$i")" stop "$(rmq_dir "$i")/node.pid" >/dev/null 2>&1; then
+  if ! as_root timeout 60 "$CTL" -q -n "$(rmq_node "$i")" stop >/dev/null 2>&1; then
     warn "rabbitmqctl stop failed for $(rmq_node "$i"); killing pid $pid"
     kill -KILL "$pid" 2>/dev/null || true
   fi

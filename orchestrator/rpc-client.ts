@@ -70,6 +70,8 @@ export class RpcClient {
    */
   private readonly idPrefix = `${randomBytes(6).toString('base64url')}.`;
   private nextId = 0;
+  /** Where workers send their replies: direct reply-to, or on the HA platform a queue of this connection's own (see setup). */
+  private replyTo = REPLY_TO;
   /** Set by whoever wants call timings and connection events (the metrics). */
   observer: RpcObserver | undefined;
   private legacyChecked = false;
@@ -114,7 +116,16 @@ export class RpcClient {
       if (dropped > 0) this.logger.info({ queue: this.names.legacyDeadLetterQueue, dropped }, 'removed the dead-letter queue of an older version');
     }
     const ch = await conn.createChannel();
-    await ch.consume(REPLY_TO, (msg) => {
+    // On a RabbitMQ cluster (DBAAS_PLATFORM=ha) a request may outlive the node its caller was connected
+    // to: a write redelivered to the master after that node died still names the old caller. RabbitMQ
+    // 3.10 fails a reply to a direct reply-to address of a node that is down by closing the replying
+    // worker's whole connection (rabbit_channel:deliver_reply, case_clause), and the unacked write
+    // comes back and does it again until it expires: the master took no writes for the request
+    // timeout (measured: 7-8.5 s pauses). A reply to a server-named exclusive queue that died with its
+    // node is merely unroutable, so there the replies come through such a queue (declared again on
+    // every connection, on that connection's node).
+    const replyTo = this.topology.platform === 'ha' ? (await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false })).queue : REPLY_TO;
+    await ch.consume(replyTo, (msg) => {
       if (!msg) return;
       const id = msg.properties.correlationId as string | undefined;
       const waiting = id === undefined ? undefined : this.pending.get(id);
@@ -138,6 +149,7 @@ export class RpcClient {
       }
     });
     ch.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'rpc channel error'));
+    this.replyTo = replyTo;
     this.channel = ch;
   }
 
@@ -176,7 +188,7 @@ export class RpcClient {
       try {
         ch.publish('', queue, encode(body), {
           correlationId,
-          replyTo: REPLY_TO,
+          replyTo: this.replyTo,
           persistent: opts.persistent ?? false,
           // A request nobody took before its caller gave up is dropped, not run late.
           expiration: String(opts.timeoutMs),

@@ -77,6 +77,9 @@ export class MasterRole {
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private pubCh: ConfirmChannel | undefined;
+  /** The connection attach() last ran on, and the confirm channel already given up on (see publish). */
+  private conn: ChannelModel | undefined;
+  private abandonedCh: ConfirmChannel | undefined;
   private writeCh: Channel | undefined;
   private pageCh: Channel | undefined;
   private fenced = false;
@@ -133,6 +136,7 @@ export class MasterRole {
     // re-publish below covers them and entries reach the slaves in seq order.
     await this.idle();
     const pubCh = await conn.createConfirmChannel();
+    this.conn = conn;
     this.pubCh = pubCh;
     const unconfirmed = await this.ctx.store.entriesBetween(this.lastConfirmed, this.lastSeq);
     for (const doc of unconfirmed) {
@@ -200,6 +204,7 @@ export class MasterRole {
       try {
         ch.publish(this.ctx.names.syncExchange, '', encode(entry), { persistent: true, contentType: 'application/json' }, (err) => {
           if (err) {
+            if (err.message === 'message nacked') this.abandon(ch);
             reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE', 'the broker did not confirm the sync entry'));
             return;
           }
@@ -211,6 +216,23 @@ export class MasterRole {
         reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE', 'the sync channel closed before the entry was published'));
       }
     });
+  }
+
+  /**
+   * A nacked sync entry: the broker refused it on this channel. On a RabbitMQ
+   * cluster a channel opened while a quorum queue was electing a new leader
+   * keeps the dead leader and has every publish to that queue nacked until the
+   * old node is back (RabbitMQ 3.10; a channel opened after the election is
+   * fine). So the connection is closed once: the usual reconnect (to the next
+   * broker of the list) runs attach() again, which re-publishes every
+   * unconfirmed entry in seq order on a fresh channel, and the refused writes,
+   * requeued, are answered from their stored entries.
+   */
+  private abandon(ch: ConfirmChannel): void {
+    if (this.pubCh !== ch || this.abandonedCh === ch) return;
+    this.abandonedCh = ch;
+    this.ctx.logger.warn('the broker refused a sync entry (nack): reconnecting for a fresh channel');
+    void this.conn?.close().catch(() => undefined);
   }
 
   /**
@@ -327,7 +349,7 @@ export class MasterRole {
         continue;
       }
       firstOfRequest.set(env.requestId, i);
-      const verdict = judgeRetry(await store.lookupRequest(env.requestId), requestTime(env.requestId, env.at), store.ledger.horizon());
+      const verdict = judgeRetry(await store.lookupRequest(env.requestId), requestTime(env.requestId, env.at, env.askedAt), store.ledger.horizon());
       if (verdict.kind === 'retry') {
         // Records written before fingerprints existed have none: answered as retries.
         const same = verdict.record.fingerprint === undefined || verdict.record.fingerprint === fingerprint;

@@ -8,7 +8,7 @@
  * replicas verify equal, the master's pid is unchanged (the platform fault alone
  * causes no failover), and the longest pause between two acknowledgements from
  * the kill on is measured and printed; after a ZooKeeper leader's kill it must
- * be under 2 s (after a RabbitMQ node's it is not yet, see docs/FAILOVER.md). The
+ * be under 2 s (after a RabbitMQ node's it is printed only, see docs/FAILOVER.md). The
  * killed service is started again by the script.
  *
  * Opt-in (DBAAS_HA_TEST=1, or `npm run test:ha`): about 35 s to start the
@@ -306,8 +306,8 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
     for (const id of ids) expect(types.get(names.controlQueue(id)), id).toBe('classic');
   });
 
-  // The 2 s goal is not met here yet (docs/FAILOVER.md: writes sometimes stall until the node is back): the pauses
-  // are measured and printed, safety and recovery are asserted.
+  // The 2 s goal is printed, not asserted, for RabbitMQ kills: too few kills since the fixes of docs/FAILOVER.md
+  // (worst 1.5 s) to hold a bound on a shared machine. Safety and recovery are asserted.
   it('SIGKILL of the RabbitMQ node leading the write queue: no acknowledged write lost or doubled, no failover, writes go on once it is back', async () => {
     const names = clusterNames(c!.namespace);
     for (let k = 1; k <= KILLS; k++) {

@@ -15,7 +15,7 @@
  *
  * Uses the global `fetch` (Node 20+).
  */
-import { timedRequestId } from '../common/request-time.js';
+import { REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
 import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
 
@@ -80,6 +80,8 @@ interface Request {
   /** May this request be sent again? (Not for crash drills: a retry would kill a second worker.) */
   idempotent: boolean;
   signal?: AbortSignal | undefined;
+  /** A write: when its first attempt was made (performance.now()), sent as the request's age on every attempt. */
+  firstAttemptAt?: number;
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -137,8 +139,11 @@ export class DbaasClient {
 
   /** Any write; retried safely with one requestId. */
   async write(body: WriteBody, opts: WriteOptions = {}): Promise<WriteResult> {
-    const requestId = opts.requestId ?? body.requestId ?? newRequestId();
-    const result = await this.call<WriteResult>({ method: 'POST', path: '/api/v1/db/write', body: { ...body, requestId }, auth: 'data', idempotent: true, signal: opts.signal });
+    const given = opts.requestId ?? body.requestId;
+    const requestId = given ?? newRequestId();
+    // Only for a requestId made here: one the caller gives may be a retry of a call made long before.
+    const age = given === undefined ? { firstAttemptAt: performance.now() } : {};
+    const result = await this.call<WriteResult>({ method: 'POST', path: '/api/v1/db/write', body: { ...body, requestId }, auth: 'data', idempotent: true, signal: opts.signal, ...age });
     this.observeSeq(result.seq);
     return result;
   }
@@ -174,7 +179,8 @@ export class DbaasClient {
   /** Empties every table on every worker (admin). Retried safely with one requestId. */
   async clear(opts: WriteOptions = {}): Promise<{ ok: true; seq: number }> {
     const requestId = opts.requestId ?? newRequestId();
-    const result = await this.call<{ ok: true; seq: number }>({ method: 'POST', path: '/api/v1/db/clear', body: { requestId }, auth: 'admin', idempotent: true, signal: opts.signal });
+    const age = opts.requestId === undefined ? { firstAttemptAt: performance.now() } : {};
+    const result = await this.call<{ ok: true; seq: number }>({ method: 'POST', path: '/api/v1/db/clear', body: { requestId }, auth: 'admin', idempotent: true, signal: opts.signal, ...age });
     this.observeSeq(result.seq);
     return result;
   }
@@ -289,6 +295,9 @@ export class DbaasClient {
   private async once<T>(req: Request): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (req.body !== undefined) headers['content-type'] = 'application/json';
+    // How long ago this write was first tried, on this process's monotonic clock: the server dates the
+    // request by it rather than by the time in the requestId, so a wrong wall clock here does no harm.
+    if (req.firstAttemptAt !== undefined) headers[REQUEST_AGE_HEADER] = String(Math.max(0, Math.round(performance.now() - req.firstAttemptAt)));
     const token = this.token(req.auth);
     if (token) headers['authorization'] = `Bearer ${token}`;
     const timeout = AbortSignal.timeout(this.timeoutMs);

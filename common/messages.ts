@@ -22,6 +22,13 @@ export interface WriteEnvelope {
    * whose requestId it no longer remembers (common/request-time.ts).
    */
   at?: number;
+  /**
+   * When the write was first asked for, on the orchestrator's clock (optional, within
+   * v1): its receive time less the age the client reported for the request
+   * (`x-dbaas-request-age-ms`, measured on the client's own clock, so a client whose
+   * clock is off is not taken for a late retry). Kept on redelivery.
+   */
+  askedAt?: number;
 }
 
 /** Orchestrator → any slave, on readQ. */
@@ -200,8 +207,10 @@ export function decodeWrite(buf: Buffer): WriteEnvelope | undefined {
   // The queue is not trusted: the command is checked as the orchestrator checked the body.
   const command = checked(() => validateWriteCommand(m.command));
   if (!command) return undefined;
-  const at = typeof m.at === 'number' && Number.isSafeInteger(m.at) && m.at > 0 ? m.at : undefined;
-  return at === undefined ? { v: WIRE_VERSION, requestId: m.requestId, command } : { v: WIRE_VERSION, requestId: m.requestId, command, at };
+  const time = (x: unknown): number | undefined => (typeof x === 'number' && Number.isSafeInteger(x) && x > 0 ? x : undefined);
+  const at = time(m.at);
+  const askedAt = time(m.askedAt);
+  return { v: WIRE_VERSION, requestId: m.requestId, command, ...(at === undefined ? {} : { at }), ...(askedAt === undefined ? {} : { askedAt }) };
 }
 
 export function decodeRead(buf: Buffer): ReadEnvelope | undefined {

@@ -19,7 +19,7 @@ import { DbaasError, httpErrorBody } from '../common/errors.js';
 import { describeJsonErrorAt } from '../common/json-position.js';
 import type { Logger } from '../common/logger.js';
 import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
-import { timedRequestId } from '../common/request-time.js';
+import { MAX_REQUEST_AGE_MS, REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
 import { WIRE_VERSION } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import type { WriteRequest } from '../common/commands.js';
@@ -80,6 +80,14 @@ function fromFastifyError(err: FastifyError): DbaasError {
 export const WRITE_REQUEST_ID_HEADER = 'x-write-request-id';
 
 const WRITE_ROUTES = new Set(['/api/v1/db/write', '/api/v1/db/clear']);
+
+/** The client's `x-dbaas-request-age-ms` (see common/request-time.ts), or undefined when absent; 400 when malformed. */
+function requestAge(raw: string | string[] | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const age = typeof raw === 'string' && /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!(age <= MAX_REQUEST_AGE_MS)) throw new DbaasError('DBAAS_REQ_INVALID', `${REQUEST_AGE_HEADER} must be an integer from 0 to ${MAX_REQUEST_AGE_MS} (ms since the first attempt)`);
+  return age;
+}
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
@@ -175,7 +183,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const requestId = req.requestId ?? timedRequestId();
     reply.header(WRITE_REQUEST_ID_HEADER, requestId);
     if (closing) throw new DbaasError('DBAAS_SHUTTING_DOWN');
-    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId, command: req.command, at: Date.now() };
+    const at = Date.now();
+    const age = requestAge(request.headers[REQUEST_AGE_HEADER]);
+    const envelope: WriteEnvelope = { v: WIRE_VERSION, requestId, command: req.command, at, ...(age === undefined ? {} : { askedAt: at - age }) };
     await router.requireMaster();
     return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId: request.id });
   };

@@ -349,7 +349,7 @@ export class MasterRole {
         continue;
       }
       firstOfRequest.set(env.requestId, i);
-      const verdict = judgeRetry(await store.lookupRequest(env.requestId), requestTime(env.requestId, env.at), store.ledger.horizon());
+      const verdict = judgeRetry(await store.lookupRequest(env.requestId), requestTime(env.requestId, env.at, env.askedAt), store.ledger.horizon());
       if (verdict.kind === 'retry') {
         // Records written before fingerprints existed have none: answered as retries.
         const same = verdict.record.fingerprint === undefined || verdict.record.fingerprint === fingerprint;

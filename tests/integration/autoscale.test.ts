@@ -48,6 +48,13 @@ describe('autoscaling', () => {
         3 * WINDOW_MS + 20_000,
         'back to one slave',
       );
+      // Reads go on across both retirements (the time a read could fail), and at least 5 of them: a window that
+      // closed just after the scale-up can bring it back to one slave within a second (3 reads were seen).
+      await eventually(
+        () => (c.orch.audit.list() as Event[]).filter((e) => e.kind === 'removal' && /retired slave/.test(e.reason)).length === 2 && ok >= 5,
+        15_000,
+        'both retirements recorded, with reads going on',
+      );
     } finally {
       stop = true;
       await reader;

@@ -190,5 +190,27 @@ describe('catch-up', () => {
     expect(stale.body.error.code).toBe('DBAAS_WRITE_REQUEST_ID_EXPIRED');
     const doc = await c.post('/api/v1/db/read', { table: 'cnt', where: { _id: 'x' }, afterSeq: first.body.seq });
     expect(doc.body).toEqual([{ _id: 'x', n: 1 }]);
+
+    // A client whose clock is 10 s behind (5x the horizon here) made this id: the age it reports (its own measure,
+    // 0 ms: a first attempt) dates the request, so it is applied, not refused as expired; a later retry of it is a retry.
+    const skewed = { table: 'cnt', operation: 'update', where: { _id: 'x' }, data: { $inc: { n: 10 } }, requestId: timedRequestId(Date.now() - 10_000) };
+    const inject = (body: unknown, age: string) =>
+      c.orch.app.inject({ method: 'POST', url: '/api/v1/db/write', payload: JSON.stringify(body), headers: { 'content-type': 'application/json', 'x-dbaas-request-age-ms': age } });
+    const applied = await inject(skewed, '0');
+    expect(applied.statusCode, applied.body).toBe(200);
+    const again = await inject(skewed, '300');
+    expect(again.json()).toEqual(applied.json());
+    // Past the horizon by the client's own measure: refused.
+    const old = await inject({ ...skewed, requestId: timedRequestId() }, '5000');
+    expect(old.statusCode).toBe(409);
+    expect(old.json().error.code).toBe('DBAAS_WRITE_REQUEST_ID_EXPIRED');
+    // A malformed age is a 400 and changes nothing.
+    for (const bad of ['-1', 'soon', '1e3', String(8 * 86_400_000)]) {
+      const refused = await inject({ ...skewed, requestId: timedRequestId() }, bad);
+      expect(refused.statusCode, bad).toBe(400);
+      expect(refused.json().error.code).toBe('DBAAS_REQ_INVALID');
+    }
+    const after = await c.post('/api/v1/db/read', { table: 'cnt', where: { _id: 'x' }, afterSeq: applied.json().seq });
+    expect(after.body).toEqual([{ _id: 'x', n: 11 }]);
   });
 });

@@ -28,6 +28,19 @@ const err = (status: number, code: string) => ({ status, body: { error: { code, 
 const fast = { attempts: 5, baseDelayMs: 1, maxDelayMs: 2 };
 
 describe('retries', () => {
+  it('a write with a requestId made here says its age on every attempt (the server dates it by that, not by this clock); one given by the caller does not', async () => {
+    const { fetch, calls } = scripted([err(503, 'DBAAS_CLUSTER_NO_MASTER'), ok(1), ok(2)]);
+    const db = new DbaasClient({ url: 'http://x', fetch, retry: { attempts: 3, baseDelayMs: 20, maxDelayMs: 20 } });
+    await db.insert('t', { a: 1 });
+    const ages = calls.map((c) => Number(c.headers['x-dbaas-request-age-ms']));
+    expect(ages[0]).toBeLessThan(20);
+    expect(ages[1]).toBeGreaterThanOrEqual(ages[0] ?? 0);
+    expect(ages[1]).toBeGreaterThanOrEqual(15);
+    expect(calls[1]?.body.requestId).toBe(calls[0]?.body.requestId);
+    await db.insert('t', { a: 2 }, { requestId: 'mine-1' });
+    expect(calls[2]?.headers['x-dbaas-request-age-ms']).toBeUndefined();
+  });
+
   it('retries a write after 503, 504 and no answer, always with the same requestId', async () => {
     const { fetch, calls } = scripted([err(503, 'DBAAS_CLUSTER_NO_MASTER'), err(504, 'DBAAS_RPC_TIMEOUT'), new TypeError('fetch failed'), ok(7)]);
     const retries: number[] = [];

@@ -21,6 +21,20 @@ describe('request time', () => {
     expect(requestTime('plain', undefined)).toBeUndefined();
   });
 
+  it("takes the envelope's askedAt (the client's own measure of the request's age) over a requestId's time, whose clock may be off", () => {
+    // A client whose clock is 20 minutes behind: its id looks 20 minutes old; the age it reports says it is new.
+    expect(requestTime('rq1-100-x', 1_200_100, 1_200_000)).toBe(1_200_000);
+    expect(requestTime('plain', 200, 150)).toBe(150);
+  });
+
+  it("an envelope's askedAt survives decoding with at; a bad one is dropped", () => {
+    const command = { kind: 'insert', table: 't', docs: [{ a: 1 }] };
+    expect(decodeWrite(Buffer.from(JSON.stringify({ v: 1, requestId: 'r', command, at: 1234, askedAt: 1200 })))).toMatchObject({ at: 1234, askedAt: 1200 });
+    const bad = decodeWrite(Buffer.from(JSON.stringify({ v: 1, requestId: 'r', command, at: 1234, askedAt: -5 })));
+    expect(bad && 'askedAt' in bad).toBe(false);
+    expect(bad?.at).toBe(1234);
+  });
+
   it("an envelope's `at` survives decoding; a bad one is dropped, and one without stays valid", () => {
     const command = { kind: 'insert', table: 't', docs: [{ a: 1 }] };
     expect(decodeWrite(Buffer.from(JSON.stringify({ v: 1, requestId: 'r', command, at: 1234 })))?.at).toBe(1234);

@@ -132,7 +132,7 @@ stop_haproxy() {
 # The proxy first (clients stop reaching the orchestrators), PostgreSQL (the workers' storage), the HA platform's cluster and ensemble, ZooKeeper, then RabbitMQ, then epmd (it must outlive the nodes).
 for name in haproxy postgresql platform-ha zookeeper rabbitmq epmd; do
   if ! is_listed "$name" || ! is_wanted "$name"; then continue; fi
-  "stop_$name"
+  "stop_${name//-/_}"
   forget "$name"
 done
 for name in "${wanted[@]}"; do

@@ -95,6 +95,11 @@ export interface OrchestratorConfig extends ClusterConfig {
    */
   readonly advertiseUrl: string | undefined;
   readonly runtime: RuntimeKind;
+  /**
+   * `DBAAS_LOG_FORMAT`: `json` (one JSON object per line), `pretty` (one readable
+   * line per entry), or `auto` (the default): pretty when stdout is a terminal, else JSON.
+   */
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly initialSlaves: number;
   readonly scaleIntervalMs: number;
   readonly readsPerSlave: number;
@@ -104,11 +109,6 @@ export interface OrchestratorConfig extends ClusterConfig {
   /** Keys for the data endpoints (`DBAAS_API_KEYS`: a comma list, or `@/path/to/file` with one key per line). Empty: open. */
   readonly apiKeys: readonly string[];
   readonly dataDir: string;
-  /**
-   * `DBAAS_LOG_FORMAT`: `json` (one JSON object per line), `pretty` (one readable
-   * line per entry), or `auto` (the default): pretty when stdout is a terminal, else JSON.
-   */
-  readonly logFormat: 'auto' | 'json' | 'pretty';
   /**
    * `DBAAS_FORCE_NEW_CLUSTER=1`: start an empty cluster even though the namespace
    * records a master whose data is missing (otherwise start-up refuses, so an
@@ -330,6 +330,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     host: r.str('DBAAS_HOST', '0.0.0.0'),
     advertiseUrl: r.optional('DBAAS_ADVERTISE_URL'),
     runtime: r.oneOf('DBAAS_RUNTIME', 'process', RUNTIME_KINDS),
+    logFormat: r.oneOf('DBAAS_LOG_FORMAT', 'auto', ['auto', 'json', 'pretty'] as const),
     initialSlaves: r.int('DBAAS_INITIAL_SLAVES', 1, 1, 256),
     scaleIntervalMs: r.int('DBAAS_SCALE_INTERVAL_MS', 120000, 1000, 86_400_000),
     readsPerSlave: r.int('DBAAS_READS_PER_SLAVE', 20, 1, 1_000_000_000),
@@ -358,7 +359,6 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     dockerNetwork: r.str('DBAAS_DOCKER_NETWORK', `dbaas-${cluster.namespace}`),
     dockerAmqpUrl: r.str('DBAAS_DOCKER_AMQP_URL', loopbackToDockerHost(cluster.amqpUrl)),
     dockerZkConnect: r.str('DBAAS_DOCKER_ZK_CONNECT', loopbackToDockerHost(cluster.zkConnect)),
-    logFormat: r.oneOf('DBAAS_LOG_FORMAT', 'auto', ['auto', 'json', 'pretty'] as const),
     dockerDbStartTimeoutMs: r.int('DBAAS_DOCKER_DB_START_TIMEOUT_MS', 30000, 1000, 600_000),
   };
   return r.done(config);

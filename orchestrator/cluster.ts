@@ -131,7 +131,7 @@ export class ClusterManager {
   // ----------------------------------------------------------------- facts --
 
   private pidOf(id: string): number {
-    return pidOf(this.d, id);
+    return pidOf({ ...this.d, registry: this.s.registry }, id);
   }
 
   private get factSources(): FactSources {

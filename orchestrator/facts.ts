@@ -19,9 +19,13 @@ export interface FactSources {
   missingGraceMs: number;
 }
 
-/** The worker's OS pid: the runtime's, else what its znode says, else 0. */
-export function pidOf(s: Pick<FactSources, 'runtime' | 'view'>, id: string): number {
-  return s.runtime.list().find((w) => w.id === id)?.pid ?? s.view.workers.get(id)?.pid ?? 0;
+/**
+ * The worker's pid as the host sees it: the runtime's while it runs, the one its exit
+ * was reported with once it died, else what its znode says (inside a container that is
+ * the container's own pid, 1), else 0.
+ */
+export function pidOf(s: Pick<FactSources, 'runtime' | 'view' | 'registry'>, id: string): number {
+  return s.runtime.list().find((w) => w.id === id)?.pid ?? s.registry.exitOf(id)?.pid ?? s.view.workers.get(id)?.pid ?? 0;
 }
 
 /** Whether the worker runs: being started, run by our runtime, or (known only from ZooKeeper) registered and not seen dying. */

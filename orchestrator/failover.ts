@@ -47,7 +47,7 @@ export class Failover {
   ) {}
 
   private pidOf(id: string): number {
-    return pidOf(this.d, id);
+    return pidOf({ ...this.d, registry: this.s.registry }, id);
   }
 
   /** Moves the term one step (compare-and-set, fenced by the epoch: a former leader's bump fails in the same transaction). */

@@ -30,7 +30,7 @@ export class WorkerActions {
   ) {}
 
   private pidOf(id: string): number {
-    return pidOf(this.d, id);
+    return pidOf({ ...this.d, registry: this.s.registry }, id);
   }
 
   /** A slave's place is empty (lost, divergent, or promoted): the next slave started replaces it. */

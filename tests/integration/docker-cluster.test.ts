@@ -141,6 +141,11 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     expect(list).toHaveLength(2);
     expect(list).not.toContain(master?.pid);
     expect(list).toContain(slave?.pid);
+    // The audit log names the host pids the drill named, never the container's own (pid 1).
+    const reasons = (c.orch.audit.list() as Array<{ kind: string; reason: string }>).filter((e) => e.kind === 'detection' || e.kind === 'promotion').map((e) => e.reason);
+    expect(reasons.join('\n')).toContain(`(pid ${master?.pid})`);
+    expect(reasons.join('\n')).toContain(`(pid ${slave?.pid})`);
+    expect(reasons.join('\n')).not.toMatch(/\(pid 1\)/);
   });
 
   it('a restarted orchestrator adopts the running containers instead of starting a second set', async () => {

@@ -11,20 +11,9 @@ import type { Failover } from '../../orchestrator/failover.js';
 import type { ClusterFacts, WorkerFact } from '../../orchestrator/reconcile.js';
 import type { WorkerActions } from '../../orchestrator/worker-actions.js';
 import { WorkerRegistry } from '../../orchestrator/worker-registry.js';
+import { workerFact } from './worker-fact.js';
 
-const worker = (id: string, pid: number, over: Partial<WorkerFact> = {}): WorkerFact => ({
-  id,
-  role: 'slave',
-  state: 'slave',
-  pid,
-  appliedSeq: 1,
-  running: true,
-  registered: true,
-  everRegistered: true,
-  starting: false,
-  retiring: false,
-  ...over,
-});
+const worker = (id: string, pid: number, over: Partial<WorkerFact> = {}): WorkerFact => workerFact(id, pid, { appliedSeq: 1, ...over });
 
 function loopWith(opts: { leads: () => boolean; slaves: () => number; maySpawn?: () => boolean }) {
   const calls: string[] = [];

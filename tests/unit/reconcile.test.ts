@@ -1,23 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { decide, lostBecause, type ClusterFacts, type WorkerFact } from '../../orchestrator/reconcile.js';
+import { workerFact } from './worker-fact.js';
 
 const NOW = 1_000_000;
 
-function worker(id: string, pid: number, over: Partial<WorkerFact> = {}): WorkerFact {
-  return {
-    id,
-    role: 'slave',
-    state: 'slave',
-    pid,
-    appliedSeq: 10,
-    running: true,
-    registered: true,
-    everRegistered: true,
-    starting: false,
-    retiring: false,
-    ...over,
-  };
-}
+const worker = workerFact;
 
 function facts(workers: WorkerFact[], over: Partial<ClusterFacts> = {}): ClusterFacts {
   return {

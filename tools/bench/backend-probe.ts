@@ -32,6 +32,7 @@
  * run drops and recreates its own databases (`b_probe_*`) and state directories
  * (under the system's temporary directory); nothing else is touched.
  */
+import { seededRandom } from '../nemesis/random.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -82,17 +83,6 @@ function log(line: string): void {
   process.stdout.write(`[backend-probe] ${line}\n`);
 }
 
-/** A small seeded generator, so runs read the same keys. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function doc(i: number): ProbeDoc {
   return {
@@ -261,7 +251,7 @@ async function probe(
     await coll.drop().catch(() => undefined);
     await coll.createIndex({ username: 1 });
 
-    const rand = prng(17);
+    const rand = seededRandom(17);
     let have = 0;
     let loadMs = 0;
     for (const size of opts.sizes) {

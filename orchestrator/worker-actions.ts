@@ -177,6 +177,6 @@ export class WorkerActions {
       throw err;
     }
     registry.started(spec.id);
-    this.d.logger.info({ id: spec.id, role: spec.role, pid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
+    this.d.logger.info({ id: spec.id, role: spec.role, workerPid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
   }
 }

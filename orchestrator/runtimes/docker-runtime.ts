@@ -372,7 +372,7 @@ export class DockerRuntime implements Runtime {
     this.untrack(unit);
     const { code, signal } = splitExitCode(unit.code);
     const info: ExitInfo = { id: unit.id, pid: unit.pid, code, signal, expected: unit.expected };
-    this.opts.logger.info(info, 'worker exited');
+    this.opts.logger.info({ ...info, pid: undefined, workerPid: info.pid }, 'worker exited');
     unit.resolveExited();
     for (const l of this.listeners) l(info);
     // A worker that gave up says why in its log (which goes when its container is removed).
@@ -495,7 +495,7 @@ export class DockerRuntime implements Runtime {
         const info = await timed(this.docker.getContainer(group.worker.Id).inspect(), API_TIMEOUT_MS, 'docker inspect');
         if (!info.State.Running || !info.State.Pid) continue;
         adopted.push(this.track(id, { worker: group.worker.Id, db: group.db.Id }, info.State.Pid));
-        this.opts.logger.info({ id, pid: info.State.Pid }, 'adopted a running worker');
+        this.opts.logger.info({ id, workerPid: info.State.Pid }, 'adopted a running worker');
       } else if (workerRunning || dbRunning) {
         // Half a worker is no worker: finish it off.
         const half = workerRunning ? group.worker : group.db;

@@ -201,7 +201,7 @@ export class ProcessRuntime implements Runtime {
     this.units.delete(unit.id);
     rmSync(path.join(unit.dir, UNIT_FILE), { force: true });
     const info: ExitInfo = { id: unit.id, pid: unit.pid, code, signal, expected: unit.expected };
-    this.opts.logger.info(info, 'worker exited');
+    this.opts.logger.info({ ...info, pid: undefined, workerPid: info.pid }, 'worker exited');
     for (const l of this.listeners) l(info);
   }
 
@@ -257,7 +257,7 @@ export class ProcessRuntime implements Runtime {
     });
     this.units.set(file.id, unit);
     this.owned.add(file.id);
-    this.opts.logger.info({ id: file.id, pid: file.workerPid }, 'adopted a running worker');
+    this.opts.logger.info({ id: file.id, workerPid: file.workerPid }, 'adopted a running worker');
   }
 
   private spawnLogged(cmd: string, args: string[], logFile: string, env: Record<string, string>): ChildProcess {

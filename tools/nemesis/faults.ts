@@ -230,7 +230,7 @@ async function secondOrchestrator(ctx: FaultContext, nth: number): Promise<{ tex
   const violations: string[] = [];
   for (const line of second.logTail(100_000).split('\n')) {
     if (/"component":"runtime"/.test(line) && /"expected":true/.test(line) && /"msg":"worker exited"/.test(line)) {
-      violations.push(`the second orchestrator stopped worker ${/"id":"([^"]+)"/.exec(line)?.[1] ?? '?'} (pid ${/"pid":(\d+),"code"/.exec(line)?.[1] ?? '?'}), which the first one runs`);
+      violations.push(`the second orchestrator stopped worker ${/"id":"([^"]+)"/.exec(line)?.[1] ?? '?'} (pid ${/"workerPid":(\d+)/.exec(line)?.[1] ?? '?'}), which the first one runs`);
     }
     const m = /"component":"cluster".*"msg":"((?:starting|promot|retir|kill|stopp|replac|restart)[^"]*)"/i.exec(line);
     if (m) violations.push(`the second orchestrator acted on the cluster: ${m[1]} ${/"id":"([^"]+)"/.exec(line)?.[1] ?? ''}`.trim());

@@ -84,6 +84,62 @@ record_started() {
   fi
 }
 
+# find_cmd NAME [EXTRA_PATH...]: prints the command's path (also looking in
+# sbin directories, which are not on a normal user's PATH).
+find_cmd() {
+  local name=$1 candidate
+  shift
+  if command -v "$name" 2>/dev/null; then return 0; fi
+  for candidate in "$@" "/usr/sbin/$name" "/usr/local/sbin/$name" "/sbin/$name"; do
+    if [[ -x "$candidate" ]]; then echo "$candidate"; return 0; fi
+  done
+  return 1
+}
+
+# Prints the Java class path of an installed ZooKeeper server, or fails.
+zookeeper_classpath() {
+  local java_dir=/usr/share/java
+  if [[ -f $java_dir/zookeeper.jar ]]; then
+    # Debian's layout; zookeeper.jar's manifest lists its other jars.
+    local cp=$java_dir/zookeeper.jar jar
+    for jar in slf4j-log4j12.jar log4j-1.2.jar; do
+      [[ -f $java_dir/$jar ]] && cp+=":$java_dir/$jar"
+    done
+    echo "$cp"
+  elif [[ -n "${ZOOKEEPER_HOME:-}" && -d "$ZOOKEEPER_HOME/lib" ]]; then
+    # An Apache release tarball.
+    echo "$ZOOKEEPER_HOME/lib/*"
+  else
+    return 1
+  fi
+}
+
+# write_zookeeper_log4j DIR: ZooKeeper's log4j settings (everything to the console, i.e. its log file).
+write_zookeeper_log4j() {
+  cat >"$1/log4j.properties" <<'EOF'
+log4j.rootLogger=INFO, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n
+EOF
+}
+
+# spawn_zookeeper JAVA CLASSPATH DIR PID_FILE LOG MAX_HEAP: starts a ZooKeeper server on
+# DIR/zoo.cfg (and DIR/log4j.properties) in the background. setsid: its own session, so a
+# Ctrl-C in the terminal does not reach it; the wrapper writes the pid of the process that
+# then becomes java. The lock descriptors (8, 9) are not inherited.
+spawn_zookeeper() {
+  local java=$1 cp=$2 dir=$3 pid_file=$4 zk_log=$5 heap=$6
+  # shellcheck disable=SC2016  # $$ and $@ belong to the inner bash
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pid_file" \
+    "$java" -Xms32m "-Xmx$heap" -XX:+UseSerialGC \
+    -Dzookeeper.log.dir="$dir" \
+    -Dlog4j.configuration="file:$dir/log4j.properties" \
+    -cp "$dir:$cp" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
+    </dev/null >>"$zk_log" 2>&1 8>&- 9>&- &
+}
+
 # pid_is_zookeeper PID: the process exists and is a ZooKeeper server.
 pid_is_zookeeper() {
   local pid=$1

@@ -50,27 +50,7 @@ amqp_urls() {
   (IFS=,; echo "${out[*]}")
 }
 
-find_sbin() {
-  local name=$1
-  command -v "$name" 2>/dev/null && return 0
-  [[ -x "/usr/sbin/$name" ]] && { echo "/usr/sbin/$name"; return 0; }
-  return 1
-}
-
 # ---------------------------------------------------------------- ZooKeeper --
-
-zk_classpath() {
-  local java_dir=/usr/share/java cp jar
-  if [[ -f $java_dir/zookeeper.jar ]]; then
-    cp=$java_dir/zookeeper.jar
-    for jar in slf4j-log4j12.jar log4j-1.2.jar; do [[ -f $java_dir/$jar ]] && cp+=":$java_dir/$jar"; done
-    echo "$cp"
-  elif [[ -n "${ZOOKEEPER_HOME:-}" && -d "$ZOOKEEPER_HOME/lib" ]]; then
-    echo "$ZOOKEEPER_HOME/lib/*"
-  else
-    return 1
-  fi
-}
 
 zk_pid() { cat "$(zk_dir "$1")/zookeeper.pid" 2>/dev/null || true; }
 zk_alive() { pid_is_zookeeper "$(zk_pid "$1")"; }
@@ -103,12 +83,7 @@ write_zk_config() {
     echo "cnxTimeout=1000"
     for j in "${HA_IDS[@]}"; do echo "server.$j=127.0.0.1:$((28880 + j)):$((38880 + j))"; done
   } >"$dir/zoo.cfg"
-  cat >"$dir/log4j.properties" <<'EOF'
-log4j.rootLogger=INFO, CONSOLE
-log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
-log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
-log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n
-EOF
+  write_zookeeper_log4j "$dir"
 }
 
 start_zk() {
@@ -119,20 +94,13 @@ start_zk() {
   if port_open 127.0.0.1 "$port"; then
     die "something that is not this checkout's ZooKeeper server $i listens on 127.0.0.1:$port; stop it first"
   fi
-  cp=$(zk_classpath) || die "ZooKeeper's jars are missing: run scripts/setup.sh once (it installs Debian's zookeeper), or set ZOOKEEPER_HOME"
+  cp=$(zookeeper_classpath) || die "ZooKeeper's jars are missing: run scripts/setup.sh once (it installs Debian's zookeeper), or set ZOOKEEPER_HOME"
   java=$(command -v java) || die "java is missing: apt-get install default-jre-headless"
   write_zk_config "$i"
   rm -f "$dir/zookeeper.pid"
   log "starting ZooKeeper server $i on 127.0.0.1:$port (data in ${dir#"$DBAAS_ROOT/"}) …"
   printf '\n===== %s scripts/platform-ha.sh starts ZooKeeper server %s\n' "$(date -Is)" "$i" >>"$dir/zookeeper.log"
-  # shellcheck disable=SC2016  # $$ and $@ belong to the inner bash
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$dir/zookeeper.pid" \
-    "$java" -Xms32m -Xmx192m -XX:+UseSerialGC \
-    -Dzookeeper.log.dir="$dir" \
-    -Dlog4j.configuration="file:$dir/log4j.properties" \
-    -cp "$dir:$cp" \
-    org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
-    </dev/null >>"$dir/zookeeper.log" 2>&1 8>&- 9>&- &
+  spawn_zookeeper "$java" "$cp" "$dir" "$dir/zookeeper.pid" "$dir/zookeeper.log" 192m
   record_started platform-ha
   wait_for 10 "ZooKeeper server $i's pid file" test -s "$dir/zookeeper.pid" || true
 }
@@ -204,7 +172,7 @@ start_rmq() {
   if port_open 127.0.0.1 "$port"; then
     die "something that is not this checkout's RabbitMQ node $i listens on 127.0.0.1:$port; stop it first"
   fi
-  server=$(find_sbin rabbitmq-server) || die "rabbitmq-server is missing: run scripts/setup.sh once (it installs Debian's rabbitmq-server)"
+  server=$(find_cmd rabbitmq-server) || die "rabbitmq-server is missing: run scripts/setup.sh once (it installs Debian's rabbitmq-server)"
   prepare_rmq_dir "$i"
   dir=$(rmq_dir "$i")
   log "starting RabbitMQ node $(rmq_node "$i") on 127.0.0.1:$port (state in ${dir#"$DBAAS_ROOT/"}) …"
@@ -247,8 +215,8 @@ cmd_start() {
   local t i
   t=$(now_ms)
   mkdir -p "$HA_DIR"
-  CTL=$(find_sbin rabbitmqctl) || die "rabbitmqctl is missing: run scripts/setup.sh once (it installs Debian's rabbitmq-server)"
-  DIAG=$(find_sbin rabbitmq-diagnostics) || die "rabbitmq-diagnostics is missing"
+  CTL=$(find_cmd rabbitmqctl) || die "rabbitmqctl is missing: run scripts/setup.sh once (it installs Debian's rabbitmq-server)"
+  DIAG=$(find_cmd rabbitmq-diagnostics) || die "rabbitmq-diagnostics is missing"
   # One start or stop at a time (fd 8; what this starts must not inherit it, hence 8>&- below).
   exec 8>"$HA_DIR/platform.lock"
   flock -w 600 8 || die "another platform-ha.sh holds $HA_DIR/platform.lock"
@@ -322,7 +290,7 @@ cmd_stop() {
   local t i
   t=$(now_ms)
   mkdir -p "$HA_DIR"
-  CTL=$(find_sbin rabbitmqctl || echo rabbitmqctl)
+  CTL=$(find_cmd rabbitmqctl || echo rabbitmqctl)
   exec 8>"$HA_DIR/platform.lock"
   flock -w 600 8 || die "another platform-ha.sh holds $HA_DIR/platform.lock"
   # RabbitMQ first (its clients lose the broker before ZooKeeper), the last node stopped is node 1,
@@ -334,8 +302,8 @@ cmd_stop() {
 
 cmd_status() {
   local i down=0 state
-  CTL=$(find_sbin rabbitmqctl || echo rabbitmqctl)
-  DIAG=$(find_sbin rabbitmq-diagnostics || echo rabbitmq-diagnostics)
+  CTL=$(find_cmd rabbitmqctl || echo rabbitmqctl)
+  DIAG=$(find_cmd rabbitmq-diagnostics || echo rabbitmq-diagnostics)
   for i in "${HA_IDS[@]}"; do
     state=$(zk_mode "$i")
     [[ -n "$state" ]] || { state=down; down=1; }

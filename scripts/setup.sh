@@ -60,18 +60,6 @@ apt_install() {
     { tail -n 30 "$APT_LOG" >&2; die "apt-get install $* failed (full log: $APT_LOG)"; }
 }
 
-# find_cmd NAME [EXTRA_PATH...]: prints the command's path (also looking in
-# sbin directories, which are not on a normal user's PATH).
-find_cmd() {
-  local name=$1 candidate
-  shift
-  if command -v "$name" 2>/dev/null; then return 0; fi
-  for candidate in "$@" "/usr/sbin/$name" "/usr/local/sbin/$name" "/sbin/$name"; do
-    if [[ -x "$candidate" ]]; then echo "$candidate"; return 0; fi
-  done
-  return 1
-}
-
 # ------------------------------------------------------ 1. npm and build --
 
 # npm_progress LOG: while `npm ci` runs, prints every 5 s how many of the lock
@@ -278,24 +266,6 @@ step_rabbitmq() {
 
 # ---------------------------------------------------------- 3. ZooKeeper --
 
-# Prints the Java class path of an installed ZooKeeper server, or fails.
-zookeeper_classpath() {
-  local java_dir=/usr/share/java
-  if [[ -f $java_dir/zookeeper.jar ]]; then
-    # Debian's layout; zookeeper.jar's manifest lists its other jars.
-    local cp=$java_dir/zookeeper.jar jar
-    for jar in slf4j-log4j12.jar log4j-1.2.jar; do
-      [[ -f $java_dir/$jar ]] && cp+=":$java_dir/$jar"
-    done
-    echo "$cp"
-  elif [[ -n "${ZOOKEEPER_HOME:-}" && -d "$ZOOKEEPER_HOME/lib" ]]; then
-    # An Apache release tarball.
-    echo "$ZOOKEEPER_HOME/lib/*"
-  else
-    return 1
-  fi
-}
-
 write_zookeeper_config() {
   mkdir -p "$DBAAS_ZK_DIR/data"
   cat >"$DBAAS_ZK_DIR/zoo.cfg" <<EOF
@@ -318,12 +288,7 @@ admin.enableServer=false
 autopurge.snapRetainCount=3
 autopurge.purgeInterval=1
 EOF
-  cat >"$DBAAS_ZK_DIR/log4j.properties" <<'EOF'
-log4j.rootLogger=INFO, CONSOLE
-log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
-log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
-log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} %-5p [%t:%C{1}@%L] - %m%n
-EOF
+  write_zookeeper_log4j "$DBAAS_ZK_DIR"
 }
 
 step_zookeeper() {
@@ -371,16 +336,7 @@ step_zookeeper() {
     rm -f "$DBAAS_ZK_PID_FILE"
     log "starting ZooKeeper (config $DBAAS_ZK_DIR/zoo.cfg, log $zk_log) …"
     printf '\n===== %s scripts/setup.sh starts ZooKeeper\n' "$(date -Is)" >>"$zk_log"
-    # setsid: its own session, so a Ctrl-C in the terminal does not reach it;
-    # the wrapper writes the pid of the process that then becomes java.
-    # shellcheck disable=SC2016  # $$ and $@ belong to the inner bash
-    setsid bash -c 'echo $$ >"$0"; exec "$@"' "$DBAAS_ZK_PID_FILE" \
-      "$java" -Xms32m -Xmx256m -XX:+UseSerialGC \
-      -Dzookeeper.log.dir="$DBAAS_ZK_DIR" \
-      -Dlog4j.configuration="file:$DBAAS_ZK_DIR/log4j.properties" \
-      -cp "$DBAAS_ZK_DIR:$cp" \
-      org.apache.zookeeper.server.quorum.QuorumPeerMain "$DBAAS_ZK_DIR/zoo.cfg" \
-      </dev/null >>"$zk_log" 2>&1 9>&- &
+    spawn_zookeeper "$java" "$cp" "$DBAAS_ZK_DIR" "$DBAAS_ZK_PID_FILE" "$zk_log" 256m
     record_started zookeeper
     # Wait for the pid file that the wrapper writes.
     wait_for 10 "ZooKeeper's pid file" test -s "$DBAAS_ZK_PID_FILE" || true

@@ -5,16 +5,11 @@
  */
 import type { ZkPaths } from './paths.js';
 import { decodeClusterRecord, encodeZnode, type ClusterRecord } from './schemas.js';
-import { CreateMode, isNoNode, type ZkStore } from './zk-session.js';
+import { CreateMode, isNoNode, readZnode, type ZkStore } from './zk-session.js';
 
 /** The record, or undefined when there is none (or it does not decode). */
-export async function readClusterRecord(zk: ZkStore, paths: ZkPaths): Promise<ClusterRecord | undefined> {
-  try {
-    return decodeClusterRecord((await zk.getData(paths.cluster)).data);
-  } catch (err) {
-    if (isNoNode(err)) return undefined;
-    throw err;
-  }
+export function readClusterRecord(zk: ZkStore, paths: ZkPaths): Promise<ClusterRecord | undefined> {
+  return readZnode(zk, paths.cluster, decodeClusterRecord);
 }
 
 /** Writes the record, creating it the first time. */

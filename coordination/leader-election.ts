@@ -27,7 +27,7 @@ import type { Logger } from '../common/logger.js';
 import { bumpCounter } from './term.js';
 import type { ZkPaths } from './paths.js';
 import { decodeOrchestratorZnode, encodeZnode, type OrchestratorZnode } from './schemas.js';
-import { CreateMode, isNodeExists, isNoNode, type ZkStore } from './zk-session.js';
+import { CreateMode, isNodeExists, isNoNode, readZnode, type ZkStore } from './zk-session.js';
 
 /** What an orchestrator's znodes say about it. */
 export type OrchestratorInfo = Omit<OrchestratorZnode, 'reads'>;
@@ -233,14 +233,8 @@ export class LeaderElection extends EventEmitter {
   }
 
   /** The leader as its znode describes it, or undefined while there is none. */
-  async leader(): Promise<Partial<OrchestratorInfo> | undefined> {
-    try {
-      const { data } = await this.zk.getData(this.paths.leader);
-      return parseInfo(data);
-    } catch (err) {
-      if (isNoNode(err)) return undefined;
-      throw err;
-    }
+  leader(): Promise<Partial<OrchestratorInfo> | undefined> {
+    return readZnode(this.zk, this.paths.leader, parseInfo);
   }
 
   /** Every registered orchestrator, oldest first. */

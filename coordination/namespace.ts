@@ -5,7 +5,7 @@
 import type { Logger } from '../common/logger.js';
 import type { ZkPaths } from './paths.js';
 import { decodeOrchestratorZnode, type OrchestratorZnode } from './schemas.js';
-import { isNoNode, ZkSession, type ZkStore } from './zk-session.js';
+import { isNoNode, readZnode, ZkSession, type ZkStore } from './zk-session.js';
 
 /** Runs `fn` with a short-lived session (5 s timeout), closed afterwards. */
 export async function withZkSession<T>(connect: string, logger: Logger, connectTimeoutMs: number, fn: (zk: ZkStore) => Promise<T>): Promise<T> {
@@ -35,13 +35,8 @@ export async function removeTree(zk: ZkStore, root: string): Promise<string[]> {
 }
 
 /** The leader orchestrator as its znode describes it, or undefined while none leads. */
-export async function leaderOf(zk: ZkStore, paths: ZkPaths): Promise<Partial<OrchestratorZnode> | undefined> {
-  try {
-    return decodeOrchestratorZnode((await zk.getData(paths.leader)).data);
-  } catch (err) {
-    if (isNoNode(err)) return undefined;
-    throw err;
-  }
+export function leaderOf(zk: ZkStore, paths: ZkPaths): Promise<Partial<OrchestratorZnode> | undefined> {
+  return readZnode(zk, paths.leader, decodeOrchestratorZnode);
 }
 
 /** How many orchestrators are registered (led or following). */

@@ -13,7 +13,7 @@ import { waitFor } from '../common/backoff.js';
 import type { WorkerStatus } from '../common/messages.js';
 import type { ZkPaths } from './paths.js';
 import { decodeCounter, decodeMasterZnode, decodeWorkerZnode, encodeMasterZnode, encodeZnode, type MasterZnode, type WorkerZnode } from './schemas.js';
-import { CreateMode, isNodeExists, isNoNode, type ZkStore } from './zk-session.js';
+import { CreateMode, isNodeExists, isNoNode, readZnode, type ZkStore } from './zk-session.js';
 
 /** Creates (or replaces, when a previous session of this worker left it) the worker's ephemeral znode. */
 export async function registerWorker(zk: ZkStore, paths: ZkPaths, status: WorkerZnode): Promise<Buffer> {
@@ -37,23 +37,13 @@ export async function publishWorker(zk: ZkStore, paths: ZkPaths, status: WorkerS
 }
 
 /** A worker's znode, or undefined when it is missing or does not decode. */
-export async function readWorker(zk: ZkStore, paths: ZkPaths, id: string): Promise<WorkerZnode | undefined> {
-  try {
-    return decodeWorkerZnode((await zk.getData(paths.worker(id))).data);
-  } catch (err) {
-    if (isNoNode(err)) return undefined;
-    throw err;
-  }
+export function readWorker(zk: ZkStore, paths: ZkPaths, id: string): Promise<WorkerZnode | undefined> {
+  return readZnode(zk, paths.worker(id), decodeWorkerZnode);
 }
 
 /** The master znode, or undefined while there is none (or it does not decode). */
-export async function readMaster(zk: ZkStore, paths: ZkPaths): Promise<MasterZnode | undefined> {
-  try {
-    return decodeMasterZnode((await zk.getData(paths.master)).data);
-  } catch (err) {
-    if (isNoNode(err)) return undefined;
-    throw err;
-  }
+export function readMaster(zk: ZkStore, paths: ZkPaths): Promise<MasterZnode | undefined> {
+  return readZnode(zk, paths.master, decodeMasterZnode);
 }
 
 /**

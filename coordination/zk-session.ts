@@ -77,6 +77,16 @@ export function isNoNode(err: unknown): boolean {
   return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NO_NODE;
 }
 
+/** The znode at `path` decoded, or undefined when there is none; other errors are thrown. */
+export async function readZnode<T>(zk: Pick<ZkStore, 'getData'>, path: string, decode: (data: Buffer | undefined) => T): Promise<T | undefined> {
+  try {
+    return decode((await zk.getData(path)).data);
+  } catch (err) {
+    if (isNoNode(err)) return undefined;
+    throw err;
+  }
+}
+
 export function isNodeExists(err: unknown): boolean {
   return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NODE_EXISTS;
 }

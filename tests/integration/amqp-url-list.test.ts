@@ -9,18 +9,10 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AmqpConnection, connectToAny } from '../../common/amqp-connection.js';
 import { createLogger } from '../../common/logger.js';
+import { freePort } from './infra.js';
 
 const BROKER = { host: '127.0.0.1', port: 5672 };
 const LIVE = 'amqp://guest:guest@127.0.0.1:5672';
-
-/** A port nothing listens on (bound once, then closed). */
-async function deadPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A relay to the broker; `kill()` drops every connection through it and stops listening, as a SIGKILLed node would. */
 async function relay(): Promise<{ port: number; kill: () => Promise<void> }> {
@@ -61,7 +53,7 @@ afterEach(async () => {
 
 describe('AmqpConnection over a list of brokers', () => {
   it('skips a dead first URL and connects to the second', async () => {
-    const dead = await deadPort();
+    const dead = await freePort();
     const { logger, lines } = capturingLogger();
     let setups = 0;
     conn = new AmqpConnection({
@@ -119,10 +111,10 @@ describe('AmqpConnection over a list of brokers', () => {
   });
 
   it('connectToAny (teardown, tools) takes the first broker that answers, and names every one it tried when none does', async () => {
-    const dead1 = await deadPort();
+    const dead1 = await freePort();
     const c = await connectToAny(`amqp://guest:guest@127.0.0.1:${dead1},${LIVE}`, 'test-connect-any');
     await c.close();
-    const dead2 = await deadPort();
+    const dead2 = await freePort();
     const err = await connectToAny(`amqp://guest:secretpw@127.0.0.1:${dead1},amqp://guest:secretpw@127.0.0.1:${dead2}`, 'test-connect-any').catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toContain(`127.0.0.1:${dead1}, 127.0.0.1:${dead2}`);

@@ -3,6 +3,7 @@
  * it was started, and looking at queues and znodes directly.
  */
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import amqp from 'amqplib';
 import { createLogger } from '../../common/logger.js';
@@ -50,4 +51,13 @@ export { isAlive as alive } from '../../common/probes.js';
 /** The database server's pid of a process-runtime worker, from its unit.json. */
 export function dbPidOf(dataDir: string, namespace: string, workerId: string): number {
   return (JSON.parse(readFileSync(path.join(dataDir, namespace, workerId, 'unit.json'), 'utf8')) as { dbPid: number }).dbPid;
+}
+
+/** A loopback port nothing listens on now (the kernel's choice, bound once and closed, so no other test's range is touched). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -12,7 +12,6 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -21,6 +20,7 @@ import { DbaasClient } from '../../client/dbaas-client.js';
 import { purgeNamespace, runProcesses, workerDirs } from '../../tools/nemesis/infra.js';
 import { OrchestratorProcess } from '../../tools/nemesis/orchestrator-process.js';
 import { eventually } from './harness.js';
+import { freePort } from './infra.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -31,15 +31,6 @@ if (!HAPROXY) {
   if (REQUIRED) throw new Error(`${message}; CI=true / DBAAS_REQUIRE_PROXY=1 make this a failure`);
   const bar = '!'.repeat(100);
   console.warn(`\n${bar}\n!! ${message}\n${bar}\n`);
-}
-
-/** A port nothing listens on now (the kernel's choice, so no other test's range is touched). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 interface ServerState {

@@ -22,6 +22,7 @@ export const ERROR_CATALOGUE = {
   DBAAS_REQ_INVALID: { status: 400, retryable: false, message: 'the request is malformed' },
   DBAAS_REQ_UNKNOWN_FIELD: { status: 400, retryable: false, message: 'the request has a field that is not allowed' },
   DBAAS_REQ_BAD_TABLE: { status: 400, retryable: false, message: 'table must match ^[A-Za-z][A-Za-z0-9_]{0,63}$' },
+  DBAAS_REQ_BAD_DATABASE: { status: 400, retryable: false, message: 'database must match ^[a-z][a-z0-9_]{0,29}$' },
   DBAAS_REQ_BAD_OPERATION: { status: 400, retryable: false, message: 'operation must be insert, update, upsert or delete' },
   DBAAS_REQ_LIMIT_EXCEEDED: { status: 400, retryable: false, message: 'the request exceeds a size limit' },
   DBAAS_QUERY_OPERATOR_NOT_ALLOWED: { status: 400, retryable: false, message: 'the filter uses an operator that is not allowed' },
@@ -33,6 +34,11 @@ export const ERROR_CATALOGUE = {
   DBAAS_ROUTE_NOT_FOUND: { status: 404, retryable: false, message: 'no such route' },
   DBAAS_ROUTE_METHOD_NOT_ALLOWED: { status: 405, retryable: false, message: 'this route does not take that method' },
 
+  // Secondary indexes (issue 17): nothing changed on any replica.
+  DBAAS_WRITE_DUPLICATE_KEY: { status: 409, retryable: false, message: 'the write would give two documents the same key of a unique index' },
+  DBAAS_INDEX_EXISTS: { status: 409, retryable: false, message: 'another index of that name exists on the table' },
+  DBAAS_INDEX_NOT_FOUND: { status: 404, retryable: false, message: 'no index of that name on the table' },
+
   // Conflicts with the current data (the write was refused whole, nothing changed).
   DBAAS_WRITE_DUPLICATE_ID: { status: 409, retryable: false, message: 'a document with this _id already exists' },
   DBAAS_WRITE_TYPE_CONFLICT: { status: 409, retryable: false, message: 'the update does not fit the stored document' },
@@ -40,6 +46,11 @@ export const ERROR_CATALOGUE = {
   DBAAS_WRITE_REQUEST_ID_REUSED: { status: 422, retryable: false, message: 'this requestId was used for a different write' },
   // A retry made after the retry horizon (DBAAS_REQUEST_ID_TTL_MS): whether it was applied can no longer be told, so it is not applied again.
   DBAAS_WRITE_REQUEST_ID_EXPIRED: { status: 409, retryable: false, message: 'this requestId is older than the retry horizon; the write was not applied again' },
+
+  // Databases (issue 20).
+  DBAAS_DATABASE_NOT_FOUND: { status: 404, retryable: false, message: 'no database of that name; an admin creates it with POST /api/v1/db/databases' },
+  DBAAS_DATABASE_EXISTS: { status: 409, retryable: false, message: 'a database of that name already exists' },
+  DBAAS_DATABASE_PROTECTED: { status: 409, retryable: false, message: 'the default database cannot be created or dropped' },
 
   // Fault drills.
   DBAAS_CRASH_NOTHING_TO_KILL: { status: 409, retryable: false, message: 'there is no worker of that role to kill' },

@@ -58,6 +58,8 @@ export const ERROR_CATALOGUE = {
   // Authentication.
   DBAAS_AUTH_MISSING: { status: 401, retryable: false, message: 'this endpoint needs Authorization: Bearer <token>' },
   DBAAS_AUTH_INVALID: { status: 403, retryable: false, message: 'the token is not valid for this endpoint' },
+  // A valid API key asked for a database it is not bound to, or to write with a read-only key.
+  DBAAS_AUTH_SCOPE_DENIED: { status: 403, retryable: false, message: 'this API key is not allowed this database or this kind of access' },
 
   // Availability (503/504): safe to retry; writes with the same requestId apply at most once.
   DBAAS_CLUSTER_NO_MASTER: { status: 503, retryable: true, message: 'no master is available to take writes' },

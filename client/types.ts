@@ -80,3 +80,14 @@ export interface Readiness {
   master: string | null;
   servingSlaves: number;
 }
+/** One service the lifecycle manager watches (`GET /api/v1/platform`); `stale` when its manager has not reported for 15 s. */
+export type PlatformService = import('../coordination/schemas.js').PlatformServiceZnode & { stale: boolean };
+
+/** `GET /api/v1/platform`: the platform mode and every supervised service. */
+export interface PlatformView {
+  platform: 'single' | 'ha';
+  services: PlatformService[];
+  /** Set when no lifecycle manager reported for the namespace. */
+  note?: string;
+}
+

@@ -421,3 +421,60 @@ export function loadClientConfig(env: Env = process.env): Readonly<ClientConfig>
     apiKey: r.optional('DBAAS_API_KEY'),
   });
 }
+
+/**
+ * The lifecycle manager (orchestrator/lifecycle/, started by `npm start`): how it
+ * watches the platform services and the orchestrator it runs, and what it may restart.
+ */
+export interface LifecycleConfig {
+  /** The orchestrator it starts and watches (the same environment). */
+  readonly orchestrator: Readonly<OrchestratorConfig>;
+  /**
+   * `DBAAS_LIFECYCLE_MANAGED`: the platform services this `npm start` started (scripts/start.sh passes
+   * them: `zookeeper`, `rabbitmq`, `platform-ha`), which the manager restarts; others are only watched.
+   */
+  readonly managed: readonly string[];
+  /** How often every service is probed. */
+  readonly probeIntervalMs: number;
+  /** How long one probe (`ruok`, an AMQP connection, `/healthz`) may take before it counts as failed. */
+  readonly probeTimeoutMs: number;
+  /** Consecutive failed probes of a live process before it counts as wedged (and is killed and restarted). */
+  readonly wedgedAfter: number;
+  /** Restarts allowed within {@link restartWindowMs}; past them the service is left `failed`. */
+  readonly maxRestarts: number;
+  readonly restartWindowMs: number;
+  /** The delay before a second restart within the window; it doubles for each further one (capped at 30 s). The first is immediate. */
+  readonly backoffMs: number;
+  /** How long a (re)started service may take to answer its first probe. */
+  readonly startGraceMs: number;
+}
+
+export const LIFECYCLE_MANAGEABLE = ['zookeeper', 'rabbitmq', 'platform-ha'] as const;
+
+export function loadLifecycleConfig(env: Env = process.env): Readonly<LifecycleConfig> {
+  const r = new Reader(env);
+  const managed = (r.optional('DBAAS_LIFECYCLE_MANAGED') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  // setup.sh records other names too (epmd, postgresql, …): those are not supervised, and are ignored here.
+  const supervised = managed.filter((s) => (LIFECYCLE_MANAGEABLE as readonly string[]).includes(s));
+  const lifecycle = {
+    managed: supervised,
+    probeIntervalMs: r.int('DBAAS_LIFECYCLE_PROBE_INTERVAL_MS', 1000, 100, 60_000),
+    probeTimeoutMs: r.int('DBAAS_LIFECYCLE_PROBE_TIMEOUT_MS', 2000, 100, 60_000),
+    wedgedAfter: r.int('DBAAS_LIFECYCLE_WEDGED_AFTER', 3, 1, 100),
+    maxRestarts: r.int('DBAAS_LIFECYCLE_MAX_RESTARTS', 5, 0, 1000),
+    restartWindowMs: r.int('DBAAS_LIFECYCLE_RESTART_WINDOW_MS', 600_000, 1000, 7 * 86_400_000),
+    backoffMs: r.int('DBAAS_LIFECYCLE_BACKOFF_MS', 1000, 0, 600_000),
+    startGraceMs: r.int('DBAAS_LIFECYCLE_START_GRACE_MS', 120_000, 1000, 3_600_000),
+  };
+  let orchestrator: Readonly<OrchestratorConfig> | undefined;
+  try {
+    orchestrator = loadOrchestratorConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    r.problems.push(...err.problems);
+  }
+  return r.done({ ...lifecycle, orchestrator: orchestrator as Readonly<OrchestratorConfig> });
+}

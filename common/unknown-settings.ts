@@ -3,7 +3,7 @@
  * (`DBAAS_INTIAL_SLAVES=3` would otherwise start one slave, silently).
  * The orchestrator warns about them at start, with the nearest known name.
  */
-import { loadClientConfig, loadOrchestratorConfig, loadWorkerConfig, type Env } from './config.js';
+import { loadClientConfig, loadLifecycleConfig, loadOrchestratorConfig, loadWorkerConfig, type Env } from './config.js';
 
 /**
  * Read by the project's scripts, tools and tests rather than by the service's
@@ -32,7 +32,7 @@ export function knownSettings(): ReadonlySet<string> {
       return undefined;
     },
   });
-  for (const load of [loadOrchestratorConfig, loadWorkerConfig, loadClientConfig]) {
+  for (const load of [loadOrchestratorConfig, loadWorkerConfig, loadClientConfig, loadLifecycleConfig]) {
     try {
       load(watching);
     } catch {

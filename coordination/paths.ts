@@ -11,6 +11,7 @@
  * /<ns>/epoch                 persistent   decimal counter, CAS-bumped at every election
  * /<ns>/cluster               persistent   ClusterRecord: which worker's data is the master's
  * /<ns>/audit/e-NNN           persistent sequential AuditZnode, the namespace's audit log
+ * /<ns>/platform/<service>    persistent   PlatformServiceZnode, written by the lifecycle manager (orchestrator/lifecycle/)
  * ```
  */
 export interface ZkPaths {
@@ -36,6 +37,9 @@ export interface ZkPaths {
   readonly audit: string;
   /** Prefix of a new audit znode (sequential). */
   readonly auditPrefix: string;
+  /** Parent of the lifecycle manager's one znode per supervised service. */
+  readonly platform: string;
+  platformService(name: string): string;
 }
 
 export function zkPaths(namespace: string): ZkPaths {
@@ -53,5 +57,7 @@ export function zkPaths(namespace: string): ZkPaths {
     cluster: `${root}/cluster`,
     audit: `${root}/audit`,
     auditPrefix: `${root}/audit/e-`,
+    platform: `${root}/platform`,
+    platformService: (name: string) => `${root}/platform/${name}`,
   });
 }

@@ -167,3 +167,47 @@ export function decodeAuditZnode(data: Buffer | undefined): AuditZnode | undefin
   if (o.by !== undefined && !str(o.by)) return undefined;
   return o as unknown as AuditZnode;
 }
+
+/** The kinds of service the lifecycle manager watches. */
+export const PLATFORM_SERVICE_KINDS = ['zookeeper', 'rabbitmq', 'orchestrator'] as const;
+export type PlatformServiceKind = (typeof PLATFORM_SERVICE_KINDS)[number];
+/**
+ * `running` (alive, its probe answers), `starting` (started, its probe has not answered yet), `wedged` (alive, its
+ * probe has failed several times in a row), `down` (no process), `restarting` (the manager is starting it again),
+ * `failed` (down or wedged past the retry limit: the manager gave up), `stopped` (stopped on purpose).
+ */
+export const PLATFORM_SERVICE_STATES = ['running', 'starting', 'wedged', 'down', 'restarting', 'failed', 'stopped'] as const;
+export type PlatformServiceState = (typeof PLATFORM_SERVICE_STATES)[number];
+
+/** One supervised service, as the lifecycle manager last saw it (`/<ns>/platform/<name>`). */
+export interface PlatformServiceZnode {
+  name: string;
+  kind: PlatformServiceKind;
+  /** Where clients reach it: host:port, or the orchestrator's URL. */
+  address: string;
+  /** Its OS pid (on the manager's host), when it has one. */
+  pid?: number;
+  /** Its container, when an engine runs it (Docker). */
+  containerId?: string;
+  state: PlatformServiceState;
+  /** Restarts by the manager (or the engine) since the manager started. */
+  restarts: number;
+  lastFailure?: { at: string; reason: string };
+  /** Whether this manager restarts it (it was started by this `npm start`), or only watches it. */
+  managed: boolean;
+  /** The manager that wrote this: host:pid. */
+  by: string;
+  /** When the manager last wrote it (it rewrites every few seconds while it runs). */
+  updatedAt: string;
+}
+
+export function decodePlatformServiceZnode(data: Buffer | undefined): PlatformServiceZnode | undefined {
+  const o = parseZnode(data);
+  if (!o || !str(o.name) || !str(o.address) || !str(o.by) || !str(o.updatedAt) || !num(o.restarts) || typeof o.managed !== 'boolean') return undefined;
+  if (!(PLATFORM_SERVICE_KINDS as readonly unknown[]).includes(o.kind) || !(PLATFORM_SERVICE_STATES as readonly unknown[]).includes(o.state)) return undefined;
+  if (o.pid !== undefined && !num(o.pid)) return undefined;
+  if (o.containerId !== undefined && !str(o.containerId)) return undefined;
+  const f = o.lastFailure as Json | undefined;
+  if (f !== undefined && (typeof f !== 'object' || f === null || !str(f.at) || !str(f.reason))) return undefined;
+  return o as unknown as PlatformServiceZnode;
+}

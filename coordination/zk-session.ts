@@ -91,6 +91,23 @@ export function isNodeExists(err: unknown): boolean {
   return err instanceof zookeeper.Exception && err.getCode() === zookeeper.Exception.NODE_EXISTS;
 }
 
+/** Whether the ZooKeeper server at host:port answers `ruok` with `imok` within `timeoutMs` (a stopped server accepts and never answers). */
+export function zkRuok(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = net.connect({ host, port });
+    let answer = '';
+    const done = (v: boolean): void => {
+      socket.destroy();
+      resolve(v);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.on('connect', () => socket.write('ruok'));
+    socket.on('data', (d) => (answer += d.toString()));
+    socket.on('end', () => done(answer.includes('imok')));
+    socket.on('error', () => done(false));
+  });
+}
+
 /** Whether any server of a connect string (`h1:p1,h2:p2/chroot`) accepts a connection and answers `ruok` with `imok`. */
 async function serverReachable(connect: string): Promise<boolean> {
   const hosts = connect.split('/')[0]?.split(',') ?? [];
@@ -98,20 +115,7 @@ async function serverReachable(connect: string): Promise<boolean> {
     const i = hp.lastIndexOf(':');
     const host = i > 0 ? hp.slice(0, i) : hp;
     const port = i > 0 ? Number(hp.slice(i + 1)) : 2181;
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = net.connect({ host, port });
-      let answer = '';
-      const done = (v: boolean): void => {
-        socket.destroy();
-        resolve(v);
-      };
-      socket.setTimeout(1000, () => done(false));
-      socket.on('connect', () => socket.write('ruok'));
-      socket.on('data', (d) => (answer += d.toString()));
-      socket.on('end', () => done(answer.includes('imok')));
-      socket.on('error', () => done(false));
-    });
-    if (ok) return true;
+    if (await zkRuok(host, port)) return true;
   }
   return false;
 }

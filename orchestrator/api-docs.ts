@@ -98,7 +98,7 @@ const AUDIT_EVENT = {
   properties: {
     seq: { type: 'integer' },
     at: { type: 'string', format: 'date-time' },
-    kind: { type: 'string', enum: ['detection', 'promotion', 'replacement', 'removal', 'restart', 'crash-drill', 'scaling', 'adoption', 'verify', 'election', 'switchover', 'error'] },
+    kind: { type: 'string', enum: ['detection', 'promotion', 'replacement', 'removal', 'restart', 'crash-drill', 'scaling', 'adoption', 'verify', 'election', 'switchover', 'error', 'platform'] },
     reason: { type: 'string', description: 'One sentence saying what was decided and why' },
     durationMs: { type: 'integer' },
     details: { type: 'object', additionalProperties: true },
@@ -248,6 +248,40 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     response: {
       200: { type: 'object', properties: { from: { type: 'string' }, to: { type: 'string' }, toPid: { type: 'integer' }, durationMs: { type: 'integer' } } },
       ...errors(400, 401, 403, 409, 503),
+    },
+  },
+  'GET /api/v1/platform': {
+    tags: ['cluster'],
+    security: API_KEY,
+    summary: 'Every platform service and orchestrator the lifecycle manager watches: kind, address, pid, state, restarts, last failure',
+    response: {
+      200: {
+        type: 'object',
+        properties: {
+          platform: { type: 'string', enum: ['single', 'ha'] },
+          note: { type: 'string' },
+          services: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                name: { type: 'string' },
+                kind: { type: 'string', enum: ['zookeeper', 'rabbitmq', 'orchestrator'] },
+                address: { type: 'string' },
+                pid: { type: 'integer' },
+                containerId: { type: 'string' },
+                state: { type: 'string', enum: ['running', 'starting', 'wedged', 'down', 'restarting', 'failed', 'stopped'] },
+                restarts: { type: 'integer' },
+                lastFailure: { type: 'object', properties: { at: { type: 'string' }, reason: { type: 'string' } } },
+                managed: { type: 'boolean', description: 'restarted by the manager (started by this npm start), or only watched' },
+                by: { type: 'string', description: 'the manager that reported it (host:pid)' },
+                updatedAt: { type: 'string' },
+                stale: { type: 'boolean', description: 'its manager has not reported for 15 s' },
+              },
+            },
+          },
+        },
+      },
     },
   },
   'GET /api/v1/orchestrators': {

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../common/logger.js';
 
-export type AuditKind = 'detection' | 'promotion' | 'replacement' | 'removal' | 'restart' | 'crash-drill' | 'scaling' | 'adoption' | 'verify' | 'election' | 'switchover' | 'error';
+export type AuditKind = 'detection' | 'promotion' | 'replacement' | 'removal' | 'restart' | 'crash-drill' | 'scaling' | 'adoption' | 'verify' | 'election' | 'switchover' | 'error' | 'platform';
 
 export interface AuditEvent {
   seq: number;

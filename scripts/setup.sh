@@ -20,6 +20,9 @@
 #   DBAAS_PLATFORM            single (default: steps 2 and 3 as above) or ha: instead, a 3-server ZooKeeper
 #                             ensemble and a 3-node RabbitMQ cluster (scripts/platform-ha.sh), whose addresses
 #                             go to .dbaas/runtime.env as DBAAS_AMQP_URL and DBAAS_ZK_CONNECT
+#
+#   scripts/setup.sh --only rabbitmq|zookeeper   only that step (the lifecycle manager restarts a single-mode
+#                                                service this way: orchestrator/lifecycle/platform-services.ts)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -605,6 +608,14 @@ step_platform_ha() {
 
 # --------------------------------------------------------------- main --
 
+if [[ "${1:-}" == --only ]]; then
+  case "${2:-}" in
+    rabbitmq) step_rabbitmq ;;
+    zookeeper) step_zookeeper ;;
+    *) die "usage: scripts/setup.sh [--only rabbitmq|zookeeper]" ;;
+  esac
+  exit 0
+fi
 log "setting up in $DBAAS_ROOT"
 step_npm
 step_build

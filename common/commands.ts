@@ -31,13 +31,48 @@ export type WriteCommand =
   | { kind: 'upsert'; table: string; where: Filter; update: UpdateSpec }
   /** Deletes every document that matches. */
   | { kind: 'delete'; table: string; where: Filter }
-  /** Empties every table. */
-  | { kind: 'clear' }
+  /** Empties every table: of one database when `database` is given (a drop), else of every database. */
+  | { kind: 'clear'; database?: string }
   /**
    * Changes nothing: a checkpoint at which every replica hashes its tables (replica
    * checksums, see worker/checksum.ts). Alone in its batch, like `clear`.
    */
-  | { kind: 'verify' };
+  | { kind: 'verify' }
+  /**
+   * Creates a secondary index (issue 17): alone in its batch. Creating one that exists
+   * with the same keys and `unique` changes nothing; another index of that name is refused.
+   */
+  | { kind: 'createIndex'; table: string; index: IndexSpec }
+  /** Drops a secondary index by name (alone in its batch); a missing one is DBAAS_INDEX_NOT_FOUND. */
+  | { kind: 'dropIndex'; table: string; name: string };
+
+/**
+ * A secondary index: its name, its keys in order (top-level or dotted field paths
+ * to 1 or -1), and whether no two documents may share its key. Missing fields
+ * count as null (MongoDB's rule), so a unique index lets one document lack them.
+ */
+export interface IndexSpec {
+  name: string;
+  keys: Array<[path: string, direction: 1 | -1]>;
+  unique: boolean;
+}
+
+/** An index of one table, as the indexes API lists it. */
+export interface IndexDef extends IndexSpec {
+  table: string;
+}
+
+/** One table as `GET /api/v1/db/tables` lists it: its (qualified) name, document count and secondary indexes. */
+export interface TableInfo {
+  table: string;
+  documents: number;
+  indexes: IndexSpec[];
+}
+
+/** The name MongoDB would give an index with these keys (`a_1_b_-1`). */
+export function defaultIndexName(keys: IndexSpec['keys']): string {
+  return keys.map(([path, dir]) => `${path}_${dir}`).join('_');
+}
 
 /** A validated `db/write` or `db/clear` body. */
 export interface WriteRequest {
@@ -48,6 +83,7 @@ export interface WriteRequest {
 
 /** A validated `db/read` body. */
 export interface ReadCommand {
+  /** The qualified table name (common/databases.ts): `<database>.<table>`, or the bare name in the default database. */
   table: string;
   where: Filter;
   /** Projection: only these fields (and `_id` only when listed). */

@@ -5,8 +5,10 @@
  * is a poison message: the receiver rejects it to the dead-letter queue instead
  * of crashing or requeueing it forever.
  */
-import type { Doc, ReadCommand, WriteCommand, WriteResult } from './commands.js';
+import type { Doc, IndexDef, IndexSpec, ReadCommand, WriteCommand, WriteResult } from './commands.js';
 import type { WireError } from './errors.js';
+import { DATABASE_NAME, QUALIFIED_TABLE } from './databases.js';
+import { isIndexSpec } from './index-spec.js';
 import { validateReadCommand, validateWriteCommand } from './validation.js';
 
 export const WIRE_VERSION = 1;
@@ -42,7 +44,9 @@ export type RpcReply<T = unknown> = { ok: true; result: T } | { ok: false; error
 
 /**
  * One replicated change, as resulting state: a document's full post-image, its
- * deletion, or the emptying of every table. Applying these in order is idempotent.
+ * deletion, or the emptying of every table (of one database, when `database` is
+ * given). `table` is the qualified name (common/databases.ts). Applying these in
+ * order is idempotent.
  *
  * `fresh` (optional, added within v1; receivers that do not know it ignore it) says
  * that the document did not exist before this entry, so a replica can insert it
@@ -52,7 +56,17 @@ export type RpcReply<T = unknown> = { ok: true; result: T } | { ok: false; error
 export type SyncOp =
   | { t: 'put'; table: string; doc: Doc & { _id: string }; fresh?: true }
   | { t: 'del'; table: string; id: string }
-  | { t: 'clear' };
+  /** `database` (optional, added within v1): empties only that database's tables (a drop, or a clear of one database). */
+  | { t: 'clear'; database?: string }
+  | IndexOp;
+
+/**
+ * Index definitions as replicated ops (issue 17, added within v1): create an index
+ * (idempotent when it exists alike) or drop one by name (idempotent when it is
+ * gone). Each is alone in its entry's batch, and a replica applies it in seq order
+ * between the document changes before and after it.
+ */
+export type IndexOp = { t: 'index'; table: string; index: IndexSpec } | { t: 'dropIndex'; table: string; name: string };
 
 /** Master → every slave, on the sync fanout; also what the oplog stores (`_id` = seq). */
 export interface SyncEntry {
@@ -98,6 +112,8 @@ export type ControlMessage =
   | { v: typeof WIRE_VERSION; type: 'demote'; epoch?: number }
   | { v: typeof WIRE_VERSION; type: 'status' }
   | { v: typeof WIRE_VERSION; type: 'read'; command: ReadCommand }
+  /** The worker's tables with their document counts and indexes (issue 17): one table, or all when absent. */
+  | { v: typeof WIRE_VERSION; type: 'tables'; table?: string }
   /** The replica checksum taken at checkpoint `seq`; waits up to `waitMs` for this worker to get there. */
   | { v: typeof WIRE_VERSION; type: 'checksum'; seq: number; waitMs: number }
   /**
@@ -118,6 +134,13 @@ export type ControlMessage =
 export interface SnapshotPage {
   v: typeof WIRE_VERSION;
   kind: 'page';
+  /**
+   * A part of a stream copy (worker/snapshot.ts "Stream"; optional, added within v1):
+   * part 0 is the marker, read between two batches at `atSeq`; parts 1..n are read
+   * from one consistent snapshot at `atSeq` while writes go on; `last` on the final
+   * one; `failed` says the master could not read the rest (the slave asks again).
+   */
+  stream?: { part: number; last?: true; failed?: string };
   /** The request this answers. */
   id: string;
   term: number;
@@ -125,6 +148,12 @@ export interface SnapshotPage {
   after?: { table: string; id: string };
   end?: { table: string; id: string };
   docs: Array<{ table: string; doc: Doc & { _id: string } }>;
+  /**
+   * Every secondary index of the master at `atSeq` (issue 17; optional, added within
+   * v1): set on the first page, so a new slave has the indexes before it copies
+   * documents; later entries carry index changes as {@link IndexOp}s.
+   */
+  indexes?: IndexDef[];
 }
 
 /** One table's checksum: its document count and an order-independent sum of document hashes (hex). */
@@ -220,15 +249,17 @@ export function decodeRead(buf: Buffer): ReadEnvelope | undefined {
   return command ? { v: WIRE_VERSION, command } : undefined;
 }
 
-const TABLE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+const TABLE = QUALIFIED_TABLE;
 
 /** The shape of resulting-state ops (the master made them from checked commands; the queue is still not trusted). */
 function validOps(ops: unknown[]): boolean {
   return ops.every((op) => {
     if (!isObject(op)) return false;
-    if (op.t === 'clear') return true;
+    if (op.t === 'clear') return op.database === undefined || (typeof op.database === 'string' && DATABASE_NAME.test(op.database));
     if (typeof op.table !== 'string' || !TABLE.test(op.table)) return false;
     if (op.t === 'del') return typeof op.id === 'string';
+    if (op.t === 'index') return isIndexSpec(op.index);
+    if (op.t === 'dropIndex') return typeof op.name === 'string';
     return op.t === 'put' && isObject(op.doc) && typeof op.doc._id === 'string';
   });
 }
@@ -241,6 +272,7 @@ function isKey(k: unknown): k is { table: string; id: string } {
 export function decodeSyncMessage(buf: Buffer): { kind: 'entry'; entry: SyncEntry } | { kind: 'page'; page: SnapshotPage } | undefined {
   const m = parseObject(buf);
   if (m?.kind === 'page') {
+    if (m.stream !== undefined && !isStreamPart(m.stream)) return undefined;
     if (
       m.v !== WIRE_VERSION ||
       typeof m.id !== 'string' ||
@@ -249,7 +281,8 @@ export function decodeSyncMessage(buf: Buffer): { kind: 'entry'; entry: SyncEntr
       (m.after !== undefined && !isKey(m.after)) ||
       (m.end !== undefined && !isKey(m.end)) ||
       !Array.isArray(m.docs) ||
-      !m.docs.every((d) => isObject(d) && typeof d.table === 'string' && TABLE.test(d.table) && isObject(d.doc) && typeof d.doc._id === 'string')
+      !m.docs.every((d) => isObject(d) && typeof d.table === 'string' && TABLE.test(d.table) && isObject(d.doc) && typeof d.doc._id === 'string') ||
+      (m.indexes !== undefined && !(Array.isArray(m.indexes) && m.indexes.every((i) => isObject(i) && typeof i.table === 'string' && TABLE.test(i.table) && isIndexSpec(i))))
     ) {
       return undefined;
     }
@@ -299,6 +332,10 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
     if (!Number.isSafeInteger(limit) || (limit as number) < 1 || !Number.isSafeInteger(maxBytes) || (maxBytes as number) < 1) return undefined;
     return { v: WIRE_VERSION, type: 'snapshot-page', id, queue, ...(after === undefined ? {} : { after }), limit: limit as number, maxBytes: maxBytes as number };
   }
+  if (m.type === 'tables') {
+    if (m.table !== undefined && (typeof m.table !== 'string' || !TABLE.test(m.table))) return undefined;
+    return { v: WIRE_VERSION, type: 'tables', ...(m.table === undefined ? {} : { table: m.table as string }) };
+  }
   if (!['promote', 'retire', 'demote', 'status', 'read'].includes(m.type)) return undefined;
   return m as unknown as ControlMessage;
 }
@@ -325,4 +362,9 @@ export function decodeReply(buf: Buffer): RpcReply | undefined {
     return { ok: false, error: { code: m.error.code, message: String(m.error.message ?? '') } };
   }
   return undefined;
+}
+
+/** The `stream` field of a snapshot page (worker/snapshot.ts "Stream"). */
+function isStreamPart(p: unknown): boolean {
+  return isObject(p) && Number.isSafeInteger(p.part) && (p.last === undefined || p.last === true) && (p.failed === undefined || typeof p.failed === 'string');
 }

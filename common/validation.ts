@@ -16,6 +16,7 @@
  */
 import { anyPresent, boolean, field, integer, objectBody, parsedByBody, type Body, type JsonSchema } from './body-schema.js';
 import type { Doc, Filter, ReadCommand, WriteCommand, WriteRequest } from './commands.js';
+import { checkDatabase, DATABASE_NAME, DEFAULT_DATABASE, QUALIFIED_TABLE, qualifiedTable, splitTable, TABLE_NAME } from './databases.js';
 import { checkKey, validateDocument } from './document-validation.js';
 import type { ErrorCode } from './errors.js';
 import { PathSet, splitFieldPath } from './field-path.js';
@@ -32,25 +33,35 @@ import {
   MAX_SORT_KEYS,
 } from './limits.js';
 import { validateUpdate } from './update-validation.js';
+import { checkIndexName, isIndexSpec } from './index-spec.js';
 
 export { validateDocument } from './document-validation.js';
 export { validateFilter } from './filter-validation.js';
 export { parseLegacyWhere } from './legacy-where.js';
 export { validateUpdate } from './update-validation.js';
 
-const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 const REQUEST_ID = /^[A-Za-z0-9_.:-]+$/;
 const OPERATIONS = ['insert', 'update', 'upsert', 'delete'] as const;
 type Operation = (typeof OPERATIONS)[number];
 
 // ------------------------------------------------------------ shared fields --
 
-const TABLE = field(
+export const TABLE = field(
   { type: 'string', pattern: TABLE_NAME.source, description: 'Table (collection) name; names starting with _dbaas or system are reserved.' },
   checkTable,
 );
 
-const REQUEST_ID_FIELD = field(
+const DATABASE = field(
+  {
+    type: 'string',
+    pattern: DATABASE_NAME.source,
+    default: DEFAULT_DATABASE,
+    description: `The database the table is in (each service its own; GET /api/v1/db/databases lists them). Absent: \`${DEFAULT_DATABASE}\`.`,
+  },
+  (value, name) => checkDatabase(value, name),
+);
+
+export const REQUEST_ID_FIELD = field(
   {
     type: 'string',
     pattern: REQUEST_ID.source,
@@ -113,6 +124,7 @@ function writeForms(): JsonSchema[] {
 export const WRITE_BODY = objectBody(
   {
     table: TABLE,
+    database: DATABASE,
     requestId: REQUEST_ID_FIELD,
     operation: field({ type: 'string', enum: [...OPERATIONS] }, checkOperation),
     data: parsedByBody({
@@ -145,7 +157,7 @@ export const WRITE_BODY = objectBody(
  */
 export function parseWriteBody(body: unknown): WriteRequest {
   const fields = WRITE_BODY.fieldsOf(body);
-  const table = WRITE_BODY.fields.table.parse(fields['table'], 'table');
+  const table = qualifiedTable(optionalDatabase(fields), WRITE_BODY.fields.table.parse(fields['table'], 'table'));
   const requestId = fields['requestId'] === undefined ? undefined : WRITE_BODY.fields.requestId.parse(fields['requestId'], 'requestId');
   const modern = MODERN_FIELDS.filter((key) => Object.hasOwn(fields, key));
   const legacy = LEGACY_FIELDS.filter((key) => Object.hasOwn(fields, key));
@@ -156,18 +168,31 @@ export function parseWriteBody(body: unknown): WriteRequest {
   return requestId === undefined ? { command } : { command, requestId };
 }
 
-/** `POST /api/v1/db/clear`: nothing, `null`, `{}` or `{requestId}`. */
-export const CLEAR_BODY = objectBody({ requestId: REQUEST_ID_FIELD });
+/** `POST /api/v1/db/clear`: nothing, `null`, `{}`, `{requestId}`, `{database}` or both. */
+export const CLEAR_BODY = objectBody({
+  requestId: REQUEST_ID_FIELD,
+  database: field(
+    { type: 'string', pattern: DATABASE_NAME.source, description: 'Empty only this database. Absent: every table of every database.' },
+    (value, name) => checkDatabase(value, name),
+  ),
+});
 
 /**
- * Parses a `POST /api/v1/db/clear` body: nothing, `null`, `{}` or `{requestId}`.
- * @throws DbaasError `DBAAS_REQ_INVALID`, `DBAAS_REQ_UNKNOWN_FIELD`
+ * Parses a `POST /api/v1/db/clear` body: nothing, `null`, `{}`, `{requestId}`, `{database}` or both.
+ * @throws DbaasError `DBAAS_REQ_INVALID`, `DBAAS_REQ_UNKNOWN_FIELD`, `DBAAS_REQ_BAD_DATABASE`
  */
 export function parseClearBody(body: unknown): WriteRequest {
   if (body === undefined || body === null) return { command: { kind: 'clear' } };
   const fields = CLEAR_BODY.fieldsOf(body);
   const requestId = fields['requestId'] === undefined ? undefined : CLEAR_BODY.fields.requestId.parse(fields['requestId'], 'requestId');
-  return requestId === undefined ? { command: { kind: 'clear' } } : { command: { kind: 'clear' }, requestId };
+  const database = fields['database'] === undefined ? undefined : CLEAR_BODY.fields.database.parse(fields['database'], 'database');
+  const command: WriteCommand = database === undefined ? { kind: 'clear' } : { kind: 'clear', database };
+  return requestId === undefined ? { command } : { command, requestId };
+}
+
+/** The `database` field of a data body, undefined when absent. */
+function optionalDatabase(fields: JsonObject): string | undefined {
+  return fields['database'] === undefined ? undefined : checkDatabase(fields['database']);
 }
 
 // -------------------------------------------------------------------- read --
@@ -176,6 +201,7 @@ export function parseClearBody(body: unknown): WriteRequest {
 export const READ_BODY = objectBody(
   {
     table: TABLE,
+    database: DATABASE,
     where: field(
       {
         description: `A filter object, or the legacy string form \`col=literal AND …\` (at most ${MAX_LEGACY_WHERE_LENGTH} characters). Absent: every document.`,
@@ -211,7 +237,7 @@ export const READ_BODY = objectBody(
 export function parseReadBody(body: unknown): ReadCommand {
   const fields = READ_BODY.fieldsOf(body);
   const f = READ_BODY.fields;
-  const read: ReadCommand = { table: f.table.parse(fields['table'], 'table'), where: f.where.parse(fields['where'], 'where'), count: false };
+  const read: ReadCommand = { table: qualifiedTable(optionalDatabase(fields), f.table.parse(fields['table'], 'table')), where: f.where.parse(fields['where'], 'where'), count: false };
   if (fields['columns'] !== undefined) read.columns = f.columns.parse(fields['columns'], 'columns');
   if (fields['sort'] !== undefined) read.sort = f.sort.parse(fields['sort'], 'sort');
   if (fields['limit'] !== undefined) read.limit = f.limit.parse(fields['limit'], 'limit');
@@ -344,8 +370,10 @@ const COMMAND_FIELDS: Record<WriteCommand['kind'], ReadonlySet<string>> = {
   update: new Set(['kind', 'table', 'where', 'update']),
   upsert: new Set(['kind', 'table', 'where', 'update']),
   delete: new Set(['kind', 'table', 'where']),
-  clear: new Set(['kind']),
+  clear: new Set(['kind', 'database']),
   verify: new Set(['kind']),
+  createIndex: new Set(['kind', 'table', 'index']),
+  dropIndex: new Set(['kind', 'table', 'name']),
 };
 
 /**
@@ -364,9 +392,9 @@ export function validateWriteCommand(command: unknown): WriteCommand {
   const allowed = COMMAND_FIELDS[kind as WriteCommand['kind']];
   const extra = Object.keys(command).filter((k) => !allowed.has(k));
   if (extra.length > 0) fail('DBAAS_REQ_UNKNOWN_FIELD', 'command', `unexpected field(s) ${extra.join(', ')}`);
-  if (kind === 'clear') return { kind: 'clear' };
+  if (kind === 'clear') return command['database'] === undefined ? { kind: 'clear' } : { kind: 'clear', database: checkDatabase(command['database'], 'command.database') };
   if (kind === 'verify') return { kind: 'verify' };
-  const table = checkTable(command['table']);
+  const table = checkQualifiedTable(command['table']);
   switch (kind) {
     case 'insert': {
       const docs = command['docs'];
@@ -381,6 +409,14 @@ export function validateWriteCommand(command: unknown): WriteCommand {
         where: validateFilter(command['where'], 'command.where'),
         update: validateUpdate(command['update'], 'command.update'),
       };
+    case 'createIndex': {
+      // Index commands (issue 17): the spec as index-spec.ts checks a body's.
+      const index = command['index'];
+      if (!isIndexSpec(index)) fail('DBAAS_REQ_INVALID', 'command.index', 'is not an index spec');
+      return { kind, table, index: { name: index.name, keys: index.keys, unique: index.unique } };
+    }
+    case 'dropIndex':
+      return { kind, table, name: checkIndexName(command['name'], 'command.name') };
     default:
       return { kind: 'delete', table, where: validateFilter(command['where'], 'command.where') };
   }
@@ -392,5 +428,15 @@ export function validateWriteCommand(command: unknown): WriteCommand {
  * @throws DbaasError with the codes of {@link parseReadBody}
  */
 export function validateReadCommand(command: unknown): ReadCommand {
-  return parseReadBody(command);
+  // On the wire the table is qualified (common/databases.ts) and there is no `database` field.
+  if (isPlainObject(command) && Object.hasOwn(command, 'database')) fail('DBAAS_REQ_UNKNOWN_FIELD', 'command.database', 'a command names its database in its qualified table');
+  if (!isPlainObject(command) || typeof command['table'] !== 'string') return parseReadBody(command);
+  const { database, table } = splitTable(checkQualifiedTable(command['table']));
+  return parseReadBody({ ...command, table, database });
+}
+
+/** A table name as it travels between processes: qualified with its database unless that is the default. */
+function checkQualifiedTable(value: unknown): string {
+  if (typeof value === 'string' && QUALIFIED_TABLE.test(value)) return qualifiedTable(splitTable(value).database, checkTable(splitTable(value).table));
+  return checkTable(value);
 }

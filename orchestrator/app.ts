@@ -22,7 +22,9 @@ import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
 import { MAX_REQUEST_AGE_MS, REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
 import { WIRE_VERSION } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
-import type { WriteRequest } from '../common/commands.js';
+import type { TableInfo, WriteRequest } from '../common/commands.js';
+import { HINT_HEADER } from '../common/hints.js';
+import { registerIndexRoutes, tablesMessage } from './index-routes.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
 import { EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from './admin-bodies.js';
 import type { AuditLog } from './audit-log.js';
@@ -79,7 +81,7 @@ function fromFastifyError(err: FastifyError): DbaasError {
  */
 export const WRITE_REQUEST_ID_HEADER = 'x-write-request-id';
 
-const WRITE_ROUTES = new Set(['/api/v1/db/write', '/api/v1/db/clear']);
+const WRITE_ROUTES = new Set(['/api/v1/db/write', '/api/v1/db/clear', '/api/v1/db/indexes']);
 
 /** The client's `x-dbaas-request-age-ms` (see common/request-time.ts), or undefined when absent; 400 when malformed. */
 function requestAge(raw: string | string[] | undefined): number | undefined {
@@ -243,7 +245,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       raw: true,
     });
     // The slave's JSON text goes out as it came: no parse and re-encode of a large result.
-    if (result instanceof RawJson) return reply.type('application/json; charset=utf-8').send(result.json);
+    if (result instanceof RawJson) {
+      // A read of a table that does not exist still answers [] (issue 17): the hint says why.
+      if (result.hint !== undefined) reply.header(HINT_HEADER, result.hint);
+      return reply.type('application/json; charset=utf-8').send(result.json);
+    }
     return result;
   });
 

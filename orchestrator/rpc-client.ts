@@ -12,6 +12,7 @@ import { AmqpConnection } from '../common/amqp-connection.js';
 import { DbaasError, type ErrorCode } from '../common/errors.js';
 import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
 import { decodeReply, encode, rawResult } from '../common/messages.js';
+import { HINT_HEADER } from '../common/hints.js';
 import type { ClusterNames } from '../common/names.js';
 import { assertTopology, removeLegacyDeadLetterQueue, type TopologySettings } from '../common/topology.js';
 
@@ -31,7 +32,11 @@ interface Pending {
  * and the parsed copy's memory). Serialised as a value, it still gives the right JSON.
  */
 export class RawJson {
-  constructor(readonly json: string) {}
+  /** `hint`: the worker's note on the answer (common/hints.ts), passed on as an HTTP header. */
+  constructor(
+    readonly json: string,
+    readonly hint?: string,
+  ) {}
 
   toJSON(): unknown {
     return JSON.parse(this.json);
@@ -134,7 +139,8 @@ export class RpcClient {
       clearTimeout(waiting.timer);
       const raw = waiting.raw ? rawResult(msg.content) : undefined;
       if (raw !== undefined) {
-        waiting.resolve(new RawJson(raw));
+        const hint: unknown = (msg.properties.headers as Record<string, unknown> | undefined)?.[HINT_HEADER];
+        waiting.resolve(new RawJson(raw, typeof hint === 'string' ? hint : undefined));
         return;
       }
       const reply = decodeReply(msg.content);

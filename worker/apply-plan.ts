@@ -6,6 +6,8 @@
  * matters for the state after the run: a run is coalesced to one change per
  * document. `clear` empties every table, so it splits the run: changes before it
  * are pointless and dropped, and every document put after it is known to be new.
+ * A `clear` of one database (a drop) also splits the run, but simply: the changes
+ * before it are written first, then the database is emptied.
  * A document first put with the `fresh` hint (it did not exist before) and
  * deleted later in the run is never written at all, but only where the data is
  * known to be exactly the state before the run (`exact`): the master's own
@@ -19,7 +21,8 @@
  * that, and a crash in between is repaired by replaying the run.
  */
 import type { Doc } from '../common/commands.js';
-import type { SyncOp } from '../common/messages.js';
+import { splitTable } from '../common/databases.js';
+import type { IndexOp, SyncOp } from '../common/messages.js';
 
 export interface DocChange {
   table: string;
@@ -30,7 +33,11 @@ export interface DocChange {
   fresh: boolean;
 }
 
-export type ApplyStep = { kind: 'clear' } | { kind: 'changes'; changes: DocChange[] };
+/** `database`: empty only that database (see SyncOp); absent, every table of every database. */
+export type ApplyStep = { kind: 'clear'; database?: string } | { kind: 'changes'; changes: DocChange[] } | IndexStep;
+
+/** An index op splits the run (issue 17): the changes before it are written first, those after it after. */
+export type IndexStep = { kind: 'index'; op: IndexOp };
 
 /** Per table: documents to insert, documents to replace, ids to delete. */
 export interface TableWrites {
@@ -50,7 +57,7 @@ export interface TableWrites {
  */
 export function planApply(ops: readonly SyncOp[], exact = true): ApplyStep[] {
   return coalesce(ops).flatMap((step): ApplyStep[] => {
-    if (step.kind === 'clear') return [step];
+    if (step.kind !== 'changes') return [step];
     const kept = exact ? step.changes.filter((c) => !(c.fresh && c.doc === undefined)) : step.changes;
     return kept.length > 0 ? [{ kind: 'changes', changes: kept }] : [];
   });
@@ -65,12 +72,24 @@ export function coalesce(ops: readonly SyncOp[]): ApplyStep[] {
   let changes = new Map<string, DocChange>();
   let afterClear = false;
   for (const op of ops) {
+    if (op.t === 'clear' && op.database !== undefined) {
+      if (changes.size > 0) steps.push({ kind: 'changes', changes: [...changes.values()] });
+      changes = new Map();
+      steps.push({ kind: 'clear', database: op.database });
+      continue;
+    }
     if (op.t === 'clear') {
       // Whatever came before is emptied anyway: one clear replaces all of it.
       changes = new Map();
       steps.length = 0;
       steps.push({ kind: 'clear' });
       afterClear = true;
+      continue;
+    }
+    if (op.t === 'index' || op.t === 'dropIndex') {
+      if (changes.size > 0) steps.push({ kind: 'changes', changes: [...changes.values()] });
+      changes = new Map();
+      steps.push({ kind: 'index', op });
       continue;
     }
     const id = op.t === 'put' ? op.doc._id : op.id;
@@ -109,11 +128,13 @@ export function groupByTable(changes: readonly DocChange[]): TableWrites[] {
  */
 export class ReplayOverlay {
   private readonly changes = new Map<string, DocChange>();
-  private readonly cleared: boolean;
+  /** Whether the replay empties a table: every one, or those of one database. */
+  private readonly cleared: (table: string) => boolean;
 
   constructor(ops: readonly SyncOp[]) {
     const steps = coalesce(ops);
-    this.cleared = steps.some((s) => s.kind === 'clear');
+    const clears = steps.filter((s) => s.kind === 'clear');
+    this.cleared = (table) => clears.some((s) => s.database === undefined || splitTable(table).database === s.database);
     for (const s of steps) if (s.kind === 'changes') for (const c of s.changes) this.changes.set(`${c.table}\u0000${c.id}`, c);
   }
 
@@ -124,7 +145,7 @@ export class ReplayOverlay {
       this.changes.delete(key);
       return change.doc;
     }
-    return this.cleared ? undefined : doc;
+    return this.cleared(table) ? undefined : doc;
   }
 
   /** Post-images of documents `pick` never saw, by table. */

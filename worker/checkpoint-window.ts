@@ -22,7 +22,7 @@
  * write reads while the window is open, and the keys of the documents counted
  * (a few MB per 100,000 documents) until the scan ends.
  */
-import type { Doc, Filter } from '../common/commands.js';
+import type { Doc, Filter, IndexSpec } from '../common/commands.js';
 import type { Logger } from '../common/logger.js';
 import type { ChecksumReply, SyncEntry } from '../common/messages.js';
 import { docDigest, isUserTable, TableHasher, type ChecksumBook, type ChecksumSource } from './checksum.js';
@@ -68,6 +68,19 @@ export class RecordingSource implements BatchSource {
     for (const id of ids) this.note(table, id, existing.has(id) ? EXISTS : null);
     return found;
   }
+
+  // Index reads (issue 17) decide whether a write is refused, not what it writes: nothing to note.
+  indexes(table: string): Promise<IndexSpec[]> {
+    return this.db.indexes(table);
+  }
+
+  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    return this.db.keyHolders(table, index, key);
+  }
+
+  scanTable(table: string): AsyncIterable<Doc> {
+    return this.db.scanTable(table);
+  }
 }
 
 /** One open checkpoint: the documents touched since S, as they were at S. */
@@ -88,6 +101,7 @@ class Window {
           this.invalid = `a clear (seq ${entry.seq}) ran while the checksum was taken`;
           return;
         }
+        if (op.t === 'index' || op.t === 'dropIndex') continue;
         const id = op.t === 'put' ? op.doc._id : op.id;
         const key = keyOf(op.table, id);
         if (this.touched.has(key)) continue;

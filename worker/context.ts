@@ -3,6 +3,7 @@ import type { WorkerConfig } from '../common/config.js';
 import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
 import type { RpcReply, WorkerState } from '../common/messages.js';
 import { encode } from '../common/messages.js';
+import { HINT_HEADER } from '../common/hints.js';
 import type { ClusterNames } from '../common/names.js';
 import type { ChecksumBook } from './checksum.js';
 import type { Store } from './store.js';
@@ -32,11 +33,12 @@ export function reqIdOf(msg: Message): string | undefined {
 }
 
 /** Answers an RPC message on its reply-to queue; a message without one gets no answer. */
-export function reply(ch: Channel, msg: ConsumeMessage, payload: RpcReply): void {
+export function reply(ch: Channel, msg: ConsumeMessage, payload: RpcReply, hint?: string): void {
   const { replyTo, correlationId } = msg.properties as { replyTo?: string; correlationId?: string };
   if (!replyTo) return;
   try {
-    ch.publish('', replyTo, encode(payload), { correlationId });
+    // `hint`: a note for the HTTP answer (a read of a table that does not exist), as a message header (HINT_HEADER).
+    ch.publish('', replyTo, encode(payload), hint === undefined ? { correlationId } : { correlationId, headers: { [HINT_HEADER]: hint } });
   } catch {
     // channel closed: the caller has been told the broker went away, or will time out
   }

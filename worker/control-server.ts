@@ -10,7 +10,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import type { WorkerConfig } from '../common/config.js';
 import { DbaasError, asDbaasError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { ReadCommand } from '../common/commands.js';
+import type { ReadCommand, TableInfo } from '../common/commands.js';
 import { decodeControl, type ChecksumReply, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import { reply, reqIdOf, settle } from './context.js';
@@ -32,6 +32,8 @@ export interface ControlTarget {
   retire(): Promise<void>;
   read(command: ReadCommand): Promise<unknown>;
   checksumAt(seq: number, waitMs: number): Promise<ChecksumReply>;
+  /** Tables with document counts and indexes (issue 17): one, or all. */
+  tables(table: string | undefined): Promise<TableInfo[]>;
   /** Graceful stop after a retire. */
   stop(code: number): Promise<void>;
   notePoison(queue: string): void;
@@ -105,6 +107,7 @@ export class ControlServer {
     }
     if (control.type === 'read') return t.read(control.command);
     if (control.type === 'checksum') return t.checksumAt(control.seq, control.waitMs);
+    if (control.type === 'tables') return t.tables(control.table);
     if (control.type === 'promote') await t.promote(control.term);
     if (control.type === 'retire') await t.retire();
     return t.status();

@@ -22,3 +22,13 @@ export function duplicateIndexes(err: unknown): number[] | undefined {
 export function ignoreDuplicates(err: unknown): void {
   if (duplicateIndexes(err) === undefined) throw err;
 }
+
+/**
+ * Whether a write was refused for a duplicate key of any unique index. FerretDB
+ * 1.24 on PostgreSQL answers a replace or update that breaks a unique index with
+ * code 1 and PostgreSQL's SQLSTATE 23505 in the message, an insert with 11000.
+ */
+export function isDuplicateKey(err: unknown): boolean {
+  if (duplicateIndexes(err) !== undefined) return true;
+  return err instanceof MongoServerError && /SQLSTATE 23505|duplicate key/i.test(err.message);
+}

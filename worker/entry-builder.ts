@@ -15,6 +15,7 @@ import { DbaasError } from '../common/errors.js';
 import type { SyncOp } from '../common/messages.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../common/update-ops.js';
 import { MAX_ENTRY_BYTES } from '../common/limits.js';
+import { buildIndexChange, checkUnique, type UniquePut } from './unique-keys.js';
 import { idOnly, type BatchSource } from './write-batch.js';
 
 export interface BuiltWrite {
@@ -45,6 +46,9 @@ async function findMatches(src: BatchSource, table: string, where: Filter, id: s
 export async function buildWrite(src: BatchSource, command: WriteCommand): Promise<BuiltWrite> {
   const result = emptyResult();
   switch (command.kind) {
+    case 'createIndex':
+    case 'dropIndex':
+      return { ops: await buildIndexChange(src, command), result };
     case 'insert': {
       const given: string[] = [];
       const docs = command.docs.map((d) => {
@@ -65,6 +69,7 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
           throw new DbaasError('DBAAS_WRITE_DUPLICATE_ID', `a document with _id ${JSON.stringify(existing[0])} already exists in ${command.table}`);
         }
       }
+      await checkUnique(src, command.table, docs.map((doc) => ({ doc })));
       result.inserted = docs.length;
       result.ids = docs.map((d) => d._id);
       const ops: SyncOp[] = docs.map((doc) => ({ t: 'put', table: command.table, doc, fresh: true }));
@@ -77,9 +82,13 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
       const matches = await findMatches(src, command.table, command.where, id);
       result.matched = matches.length;
       const ops: SyncOp[] = [];
+      const puts: UniquePut[] = [];
       for (const doc of matches) {
         const post = applyUpdate(doc, command.update);
-        if (!deepEqual(post, doc)) ops.push({ t: 'put', table: command.table, doc: { ...post, _id: doc._id } });
+        if (deepEqual(post, doc)) continue;
+        const put = { ...post, _id: doc._id };
+        ops.push({ t: 'put', table: command.table, doc: put });
+        puts.push({ doc: put, before: doc });
       }
       result.modified = ops.length;
       if (matches.length === 0 && command.kind === 'upsert') {
@@ -98,9 +107,11 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
         // New for sure when the id was made here, or when the filter was that id alone and found nothing.
         const fresh = seeded === undefined || id !== undefined;
         ops.push(fresh ? { t: 'put', table: command.table, doc, fresh: true } : { t: 'put', table: command.table, doc });
+        puts.push({ doc });
         result.inserted = 1;
         result.ids = [newDocId];
       }
+      await checkUnique(src, command.table, puts);
       checkEntrySize(ops);
       return { ops, result };
     }
@@ -112,7 +123,7 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
       return { ops: matches.map((d) => ({ t: 'del', table: command.table, id: d._id })), result };
     }
     case 'clear':
-      return { ops: [{ t: 'clear' }], result };
+      return { ops: [command.database === undefined ? { t: 'clear' } : { t: 'clear', database: command.database }], result };
     case 'verify':
       // A checkpoint changes nothing; its entry is marked by the master (SyncEntry.checkpoint).
       return { ops: [], result };

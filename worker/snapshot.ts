@@ -75,7 +75,7 @@ export function covers(c: Coverage, table: string, id: string): boolean {
 /** An entry's ops restricted to the covered keys (a `clear` always stays). */
 export function coveredOps(c: Coverage, ops: readonly SyncOp[]): SyncOp[] {
   if (c.kind === 'all') return [...ops];
-  return ops.filter((op) => op.t === 'clear' || covers(c, op.table, op.t === 'put' ? op.doc._id : op.id));
+  return ops.filter((op) => op.t === 'clear' || op.t === 'index' || op.t === 'dropIndex' || covers(c, op.table, op.t === 'put' ? op.doc._id : op.id));
 }
 
 /** What the slave stands at when a page arrives. */

@@ -13,7 +13,7 @@
  * written again.
  */
 import { MongoClient, type Db } from 'mongodb';
-import type { Doc, Filter, ReadCommand, ReadResult } from '../common/commands.js';
+import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { waitFor } from '../common/backoff.js';
@@ -41,7 +41,7 @@ export class Store {
     readonly db: Db,
     requestIdTtlMs: number,
   ) {
-    this.tables = new Tables(db);
+    this.tables = new Tables(db, client);
     this.oplog = new Oplog(db);
     this.ledger = new RequestLedger(db, requestIdTtlMs);
   }
@@ -160,6 +160,15 @@ export class Store {
 
   idsExisting(table: string, ids: string[]): Promise<string[]> {
     return this.tables.idsExisting(table, ids);
+  }
+
+  /** A table's secondary indexes (issue 17; worker/table-indexes.ts). */
+  indexes(table: string): Promise<IndexSpec[]> {
+    return this.tables.indexes.list(table);
+  }
+
+  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    return this.tables.keyHolders(table, index, key);
   }
 
   read(cmd: ReadCommand, maxTimeMs?: number): Promise<ReadResult> {

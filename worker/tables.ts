@@ -15,14 +15,17 @@
  * documents go in bulk without a lookup, single-`_id` reads ask for one
  * document, and deletes go one `_id` at a time.
  */
-import type { Collection, Db } from 'mongodb';
-import type { Doc, Filter, ReadCommand, ReadResult } from '../common/commands.js';
+import type { Collection, Db, MongoClient } from 'mongodb';
+import { DATABASE_NAME, DEFAULT_DATABASE, qualifiedTable, splitTable } from '../common/databases.js';
+import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult, TableInfo } from '../common/commands.js';
+import { uniqueKeyFilter } from '../common/index-spec.js';
 import { MAX_READ_LIMIT } from '../common/limits.js';
 import type { SyncOp } from '../common/messages.js';
 import { deepEqual } from '../common/update-ops.js';
 import { groupByTable, planApply, type TableWrites } from './apply-plan.js';
 import { duplicateIndexes } from './duplicates.js';
 import { compareKeys, type SnapshotKey } from './snapshot-key.js';
+import { IndexCatalog } from './table-indexes.js';
 import { idOnly } from './write-batch.js';
 
 /** Collections whose names start with this are the worker's own, never user tables. */
@@ -33,8 +36,17 @@ export interface AnyDoc {
   [key: string]: unknown;
 }
 
-/** Up to this many ids, a duplicate check asks per id (each stops at its match); beyond, one `$in` scan. */
-const PER_ID_LOOKUPS = 8;
+/** Lookups by `_id` a duplicate check keeps in flight (the worker's pool has 16 connections). */
+const ID_LOOKUPS_IN_FLIGHT = 8;
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function eachConcurrently<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await fn(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
 
 /** One page of a snapshot: documents in key order after a key, and where it ends. */
 export interface TablePage {
@@ -43,11 +55,60 @@ export interface TablePage {
   end: SnapshotKey | undefined;
 }
 
-export class Tables {
-  constructor(private readonly db: Db) {}
+/**
+ * Where a database other than `default` lives on this worker's server: the
+ * MongoDB database `<DBAAS_WORKER_DB_NAME>--<database>` (the worker's own
+ * database name cut to 31 characters, so the whole fits MongoDB's 63). The
+ * `default` database is the worker's own database, where every table lived
+ * before databases existed: an upgraded cluster keeps its data.
+ */
+export function mongoPrefix(workerDbName: string): string {
+  return `${workerDbName.slice(0, 31)}--`;
+}
 
-  private table(name: string): Collection<AnyDoc> {
-    return this.db.collection<AnyDoc>(name);
+export class Tables {
+  private readonly prefix: string;
+  private readonly opened = new Map<string, Db>();
+
+  /**
+   * `db`: the worker's own database (the `default` database's tables, and the
+   * oplog and ledger); `client`: its server, where the other databases are (absent
+   * in unit tests: only `default` then).
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly client?: MongoClient,
+  ) {
+    this.prefix = mongoPrefix(db.databaseName ?? '');
+  }
+
+  /** The MongoDB database holding a database's tables: the one place (database, table) becomes a collection. */
+  private database(name: string): Db {
+    if (name === DEFAULT_DATABASE || !this.client) return this.db;
+    let db = this.opened.get(name);
+    if (!db) {
+      db = this.client.db(`${this.prefix}${name}`);
+      this.opened.set(name, db);
+    }
+    return db;
+  }
+
+  /** A table by its qualified name (common/databases.ts). */
+  private table(qualified: string): Collection<AnyDoc> {
+    const { database, table } = splitTable(qualified);
+    return this.database(database).collection<AnyDoc>(table);
+  }
+
+  /** The databases other than `default` that hold anything on this server. */
+  async otherDatabases(): Promise<string[]> {
+    if (!this.client) return [];
+    const { databases } = await this.client.db(this.db.databaseName).admin().listDatabases({ nameOnly: true });
+    return databases
+      .map((d) => d.name)
+      .filter((n) => n.startsWith(this.prefix))
+      .map((n) => n.slice(this.prefix.length))
+      .filter((n) => DATABASE_NAME.test(n) && n !== DEFAULT_DATABASE)
+      .sort();
   }
 
   /**
@@ -58,7 +119,8 @@ export class Tables {
    */
   async applyOps(ops: readonly SyncOp[], exact = true): Promise<void> {
     for (const step of planApply(ops, exact)) {
-      if (step.kind === 'clear') await this.dropUserTables();
+      if (step.kind === 'clear') await this.dropUserTables(step.database);
+      else if (step.kind === 'index') await this.indexes.apply(step.op);
       else for (const writes of groupByTable(step.changes)) await this.writeTable(writes);
     }
   }
@@ -70,7 +132,11 @@ export class Tables {
   async replayOps(ops: readonly SyncOp[]): Promise<void> {
     for (const step of planApply(ops, false)) {
       if (step.kind === 'clear') {
-        await this.dropUserTables();
+        await this.dropUserTables(step.database);
+        continue;
+      }
+      if (step.kind === 'index') {
+        await this.indexes.apply(step.op);
         continue;
       }
       for (const w of groupByTable(step.changes)) {
@@ -92,21 +158,17 @@ export class Tables {
   private async docsByIds(table: string, ids: string[]): Promise<Map<string, AnyDoc>> {
     const found = new Map<string, AnyDoc>();
     const coll = this.table(table);
-    if (ids.length <= PER_ID_LOOKUPS) {
-      for (const id of ids) {
-        const doc = await coll.findOne({ _id: id });
-        if (doc) found.set(id, doc);
-      }
-      return found;
-    }
-    for (let i = 0; i < ids.length; i += 1000) {
-      for (const doc of await coll.find({ _id: { $in: ids.slice(i, i + 1000) } }).toArray()) found.set(String(doc._id), doc);
-    }
+    await eachConcurrently(ids, ID_LOOKUPS_IN_FLIGHT, async (id) => {
+      const doc = await coll.findOne({ _id: id });
+      if (doc) found.set(id, doc);
+    });
     return found;
   }
 
   private async writeTable(w: TableWrites): Promise<void> {
     const coll = this.table(w.table);
+    // A unique index (issue 17): no state on the way may hold a key twice (table-indexes.ts).
+    if ((await this.indexes.unique(w.table)).length > 0) return this.writeUniqueTable(coll, w);
     if (w.inserts.length > 0) {
       await coll.insertMany(w.inserts, { ordered: false }).catch(async (err: unknown) => {
         // Documents already there (a replay over data that was written): replace them.
@@ -123,6 +185,20 @@ export class Tables {
     for (const id of w.deletes) await coll.deleteOne({ _id: id });
   }
 
+  /** writeTable for a table with a unique index: deletes, new documents in bulk, then what was refused and the replaces in an order that works. */
+  private async writeUniqueTable(coll: Collection<AnyDoc>, w: TableWrites): Promise<void> {
+    for (const id of w.deletes) await coll.deleteOne({ _id: id });
+    let refused: AnyDoc[] = [];
+    if (w.inserts.length > 0) {
+      await coll.insertMany(w.inserts, { ordered: false }).catch((err: unknown) => {
+        const dupes = duplicateIndexes(err);
+        if (dupes === undefined) throw err;
+        refused = dupes.flatMap((i) => w.inserts[i] ?? []);
+      });
+    }
+    await this.indexes.writeOrdered(w.table, [...refused, ...w.replaces], [], (doc) => this.put(coll, doc));
+  }
+
   /**
    * Replace, else insert: much faster than an upserting replace on FerretDB, and this
    * database has a single writer, so nothing can slip in between the two.
@@ -132,9 +208,20 @@ export class Tables {
     if (matchedCount === 0) await coll.insertOne(doc);
   }
 
+  /** The user tables of every database, by qualified name. */
   async userTables(): Promise<string[]> {
-    const cols = await this.db.listCollections({}, { nameOnly: true }).toArray();
-    return cols.map((c) => c.name).filter((n) => !n.startsWith(INTERNAL_PREFIX) && !n.startsWith('system.'));
+    const all = await this.tablesOf(DEFAULT_DATABASE);
+    for (const database of await this.otherDatabases()) all.push(...(await this.tablesOf(database)));
+    return all;
+  }
+
+  /** One database's user tables, by qualified name. */
+  async tablesOf(database: string): Promise<string[]> {
+    const cols = await this.database(database).listCollections({}, { nameOnly: true }).toArray();
+    return cols
+      .map((c) => c.name)
+      .filter((n) => !n.startsWith(INTERNAL_PREFIX) && !n.startsWith('system.'))
+      .map((n) => qualifiedTable(database, n));
   }
 
   /** Every document of a table, in no particular order, streamed (replica checksums: worker/checksum.ts). */
@@ -142,8 +229,11 @@ export class Tables {
     return this.table(name).find({});
   }
 
-  async dropUserTables(): Promise<void> {
-    for (const name of await this.userTables()) await this.table(name).drop().catch(() => undefined);
+  /** Drops the user tables of one database, or of every database. */
+  async dropUserTables(database?: string): Promise<void> {
+    const tables = database === undefined ? await this.userTables() : await this.tablesOf(database);
+    for (const name of tables) await this.table(name).drop().catch(() => undefined);
+    this.indexes.forget();
   }
 
   /** The document with this `_id`, for computing a post-image on the master. */
@@ -156,16 +246,40 @@ export class Tables {
     return (await this.table(table).find(where).toArray()) as Array<Doc & { _id: string }>;
   }
 
+  /**
+   * Which of these ids exist: one lookup per id, several in flight. Each uses the
+   * `_id` index, so the cost is per id, not per table (a `$in` is evaluated
+   * outside the database on FerretDB: a scan per 1,000 ids).
+   */
   async idsExisting(table: string, ids: string[]): Promise<string[]> {
-    if (ids.length <= PER_ID_LOOKUPS) {
-      const found: string[] = [];
-      for (const id of ids) {
-        if (await this.table(table).findOne({ _id: id }, { projection: { _id: 1 } })) found.push(id);
-      }
-      return found;
-    }
-    const docs = await this.table(table).find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
+    const coll = this.table(table);
+    const found = new Set<string>();
+    await eachConcurrently(ids, ID_LOOKUPS_IN_FLIGHT, async (id) => {
+      if (await coll.findOne({ _id: id }, { projection: { _id: 1 } })) found.add(id);
+    });
+    return ids.filter((id) => found.has(id));
+  }
+
+  /** The ids of the documents holding a key of a unique index (at most two: one is a conflict already). */
+  async keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    const docs = await this.table(table).find(uniqueKeyFilter(index, key), { projection: { _id: 1 } }).limit(2).toArray();
     return docs.map((d) => String(d._id));
+  }
+
+  /** Whether a table exists (a read that found nothing says so in a hint). */
+  exists(table: string): Promise<boolean> {
+    return this.indexes.exists(table);
+  }
+
+  /** The table's secondary indexes, as its database holds them (table-indexes.ts). */
+  readonly indexes = new IndexCatalog((name) => this.table(name));
+
+  /** Tables with their document counts and indexes: one, or every user table. */
+  async describe(table?: string): Promise<TableInfo[]> {
+    const names = table === undefined ? (await this.userTables()).sort() : (await this.exists(table)) ? [table] : [];
+    const out: TableInfo[] = [];
+    for (const name of names) out.push(await this.indexes.describe(name));
+    return out;
   }
 
   /**

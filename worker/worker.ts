@@ -93,6 +93,7 @@ export class Worker implements WorkerContext {
       retire: () => this.retire(),
       read: (command) => this.read(command),
       checksumAt: (seq, waitMs) => this.checksumAt(seq, waitMs),
+      tables: (table) => this.store.tables.describe(table),
       stop: (code) => this.stop(code),
       notePoison: (queue) => this.notePoison(queue),
       admitsEpoch: (epoch) => registration.admitsEpoch(epoch),

@@ -13,7 +13,8 @@
  * table. `clear` and `verify` are always alone. Each write still gets its own seq and oplog
  * entry, in queue order; the batch only shares the round trips.
  */
-import type { Doc, Filter, WriteCommand } from '../common/commands.js';
+import type { Doc, Filter, IndexSpec, WriteCommand } from '../common/commands.js';
+import { uniqueKeyOf } from '../common/index-spec.js';
 import type { SyncOp } from '../common/messages.js';
 
 export interface BatchLimits {
@@ -59,8 +60,9 @@ export function planBatch(commands: ReadonlyArray<WriteCommand | undefined>, lim
       n += 1;
       continue;
     }
-    // A clear empties everything, and a verify checkpoint must see the data exactly at its seq: both go alone.
-    if (cmd.kind === 'clear' || cmd.kind === 'verify') {
+    // A clear empties everything, and a verify checkpoint must see the data exactly at its seq: both go
+    // alone; so do index changes (issue 17), which the writes after them must be checked against.
+    if (cmd.kind === 'clear' || cmd.kind === 'verify' || cmd.kind === 'createIndex' || cmd.kind === 'dropIndex') {
       if (n === 0) n = 1;
       break;
     }
@@ -80,6 +82,12 @@ export interface BatchSource {
   findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined>;
   findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>>;
   idsExisting(table: string, ids: string[]): Promise<string[]>;
+  /** The table's secondary indexes (issue 17). */
+  indexes(table: string): Promise<IndexSpec[]>;
+  /** The ids of documents holding a key of a unique index (common/index-spec.ts uniqueKeyOf); at most two. */
+  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]>;
+  /** Every document of a table (a unique index built over it is checked first). */
+  scanTable(table: string): AsyncIterable<Doc>;
 }
 
 /**
@@ -125,6 +133,27 @@ export class BatchView implements BatchSource {
     return [...known.filter((id) => t?.get(id)), ...found];
   }
 
+  /** Index commands are alone in their batch: nothing of the batch is in the overlay. */
+  indexes(table: string): Promise<IndexSpec[]> {
+    return this.db.indexes(table);
+  }
+
+  scanTable(table: string): AsyncIterable<Doc> {
+    this.check();
+    if (this.overlay.has(table)) throw new Error(`batch rule broken: a scan of ${table} after another write to it`);
+    return this.db.scanTable(table);
+  }
+
+  /** Holders in the database that the batch has not changed, and documents the batch put holding the key. */
+  async keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    this.check();
+    const t = this.table(table);
+    const fromDb = (await this.db.keyHolders(table, index, key)).filter((id) => !t?.has(id));
+    const fromBatch: string[] = [];
+    for (const [id, doc] of t ?? []) if (doc && keyOrUndefined(index, doc, table) === key) fromBatch.push(id);
+    return [...fromDb, ...fromBatch];
+  }
+
   /** Records what a built write produced, for the writes after it. */
   record(ops: readonly SyncOp[]): void {
     for (const op of ops) {
@@ -133,6 +162,7 @@ export class BatchView implements BatchSource {
         this.cleared = true;
         continue;
       }
+      if (op.t === 'index' || op.t === 'dropIndex') continue;
       let t = this.overlay.get(op.table);
       if (!t) {
         t = new Map();
@@ -141,5 +171,14 @@ export class BatchView implements BatchSource {
       if (op.t === 'put') t.set(op.doc._id, op.doc);
       else t.set(op.id, null);
     }
+  }
+}
+
+/** A document's key under a unique index, or undefined when it cannot have one (it was checked when written). */
+function keyOrUndefined(index: IndexSpec, doc: Doc, table: string): string | undefined {
+  try {
+    return uniqueKeyOf(index, doc, table);
+  } catch {
+    return undefined;
   }
 }

@@ -338,7 +338,7 @@ class ScanningDb extends MemoryDb implements ChecksumSource {
     return [...this.tables.keys()];
   }
 
-  async *scanTable(name: string): AsyncIterable<Doc> {
+  override async *scanTable(name: string): AsyncIterable<Doc> {
     for (const doc of this.tables.get(name)?.values() ?? []) {
       await new Promise((r) => setImmediate(r));
       yield structuredClone(doc);

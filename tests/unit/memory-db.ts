@@ -2,8 +2,9 @@
  * An in-memory stand-in for a worker's database, for testing the batching and
  * replay rules without one: tables of documents by `_id`, equality filters only.
  */
-import type { Doc, Filter } from '../../common/commands.js';
-import type { SyncOp } from '../../common/messages.js';
+import type { Doc, Filter, IndexSpec } from '../../common/commands.js';
+import { uniqueKeyOf } from '../../common/index-spec.js';
+import type { IndexOp, SyncOp } from '../../common/messages.js';
 import { groupByTable, type ApplyStep } from '../../worker/apply-plan.js';
 import type { BatchSource } from '../../worker/write-batch.js';
 
@@ -39,10 +40,32 @@ export class MemoryDb implements BatchSource {
     return ids.filter((id) => this.tables.get(table)?.has(id));
   }
 
+  /** Secondary indexes by table (issue 17). */
+  readonly indexDefs = new Map<string, IndexSpec[]>();
+
+  async indexes(table: string): Promise<IndexSpec[]> {
+    return this.indexDefs.get(table) ?? [];
+  }
+
+  async keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    return [...(this.tables.get(table)?.values() ?? [])].filter((d) => uniqueKeyOf(index, d, table) === key).map((d) => d._id);
+  }
+
+  async *scanTable(table: string): AsyncIterable<Doc> {
+    for (const d of this.tables.get(table)?.values() ?? []) yield structuredClone(d);
+  }
+
+  private applyIndex(op: IndexOp): void {
+    const list = (this.indexDefs.get(op.table) ?? []).filter((i) => i.name !== (op.t === 'index' ? op.index.name : op.name));
+    if (op.t === 'index') list.push(op.index);
+    this.indexDefs.set(op.table, list);
+  }
+
   /** One op at a time, as the oplog's order says. */
   applySequential(ops: readonly SyncOp[]): void {
     for (const op of ops) {
       if (op.t === 'clear') this.tables.clear();
+      else if (op.t === 'index' || op.t === 'dropIndex') this.applyIndex(op);
       else if (op.t === 'put') this.t(op.table).set(op.doc._id, structuredClone(op.doc));
       else this.tables.get(op.table)?.delete(op.id);
     }
@@ -58,6 +81,10 @@ export class MemoryDb implements BatchSource {
     for (const step of steps) {
       if (step.kind === 'clear') {
         if (only(i++)) this.tables.clear();
+        continue;
+      }
+      if (step.kind === 'index') {
+        if (only(i++)) this.applyIndex(step.op);
         continue;
       }
       for (const w of groupByTable(step.changes)) {

@@ -70,6 +70,7 @@ type Msg = { kind: 'entry'; seq: number; term: number; ops: SyncOp[] } | { kind:
 function applyOps(data: Data, ops: readonly SyncOp[]): void {
   for (const op of ops) {
     if (op.t === 'clear') data.clear();
+    else if (op.t === 'index' || op.t === 'dropIndex') continue;
     else if (op.t === 'put') {
       const t = data.get(op.table) ?? new Map();
       t.set(op.doc._id, op.doc as Record<string, unknown> & { _id: string });

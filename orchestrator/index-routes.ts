@@ -1,0 +1,84 @@
+/**
+ * The indexes API and the tables view (issue 17).
+ *
+ * - `POST /api/v1/db/indexes`, `DELETE /api/v1/db/indexes`: index changes go
+ *   through the write path (`createIndex` / `dropIndex` commands): each gets a
+ *   seq, replicates to every slave in order with the writes, and a retry with
+ *   the same requestId answers the first result. They take a data key, as writes
+ *   do: a service manages the indexes of its own tables.
+ * - `GET /api/v1/db/indexes?table=…`, `GET /api/v1/db/tables`: answered by the
+ *   master (its control queue), so an index is listed as soon as its creation was
+ *   answered.
+ *
+ * Index keys travel as ordered pairs; over HTTP they are MongoDB's key object
+ * (`{"a": 1, "b": -1}`), whose key order JSON keeps.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IndexSpec, TableInfo, WriteRequest } from '../common/commands.js';
+import { HINT_HEADER, TABLE_NOT_FOUND_HINT } from '../common/hints.js';
+import { parseCreateIndexBody, parseDropIndexBody, parseIndexesQuery, TABLES_QUERY } from '../common/index-bodies.js';
+import { WIRE_VERSION, type ControlMessage } from '../common/messages.js';
+import type { Guard } from './auth.js';
+
+/** An index as the HTTP API shows it. */
+export interface IndexView {
+  name: string;
+  keys: Record<string, 1 | -1>;
+  unique: boolean;
+}
+
+export function indexView(spec: IndexSpec): IndexView {
+  const keys: Record<string, 1 | -1> = {};
+  for (const [path, dir] of spec.keys) keys[path] = dir;
+  return { name: spec.name, keys, unique: spec.unique };
+}
+
+export interface IndexRouteDeps {
+  requireApiKey: Guard;
+  /** The write path (app.ts): requestId, envelope, the master's answer. */
+  write: (req: WriteRequest, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /** Asks the master (its control queue) for the tables: one, or all. */
+  tables: (table: string | undefined, reqId: string) => Promise<TableInfo[]>;
+}
+
+/** The control message the master answers `tables` with. */
+export function tablesMessage(table: string | undefined): ControlMessage {
+  return { v: WIRE_VERSION, type: 'tables', ...(table === undefined ? {} : { table }) };
+}
+
+/** A query string as a plain object (fastify's has a prototype of its own), for the body parsers. */
+function plain(query: unknown): Record<string, unknown> {
+  return { ...(query as Record<string, unknown> | undefined) };
+}
+
+export function registerIndexRoutes(app: FastifyInstance, deps: IndexRouteDeps): void {
+  const { requireApiKey, write } = deps;
+
+  app.post('/api/v1/db/indexes', { onRequest: requireApiKey }, async (request, reply) => {
+    const req = parseCreateIndexBody(request.body);
+    const result = (await write(req, request, reply)) as object;
+    const { table, index } = req.command as Extract<WriteRequest['command'], { kind: 'createIndex' }>;
+    return { ...result, table, index: indexView(index) };
+  });
+
+  app.delete('/api/v1/db/indexes', { onRequest: requireApiKey }, async (request, reply) => {
+    // A JSON body, or the same fields in the query string (clients that send no DELETE body).
+    const req = parseDropIndexBody(request.body ?? plain(request.query));
+    const result = (await write(req, request, reply)) as object;
+    const { table, name } = req.command as Extract<WriteRequest['command'], { kind: 'dropIndex' }>;
+    return { ...result, table, name };
+  });
+
+  app.get('/api/v1/db/indexes', { onRequest: requireApiKey }, async (request, reply) => {
+    const table = parseIndexesQuery(plain(request.query));
+    const [info] = await deps.tables(table, request.id);
+    if (!info) reply.header(HINT_HEADER, TABLE_NOT_FOUND_HINT);
+    return (info?.indexes ?? []).map(indexView);
+  });
+
+  app.get('/api/v1/db/tables', { onRequest: requireApiKey }, async (request) => {
+    TABLES_QUERY.fieldsOf(plain(request.query));
+    const tables = await deps.tables(undefined, request.id);
+    return tables.map((t) => ({ table: t.table, documents: t.documents, indexes: t.indexes.map(indexView) }));
+  });
+}

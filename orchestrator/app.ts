@@ -257,7 +257,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get('/api/v1/workers/list', { onRequest: requireApiKey }, listPids);
   app.get('/api/v1/worker/list', { onRequest: requireApiKey }, listPids);
 
-  app.get('/api/v1/workers', { onRequest: requireApiKey }, async () => cluster.workersDetail());
+  // Indexes through the write path, and the tables view from the master (issue 17).
+  registerIndexRoutes(app, {
+    requireApiKey,
+    write,
+    tables: async (table, reqId) => {
+      const master = await router.requireMaster();
+      return (await rpc.call(names.controlQueue(master.id), tablesMessage(table), { timeoutMs: config.requestTimeoutMs, reqId })) as TableInfo[];
+    },
+  });
+  app.get('/api/v1/workers', { onRequest: requireApiKey }, async () => cluster.workersDetail()); // id, role, pid, state, appliedSeq, lag
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

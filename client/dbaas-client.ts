@@ -17,7 +17,7 @@
  */
 import { REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
-import type { AuditEvent, AutoscalerStatus, Document, Filter, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
+import type { AuditEvent, AutoscalerStatus, DatabaseInfo, Document, Filter, PlatformView, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
 
 export interface DbaasClientOptions {
   /**
@@ -28,6 +28,8 @@ export interface DbaasClientOptions {
   url: string;
   /** Sent on data and cluster endpoints when the server has `DBAAS_API_KEYS`. */
   apiKey?: string;
+  /** The database every read and write goes to unless the call names another (default: the server's `default`). */
+  database?: string;
   /** Sent on admin endpoints (clear, crash drills, scale); also used for the rest when no apiKey is given. */
   adminToken?: string;
   /** How long one try may take before it is abandoned (and retried). Default 10000. */
@@ -73,7 +75,7 @@ export class DbaasClientError extends Error {
 type Auth = 'data' | 'admin';
 
 interface Request {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   path: string;
   body?: unknown;
   auth: Auth;
@@ -143,7 +145,8 @@ export class DbaasClient {
     const requestId = given ?? newRequestId();
     // Only for a requestId made here: one the caller gives may be a retry of a call made long before.
     const age = given === undefined ? { firstAttemptAt: performance.now() } : {};
-    const result = await this.call<WriteResult>({ method: 'POST', path: '/api/v1/db/write', body: { ...body, requestId }, auth: 'data', idempotent: true, signal: opts.signal, ...age });
+    const database = body.database ?? this.opts.database;
+    const result = await this.call<WriteResult>({ method: 'POST', path: '/api/v1/db/write', body: { ...body, ...(database ? { database } : {}), requestId }, auth: 'data', idempotent: true, signal: opts.signal, ...age });
     this.observeSeq(result.seq);
     return result;
   }
@@ -176,13 +179,34 @@ export class DbaasClient {
     return result.count;
   }
 
-  /** Empties every table on every worker (admin). Retried safely with one requestId. */
-  async clear(opts: WriteOptions = {}): Promise<{ ok: true; seq: number }> {
+  /**
+   * Empties the tables of `opts.database`, else of the client's `database`, on every
+   * worker; with neither, every table of every database (admin). Retried safely with one requestId.
+   */
+  async clear(opts: WriteOptions & { database?: string } = {}): Promise<{ ok: true; seq: number }> {
     const requestId = opts.requestId ?? newRequestId();
     const age = opts.requestId === undefined ? { firstAttemptAt: performance.now() } : {};
-    const result = await this.call<{ ok: true; seq: number }>({ method: 'POST', path: '/api/v1/db/clear', body: { requestId }, auth: 'admin', idempotent: true, signal: opts.signal, ...age });
+    const database = opts.database ?? this.opts.database;
+    const body = { requestId, ...(database ? { database } : {}) };
+    const result = await this.call<{ ok: true; seq: number }>({ method: 'POST', path: '/api/v1/db/clear', body, auth: 'admin', idempotent: true, signal: opts.signal, ...age });
     this.observeSeq(result.seq);
     return result;
+  }
+
+  /** The databases (a scoped key sees only its own). */
+  async databases(opts: CallOptions = {}): Promise<DatabaseInfo[]> {
+    const r = await this.call<{ databases: DatabaseInfo[] }>({ method: 'GET', path: '/api/v1/db/databases', auth: 'data', idempotent: true, signal: opts.signal });
+    return r.databases;
+  }
+
+  /** Creates a database, empty on every replica (admin). */
+  createDatabase(name: string, opts: CallOptions = {}): Promise<DatabaseInfo> {
+    return this.call({ method: 'POST', path: '/api/v1/db/databases', body: { name }, auth: 'admin', idempotent: false, signal: opts.signal });
+  }
+
+  /** Drops a database: refused from then on, emptied on every replica (admin). */
+  dropDatabase(name: string, opts: CallOptions = {}): Promise<{ ok: true; seq: number; dropped: string }> {
+    return this.call({ method: 'DELETE', path: `/api/v1/db/databases/${encodeURIComponent(name)}`, auth: 'admin', idempotent: false, signal: opts.signal });
   }
 
   // -------------------------------------------------------------- cluster --
@@ -251,6 +275,11 @@ export class DbaasClient {
     return this.call({ method: 'GET', path: '/api/v1/orchestrators', auth: 'data', idempotent: true, signal: opts.signal });
   }
 
+  /** Every platform service and orchestrator the lifecycle manager watches: kind, address, pid, state, restarts, last failure. */
+  platform(opts: CallOptions = {}): Promise<PlatformView> {
+    return this.call({ method: 'GET', path: '/api/v1/platform', auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
   // ------------------------------------------------------------ internals --
 
   private observeSeq(seq: number): void {
@@ -259,7 +288,8 @@ export class DbaasClient {
 
   private readBody(table: string, opts: ReadOptions, count: boolean): Record<string, unknown> {
     const { consistency, afterSeq, signal: _signal, ...rest } = opts as ReadOptions & CallOptions;
-    const body: Record<string, unknown> = { table, ...rest };
+    const database = rest.database ?? this.opts.database;
+    const body: Record<string, unknown> = { table, ...rest, ...(database ? { database } : {}) };
     if (count) body['count'] = true;
     const session = (this.opts.readYourWrites ?? true) && consistency !== 'eventual' ? this.sessionSeq : 0;
     const wanted = Math.max(afterSeq ?? 0, session);

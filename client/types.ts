@@ -25,15 +25,28 @@ export type Update =
   | ({ [operator: `$${string}`]: never } & Record<string, unknown>);
 
 /** The body of `POST /api/v1/db/write` (modern form). */
-export type WriteBody =
+export type WriteBody = (
   | { table: string; operation: 'insert'; data: Document | Document[]; requestId?: string }
   | { table: string; operation: 'update' | 'upsert'; where: Filter; data: Update; requestId?: string }
-  | { table: string; operation: 'delete'; where: Filter; requestId?: string };
+  | { table: string; operation: 'delete'; where: Filter; requestId?: string }
+) & {
+  /** The database (issue 20); default: the client's `database` option, else the server's `default`. */
+  database?: string;
+};
+
+/** A database as `GET /api/v1/db/databases` lists it. */
+export interface DatabaseInfo {
+  name: string;
+  /** Absent for `default`. */
+  createdAt?: string;
+}
 
 /** The answer to a write: the master applied it and it is durably queued for every slave. Pass its `seq` as `afterSeq` to read your own write (the client does so by itself). */
 export type { WriteResult } from '../common/commands.js';
 
 export interface ReadOptions {
+  /** The database (issue 20); default: the client's `database` option, else the server's `default`. */
+  database?: string;
   where?: Filter;
   columns?: string[];
   sort?: Record<string, 1 | -1>;
@@ -73,13 +86,6 @@ export type { AuditEvent, AuditKind } from '../orchestrator/audit-log.js';
 export type { AutoscalerStatus } from '../orchestrator/autoscaler.js';
 export type { ReplicaVerdict, VerifyReport, VerifyResult } from '../orchestrator/verify.js';
 
-/** `GET /readyz` (the body comes with 200 and with 503). */
-export interface Readiness {
-  ready: boolean;
-  broker: boolean;
-  master: string | null;
-  servingSlaves: number;
-}
 /** One service the lifecycle manager watches (`GET /api/v1/platform`); `stale` when its manager has not reported for 15 s. */
 export type PlatformService = import('../coordination/schemas.js').PlatformServiceZnode & { stale: boolean };
 
@@ -91,3 +97,10 @@ export interface PlatformView {
   note?: string;
 }
 
+/** `GET /readyz` (the body comes with 200 and with 503). */
+export interface Readiness {
+  ready: boolean;
+  broker: boolean;
+  master: string | null;
+  servingSlaves: number;
+}

@@ -40,6 +40,11 @@ import type { Verifier } from './verify.js';
 import type { LeaderElection } from '../coordination/leader-election.js';
 import { leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
 import type { SharedAudit } from './shared-audit.js';
+import type { DatabaseStore } from '../coordination/database-store.js';
+import { admit, databaseOf, registerDatabaseRoutes } from './database-routes.js';
+import { splitTable } from '../common/databases.js';
+import type { PlatformStore } from '../coordination/platform-store.js';
+import { registerPlatformRoute } from './platform-route.js';
 
 export interface AppDeps {
   config: OrchestratorConfig;
@@ -58,6 +63,10 @@ export interface AppDeps {
   election?: LeaderElection;
   /** The namespace's audit log in ZooKeeper, shared by its orchestrators and kept across restarts. */
   sharedAudit?: SharedAudit;
+  /** The namespace's databases (issue 20); absent: only `default` exists. */
+  databases?: DatabaseStore;
+  /** What the lifecycle manager publishes about the platform (GET /api/v1/platform). */
+  platform?: PlatformStore;
   logger: Logger;
 }
 
@@ -192,13 +201,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return rpc.call(names.writeQueue, envelope, { timeoutMs: config.requestTimeoutMs, persistent: true, reqId: request.id });
   };
 
-  app.post('/api/v1/db/write', { onRequest: requireApiKey }, async (request, reply) => write(parseWriteBody(request.body), request, reply));
-  app.post('/api/v1/db/clear', { onRequest: requireAdmin }, async (request, reply) => write(parseClearBody(request.body), request, reply));
+  // Each data request is for one database: its key must reach it, and it must exist (database-routes.ts).
+  app.post('/api/v1/db/write', { onRequest: requireApiKey }, async (request, reply) => {
+    const req = parseWriteBody(request.body);
+    await admit(deps.databases, request, databaseOf(req.command) ?? '', 'readwrite');
+    return write(req, request, reply);
+  });
+  app.post('/api/v1/db/clear', { onRequest: requireAdmin }, async (request, reply) => {
+    const req = parseClearBody(request.body);
+    const database = databaseOf(req.command);
+    if (database !== undefined) await admit(deps.databases, request, database, 'readwrite');
+    return write(req, request, reply);
+  });
+  registerDatabaseRoutes(app, { store: deps.databases, requireAdmin, requireApiKey, write });
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
   // Only the leader acts on workers: a follower forwards these to it (orchestrator/leader-routes.ts).
   const toLeader = deps.election ? leaderOnly(deps.election) : async (): Promise<void> => undefined;
   if (deps.election) registerOrchestratorRoutes(app, deps.election, requireApiKey);
+  if (deps.platform) registerPlatformRoute(app, deps.platform, config, requireApiKey);
   app.post('/api/v1/crash/master', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('master'))]);
   app.post('/api/v1/crash/slave', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('slave'))]);
 
@@ -233,6 +254,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.post('/api/v1/db/read', { onRequest: requireApiKey }, async (request, reply) => {
     const command = parseReadBody(request.body);
+    await admit(deps.databases, request, splitTable(command.table).database, 'read');
     // Only a valid read counts toward autoscaling: refused ones must not buy slaves.
     deps.autoscaler.onRead();
     const route = router.readRoute();

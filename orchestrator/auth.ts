@@ -12,9 +12,16 @@
  *
  * 401 when no token is given, 403 when it is wrong. Tokens are compared in
  * constant time against every candidate, and never logged.
+ *
+ * Scopes (issue 20, common/api-keys.ts): an API key may be bound to databases
+ * and to read-only. The guard remembers which key a request came with; the data
+ * routes, once they know the request's database, ask {@link checkScope}, which
+ * answers 403 DBAAS_AUTH_SCOPE_DENIED outside the key's scope. The admin token,
+ * a key without scope, and any request while no keys are set have every scope.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { FULL_SCOPE, parseApiKey, scopeAllows, sha256, type Access, type ApiKey, type KeyScope } from '../common/api-keys.js';
 import { DbaasError } from '../common/errors.js';
 
 export interface AuthSettings {
@@ -61,7 +68,18 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 /** Asks a browser for credentials: a page's 401 carries this, so the browser prompts (any user name, the key as password). */
 export const BASIC_CHALLENGE = 'Basic realm="dbaas", charset="UTF-8"';
 
-function guard(candidates: () => readonly string[], challenge = false): Guard {
+/** The scope each authenticated request came with (absent: every scope). */
+const scopes = new WeakMap<FastifyRequest, KeyScope>();
+
+/** The key among `keys` whose hash is the token's, looking at every key whatever the outcome. */
+function keyOf(token: string, keys: readonly ApiKey[]): ApiKey | undefined {
+  const g = sha256(token);
+  let found: ApiKey | undefined;
+  for (const k of keys) if (timingSafeEqual(g, k.hash) && !found) found = k;
+  return found;
+}
+
+function guard(candidates: () => readonly ApiKey[], challenge = false): Guard {
   return async (request, reply) => {
     const allowed = candidates();
     if (allowed.length === 0) return;
@@ -70,8 +88,42 @@ function guard(candidates: () => readonly string[], challenge = false): Guard {
       if (challenge) reply?.header('www-authenticate', BASIC_CHALLENGE);
       throw new DbaasError('DBAAS_AUTH_MISSING');
     }
-    if (!tokenMatchesAny(token, allowed)) throw new DbaasError('DBAAS_AUTH_INVALID');
+    const key = keyOf(token, allowed);
+    if (!key) throw new DbaasError('DBAAS_AUTH_INVALID');
+    if (key.scope !== FULL_SCOPE) scopes.set(request, key.scope);
   };
+}
+
+/** The scope a request was authenticated with. */
+export function scopeOf(request: FastifyRequest): KeyScope {
+  return scopes.get(request) ?? FULL_SCOPE;
+}
+
+/**
+ * Refuses a request whose key does not reach `database` with `access`
+ * (403 DBAAS_AUTH_SCOPE_DENIED); call it once the request's database is known.
+ */
+export function checkScope(request: FastifyRequest, database: string, access: Access): void {
+  const scope = scopeOf(request);
+  if (scopeAllows(scope, database, access)) return;
+  const what = access === 'readwrite' && scope.access === 'read' ? 'is read-only' : `does not reach database ${JSON.stringify(database)}`;
+  throw new DbaasError('DBAAS_AUTH_SCOPE_DENIED', `this API key ${what}`);
+}
+
+/**
+ * The entries of DBAAS_API_KEYS as keys with scopes (common/api-keys.ts). Throws,
+ * at start, listing every entry that does not parse by its position, never by its
+ * text (it may hold a secret).
+ */
+export function apiKeysOf(entries: readonly string[]): ApiKey[] {
+  const problems: string[] = [];
+  const keys = entries.flatMap((entry, i) => {
+    const key = parseApiKey(entry);
+    if (typeof key === 'string') problems.push(`DBAAS_API_KEYS: key ${i + 1}: ${key}`);
+    return typeof key === 'string' ? [] : [key];
+  });
+  if (problems.length > 0) throw new Error(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  return keys;
 }
 
 export interface Guards {
@@ -91,9 +143,10 @@ export interface Guards {
  * body is read or parsed, so an anonymous client never costs a JSON parse.
  */
 export function makeGuards(settings: AuthSettings): Guards {
-  const admin = settings.adminToken === undefined ? [] : [settings.adminToken];
+  const admin: ApiKey[] = settings.adminToken === undefined ? [] : [{ hash: sha256(settings.adminToken), scope: FULL_SCOPE }];
+  const keys = apiKeysOf(settings.apiKeys);
   // With API keys set, the admin token is accepted on data endpoints too.
-  const data = settings.apiKeys.length === 0 ? [] : [...settings.apiKeys, ...admin];
+  const data = settings.apiKeys.length === 0 ? [] : [...keys, ...admin];
   const pages = settings.publicDocs ? [] : data;
   return { requireAdmin: guard(() => admin), requireApiKey: guard(() => data), requirePageKey: guard(() => pages, true) };
 }

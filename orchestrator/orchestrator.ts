@@ -11,6 +11,8 @@ import { describeInfo, LeaderElection } from '../coordination/leader-election.js
 import { zkPaths } from '../coordination/paths.js';
 import { ZkSession } from '../coordination/zk-session.js';
 import { SharedAudit } from './shared-audit.js';
+import { DatabaseStore } from '../coordination/database-store.js';
+import { PlatformStore } from '../coordination/platform-store.js';
 import { buildApp } from './app.js';
 import { AuditLog } from './audit-log.js';
 import { Autoscaler } from './autoscaler.js';
@@ -89,7 +91,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   });
 
   const sharedAudit = new SharedAudit(zk, paths, audit, describeInfo(election.me));
-  const app = await buildApp({ config, names, rpc, cluster, router: cluster.router, view, audit, autoscaler, metrics, verifier, election, sharedAudit, logger });
+  const app = await buildApp({ config, names, rpc, cluster, router: cluster.router, view, audit, autoscaler, metrics, verifier, election, sharedAudit, platform: new PlatformStore(zk, paths), databases: new DatabaseStore(zk, paths), logger });
   // The leader's epoch and the orchestrators of the namespace, in every orchestrator's /metrics.
   metrics.followElection(election);
 

@@ -24,8 +24,8 @@
  * Results are kept in a small {@link ChecksumBook} keyed by seq, for the
  * orchestrator to collect over the control queue.
  */
-import { createHash } from 'node:crypto';
-import { canonicalJson, type Doc } from '../common/commands.js';
+import type { Doc } from '../common/commands.js';
+import { TableHasher } from '../common/doc-hash.js';
 import type { Logger } from '../common/logger.js';
 import type { ChecksumReply, SyncEntry, TableChecksum } from '../common/messages.js';
 import { INTERNAL_PREFIX } from './store.js';
@@ -36,45 +36,12 @@ export interface ChecksumSource {
   scanTable(name: string): AsyncIterable<Doc>;
 }
 
-const WORDS = 8;
-
 /** A user table: not one of the worker's own `_dbaas*` collections, nor a system one. */
 export function isUserTable(name: string): boolean {
   return !name.startsWith(INTERNAL_PREFIX) && !name.startsWith('system.');
 }
 
-/** SHA-256 of a document's canonical JSON (keys sorted at every level). */
-export function docDigest(doc: Doc): Buffer {
-  return createHash('sha256').update(canonicalJson(doc)).digest();
-}
-
-/** Count and order-independent sum (mod 2^256) of document digests, for one table. */
-export class TableHasher {
-  private readonly acc = new Uint32Array(WORDS);
-  count = 0;
-
-  /** Adds one document. */
-  add(doc: Doc): void {
-    this.addDigest(docDigest(doc));
-  }
-
-  /** Adds a 32-byte digest, read as a big-endian 256-bit number. */
-  addDigest(digest: Buffer): void {
-    let carry = 0;
-    for (let i = WORDS - 1; i >= 0; i--) {
-      const s = (this.acc[i] as number) + digest.readUInt32BE(i * 4) + carry;
-      this.acc[i] = s >>> 0;
-      carry = s > 0xffffffff ? 1 : 0;
-    }
-    this.count += 1;
-  }
-
-  result(): TableChecksum {
-    let sum = '';
-    for (const w of this.acc) sum += w.toString(16).padStart(8, '0');
-    return { count: this.count, sum };
-  }
-}
+export { docDigest, TableHasher } from '../common/doc-hash.js';
 
 /** The checksum of documents given in any order (tests, and one table of {@link checksumTables}). */
 export function checksumDocs(docs: Iterable<Doc>): TableChecksum {

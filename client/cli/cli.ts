@@ -60,10 +60,13 @@ commands:
   scale N                       set the slave target by hand (admin)
   read TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]
   write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
-  clear                         empty every table on every worker (admin)
+  clear                         empty every table on every worker, or only those of --db (admin)
+  databases                     the databases (a scoped key sees its own)
+  databases create|drop NAME    create a database, or drop one and its data on every replica (admin)
   verify                        checksum every table on every replica at one seq; divergent slaves get replaced (admin)
   switchover [TARGET]           planned switchover: the master hands over to a caught-up slave (id or pid; admin)
   orchestrators                 every orchestrator of the namespace and which one leads
+  platform                      every platform service and orchestrator the lifecycle manager watches, with its state
   teardown --namespace NS [--yes]
                                 remove a STOPPED namespace: its queues, exchanges, znodes, Docker containers, volumes,
                                 network and data directory (admin: talks to RabbitMQ, ZooKeeper, Docker and the disk
@@ -74,6 +77,7 @@ options:
                      comma-separated, of one namespace: a try that cannot reach one moves to the next
   --token TOKEN      admin token for crash, scale, clear (default: $DBAAS_ADMIN_TOKEN)
   --api-key KEY      key for the data and cluster endpoints (default: $DBAAS_API_KEY)
+  --db NAME          the database of read, write, clear (default: the server's default database)
   --json             print JSON instead of tables (errors too, as {"error": …})
   --timeout MS       how long one try may take (default 10000; verify 120000)
   --retries N        retries of safe requests on 503/504/no answer (default 3; writes keep their requestId)
@@ -90,6 +94,7 @@ const OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
   'api-key': { type: 'string' },
+  db: { type: 'string' },
   json: { type: 'boolean' },
   timeout: { type: 'string' },
   retries: { type: 'string' },
@@ -113,7 +118,7 @@ const OPTIONS = {
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'string' ? string : boolean };
 
-const GLOBAL = ['url', 'token', 'api-key', 'json', 'timeout', 'retries', 'help', 'version'];
+const GLOBAL = ['url', 'token', 'api-key', 'db', 'json', 'timeout', 'retries', 'help', 'version'];
 /** Options each command takes beyond the global ones. */
 const COMMAND_OPTIONS: Record<string, string[]> = {
   status: [],
@@ -124,9 +129,11 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   read: ['where', 'columns', 'sort', 'limit', 'skip', 'count', 'after-seq'],
   write: ['data', 'where', 'request-id'],
   clear: ['request-id'],
+  databases: [],
   verify: [],
   switchover: [],
   orchestrators: [],
+  platform: [],
   teardown: ['namespace', 'yes'],
 };
 
@@ -214,6 +221,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       readYourWrites: false,
       ...(adminToken ? { adminToken } : {}),
       ...(apiKey ? { apiKey } : {}),
+      ...(values.db ? { database: values.db } : {}),
       ...(io.fetch ? { fetch: io.fetch } : {}),
     });
     const expectArgs = (n: number, shape: string): void => {
@@ -359,8 +367,25 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'clear': {
         expectArgs(0, '');
         const requestId = values['request-id'] ?? newRequestId();
-        const result = await client.clear({ requestId });
-        out({ ...result, requestId }, () => `cleared every table (seq ${result.seq})`);
+        const result = await client.clear({ requestId, ...(values.db ? { database: values.db } : {}) });
+        out({ ...result, requestId }, () => `cleared ${values.db ? `every table of database ${values.db}` : 'every table'} (seq ${result.seq})`);
+        return EXIT.OK;
+      }
+      case 'databases': {
+        const [action, name] = args;
+        if (action === undefined) {
+          const list = await client.databases();
+          out(list, () => formatTable(['DATABASE', 'CREATED'], list.map((d) => [d.name, d.createdAt ?? '-'])));
+          return EXIT.OK;
+        }
+        if ((action !== 'create' && action !== 'drop') || name === undefined || args.length !== 2) usage('usage: dbaas databases [create|drop NAME]');
+        if (action === 'create') {
+          const created = await client.createDatabase(name);
+          out(created, () => `created database ${created.name}`);
+        } else {
+          const dropped = await client.dropDatabase(name);
+          out(dropped, () => `dropped database ${dropped.dropped} (seq ${dropped.seq})`);
+        }
         return EXIT.OK;
       }
       case 'switchover': {
@@ -377,6 +402,28 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
             ['URL', 'PID', 'HOST', 'LEADER', 'SINCE'],
             list.orchestrators.map((o) => [o.url, String(o.pid), o.host, o.leader ? `yes (epoch ${list.leader?.epoch ?? '?'})` : '', o.startedAt]),
           ),
+        );
+        return EXIT.OK;
+      }
+      case 'platform': {
+        expectArgs(0, '');
+        const view = await client.platform();
+        out(view, () =>
+          [
+            `platform: ${view.platform}${view.note ? ` (${view.note})` : ''}`,
+            formatTable(
+              ['SERVICE', 'KIND', 'ADDRESS', 'PID', 'STATE', 'RESTARTS', 'LAST FAILURE'],
+              view.services.map((s) => [
+                s.name,
+                s.kind,
+                s.address,
+                String(s.pid ?? s.containerId ?? '-'),
+                `${s.state}${s.stale ? ' (stale)' : ''}${s.managed ? '' : ' (watched)'}`,
+                String(s.restarts),
+                s.lastFailure ? `${s.lastFailure.at} ${s.lastFailure.reason}` : '-',
+              ]),
+            ),
+          ].join('\n'),
         );
         return EXIT.OK;
       }

@@ -4,7 +4,7 @@
  *   PUT    /api/v1/users              {username, password (SHA-1 hex)} → 201 {}; 400 taken or bad password
  *   DELETE /api/v1/users/:username    → 200 {}; 400 no such user
  *   GET    /api/v1/users              → 200 ["ana", …]; 204 when there is none
- *   POST   /api/v1/db/clear           → 200 {} (needs the dbaas admin token)
+ *   POST   /api/v1/db/clear           → 200 {}: empties this service's database (needs the dbaas admin token)
  *
  * The service keeps no state: the `users` table lives in dbaas. The client's
  * session makes a user visible to the very next list, even though reads go to

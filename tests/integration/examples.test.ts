@@ -1,16 +1,21 @@
 /**
  * The example rideshare services (examples/rideshare) on the typed client,
- * against a live cluster: the course's API end to end, over real HTTP.
+ * against a live cluster: the course's API end to end, over real HTTP. Each
+ * service keeps its data in its own database with its own scoped API key
+ * (issue 20): neither can see the other's data.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DbaasClient } from '../../client/index.js';
+import { DbaasClient, DbaasClientError } from '../../client/index.js';
 import { buildRidesService } from '../../examples/rideshare/rides-service.js';
 import { buildUsersService } from '../../examples/rideshare/users-service.js';
 import { startTestCluster, type TestCluster } from './harness.js';
 
 const ADMIN = 'examples-admin-token';
+const USERS_KEY = 'users-service-key-01';
+const RIDES_KEY = 'rides-service-key-02';
+const OTHER_KEY = 'other-service-key-03';
 let c: TestCluster;
 let users: FastifyInstance;
 let rides: FastifyInstance;
@@ -18,11 +23,21 @@ let usersUrl = '';
 let ridesUrl = '';
 
 beforeAll(async () => {
-  c = await startTestCluster({ DBAAS_ADMIN_TOKEN: ADMIN, DBAAS_INITIAL_SLAVES: '2' }, { listen: true });
-  users = buildUsersService(new DbaasClient({ url: c.url, adminToken: ADMIN }));
+  c = await startTestCluster(
+    {
+      DBAAS_ADMIN_TOKEN: ADMIN,
+      DBAAS_INITIAL_SLAVES: '2',
+      DBAAS_API_KEYS: `${USERS_KEY}:users:readwrite,${RIDES_KEY}:rides:readwrite,${OTHER_KEY}:default:readwrite`,
+    },
+    { listen: true },
+  );
+  const admin = new DbaasClient({ url: c.url, adminToken: ADMIN });
+  await admin.createDatabase('users');
+  await admin.createDatabase('rides');
+  users = buildUsersService(new DbaasClient({ url: c.url, database: 'users', apiKey: USERS_KEY, adminToken: ADMIN }));
   usersUrl = await users.listen({ port: 0, host: '127.0.0.1' });
   // Fixed "now" so that "upcoming" does not depend on the day the test runs.
-  rides = buildRidesService(new DbaasClient({ url: c.url }), { usersUrl, now: () => new Date('2026-11-21T00:00:00Z') });
+  rides = buildRidesService(new DbaasClient({ url: c.url, database: 'rides', apiKey: RIDES_KEY }), { usersUrl, now: () => new Date('2026-11-21T00:00:00Z') });
   ridesUrl = await rides.listen({ port: 0, host: '127.0.0.1' });
 });
 
@@ -57,12 +72,17 @@ describe('rideshare on dbaas', () => {
     expect((await call(usersUrl, 'DELETE', '/api/v1/users/cy')).status).toBe(200);
     expect((await call(usersUrl, 'DELETE', '/api/v1/users/cy')).status).toBe(400);
     expect(await call(usersUrl, 'GET', '/api/v1/users')).toEqual({ status: 200, body: ['ana', 'bo'] });
-    // Another client's document in the shared table (no username) is not listed as a user (it was listed as null).
-    const other = new DbaasClient({ url: c.url });
+    // Another service's `users` table lives in another database: not listed (with one flat table space it was listed as null).
+    const other = new DbaasClient({ url: c.url, apiKey: OTHER_KEY });
     await other.insert('users', { _id: 'not-a-user', note: 'written by another service' });
     // A sign-up after it: the service's next read waits for a seq past the other document, so the list is read with it there.
     expect((await call(usersUrl, 'PUT', '/api/v1/users', { username: 'dee', password: sha1('d') })).status).toBe(201);
     expect(await call(usersUrl, 'GET', '/api/v1/users')).toEqual({ status: 200, body: ['ana', 'bo', 'dee'] });
+    expect(await other.count('users')).toBe(1);
+    // And its key reaches only its own database.
+    const denied = await other.read('users', { database: 'users' }).catch((err: unknown) => err);
+    expect(denied).toBeInstanceOf(DbaasClientError);
+    expect((denied as DbaasClientError).code).toBe('DBAAS_AUTH_SCOPE_DENIED');
     await other.delete('users', { _id: 'not-a-user' });
     expect((await call(usersUrl, 'DELETE', '/api/v1/users/dee')).status).toBe(200);
   });
@@ -114,8 +134,23 @@ describe('rideshare on dbaas', () => {
     expect(await call(ridesUrl, 'GET', '/api/v1/rides/count')).toEqual({ status: 200, body: [3] });
   });
 
-  it('clears the database through the users service (admin token)', async () => {
+  it('keeps the two services apart: neither key reaches the other database', async () => {
+    const usersKey = new DbaasClient({ url: c.url, apiKey: USERS_KEY, retry: { attempts: 1 } });
+    const ridesKey = new DbaasClient({ url: c.url, apiKey: RIDES_KEY, retry: { attempts: 1 } });
+    const codeOf = (p: Promise<unknown>): Promise<string> => p.then(() => 'allowed', (err: unknown) => (err as DbaasClientError).code);
+    expect(await codeOf(usersKey.read('rides', { database: 'rides' }))).toBe('DBAAS_AUTH_SCOPE_DENIED');
+    expect(await codeOf(usersKey.insert('rides', { x: 1 }, {}))).toBe('DBAAS_AUTH_SCOPE_DENIED');
+    expect(await codeOf(ridesKey.read('users', { database: 'users' }))).toBe('DBAAS_AUTH_SCOPE_DENIED');
+    expect(await codeOf(ridesKey.write({ table: 'users', database: 'users', operation: 'delete', where: {} }))).toBe('DBAAS_AUTH_SCOPE_DENIED');
+    expect((await usersKey.databases()).map((d) => d.name)).toEqual(['users']);
+    // The rides database holds only rides, the users database only users.
+    expect(await ridesKey.count('rides', {}, { database: 'rides' })).toBe(3);
+    expect(await ridesKey.count('users', {}, { database: 'rides' })).toBe(0);
+  });
+
+  it('clears its own database through the users service (admin token); the rides service keeps its data', async () => {
     expect((await call(usersUrl, 'POST', '/api/v1/db/clear')).status).toBe(200);
     expect((await call(usersUrl, 'GET', '/api/v1/users')).status).toBe(204);
+    expect(await call(ridesUrl, 'GET', '/api/v1/rides/count')).toEqual({ status: 200, body: [3] });
   });
 });

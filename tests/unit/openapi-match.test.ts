@@ -72,6 +72,8 @@ const WRITES: ReadonlyArray<readonly [string, unknown, boolean]> = [
   ['no operation, data only', { table: 'users', data: { a: 1 } }, false],
   ['legacy insert, empty', { table: 'users', insert: [], column: [] }, false],
   ['legacy delete with column', { table: 'users', delete: "a='b'", column: ['a'] }, false],
+  ['in a database', { table: 'users', database: 'shop', operation: 'insert', data: { a: 1 } }, true],
+  ['bad database name', { table: 'users', database: 'Shop', operation: 'insert', data: { a: 1 } }, false],
 ];
 
 const READS: ReadonlyArray<readonly [string, unknown, boolean]> = [
@@ -87,6 +89,8 @@ const READS: ReadonlyArray<readonly [string, unknown, boolean]> = [
   ['sort by 2', { table: 'rides', sort: { a: 2 } }, false],
   ['negative afterSeq', { table: 'rides', afterSeq: -1 }, false],
   ['unknown field', { table: 'rides', filter: {} }, false],
+  ['in a database', { table: 'rides', database: 'shop' }, true],
+  ['bad database name', { table: 'rides', database: 'a-b' }, false],
 ];
 
 const CLEARS: ReadonlyArray<readonly [string, unknown, boolean]> = [
@@ -94,6 +98,8 @@ const CLEARS: ReadonlyArray<readonly [string, unknown, boolean]> = [
   ['requestId', { requestId: 'clear-1' }, true],
   ['bad requestId', { requestId: 'a b' }, false],
   ['unknown field', { table: 'x' }, false],
+  ['one database', { database: 'shop', requestId: 'clear-2' }, true],
+  ['bad database name', { database: '1shop' }, false],
 ];
 
 const SCALES: ReadonlyArray<readonly [string, unknown, boolean]> = [
@@ -140,8 +146,8 @@ describe('one declaration per body: the document shows the schema the parser is 
     for (const body of [WRITE_BODY, READ_BODY, CLEAR_BODY]) {
       expect(Object.keys(body.schema['properties'] as object)).toEqual([...body.allowed]);
     }
-    expect([...WRITE_BODY.allowed]).toEqual(['table', 'requestId', 'operation', 'data', 'where', 'insert', 'column', 'delete']);
-    expect([...READ_BODY.allowed]).toEqual(['table', 'where', 'columns', 'sort', 'limit', 'skip', 'count', 'afterSeq']);
+    expect([...WRITE_BODY.allowed]).toEqual(['table', 'database', 'requestId', 'operation', 'data', 'where', 'insert', 'column', 'delete']);
+    expect([...READ_BODY.allowed]).toEqual(['table', 'database', 'where', 'columns', 'sort', 'limit', 'skip', 'count', 'afterSeq']);
     // One documented form per operation, from the table the parser checks.
     const titles = (WRITE_BODY.schema['oneOf'] as Array<{ title: string }>).map((f) => f.title);
     expect(titles).toEqual([...Object.keys(WRITE_FORMS), 'legacy insert', 'legacy delete']);

@@ -3,6 +3,8 @@
  * compare replicas with each other and with the history. (The service itself
  * never reads a database from the orchestrator; this is the checker's view.)
  */
+import { DEFAULT_DATABASE, qualifiedTable } from '../../common/databases.js';
+import { mongoPrefix } from '../../worker/tables.js';
 import { readFileSync } from 'node:fs';
 import { MongoClient } from 'mongodb';
 import type { WorkerInfo } from '../../client/types.js';
@@ -14,13 +16,21 @@ export async function dumpDb(url: string, dbName = 'dbaas'): Promise<Dump> {
   const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
   await client.connect();
   try {
-    const db = client.db(dbName);
     const out: Dump = {};
-    const cols = await db.listCollections({}, { nameOnly: true }).toArray();
-    for (const { name } of cols.sort((a, b) => a.name.localeCompare(b.name))) {
-      if (name.startsWith('_dbaas') || name.startsWith('system.')) continue;
-      const docs = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
-      if (docs.length > 0) out[name] = docs as unknown as Dump[string];
+    // Every database (issue 20): `default` is the worker's own database, the others `<dbName>--<name>`,
+    // their tables keyed by qualified name (`<name>.<table>`), as worker/tables.ts names them.
+    const prefix = mongoPrefix(dbName);
+    const { databases } = await client.db(dbName).admin().listDatabases({ nameOnly: true });
+    const others = databases.map((d) => d.name).filter((n) => n.startsWith(prefix)).sort();
+    for (const mongoName of [dbName, ...others]) {
+      const db = client.db(mongoName);
+      const database = mongoName === dbName ? DEFAULT_DATABASE : mongoName.slice(prefix.length);
+      const cols = await db.listCollections({}, { nameOnly: true }).toArray();
+      for (const { name } of cols.sort((a, b) => a.name.localeCompare(b.name))) {
+        if (name.startsWith('_dbaas') || name.startsWith('system.')) continue;
+        const docs = await db.collection(name).find({}).sort({ _id: 1 }).toArray();
+        if (docs.length > 0) out[qualifiedTable(database, name)] = docs as unknown as Dump[string];
+      }
     }
     return out;
   } finally {
@@ -48,21 +58,35 @@ export function dbUrlOf(w: WorkerInfo & { dbUrl?: string }, dataDir: string, nam
   return unit?.port ? `mongodb://127.0.0.1:${unit.port}/` : undefined;
 }
 
-/** One dump per worker; a worker whose database cannot be read is reported, not skipped silently. */
-export async function dumpReplicas(workers: readonly WorkerInfo[], dataDir: string, namespace: string): Promise<{ replicas: Replica[]; problems: string[] }> {
+/**
+ * One dump per worker; a worker whose database cannot be read is reported, not skipped silently.
+ * `urlsOf` (workers in containers: tools/nemesis/containers.ts) answers addresses to try first.
+ */
+export async function dumpReplicas(
+  workers: readonly WorkerInfo[],
+  dataDir: string,
+  namespace: string,
+  urlsOf?: (w: WorkerInfo) => Promise<string[]>,
+): Promise<{ replicas: Replica[]; problems: string[] }> {
   const replicas: Replica[] = [];
   const problems: string[] = [];
   for (const w of workers) {
-    const url = dbUrlOf(w, dataDir, namespace);
-    if (!url) {
+    const own = dbUrlOf(w, dataDir, namespace);
+    const urls = [...((await urlsOf?.(w).catch(() => [])) ?? []), ...(own ? [own] : [])];
+    if (urls.length === 0) {
       problems.push(`worker ${w.id} (${w.role}): no database address`);
       continue;
     }
-    try {
-      replicas.push({ id: w.id, role: w.role, dump: await dumpDb(url) });
-    } catch (err) {
-      problems.push(`worker ${w.id} (${w.role}) at ${url}: ${(err as Error).message}`);
+    const errors: string[] = [];
+    for (const url of urls) {
+      try {
+        replicas.push({ id: w.id, role: w.role, dump: await dumpDb(url) });
+        break;
+      } catch (err) {
+        errors.push(`at ${url}: ${(err as Error).message}`);
+      }
     }
+    if (errors.length === urls.length) problems.push(`worker ${w.id} (${w.role}) ${errors.join('; ')}`);
   }
   return { replicas, problems };
 }

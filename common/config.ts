@@ -176,6 +176,12 @@ export interface WorkerConfig extends ClusterConfig {
   readonly mongoUrl: string;
   /** The URL other workers use to reach this worker's database (snapshots). */
   readonly advertisedMongoUrl: string;
+  /**
+   * `DBAAS_WORKER_PG_URL`, set by the process runtime when this worker's FerretDB keeps
+   * its data in PostgreSQL: this worker's own database there. A master then copies
+   * snapshots from one REPEATABLE READ transaction on it (worker/pg-snapshot.ts).
+   */
+  readonly pgUrl: string | undefined;
 }
 
 /** Collects problems instead of throwing at the first one. */
@@ -267,6 +273,8 @@ class Reader {
   }
 }
 
+/** A PostgreSQL connection URL: `postgres://user@host:port/database`. */
+const PG_URL_RE = /^postgres(ql)?:\/\/[^/]+\/?[^/]*$/;
 const NAMESPACE_RE = /^[a-z][a-z0-9_-]{0,62}$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -320,7 +328,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
   }
   const dbBackend = r.oneOf('DBAAS_DB_BACKEND', 'sqlite', DB_BACKENDS);
   const pgUrl = r.optional('DBAAS_PG_URL');
-  if (pgUrl !== undefined && !/^postgres(ql)?:\/\/[^/]+\/?[^/]*$/.test(pgUrl)) r.problems.push(`DBAAS_PG_URL must be postgres://user@host:port/database`);
+  if (pgUrl !== undefined && !PG_URL_RE.test(pgUrl)) r.problems.push(`DBAAS_PG_URL must be postgres://user@host:port/database`);
   if (dbBackend === 'postgresql' && pgUrl === undefined) {
     r.problems.push('DBAAS_DB_BACKEND=postgresql needs DBAAS_PG_URL (scripts/setup.sh starts a PostgreSQL server and writes it to .dbaas/runtime.env)');
   }
@@ -375,7 +383,9 @@ export function loadWorkerConfig(env: Env = process.env): Readonly<WorkerConfig>
     term: r.int('DBAAS_WORKER_TERM', 0, 0, Number.MAX_SAFE_INTEGER),
     mongoUrl,
     advertisedMongoUrl: r.str('DBAAS_WORKER_ADVERTISED_MONGO_URL', mongoUrl),
+    pgUrl: r.optional('DBAAS_WORKER_PG_URL'),
   };
+  if (config.pgUrl !== undefined && !PG_URL_RE.test(config.pgUrl)) r.problems.push('DBAAS_WORKER_PG_URL must be postgres://user@host:port/database');
   return r.done(config);
 }
 

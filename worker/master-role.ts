@@ -30,7 +30,7 @@
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import { MongoServerError } from 'mongodb';
-import { commandFingerprint } from '../common/commands.js';
+import { commandFingerprint, type IndexDef } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { requestTime } from '../common/request-time.js';
@@ -40,6 +40,7 @@ import { MasterCheckpoints } from './checkpoint-window.js';
 import { buildWrite } from './entry-builder.js';
 import { judgeRetry, recordOf, type LedgerRecord } from './request-ledger.js';
 import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
+import { PgSnapshot, UnsupportedDocument } from './pg-snapshot.js';
 import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
 
@@ -58,6 +59,9 @@ type Outcome =
   | { kind: 'error'; error: DbaasError }
   /** The same requestId as an earlier write of the batch: answered as that one is. */
   | { kind: 'same'; as: number };
+
+/** Documents per part of a stream copy (one RabbitMQ message each). */
+const STREAM_PART_DOCS = 5000;
 
 /** A page request waiting for the gap between two batches. */
 type PageRequest = Extract<ControlMessage, { type: 'snapshot-page' }>;
@@ -82,6 +86,10 @@ export class MasterRole {
   private abandonedCh: ConfirmChannel | undefined;
   private writeCh: Channel | undefined;
   private pageCh: Channel | undefined;
+  /** A document PostgreSQL snapshots cannot carry was met: copies go through the MongoDB wire from then on. */
+  private pgRefused = false;
+  /** Stream copies being read (their transactions are open). */
+  private readonly streams = new Set<PgSnapshot>();
   private fenced = false;
   private checkpointsRef: MasterCheckpoints | undefined;
 
@@ -262,10 +270,18 @@ export class MasterRole {
     }
   }
 
+  /** Every secondary index at lastSeq, for a snapshot's first page (issue 17): read in the serial stage. */
+  private async firstPageIndexes(): Promise<IndexDef[]> {
+    const tables = this.ctx.store.tables;
+    return tables.indexes.all(await tables.userTables());
+  }
+
   private async readPage(req: PageRequest): Promise<void> {
     const ch = this.pubCh;
     if (!ch) return;
     const started = performance.now();
+    // On PostgreSQL a whole copy is one consistent read beside the writes (pg-snapshot.ts); only its start waits here.
+    if (req.after === undefined && this.ctx.config.pgUrl !== undefined && !this.pgRefused && (await this.startStream(req, ch))) return;
     const { docs, end } = await this.ctx.store.tables.page(req.after, req.limit, req.maxBytes);
     const page: SnapshotPage = {
       v: WIRE_VERSION,
@@ -276,6 +292,7 @@ export class MasterRole {
       ...(req.after === undefined ? {} : { after: req.after }),
       ...(end === undefined ? {} : { end }),
       docs,
+      ...(req.after === undefined ? { indexes: await this.firstPageIndexes() } : {}),
     };
     try {
       // On the channel the entries go on, after entry lastSeq and before the next: the page's place in the slave's queue.
@@ -284,6 +301,88 @@ export class MasterRole {
       // The channel is gone: the slave asks again.
     }
     this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: page.atSeq, after: req.after, end, documents: docs.length, last: end === undefined, ms: ms(performance.now() - started) }, 'snapshot page served between two batches');
+  }
+
+  /**
+   * The stream copy (snapshot.ts "Stream"): between two batches, opens a REPEATABLE READ
+   * transaction on this worker's PostgreSQL database and publishes the marker (part 0)
+   * at lastSeq; the parts are read and published from that transaction off the serial
+   * stage. False when the transaction cannot be opened (the caller serves the page the
+   * usual way).
+   */
+  private async startStream(req: PageRequest, ch: ConfirmChannel): Promise<boolean> {
+    const started = performance.now();
+    let snap: PgSnapshot;
+    try {
+      snap = await PgSnapshot.begin(this.ctx.config.pgUrl as string, this.ctx.config.dbName);
+    } catch (err) {
+      this.ctx.logger.warn({ err: (err as Error).message }, 'could not open a PostgreSQL snapshot; this page is read the usual way');
+      return false;
+    }
+    this.streams.add(snap);
+    const atSeq = this.lastSeq;
+    const base = { v: WIRE_VERSION, kind: 'page', id: req.id, term: this.term, atSeq } as const;
+    const send = (page: SnapshotPage): boolean => {
+      try {
+        return ch.sendToQueue(req.queue, encode(page), { persistent: true, contentType: 'application/json' });
+      } catch {
+        throw new Error('the channel closed');
+      }
+    };
+    try {
+      send({ ...base, docs: [], stream: { part: 0 }, indexes: await this.firstPageIndexes() });
+    } catch {
+      this.streams.delete(snap);
+      await snap.close();
+      return true;
+    }
+    this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq, tables: snap.tables.length, ms: ms(performance.now() - started) }, 'snapshot stream opened between two batches');
+    void this.streamParts(snap, req, ch, base, send);
+    return true;
+  }
+
+  private async streamParts(snap: PgSnapshot, req: PageRequest, ch: ConfirmChannel, base: Omit<SnapshotPage, 'docs'>, send: (p: SnapshotPage) => boolean): Promise<void> {
+    const started = performance.now();
+    let part = 0;
+    let documents = 0;
+    try {
+      let previous: SnapshotPage['docs'] | undefined;
+      // One part behind, so the last one can say it is last.
+      for await (const docs of snap.parts(Math.min(req.limit, STREAM_PART_DOCS), req.maxBytes)) {
+        if (previous) await this.sendPart(ch, send, { ...base, docs: previous, stream: { part: ++part } });
+        previous = docs;
+        documents += docs.length;
+        if (this.fenced) throw new Error('this worker was fenced');
+      }
+      await this.sendPart(ch, send, { ...base, docs: previous ?? [], stream: { part: ++part, last: true } });
+      this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: base.atSeq, parts: part, documents, ms: ms(performance.now() - started) }, 'snapshot stream read beside the writes');
+    } catch (err) {
+      const why = (err as Error).message;
+      if (err instanceof UnsupportedDocument) this.pgRefused = true;
+      this.ctx.logger.warn({ queue: req.queue, id: req.id, part, err: why }, 'snapshot stream broken; the slave asks again');
+      try {
+        send({ ...base, docs: [], stream: { part: part + 1, failed: why } });
+      } catch {
+        // The channel is gone: the slave's timer asks again.
+      }
+    } finally {
+      this.streams.delete(snap);
+      await snap.close();
+    }
+  }
+
+  /**
+   * Ends every stream copy being read: its transaction holds locks that a DROP (a `clear`,
+   * a dropped index) waits for, which would stall the write path for the rest of the copy.
+   */
+  private async closeStreams(why: string): Promise<void> {
+    this.ctx.logger.info({ streams: this.streams.size, why }, 'closing the snapshot streams being read');
+    await Promise.all([...this.streams].map((s) => s.close()));
+  }
+
+  /** Publishes a part, waiting for the channel to drain when its buffer is full. */
+  private async sendPart(ch: ConfirmChannel, send: (p: SnapshotPage) => boolean, page: SnapshotPage): Promise<void> {
+    if (!send(page)) await new Promise<void>((resolve) => ch.once('drain', () => resolve()));
   }
 
   private take(writeCh: Channel, pubCh: ConfirmChannel, msg: ConsumeMessage): void {
@@ -408,7 +507,10 @@ export class MasterRole {
       // Answered (or left unanswered) in answer(); a failed confirm must not go unhandled meanwhile.
       o.confirmed.catch(() => undefined);
     });
-    await store.applyOps(entries.flatMap((e) => e.ops));
+    const ops = entries.flatMap((e) => e.ops);
+    // A table dropped (clear, dropIndex) would wait for an open stream's transaction: the streams go first (the slaves ask again).
+    if (this.streams.size > 0 && ops.some((op) => op.t !== 'put' && op.t !== 'del')) await this.closeStreams('a table is being dropped or changed');
+    await store.applyOps(ops);
     // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
     this.checkpoints.afterApply(entries);
     const t3 = performance.now();

@@ -21,10 +21,11 @@ import { DbaasError, asDbaasError } from '../common/errors.js';
 import { decodeRead, decodeSyncMessage, encode, WIRE_VERSION, type ControlMessage, type SnapshotPage, type SyncEntry, type WorkerStatus } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
+import { TABLE_NOT_FOUND_HINT } from '../common/hints.js';
 import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
-import { coverageAfter, coveredOps, judgePage, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, type Coverage } from './snapshot.js';
+import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, untouchedDocs, type Coverage, type StreamCopy } from './snapshot.js';
 
 /**
  * Sync entries delivered ahead of the one being applied. Enough for long runs under
@@ -83,6 +84,9 @@ export class SlaveRole {
   private firstPageSeq: number | undefined;
   private seenBeforeFirst = 0;
   private pageTimer: NodeJS.Timeout | undefined;
+  /** The stream being copied (snapshot.ts "Stream"), and whether one ever began (entries are then applied in full until the copy ends). */
+  private stream: StreamCopy | undefined;
+  private streamed = false;
   private copied: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private masterDbUrl: string | undefined;
   private ledgerCopied: Promise<void> | undefined;
@@ -208,12 +212,8 @@ export class SlaveRole {
     const limit = this.ctx.config.snapshotPageDocs;
     const id = `${this.ctx.config.workerId}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     this.pendingPage = { id, limit, at: Date.now() };
-    if (this.pageTimer) clearTimeout(this.pageTimer);
-    this.pageTimer = setTimeout(() => {
-      this.ctx.logger.warn({ waitedMs: PAGE_WAIT_MS }, 'snapshot page did not come; asking again');
-      void this.askPage().catch((err: unknown) => this.copied?.reject(err as Error));
-    }, PAGE_WAIT_MS);
-    this.pageTimer.unref();
+    this.stream = undefined;
+    this.armPageTimer();
     try {
       if (!ch) throw new Error('no sync channel');
       const after = this.coverage.kind === 'upTo' ? { after: this.coverage.key } : {};
@@ -227,8 +227,26 @@ export class SlaveRole {
     }
   }
 
+  /** Asks again if no page (or stream part) comes within {@link PAGE_WAIT_MS}. */
+  private armPageTimer(): void {
+    if (this.pageTimer) clearTimeout(this.pageTimer);
+    this.pageTimer = setTimeout(() => {
+      this.ctx.logger.warn({ waitedMs: PAGE_WAIT_MS }, 'snapshot page did not come; asking again');
+      void this.askPage().catch((err: unknown) => this.copied?.reject(err as Error));
+    }, PAGE_WAIT_MS);
+    this.pageTimer.unref();
+  }
+
   /** A page met in the queue, in order with the entries (snapshot.ts judgePage). */
   private async takePage(page: SnapshotPage): Promise<void> {
+    if (page.stream && page.stream.part > 0) {
+      await this.takePart(page);
+      return;
+    }
+    if (this.streamed && !page.stream) {
+      // A master without the stream path (after a failover) answers by key ranges, which need a slave holding only covered keys.
+      this.ctx.fail('a page by key range came after a stream copy began; this slave is replaced by a fresh one');
+    }
     const verdict = judgePage(
       { coverage: this.coverage, pendingId: this.pendingPage?.id, appliedSeq: this.firstPageSeq === undefined ? undefined : this.pos.appliedSeq, seenBeforeFirst: this.seenBeforeFirst },
       page,
@@ -248,6 +266,16 @@ export class SlaveRole {
       // The records up to here come from the master's ledger, copied beside the pages (usually done before them).
       this.ledgerCopied = this.copyLedgerUntilDone();
     }
+    // The master's indexes at the first page's seq (issue 17), before any document is copied.
+    if (page.indexes) await this.ctx.store.tables.indexes.ensure(page.indexes);
+    if (page.stream) {
+      // The marker: from here every entry is applied in full, and the parts fill in what they did not touch.
+      this.stream = { id: page.id, atSeq: page.atSeq, next: 1, touched: new Set() };
+      this.streamed = true;
+      this.armPageTimer();
+      this.ctx.logger.info({ id: page.id, atSeq: page.atSeq }, 'snapshot stream started');
+      return;
+    }
     // In parts, so the progress the orchestrator watches (syncProgress) moves during a large page.
     for (let i = 0; i < page.docs.length; i += PAGE_APPLY_DOCS) {
       const part = page.docs.slice(i, i + PAGE_APPLY_DOCS);
@@ -258,15 +286,51 @@ export class SlaveRole {
     this.pendingPage = undefined;
     if (this.ctx.logger.isLevelEnabled('debug')) this.ctx.logger.debug({ id: page.id, atSeq: page.atSeq, after: page.after, end: page.end, documents: page.docs.length }, 'snapshot page applied');
     if (this.coverage.kind === 'all') {
-      if (this.pageTimer) clearTimeout(this.pageTimer);
       // From now on a restart may resume from this data (resume()).
-      await this.ctx.store.markComplete(true);
-      this.copied?.resolve();
-      this.copied = undefined;
-      this.wake();
+      await this.copyDone();
     } else {
       await this.askPage();
     }
+  }
+
+  /** A part of the stream being copied (snapshot.ts judgePart, untouchedDocs). */
+  private async takePart(page: SnapshotPage): Promise<void> {
+    const stream = this.stream;
+    const verdict = judgePart(stream, page);
+    if (verdict.kind === 'ignore' || !stream) {
+      this.ctx.logger.debug({ id: page.id, part: page.stream?.part, why: verdict.kind === 'ignore' ? verdict.why : 'no stream' }, 'snapshot part ignored');
+      return;
+    }
+    if (verdict.kind === 'restart') {
+      this.ctx.logger.warn({ id: page.id, why: verdict.why }, 'snapshot stream broken; asking for a new one');
+      await this.askPage();
+      return;
+    }
+    this.armPageTimer();
+    const docs = untouchedDocs(stream, page.docs);
+    for (let i = 0; i < docs.length; i += PAGE_APPLY_DOCS) {
+      const part = docs.slice(i, i + PAGE_APPLY_DOCS);
+      // `fresh`: a bulk insert; a document already there (from an earlier stream) is replaced instead (Tables.writeTable).
+      await this.ctx.store.applyOps(part.map(({ table, doc }) => ({ t: 'put', table, doc, fresh: true })));
+      this.documentsCopied += part.length;
+    }
+    stream.next += 1;
+    if (page.stream?.last) {
+      this.stream = undefined;
+      this.streamed = false;
+      this.coverage = { kind: 'all' };
+      this.pendingPage = undefined;
+      await this.copyDone();
+    }
+  }
+
+  /** Every key is copied: a restart may resume from this data, and the caller of snapshot() goes on. */
+  private async copyDone(): Promise<void> {
+    if (this.pageTimer) clearTimeout(this.pageTimer);
+    await this.ctx.store.markComplete(true);
+    this.copied?.resolve();
+    this.copied = undefined;
+    this.wake();
   }
 
   /**
@@ -376,14 +440,21 @@ export class SlaveRole {
     }
     if (judged.apply.length > 0) {
       // While the copy goes on, only the keys already copied are written (snapshot.ts); the ledger gets every record.
-      const ops = judged.apply.flatMap((e) => coveredOps(this.coverage, e.ops));
+      // Once a stream began, every op is written (inexact: a document may not be copied yet) and its keys noted.
+      const ops = judged.apply.flatMap((e) => (this.streamed ? e.ops : coveredOps(this.coverage, e.ops)));
+      const restart = this.stream !== undefined && noteTouched(this.stream, ops);
+      const exact = !this.streamed && judged.apply[0] !== undefined && judged.apply[0].seq > this.inexactUpTo;
       // Data first, then the entries and records: the oplog's newest seq never runs ahead of the data (a resume starts there).
-      if (ops.length > 0) await this.ctx.store.applyOps(ops, judged.apply[0] !== undefined && judged.apply[0].seq > this.inexactUpTo);
+      if (ops.length > 0) await this.ctx.store.applyOps(ops, exact);
       await this.ctx.store.recordEntries(judged.apply);
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
       await this.checkpoint(judged.apply);
       this.pos = judged.pos;
       this.wake();
+      if (restart) {
+        this.ctx.logger.info({ seq: this.pos.appliedSeq }, 'a clear during the snapshot stream: asking for a new one');
+        await this.askPage();
+      }
     }
     ackRun(run);
   }
@@ -493,7 +564,10 @@ export class SlaveRole {
         if (afterSeq !== undefined && afterSeq > this.appliedSeq) await this.waitApplied(afterSeq);
         // The orchestrator answers 504 after DBAAS_REQUEST_TIMEOUT_MS: the query need not outlive that.
         const result = await this.ctx.store.read(env.command, this.ctx.config.requestTimeoutMs);
-        reply(ch, msg, { ok: true, result });
+        // Nothing found: say whether the table is there at all (issue 17; one more round trip, only then).
+        const empty = Array.isArray(result) ? result.length === 0 : result.count === 0;
+        const hint = empty && !(await this.ctx.store.tables.exists(env.command.table)) ? TABLE_NOT_FOUND_HINT : undefined;
+        reply(ch, msg, { ok: true, result }, hint);
         if (this.ctx.logger.isLevelEnabled('debug')) this.ctx.logger.debug({ reqId: reqIdOf(msg), table: env.command.table }, 'read answered');
       } catch (err) {
         const error = readError(err);

@@ -42,6 +42,25 @@
  * `_id` range or sort pushdown), so pages grow (doubling up to {@link MAX_PAGE_DOCS})
  * to keep the number of scans small; docs/DECISIONS.md has the figures.
  *
+ * **Stream** (a master on FerretDB/PostgreSQL, `DBAAS_WORKER_PG_URL`): the
+ * first request is answered between two batches, as above, but with a marker
+ * (part 0, no documents) at `s = S0`, while the master opens one REPEATABLE READ
+ * transaction on its database there (pg-snapshot.ts). Parts 1..n, read from that
+ * transaction while writes go on, follow in the queue, all "at S0" but met after
+ * entries above S0. So from the marker on the slave applies **every** entry in full
+ * (inexact: a document may be missing) and remembers the keys they touched
+ * ({@link StreamCopy}); a part's document is written only if no entry since the
+ * marker touched its key, since any such entry's post-image is newer than the copy
+ * at S0 (the rule of MongoDB's initial sync: clone, then the oplog over it). Keys
+ * untouched since S0 equal the master's at S0, which equals the master's now. A
+ * `clear` met during a stream voids the rest of the copy (its documents may be
+ * older than the clear): the slave asks for a new stream, whose marker it meets
+ * where it stands exactly at the marker's seq; the data it holds then is a subset of
+ * the master's at that seq with the right values (everything it holds came from the
+ * old copy untouched since, or from entries), so the new stream only fills in. A
+ * lost part (parts are numbered) does the same. Invariant at the end: data equals the
+ * master's at the slave's applied seq.
+ *
  * The request ledger is not part of this: the slave copies the master's ledger
  * records up to the first page's seq afterwards, while it already serves reads
  * (request-ledger.ts; a slave is a failover candidate only once that is done).
@@ -72,7 +91,7 @@ export function covers(c: Coverage, table: string, id: string): boolean {
   return compareKeys({ table, id }, c.key) <= 0;
 }
 
-/** An entry's ops restricted to the covered keys (a `clear` always stays). */
+/** An entry's ops restricted to the covered keys (a `clear` and index ops, issue 17, always stay). */
 export function coveredOps(c: Coverage, ops: readonly SyncOp[]): SyncOp[] {
   if (c.kind === 'all') return [...ops];
   return ops.filter((op) => op.t === 'clear' || op.t === 'index' || op.t === 'dropIndex' || covers(c, op.table, op.t === 'put' ? op.doc._id : op.id));
@@ -111,6 +130,46 @@ export function judgePage(s: CopyState, page: Pick<SnapshotPage, 'id' | 'atSeq' 
     return { kind: 'apply' };
   }
   if (s.appliedSeq !== page.atSeq) return { kind: 'ask-again', why: `the page was read at seq ${page.atSeq}, this slave stands at ${s.appliedSeq}` };
+  return { kind: 'apply' };
+}
+
+/** Where a stream (see above) stands on the slave: its request, seq, next part, and the keys entries touched since its marker. */
+export interface StreamCopy {
+  id: string;
+  atSeq: number;
+  next: number;
+  touched: Set<string>;
+}
+
+function streamKey(table: string, id: string): string {
+  return `${table}\u0000${id}`;
+}
+
+/** Notes the keys an entry applied during a stream touches; true when it holds a `clear` (the stream must start again). */
+export function noteTouched(stream: StreamCopy, ops: readonly SyncOp[]): boolean {
+  let cleared = false;
+  for (const op of ops) {
+    if (op.t === 'put') stream.touched.add(streamKey(op.table, op.doc._id));
+    else if (op.t === 'del') stream.touched.add(streamKey(op.table, op.id));
+    else if (op.t === 'clear') cleared = true;
+  }
+  return cleared;
+}
+
+/** A part's documents that may be written: those no entry since the marker touched. */
+export function untouchedDocs<D extends { table: string; doc: { _id: string } }>(stream: StreamCopy, docs: readonly D[]): D[] {
+  return docs.filter((d) => !stream.touched.has(streamKey(d.table, d.doc._id)));
+}
+
+export type PartVerdict = { kind: 'apply' } | { kind: 'ignore'; why: string } | { kind: 'restart'; why: string };
+
+/** Whether part k > 0 of a stream may be applied now (part 0, the marker, is judged by {@link judgePage}). */
+export function judgePart(stream: StreamCopy | undefined, page: Pick<SnapshotPage, 'id' | 'atSeq' | 'stream'>): PartVerdict {
+  if (!stream || page.id !== stream.id || page.atSeq !== stream.atSeq) return { kind: 'ignore', why: `part of stream ${page.id}, not the one being copied` };
+  const part = page.stream?.part ?? -1;
+  if (page.stream?.failed !== undefined) return { kind: 'restart', why: `the master could not read the copy: ${page.stream.failed}` };
+  if (part < stream.next) return { kind: 'ignore', why: `part ${part} again` };
+  if (part > stream.next) return { kind: 'restart', why: `part ${stream.next} was lost (got ${part})` };
   return { kind: 'apply' };
 }
 

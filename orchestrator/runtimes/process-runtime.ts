@@ -147,6 +147,8 @@ export class ProcessRuntime implements Runtime {
       DBAAS_WORKER_ROLE: spec.role,
       DBAAS_WORKER_TERM: String(spec.term),
       DBAAS_WORKER_MONGO_URL: mongoUrl,
+      // Its own PostgreSQL database, for the master's consistent snapshot copy (worker/pg-snapshot.ts).
+      ...(pgUrl ? { DBAAS_WORKER_PG_URL: pgUrl } : {}),
     });
     const pid = worker.pid;
     if (pid === undefined) {

@@ -1,0 +1,172 @@
+/**
+ * The fast snapshot path on FerretDB/PostgreSQL (`DBAAS_WORKER_PG_URL`): the
+ * master opens one REPEATABLE READ transaction on its own PostgreSQL database
+ * between two write batches, so the transaction sees exactly the data at the
+ * master's seq then (FerretDB has committed every write of the batches before;
+ * the first statement fixes the snapshot). That is the whole pause of the write
+ * path. The pages are then read from that transaction while writes go on, with
+ * keyset pagination on the `_id` btree index FerretDB creates on every table
+ * (`((_jsonb -> '_id'))`; EXPLAIN: Index Scan, docs/DECISIONS.md). How a slave
+ * applies pages read at a seq it has long passed: snapshot.ts ("stream").
+ *
+ * FerretDB 1.24's PostgreSQL layout, read here: one schema per MongoDB database,
+ * its `_ferretdb_database_metadata` table mapping each collection
+ * (`_jsonb->>'_id'`) to its table (`_jsonb->>'table'`); each document one
+ * `_jsonb` value, the document's JSON plus a `$s` schema giving each field's
+ * type and the fields' order (`$k`), nested objects and arrays with their own.
+ * A document holding a type JSON cannot carry (none comes through the dbaas API)
+ * is refused ({@link UnsupportedDocument}); the master then copies through the
+ * MongoDB wire instead.
+ */
+import pg from 'pg';
+import { INTERNAL_PREFIX } from './tables.js';
+
+/** A FerretDB type schema: an object's fields and their order, an array's items, a scalar's type. */
+interface TypeSchema {
+  t?: string;
+  $s?: ObjectSchema;
+  i?: TypeSchema[];
+}
+interface ObjectSchema {
+  p?: Record<string, TypeSchema>;
+  $k?: string[];
+}
+
+/** JSON scalars as FerretDB types them; anything else is not carried. */
+const JSON_SCALARS = new Set(['string', 'bool', 'null', 'int', 'long', 'double']);
+
+export class UnsupportedDocument extends Error {}
+
+function fromFerret(value: unknown, type: TypeSchema | undefined): unknown {
+  const t = type?.t;
+  if (t === 'object') return objectFromFerret(value as Record<string, unknown>, type?.$s);
+  if (t === 'array') {
+    if (!Array.isArray(value)) throw new UnsupportedDocument('an array typed value is not an array');
+    return value.map((v, i) => fromFerret(v, type?.i?.[i]));
+  }
+  if (t === undefined || !JSON_SCALARS.has(t)) throw new UnsupportedDocument(`a value of type ${t ?? 'unknown'} is not JSON`);
+  if ((t === 'double' || t === 'int' || t === 'long') && typeof value !== 'number') throw new UnsupportedDocument(`a ${t} that is not a finite number`);
+  return value;
+}
+
+function objectFromFerret(value: Record<string, unknown>, schema: ObjectSchema | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of schema?.$k ?? []) out[k] = fromFerret(value[k], schema?.p?.[k]);
+  return out;
+}
+
+/** A document as FerretDB stores it (`_jsonb`) → the document the MongoDB wire would give, fields in order. */
+export function documentFromJsonb(jsonb: Record<string, unknown>): Record<string, unknown> & { _id: string } {
+  const doc = objectFromFerret(jsonb, jsonb.$s as ObjectSchema | undefined);
+  if (typeof doc._id !== 'string') throw new UnsupportedDocument('a document whose _id is not a string');
+  return doc as Record<string, unknown> & { _id: string };
+}
+
+/** Where a user table lives in PostgreSQL. */
+interface PgTable {
+  /** The qualified table name (common/databases.ts): bare in the worker's own database, `<database>.<table>` in another. */
+  name: string;
+  schema: string;
+  table: string;
+}
+
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The PostgreSQL schemas of this worker's MongoDB databases: its own
+ * (`DBAAS_WORKER_DB_NAME`, the `default` database), and `<its name, cut to 31>--<database>`
+ * for the others (worker/tables.ts), with the database each stands for.
+ */
+function databaseOf(schema: string, dbName: string): string | undefined {
+  if (schema === dbName) return '';
+  const prefix = `${dbName.slice(0, 31)}--`;
+  return schema.startsWith(prefix) ? schema.slice(prefix.length) : undefined;
+}
+
+export type StreamDocs = Array<{ table: string; doc: Record<string, unknown> & { _id: string } }>;
+
+/** One consistent read of a worker's user tables, from {@link begin} to {@link close}. */
+export class PgSnapshot {
+  private constructor(
+    private readonly client: pg.Client,
+    readonly tables: readonly PgTable[],
+  ) {}
+
+  /**
+   * Opens the transaction and fixes its snapshot (its first statement reads the
+   * table list). Call it where the data is exactly at the seq the copy is taken at.
+   */
+  static async begin(url: string, dbName: string): Promise<PgSnapshot> {
+    const client = new pg.Client({ connectionString: url, application_name: 'dbaas-snapshot' });
+    await client.connect();
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const schemas = await client.query<{ nspname: string }>(
+        `SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = '_ferretdb_database_metadata' AND c.relkind = 'r'`,
+      );
+      const tables: PgTable[] = [];
+      for (const { nspname } of schemas.rows) {
+        const database = databaseOf(nspname, dbName);
+        if (database === undefined) continue;
+        const meta = await client.query<{ coll: string; tbl: string }>(
+          `SELECT _jsonb->>'_id' AS coll, _jsonb->>'table' AS tbl FROM ${ident(nspname)}._ferretdb_database_metadata`,
+        );
+        for (const { coll, tbl } of meta.rows) {
+          if (coll.startsWith(INTERNAL_PREFIX) || coll.startsWith('system.')) continue;
+          tables.push({ name: database === '' ? coll : `${database}.${coll}`, schema: nspname, table: tbl });
+        }
+      }
+      tables.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      return new PgSnapshot(client, tables);
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * The documents of every user table, in parts of at most `limit` documents
+   * (about `maxBytes` of JSON), each part read by `_id` after the previous one's
+   * last (keyset, on FerretDB's `_id` index).
+   */
+  async *parts(limit: number, maxBytes: number): AsyncGenerator<StreamDocs> {
+    let part: StreamDocs = [];
+    let bytes = 0;
+    for (const t of this.tables) {
+      const from = `${ident(t.schema)}.${ident(t.table)}`;
+      let after: string | undefined;
+      for (;;) {
+        const want = limit - part.length;
+        const res =
+          after === undefined
+            ? await this.client.query<{ j: string; k: string }>(`SELECT _jsonb::text AS j, (_jsonb->'_id')::text AS k FROM ${from} ORDER BY _jsonb->'_id' LIMIT $1`, [want])
+            : await this.client.query<{ j: string; k: string }>(
+                `SELECT _jsonb::text AS j, (_jsonb->'_id')::text AS k FROM ${from} WHERE _jsonb->'_id' > $1::jsonb ORDER BY _jsonb->'_id' LIMIT $2`,
+                [after, want],
+              );
+        for (const row of res.rows) {
+          part.push({ table: t.name, doc: documentFromJsonb(JSON.parse(row.j) as Record<string, unknown>) });
+          bytes += row.j.length;
+          after = row.k;
+          if (part.length >= limit || bytes >= maxBytes) {
+            yield part;
+            part = [];
+            bytes = 0;
+          }
+        }
+        if (res.rows.length < want) break;
+      }
+    }
+    if (part.length > 0) yield part;
+  }
+
+  private closed: Promise<void> | undefined;
+
+  /** Ends the transaction and the connection (idempotent); a read in progress fails. */
+  close(): Promise<void> {
+    this.closed ??= this.client.end().catch(() => undefined);
+    return this.closed;
+  }
+}

@@ -13,7 +13,7 @@
  * files and ports here are the ones they write and use.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { parseAmqpUrls } from '../../common/amqp-urls.js';
@@ -42,7 +42,10 @@ export interface ServiceSpec {
 /** Runs `bash <script> <args>` from the checkout, its output appended to `log`; rejects with the exit status. */
 export function runScript(root: string, log: string, script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
   return new Promise((resolve, reject) => {
+    mkdirSync(path.dirname(log), { recursive: true });
     const out = createWriteStream(log, { flags: 'a' });
+    // A log that cannot be written must not take the manager down.
+    out.on('error', () => undefined);
     out.write(`\n===== ${new Date().toISOString()} the lifecycle manager runs ${script} ${args.join(' ')}\n`);
     // Its own session (detached): a Ctrl-C in the terminal does not reach a service it starts.
     const child = spawn('bash', [path.join(root, script), ...args], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,7 @@
  * through the manager, which forwards it.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ServiceSpec } from './platform-services.js';
 import { probeHttp, processAlive, readPidFile } from './probes.js';
@@ -21,6 +21,8 @@ export interface SupervisedOrchestratorOptions {
   readonly port: number;
   /** The environment it runs with (the manager's own). */
   readonly env: NodeJS.ProcessEnv;
+  /** Where its output goes (appended); default: the manager's own stdout and stderr. */
+  readonly logFile?: string;
   /** Called with its exit status when a process this manager spawned exits. */
   readonly onExit?: (pid: number, code: number | null, signal: NodeJS.Signals | null) => void;
 }
@@ -53,7 +55,10 @@ export class SupervisedOrchestrator implements ServiceSpec {
   }
 
   async start(): Promise<void> {
-    const child = spawn(process.execPath, ['--max-semi-space-size=2', ENTRY], { cwd: this.o.root, env: this.o.env, detached: true, stdio: 'inherit' });
+    if (this.o.logFile !== undefined) mkdirSync(path.dirname(this.o.logFile), { recursive: true });
+    const out = this.o.logFile === undefined ? 'inherit' : openSync(this.o.logFile, 'a');
+    const child = spawn(process.execPath, ['--max-semi-space-size=2', ENTRY], { cwd: this.o.root, env: this.o.env, detached: true, stdio: out === 'inherit' ? out : ['ignore', out, out] });
+    if (out !== 'inherit') closeSync(out);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', reject);

@@ -79,7 +79,7 @@ export interface ClusterConfig {
 export const PLATFORMS = ['single', 'ha'] as const;
 export type Platform = (typeof PLATFORMS)[number];
 
-export const RUNTIME_KINDS = ['process', 'docker'] as const;
+export const RUNTIME_KINDS = ['process', 'docker', 'swarm'] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
 
 export const DB_BACKENDS = ['sqlite', 'postgresql'] as const;
@@ -145,6 +145,12 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly masterWaitMs: number;
   /** How long a starting worker may go without progress (orchestrator/start-wait.ts). */
   readonly workerStartTimeoutMs: number;
+  /**
+   * `DBAAS_SLAVE_RESTARTS_IN_PLACE`: how many times within 10 minutes a dead slave is
+   * restarted in place (same data and sync queue: it resumes, issue 16) before a fresh
+   * slave replaces it; 0: always a fresh slave.
+   */
+  readonly slaveRestartsInPlace: number;
   /** How often the control loop verifies the replicas (replica checksums at one seq); 0 = never. */
   readonly verifyIntervalMs: number;
   /** How long a verify waits for each replica to reach its checkpoint before calling it not comparable. */
@@ -162,6 +168,8 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly dockerZkConnect: string;
   /** Docker runtime: how long a database container may take to accept connections. */
   readonly dockerDbStartTimeoutMs: number;
+  /** Swarm runtime: placement constraints every worker and database service gets (`DBAAS_SWARM_CONSTRAINTS`, comma-separated). */
+  readonly swarmConstraints: string[];
 }
 
 export const WORKER_ROLES = ['master', 'slave'] as const;
@@ -219,9 +227,17 @@ class Reader {
     return n;
   }
 
-  /** A token: at least 8 characters, no white space. */
+  /** A token: at least 8 characters, no white space; or `@/path` to a file holding it (a Docker secret, say). */
   secret(name: string): string | undefined {
-    const v = this.optional(name);
+    let v = this.optional(name);
+    if (v?.startsWith('@')) {
+      try {
+        v = readFileSync(v.slice(1), 'utf8').trim();
+      } catch (err) {
+        this.problems.push(`${name}: cannot read ${v.slice(1)}: ${(err as Error).message}`);
+        return undefined;
+      }
+    }
     if (v !== undefined && !/^\S{8,}$/.test(v)) {
       this.problems.push(`${name} must be at least 8 characters with no white space`);
       return undefined;
@@ -359,6 +375,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     publicDocs: r.oneOf('DBAAS_PUBLIC_DOCS', '0', ['0', '1'] as const) === '1',
     masterWaitMs: r.int('DBAAS_MASTER_WAIT_MS', 4000, 0, 600_000),
     workerStartTimeoutMs: r.int('DBAAS_WORKER_START_TIMEOUT_MS', 30000, 1000, 600_000),
+    slaveRestartsInPlace: r.int('DBAAS_SLAVE_RESTARTS_IN_PLACE', 3, 0, 100),
     verifyIntervalMs: r.int('DBAAS_VERIFY_INTERVAL_MS', 600_000, 0, 7 * 86_400_000),
     verifyWaitMs: r.int('DBAAS_VERIFY_WAIT_MS', 60_000, 100, 600_000),
     dockerHost: r.match('DBAAS_DOCKER_HOST', 'unix:///var/run/docker.sock', /^(unix:\/\/\/.+|tcp:\/\/[^/]+)$/, 'must be unix:///path or tcp://host:port'),
@@ -368,6 +385,11 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     dockerAmqpUrl: r.str('DBAAS_DOCKER_AMQP_URL', loopbackToDockerHost(cluster.amqpUrl)),
     dockerZkConnect: r.str('DBAAS_DOCKER_ZK_CONNECT', loopbackToDockerHost(cluster.zkConnect)),
     dockerDbStartTimeoutMs: r.int('DBAAS_DOCKER_DB_START_TIMEOUT_MS', 30000, 1000, 600_000),
+    swarmConstraints: r
+      .match('DBAAS_SWARM_CONSTRAINTS', '', /^$|^\s*[\w.-]+\s*(==|!=)\s*[^,\s][^,]*(,\s*[\w.-]+\s*(==|!=)\s*[^,\s][^,]*)*$/, 'must be comma-separated Swarm constraints such as node.labels.dbaas==true')
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== ''),
   };
   return r.done(config);
 }

@@ -635,4 +635,8 @@ step_postgresql
 if [[ "${DBAAS_RUNTIME:-process}" == docker && "${SETUP_SKIP_DOCKER:-}" != 1 ]]; then
   bash "$DBAAS_ROOT/scripts/setup-docker.sh" 9>&-
 fi
+# DBAAS_RUNTIME=swarm: the same, and a swarm (a single-node one when the engine is in none).
+if [[ "${DBAAS_RUNTIME:-process}" == swarm && "${SETUP_SKIP_DOCKER:-}" != 1 ]]; then
+  bash "$DBAAS_ROOT/scripts/setup-swarm.sh" 9>&-
+fi
 log "setup done in $(elapsed "$setup_started") (settings for the other scripts: .dbaas/runtime.env)"

@@ -20,7 +20,9 @@ bash "$DBAAS_ROOT/scripts/setup.sh"
 case " $* " in
   *" --project unit "* | *" --project=unit "*) ;;
   *)
-    bash "$DBAAS_ROOT/scripts/setup-docker.sh" --optional
+    # The Swarm runtime's tests need a swarm too: setup-swarm.sh sets up Docker
+    # (setup-docker.sh), then makes the engine a single-node swarm when it is in none.
+    bash "$DBAAS_ROOT/scripts/setup-swarm.sh" --optional
     # The dashboard's browser test needs Chromium; without it the test is
     # skipped with a loud warning (DBAAS_REQUIRE_BROWSER=1: fail instead).
     bash "$DBAAS_ROOT/scripts/setup-browser.sh" --optional

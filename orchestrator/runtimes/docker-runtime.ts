@@ -35,10 +35,10 @@ export const DOCKER_LABELS = {
 } as const;
 
 /** Where a worker's database listens inside its container, and keeps its data. */
-const DB_PORT = 27017;
-const DB_DATA = '/data/db';
+export const DB_PORT = 27017;
+export const DB_DATA = '/data/db';
 /** How long one Engine API call may take before it counts as hung. */
-const API_TIMEOUT_MS = 30_000;
+export const API_TIMEOUT_MS = 30_000;
 
 export interface DockerRuntimeOptions {
   docker: Docker;
@@ -57,10 +57,10 @@ export interface DockerRuntimeOptions {
   extraHosts?: string[];
 }
 
-type Part = 'worker' | 'db';
-const PARTS: readonly Part[] = ['worker', 'db'];
+export type Part = 'worker' | 'db';
+export const PARTS: readonly Part[] = ['worker', 'db'];
 
-interface Unit {
+export interface Unit {
   id: string;
   pid: number;
   /** Container ids. */
@@ -81,19 +81,19 @@ export function dockerNames(namespace: string, id: string): { worker: string; db
 }
 
 export class DockerRuntime implements Runtime {
-  readonly kind = 'docker';
-  private readonly units = new Map<string, Unit>();
+  readonly kind: string = 'docker';
+  protected readonly units = new Map<string, Unit>();
   /** Workers started or adopted here (running or dead): the only ones whose data remove() deletes. */
-  private readonly owned = new Set<string>();
+  protected readonly owned = new Set<string>();
   /** Container id → its worker and which half it is. */
-  private readonly byContainer = new Map<string, { unit: Unit; part: Part }>();
+  protected readonly byContainer = new Map<string, { unit: Unit; part: Part }>();
   private readonly listeners: ExitListener[] = [];
   private readonly events: DockerEvents;
-  private readonly docker: Docker;
+  protected readonly docker: Docker;
   private imagesChecked = false;
-  private closing: Promise<void> | undefined;
+  protected closing: Promise<void> | undefined;
 
-  constructor(private readonly opts: DockerRuntimeOptions) {
+  constructor(protected readonly opts: DockerRuntimeOptions) {
     this.docker = opts.docker;
     this.events = new DockerEvents({
       subscribe: (since) =>
@@ -120,11 +120,11 @@ export class DockerRuntime implements Runtime {
     return existsSync(this.unitDir(id));
   }
 
-  private unitDir(id: string): string {
+  protected unitDir(id: string): string {
     return path.resolve(this.opts.dataDir, this.opts.namespace, id);
   }
 
-  private labels(id: string, role: string, part: Part): Record<string, string> {
+  protected labels(id: string, role: string, part: Part): Record<string, string> {
     return {
       [DOCKER_LABELS.managed]: 'true',
       [DOCKER_LABELS.namespace]: this.opts.namespace,
@@ -137,7 +137,7 @@ export class DockerRuntime implements Runtime {
   // ------------------------------------------------------------- starting --
 
   /** Subscribes to events and makes sure the engine answers and the images exist. */
-  private async prepare(): Promise<void> {
+  protected async prepare(): Promise<void> {
     try {
       await timed(this.events.start(), API_TIMEOUT_MS, 'subscribing to docker events');
     } catch (err) {
@@ -167,7 +167,12 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  private async ensureNetwork(): Promise<void> {
+  /** What kind of network the namespace's containers share: a bridge on one host. */
+  protected networkDriver(): { Driver: string; Attachable?: boolean } {
+    return { Driver: 'bridge' };
+  }
+
+  protected async ensureNetwork(): Promise<void> {
     const { network, namespace } = this.opts;
     try {
       await timed(this.docker.getNetwork(network).inspect(), API_TIMEOUT_MS, `docker network inspect ${network}`);
@@ -179,7 +184,7 @@ export class DockerRuntime implements Runtime {
       await timed(
         this.docker.createNetwork({
           Name: network,
-          Driver: 'bridge',
+          ...this.networkDriver(),
           CheckDuplicate: true,
           Labels: { [DOCKER_LABELS.managed]: 'true', [DOCKER_LABELS.namespace]: namespace },
         }),
@@ -241,9 +246,14 @@ export class DockerRuntime implements Runtime {
       if (!unit) await Promise.all(created.map((c) => this.removeContainer(c)));
       throw err;
     }
-    mkdirSync(this.unitDir(spec.id), { recursive: true });
-    writeFileSync(path.join(this.unitDir(spec.id), 'unit.json'), JSON.stringify({ id: spec.id, ...names }));
+    this.writeUnitRecord(spec.id, names);
     return { id: spec.id, pid: unit.pid };
+  }
+
+  /** Records that the worker has data here (`dataDir/<ns>/<id>/unit.json`), and where. */
+  protected writeUnitRecord(id: string, record: Record<string, string>): void {
+    mkdirSync(this.unitDir(id), { recursive: true });
+    writeFileSync(path.join(this.unitDir(id), 'unit.json'), JSON.stringify({ id, ...record }));
   }
 
   private dbContainerSpec(spec: WorkerSpec, names: { db: string; volume: string }): Docker.ContainerCreateOptions {
@@ -260,7 +270,8 @@ export class DockerRuntime implements Runtime {
     };
   }
 
-  private workerContainerSpec(spec: WorkerSpec, name: string, dbUrl: string): Docker.ContainerCreateOptions {
+  /** The worker's environment (`KEY=value` lines): the cluster's settings and its own. */
+  protected workerEnv(spec: WorkerSpec, dbUrl: string): string[] {
     const env: Record<string, string> = {
       ...this.opts.clusterEnv,
       DBAAS_WORKER_ID: spec.id,
@@ -269,10 +280,14 @@ export class DockerRuntime implements Runtime {
       DBAAS_WORKER_MONGO_URL: dbUrl,
       DBAAS_WORKER_ADVERTISED_MONGO_URL: dbUrl,
     };
+    return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  }
+
+  private workerContainerSpec(spec: WorkerSpec, name: string, dbUrl: string): Docker.ContainerCreateOptions {
     return {
       name,
       Image: this.opts.workerImage,
-      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      Env: this.workerEnv(spec, dbUrl),
       Labels: this.labels(spec.id, spec.role, 'worker'),
       StopSignal: 'SIGTERM',
       HostConfig: {
@@ -308,7 +323,7 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  private async logTail(c: Docker.Container): Promise<string> {
+  protected async logTail(c: Docker.Container): Promise<string> {
     try {
       const buf = (await timed(c.logs({ stdout: true, stderr: true, tail: 15 }), 5000, 'docker logs')) as unknown as Buffer;
       return demuxLogs(buf).trim().slice(-2000) || '(no output)';
@@ -319,7 +334,7 @@ export class DockerRuntime implements Runtime {
 
   // ------------------------------------------------------ tracking deaths --
 
-  private track(id: string, containers: Record<Part, string>, pid = 0): Unit {
+  protected track(id: string, containers: Record<Part, string>, pid = 0): Unit {
     let resolveExited = (): void => undefined;
     const exited = new Promise<void>((resolve) => (resolveExited = resolve));
     const unit: Unit = {
@@ -339,7 +354,7 @@ export class DockerRuntime implements Runtime {
     return unit;
   }
 
-  private untrack(unit: Unit): void {
+  protected untrack(unit: Unit): void {
     if (this.units.get(unit.id) === unit) this.units.delete(unit.id);
     for (const part of PARTS) this.byContainer.delete(unit.containers[part]);
   }
@@ -354,7 +369,7 @@ export class DockerRuntime implements Runtime {
   }
 
   /** One half is gone: finish off the other; when both are gone, report once. */
-  private markDead(unit: Unit, part: Part, code: number | null): void {
+  protected markDead(unit: Unit, part: Part, code: number | null): void {
     if (unit.reported || unit.dead[part]) return;
     unit.dead[part] = true;
     if (part === 'worker') unit.code = code;
@@ -384,7 +399,7 @@ export class DockerRuntime implements Runtime {
   }
 
   /** Stops or kills one half; a container already gone or stopped counts as dead. */
-  private async signal(unit: Unit, part: Part, how: 'stop' | 'kill', stopTimeoutMs = 10_000): Promise<void> {
+  protected async signal(unit: Unit, part: Part, how: 'stop' | 'kill', stopTimeoutMs = 10_000): Promise<void> {
     if (unit.dead[part]) return;
     const c = this.docker.getContainer(unit.containers[part]);
     try {
@@ -402,15 +417,21 @@ export class DockerRuntime implements Runtime {
   }
 
   /** Asks the engine about each half not yet known dead (after missed events). */
-  private async settle(unit: Unit): Promise<void> {
+  protected async settle(unit: Unit): Promise<void> {
     for (const part of PARTS) {
       if (unit.dead[part] || unit.reported) continue;
-      try {
-        const info = await timed(this.docker.getContainer(unit.containers[part]).inspect(), API_TIMEOUT_MS, 'docker inspect');
-        if (!info.State.Running) this.markDead(unit, part, info.State.ExitCode);
-      } catch (err) {
-        if (statusOf(err) === 404) this.markDead(unit, part, null);
-      }
+      const state = await this.partState(unit, part);
+      if (state?.dead) this.markDead(unit, part, state.code);
+    }
+  }
+
+  /** Whether one half has died (and its exit code) as the engine tells; undefined when it cannot tell. */
+  protected async partState(unit: Unit, part: Part): Promise<{ dead: boolean; code: number | null } | undefined> {
+    try {
+      const info = await timed(this.docker.getContainer(unit.containers[part]).inspect(), API_TIMEOUT_MS, 'docker inspect');
+      return { dead: !info.State.Running, code: info.State.ExitCode };
+    } catch (err) {
+      return statusOf(err) === 404 ? { dead: true, code: null } : undefined;
     }
   }
 
@@ -462,7 +483,7 @@ export class DockerRuntime implements Runtime {
     rmSync(this.unitDir(id), { recursive: true, force: true });
   }
 
-  private async removeContainer(nameOrId: string): Promise<void> {
+  protected async removeContainer(nameOrId: string): Promise<void> {
     try {
       await timed(this.docker.getContainer(nameOrId).remove({ force: true, v: true }), API_TIMEOUT_MS, `docker rm ${nameOrId}`);
     } catch (err) {
@@ -528,7 +549,7 @@ export class DockerRuntime implements Runtime {
   }
 
   /** Removes the namespace's network when this project created it and nothing runs on it. */
-  private async removeNetworkIfUnused(): Promise<void> {
+  protected async removeNetworkIfUnused(): Promise<void> {
     const n = this.docker.getNetwork(this.opts.network);
     // The engine releases a stopped container's endpoint a moment after its `die` event.
     for (let attempt = 0; attempt < 10; attempt++) {
@@ -588,12 +609,12 @@ export function demuxLogs(buf: Buffer): string {
   return i === 0 && buf.length > 0 ? buf.toString('utf8') : out;
 }
 
-function statusOf(err: unknown): number | undefined {
+export function statusOf(err: unknown): number | undefined {
   return (err as { statusCode?: number } | undefined)?.statusCode;
 }
 
 /** A watchdog for Engine API calls that might never settle. */
-function timed<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function timed<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
@@ -601,7 +622,7 @@ function timed<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-function canConnect(host: string, port: number): Promise<boolean> {
+export function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ port, host });
     sock.setTimeout(1000);

@@ -1,9 +1,10 @@
 import Docker from 'dockerode';
 import { clusterEnv, type OrchestratorConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
-import { DockerRuntime } from './docker-runtime.js';
+import { DockerRuntime, type DockerRuntimeOptions } from './docker-runtime.js';
 import { ProcessRuntime } from './process-runtime.js';
 import type { Runtime } from './runtime.js';
+import { SwarmRuntime } from './swarm-runtime.js';
 
 export type { Runtime } from './runtime.js';
 
@@ -25,19 +26,26 @@ export function createRuntime(config: OrchestratorConfig, logger: Logger): Runti
       });
     }
     case 'docker':
-      return new DockerRuntime({
-        docker: dockerClient(config.dockerHost),
-        namespace: config.namespace,
-        dataDir: config.dataDir,
-        network: config.dockerNetwork,
-        workerImage: config.dockerWorkerImage,
-        dbImage: config.dockerDbImage,
-        // Workers in containers reach RabbitMQ and ZooKeeper by other addresses than the orchestrator.
-        clusterEnv: { ...clusterEnv(config), DBAAS_AMQP_URL: config.dockerAmqpUrl, DBAAS_ZK_CONNECT: config.dockerZkConnect },
-        logger: logger.child({ component: 'runtime' }),
-        dbStartTimeoutMs: config.dockerDbStartTimeoutMs,
-      });
+      return new DockerRuntime(dockerOptions(config, logger));
+    case 'swarm':
+      return new SwarmRuntime({ ...dockerOptions(config, logger), constraints: config.swarmConstraints });
   }
+}
+
+/** What the `docker` and `swarm` runtimes share: the engine, images, network and the addresses workers see. */
+function dockerOptions(config: OrchestratorConfig, logger: Logger): DockerRuntimeOptions {
+  return {
+    docker: dockerClient(config.dockerHost),
+    namespace: config.namespace,
+    dataDir: config.dataDir,
+    network: config.dockerNetwork,
+    workerImage: config.dockerWorkerImage,
+    dbImage: config.dockerDbImage,
+    // Workers in containers reach RabbitMQ and ZooKeeper by other addresses than the orchestrator.
+    clusterEnv: { ...clusterEnv(config), DBAAS_AMQP_URL: config.dockerAmqpUrl, DBAAS_ZK_CONNECT: config.dockerZkConnect },
+    logger: logger.child({ component: 'runtime' }),
+    dbStartTimeoutMs: config.dockerDbStartTimeoutMs,
+  };
 }
 
 /** A Docker Engine API client for `unix:///path` or `tcp://host:port` (as validated by the config). */

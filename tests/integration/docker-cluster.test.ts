@@ -1,20 +1,26 @@
 /**
- * The whole service with DBAAS_RUNTIME=docker: every worker and its database
- * in containers on the namespace's bridge network, against the host's
- * RabbitMQ and ZooKeeper. Skipped, loudly, when no Docker Engine can be started
- * (see docker-env.ts); DBAAS_REQUIRE_DOCKER=1 turns that into a failure.
+ * The whole service with DBAAS_RUNTIME=docker (every worker and its database
+ * in containers on the namespace's bridge network) and with DBAAS_RUNTIME=swarm
+ * (the same containers, made by Swarm services on the namespace's overlay
+ * network, on a single-node swarm), against the host's RabbitMQ and ZooKeeper.
+ * Skipped, loudly, when no Docker Engine (or swarm) can be set up (see
+ * docker-env.ts); DBAAS_REQUIRE_DOCKER=1 turns that into a failure.
  */
 import type Docker from 'dockerode';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
+import { DOCKER_LABELS, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { dockerClient } from '../../orchestrator/runtimes/index.js';
-import { dockerTestEnv } from './docker-env.js';
+import { removeSwarmNamespace } from '../../orchestrator/runtimes/swarm-runtime.js';
+import { dockerTestEnv, swarmTestEnv, type DockerTestEnv } from './docker-env.js';
 import { eventually, startTestCluster, type TestCluster, type TestClusterOptions } from './harness.js';
 
-const status = dockerTestEnv();
+const runtimes: Array<{ kind: 'docker' | 'swarm'; status: DockerTestEnv; title: string }> = [
+  { kind: 'docker', status: dockerTestEnv(), title: 'docker runtime: a cluster in containers' },
+  { kind: 'swarm', status: swarmTestEnv(), title: 'swarm runtime: a cluster of Swarm services' },
+];
 
-describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => {
-  const env = { DBAAS_RUNTIME: 'docker', ...(status.ready ? status.env : {}) };
+for (const { kind, status, title } of runtimes) describe.skipIf(!status.ready)(title, () => {
+  const env = { DBAAS_RUNTIME: kind, ...(status.ready ? status.env : {}) };
   const docker: Docker = dockerClient('unix:///var/run/docker.sock');
   let clusters: TestCluster[] = [];
   const namespaces = new Set<string>();
@@ -22,7 +28,7 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
   async function cluster(extra: Record<string, string> = {}, opts: TestClusterOptions = {}): Promise<TestCluster> {
     const started = Date.now();
     const c = await startTestCluster({ ...env, ...extra }, opts);
-    console.log(`docker cluster ${c.namespace} (master + ${c.config.initialSlaves} slave(s)) ready in ${Date.now() - started} ms`);
+    console.log(`${kind} cluster ${c.namespace} (master + ${c.config.initialSlaves} slave(s)) ready in ${Date.now() - started} ms`);
     clusters.push(c);
     namespaces.add(c.namespace);
     return c;
@@ -31,7 +37,7 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
   afterEach(async () => {
     for (const c of clusters) await c.close().catch(() => undefined);
     clusters = [];
-    for (const ns of namespaces) await removeDockerNamespace(docker, ns);
+    for (const ns of namespaces) await (kind === 'swarm' ? removeSwarmNamespace(docker, ns) : removeDockerNamespace(docker, ns));
     namespaces.clear();
   });
 
@@ -53,12 +59,14 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     );
   }
 
-  async function containerState(name: string): Promise<'running' | 'stopped' | 'absent'> {
-    try {
-      return (await docker.getContainer(name).inspect()).State.Running ? 'running' : 'stopped';
-    } catch {
-      return 'absent';
-    }
+  /** The state of one half of a worker's newest container, found by its labels (Swarm names containers after tasks). */
+  async function containerState(ns: string, id: string, part: 'worker' | 'db'): Promise<'running' | 'stopped' | 'absent'> {
+    const found = await docker.listContainers({
+      all: true,
+      filters: { label: [`${DOCKER_LABELS.namespace}=${ns}`, `${DOCKER_LABELS.workerId}=${id}`, `${DOCKER_LABELS.part}=${part}`] },
+    });
+    const newest = found.sort((a, b) => b.Created - a.Created)[0];
+    return newest === undefined ? 'absent' : newest.State === 'running' ? 'running' : 'stopped';
   }
 
   it('serves writes and reads through worker containers; workers/list shows their State.Pid', async () => {
@@ -87,10 +95,10 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
       expect(x.networks).toEqual([`dbaas-${c.namespace}`]);
     }
     // Each worker has its own database container, running beside it.
-    for (const x of containers) expect(await containerState(dockerNames(c.namespace, x.id).db)).toBe('running');
+    for (const x of containers) expect(await containerState(c.namespace, x.id, 'db')).toBe('running');
   });
 
-  it('crash/slave: docker kills the highest-pid slave container; a replacement container catches up and serves', async () => {
+  it('crash/slave: docker kills the highest-pid slave container; a replacement (or the slave restarted on its data) catches up and serves', async () => {
     const c = await cluster();
     const w = await c.post('/api/v1/db/write', { table: 'users', operation: 'insert', data: { _id: 'ana', password: 'x' } });
     expect(w.status).toBe(200);
@@ -100,12 +108,13 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     const crash = await c.post('/api/v1/crash/slave');
     expect(crash.status).toBe(200);
     expect(crash.body).toEqual([String(slave?.pid)]);
-    const names = dockerNames(c.namespace, slave?.id ?? '');
-    expect(await containerState(names.worker)).not.toBe('running');
-    expect(await containerState(names.db)).not.toBe('running');
+    const slaveId = slave?.id ?? '';
+    expect(await containerState(c.namespace, slaveId, 'worker')).not.toBe('running');
+    expect(await containerState(c.namespace, slaveId, 'db')).not.toBe('running');
 
+    // Replaced by a new slave, or restarted in place on its own data (DBAAS_SLAVE_RESTARTS_IN_PLACE): either way a new pid.
     await eventually(
-      () => c.orch.view.servingSlaves().length === 1 && !c.orch.view.workers.has(slave?.id ?? ''),
+      () => c.orch.view.servingSlaves().length === 1 && c.orch.view.servingSlaves()[0]?.pid !== slave?.pid,
       30_000,
       'a replacement slave',
     );
@@ -114,8 +123,9 @@ describe.skipIf(!status.ready)('docker runtime: a cluster in containers', () => 
     const list = (await c.get('/api/v1/workers/list')).body as number[];
     expect(list).toHaveLength(2);
     expect(list).not.toContain(slave?.pid);
-    // The dead slave's containers and volume are cleaned up.
-    await eventually(async () => (await containerState(names.worker)) === 'absent' && (await containerState(names.db)) === 'absent', 15_000, 'cleanup');
+    // The dead slave's containers are cleaned up: one worker and one database container per live worker.
+    const all = async (): Promise<number> => (await docker.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.namespace}=${c.namespace}`] } })).length;
+    await eventually(async () => (await all()) === 4 && (await workerContainers(c.namespace)).every((x) => x.pid !== slave?.pid), 15_000, 'cleanup');
   });
 
   it('crash/master: the slave container is promoted and a new slave replaces it; acknowledged writes survive', async () => {

@@ -58,9 +58,36 @@ export function dockerTestEnv(): DockerTestEnv {
   return cached;
 }
 
-function unavailable(reason: string): DockerTestEnv {
-  if (process.env.DBAAS_REQUIRE_DOCKER === '1') throw new Error(`DBAAS_REQUIRE_DOCKER=1 but Docker is not ready: ${reason}`);
+function unavailable(reason: string, what = 'Docker'): DockerTestEnv {
+  if (process.env.DBAAS_REQUIRE_DOCKER === '1') throw new Error(`DBAAS_REQUIRE_DOCKER=1 but ${what} is not ready: ${reason}`);
   const bar = '!'.repeat(78);
-  console.warn(`\n${bar}\n!! DOCKER TESTS SKIPPED: ${reason}\n!! (the Docker runtime is NOT tested in this run; DBAAS_REQUIRE_DOCKER=1 makes this fail)\n${bar}\n`);
+  console.warn(
+    `\n${bar}\n!! ${what.toUpperCase()} TESTS SKIPPED: ${reason}\n!! (the ${what} runtime is NOT tested in this run; DBAAS_REQUIRE_DOCKER=1 makes this fail)\n${bar}\n`,
+  );
   return { ready: false, reason };
+}
+
+let swarmCached: DockerTestEnv | undefined;
+
+/**
+ * Whether the Swarm tests can run here: Docker as above, and this engine a
+ * manager of a swarm (`scripts/setup-swarm.sh --optional` makes a single-node
+ * one when the engine is in none). Same settings as the Docker tests.
+ */
+export function swarmTestEnv(): DockerTestEnv {
+  if (swarmCached) return swarmCached;
+  const docker = dockerTestEnv();
+  if (!docker.ready) return (swarmCached = docker);
+  const known = process.env.DBAAS_SWARM_STATUS;
+  if (known !== undefined && known !== 'ready') return (swarmCached = unavailable(known, 'Swarm'));
+  let setupError = '';
+  try {
+    execFileSync('bash', [path.join(root, 'scripts/setup-swarm.sh'), '--optional'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    setupError = e.stderr?.toString().trim().split('\n').slice(-5).join(' | ') || e.message;
+  }
+  const status = readRuntimeEnv().DBAAS_SWARM_STATUS ?? 'unavailable: scripts/setup-swarm.sh recorded no status';
+  swarmCached = status === 'ready' && !setupError ? docker : unavailable(setupError || status, 'Swarm');
+  return swarmCached;
 }

@@ -1,6 +1,6 @@
 /**
  * One conformance suite, run against every runtime backend (`process` with FerretDB
- * on SQLite and on PostgreSQL, `docker`):
+ * on SQLite and on PostgreSQL, `docker`, `swarm`):
  * start, pid, list, kill, stop, exit detection (planned or not, either half of
  * the pair), remove, and adoption by a fresh runtime instance. Each test runs a
  * real worker (as the master of a namespace of its own) against the real
@@ -19,15 +19,16 @@ import { zkPaths } from '../../coordination/paths.js';
 import { ZkSession } from '../../coordination/zk-session.js';
 import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.js';
+import { removeSwarmNamespace } from '../../orchestrator/runtimes/swarm-runtime.js';
 import { findPsql, readMarker, workerDatabaseName } from '../../orchestrator/runtimes/postgresql-databases.js';
 import type { ExitInfo, Runtime, WorkerHandle } from '../../orchestrator/runtimes/runtime.js';
-import { dockerTestEnv } from './docker-env.js';
+import { dockerTestEnv, swarmTestEnv } from './docker-env.js';
 import { purgeNamespace } from './infra.js';
 import { eventually } from './harness.js';
 import { isAlive as alive } from '../../common/probes.js';
 
 interface Backend {
-  kind: 'process' | 'docker';
+  kind: 'process' | 'docker' | 'swarm';
   /** How the suite is titled (the kind, and for the process runtime its storage). */
   name: string;
   /** Why it cannot run here, or undefined. */
@@ -99,58 +100,74 @@ const processPgBackend: Backend = {
   },
 };
 
-function makeDockerBackend(): Backend {
-  const status = dockerTestEnv();
+/** The `docker` runtime, or the `swarm` one (the same containers, made by Swarm services on a single-node swarm). */
+function makeDockerBackend(kind: 'docker' | 'swarm'): Backend {
+  const status = kind === 'swarm' ? swarmTestEnv() : dockerTestEnv();
   let docker: Docker | undefined;
   const client = (): Docker => (docker ??= dockerClient('unix:///var/run/docker.sock'));
-  const state = async (name: string): Promise<'running' | 'stopped' | 'absent'> => {
-    try {
-      return (await client().getContainer(name).inspect()).State.Running ? 'running' : 'stopped';
-    } catch {
-      return 'absent';
-    }
+  /** The newest container of one half of a worker, found by its labels (Swarm names containers after its tasks). */
+  const container = async (ns: string, id: string, part: 'worker' | 'db'): Promise<Docker.ContainerInspectInfo | undefined> => {
+    const found = await client().listContainers({
+      all: true,
+      filters: { label: [`${DOCKER_LABELS.namespace}=${ns}`, `${DOCKER_LABELS.workerId}=${id}`, `${DOCKER_LABELS.part}=${part}`] },
+    });
+    const newest = found.sort((a, b) => b.Created - a.Created)[0];
+    return newest ? client().getContainer(newest.Id).inspect() : undefined;
   };
+  const state = async (ns: string, id: string, part: 'worker' | 'db'): Promise<'running' | 'stopped' | 'absent'> => {
+    const c = await container(ns, id, part).catch(() => undefined);
+    return c === undefined ? 'absent' : c.State.Running ? 'running' : 'stopped';
+  };
+  const services = async (ns: string, id: string): Promise<number> =>
+    kind === 'swarm' ? (await client().listServices({ filters: { label: [`${DOCKER_LABELS.namespace}=${ns}`, `${DOCKER_LABELS.workerId}=${id}`] } })).length : 0;
   return {
-    kind: 'docker',
-    name: 'docker',
+    kind,
+    name: kind,
     skip: status.ready ? undefined : status.reason,
     env: status.ready ? status.env : {},
     async checkStarted(ns, _dataDir, h) {
-      const names = dockerNames(ns, h.id);
-      const worker = await client().getContainer(names.worker).inspect();
-      const db = await client().getContainer(names.db).inspect();
+      const worker = await container(ns, h.id, 'worker');
+      const db = await container(ns, h.id, 'db');
       // The pid is the container's main process as the host sees it.
-      expect(worker.State.Pid).toBe(h.pid);
+      expect(worker?.State.Pid).toBe(h.pid);
       expect(processEnvOf(h.pid)).toContain(`DBAAS_WORKER_ID=${h.id}`);
       for (const c of [worker, db]) {
-        expect(c.Config.Labels[DOCKER_LABELS.namespace]).toBe(ns);
-        expect(c.Config.Labels[DOCKER_LABELS.workerId]).toBe(h.id);
-        expect(c.Config.Labels[DOCKER_LABELS.role]).toBe('master');
-        expect(Object.keys(c.NetworkSettings.Networks)).toEqual([`dbaas-${ns}`]);
+        expect(c?.Config.Labels[DOCKER_LABELS.namespace]).toBe(ns);
+        expect(c?.Config.Labels[DOCKER_LABELS.workerId]).toBe(h.id);
+        expect(c?.Config.Labels[DOCKER_LABELS.role]).toBe('master');
+        expect(Object.keys(c?.NetworkSettings.Networks ?? {})).toEqual([`dbaas-${ns}`]);
       }
-      expect(worker.Config.Labels[DOCKER_LABELS.part]).toBe('worker');
-      expect(db.Config.Labels[DOCKER_LABELS.part]).toBe('db');
-      expect(worker.Config.User).toBe('1000:1000');
+      expect(worker?.Config.Labels[DOCKER_LABELS.part]).toBe('worker');
+      expect(db?.Config.Labels[DOCKER_LABELS.part]).toBe('db');
+      expect(worker?.Config.User).toBe('1000:1000');
+      if (kind === 'swarm') {
+        // Two services of one replica each, placed on the same node, restarted by dbaas only.
+        const names = dockerNames(ns, h.id);
+        const specs = await Promise.all([names.worker, names.db].map((n) => client().getService(n).inspect() as Promise<{ Spec: Docker.ServiceSpec }>));
+        for (const s of specs) expect(s.Spec.TaskTemplate && 'ContainerSpec' in s.Spec.TaskTemplate ? s.Spec.TaskTemplate.RestartPolicy?.Condition : '').toBe('none');
+        expect(worker?.Config.Labels['com.docker.swarm.node.id']).toBe(db?.Config.Labels['com.docker.swarm.node.id']);
+        expect(worker?.Config.Labels['com.docker.swarm.service.name']).toBe(names.worker);
+      }
     },
     async crashDatabase(ns, _dataDir, id) {
-      await client().getContainer(dockerNames(ns, id).db).kill({ signal: 'SIGKILL' });
+      const db = await container(ns, id, 'db');
+      await client().getContainer(db?.Id ?? '').kill({ signal: 'SIGKILL' });
     },
     async allGone(ns, _dataDir, id, pid) {
-      const names = dockerNames(ns, id);
-      return !alive(pid) && (await state(names.worker)) !== 'running' && (await state(names.db)) !== 'running';
+      return !alive(pid) && (await state(ns, id, 'worker')) !== 'running' && (await state(ns, id, 'db')) !== 'running';
     },
     async removed(ns, _dataDir, id) {
-      const names = dockerNames(ns, id);
-      const volumes = (await client().listVolumes({ filters: { name: [names.volume] } })).Volumes ?? [];
-      return (await state(names.worker)) === 'absent' && (await state(names.db)) === 'absent' && volumes.length === 0;
+      const volume = dockerNames(ns, id).volume;
+      const volumes = (await client().listVolumes({ filters: { name: [volume] } })).Volumes ?? [];
+      return (await state(ns, id, 'worker')) === 'absent' && (await state(ns, id, 'db')) === 'absent' && volumes.length === 0 && (await services(ns, id)) === 0;
     },
     async cleanup(ns) {
-      await removeDockerNamespace(client(), ns);
+      await (kind === 'swarm' ? removeSwarmNamespace(client(), ns) : removeDockerNamespace(client(), ns));
     },
   };
 }
 
-const backends: Backend[] = [processBackend, processPgBackend, makeDockerBackend()];
+const backends: Backend[] = [processBackend, processPgBackend, makeDockerBackend('docker'), makeDockerBackend('swarm')];
 
 for (const backend of backends) {
   describe.skipIf(backend.skip !== undefined)(`runtime conformance: ${backend.name}`, () => {

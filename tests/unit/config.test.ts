@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadOrchestratorConfig, loadWorkerConfig } from '../../common/config.js';
 
@@ -49,6 +52,19 @@ describe('loadOrchestratorConfig', () => {
     expect(c.port).toBe(8080);
     expect(c.adminToken).toBe('s3cret-token');
     expect(c.initialSlaves).toBe(3);
+  });
+
+  it('reads the admin token from a file (a Docker secret) with @/path, and the Swarm runtime with its constraints', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-config-'));
+    writeFileSync(path.join(dir, 'token'), 'from-a-secret-file\n');
+    expect(loadOrchestratorConfig({ DBAAS_ADMIN_TOKEN: `@${dir}/token` }).adminToken).toBe('from-a-secret-file');
+    expect(() => loadOrchestratorConfig({ DBAAS_ADMIN_TOKEN: `@${dir}/missing` })).toThrow(/DBAAS_ADMIN_TOKEN: cannot read/);
+    rmSync(dir, { recursive: true });
+    const c = loadOrchestratorConfig({ DBAAS_RUNTIME: 'swarm', DBAAS_SWARM_CONSTRAINTS: 'node.labels.dbaas==true, node.role!=manager' });
+    expect(c.runtime).toBe('swarm');
+    expect(c.swarmConstraints).toEqual(['node.labels.dbaas==true', 'node.role!=manager']);
+    expect(loadOrchestratorConfig({}).swarmConstraints).toEqual([]);
+    expect(() => loadOrchestratorConfig({ DBAAS_SWARM_CONSTRAINTS: 'anywhere' })).toThrow(/DBAAS_SWARM_CONSTRAINTS/);
   });
 });
 

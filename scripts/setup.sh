@@ -102,7 +102,11 @@ step_npm() {
   node_at_least 20 0 || die "Node.js $(node --version) is too old: dbaas needs Node.js ≥ 20 (https://nodejs.org/)"
   [[ -f package-lock.json ]] ||
     die "package-lock.json is missing: dependencies are installed from it (npm ci). Restore it (git checkout package-lock.json), or create it with 'npm install' and commit it"
-  want=$(cat package.json package-lock.json | sha256sum | cut -c1-32)
+  # The stamp covers what decides node_modules: package.json's dependency fields
+  # (not its scripts or version) and the whole lock file.
+  want=$({ node -e 'const p = require("./package.json");
+    const f = ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies", "overrides", "bundleDependencies"];
+    console.log(JSON.stringify(f.map((k) => p[k] ?? null)))'; cat package-lock.json; } | sha256sum | cut -c1-32)
   if [[ -f node_modules/.package-lock.json && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
     log "reusing node_modules (installed from this package-lock.json) ($(elapsed "$t"))"
     return

@@ -41,8 +41,9 @@ function main(): void {
     port: o.port,
     env: process.env,
     onExit: (pid, code, signal) => {
-      // An orchestrator that exits before it ever answered did not crash: it could not start (a port in use, …). Nothing to supervise.
-      if (!stopping && !everRan && manager.view().find((s) => s.name === orchestrator.name)?.state !== 'running') {
+      // An orchestrator that exits by itself (not killed by a signal) before it ever answered did not crash: it could
+      // not start (a port in use, …). Nothing to supervise. One killed, even that early, is restarted.
+      if (!stopping && !everRan && signal === null && manager.view().find((s) => s.name === orchestrator.name)?.state !== 'running') {
         process.stderr.write(`[dbaas] the orchestrator (pid ${pid}) exited with ${signal ?? code} before it was ready; stopping\n`);
         void shutdown(undefined, code ?? 1);
       }

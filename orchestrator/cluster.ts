@@ -136,7 +136,7 @@ export class ClusterManager {
 
   private get factSources(): FactSources {
     const s = this.s;
-    return { registry: s.registry, view: this.d.view, runtime: this.d.runtime, lastMasterId: s.lastMasterId, targetSlaves: s.targetSlaves, missingGraceMs: this.missingGraceMs };
+    return { registry: s.registry, view: this.d.view, runtime: this.d.runtime, lastMasterId: s.lastMasterId, targetSlaves: s.targetSlaves, missingGraceMs: this.missingGraceMs, restartsInPlace: this.d.config.slaveRestartsInPlace };
   }
 
   /** Takes in what ZooKeeper shows now (registered, missing): the one place besides the actions where the registry moves. */

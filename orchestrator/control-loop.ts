@@ -124,6 +124,9 @@ export class ControlLoop {
       case 'remove-lost':
         await workers.removeLost(action.id, action.role, decision.reason);
         return true;
+      case 'restart-slave':
+        await workers.restartSlave(action.id, decision.reason);
+        return true;
       case 'add-slave':
         if (!workers.maySpawn()) return false;
         workers.spawnSlave(decision.reason);

@@ -17,6 +17,8 @@ export interface FactSources {
   lastMasterId: string | undefined;
   targetSlaves: number;
   missingGraceMs: number;
+  /** DBAAS_SLAVE_RESTARTS_IN_PLACE (absent: 0, never). */
+  restartsInPlace?: number;
 }
 
 /**
@@ -65,6 +67,8 @@ export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
       retiring: registry.isRetiring(id),
       ...(divergent === undefined ? {} : { divergent }),
       ...(status?.promotable === undefined ? {} : { promotable: status.promotable }),
+      // Only a dead one is asked about (hasData may ask the database server).
+      ...(registry.mayRestartInPlace(id, s.restartsInPlace ?? 0, now) ? { restartable: s.runtime.hasData?.(id) ?? false } : {}),
     });
   }
   const masterId = view.master?.id;

@@ -112,15 +112,9 @@ export class Failover {
    * fails, it is forgotten and a new slave takes its place.
    */
   private rejoin(id: string): void {
-    const started = Date.now();
-    void this.workers
-      .startWorkerAndWait({ id, role: 'slave', term: 0 }, 'slave')
-      .then(() => this.d.audit.record('replacement', `old master ${id} (pid ${this.pidOf(id)}) rejoined as a slave from its own data`, { durationMs: Date.now() - started }))
-      .catch(async (err: unknown) => {
-        this.d.audit.record('error', `old master ${id} could not rejoin as a slave (${(err as Error).message}); a new slave takes its place`);
-        await this.workers.forget(id).catch(() => undefined);
-        this.workers.noteLostSlave();
-      });
+    const spec = { id, role: 'slave', term: 0 } as const;
+    this.s.registry.start(spec);
+    this.workers.restartInPlace(spec, { done: `old master ${id} rejoined as a slave from its own data`, failed: `old master ${id} could not rejoin as a slave` });
   }
 
   /**
@@ -183,6 +177,9 @@ export class Failover {
       this.d.audit.record('detection', reason);
       await this.d.runtime.kill(id);
       await this.workers.removeZnodes(id);
+      // A master demoted for a switchover whose promotion then failed bound its own sync queue to rejoin as a
+      // slave (worker/master-role.ts prepareRejoin); as master again it never reads it: gone now, not in an hour.
+      await this.workers.deleteSyncQueue(id);
       const term = await this.bumpTerm();
       await this.workers.startWorkerAndWait({ id, role: 'master', term }, 'master');
       this.d.audit.record('restart', `restarted master ${id} (pid ${this.pidOf(id)}) from its own data in term ${term}`, { durationMs: Date.now() - started });

@@ -35,6 +35,12 @@ export interface WorkerFact {
    * Undefined (an older worker that does not say) counts as true.
    */
   promotable?: boolean;
+  /**
+   * A dead slave that may be restarted in place (its data is still on disk and it has
+   * not used up its restarts in place): it resumes from its own data and durable sync
+   * queue (worker/slave-role.ts resume) instead of a fresh slave copying everything.
+   */
+  restartable?: boolean;
 }
 
 export interface ClusterFacts {
@@ -56,6 +62,7 @@ export type Action =
   | { kind: 'failover'; oldMasterId?: string; candidateId: string }
   | { kind: 'restart-master'; id: string }
   | { kind: 'remove-lost'; id: string; role: 'master' | 'slave' }
+  | { kind: 'restart-slave'; id: string }
   | { kind: 'add-slave' }
   | { kind: 'retire-slave'; id: string }
   | { kind: 'replace-divergent'; id: string };
@@ -112,6 +119,9 @@ export function decide(f: ClusterFacts): Decision {
     if (w.role !== 'slave' || w.id === currentMasterId) continue;
     const why = lostBecause(w, f);
     if (why !== undefined) {
+      if (!w.running && w.restartable === true && w.divergent === undefined) {
+        return { action: { kind: 'restart-slave', id: w.id }, reason: `slave ${describe(w)} is lost (${why}); restarting it in place to resume from its own data` };
+      }
       return { action: { kind: 'remove-lost', id: w.id, role: 'slave' }, reason: `slave ${describe(w)} is lost (${why}); removing it` };
     }
   }

@@ -50,6 +50,44 @@ export class WorkerActions {
     this.lostSlaves += 1;
   }
 
+  /**
+   * A dead slave restarted in place (issue 16): the same id, so the same data and
+   * durable sync queue; it resumes from them (worker/slave-role.ts resume) in time
+   * proportional to the writes it missed. Started in the background like a new
+   * slave; if the start fails, it is forgotten and a fresh slave takes its place.
+   */
+  async restartSlave(id: string, reason: string): Promise<void> {
+    this.d.audit.record('detection', reason, { details: { id, role: 'slave' } });
+    const pid = this.pidOf(id);
+    // Its session may still hold znodes; the restarted worker registers anew.
+    await this.removeZnodes(id);
+    const spec: WorkerSpec = { id, role: 'slave', term: 0 };
+    this.s.registry.restartInPlace(spec);
+    this.restartInPlace(spec, {
+      done: `slave ${id} (pid ${pid}) restarted in place`,
+      failed: `restarting slave ${id} in place failed`,
+    });
+  }
+
+  /**
+   * Starts a dead worker again under its id as a slave and waits until it serves
+   * (background; the caller has put it in `starting`). Audited as a `restart` with
+   * how it came back; on failure it is forgotten and the next slave started replaces it.
+   */
+  restartInPlace(spec: WorkerSpec, say: { done: string; failed: string }): void {
+    const started = Date.now();
+    void this.startWorkerAndWait(spec, 'slave', false)
+      .then(() => {
+        this.d.audit.record('replacement', `${say.done}: now pid ${this.pidOf(spec.id)}, serving again from its own data`, { durationMs: Date.now() - started, details: { id: spec.id } });
+      })
+      .catch(async (err: unknown) => {
+        this.d.audit.record('error', `${say.failed} (${(err as Error).message}); a new slave takes its place`);
+        await this.forget(spec.id).catch(() => undefined);
+        this.lostSlaves += 1;
+      })
+      .finally(() => this.kick());
+  }
+
   /** Removes every trace of a worker that is gone for good (it is killed first, to be sure). */
   async forget(id: string): Promise<void> {
     const { runtime } = this.d;

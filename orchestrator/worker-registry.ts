@@ -58,9 +58,14 @@ export const LIFECYCLE_TRANSITIONS: Record<Phase | 'none', readonly Phase[]> = {
 /** How many forgotten workers are remembered (the oldest go first). */
 const FORGOTTEN_KEPT = 10_000;
 
+/** A dead slave is restarted in place at most DBAAS_SLAVE_RESTARTS_IN_PLACE times within this window; then a fresh slave replaces it. */
+export const RESTART_WINDOW_MS = 600_000;
+
 export class WorkerRegistry {
   private readonly entries = new Map<string, Lifecycle>();
   private readonly divergent = new Map<string, string>();
+  /** When each worker was restarted in place (exited → starting), for {@link mayRestartInPlace}. */
+  private readonly restarts = new Map<string, number[]>();
 
   /** The worker's lifecycle, undefined when it is unknown. */
   get(id: string): Lifecycle | undefined {
@@ -89,6 +94,17 @@ export class WorkerRegistry {
   /** This orchestrator starts the worker (a new one, or a master restarted from its data). */
   start(spec: WorkerSpec): void {
     this.move(spec.id, { phase: 'starting', spec });
+  }
+
+  /** A dead worker is started again under its id, from its own data (exited → starting). */
+  restartInPlace(spec: WorkerSpec, now = Date.now()): void {
+    this.move(spec.id, { phase: 'starting', spec });
+    this.restarts.set(spec.id, [...(this.restarts.get(spec.id) ?? []).filter((t) => now - t < RESTART_WINDOW_MS), now]);
+  }
+
+  /** Whether a dead worker may be restarted in place: it is exited, and has fewer than `max` restarts in the window. */
+  mayRestartInPlace(id: string, max: number, now = Date.now()): boolean {
+    return this.phase(id) === 'exited' && (this.restarts.get(id) ?? []).filter((t) => now - t < RESTART_WINDOW_MS).length < max;
   }
 
   /** It reached the state its role leads to. A worker retired meanwhile stays retiring. */
@@ -122,6 +138,7 @@ export class WorkerRegistry {
   forget(id: string): void {
     if (this.phase(id) !== 'forgotten') this.move(id, { phase: 'forgotten' });
     this.divergent.delete(id);
+    this.restarts.delete(id);
     const forgotten = [...this.entries].filter(([, l]) => l.phase === 'forgotten');
     for (const [old] of forgotten.slice(0, Math.max(0, forgotten.length - FORGOTTEN_KEPT))) this.entries.delete(old);
   }

@@ -26,8 +26,8 @@ const alive = (pid: number): boolean => {
 };
 
 describe('failover', () => {
-  it('crash/slave kills the highest-pid slave and a replacement catches up and serves', async () => {
-    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+  it('crash/slave kills the highest-pid slave and a fresh replacement catches up and serves (no restart in place)', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2', DBAAS_SLAVE_RESTARTS_IN_PLACE: '0' });
     const w = await c.post('/api/v1/db/write', { table: 't', operation: 'insert', data: [{ a: 1 }, { a: 2 }] });
     const before = (await c.get('/api/v1/workers')).body as Array<{ id: string; role: string; pid: number }>;
     const highestSlave = before.filter((x) => x.role === 'slave').sort((a, b) => b.pid - a.pid)[0];

@@ -32,7 +32,7 @@ interface World {
   server: MemoryZkServer;
 }
 
-async function world(opts: { killable?: boolean; leader?: ClusterDeps['leader'] } = {}): Promise<World> {
+async function world(opts: { killable?: boolean; leader?: ClusterDeps['leader']; promoteFails?: boolean } = {}): Promise<World> {
   const server = new MemoryZkServer();
   const paths = zkPaths('t');
   const names = clusterNames('t');
@@ -65,11 +65,17 @@ async function world(opts: { killable?: boolean; leader?: ClusterDeps['leader'] 
         return opts.killable !== false;
       },
       remove: async () => undefined,
+      startWorker: async (spec: { id: string; role: string }) => {
+        steps.push(`start ${spec.id} as ${spec.role}`);
+        view.workers.set(spec.id, statusOf(spec.id, { role: spec.role as 'master', state: spec.role as 'master' }));
+        return { id: spec.id, pid: 9 };
+      },
     },
     rpc: {
       connected: true,
-      deleteQueue: async () => undefined,
+      deleteQueue: async (queue: string) => void steps.push(`delete queue ${queue}`),
       call: async (queue: string, msg: { type: string; term?: number }) => {
+        if (msg.type === 'promote' && opts.promoteFails) throw new Error('promote timed out');
         // What the candidate sees when it is told to promote: the old master fenced and the term moved.
         const master = await readMaster(orch, paths);
         steps.push(`${msg.type} ${queue} term ${msg.term ?? '-'}; master znode ${master?.id ?? 'gone'}; term znode ${await readTerm(orch, paths)}`);
@@ -121,6 +127,21 @@ describe('failover: fence, then move the term, then promote', () => {
     await expect(w.failover.failover('s', 'm', 'master m is lost')).rejects.toThrow(/no longer the leader/);
     expect(w.steps.some((s) => s.startsWith('promote'))).toBe(false);
     expect(w.state.failingOver).toBe(false);
+  });
+});
+
+describe('a failed switchover leaves no rejoin queue behind', () => {
+  it('the demoted master, restarted as master after the promotion failed, has its own sync queue deleted before it starts', async () => {
+    const w = await world({ promoteFails: true });
+    await w.orch.mkdirp(zkPaths('t').root);
+    // A switchover demoted m (it bound its own sync queue to rejoin), then the promotion of s failed.
+    await w.failover.failover('s', 'm', 'planned switchover', true);
+    expect(w.steps.some((s) => s.startsWith('audit error: promoting s failed'))).toBe(true);
+    // No slave can take over: the loop restarts m from its own data.
+    await w.failover.restartMaster('m', 'master m is lost and no slave can take over');
+    const mQueue = clusterNames('t').syncQueue('m');
+    expect(w.steps).toContain(`delete queue ${mQueue}`);
+    expect(w.steps.indexOf(`delete queue ${mQueue}`)).toBeLessThan(w.steps.indexOf('start m as master'));
   });
 });
 

@@ -96,6 +96,17 @@ describe('decide', () => {
     expect(short.reason).toBe('1 slave(s) for a target of 2; starting one');
   });
 
+  it('restarts a dead slave in place when its data is there and it has restarts left; removes it otherwise', () => {
+    const dead = (over: Partial<WorkerFact> = {}): WorkerFact => worker('b', 300, { running: false, registered: false, state: 'unregistered', ...over });
+    const d = decide(facts([master(), worker('a', 200), dead({ restartable: true })]));
+    expect(d.action).toEqual({ kind: 'restart-slave', id: 'b' });
+    expect(d.reason).toBe('slave b (pid 300) is lost (its process exited); restarting it in place to resume from its own data');
+    expect(decide(facts([master(), worker('a', 200), dead({ restartable: false })])).action).toEqual({ kind: 'remove-lost', id: 'b', role: 'slave' });
+    // A divergent one is not kept, and one that lost its session but still runs is not restarted.
+    expect(decide(facts([master(), worker('a', 200), dead({ restartable: true, divergent: 'differs' })])).action.kind).toBe('remove-lost');
+    expect(decide(facts([master(), worker('a', 200), worker('b', 300, { registered: false, missingSince: NOW - 5000, restartable: true })])).action.kind).toBe('remove-lost');
+  });
+
   it('counts slaves being started, so it does not start too many', () => {
     const d = decide(facts([master(), worker('a', 200), worker('new', 0, { starting: true, registered: false, everRegistered: false, state: 'unregistered' })]));
     expect(d.action.kind).toBe('idle');

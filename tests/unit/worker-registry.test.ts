@@ -85,6 +85,29 @@ describe('worker lifecycle registry', () => {
     expect(r.phase('b')).toBe('starting');
   });
 
+  it('a dead worker may be restarted in place up to the limit within the window, and again once the window passed', () => {
+    const r = new WorkerRegistry();
+    const spec = { id: 'a', role: 'slave' as const, term: 0 };
+    r.start(spec);
+    r.started('a');
+    expect(r.mayRestartInPlace('a', 2, 0)).toBe(false);
+    r.exit(exitOf('a'));
+    expect(r.mayRestartInPlace('a', 0, 0)).toBe(false);
+    expect(r.mayRestartInPlace('a', 2, 0)).toBe(true);
+    r.restartInPlace(spec, 0);
+    expect(r.phase('a')).toBe('starting');
+    expect(r.mayRestartInPlace('a', 2, 0)).toBe(false);
+    r.started('a');
+    r.exit(exitOf('a'));
+    r.restartInPlace(spec, 1000);
+    r.started('a');
+    r.exit(exitOf('a'));
+    expect(r.mayRestartInPlace('a', 2, 2000)).toBe(false);
+    expect(r.mayRestartInPlace('a', 2, 600_500)).toBe(true);
+    r.forget('a');
+    expect(r.mayRestartInPlace('a', 2, 2000)).toBe(false);
+  });
+
   it('divergence marks stay beside the phase until the worker is forgotten or unknown', () => {
     const r = new WorkerRegistry();
     r.observe(new Map([['b', znode('b')]]), () => true, 0, new Set(['b']));

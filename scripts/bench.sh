@@ -12,5 +12,12 @@ cd "$DBAAS_ROOT"
 
 bash "$DBAAS_ROOT/scripts/setup.sh"
 load_runtime_env
+# The load ramp (--ramp) is a mode of its own: tools/bench/ramp.ts.
+if [[ " $* " == *" --ramp "* ]]; then
+  # On the Swarm runtime it needs a swarm (a single-node one when the engine is in none).
+  [[ " $* " == *swarm* || " $* " != *" --runtimes "* ]] && bash "$DBAAS_ROOT/scripts/setup-swarm.sh" && load_runtime_env
+  log "running the load ramp …"
+  exec node dist/tools/bench/ramp-main.js "$@"
+fi
 log "running the benchmark (a few minutes) …"
 exec node dist/tools/bench/main.js "$@"

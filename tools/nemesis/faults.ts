@@ -3,10 +3,12 @@
  * sentence saying what it did; the caller then waits for recovery (readiness
  * and the worker list polled, no fixed sleeps where a condition can be polled).
  */
+import type Docker from 'dockerode';
 import { DbaasClient, DbaasClientError } from '../../client/dbaas-client.js';
 import type { WorkerInfo } from '../../client/types.js';
 import { restartZooKeeper, startBroker, stopBroker, unitOf, workerProcesses } from './infra.js';
 import { OrchestratorProcess } from './orchestrator-process.js';
+import { killContainer } from './containers.js';
 import { pick } from './random.js';
 
 export const FAULT_KINDS = [
@@ -19,6 +21,8 @@ export const FAULT_KINDS = [
   'restart-zookeeper',
   'restart-orchestrator',
   'second-orchestrator',
+  'kill-worker',
+  'kill-database',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -44,6 +48,8 @@ export interface FaultContext {
   stableMs: number;
   random: () => number;
   log: (line: string) => void;
+  /** Workers in containers (the docker and swarm runtimes): the engine they run on. */
+  docker?: Docker;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -164,6 +170,25 @@ async function killDb(ctx: FaultContext, nth: number): Promise<{ text: string; g
   return { text: `SIGKILL of the database (pid ${unit.dbPid}) of ${role} ${target.id} (worker pid ${target.pid})`, gone: { ids: [target.id] } };
 }
 
+/**
+ * kube-monkey style: SIGKILL, from outside the service, of a random worker of
+ * any role (its container, for workers in containers), or of a random worker's
+ * database. The worker must go (a database takes its worker with it) and be
+ * replaced or restarted, whatever the orchestrator chooses: a new pid either way.
+ */
+async function killFromOutside(ctx: FaultContext, part: 'worker' | 'db'): Promise<{ text: string; gone: { pids: number[] } }> {
+  const target = pick(await workersOf(ctx.api), ctx.random);
+  if (!target) throw new Error('no worker to kill');
+  const whose = `${target.role} ${target.id} (worker pid ${target.pid})`;
+  if (ctx.docker) {
+    const name = await killContainer(ctx.docker, ctx.namespace, target.id, part);
+    return { text: `docker kill of the ${part === 'db' ? 'database' : 'worker'} container ${name} of ${whose}`, gone: { pids: [target.pid] } };
+  }
+  const pid = part === 'worker' ? target.pid : unitOf(ctx.dataDir, ctx.namespace, target.id)?.dbPid;
+  if (!pid || !signalPid(pid, 'SIGKILL')) throw new Error(`cannot SIGKILL the ${part} of ${whose}`);
+  return { text: `SIGKILL of the ${part === 'db' ? `database (pid ${pid})` : 'worker'} of ${whose}`, gone: { pids: [target.pid] } };
+}
+
 async function restartBroker(ctx: FaultContext): Promise<string> {
   const started = Date.now();
   let sawOutage = false;
@@ -270,6 +295,10 @@ export async function inject(
       return { text: await restartOrchestrator(ctx) };
     case 'second-orchestrator':
       return secondOrchestrator(ctx, nth);
+    case 'kill-worker':
+      return killFromOutside(ctx, 'worker');
+    case 'kill-database':
+      return killFromOutside(ctx, 'db');
   }
 }
 

@@ -7,6 +7,7 @@
  * each replica's own database and the replicas against each other.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type Docker from 'dockerode';
 import os from 'node:os';
 import path from 'node:path';
 import { DbaasClient } from '../../client/dbaas-client.js';
@@ -17,7 +18,8 @@ import { purgeNamespace, runProcesses, workerDirs, workerProcesses } from './inf
 import { OrchestratorProcess } from './orchestrator-process.js';
 import { dumpReplicas } from './replicas.js';
 import { seededRandom } from './random.js';
-import { Workload, type WorkloadStats } from './workload.js';
+import { containerUrls } from './containers.js';
+import { Readers, Workload, type ReadStats, type WorkloadStats } from './workload.js';
 import type { OpRecord } from './history.js';
 
 export interface NemesisOptions {
@@ -48,6 +50,14 @@ export interface NemesisOptions {
   log: (line: string) => void;
   /** Polled between faults: true stops injecting (an interrupt), the checks still run. */
   stopRequested?: () => boolean;
+  /** Readers beside the writing clients (a mixed load; default none). */
+  readers?: number;
+  /** Workers in containers (DBAAS_RUNTIME docker or swarm): the engine, for container faults and replica dumps. */
+  docker?: Docker;
+  /** Runs after the orchestrator stopped and the namespace was purged (removing containers, services). */
+  afterTeardown?: (namespace: string) => Promise<void>;
+  /** The namespace's first word (default `nemesis`). */
+  name?: string;
 }
 
 export interface FaultRecord {
@@ -75,6 +85,8 @@ export interface NemesisReport {
   checks: CheckResult[];
   stats: WorkloadStats;
   history: OpRecord[];
+  /** What the readers did, when there were any. */
+  reads?: ReadStats;
   /** Acknowledged-write latency in ms. */
   latency: { p50: number; p99: number; max: number; over5s: number };
   replicasChecked: number;
@@ -109,7 +121,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
   const workDir = o.workDir ?? mkdtempSync(path.join(os.tmpdir(), 'dbaas-nemesis-'));
   const dataDir = path.join(workDir, 'data');
   mkdirSync(dataDir, { recursive: true });
-  const namespace = `nemesis-${o.seed.toString(36)}-${Date.now().toString(36)}`;
+  const namespace = `${o.name ?? 'nemesis'}-${o.seed.toString(36)}-${Date.now().toString(36)}`;
   const primary = new OrchestratorProcess({
     entry: o.entry,
     port: o.port,
@@ -132,6 +144,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     stableMs: o.zkSessionTimeoutMs * 2,
     random,
     log,
+    ...(o.docker ? { docker: o.docker } : {}),
   };
   const faults: FaultRecord[] = [];
   const extraChecks: CheckResult[] = [];
@@ -146,6 +159,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     thinkMs: o.thinkMs,
     keysPerClient: o.keysPerClient,
   });
+  const readers = new Readers({ url: primary.url, readers: o.readers ?? 0, seed: o.seed, tryTimeoutMs: o.tryTimeoutMs });
   const acked = (): number => workload.history.filter((r) => r.outcome === 'ok').length;
   log(`namespace ${namespace}, work directory ${workDir}, seed ${o.seed}, ${o.clients} clients, faults ${o.faults.join(', ') || 'none'}`);
 
@@ -155,6 +169,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     if (!first.ok) throw new Error(`the new cluster did not become whole: ${first.last}`);
     log(`cluster ready on ${primary.url} (orchestrator pid ${primary.pid})`);
     workload.start();
+    readers.start();
     const baseline = await pollUntil(() => acked() >= o.acksBetweenFaults, o.recoveryTimeoutMs);
     if (!baseline) throw new Error(`no ${o.acksBetweenFaults} acknowledged writes on the fresh cluster: ${JSON.stringify(workload.stats())}`);
 
@@ -198,7 +213,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     // Heal and settle.
     const healed = await waitHealthy(ctx, o.recoveryTimeoutMs);
     log(`faults over; stopping the clients (cluster ${healed.ok ? 'whole' : `not whole: ${healed.last}`})`);
-    await workload.stop();
+    await Promise.all([workload.stop(), readers.stop()]);
     let final: WorkerInfo[] = [];
     let masterSeq = 0;
     const settled = await pollUntil(async () => {
@@ -225,7 +240,8 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     }, 10_000);
     extraChecks.push(check('no stray worker processes', strays.map(([pid, id]) => `worker ${id} pid ${pid} runs but is not in the worker list`), `${listed.size} listed`));
 
-    const { replicas, problems: dumpProblems } = await dumpReplicas(final, dataDir, namespace);
+    const docker = o.docker;
+    const { replicas, problems: dumpProblems } = await dumpReplicas(final, dataDir, namespace, docker ? (w) => containerUrls(docker, namespace, w.id) : undefined);
     replicasChecked = replicas.length;
     extraChecks.push(check('every replica readable', dumpProblems, `${replicas.length} of ${final.length} replicas`));
     extraChecks.push(await verifyThroughApi(primary.url));
@@ -252,9 +268,10 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
   } catch (err) {
     log(`run aborted: ${(err as Error).message}`);
     checks = [...extraChecks, check('run completed', [(err as Error).message], '')];
-    await workload.stop();
+    await Promise.all([workload.stop(), readers.stop()]);
   } finally {
     await teardown(primary, namespace, dataDir, log);
+    await o.afterTeardown?.(namespace).catch((err: unknown) => log(`could not remove the namespace's containers: ${(err as Error).message}`));
   }
 
   const latencies = workload.history
@@ -274,6 +291,7 @@ export async function runNemesis(o: NemesisOptions): Promise<NemesisReport> {
     checks,
     stats: workload.stats(),
     history: workload.history,
+    ...(o.readers ? { reads: readers.stats() } : {}),
     latency: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: latencies.at(-1) ?? NaN, over5s: latencies.filter((l) => l > 5000).length },
     replicasChecked,
     ok,

@@ -49,6 +49,11 @@ export function formatReport(r: NemesisReport, maxProblems = 5): string {
   out.push(
     `acknowledged: ${n((x) => x.kind === 'insert-id' && x.outcome === 'ok')} inserts with _id, ${n((x) => x.kind === 'insert-auto' && x.outcome === 'ok')} without, ${n((x) => x.kind === 'delete' && x.outcome === 'ok')} deletes, ${n((x) => x.kind === 'upsert' && x.outcome === 'ok')} upserts, ${n((x) => x.kind === 'inc' && x.outcome === 'ok')} $inc (total ${incs}), ${n((x) => x.kind === 'push' && x.outcome === 'ok')} $push`,
   );
+  if (r.reads) {
+    const total = r.reads.ok + r.reads.failed;
+    const errors = Object.entries(r.reads.errors).map(([code, n]) => `${code} ${n}`).join(', ');
+    out.push(`reads: ${total} in all, ${r.reads.ok} served, ${r.reads.failed} failed after the client's retries (${total ? ((100 * r.reads.failed) / total).toFixed(2) : '0'} %)${errors ? `: ${errors}` : ''}`);
+  }
   out.push(
     `replicas checked: ${r.replicasChecked}; acknowledged write latency p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, max ${r.latency.max} ms (${r.latency.over5s} over 5 s); run ${seconds(r.durationMs)}, seed ${r.seed}, namespace ${r.namespace}`,
   );

@@ -192,3 +192,55 @@ function chooseKind(r: number): OpKind {
   }
   return 'insert-id';
 }
+
+export interface ReadStats {
+  ok: number;
+  /** Reads that failed after the typed client's own retries. */
+  failed: number;
+  /** Error codes of the failed reads, with counts. */
+  errors: Record<string, number>;
+}
+
+/**
+ * Readers beside the writers, for a mixed load: each reads one of the
+ * workload's tables at a time (the typed client's retries and read-your-writes
+ * off, as a plain service would), and counts what failed. Reads are not in the
+ * history: what they see is not checked, only that they are served.
+ */
+export class Readers {
+  private stopping = false;
+  private running: Array<Promise<void>> = [];
+  private readonly counts: ReadStats = { ok: 0, failed: 0, errors: {} };
+
+  constructor(private readonly o: { url: string; readers: number; seed: number; tryTimeoutMs: number }) {}
+
+  start(): void {
+    this.running = Array.from({ length: this.o.readers }, (_, r) => this.reader(r));
+  }
+
+  private async reader(r: number): Promise<void> {
+    const random = seededRandom(this.o.seed * 1000 + 500 + r);
+    const tables = Object.values(TABLES);
+    const api = new DbaasClient({ url: this.o.url, timeoutMs: this.o.tryTimeoutMs, readYourWrites: false });
+    while (!this.stopping) {
+      try {
+        await api.read(tables[Math.floor(random() * tables.length)] as string, { where: {}, limit: 20 });
+        this.counts.ok++;
+      } catch (err) {
+        this.counts.failed++;
+        const code = err instanceof DbaasClientError ? err.code : (err as Error).name;
+        this.counts.errors[code] = (this.counts.errors[code] ?? 0) + 1;
+        await sleep(100);
+      }
+    }
+  }
+
+  stats(): ReadStats {
+    return { ...this.counts, errors: { ...this.counts.errors } };
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.running);
+  }
+}

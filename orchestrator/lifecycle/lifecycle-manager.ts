@@ -54,6 +54,12 @@ interface Entry {
   publishedAt: number;
 }
 
+/** `p`'s value, or `fallback` when it has not settled within `ms` (or rejected). */
+function settleWithin<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.catch(() => fallback), new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)))]).finally(() => clearTimeout(timer));
+}
+
 /** Being restarted, or stopped on purpose: not observed. */
 const busy = (e: Entry): boolean => e.record.state === 'restarting' || e.record.state === 'stopped';
 
@@ -70,6 +76,7 @@ export class LifecycleManager {
   private readonly audit: AuditStore | undefined;
   private readonly store: PlatformStore | undefined;
   private holdsLock = false;
+  private flushing = false;
 
   constructor(private readonly o: LifecycleManagerOptions) {
     const now = Date.now();
@@ -122,7 +129,8 @@ export class LifecycleManager {
         if (busy(e)) return;
         const pid = e.spec.pid();
         const alive = e.spec.alive(pid);
-        const probeFailure = alive ? await e.spec.probe(this.o.probeTimeoutMs) : 'no process';
+        // Bounded here too: one probe that never settles must not stop the supervision of every service.
+        const probeFailure = alive ? await settleWithin(e.spec.probe(this.o.probeTimeoutMs), this.o.probeTimeoutMs + 1000, `no answer within ${this.o.probeTimeoutMs} ms`) : 'no process';
         // A restart may have begun meanwhile (the manager started its orchestrator at once).
         if (this.closed || busy(e)) return;
         e.pid = alive ? pid : undefined;
@@ -134,7 +142,12 @@ export class LifecycleManager {
         if (d.action !== 'none') this.launch(e, d.action === 'kill-and-restart', undefined, alive ? pid : undefined);
       }),
     );
-    await this.flush(now);
+    // In the background, one at a time: ZooKeeper calls that hang (a session being re-established) delay the
+    // audit and the published view, never the probes and restarts.
+    if (!this.flushing) {
+      this.flushing = true;
+      void this.flush(now).finally(() => (this.flushing = false));
+    }
   }
 
   /** Starts `e` (killing `pid` first when wedged), in the background; records the outcome. */

@@ -29,7 +29,9 @@ export async function probeRabbitmq(url: string, timeoutMs: number): Promise<str
         timer = setTimeout(() => reject(new Error(`no AMQP handshake within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
-    await conn.close().catch(() => undefined);
+    // Not awaited: a node that dies between the handshake and close-ok leaves close() unsettled (seen in the
+    // HA kill test: it held the manager's whole step, and nothing was restarted any more).
+    void conn.close().catch(() => undefined);
     return undefined;
   } catch (err) {
     // A connection that opens after the timeout is closed, not leaked.

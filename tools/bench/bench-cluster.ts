@@ -24,6 +24,9 @@ export interface BenchClusterOptions {
   /** Environment of the orchestrator (DBAAS_DB_BIN, DBAAS_AMQP_URL, …); namespace, port, data dir and scaling are set here. */
   env: Record<string, string>;
   log: (line: string) => void;
+  /** The orchestrator's port and namespace; a random port (20000–39999) and `bench-<hex>` when not given. */
+  port?: number;
+  namespace?: string;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -39,14 +42,16 @@ export function rssBytes(pid: number): number {
 }
 
 export class BenchCluster {
-  readonly namespace = `bench-${randomBytes(3).toString('hex')}`;
+  readonly namespace: string;
   readonly dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-bench-'));
   url = '';
   private child: ChildProcess | undefined;
   private exited = false;
   private api: DbaasClient | undefined;
 
-  constructor(private readonly opts: BenchClusterOptions) {}
+  constructor(private readonly opts: BenchClusterOptions) {
+    this.namespace = opts.namespace ?? `bench-${randomBytes(3).toString('hex')}`;
+  }
 
   get pid(): number {
     return this.child?.pid ?? 0;
@@ -55,7 +60,7 @@ export class BenchCluster {
   async start(timeoutMs = 90_000): Promise<void> {
     // dist/tools/bench/ → dist/orchestrator/main.js
     const entry = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../orchestrator/main.js');
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = this.opts.port ?? 20_000 + Math.floor(Math.random() * 20_000);
     this.url = `http://127.0.0.1:${port}`;
     // Loading data must succeed: a write answered 503/504 (or not at all) is
     // retried with the same requestId, which is what a client of dbaas should do.

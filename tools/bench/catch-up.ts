@@ -4,7 +4,7 @@
  *
  * 1. 200 documents, no history;
  * 2. the same 200 documents after 20,000 `$inc` updates to them;
- * 3. the same, with a writer running at about 200 writes/s;
+ * 3. the same, with an open-loop writer at 200 writes/s (`--rate`; the table shows what was acknowledged);
  * 4. 100,000 more documents loaded in bulk.
  *
  * Each case asks for one more slave and times it from the request until it
@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { MongoClient } from 'mongodb';
 import { clusterEnv, loadOrchestratorConfig } from '../../common/config.js';
 import { BenchCluster } from './bench-cluster.js';
 
@@ -41,9 +42,13 @@ export interface CatchUpCase {
   ledgerMs?: number;
   /** Writes acknowledged per second while the slave joined (case 3). */
   writesPerSec?: number;
+  /** From the new slave's log: its process started → its copy began (stream or first page) → copied (ms after the request). */
+  processStartedMs?: number;
+  copyStartedMs?: number;
 }
 
 interface LogLine {
+  time?: number;
   msg?: string;
   ms?: number;
   documents?: number;
@@ -93,6 +98,8 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
   const lines = workerLog(cluster, id);
   const copy = lines.find((l) => l.msg === 'snapshot copied from master');
   const ledger = lines.find((l) => l.msg === 'request ledger copied from master');
+  const copyStart = lines.find((l) => l.msg === 'snapshot stream started' || l.msg === 'snapshot page applied');
+  const since = (l: LogLine | undefined): Record<string, number> => (l?.time === undefined ? {} : { ms: l.time - started });
   const c: CatchUpCase = {
     name,
     documents,
@@ -101,9 +108,95 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
     ...(copy?.ms !== undefined ? { copyMs: copy.ms, copiedDocs: copy.documents ?? 0 } : {}),
     ...(ledger?.ms !== undefined ? { ledgerMs: ledger.ms, ledgerRecords: ledger.records ?? 0 } : {}),
     ...(writesPerSec === undefined ? {} : { writesPerSec }),
+    ...(lines[0]?.time === undefined ? {} : { processStartedMs: since(lines[0]).ms }),
+    ...(copyStart?.time === undefined ? {} : { copyStartedMs: since(copyStart).ms }),
   };
   log(`${name}: served after ${servedMs} ms (${JSON.stringify(c)})`);
   return c;
+}
+
+/**
+ * An open-loop writer: starts write i at i/rate seconds after its start, whatever
+ * the earlier ones do, with at most `maxInFlight` at once (a write due while that
+ * many are in flight is not started and counted as skipped), so the rate does not
+ * fall when the latency grows, as a closed loop's does.
+ */
+function openLoopWriter(rate: number, maxInFlight: number, write: (i: number) => Promise<unknown>) {
+  const t0 = Date.now();
+  let started = 0;
+  let acked = 0;
+  let failed = 0;
+  let skipped = 0;
+  let inFlight = 0;
+  let peak = 0;
+  let stop = false;
+  const pending = new Set<Promise<void>>();
+  const loop = (async () => {
+    while (!stop) {
+      const due = Math.floor(((Date.now() - t0) * rate) / 1000);
+      while (started + skipped < due) {
+        if (inFlight >= maxInFlight) {
+          skipped += 1;
+          continue;
+        }
+        const i = started++;
+        inFlight += 1;
+        peak = Math.max(peak, inFlight);
+        const p: Promise<void> = write(i).then(
+          () => void (acked += 1),
+          () => void (failed += 1),
+        );
+        pending.add(p);
+        void p.finally(() => {
+          inFlight -= 1;
+          pending.delete(p);
+        });
+      }
+      await sleep(2);
+    }
+  })();
+  return {
+    acked: () => acked,
+    failed: () => failed,
+    skipped: () => skipped,
+    maxInFlight: () => peak,
+    async stop(): Promise<void> {
+      stop = true;
+      await loop;
+      await Promise.all([...pending]);
+    },
+  };
+}
+
+/**
+ * The backend's own copy rate, the bound for any copy through it: every document of
+ * `table` read from one worker's FerretDB and inserted into a scratch database on
+ * another's, 5,000 at a time, straight through the MongoDB wire (no dbaas).
+ */
+async function backendCopy(fromUrl: string, toUrl: string, dbName: string, table: string): Promise<{ docs: number; ms: number }> {
+  const from = await MongoClient.connect(fromUrl);
+  const to = await MongoClient.connect(toUrl);
+  const scratch = to.db('bench_copy_rate');
+  try {
+    const started = Date.now();
+    let docs = 0;
+    let part: Record<string, unknown>[] = [];
+    for await (const doc of from.db(dbName).collection(table).find({}).batchSize(5000)) {
+      part.push(doc);
+      if (part.length === 5000) {
+        await scratch.collection(table).insertMany(part, { ordered: false });
+        docs += part.length;
+        part = [];
+      }
+    }
+    if (part.length > 0) await scratch.collection(table).insertMany(part, { ordered: false });
+    docs += part.length;
+    return { docs, ms: Date.now() - started };
+  } finally {
+    await scratch.dropDatabase().catch(() => undefined);
+    await from.close();
+    await to.close();
+  }
 }
 
 /** Runs `n` writes from `concurrency` loops. */
@@ -116,28 +209,32 @@ async function burst(n: number, concurrency: number, write: (i: number) => Promi
   );
 }
 
+const secs = (ms: number | undefined): string => (ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`);
+
 export function catchUpTable(cases: readonly CatchUpCase[]): string {
   const base = cases[0]?.servedMs ?? 1;
   const rows = cases.map(
     (c) =>
       `| ${c.name} | ${c.documents.toLocaleString('en-US')} | ${c.history.toLocaleString('en-US')} | ${(c.servedMs / 1000).toFixed(2)} s | ×${(c.servedMs / base).toFixed(2)} | ${
         c.copyMs === undefined ? '–' : `${c.copiedDocs?.toLocaleString('en-US')} docs in ${(c.copyMs / 1000).toFixed(2)} s`
-      } | ${c.ledgerMs === undefined ? '–' : `${c.ledgerRecords?.toLocaleString('en-US')} in ${(c.ledgerMs / 1000).toFixed(2)} s`} | ${c.writesPerSec ?? '–'} |`,
+      } | ${c.ledgerMs === undefined ? '–' : `${c.ledgerRecords?.toLocaleString('en-US')} in ${(c.ledgerMs / 1000).toFixed(2)} s`} | ${c.writesPerSec ?? '–'} | ${secs(c.processStartedMs)} / ${secs(c.copyStartedMs)} |`,
   );
   return [
-    '| situation | documents | history (seq) | new slave serving after | vs. case 1 | snapshot copy | ledger copied (beside) | writes/s meanwhile |',
-    '|---|---|---|---|---|---|---|---|',
+    '| situation | documents | history (seq) | new slave serving after | vs. case 1 | snapshot copy | ledger copied (beside) | writes/s meanwhile | slave process up / copy began |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { json: { type: 'string' }, 'big-docs': { type: 'string', default: '100000' }, incs: { type: 'string', default: '20000' } } });
+  const { values } = parseArgs({ options: { json: { type: 'string' }, 'big-docs': { type: 'string', default: '100000' }, incs: { type: 'string', default: '20000' }, port: { type: 'string' }, namespace: { type: 'string' }, rate: { type: 'string', default: '200' } } });
   const config = loadOrchestratorConfig();
   if (!config.dbBin) throw new Error('DBAAS_DB_BIN is not set: run `npm run bench:catch-up` (it sets it up)');
   log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const cluster = new BenchCluster({
     slaves: 1,
+    ...(values.port ? { port: Number(values.port) } : {}),
+    ...(values.namespace ? { namespace: values.namespace } : {}),
     env: {
       ...clusterEnv(config),
       DBAAS_DB_BIN: config.dbBin,
@@ -150,6 +247,7 @@ async function main(): Promise<void> {
     log,
   });
   const cases: CatchUpCase[] = [];
+  let backend: { docs: number; ms: number; ratio: number | undefined } | undefined;
   try {
     log(`starting a cluster (namespace ${cluster.namespace}) …`);
     await cluster.start();
@@ -160,40 +258,46 @@ async function main(): Promise<void> {
     const incs = Number(values.incs);
     log(`${incs} $inc updates to the 200 documents …`);
     const t0 = Date.now();
-    await burst(incs, 8, (i) => cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }));
+    await burst(incs, 32, (i) => cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }));
     log(`… in ${Date.now() - t0} ms`);
     await cluster.settled(600_000);
     cases.push(await addSlave(cluster, `the same 200 documents after ${incs.toLocaleString('en-US')} $inc`));
 
-    // A writer aiming at 200 writes/s while the next slave joins: 8 loops of 25 writes/s each (the machine may allow fewer;
-    // the table reports what was acknowledged).
-    let stop = false;
-    let written = 0;
-    const writers = Array.from({ length: 8 }, async (_, w) => {
-      for (let i = 0; !stop; i++) {
-        const t = Date.now();
-        await cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${(i * 8 + w) % 200}` }, data: { $inc: { n: 1 } } });
-        written += 1;
-        await sleep(Math.max(0, 40 - (Date.now() - t)));
-      }
-    });
-    await sleep(2000);
-    cases.push(await addSlave(cluster, 'the same, with a writer running', () => written));
-    stop = true;
-    await Promise.all(writers);
+    // A writer at 200 writes/s while the next slave joins (open loop: the table reports what was acknowledged).
+    const rate = Number(values.rate);
+    const writer = openLoopWriter(rate, 128, (i) => cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }));
+    await sleep(3000);
+    log(`writer: ${writer.acked()} acknowledged in the first 3 s (aiming at ${rate}/s)`);
+    cases.push(await addSlave(cluster, `the same, with a writer at ${rate} writes/s`, () => writer.acked()));
+    await writer.stop();
+    log(`writer: ${writer.acked()} acknowledged, ${writer.failed()} failed, ${writer.skipped()} not started (${writer.maxInFlight()} in flight at most)`);
     await cluster.settled(600_000);
 
     const big = Number(values['big-docs']);
     log(`loading ${big.toLocaleString('en-US')} documents …`);
     await burst(Math.ceil(big / 1000), 4, (i) => cluster.write({ table: 'cu_big', operation: 'insert', data: Array.from({ length: Math.min(1000, big - i * 1000) }, (_, j) => ({ i: i * 1000 + j, source: (i * 7 + j) % 50, note: 'x'.repeat(120) })) }));
     await cluster.settled(600_000);
-    cases.push(await addSlave(cluster, `${big.toLocaleString('en-US')} more documents loaded in bulk`));
+    const bigCase = await addSlave(cluster, `${big.toLocaleString('en-US')} more documents loaded in bulk`);
+    cases.push(bigCase);
+    const ws = await cluster.workers();
+    const master = ws.find((w) => w.role === 'master');
+    const slave = ws.find((w) => w.role === 'slave');
+    if (master && slave) {
+      const direct = await backendCopy(cluster.dbUrl(master.id), cluster.dbUrl(slave.id), config.dbName, 'cu_big');
+      backend = { ...direct, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / direct.ms };
+      log(`backend's own copy (FerretDB to FerretDB through the MongoDB wire): ${direct.docs} documents of cu_big in ${direct.ms} ms (${Math.round((direct.docs * 1000) / direct.ms)} docs/s)`);
+    }
   } finally {
     await cluster.stop(config.amqpUrl, config.zkConnect);
   }
   const table = catchUpTable(cases);
   process.stdout.write(`\n${table}\n\n`);
-  if (values.json) writeFileSync(values.json, JSON.stringify({ at: new Date().toISOString(), load: os.loadavg(), cases }, null, 2));
+  if (backend) {
+    process.stdout.write(
+      `The backend's own copy of the bulk table (read from the master's FerretDB, inserted into another, 5,000 at a time): ${backend.docs.toLocaleString('en-US')} documents in ${(backend.ms / 1000).toFixed(2)} s; the snapshot copy took ×${backend.ratio?.toFixed(2) ?? '?'} of that.\n\n`,
+    );
+  }
+  if (values.json) writeFileSync(values.json, JSON.stringify({ at: new Date().toISOString(), load: os.loadavg(), cases, backend }, null, 2));
 }
 
 main().catch((err: unknown) => {

@@ -18,6 +18,7 @@
 import { REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
 import type { AuditEvent, AutoscalerStatus, DatabaseInfo, Document, Filter, PlatformView, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
+import type { CreateIndexBody, IndexInfo, TableView } from './types.js';
 
 export interface DbaasClientOptions {
   /**
@@ -151,6 +152,41 @@ export class DbaasClient {
     return result;
   }
 
+  /**
+   * Takes a backup (admin, issue 20): the archive of common/backup-format.ts as a
+   * byte stream, and the seq it was taken at. Not retried: a retry would be
+   * another backup. The answer's headers must come within the client's timeout;
+   * the archive then streams for as long as it takes.
+   */
+  async backup(opts: CallOptions = {}): Promise<{ seq: number; body: ReadableStream<Uint8Array> }> {
+    const headers: Record<string, string> = { accept: 'application/gzip, application/json' };
+    const token = this.token('admin');
+    if (token) headers['authorization'] = `Bearer ${token}`;
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, ctl.signal]) : ctl.signal;
+    let res: Response;
+    try {
+      res = await this.fetchFn(`${this.base}/api/v1/backup`, { method: 'POST', headers, signal });
+    } catch (err) {
+      throw new DbaasClientError(ctl.signal.aborted ? CLIENT_TIMEOUT : CLIENT_UNREACHABLE, `backup: no answer from ${this.base}: ${describeFetchError(err)}`, 0, true);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok || !res.body) {
+      const text = await res.text().catch(() => '');
+      let body: { error?: { code?: string; message?: string } } = {};
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        // not JSON
+      }
+      const code = body.error?.code ?? `HTTP_${res.status}`;
+      throw new DbaasClientError(code, body.error?.message ?? `POST /api/v1/backup answered ${res.status}`, res.status, isRetryable(code, res.status));
+    }
+    return { seq: Number(res.headers.get('x-dbaas-backup-seq')), body: res.body };
+  }
+
   insert(table: string, data: Document | Document[], opts?: WriteOptions): Promise<WriteResult> {
     return this.write({ table, operation: 'insert', data }, opts);
   }
@@ -207,6 +243,50 @@ export class DbaasClient {
   /** Drops a database: refused from then on, emptied on every replica (admin). */
   dropDatabase(name: string, opts: CallOptions = {}): Promise<{ ok: true; seq: number; dropped: string }> {
     return this.call({ method: 'DELETE', path: `/api/v1/db/databases/${encodeURIComponent(name)}`, auth: 'admin', idempotent: false, signal: opts.signal });
+  }
+
+  // -------------------------------------------------------------- indexes --
+
+  /**
+   * Creates a secondary index on every replica, through the write path (issue 17):
+   * retried safely with one requestId; the same index again changes nothing.
+   * A unique index over data that holds a key twice is refused (409 DBAAS_WRITE_DUPLICATE_KEY).
+   */
+  async createIndex(body: CreateIndexBody, opts: CallOptions = {}): Promise<WriteResult & { table: string; database: string; index: IndexInfo }> {
+    const requestId = body.requestId ?? newRequestId();
+    const database = body.database ?? this.opts.database;
+    const result = await this.call<WriteResult & { table: string; database: string; index: IndexInfo }>({
+      method: 'POST',
+      path: '/api/v1/db/indexes',
+      body: { ...body, ...(database ? { database } : {}), requestId },
+      auth: 'data',
+      idempotent: true,
+      signal: opts.signal,
+    });
+    this.observeSeq(result.seq);
+    return result;
+  }
+
+  /** Drops a secondary index by name on every replica (404 DBAAS_INDEX_NOT_FOUND when there is none). */
+  async dropIndex(table: string, name: string, opts: WriteOptions & { database?: string } = {}): Promise<WriteResult & { table: string; name: string }> {
+    const database = opts.database ?? this.opts.database;
+    const body = { table, name, requestId: opts.requestId ?? newRequestId(), ...(database ? { database } : {}) };
+    const result = await this.call<WriteResult & { table: string; name: string }>({ method: 'DELETE', path: '/api/v1/db/indexes', body, auth: 'data', idempotent: true, signal: opts.signal });
+    this.observeSeq(result.seq);
+    return result;
+  }
+
+  /** A table's secondary indexes (the `_id` index not listed). */
+  indexes(table: string, opts: CallOptions & { database?: string } = {}): Promise<IndexInfo[]> {
+    const database = opts.database ?? this.opts.database;
+    const query = new URLSearchParams({ table, ...(database ? { database } : {}) });
+    return this.call({ method: 'GET', path: `/api/v1/db/indexes?${query.toString()}`, auth: 'data', idempotent: true, signal: opts.signal });
+  }
+
+  /** The tables of a database (default: the client's), with document counts and indexes. */
+  tables(opts: CallOptions & { database?: string } = {}): Promise<TableView[]> {
+    const database = opts.database ?? this.opts.database;
+    return this.call({ method: 'GET', path: `/api/v1/db/tables${database ? `?database=${encodeURIComponent(database)}` : ''}`, auth: 'data', idempotent: true, signal: opts.signal });
   }
 
   // -------------------------------------------------------------- cluster --

@@ -41,6 +41,32 @@ export interface DatabaseInfo {
   createdAt?: string;
 }
 
+/** A secondary index (issue 17): its name, keys in order (field path → 1 or -1), and whether it is unique. */
+export interface IndexInfo {
+  name: string;
+  keys: Record<string, 1 | -1>;
+  unique: boolean;
+}
+
+/** `createIndex`'s body: `keys` one field name or an object of field paths to 1 or -1; `name` defaults to MongoDB's (`a_1_b_-1`). */
+export interface CreateIndexBody {
+  table: string;
+  database?: string;
+  keys: string | Record<string, 1 | -1>;
+  unique?: boolean;
+  name?: string;
+  requestId?: string;
+}
+
+/** One table of `GET /api/v1/db/tables`. `documents` is the storage's estimate when `exact` is false, null when not counted in time. */
+export interface TableView {
+  table: string;
+  database: string;
+  documents: number | null;
+  exact: boolean;
+  indexes: IndexInfo[];
+}
+
 /** The answer to a write: the master applied it and it is durably queued for every slave. Pass its `seq` as `afterSeq` to read your own write (the client does so by itself). */
 export type { WriteResult } from '../common/commands.js';
 

@@ -37,7 +37,7 @@ export type WriteCommand =
    * Changes nothing: a checkpoint at which every replica hashes its tables (replica
    * checksums, see worker/checksum.ts). Alone in its batch, like `clear`.
    */
-  | { kind: 'verify' }
+  | { kind: 'verify'; backup?: BackupTarget }
   /**
    * Creates a secondary index (issue 17): alone in its batch. Creating one that exists
    * with the same keys and `unique` changes nothing; another index of that name is refused.
@@ -72,6 +72,17 @@ export interface TableInfo {
 /** The name MongoDB would give an index with these keys (`a_1_b_-1`). */
 export function defaultIndexName(keys: IndexSpec['keys']): string {
   return keys.map(([path, dir]) => `${path}_${dir}`).join('_');
+}
+
+/**
+ * A backup (issue 20) rides on a `verify` checkpoint: the slave `worker`, when
+ * its data is exactly at the checkpoint's seq, streams every table to the queue
+ * `queue` (worker/backup.ts) before it applies anything newer.
+ */
+export interface BackupTarget {
+  id: string;
+  worker: string;
+  queue: string;
 }
 
 /** A validated `db/write` or `db/clear` body. */

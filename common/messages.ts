@@ -5,11 +5,11 @@
  * is a poison message: the receiver rejects it to the dead-letter queue instead
  * of crashing or requeueing it forever.
  */
-import type { Doc, IndexDef, IndexSpec, ReadCommand, WriteCommand, WriteResult } from './commands.js';
+import type { BackupTarget, Doc, IndexDef, IndexSpec, ReadCommand, WriteCommand, WriteResult } from './commands.js';
 import type { WireError } from './errors.js';
 import { DATABASE_NAME, QUALIFIED_TABLE } from './databases.js';
 import { isIndexSpec } from './index-spec.js';
-import { validateReadCommand, validateWriteCommand } from './validation.js';
+import { checkBackupTarget, validateReadCommand, validateWriteCommand } from './validation.js';
 
 export const WIRE_VERSION = 1;
 
@@ -97,6 +97,8 @@ export interface SyncEntry {
    * worker/checksum.ts). Older receivers ignore the field and apply an empty entry.
    */
   checkpoint?: true;
+  /** On a checkpoint (optional, added within v1): the slave named streams a backup at this seq (worker/backup.ts). */
+  backup?: BackupTarget;
 }
 
 /** Orchestrator → one worker, on its control queue. `read` asks that one replica (for checks). */
@@ -305,7 +307,8 @@ export function decodeSync(buf: Buffer): SyncEntry | undefined {
     !isObject(m.result) ||
     (m.fingerprint !== undefined && typeof m.fingerprint !== 'string') ||
     (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number))) ||
-    (m.checkpoint !== undefined && m.checkpoint !== true)
+    (m.checkpoint !== undefined && m.checkpoint !== true) ||
+    (m.backup !== undefined && checked(() => checkBackupTarget(m.backup)) === undefined)
   ) {
     return undefined;
   }

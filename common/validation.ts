@@ -15,7 +15,7 @@
  * re-exported here, so callers need only this module.
  */
 import { anyPresent, boolean, field, integer, objectBody, parsedByBody, type Body, type JsonSchema } from './body-schema.js';
-import type { Doc, Filter, ReadCommand, WriteCommand, WriteRequest } from './commands.js';
+import type { BackupTarget, Doc, Filter, ReadCommand, WriteCommand, WriteRequest } from './commands.js';
 import { checkDatabase, DATABASE_NAME, DEFAULT_DATABASE, QUALIFIED_TABLE, qualifiedTable, splitTable, TABLE_NAME } from './databases.js';
 import { checkKey, validateDocument } from './document-validation.js';
 import type { ErrorCode } from './errors.js';
@@ -371,7 +371,7 @@ const COMMAND_FIELDS: Record<WriteCommand['kind'], ReadonlySet<string>> = {
   upsert: new Set(['kind', 'table', 'where', 'update']),
   delete: new Set(['kind', 'table', 'where']),
   clear: new Set(['kind', 'database']),
-  verify: new Set(['kind']),
+  verify: new Set(['kind', 'backup']),
   createIndex: new Set(['kind', 'table', 'index']),
   dropIndex: new Set(['kind', 'table', 'name']),
 };
@@ -393,7 +393,7 @@ export function validateWriteCommand(command: unknown): WriteCommand {
   const extra = Object.keys(command).filter((k) => !allowed.has(k));
   if (extra.length > 0) fail('DBAAS_REQ_UNKNOWN_FIELD', 'command', `unexpected field(s) ${extra.join(', ')}`);
   if (kind === 'clear') return command['database'] === undefined ? { kind: 'clear' } : { kind: 'clear', database: checkDatabase(command['database'], 'command.database') };
-  if (kind === 'verify') return { kind: 'verify' };
+  if (kind === 'verify') return command['backup'] === undefined ? { kind: 'verify' } : { kind: 'verify', backup: checkBackupTarget(command['backup']) };
   const table = checkQualifiedTable(command['table']);
   switch (kind) {
     case 'insert': {
@@ -433,6 +433,15 @@ export function validateReadCommand(command: unknown): ReadCommand {
   if (!isPlainObject(command) || typeof command['table'] !== 'string') return parseReadBody(command);
   const { database, table } = splitTable(checkQualifiedTable(command['table']));
   return parseReadBody({ ...command, table, database });
+}
+
+/** Where a backup goes (commands.ts BackupTarget), as it arrives on the write queue. */
+export function checkBackupTarget(value: unknown): BackupTarget {
+  const ok = (v: unknown, max: number): v is string => typeof v === 'string' && /^[A-Za-z0-9_.:-]+$/.test(v) && v.length <= max;
+  if (!isPlainObject(value) || !ok(value['id'], 64) || !ok(value['worker'], 128) || !ok(value['queue'], 256) || Object.keys(value).length !== 3) {
+    fail('DBAAS_REQ_INVALID', 'command.backup', 'must be {id, worker, queue}');
+  }
+  return { id: value['id'], worker: value['worker'], queue: value['queue'] };
 }
 
 /** A table name as it travels between processes: qualified with its database unless that is the default. */

@@ -42,6 +42,7 @@ import { leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
 import type { SharedAudit } from './shared-audit.js';
 import type { DatabaseStore } from '../coordination/database-store.js';
 import { admit, databaseOf, registerDatabaseRoutes } from './database-routes.js';
+import { registerBackupRoute } from './backup-route.js';
 import { splitTable } from '../common/databases.js';
 import type { PlatformStore } from '../coordination/platform-store.js';
 import { registerPlatformRoute } from './platform-route.js';
@@ -214,6 +215,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return write(req, request, reply);
   });
   registerDatabaseRoutes(app, { store: deps.databases, requireAdmin, requireApiKey, write });
+  registerBackupRoute(app, { namespace: config.namespace, rpc, view, requireAdmin, write, waitMs: config.verifyWaitMs, logger: deps.logger });
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
   // Only the leader acts on workers: a follower forwards these to it (orchestrator/leader-routes.ts).

@@ -68,6 +68,8 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 /** Asks a browser for credentials: a page's 401 carries this, so the browser prompts (any user name, the key as password). */
 export const BASIC_CHALLENGE = 'Basic realm="dbaas", charset="UTF-8"';
 
+export type { Access, KeyScope } from '../common/api-keys.js';
+
 /** The scope each authenticated request came with (absent: every scope). */
 const scopes = new WeakMap<FastifyRequest, KeyScope>();
 

@@ -230,6 +230,40 @@ export class RpcClient {
     return this.admin((ch) => ch.checkQueue(queue));
   }
 
+  /**
+   * A queue of this orchestrator's own for one stream of messages (a backup,
+   * issue 20): declared (it expires `expiresMs` after its last use, should this
+   * process die), consumed in order, each message acked once `onMessage` is done
+   * with it, so a slow reader holds the stream back in the broker, not in memory.
+   * `close()` deletes the queue.
+   */
+  async openStream(queue: string, expiresMs: number, onMessage: (content: Buffer) => Promise<void>): Promise<{ close(): Promise<void> }> {
+    const conn = this.amqp.connection;
+    if (!conn) throw new DbaasError('DBAAS_BROKER_UNAVAILABLE');
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    await ch.assertQueue(queue, { durable: false, autoDelete: false, arguments: { 'x-expires': expiresMs } });
+    await ch.prefetch(4);
+    let chain = Promise.resolve();
+    await ch.consume(queue, (msg) => {
+      if (!msg) return;
+      chain = chain.then(async () => {
+        await onMessage(msg.content).catch(() => undefined);
+        try {
+          ch.ack(msg);
+        } catch {
+          // closed meanwhile
+        }
+      });
+    });
+    return {
+      close: async () => {
+        await ch.deleteQueue(queue).catch(() => undefined);
+        await ch.close().catch(() => undefined);
+      },
+    };
+  }
+
   /** Deletes a queue that belonged to a worker gone for good. */
   async deleteQueue(queue: string): Promise<void> {
     await this.admin((ch) => ch.deleteQueue(queue));

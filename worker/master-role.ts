@@ -472,7 +472,7 @@ export class MasterRole {
           ts: Date.now(),
           ops: built.ops,
           result: { ...built.result, seq },
-          ...(env.command.kind === 'verify' ? { checkpoint: true as const } : {}),
+          ...(env.command.kind === 'verify' ? { checkpoint: true as const, ...(env.command.backup ? { backup: env.command.backup } : {}) } : {}),
         };
         entries.push(entry);
         outcomes.push({ kind: 'entry', entry });

@@ -22,6 +22,7 @@ import { decodeRead, decodeSyncMessage, encode, WIRE_VERSION, type ControlMessag
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { TABLE_NOT_FOUND_HINT } from '../common/hints.js';
+import { sendBackup } from './backup.js';
 import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
@@ -472,6 +473,9 @@ export class SlaveRole {
         ...(this.ctx.state === 'syncing' ? { skipBecause: 'this slave was still catching up' } : {}),
         ...(this.promoting ? { skipBecause: 'this slave was being promoted' } : {}),
       });
+      // A backup at this checkpoint, asked of this slave (issue 20): sent while nothing newer is applied.
+      const last = applied.at(-1);
+      if (last?.backup?.worker === this.ctx.config.workerId && this.syncCh) await sendBackup(this.ctx.store, last, this.syncCh, this.ctx.config.workerId, this.ctx.logger);
     } finally {
       this.checksumAbort = undefined;
     }

@@ -4,7 +4,10 @@
  * for scripts. Exit codes are in {@link EXIT}.
  */
 import { readFileSync } from 'node:fs';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
+import { exportTable, importTable, restore } from '../archive.js';
 import { DbaasClient, DbaasClientError, newRequestId } from '../dbaas-client.js';
 import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE } from '../retry.js';
 import type { AuditEvent, Filter, ReadOptions, WorkerInfo, WriteBody } from '../types.js';
@@ -35,6 +38,9 @@ export interface CliIo {
   stderr(text: string): void;
   /** Standard input, for `--data -`. */
   readStdin(): Promise<string>;
+  /** Standard input and output as streams, for `backup`, `restore`, `export`, `import` (archives of any size). */
+  input?: () => Readable;
+  output?: () => Writable;
   /** Defaults for `--url`, `--token` and `--api-key` (from DBAAS_URL, DBAAS_ADMIN_TOKEN, DBAAS_API_KEY). */
   defaults: { url: string; adminToken?: string | undefined; apiKey?: string | undefined };
   /** Ends `events --follow`. */
@@ -61,6 +67,14 @@ commands:
   read TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]
   write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
   clear                         empty every table on every worker, or only those of --db (admin)
+  backup                        every database at one seq, taken on a slave, as a gzip NDJSON archive on stdout (admin)
+  restore [--db D] [--from-db S] [--resume]
+                                write an archive from stdin back through the write path into an empty or new database
+                                (--db: into D; --from-db: only S of the archive), then check it against the manifest
+  export --table T [--db D]     one table as NDJSON on stdout (keyset pages by _id, any size)
+  import --table T --id ID [--db D]
+                                NDJSON documents from stdin, in batches with requestIds ID-0, ID-1, …: run it again
+                                with the same ID after a failure and no batch is applied twice
   databases                     the databases (a scoped key sees its own)
   databases create|drop NAME    create a database, or drop one and its data on every replica (admin)
   verify                        checksum every table on every replica at one seq; divergent slaves get replaced (admin)
@@ -109,6 +123,10 @@ const OPTIONS = {
   'after-seq': { type: 'string' },
   data: { type: 'string' },
   'request-id': { type: 'string' },
+  table: { type: 'string' },
+  'from-db': { type: 'string' },
+  resume: { type: 'boolean' },
+  id: { type: 'string' },
   after: { type: 'string' },
   follow: { type: 'boolean', short: 'f' },
   wait: { type: 'boolean', short: 'w' },
@@ -129,6 +147,10 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   read: ['where', 'columns', 'sort', 'limit', 'skip', 'count', 'after-seq'],
   write: ['data', 'where', 'request-id'],
   clear: ['request-id'],
+  backup: [],
+  restore: ['from-db', 'resume'],
+  export: ['table'],
+  import: ['table', 'id'],
   databases: [],
   verify: [],
   switchover: [],
@@ -224,6 +246,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(values.db ? { database: values.db } : {}),
       ...(io.fetch ? { fetch: io.fetch } : {}),
     });
+    const streams = (): { input: Readable; output: Writable } => {
+      if (!io.input || !io.output) usage(`${command} needs standard input and output as streams`);
+      return { input: io.input(), output: io.output() };
+    };
     const expectArgs = (n: number, shape: string): void => {
       if (args.length !== n) usage(`usage: dbaas ${command} ${shape}`.trim());
     };
@@ -386,6 +412,45 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           const dropped = await client.dropDatabase(name);
           out(dropped, () => `dropped database ${dropped.dropped} (seq ${dropped.seq})`);
         }
+        return EXIT.OK;
+      }
+      case 'backup': {
+        expectArgs(0, '');
+        const { seq, body } = await client.backup();
+        const sink = streams().output;
+        await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), sink, { end: false });
+        io.stderr(`backup at seq ${seq} written`);
+        return EXIT.OK;
+      }
+      case 'restore': {
+        expectArgs(0, '');
+        const report = await restore(client, streams().input, {
+          ...(values.db ? { database: values.db } : {}),
+          ...(values['from-db'] ? { fromDatabase: values['from-db'] } : {}),
+          ...(values.resume ? { resume: true } : {}),
+          log: (line) => io.stderr(line),
+        });
+        out(report, () =>
+          [
+            `restored backup ${report.backupId} (seq ${report.seq}): ${report.documents} documents in ${report.tables.length} table(s), ${report.indexes} index(es)`,
+            ...report.tables.map((t) => `  ${t.from} -> ${t.to}: ${t.count}`),
+            report.verified ? 'verified: every restored table equals the manifest on every replica' : `NOT verified: ${report.mismatches.join('; ')}`,
+          ].join('\n'),
+        );
+        return report.verified ? EXIT.OK : EXIT.DIVERGENT;
+      }
+      case 'export': {
+        expectArgs(0, '');
+        if (!values.table) usage('usage: dbaas export --table T [--db D]');
+        const n = await exportTable(client, values.table, streams().output, values.db ? { database: values.db } : {});
+        io.stderr(`exported ${n} document(s)`);
+        return EXIT.OK;
+      }
+      case 'import': {
+        expectArgs(0, '');
+        if (!values.table || !values.id) usage('usage: dbaas import --table T --id ID [--db D]');
+        const n = await importTable(client, values.table, streams().input, { id: values.id, ...(values.db ? { database: values.db } : {}) });
+        out({ imported: n }, () => `imported ${n} document(s)`);
         return EXIT.OK;
       }
       case 'switchover': {

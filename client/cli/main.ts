@@ -41,6 +41,8 @@ async function main(): Promise<void> {
     stdout: (text) => process.stdout.write(`${text}\n`),
     stderr: (text) => process.stderr.write(`${text}\n`),
     readStdin,
+    input: () => process.stdin,
+    output: () => process.stdout,
     defaults,
     signal: stop.signal,
     version: packageVersion(import.meta.url),

@@ -1,0 +1,215 @@
+/**
+ * Restore, export and import (issue 20), on the typed client: every document
+ * goes back through the write path (`db/write` inserts), so it replicates like
+ * any write, and every batch carries a requestId derived from what it holds,
+ * so a run that failed half-way can be run again: the batches already applied
+ * are answered from the request ledger, not applied twice (within the retry
+ * horizon, DBAAS_REQUEST_ID_TTL_MS).
+ *
+ * - restore: reads a backup archive (common/backup-format.ts), refuses one
+ *   without its manifest or whose documents do not hash to the manifest's
+ *   checksums, writes into an empty (or new) database, then asks
+ *   `GET /api/v1/verify` and compares the restored tables with the manifest.
+ * - export: one table as NDJSON, read in keyset pages by `_id` (any size, in
+ *   constant memory, each page a read of its own).
+ * - import: NDJSON documents in batches.
+ */
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { type BackupHead, type BackupManifest, isHead, isManifest } from '../common/backup-format.js';
+import type { Doc } from '../common/commands.js';
+import { DEFAULT_DATABASE, qualifiedTable, splitTable } from '../common/databases.js';
+import { TableHasher } from '../common/doc-hash.js';
+import { DbaasClientError, type DbaasClient } from './dbaas-client.js';
+
+/** Documents per insert (the API's most) and about this many bytes of JSON. */
+const BATCH_DOCS = 1000;
+const BATCH_BYTES = 512 * 1024;
+
+export interface RestoreOptions {
+  /** Restore into this database (the archive's tables must then come from one database, or `fromDatabase` picks one). */
+  database?: string;
+  /** Restore only this database of the archive. */
+  fromDatabase?: string;
+  /** Skip the "target is empty" check: a rerun of a restore that failed half-way (same archive). */
+  resume?: boolean;
+  /** Progress lines (to stderr in the CLI). */
+  log?: (line: string) => void;
+}
+
+export interface RestoreReport {
+  backupId: string;
+  seq: number;
+  documents: number;
+  /** Target table (qualified) ← archive table, with its manifest checksum. */
+  tables: Array<{ from: string; to: string; count: number }>;
+  indexes: number;
+  /** Every restored table's checksum, from GET /api/v1/verify, equals the manifest's. */
+  verified: boolean;
+  mismatches: string[];
+}
+
+/** Lines of a gzip-compressed NDJSON stream, parsed. */
+async function* jsonLines(input: Readable, gzipped: boolean): AsyncGenerator<unknown> {
+  const rl = createInterface({ input: gzipped ? input.pipe(createGunzip()) : input, crlfDelay: Infinity });
+  let n = 0;
+  for await (const line of rl) {
+    n += 1;
+    if (line.trim() === '') continue;
+    try {
+      yield JSON.parse(line);
+    } catch {
+      throw new Error(`line ${n} is not JSON`);
+    }
+  }
+}
+
+/** Inserts documents in batches with requestIds `${prefix}-${n}`; answers how many batches it wrote. */
+class Batcher {
+  private docs: Doc[] = [];
+  private bytes = 0;
+  private n = 0;
+  private key = '';
+
+  constructor(
+    private readonly client: DbaasClient,
+    private readonly prefix: string,
+  ) {}
+
+  async add(database: string, table: string, doc: Doc): Promise<void> {
+    const key = `${database}.${table}`;
+    if (key !== this.key) await this.flush();
+    this.key = key;
+    this.target = { database, table };
+    this.docs.push(doc);
+    this.bytes += Buffer.byteLength(JSON.stringify(doc));
+    if (this.docs.length >= BATCH_DOCS || this.bytes >= BATCH_BYTES) await this.flush();
+  }
+
+  private target: { database: string; table: string } | undefined;
+
+  async flush(): Promise<void> {
+    if (this.docs.length === 0 || !this.target) return;
+    const { database, table } = this.target;
+    const requestId = `${this.prefix}-${this.n++}`;
+    await this.client.write({ table, ...(database === DEFAULT_DATABASE ? {} : { database }), operation: 'insert', data: this.docs }, { requestId });
+    this.docs = [];
+    this.bytes = 0;
+  }
+}
+
+export async function restore(client: DbaasClient, input: Readable, opts: RestoreOptions = {}): Promise<RestoreReport> {
+  const log = opts.log ?? (() => undefined);
+  const lines = jsonLines(input, true);
+  const first = (await lines.next()).value;
+  if (!isHead(first)) throw new Error('not a dbaas backup archive (no head line)');
+  const head: BackupHead = first;
+  const sources = head.tables.filter((t) => opts.fromDatabase === undefined || splitTable(t).database === opts.fromDatabase);
+  const sourceDbs = [...new Set(sources.map((t) => splitTable(t).database))];
+  if (opts.database !== undefined && sourceDbs.length > 1) {
+    throw new Error(`the archive holds the databases ${sourceDbs.join(', ')}; pick one with --from-db to restore into ${opts.database}`);
+  }
+  const target = (source: string): { database: string; table: string } => {
+    const { database, table } = splitTable(source);
+    return { database: opts.database ?? database, table };
+  };
+  // Databases: created when missing (admin), and empty unless resuming.
+  const existing = new Set((await client.databases()).map((d) => d.name));
+  for (const database of new Set(sources.map((t) => target(t).database))) {
+    if (!existing.has(database)) {
+      await client.createDatabase(database);
+      log(`created database ${database}`);
+    }
+  }
+  if (!opts.resume) {
+    for (const source of sources) {
+      const t = target(source);
+      const count = await client.count(t.table, {}, { database: t.database });
+      if (count > 0) throw new Error(`${qualifiedTable(t.database, t.table)} holds ${count} document(s): restore goes into an empty or new database (or rerun a failed restore with --resume)`);
+    }
+  }
+  const hashers = new Map<string, TableHasher>();
+  const batcher = new Batcher(client, `restore-${head.id}-${opts.database ?? 'same'}`);
+  let manifest: BackupManifest | undefined;
+  let documents = 0;
+  for await (const line of lines) {
+    if (isManifest(line)) {
+      manifest = line.manifest;
+      break;
+    }
+    const { t, d } = line as { t?: unknown; d?: unknown };
+    if (typeof t !== 'string' || typeof d !== 'object' || d === null) throw new Error('a line of the archive is neither a document nor the manifest');
+    let h = hashers.get(t);
+    if (!h) hashers.set(t, (h = new TableHasher()));
+    h.add(d as Doc);
+    if (!sources.includes(t)) continue;
+    const to = target(t);
+    await batcher.add(to.database, to.table, d as Doc);
+    documents += 1;
+    if (documents % 10_000 === 0) log(`${documents} documents written`);
+  }
+  await batcher.flush();
+  if (!manifest) throw new Error('the archive has no manifest: it is incomplete (the backup stream broke); nothing after the last full batch was written');
+  // The archive against its own manifest: every table, restored or not.
+  for (const [table, sum] of Object.entries(manifest.tables)) {
+    const got = hashers.get(table)?.result();
+    if (got?.count !== sum.count || got.sum !== sum.sum) throw new Error(`the archive's ${table} does not match its manifest checksum: the archive is damaged`);
+  }
+  // Indexes of the restored tables, through the write path (issue 17's API).
+  let indexes = 0;
+  for (const def of manifest.indexes.filter((i) => sources.includes(i.table))) {
+    const to = target(def.table);
+    const requestId = `restore-${head.id}-index-${qualifiedTable(to.database, to.table)}-${def.name}`.slice(0, 128).replace(/[^A-Za-z0-9_.:-]/g, '_');
+    await client.createIndex({ table: to.table, ...(to.database === DEFAULT_DATABASE ? {} : { database: to.database }), keys: Object.fromEntries(def.keys), unique: def.unique, name: def.name, requestId });
+    indexes += 1;
+  }
+  // The restored data, as every replica holds it, against the manifest.
+  const report = await client.verify();
+  const mismatches: string[] = [];
+  const tables = sources.map((from) => {
+    const to = qualifiedTable(target(from).database, target(from).table);
+    const want = manifest?.tables[from];
+    const got = report.tables[to];
+    if ((want?.count ?? 0) !== (got?.count ?? 0) || (want && want.sum !== got?.sum)) mismatches.push(`${to} (from ${from}): ${got?.count ?? 0} documents, manifest ${want?.count ?? 0}`);
+    return { from, to, count: want?.count ?? 0 };
+  });
+  if (report.result !== 'equal') mismatches.push(`verify: the replicas are ${report.result}`);
+  return { backupId: head.id, seq: manifest.seq, documents, tables, indexes, verified: mismatches.length === 0, mismatches };
+}
+
+/** Writes one table as NDJSON, in keyset pages by `_id`; answers how many documents. */
+export async function exportTable(client: DbaasClient, table: string, out: Writable, opts: { database?: string; pageSize?: number } = {}): Promise<number> {
+  const limit = opts.pageSize ?? 1000;
+  let after: string | undefined;
+  let n = 0;
+  for (;;) {
+    const page = await client.read<Doc & { _id: string }>(table, {
+      ...(opts.database ? { database: opts.database } : {}),
+      where: after === undefined ? {} : { _id: { $gt: after } },
+      sort: { _id: 1 },
+      limit,
+    });
+    for (const doc of page) if (!out.write(`${JSON.stringify(doc)}\n`)) await new Promise((r) => out.once('drain', r));
+    n += page.length;
+    if (page.length < limit) return n;
+    after = page.at(-1)?._id;
+  }
+}
+
+/**
+ * Inserts NDJSON documents into one table in batches whose requestIds are
+ * `${id}-${n}`: run it again with the same `id` after a failure and the batches
+ * already applied are not applied twice.
+ */
+export async function importTable(client: DbaasClient, table: string, input: Readable, opts: { database?: string; id: string }): Promise<number> {
+  const batcher = new Batcher(client, `import-${opts.id}`);
+  let n = 0;
+  for await (const doc of jsonLines(input, false)) {
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new DbaasClientError('DBAAS_CLIENT_BAD_INPUT', `line ${n + 1} is not a JSON object`, 0, false);
+    await batcher.add(opts.database ?? DEFAULT_DATABASE, table, doc as Doc);
+    n += 1;
+  }
+  await batcher.flush();
+  return n;
+}

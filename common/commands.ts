@@ -65,7 +65,10 @@ export interface IndexDef extends IndexSpec {
 /** One table as `GET /api/v1/db/tables` lists it: its (qualified) name, document count and secondary indexes. */
 export interface TableInfo {
   table: string;
-  documents: number;
+  /** Null when it could not be counted in time. */
+  documents: number | null;
+  /** False: `documents` is the storage's estimate (PostgreSQL's statistics), not a count. */
+  exact: boolean;
   indexes: IndexSpec[];
 }
 

@@ -51,7 +51,7 @@ export const TABLE = field(
   checkTable,
 );
 
-const DATABASE = field(
+export const DATABASE = field(
   {
     type: 'string',
     pattern: DATABASE_NAME.source,

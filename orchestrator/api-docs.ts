@@ -17,6 +17,7 @@ import { packageVersion } from '../common/package-version.js';
 import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
 import { ERROR_CATALOGUE } from '../common/errors.js';
 import { CLEAR_BODY, READ_BODY, WRITE_BODY } from '../common/validation.js';
+import { CREATE_INDEX_BODY, DROP_INDEX_BODY, INDEXES_QUERY, TABLES_QUERY } from '../common/index-bodies.js';
 import { EVENTS_QUERY, SWITCHOVER_BODY } from './admin-bodies.js';
 
 /** A route schema plus the OpenAPI-only keywords @fastify/swagger reads. */
@@ -158,6 +159,15 @@ const VERIFY_REPORT = {
   },
 };
 
+const INDEX_VIEW = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    keys: { type: 'object', additionalProperties: { type: 'integer', enum: [1, -1] }, description: 'Field paths in order, 1 ascending, -1 descending' },
+    unique: { type: 'boolean' },
+  },
+};
+
 const CRASH_RESULT = { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1, description: 'The pid of the killed worker, as a string' };
 
 /**
@@ -196,6 +206,49 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
     security: ADMIN,
     body: CLEAR_BODY.schema,
     response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, seq: { type: 'integer' } } }, ...errors(400, 401, 403, 422, 503, 504) },
+  },
+  'POST /api/v1/db/indexes': {
+    tags: ['data'],
+    security: API_KEY,
+    summary: 'Create a secondary index, single or compound, optionally unique (through the write path, on every replica)',
+    description:
+      'Gets a seq like a write and replicates in order with the writes; a new slave copies the indexes with its snapshot. Retrying with the same requestId is safe; the same index again changes nothing; another index of that name is 409 DBAAS_INDEX_EXISTS. A unique index over data that holds a key twice is 409 DBAAS_WRITE_DUPLICATE_KEY and is created nowhere. Writes wait while the index is built (docs/BENCHMARKS.md has the figure at 100,000 documents). Needs a key that may write the database.',
+    body: CREATE_INDEX_BODY.schema,
+    response: { 200: { ...WRITE_RESULT, properties: { ...(WRITE_RESULT.properties as object), table: { type: 'string' }, database: { type: 'string' }, index: INDEX_VIEW } }, ...errors(400, 401, 403, 404, 409, 422, 503, 504) },
+  },
+  'DELETE /api/v1/db/indexes': {
+    tags: ['data'],
+    security: API_KEY,
+    summary: 'Drop a secondary index by name (through the write path, on every replica)',
+    description: 'The same fields may come as a query string (?table=…&name=…) for clients that send no DELETE body. 404 DBAAS_INDEX_NOT_FOUND when the table has no index of that name.',
+    body: DROP_INDEX_BODY.schema,
+    response: { 200: { type: 'object', properties: { ok: { type: 'boolean' }, seq: { type: 'integer' }, table: { type: 'string' }, database: { type: 'string' }, name: { type: 'string' } } }, ...errors(400, 401, 403, 404, 422, 503, 504) },
+  },
+  'GET /api/v1/db/indexes': {
+    tags: ['data'],
+    security: API_KEY,
+    summary: "A table's secondary indexes (answered by the master; `_id` is always indexed and not listed)",
+    description: 'A table that does not exist answers [] with the header x-dbaas-hint: table-not-found.',
+    querystring: INDEXES_QUERY.schema,
+    response: { 200: { type: 'array', items: INDEX_VIEW }, ...errors(400, 401, 403, 404, 503, 504) },
+  },
+  'GET /api/v1/db/tables': {
+    tags: ['data'],
+    security: API_KEY,
+    summary: 'The tables of a database, with document counts and indexes (answered by the master)',
+    description:
+      "`documents` is exact when `exact` is true; else the storage's estimate (FerretDB on PostgreSQL: PostgreSQL's statistics, since an exact count reads every document: seconds at 100,000), or null when it could not be counted in time.",
+    querystring: TABLES_QUERY.schema,
+    response: {
+      200: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { table: { type: 'string' }, database: { type: 'string' }, documents: { type: ['integer', 'null'] }, exact: { type: 'boolean' }, indexes: { type: 'array', items: INDEX_VIEW } },
+        },
+      },
+      ...errors(400, 401, 403, 404, 503, 504),
+    },
   },
   'POST /api/v1/crash/master': {
     tags: ['drills'],

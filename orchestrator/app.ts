@@ -285,6 +285,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerIndexRoutes(app, {
     requireApiKey,
     write,
+    admit: (request, database, access) => admit(deps.databases, request, database, access),
     tables: async (table, reqId) => {
       const master = await router.requireMaster();
       return (await rpc.call(names.controlQueue(master.id), tablesMessage(table), { timeoutMs: config.requestTimeoutMs, reqId })) as TableInfo[];

@@ -16,8 +16,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IndexSpec, TableInfo, WriteRequest } from '../common/commands.js';
 import { HINT_HEADER, TABLE_NOT_FOUND_HINT } from '../common/hints.js';
-import { parseCreateIndexBody, parseDropIndexBody, parseIndexesQuery, TABLES_QUERY } from '../common/index-bodies.js';
+import { DEFAULT_DATABASE, splitTable } from '../common/databases.js';
+import { parseCreateIndexBody, parseDropIndexBody, parseIndexesQuery, parseTablesQuery } from '../common/index-bodies.js';
 import { WIRE_VERSION, type ControlMessage } from '../common/messages.js';
+import type { Access } from '../common/api-keys.js';
 import type { Guard } from './auth.js';
 
 /** An index as the HTTP API shows it. */
@@ -37,6 +39,8 @@ export interface IndexRouteDeps {
   requireApiKey: Guard;
   /** The write path (app.ts): requestId, envelope, the master's answer. */
   write: (req: WriteRequest, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /** The key reaches the database with this access, and the database exists (database-routes.ts admit). */
+  admit: (request: FastifyRequest, database: string, access: Access) => Promise<void>;
   /** Asks the master (its control queue) for the tables: one, or all. */
   tables: (table: string | undefined, reqId: string) => Promise<TableInfo[]>;
 }
@@ -52,33 +56,38 @@ function plain(query: unknown): Record<string, unknown> {
 }
 
 export function registerIndexRoutes(app: FastifyInstance, deps: IndexRouteDeps): void {
-  const { requireApiKey, write } = deps;
+  const { requireApiKey, write, admit } = deps;
+  const databaseOf = (table: string): string => splitTable(table).database;
 
   app.post('/api/v1/db/indexes', { onRequest: requireApiKey }, async (request, reply) => {
     const req = parseCreateIndexBody(request.body);
-    const result = (await write(req, request, reply)) as object;
     const { table, index } = req.command as Extract<WriteRequest['command'], { kind: 'createIndex' }>;
-    return { ...result, table, index: indexView(index) };
+    await admit(request, databaseOf(table), 'readwrite');
+    const result = (await write(req, request, reply)) as object;
+    return { ...result, table: splitTable(table).table, database: databaseOf(table), index: indexView(index) };
   });
 
   app.delete('/api/v1/db/indexes', { onRequest: requireApiKey }, async (request, reply) => {
     // A JSON body, or the same fields in the query string (clients that send no DELETE body).
     const req = parseDropIndexBody(request.body ?? plain(request.query));
-    const result = (await write(req, request, reply)) as object;
     const { table, name } = req.command as Extract<WriteRequest['command'], { kind: 'dropIndex' }>;
-    return { ...result, table, name };
+    await admit(request, databaseOf(table), 'readwrite');
+    const result = (await write(req, request, reply)) as object;
+    return { ...result, table: splitTable(table).table, database: databaseOf(table), name };
   });
 
   app.get('/api/v1/db/indexes', { onRequest: requireApiKey }, async (request, reply) => {
     const table = parseIndexesQuery(plain(request.query));
+    await admit(request, databaseOf(table), 'read');
     const [info] = await deps.tables(table, request.id);
     if (!info) reply.header(HINT_HEADER, TABLE_NOT_FOUND_HINT);
     return (info?.indexes ?? []).map(indexView);
   });
 
   app.get('/api/v1/db/tables', { onRequest: requireApiKey }, async (request) => {
-    TABLES_QUERY.fieldsOf(plain(request.query));
-    const tables = await deps.tables(undefined, request.id);
-    return tables.map((t) => ({ table: t.table, documents: t.documents, indexes: t.indexes.map(indexView) }));
+    const database = parseTablesQuery(plain(request.query)) ?? DEFAULT_DATABASE;
+    await admit(request, database, 'read');
+    const tables = (await deps.tables(undefined, request.id)).filter((t) => databaseOf(t.table) === database);
+    return tables.map((t) => ({ table: splitTable(t.table).table, database, documents: t.documents, exact: t.exact, indexes: t.indexes.map(indexView) }));
   });
 }

@@ -11,7 +11,7 @@
  * for a new slave, on the first snapshot page.
  */
 import { MongoServerError, type Collection } from 'mongodb';
-import type { IndexDef, IndexSpec, TableInfo } from '../common/commands.js';
+import type { IndexDef, IndexSpec } from '../common/commands.js';
 import { ID_INDEX_NAME, sameIndex } from '../common/index-spec.js';
 import type { IndexOp } from '../common/messages.js';
 import { isDuplicateKey } from './duplicates.js';
@@ -113,11 +113,6 @@ export class IndexCatalog {
   /** Forgets what it knows (the tables were dropped). */
   forget(): void {
     this.cache.clear();
-  }
-
-  /** One table's facts for `GET /api/v1/db/tables`. */
-  async describe(table: string): Promise<TableInfo> {
-    return { table, documents: await this.coll(table).countDocuments({}), indexes: await this.list(table) };
   }
 
   /**

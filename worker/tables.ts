@@ -36,6 +36,10 @@ export interface AnyDoc {
   [key: string]: unknown;
 }
 
+/** Tables whose statistics say fewer documents are counted exactly (cheap), within this bound. */
+const EXACT_COUNT_BELOW = 10_000;
+const EXACT_COUNT_MS = 2000;
+
 /** Lookups by `_id` a duplicate check keeps in flight (the worker's pool has 16 connections). */
 const ID_LOOKUPS_IN_FLIGHT = 8;
 
@@ -278,8 +282,27 @@ export class Tables {
   async describe(table?: string): Promise<TableInfo[]> {
     const names = table === undefined ? (await this.userTables()).sort() : (await this.exists(table)) ? [table] : [];
     const out: TableInfo[] = [];
-    for (const name of names) out.push(await this.indexes.describe(name));
+    for (const name of names) out.push({ table: name, ...(await this.documentCount(name)), indexes: await this.indexes.list(name) });
     return out;
+  }
+
+  /**
+   * A table's document count: the storage's statistics (`dataSize`; on
+   * FerretDB/PostgreSQL PostgreSQL's estimate, in milliseconds) when it has any,
+   * else an exact count bounded by {@link EXACT_COUNT_MS} (FerretDB 1.24 reads
+   * every document to count: 9.1 s at 100,000 here); null when that ran out.
+   */
+  private async documentCount(table: string): Promise<Pick<TableInfo, 'documents' | 'exact'>> {
+    const { database, table: name } = splitTable(table);
+    const db = this.database(database);
+    const r = await db.command({ dataSize: `${db.databaseName}.${name}` });
+    const estimate = r['numObjects'];
+    if (typeof estimate === 'number' && estimate >= 0 && r['estimate'] !== undefined && estimate >= EXACT_COUNT_BELOW) return { documents: estimate, exact: false };
+    try {
+      return { documents: await this.table(table).countDocuments({}, { maxTimeMS: EXACT_COUNT_MS }), exact: true };
+    } catch {
+      return { documents: typeof estimate === 'number' && estimate >= 0 ? estimate : null, exact: false };
+    }
   }
 
   /**

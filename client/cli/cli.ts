@@ -77,6 +77,7 @@ commands:
                                 with the same ID after a failure and no batch is applied twice
   databases                     the databases (a scoped key sees its own)
   databases create|drop NAME    create a database, or drop one and its data on every replica (admin)
+  tables                        the tables of the database (--db): documents (~ = the storage's estimate) and indexes
   verify                        checksum every table on every replica at one seq; divergent slaves get replaced (admin)
   switchover [TARGET]           planned switchover: the master hands over to a caught-up slave (id or pid; admin)
   orchestrators                 every orchestrator of the namespace and which one leads
@@ -152,6 +153,7 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   export: ['table'],
   import: ['table', 'id'],
   databases: [],
+  tables: [],
   verify: [],
   switchover: [],
   orchestrators: [],
@@ -395,6 +397,19 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const requestId = values['request-id'] ?? newRequestId();
         const result = await client.clear({ requestId, ...(values.db ? { database: values.db } : {}) });
         out({ ...result, requestId }, () => `cleared ${values.db ? `every table of database ${values.db}` : 'every table'} (seq ${result.seq})`);
+        return EXIT.OK;
+      }
+      case 'tables': {
+        expectArgs(0, '');
+        const list = await client.tables(values.db ? { database: values.db } : {});
+        const keys = (k: Record<string, 1 | -1>): string => Object.entries(k).map(([p, d]) => (d === 1 ? p : `${p} desc`)).join(', ');
+        const count = (t: (typeof list)[number]): string => (t.documents === null ? '?' : `${t.exact ? '' : '~'}${t.documents}`);
+        out(list, () =>
+          formatTable(
+            ['TABLE', 'DOCUMENTS', 'INDEXES'],
+            list.map((t) => [t.table, count(t), t.indexes.map((i) => `${i.name} (${keys(i.keys)}${i.unique ? ', unique' : ''})`).join('; ') || '-']),
+          ),
+        );
         return EXIT.OK;
       }
       case 'databases': {

@@ -246,6 +246,27 @@ async function refresh() {
   if (events?.status === 200) renderEvents(events.data);
 }
 
+// ------------------------------------------------------------------- tables --
+
+function renderTables(tables) {
+  const keys = (k) => Object.entries(k).map(([p, d]) => (d === 1 ? p : `${p} desc`)).join(', ');
+  const rows = tables.map((t) =>
+    el(
+      'tr',
+      { 'data-table': t.table },
+      el('td', { class: 'name' }, t.table),
+      el('td', { class: 'num documents' }, t.documents === null ? '?' : `${t.exact ? '' : '~'}${t.documents}`),
+      el('td', { class: 'indexes' }, t.indexes.map((i) => `${i.name} (${keys(i.keys)}${i.unique ? ', unique' : ''})`).join('; ') || '–'),
+    ),
+  );
+  $('tables').querySelector('tbody').replaceChildren(...rows);
+}
+
+async function refreshTables() {
+  const tables = await api('GET', '/api/v1/db/tables').catch(() => undefined);
+  if (tables?.status === 200) renderTables(tables.data);
+}
+
 async function refreshChart() {
   const stats = await api('GET', '/api/v1/stats').catch(() => undefined);
   if (stats?.status === 200) renderChart(stats.data.rates);
@@ -266,3 +287,4 @@ function every(ms, fn) {
 
 every(1000, refresh);
 every(2000, refreshChart);
+every(5000, refreshTables);

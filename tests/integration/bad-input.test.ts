@@ -321,6 +321,18 @@ const requestIdCases: Case[] = [
   ['clear: requestId 200 chars', C, { requestId: 'c'.repeat(200) }, 400, REQ_INVALID],
 ];
 
+const IX = '/api/v1/db/indexes';
+/** Index requests the orchestrator refuses (issue 17; the master's refusals are in indexes.test.ts). */
+const indexCases: Case[] = [
+  ['index: no keys', IX, { table: 'users' }, 400, REQ_INVALID],
+  ['index: direction 2', IX, { table: 'users', keys: { age: 2 } }, 400, REQ_INVALID],
+  ['index: _id alone', IX, { table: 'users', keys: '_id' }, 400, REQ_INVALID],
+  ['index: the _id index name', IX, { table: 'users', keys: 'age', name: '_id_' }, 400, REQ_INVALID],
+  ['index: unique on a dotted path', IX, { table: 'users', keys: 'profile.city', unique: true }, 400, REQ_INVALID],
+  ['index: unknown field', IX, { table: 'users', keys: 'age', sparse: true }, 400, UNKNOWN_FIELD],
+  ['index: reserved table', IX, { table: '_dbaas_oplog', keys: 'age' }, 400, BAD_TABLE],
+];
+
 /** [method, url, status, code] */
 const routeCases: [method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, status: number, code: string][] = [
   ['POST', '/api/v1/db/nope', 404, NOT_FOUND],
@@ -385,6 +397,10 @@ describe('bad input is refused with an exact status and code, and changes nothin
     it.each(legacyCases)('%s', async (...args) => expectRefused(args));
   });
 
+  describe('indexes', () => {
+    it.each(indexCases)('%s', async (...args) => expectRefused(args));
+  });
+
   describe('requestId', () => {
     it.each(requestIdCases)('%s', async (...args) => expectRefused(args));
   });
@@ -406,6 +422,8 @@ describe('bad input is refused with an exact status and code, and changes nothin
         expect(res.status, table).toBe(200);
         expect(res.body, table).toEqual(docs);
       }
+      // No refused index request created an index.
+      expect((await c.get('/api/v1/db/indexes?table=users')).body).toEqual([]);
       // Tables that refused inserts named but never seeded must not exist with data.
       for (const table of ['t', 'a'.repeat(64)]) {
         const res = await c.post(R, { table, where: {}, count: true, afterSeq: lastSeq });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLEAR_BODY, READ_BODY, WRITE_BODY, WRITE_FORMS, parseClearBody, parseReadBody, parseWriteBody } from '../../common/validation.js';
 import { EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from '../../orchestrator/admin-bodies.js';
 import { ROUTE_DOCS } from '../../orchestrator/api-docs.js';
+import { CREATE_INDEX_BODY, DROP_INDEX_BODY, INDEXES_QUERY, TABLES_QUERY, parseCreateIndexBody, parseDropIndexBody } from '../../common/index-bodies.js';
 
 const app = Fastify({ ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, strict: false } } });
 // Query strings are strings: fastify coerces them for a schema (its default), as the document's readers do.
@@ -24,6 +25,8 @@ beforeAll(async () => {
   app.post('/read', { schema: { body: ROUTE_DOCS['POST /api/v1/db/read']?.body as object } }, async () => ({ ok: true }));
   app.post('/clear', { schema: { body: ROUTE_DOCS['POST /api/v1/db/clear']?.body as object } }, async () => ({ ok: true }));
   app.post('/scale', { schema: { body: SCALE.schema } }, async () => ({ ok: true }));
+  app.post('/indexes', { schema: { body: ROUTE_DOCS['POST /api/v1/db/indexes']?.body as object } }, async () => ({ ok: true }));
+  app.post('/dropindex', { schema: { body: ROUTE_DOCS['DELETE /api/v1/db/indexes']?.body as object } }, async () => ({ ok: true }));
   app.post('/switchover', { schema: { body: ROUTE_DOCS['POST /api/v1/switchover']?.body as object } }, async () => ({ ok: true }));
   queries.get('/events', { schema: { querystring: ROUTE_DOCS['GET /api/v1/events']?.querystring as object } }, async () => ({ ok: true }));
   await Promise.all([app.ready(), queries.ready()]);
@@ -123,6 +126,34 @@ const SWITCHOVERS: ReadonlyArray<readonly [string, unknown, boolean]> = [
   ['unknown field', { to: 'w1' }, false],
 ];
 
+const CREATE_INDEXES: ReadonlyArray<readonly [string, unknown, boolean]> = [
+  ['one field', { table: 'users', keys: 'email' }, true],
+  ['compound, unique, named', { table: 'users', keys: { city: 1, age: -1 }, unique: true, name: 'city_age' }, true],
+  ['in a database, with a requestId', { table: 'users', database: 'shop', keys: 'sku', requestId: 'ix-1' }, true],
+  ['dotted path', { table: 'users', keys: { 'address.city': 1 } }, true],
+  ['no keys', { table: 'users' }, false],
+  ['no table', { keys: 'email' }, false],
+  ['empty keys', { table: 'users', keys: {} }, false],
+  ['empty field name', { table: 'users', keys: '' }, false],
+  ['direction 2', { table: 'users', keys: { a: 2 } }, false],
+  ['keys an array', { table: 'users', keys: ['a'] }, false],
+  ['nine fields', { table: 'users', keys: Object.fromEntries('abcdefghi'.split('').map((k) => [k, 1])) }, false],
+  ['unique not a boolean', { table: 'users', keys: 'a', unique: 'yes' }, false],
+  ['name with a space', { table: 'users', keys: 'a', name: 'a b' }, false],
+  ['the _id index name', { table: 'users', keys: 'a', name: '_id_' }, false],
+  ['bad table', { table: '1users', keys: 'a' }, false],
+  ['bad database', { table: 'users', database: 'Shop', keys: 'a' }, false],
+  ['unknown field', { table: 'users', keys: 'a', sparse: true }, false],
+];
+
+const DROP_INDEXES: ReadonlyArray<readonly [string, unknown, boolean]> = [
+  ['by name', { table: 'users', name: 'email_1' }, true],
+  ['in a database', { table: 'users', database: 'shop', name: 'email_1', requestId: 'rq-1' }, true],
+  ['no name', { table: 'users' }, false],
+  ['the _id index', { table: 'users', name: '_id_' }, false],
+  ['unknown field', { table: 'users', name: 'x', force: true }, false],
+];
+
 const EVENT_QUERIES: ReadonlyArray<readonly [string, string, boolean]> = [
   ['none', '', true],
   ['after 0', '?after=0', true],
@@ -139,11 +170,15 @@ describe('one declaration per body: the document shows the schema the parser is 
     expect(ROUTE_DOCS['POST /api/v1/workers/:id/read']?.body).toBe(READ_BODY.schema);
     expect(ROUTE_DOCS['POST /api/v1/db/clear']?.body).toBe(CLEAR_BODY.schema);
     expect(ROUTE_DOCS['POST /api/v1/switchover']?.body).toBe(SWITCHOVER_BODY.schema);
+    expect(ROUTE_DOCS['POST /api/v1/db/indexes']?.body).toBe(CREATE_INDEX_BODY.schema);
+    expect(ROUTE_DOCS['DELETE /api/v1/db/indexes']?.body).toBe(DROP_INDEX_BODY.schema);
+    expect(ROUTE_DOCS['GET /api/v1/db/indexes']?.querystring).toBe(INDEXES_QUERY.schema);
+    expect(ROUTE_DOCS['GET /api/v1/db/tables']?.querystring).toBe(TABLES_QUERY.schema);
     expect(ROUTE_DOCS['GET /api/v1/events']?.querystring).toBe(EVENTS_QUERY.schema);
   });
 
   it('documents exactly the fields the parsers allow, in their order', () => {
-    for (const body of [WRITE_BODY, READ_BODY, CLEAR_BODY]) {
+    for (const body of [WRITE_BODY, READ_BODY, CLEAR_BODY, CREATE_INDEX_BODY, DROP_INDEX_BODY, INDEXES_QUERY, TABLES_QUERY]) {
       expect(Object.keys(body.schema['properties'] as object)).toEqual([...body.allowed]);
     }
     expect([...WRITE_BODY.allowed]).toEqual(['table', 'database', 'requestId', 'operation', 'data', 'where', 'insert', 'column', 'delete']);
@@ -173,6 +208,16 @@ describe('OpenAPI body schemas agree with the validators', () => {
   it.each(SCALES)('scale (1 to 16), %s: %j → %s', async (_name, body, expected) => {
     expect(validatorAccepts((b) => SCALE.parse(b), body)).toBe(expected);
     expect(await schemaAccepts('/scale', body)).toBe(expected);
+  });
+
+  it.each(CREATE_INDEXES)('create index, %s: %j → %s', async (_name, body, expected) => {
+    expect(validatorAccepts(parseCreateIndexBody, body)).toBe(expected);
+    expect(await schemaAccepts('/indexes', body)).toBe(expected);
+  });
+
+  it.each(DROP_INDEXES)('drop index, %s: %j → %s', async (_name, body, expected) => {
+    expect(validatorAccepts(parseDropIndexBody, body)).toBe(expected);
+    expect(await schemaAccepts('/dropindex', body)).toBe(expected);
   });
 
   it.each(SWITCHOVERS)('switchover, %s: %j → %s', async (_name, body, expected) => {

@@ -6,7 +6,22 @@ import type { Component } from './cpu-meter.js';
 import type { LoadResult } from './load.js';
 import { keyReadLines, type KeyReads } from './key-reads.js';
 
-export type Op = 'read' | 'insert' | 'update';
+/** `read`: one document by `_id`; `find`: one document by an indexed field (issue 17). */
+export type Op = 'read' | 'find' | 'insert' | 'update';
+
+/** Index figures at the catch-up's table size (issue 17). */
+export interface IndexFigures {
+  /** Documents in the table the index was built on. */
+  docs: number;
+  /** `POST /api/v1/db/indexes` (unique), until answered. */
+  buildMs: number;
+  /** Single-document inserts into another table sent one at a time during the build, and the slowest of them. */
+  writesDuringBuild: number;
+  maxWriteMsDuringBuild: number;
+  /** Median of a 1,000-document insert with its own `_id`s into an empty table and into the large one. */
+  ownIdInsertEmptyMs: number;
+  ownIdInsertFullMs: number;
+}
 
 /** CPU seconds used by each part during a measurement, and its wall time. */
 export interface CpuUse {
@@ -74,6 +89,7 @@ export interface BenchResults {
   catchUp?: CatchUp;
   /** Reads by `_id` at 1,000 and at the catch-up's size, through the API and directly (issue 17). */
   keyReads?: KeyReads[];
+  indexes?: IndexFigures;
 }
 
 export interface Ratio {
@@ -98,6 +114,11 @@ export function ratios(r: BenchResults): Ratio[] {
     const v = read64.dbaas.rps / read64.direct.rps;
     out.push({ name: 'read throughput at concurrency 64, dbaas ÷ direct', value: `${f2(v)}×`, goal: '≥ 0.5×', met: v >= 0.5 });
   }
+  const find64 = cell(r, 'find', 64);
+  if (find64) {
+    const v = find64.dbaas.rps / find64.direct.rps;
+    out.push({ name: 'read throughput by an indexed field at concurrency 64, dbaas ÷ direct', value: `${f2(v)}×`, goal: '≥ 0.5×', met: v >= 0.5 });
+  }
   const read1 = cell(r, 'read', 1);
   if (read1) {
     const v = read1.dbaas.p50 - read1.direct.p50;
@@ -111,7 +132,7 @@ export function ratios(r: BenchResults): Ratio[] {
   const upd64 = cell(r, 'update', 64);
   if (upd64) {
     const v = upd64.dbaas.rps / upd64.direct.rps;
-    out.push({ name: 'update throughput at concurrency 64, dbaas ÷ direct', value: `${f2(v)}×`, goal: '(no goal)', met: true });
+    out.push({ name: 'update throughput at concurrency 64, dbaas ÷ direct', value: `${f2(v)}×`, goal: '≥ 0.6×', met: v >= 0.6 });
   }
   // Goals are in MB (10^6 bytes); RSS is measured in MiB.
   const mem = (mib: number): string => `${f0(mib)} MiB (${f0(mib * 1.048576)} MB)`;
@@ -158,6 +179,15 @@ function cpuRows(r: BenchResults): string[][] {
   return rows;
 }
 
+/** The index build and the own-`_id` inserts, as Markdown list lines. */
+function indexLines(x: IndexFigures | undefined): string[] {
+  if (!x) return [];
+  return [
+    `- building a unique index on ${f0(x.docs)} documents: answered after ${f0(x.buildMs)} ms; ${f0(x.writesDuringBuild)} single inserts into another table sent one at a time meanwhile, the slowest ${f0(x.maxWriteMsDuringBuild)} ms (writes wait for the build)`,
+    `- a 1,000-document insert with its own \`_id\`s: ${f0(x.ownIdInsertEmptyMs)} ms into an empty table, ${f0(x.ownIdInsertFullMs)} ms into the ${f0(x.docs)}-document one (${f2(x.ownIdInsertFullMs / x.ownIdInsertEmptyMs)}×; goal within 1.5×)`,
+  ];
+}
+
 export function textReport(r: BenchResults): string {
   const lines = [pad(loadRows(r)), ''];
   for (const b of r.bigReads) {
@@ -170,6 +200,7 @@ export function textReport(r: BenchResults): string {
       (c.copyMs !== undefined && c.copiedDocs !== undefined ? `; snapshot copy ${f1(c.copyMs / 1000)} s (${f0(c.copiedDocs / (c.copyMs / 1000))} docs/s)` : ''));
   }
   lines.push(...keyReadLines(r.keyReads ?? []).map((l) => l.slice(2)));
+  lines.push(...indexLines(r.indexes).map((l) => l.slice(2)));
   lines.push(`peak RSS under load: orchestrator ${f0(r.memory.orchestratorMb)} MiB, master ${f0(r.memory.masterMb)} MiB, slave ${f0(r.memory.slaveMb)} MiB`);
   lines.push(`peak RSS during the large reads: orchestrator ${f0(r.memoryBigReads.orchestratorMb)} MiB, slave ${f0(r.memoryBigReads.slaveMb)} MiB`, '');
   lines.push(pad(cpuRows(r)), '');
@@ -217,6 +248,7 @@ export function markdownReport(r: BenchResults, chartFile: string): string {
       (c.copyMs !== undefined && c.copiedDocs !== undefined ? ` (the snapshot copy alone: ${f0(c.copiedDocs)} documents in ${f1(c.copyMs / 1000)} s, ${f0(c.copiedDocs / (c.copyMs / 1000))} docs/s)` : ''));
   }
   out.push(...keyReadLines(r.keyReads ?? []));
+  out.push(...indexLines(r.indexes));
   out.push(`- peak resident memory under load (the cells above): orchestrator ${f0(r.memory.orchestratorMb)} MiB, master ${f0(r.memory.masterMb)} MiB, slaves ${f0(r.memory.slaveMb)} MiB (FerretDB not counted)`);
   out.push(`- peak resident memory during the large reads: orchestrator ${f0(r.memoryBigReads.orchestratorMb)} MiB, master ${f0(r.memoryBigReads.masterMb)} MiB, slaves ${f0(r.memoryBigReads.slaveMb)} MiB`);
   out.push('', '### Where the CPU goes', '', 'Milliseconds of CPU per request, by process, during each dbaas cell (both cores are shared by everything, the load generator included); "busy" is the share of the two cores in use.', '', mdTable(cpuRows(r)));

@@ -1,7 +1,7 @@
 /**
  * `dbaas teardown --namespace NS`: removes everything a namespace left behind
  * once no orchestrator runs it: its queues and exchanges on RabbitMQ, its znode
- * tree in ZooKeeper, its Docker containers, volumes and network (by label), any
+ * tree in ZooKeeper, its Swarm services, Docker containers, volumes and network (by label), any
  * of its worker or database processes still running, and its data directory
  * (with the PostgreSQL databases it names).
  *
@@ -43,6 +43,8 @@ export interface NamespaceObjects {
   exchanges: string[];
   /** Znodes under (and including) `/<ns>`. */
   znodes: string[];
+  /** Swarm services (DBAAS_RUNTIME=swarm); removed before the containers they made. */
+  services: string[];
   containers: string[];
   volumes: string[];
   networks: string[];
@@ -68,7 +70,7 @@ const ZK_CONNECT_TIMEOUT_MS = 10_000;
 const DOCKER_TIMEOUT_MS = 15_000;
 
 function empty(): NamespaceObjects {
-  return { queues: [], exchanges: [], znodes: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], databases: [], notes: [] };
+  return { queues: [], exchanges: [], znodes: [], services: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], databases: [], notes: [] };
 }
 
 /** True when `url` names this host, so this host's `rabbitmqctl` speaks for that broker. */
@@ -153,18 +155,31 @@ function namespaceProcesses(config: TeardownConfig): number[] {
   return found;
 }
 
-async function dockerObjects(config: TeardownConfig): Promise<{ containers: Array<{ id: string; name: string; workerId?: string }>; volumes: string[]; networks: Array<{ id: string; name: string }> } | string> {
+interface DockerObjects {
+  services: Array<{ id: string; name: string; workerId?: string }>;
+  containers: Array<{ id: string; name: string; workerId?: string }>;
+  volumes: string[];
+  networks: Array<{ id: string; name: string }>;
+}
+
+async function dockerObjects(config: TeardownConfig): Promise<DockerObjects | string> {
   const docker = dockerClient(config.dockerHost);
   const filters = { label: [`${DOCKER_LABELS.namespace}=${config.namespace}`] };
   const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(`Docker did not answer within ${DOCKER_TIMEOUT_MS} ms`), DOCKER_TIMEOUT_MS).unref());
   const listing = (async () => {
     try {
-      const [containers, volumes, networks] = await Promise.all([
+      const [services, containers, volumes, networks] = await Promise.all([
+        // An engine that manages no swarm answers 503: no services then.
+        docker.listServices({ filters }).catch(() => []),
         docker.listContainers({ all: true, filters }),
         docker.listVolumes({ filters }),
         docker.listNetworks({ filters }),
       ]);
       return {
+        services: services.map((sv) => {
+          const workerId = (sv.Spec?.Labels as Record<string, string> | undefined)?.[DOCKER_LABELS.workerId];
+          return { id: sv.ID ?? '', name: sv.Spec?.Name ?? sv.ID ?? '', ...(workerId === undefined ? {} : { workerId }) };
+        }),
         containers: containers.map((c) => {
           const workerId = c.Labels[DOCKER_LABELS.workerId];
           return { id: c.Id, name: (c.Names[0] ?? c.Id).replace(/^\//, ''), ...(workerId === undefined ? {} : { workerId }) };
@@ -234,6 +249,7 @@ export async function inventory(config: TeardownConfig, logger: Logger): Promise
   const docker = await dockerObjects(config);
   if (typeof docker === 'string') out.notes.push(docker);
   else {
+    out.services = docker.services.map((sv) => sv.name);
     out.containers = docker.containers.map((c) => c.name);
     out.volumes = docker.volumes;
     out.networks = docker.networks.map((n) => n.name);
@@ -279,8 +295,22 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
     }
   }
 
-  // 3. Docker: containers (which also stops their workers), then volumes and the network.
-  const docker = await dockerObjects(config);
+  // 3. Docker: Swarm services (their tasks stop), containers (which also stops their workers), then volumes and the network.
+  let docker = await dockerObjects(config);
+  if (typeof docker !== 'string' && docker.services.length > 0) {
+    const client = dockerClient(config.dockerHost);
+    for (const sv of docker.services) {
+      if (sv.workerId) ids.add(sv.workerId);
+      await client.getService(sv.id).remove();
+      out.services.push(sv.name);
+    }
+    // Swarm removes the services' containers by itself, a moment later; then their volumes are free.
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && (await client.listContainers({ all: true, filters: { label: [`${DOCKER_LABELS.namespace}=${config.namespace}`] } })).length > 0) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    docker = await dockerObjects(config);
+  }
   if (typeof docker === 'string') out.notes.push(docker);
   else {
     const client = dockerClient(config.dockerHost);

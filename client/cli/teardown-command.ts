@@ -58,7 +58,7 @@ export async function runTeardown(namespace: string, opts: { yes: boolean; json:
     return 3;
   }
   const left = await inventory(config, logger);
-  const leftCount = left.queues.length + left.exchanges.length + left.znodes.length + left.containers.length + left.volumes.length + left.networks.length + left.processes.length + left.dataDir.length + left.databases.length;
+  const leftCount = left.queues.length + left.exchanges.length + left.znodes.length + left.services.length + left.containers.length + left.volumes.length + left.networks.length + left.processes.length + left.dataDir.length + left.databases.length;
   if (opts.json) io.stdout(JSON.stringify({ namespace, removed, left }, null, 2));
   else {
     const list = (xs: readonly unknown[]): string => (xs.length === 0 ? '-' : `${xs.length}: ${xs.join(', ')}`);
@@ -69,6 +69,7 @@ export async function runTeardown(namespace: string, opts: { yes: boolean; json:
         ['exchanges', list(removed.exchanges)],
         ['znodes', removed.znodes.length === 0 ? '-' : `${removed.znodes.length} under /${namespace}`],
         ['processes', list(removed.processes)],
+        ['services', list(removed.services)],
         ['containers', list(removed.containers)],
         ['volumes', list(removed.volumes)],
         ['networks', list(removed.networks)],

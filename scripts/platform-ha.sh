@@ -7,6 +7,9 @@
 #   scripts/platform-ha.sh start    start whatever is not running (ZooKeeper first, then RabbitMQ), wait until
 #                                   the ensemble has a leader and every node runs in one cluster; idempotent
 #                                   (also what restarts a killed server or node: it rejoins with its own data)
+#   scripts/platform-ha.sh start-one zookeeper|rabbitmq N
+#                                   start server or node N (1-3) alone if it is not running and wait until it
+#                                   serves in the ensemble or cluster (the lifecycle manager's restart)
 #   scripts/platform-ha.sh stop     stop every node and server this script started (RabbitMQ first)
 #   scripts/platform-ha.sh status   one line per service: kind, name, address, pid, state (exit 1 if any is down)
 #   scripts/platform-ha.sh env      the settings a process needs: DBAAS_PLATFORM, DBAAS_AMQP_URL, DBAAS_ZK_CONNECT
@@ -211,6 +214,63 @@ write_env() {
   mv -f "$HA_ENV.tmp" "$HA_ENV"
 }
 
+zk_ready() {
+  zk_serving "$1" && return 0
+  zk_alive "$1" || die "ZooKeeper server $1 exited during startup; log $(zk_dir "$1")/zookeeper.log"
+  return 1
+}
+
+# A node started right after it was killed can find its name still taken (epmd has not seen
+# the old one go yet) and give up: one that is neither running nor alive is started again.
+rmq_running_or_restart() {
+  rmq_running "$1" && return 0
+  rmq_alive "$1" || start_rmq "$1"
+  return 1
+}
+
+# start_one_zk I: server I alone (if not running), until it serves again in the ensemble.
+start_one_zk() {
+  local i=$1 t
+  t=$(now_ms)
+  start_zk "$i"
+  wait_for "$TIMEOUT_S" "ZooKeeper server $i to serve (leader or follower)" zk_ready "$i" ||
+    die "ZooKeeper server $i does not serve; log $(zk_dir "$i")/zookeeper.log"
+  log "ZooKeeper server $i serving on 127.0.0.1:$(zk_port "$i") ($(elapsed "$t"))"
+}
+
+# start_one_rmq I: node I alone (if not running), until it runs in the cluster and listens.
+start_one_rmq() {
+  local i=$1 t
+  t=$(now_ms)
+  start_rmq "$i"
+  wait_for "$TIMEOUT_S" "RabbitMQ node $(rmq_node "$i") to run" rmq_running_or_restart "$i" ||
+    die "RabbitMQ node $(rmq_node "$i") does not run; logs in $(rmq_dir "$i")/log/"
+  (( i == 1 )) || rmq_in_cluster "$i" || join_rmq "$i"
+  wait_for "$TIMEOUT_S" "RabbitMQ node $(rmq_node "$i") to run in the cluster" rmq_started "$i" ||
+    die "RabbitMQ node $(rmq_node "$i") did not finish starting; logs in $(rmq_dir "$i")/log/"
+  wait_for "$TIMEOUT_S" "RabbitMQ node $i to listen on 127.0.0.1:$(rmq_port "$i")" port_open 127.0.0.1 "$(rmq_port "$i")" ||
+    die "RabbitMQ node $(rmq_node "$i") does not listen on $(rmq_port "$i")"
+  log "RabbitMQ node $(rmq_node "$i") running on 127.0.0.1:$(rmq_port "$i") ($(elapsed "$t"))"
+}
+
+# cmd_start_one zookeeper|rabbitmq I: what the lifecycle manager runs to restart one server or node.
+cmd_start_one() {
+  local kind=${1:-} i=${2:-}
+  [[ "$i" =~ ^[123]$ ]] || die "usage: scripts/platform-ha.sh start-one zookeeper|rabbitmq 1|2|3"
+  mkdir -p "$HA_DIR"
+  exec 8>"$HA_DIR/platform.lock"
+  flock -w 600 8 || die "another platform-ha.sh holds $HA_DIR/platform.lock"
+  case "$kind" in
+    zookeeper) start_one_zk "$i" ;;
+    rabbitmq)
+      CTL=$(find_cmd rabbitmqctl) || die "rabbitmqctl is missing"
+      DIAG=$(find_cmd rabbitmq-diagnostics) || die "rabbitmq-diagnostics is missing"
+      start_one_rmq "$i"
+      ;;
+    *) die "usage: scripts/platform-ha.sh start-one zookeeper|rabbitmq 1|2|3" ;;
+  esac
+}
+
 cmd_start() {
   local t i
   t=$(now_ms)
@@ -223,11 +283,6 @@ cmd_start() {
 
   # 1. ZooKeeper: every server, then a quorum (a leader and its followers).
   for i in "${HA_IDS[@]}"; do start_zk "$i"; done
-  zk_ready() {
-    zk_serving "$1" && return 0
-    zk_alive "$1" || die "ZooKeeper server $1 exited during startup; log $(zk_dir "$1")/zookeeper.log"
-    return 1
-  }
   for i in "${HA_IDS[@]}"; do
     wait_for "$TIMEOUT_S" "ZooKeeper server $i to serve (leader or follower) on 127.0.0.1:$(zk_port "$i")" zk_ready "$i" ||
       die "ZooKeeper server $i does not serve; log $(zk_dir "$i")/zookeeper.log"
@@ -236,13 +291,6 @@ cmd_start() {
 
   # 2. RabbitMQ: every node at once (a node restarted alone rejoins from its own data), then the cluster.
   for i in "${HA_IDS[@]}"; do start_rmq "$i"; done
-  # A node started right after it was killed can find its name still taken (epmd has not seen
-  # the old one go yet) and give up: one that is neither running nor alive is started again.
-  rmq_running_or_restart() {
-    rmq_running "$1" && return 0
-    rmq_alive "$1" || start_rmq "$1"
-    return 1
-  }
   for i in "${HA_IDS[@]}"; do
     wait_for "$TIMEOUT_S" "RabbitMQ node $(rmq_node "$i") to run (rabbitmq-diagnostics check_running)" rmq_running_or_restart "$i" ||
       die "RabbitMQ node $(rmq_node "$i") does not run; logs in $(rmq_dir "$i")/log/"
@@ -318,6 +366,7 @@ cmd_status() {
 
 case "${1:-}" in
   start) cmd_start ;;
+  start-one) cmd_start_one "${2:-}" "${3:-}" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   env)
@@ -325,5 +374,5 @@ case "${1:-}" in
     echo "DBAAS_AMQP_URL=$(amqp_urls)"
     echo "DBAAS_ZK_CONNECT=$(zk_connect)"
     ;;
-  *) die "usage: scripts/platform-ha.sh start|stop|status|env" ;;
+  *) die "usage: scripts/platform-ha.sh start|start-one zookeeper|rabbitmq N|stop|status|env" ;;
 esac

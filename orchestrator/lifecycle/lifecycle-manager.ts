@@ -136,7 +136,16 @@ export class LifecycleManager {
         e.pid = alive ? pid : undefined;
         const acts = e.spec.managed && (!e.spec.shared || this.holdsLock);
         const why = e.spec.managed ? 'another manager holds the platform lock' : 'this npm start did not start it';
-        const d = decide(e.spec.name, e.record, { alive, ...(alive && pid !== undefined ? { pid } : {}), ...(probeFailure === undefined ? {} : { probeFailure }) }, Date.now(), this.o.policy, acts, why);
+        const d = decide(
+          e.spec.name,
+          e.record,
+          { alive, ...(alive && pid !== undefined ? { pid } : {}), ...(probeFailure === undefined ? {} : { probeFailure }) },
+          Date.now(),
+          this.o.policy,
+          acts,
+          why,
+          this.peerNotRunning(e),
+        );
         e.record = d.next;
         if (d.sentence) this.note(e, d.sentence);
         if (d.action !== 'none') this.launch(e, d.action === 'kill-and-restart', undefined, alive ? pid : undefined);
@@ -148,6 +157,13 @@ export class LifecycleManager {
       this.flushing = true;
       void this.flush(now).finally(() => (this.flushing = false));
     }
+  }
+
+  /** Why `e` must not be killed while wedged: a peer of its kind (its ensemble or cluster) that is not running now. */
+  private peerNotRunning(e: Entry): string | undefined {
+    if (!e.spec.shared) return undefined;
+    const peer = this.entries.find((x) => x !== e && x.spec.shared && x.spec.kind === e.spec.kind && x.record.state !== 'running');
+    return peer ? `${peer.spec.name} is ${peer.record.state}: killing ${e.spec.name} as well could cost the ${e.spec.kind === 'zookeeper' ? 'ensemble' : 'cluster'} its quorum` : undefined;
   }
 
   /** Starts `e` (killing `pid` first when wedged), in the background; records the outcome. */

@@ -5,8 +5,8 @@
  * - single platform: the ZooKeeper server and the RabbitMQ node of
  *   scripts/setup.sh (restarted with `scripts/setup.sh --only …`);
  * - HA platform: the three ZooKeeper servers and three RabbitMQ nodes of
- *   scripts/platform-ha.sh (restarted with `scripts/platform-ha.sh start`,
- *   which starts whatever is not running, and a node rejoins with its own data);
+ *   scripts/platform-ha.sh (restarted one at a time with `scripts/platform-ha.sh
+ *   start-one zookeeper|rabbitmq N`; a node rejoins with its own data);
  * - the orchestrator the manager runs (supervised-orchestrator.ts).
  *
  * The scripts are the one place that knows how to start a service; the pid
@@ -148,7 +148,8 @@ export function haPlatform(o: PlatformOptions): ServiceSpec[] {
   const managed = o.managed.includes('platform-ha');
   const host = hostname().split('.')[0] ?? 'localhost';
   const rabbitBase = movedDir(path.join(ha, 'rabbitmq-dir'), path.join(ha, 'rabbitmq'));
-  const start = (): Promise<void> => runScript(o.root, o.log, 'scripts/platform-ha.sh', ['start']);
+  // One server or node at a time: `start` would also wait for every other service's checks (about a minute here).
+  const start = (kind: 'zookeeper' | 'rabbitmq', n: number) => (): Promise<void> => runScript(o.root, o.log, 'scripts/platform-ha.sh', ['start-one', kind, String(n)]);
   const zks = (o.zkConnect.split('/')[0] ?? '').split(',').map((hp, i): ServiceSpec => {
     const { host: h, port } = hostPort(hp, 2181);
     return {
@@ -160,7 +161,7 @@ export function haPlatform(o: PlatformOptions): ServiceSpec[] {
       pid: () => readPidFile(path.join(ha, `zookeeper/${i + 1}/zookeeper.pid`)),
       alive: (pid) => processAlive(pid, 'org.apache.zookeeper.server'),
       probe: (timeoutMs) => probeZookeeper(h, port, timeoutMs),
-      start,
+      start: start('zookeeper', i + 1),
     };
   });
   const rabbits = parseAmqpUrls(o.amqpUrl).map((url, i): ServiceSpec => {
@@ -177,7 +178,7 @@ export function haPlatform(o: PlatformOptions): ServiceSpec[] {
       },
       alive: (pid) => processAlive(pid, 'beam'),
       probe: (timeoutMs) => probeRabbitmq(url, timeoutMs),
-      start,
+      start: start('rabbitmq', i + 1),
     };
   });
   return [...zks, ...rabbits];

@@ -11,7 +11,11 @@
  * first): the first restart at once, each further one within the window after
  * a delay that doubles; past {@link SupervisionPolicy.maxRestarts} restarts
  * within the window it is left `failed`. An unmanaged service (one this
- * `npm start` did not start) is only reported. A (re)started service is
+ * `npm start` did not start) is only reported. A wedged server or node is not
+ * killed while a peer of its ensemble or cluster is not running: under a load
+ * that slows every probe, killing two "wedged" members would cost the quorum
+ * (seen: a load average of 36 on 2 cores had 2 of 3 RabbitMQ nodes fail 3
+ * probes at once). A (re)started service is
  * `starting` until its probe answers; one that does not within the start
  * grace counts as a failed start.
  */
@@ -81,6 +85,8 @@ export function decide(
   policy: SupervisionPolicy,
   managed: boolean,
   unmanagedBecause = 'this manager did not start it',
+  /** Why a wedged (live) process must not be killed now, e.g. a peer of its ensemble is down: killing it could cost the quorum. */
+  killBlockedBy?: string,
 ): Decision {
   if (s.state === 'restarting' || s.state === 'stopped') return { next: s, action: 'none' };
   const pid = o.pid === undefined ? '' : ` (pid ${o.pid})`;
@@ -119,6 +125,10 @@ export function decide(
     return { next: { ...s, state: downState, lastFailure }, action: 'none', sentence: `${name}${pid} ${reason}; not restarted: ${unmanagedBecause}` };
   }
 
+  if (wedged && killBlockedBy !== undefined) {
+    if (!fresh) return { next: s, action: 'none' };
+    return { next: { ...s, state: downState, lastFailure }, action: 'none', sentence: `${name}${pid} ${reason}; not killed: ${killBlockedBy}` };
+  }
   const recent = s.restartTimes.filter((t) => now - t < policy.restartWindowMs);
   if (recent.length >= policy.maxRestarts) {
     return {

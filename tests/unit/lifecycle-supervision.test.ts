@@ -44,6 +44,18 @@ describe('lifecycle supervision', () => {
     expect(mid.next.probeFailures).toBe(0);
   });
 
+  it('a wedged server is not killed while a peer of its ensemble is not running (its quorum), and is once the peer is back', () => {
+    const twice = decide('rabbitmq-2', decide('rabbitmq-2', running, silent, 0, policy, true).next, silent, 1, policy, true).next;
+    const blocked = decide('rabbitmq-2', twice, silent, 2, policy, true, undefined, 'rabbitmq-1 is restarting: killing rabbitmq-2 as well could cost the cluster its quorum');
+    expect(blocked.action).toBe('none');
+    expect(blocked.next.state).toBe('wedged');
+    expect(blocked.sentence).toBe(
+      'rabbitmq-2 (pid 42) is alive but failed 3 probes in a row (no imok to ruok on 127.0.0.1:2281 within 2000 ms); not killed: rabbitmq-1 is restarting: killing rabbitmq-2 as well could cost the cluster its quorum',
+    );
+    expect(decide('rabbitmq-2', blocked.next, silent, 3, policy, true, undefined, 'rabbitmq-1 is restarting').sentence).toBeUndefined();
+    expect(decide('rabbitmq-2', blocked.next, silent, 4, policy, true).action).toBe('kill-and-restart');
+  });
+
   it('restarts within the window back off (0, 1 s, 2 s, … capped at 30 s), and past maxRestarts the service is left failed', () => {
     expect([1, 2, 3, 4, 10].map((n) => restartDelayMs(n, policy))).toEqual([0, 1000, 2000, 4000, 30_000]);
     // Second failure 500 ms after the first restart: it waits 1 s.

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AmqpConnection } from '../../common/amqp-connection.js';
+import { clusterEnv, type OrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { removeTree, withZkSession } from '../../coordination/namespace.js';
@@ -228,4 +229,22 @@ async function removeNamespace(namespace: string, workerIds: string[], amqpUrl: 
     await amqp.close();
   }
   await withZkSession(zkConnect, logger, 10_000, (zk) => removeTree(zk, zkPaths(namespace).root));
+}
+
+/**
+ * The orchestrator environment of a benchmark cluster: the cluster settings, the
+ * database server and storage of .dbaas/runtime.env, info logs, a 10 s request
+ * timeout (override what differs). Throws when DBAAS_DB_BIN is not set up.
+ */
+export function benchEnv(config: OrchestratorConfig): Record<string, string> {
+  if (!config.dbBin) throw new Error('DBAAS_DB_BIN is not set: run the benchmark through npm (it sets it up first)');
+  return {
+    ...clusterEnv(config),
+    DBAAS_DB_BIN: config.dbBin,
+    // The storage scripts/setup.sh chose: PostgreSQL unless DBAAS_DB_BACKEND=sqlite.
+    DBAAS_DB_BACKEND: config.dbBackend,
+    ...(config.pgUrl ? { DBAAS_PG_URL: config.pgUrl } : {}),
+    DBAAS_LOG_LEVEL: 'info',
+    DBAAS_REQUEST_TIMEOUT_MS: '10000',
+  };
 }

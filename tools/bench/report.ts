@@ -18,6 +18,9 @@ export interface IndexFigures {
   /** Single-document inserts into another table sent one at a time during the build, and the slowest of them. */
   writesDuringBuild: number;
   maxWriteMsDuringBuild: number;
+  /** The same for a non-unique index on `source` (absent in older runs). */
+  plainBuildMs?: number;
+  maxWriteMsDuringPlainBuild?: number;
   /** Median of a 1,000-document insert with its own `_id`s into an empty table and into the large one. */
   ownIdInsertEmptyMs: number;
   ownIdInsertFullMs: number;
@@ -184,6 +187,7 @@ function indexLines(x: IndexFigures | undefined): string[] {
   if (!x) return [];
   return [
     `- building a unique index on ${f0(x.docs)} documents: answered after ${f0(x.buildMs)} ms; ${f0(x.writesDuringBuild)} single inserts into another table sent one at a time meanwhile, the slowest ${f0(x.maxWriteMsDuringBuild)} ms (writes wait for the build)`,
+    ...(x.plainBuildMs === undefined ? [] : [`- building a non-unique index on the same table: answered after ${f0(x.plainBuildMs)} ms; the slowest insert meanwhile ${f0(x.maxWriteMsDuringPlainBuild ?? NaN)} ms`]),
     `- a 1,000-document insert with its own \`_id\`s: ${f0(x.ownIdInsertEmptyMs)} ms into an empty table, ${f0(x.ownIdInsertFullMs)} ms into the ${f0(x.docs)}-document one (${f2(x.ownIdInsertFullMs / x.ownIdInsertEmptyMs)}×; goal within 1.5×)`,
   ];
 }

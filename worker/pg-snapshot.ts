@@ -19,7 +19,8 @@
  * MongoDB wire instead.
  */
 import pg from 'pg';
-import { INTERNAL_PREFIX } from './tables.js';
+import { qualifiedTable } from '../common/databases.js';
+import { INTERNAL_PREFIX, mongoPrefix } from './tables.js';
 
 /** A FerretDB type schema: an object's fields and their order, an array's items, a scalar's type. */
 interface TypeSchema {
@@ -75,13 +76,13 @@ function ident(name: string): string {
 }
 
 /**
- * The PostgreSQL schemas of this worker's MongoDB databases: its own
- * (`DBAAS_WORKER_DB_NAME`, the `default` database), and `<its name, cut to 31>--<database>`
- * for the others (worker/tables.ts), with the database each stands for.
+ * Which database a PostgreSQL schema (FerretDB names a schema after its MongoDB
+ * database) holds: '' for the worker's own (`DBAAS_WORKER_DB_NAME`, the `default`
+ * database), the name for `<mongoPrefix>--<database>` (worker/tables.ts), else none.
  */
 function databaseOf(schema: string, dbName: string): string | undefined {
   if (schema === dbName) return '';
-  const prefix = `${dbName.slice(0, 31)}--`;
+  const prefix = mongoPrefix(dbName);
   return schema.startsWith(prefix) ? schema.slice(prefix.length) : undefined;
 }
 
@@ -115,7 +116,7 @@ export class PgSnapshot {
         );
         for (const { coll, tbl } of meta.rows) {
           if (coll.startsWith(INTERNAL_PREFIX) || coll.startsWith('system.')) continue;
-          tables.push({ name: database === '' ? coll : `${database}.${coll}`, schema: nspname, table: tbl });
+          tables.push({ name: qualifiedTable(database === '' ? undefined : database, coll), schema: nspname, table: tbl });
         }
       }
       tables.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

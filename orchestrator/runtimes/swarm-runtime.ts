@@ -199,16 +199,19 @@ export class SwarmRuntime extends DockerRuntime {
   private dbServiceSpec(spec: WorkerSpec, node: string | undefined): Docker.CreateServiceOptions {
     const names = dockerNames(this.opts.namespace, spec.id);
     const labels = this.labels(spec.id, spec.role, 'db');
+    return this.serviceSpec(names.db, labels, node, {
+      Image: this.opts.dbImage,
+      Mounts: [{ Type: 'volume', Source: names.volume, Target: DB_DATA, VolumeOptions: { Labels: labels } as never }],
+    });
+  }
+
+  /** One replica, restarted by no one but dbaas, on the namespace's network, reached by DNS round robin; `node` pins it. */
+  private serviceSpec(name: string, labels: Record<string, string>, node: string | undefined, container: Docker.ContainerSpec): Docker.CreateServiceOptions {
     return {
-      Name: names.db,
+      Name: name,
       Labels: labels,
       TaskTemplate: {
-        ContainerSpec: {
-          Image: this.opts.dbImage,
-          Labels: labels,
-          Mounts: [{ Type: 'volume', Source: names.volume, Target: DB_DATA, VolumeOptions: { Labels: labels } as never }],
-          StopGracePeriod: 10_000_000_000,
-        },
+        ContainerSpec: { ...container, Labels: labels, StopGracePeriod: 10_000_000_000 },
         RestartPolicy: { Condition: 'none' },
         Placement: { Constraints: this.constraints(node) },
         Networks: [{ Target: this.opts.network }],
@@ -226,30 +229,16 @@ export class SwarmRuntime extends DockerRuntime {
       const i = h.indexOf(':');
       return `${h.slice(i + 1)} ${h.slice(0, i)}`;
     });
-    return {
-      Name: dockerNames(this.opts.namespace, spec.id).worker,
-      Labels: labels,
-      TaskTemplate: {
-        ContainerSpec: {
-          Image: this.opts.workerImage,
-          Labels: labels,
-          Env: this.workerEnv(spec, dbUrl),
-          Hosts: hosts,
-          StopSignal: 'SIGTERM',
-          StopGracePeriod: 10_000_000_000,
-          // The worker needs no privilege and writes nothing but logs.
-          CapabilityDrop: ['ALL'],
-          ReadOnly: true,
-          Mounts: [{ Type: 'tmpfs', Target: '/tmp', Source: '', TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 } }],
-        },
-        RestartPolicy: { Condition: 'none' },
-        Placement: { Constraints: this.constraints(node) },
-        Networks: [{ Target: this.opts.network }],
-        LogDriver: { Name: 'json-file', Options: { 'max-size': '10m', 'max-file': '3' } },
-      },
-      Mode: { Replicated: { Replicas: 1 } },
-      EndpointSpec: { Mode: 'dnsrr' },
-    };
+    return this.serviceSpec(dockerNames(this.opts.namespace, spec.id).worker, labels, node, {
+      Image: this.opts.workerImage,
+      Env: this.workerEnv(spec, dbUrl),
+      Hosts: hosts,
+      StopSignal: 'SIGTERM',
+      // The worker needs no privilege and writes nothing but logs.
+      CapabilityDrop: ['ALL'],
+      ReadOnly: true,
+      Mounts: [{ Type: 'tmpfs', Target: '/tmp', Source: '', TmpfsOptions: { SizeBytes: 16 * 1024 * 1024, Mode: 0o1777 } }],
+    });
   }
 
   private async tasksOf(services: string[]): Promise<SwarmTask[]> {

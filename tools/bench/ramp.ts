@@ -9,8 +9,11 @@
  * kube-monkey faults of `npm run chaos` (a random worker, a random database,
  * the orchestrator) are injected one after another while each level runs.
  *
- * Runs its own cluster: an orchestrator child process on a fresh namespace,
- * master + 2 slaves, on the runtime asked for (process, docker or swarm).
+ * Runs its own cluster: two orchestrator child processes on a fresh namespace
+ * (one leads; the clients are given both addresses, as a service would be
+ * given several orchestrators or one proxy in front of them), master + 2
+ * slaves, on the runtime asked for (process, docker or swarm). The chaos kills
+ * the first orchestrator, leader or not, and starts it again.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -68,14 +71,17 @@ export async function runRamp(o: RampOptions): Promise<RampLevel[]> {
   const dataDir = path.join(workDir, 'data');
   const namespace = `${o.name}-${o.runtime}-${Date.now().toString(36)}`;
   const docker = o.runtime === 'process' ? undefined : dockerClient('unix:///var/run/docker.sock');
-  const primary = new OrchestratorProcess({
-    entry: path.join(repoRoot(), 'dist/orchestrator/main.js'),
-    port: o.port,
-    namespace,
-    dataDir,
-    logFile: path.join(workDir, 'orchestrator.log'),
-    env: { DBAAS_RUNTIME: o.runtime, DBAAS_ZK_SESSION_TIMEOUT_MS: '2000', DBAAS_LOG_LEVEL: 'warn', ...(docker ? containerSettings() : {}) },
-  });
+  const orchestrator = (port: number, log: string): OrchestratorProcess =>
+    new OrchestratorProcess({
+      entry: path.join(repoRoot(), 'dist/orchestrator/main.js'),
+      port,
+      namespace,
+      dataDir,
+      logFile: path.join(workDir, log),
+      env: { DBAAS_RUNTIME: o.runtime, DBAAS_ZK_SESSION_TIMEOUT_MS: '2000', DBAAS_LOG_LEVEL: 'warn', ...(docker ? containerSettings() : {}) },
+    });
+  const primary = orchestrator(o.port, 'orchestrator.log');
+  const second = orchestrator(o.port + 1, 'orchestrator-2.log');
   const api = new DbaasClient({ url: primary.url, timeoutMs: 5000, retry: { attempts: 1 } });
   const random = seededRandom(o.seed);
   const ctx: FaultContext = {
@@ -83,7 +89,7 @@ export async function runRamp(o: RampOptions): Promise<RampLevel[]> {
     api,
     namespace,
     dataDir,
-    secondPort: o.port + 1,
+    secondPort: o.port + 2,
     zkSessionTimeoutMs: 2000,
     zkDownMs: 1000,
     expectedWorkers: 3,
@@ -97,15 +103,18 @@ export async function runRamp(o: RampOptions): Promise<RampLevel[]> {
     await primary.start(120_000);
     const first = await waitHealthy(ctx, 120_000);
     if (!first.ok) throw new Error(`the cluster did not become whole: ${first.last}`);
+    await second.start(120_000);
     const seeder = new DbaasClient({ url: primary.url });
     await seeder.insert(TABLE, Array.from({ length: SEED_DOCS }, (_, i) => ({ _id: `s${i}`, n: 0 })));
     o.log(`${o.runtime} cluster ready (${namespace}); ${SEED_DOCS} documents to read and update`);
     for (const [li, total] of o.totals.entries()) {
-      levels.push(await runLevel(o, ctx, li, total));
+      levels.push(await runLevel(o, ctx, `${primary.url},${second.url}`, li, total));
       const healthy = await waitHealthy(ctx, 120_000);
       if (!healthy.ok) throw new Error(`not whole after level ${total}: ${healthy.last}`);
     }
   } finally {
+    second.signal('SIGINT');
+    await second.waitExit(60_000);
     primary.signal('SIGINT');
     await primary.waitExit(60_000);
     await purgeNamespace(namespace, workerDirs(dataDir, namespace)).catch(() => undefined);
@@ -115,7 +124,7 @@ export async function runRamp(o: RampOptions): Promise<RampLevel[]> {
   return levels;
 }
 
-async function runLevel(o: RampOptions, ctx: FaultContext, li: number, total: number): Promise<RampLevel> {
+async function runLevel(o: RampOptions, ctx: FaultContext, url: string, li: number, total: number): Promise<RampLevel> {
   const level: RampLevel = { total, ok: 0, errors: 0, errorCodes: {}, retries: 0, reads: 0, writes: 0, durationMs: 0, p50: NaN, p99: NaN, kills: [] };
   const latencies: number[] = [];
   let issued = 0;
@@ -124,7 +133,7 @@ async function runLevel(o: RampOptions, ctx: FaultContext, li: number, total: nu
   const user = async (u: number): Promise<void> => {
     await sleep(Math.round((u * o.rampUpMs) / o.users));
     const random = seededRandom(o.seed * 7919 + li * 1000 + u);
-    const client = new DbaasClient({ url: ctx.primary.url, readYourWrites: false, onRetry: () => void level.retries++ });
+    const client = new DbaasClient({ url, readYourWrites: false, onRetry: () => void level.retries++ });
     while (issued < total) {
       const n = issued++;
       const t = Date.now();
@@ -172,7 +181,8 @@ async function runLevel(o: RampOptions, ctx: FaultContext, li: number, total: nu
   o.log(
     `${total} requests: ${level.ok} ok, ${level.errors} errors (${((100 * level.errors) / total).toFixed(2)} %), ${level.retries} client retries, ` +
       `${((1000 * level.ok) / level.durationMs).toFixed(0)} req/s over ${(level.durationMs / 1000).toFixed(1)} s, p50 ${level.p50} ms, p99 ${level.p99} ms` +
-      (o.chaos ? `, ${level.kills.length} kills` : ''),
+      (o.chaos ? `, ${level.kills.length} kills` : '') +
+      (level.errors > 0 ? `; errors: ${Object.entries(level.errorCodes).map(([c, n]) => `${c} ${n}`).join(', ')}` : ''),
   );
   return level;
 }

@@ -21,6 +21,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { numberArg } from './args.js';
 import { removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { dockerClient } from '../../orchestrator/runtimes/index.js';
 import { removeSwarmNamespace } from '../../orchestrator/runtimes/swarm-runtime.js';
@@ -68,11 +69,7 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const num = (name: string, raw: string | undefined, min: number): number => {
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, not ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const num = numberArg;
   const runtime = values.runtime;
   let minutes: number, seed: number, clients: number, readers: number, port: number;
   try {

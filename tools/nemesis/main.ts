@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { numberArg } from './args.js';
 import { FAULT_KINDS, parseFaultKinds } from './faults.js';
 import { repoRoot } from './infra.js';
 import { runNemesis } from './nemesis.js';
@@ -73,11 +74,7 @@ async function main(): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const num = (name: string, raw: string | undefined, min: number): number => {
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, not ${JSON.stringify(raw)}`);
-    return n;
-  };
+  const num = numberArg;
   let opts;
   try {
     opts = {

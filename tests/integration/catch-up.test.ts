@@ -102,6 +102,26 @@ describe('catch-up', () => {
     console.log(`catch-up under a writer: new slave served after ${servedAfterMs} ms; ${acked} writes acknowledged`);
   });
 
+  it("a new slave copies every database's tables, nested documents as they are (on PostgreSQL: one stream over each database's schema)", async () => {
+    const c = await cluster({ DBAAS_LOG_LEVEL: 'info' });
+    expect((await c.post('/api/v1/db/databases', { name: 'shop' })).status).toBe(201);
+    const docs = (p: string) => Array.from({ length: 300 }, (_, i) => ({ _id: `${p}${i}`, n: i, nested: { tags: ['a', { deep: i % 2 === 0 }], at: { lat: i / 7, lon: null } } }));
+    expect((await c.post('/api/v1/db/write', { table: 'cu', operation: 'insert', data: docs('d') })).status).toBe(200);
+    expect((await c.post('/api/v1/db/write', { table: 'rides', database: 'shop', operation: 'insert', data: docs('s') })).status).toBe(200);
+    const before = new Set(c.orch.view.workers.keys());
+    c.orch.cluster.scaleTo(2, 'test: a slave joins a cluster with two databases');
+    await eventually(() => c.orch.view.servingSlaves().length === 2, 60_000, 'the new slave to serve');
+    const newSlave = [...c.orch.view.workers.keys()].find((id) => !before.has(id)) as string;
+    const dumps = await dumpAllReplicas(c.orch);
+    const master = dumps.get(c.orch.view.master?.id as string);
+    expect(Object.keys(master ?? {}).sort()).toEqual(['cu', 'shop.rides']);
+    expect((master?.['shop.rides'] ?? []).length).toBe(300);
+    for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: master });
+    if (process.env.DBAAS_DB_BACKEND === 'postgresql') {
+      expect(readFileSync(path.join(c.dataDir, c.namespace, newSlave, 'worker.log'), 'utf8')).toContain('snapshot stream started');
+    }
+  });
+
   it('after a switchover the old master rejoins as a slave under its own id, resuming from its own data (no snapshot), and ends equal', async () => {
     // Info lines in the workers' logs: the old master's says how it started.
     const c = await cluster({ DBAAS_INITIAL_SLAVES: '2', DBAAS_LOG_LEVEL: 'info' });

@@ -104,6 +104,17 @@ function takeRest(rest: readonly Msg[], pos: SyncPosition | undefined, slave: Da
   return pos;
 }
 
+/** Seeds 1..300: every run must end equal; the sums of the counters they report. */
+function seededRuns<K extends string>(runOne: (seed: number) => { equal: boolean } & Record<K, number>, keys: readonly K[]): Record<K, number> {
+  const sums = Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
+  for (let seed = 1; seed <= 300; seed++) {
+    const r = runOne(seed);
+    expect({ seed, equal: r.equal }).toEqual({ seed, equal: true });
+    for (const k of keys) sums[k] += r[k];
+  }
+  return sums;
+}
+
 function sameData(a: Data, b: Data): boolean {
   return JSON.stringify(flat(a)) === JSON.stringify(flat(b));
 }
@@ -206,14 +217,7 @@ function run(seed: number): { equal: boolean; pages: number; askedAgain: number 
 
 describe('snapshot protocol against a model', () => {
   it('a slave copying pages while writes race the copy ends equal to the master (300 seeded runs)', () => {
-    let pages = 0;
-    let askedAgain = 0;
-    for (let seed = 1; seed <= 300; seed++) {
-      const r = run(seed);
-      expect({ seed, equal: r.equal }).toEqual({ seed, equal: true });
-      pages += r.pages;
-      askedAgain += r.askedAgain;
-    }
+    const { pages, askedAgain } = seededRuns(run, ['pages', 'askedAgain']);
     // The runs did exercise multi-page copies and out-of-place pages.
     expect(pages).toBeGreaterThan(600);
     expect(askedAgain).toBeGreaterThan(0);
@@ -344,14 +348,7 @@ function runStream(seed: number, filter = true): { equal: boolean; restarts: num
 
 describe('stream copy against a model', () => {
   it('parts read at S0 and met after newer entries, lost parts and clears: the slave ends equal to the master (300 seeded runs)', () => {
-    let restarts = 0;
-    let parts = 0;
-    for (let seed = 1; seed <= 300; seed++) {
-      const r = runStream(seed);
-      expect({ seed, equal: r.equal }).toEqual({ seed, equal: true });
-      restarts += r.restarts;
-      parts += r.parts;
-    }
+    const { parts, restarts } = seededRuns((seed) => runStream(seed), ['parts', 'restarts']);
     expect(parts).toBeGreaterThan(600);
     expect(restarts).toBeGreaterThan(0);
   });

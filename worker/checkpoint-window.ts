@@ -27,6 +27,7 @@ import type { Logger } from '../common/logger.js';
 import type { ChecksumReply, SyncEntry } from '../common/messages.js';
 import { docDigest, isUserTable, TableHasher, type ChecksumBook, type ChecksumSource } from './checksum.js';
 import type { BatchSource } from './write-batch.js';
+import type { UniqueVerdict } from './pg-unique-check.js';
 
 /** Most documents written while one checksum runs; beyond, that checksum is given up (not comparable). */
 export const MAX_TOUCHED = 200_000;
@@ -80,6 +81,10 @@ export class RecordingSource implements BatchSource {
 
   scanTable(table: string): AsyncIterable<Doc> {
     return this.db.scanTable(table);
+  }
+
+  uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
+    return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
   }
 }
 

@@ -21,6 +21,7 @@ import { Oplog, type OplogDoc } from './oplog.js';
 import type { TrimLimits } from './oplog-trim.js';
 import { recordOf, RequestLedger, type LedgerRecord } from './request-ledger.js';
 import { Tables } from './tables.js';
+import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 
 export { INTERNAL_PREFIX } from './tables.js';
 export type { OplogDoc } from './oplog.js';
@@ -169,6 +170,16 @@ export class Store {
 
   keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
     return this.tables.keyHolders(table, index, key);
+  }
+
+  /**
+   * Where FerretDB keeps this database in PostgreSQL (`DBAAS_WORKER_PG_URL`), when it
+   * does: a unique index is then checked by PostgreSQL, not by reading every document.
+   */
+  pgUrl: string | undefined;
+
+  async uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
+    return this.pgUrl === undefined ? undefined : uniqueVerdict(this.pgUrl, this.db.databaseName, table, index);
   }
 
   read(cmd: ReadCommand, maxTimeMs?: number): Promise<ReadResult> {

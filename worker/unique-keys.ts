@@ -100,7 +100,15 @@ export async function buildIndexChange(src: BatchSource, command: Extract<WriteC
   const alike = existing.find((i) => JSON.stringify(i.keys) === JSON.stringify(index.keys) && i.unique === index.unique);
   if (alike) throw new DbaasError('DBAAS_INDEX_EXISTS', `${command.table} already has these keys indexed as ${JSON.stringify(alike.name)}`);
   if (existing.length >= MAX_INDEXES_PER_TABLE) throw new DbaasError('DBAAS_REQ_LIMIT_EXCEEDED', `${command.table} has ${existing.length} indexes, the most a table may have`);
-  if (index.unique) {
+  // PostgreSQL answers in one query what a scan through FerretDB reads every document for.
+  const verdict = index.unique ? await src.uniqueVerdict?.(command.table, index) : undefined;
+  if (verdict?.kind === 'duplicate') {
+    throw new DbaasError('DBAAS_WRITE_DUPLICATE_KEY', `${command.table}: more than one document holds ${verdict.key} for ${index.keys.map(([p]) => p).join(', ')}; the unique index ${index.name} was not created`);
+  }
+  if (verdict?.kind === 'not-scalar') {
+    throw new DbaasError('DBAAS_DOC_INVALID', `${command.table}.${verdict.field}: a document holds an array or an object there, but a unique index takes only strings, numbers, booleans or null; ${index.name} was not created`);
+  }
+  if (index.unique && verdict === undefined) {
     const seen = new Map<string, string>();
     for await (const doc of src.scanTable(command.table)) {
       const id = String(doc._id);

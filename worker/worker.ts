@@ -157,6 +157,7 @@ export class Worker implements WorkerContext {
   async start(): Promise<void> {
     const { config } = this;
     this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs);
+    this.storeRef.pgUrl = config.pgUrl;
     this.storeRef.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
     await this.registration.start(15_000);
 

@@ -15,6 +15,7 @@
  */
 import type { Doc, Filter, IndexSpec, WriteCommand } from '../common/commands.js';
 import { uniqueKeyOf } from '../common/index-spec.js';
+import type { UniqueVerdict } from './pg-unique-check.js';
 import type { SyncOp } from '../common/messages.js';
 
 export interface BatchLimits {
@@ -88,6 +89,8 @@ export interface BatchSource {
   keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]>;
   /** Every document of a table (a unique index built over it is checked first). */
   scanTable(table: string): AsyncIterable<Doc>;
+  /** Asks the storage itself whether a unique index fits the table (worker/pg-unique-check.ts); undefined: scan instead. */
+  uniqueVerdict?(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined>;
 }
 
 /**
@@ -136,6 +139,11 @@ export class BatchView implements BatchSource {
   /** Index commands are alone in their batch: nothing of the batch is in the overlay. */
   indexes(table: string): Promise<IndexSpec[]> {
     return this.db.indexes(table);
+  }
+
+  /** Index commands are alone in their batch: the database is the batch's state. */
+  uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
+    return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
   }
 
   scanTable(table: string): AsyncIterable<Doc> {

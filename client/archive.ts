@@ -19,6 +19,7 @@ import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { type BackupHead, type BackupManifest, isHead, isManifest } from '../common/backup-format.js';
 import type { Doc } from '../common/commands.js';
+import type { SyncEntry } from '../common/messages.js';
 import { DEFAULT_DATABASE, qualifiedTable, splitTable } from '../common/databases.js';
 import { TableHasher } from '../common/doc-hash.js';
 import { DbaasClientError, type DbaasClient } from './dbaas-client.js';
@@ -36,6 +37,14 @@ export interface RestoreOptions {
   resume?: boolean;
   /** Progress lines (to stderr in the CLI). */
   log?: (line: string) => void;
+  /**
+   * Point-in-time restore: a later archive taken with `oplogAfter` at or below this
+   * archive's seq, whose oplog entries are laid over it up to `toSeq` or `toTime`.
+   */
+  oplog?: Readable;
+  toSeq?: number;
+  /** ISO time or ms since the epoch: the entries the master applied at or before it. */
+  toTime?: string | number;
 }
 
 export interface RestoreReport {
@@ -45,8 +54,10 @@ export interface RestoreReport {
   /** Target table (qualified) ← archive table, with its manifest checksum. */
   tables: Array<{ from: string; to: string; count: number }>;
   indexes: number;
-  /** Every restored table's checksum, from GET /api/v1/verify, equals the manifest's. */
+  /** Every restored table's checksum, from GET /api/v1/verify, equals the manifest's (point in time: every replica equal). */
   verified: boolean;
+  /** Point in time: the seq the data was brought to, and how many oplog entries that took. */
+  pointInTime?: { seq: number; entries: number };
   mismatches: string[];
 }
 
@@ -164,18 +175,93 @@ export async function restore(client: DbaasClient, input: Readable, opts: Restor
     await client.createIndex({ table: to.table, ...(to.database === DEFAULT_DATABASE ? {} : { database: to.database }), keys: Object.fromEntries(def.keys), unique: def.unique, name: def.name, requestId });
     indexes += 1;
   }
-  // The restored data, as every replica holds it, against the manifest.
+  // Point in time: the later archive's oplog entries over this one, up to the target.
+  const pointInTime = opts.oplog ? await applyOplog(client, opts.oplog, head, sources, target, opts) : undefined;
+  // The restored data, as every replica holds it, against the manifest (which is for its seq, not a later one).
   const report = await client.verify();
   const mismatches: string[] = [];
   const tables = sources.map((from) => {
     const to = qualifiedTable(target(from).database, target(from).table);
     const want = manifest?.tables[from];
     const got = report.tables[to];
-    if ((want?.count ?? 0) !== (got?.count ?? 0) || (want && want.sum !== got?.sum)) mismatches.push(`${to} (from ${from}): ${got?.count ?? 0} documents, manifest ${want?.count ?? 0}`);
+    if (!pointInTime && ((want?.count ?? 0) !== (got?.count ?? 0) || (want && want.sum !== got?.sum))) mismatches.push(`${to} (from ${from}): ${got?.count ?? 0} documents, manifest ${want?.count ?? 0}`);
     return { from, to, count: want?.count ?? 0 };
   });
   if (report.result !== 'equal') mismatches.push(`verify: the replicas are ${report.result}`);
-  return { backupId: head.id, seq: manifest.seq, documents, tables, indexes, verified: mismatches.length === 0, mismatches };
+  return { backupId: head.id, seq: manifest.seq, documents, tables, indexes, verified: mismatches.length === 0, mismatches, ...(pointInTime ? { pointInTime } : {}) };
+}
+
+/** Ids per delete (the filter's `$in`). */
+const DELETE_IDS = 500;
+
+/**
+ * Lays the oplog entries of a later archive over a restored one, in seq order,
+ * up to `toSeq` / `toTime`. Entries hold resulting state: a put is the
+ * document's whole post-image (written as delete + insert, so fields it lost
+ * go too), a del a deletion, a clear empties the target database. Each write
+ * has a requestId from the entry's seq, so a rerun applies nothing twice.
+ */
+async function applyOplog(
+  client: DbaasClient,
+  input: Readable,
+  base: BackupHead,
+  sources: readonly string[],
+  target: (source: string) => { database: string; table: string },
+  opts: RestoreOptions,
+): Promise<{ seq: number; entries: number }> {
+  const lines = jsonLines(input, true);
+  const head = (await lines.next()).value;
+  if (!isHead(head)) throw new Error('the oplog archive is not a dbaas backup archive');
+  const entries: SyncEntry[] = [];
+  let manifest: BackupManifest | undefined;
+  for await (const line of lines) {
+    if (isManifest(line)) manifest = line.manifest;
+    else if (typeof line === 'object' && line !== null && 'e' in line) entries.push((line as { e: SyncEntry }).e);
+  }
+  if (!manifest) throw new Error('the oplog archive has no manifest: it is incomplete');
+  if (manifest.oplogAfter === undefined || manifest.oplogAfter > base.seq) {
+    throw new Error(`the oplog archive holds entries after seq ${manifest.oplogAfter ?? manifest.seq}; the restored backup is at seq ${base.seq} (take it with oplogAfter <= ${base.seq})`);
+  }
+  const toTime = opts.toTime === undefined ? undefined : typeof opts.toTime === 'number' ? opts.toTime : Date.parse(opts.toTime);
+  if (toTime !== undefined && Number.isNaN(toTime)) throw new Error(`--to-time ${String(opts.toTime)} is not a time`);
+  const toSeq = opts.toSeq ?? manifest.seq;
+  if (toSeq < base.seq || toSeq > manifest.seq) throw new Error(`seq ${toSeq} is outside what the two archives cover (${base.seq} to ${manifest.seq})`);
+  const chosen = new Set(sources.map((s) => splitTable(s).database));
+  let seq = base.seq;
+  let applied = 0;
+  for (const e of entries.sort((x, y) => x.seq - y.seq)) {
+    if (e.seq <= base.seq || e.seq > toSeq || (toTime !== undefined && e.ts > toTime)) continue;
+    const rid = (what: string): string => `pitr-${head.id}-${e.seq}-${what}`;
+    const deletes = new Map<string, string[]>();
+    const inserts = new Map<string, Doc[]>();
+    for (const op of e.ops) {
+      if (op.t === 'clear') {
+        for (const db of chosen) if (op.database === undefined || op.database === db) await client.clear({ database: target(qualifiedTable(db, 'x')).database, requestId: rid(`c-${db}`) });
+        continue;
+      }
+      if ((op.t !== 'put' && op.t !== 'del') || !chosen.has(splitTable(op.table).database)) continue;
+      const to = target(op.table);
+      const key = qualifiedTable(to.database, to.table);
+      if (op.t === 'del' || !op.fresh) deletes.set(key, [...(deletes.get(key) ?? []), op.t === 'del' ? op.id : op.doc._id]);
+      if (op.t === 'put') inserts.set(key, [...(inserts.get(key) ?? []), op.doc]);
+    }
+    for (const [key, ids] of deletes) {
+      const { database, table } = splitTable(key);
+      for (let i = 0; i < ids.length; i += DELETE_IDS) {
+        await client.write({ table, ...(database === DEFAULT_DATABASE ? {} : { database }), operation: 'delete', where: { _id: { $in: ids.slice(i, i + DELETE_IDS) } } }, { requestId: rid(`d-${key}-${i}`) });
+      }
+    }
+    for (const [key, docs] of inserts) {
+      const { database, table } = splitTable(key);
+      for (let i = 0; i < docs.length; i += BATCH_DOCS) {
+        await client.write({ table, ...(database === DEFAULT_DATABASE ? {} : { database }), operation: 'insert', data: docs.slice(i, i + BATCH_DOCS) }, { requestId: rid(`i-${key}-${i}`) });
+      }
+    }
+    seq = e.seq;
+    applied += 1;
+  }
+  opts.log?.(`laid ${applied} oplog entries over the backup: the data is at seq ${seq}`);
+  return { seq, entries: applied };
 }
 
 /** Writes one table as NDJSON, in keyset pages by `_id`; answers how many documents. */

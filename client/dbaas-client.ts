@@ -158,8 +158,8 @@ export class DbaasClient {
    * another backup. The answer's headers must come within the client's timeout;
    * the archive then streams for as long as it takes.
    */
-  async backup(opts: CallOptions = {}): Promise<{ seq: number; body: ReadableStream<Uint8Array> }> {
-    const headers: Record<string, string> = { accept: 'application/gzip, application/json' };
+  async backup(opts: CallOptions & { oplogAfter?: number } = {}): Promise<{ seq: number; body: ReadableStream<Uint8Array> }> {
+    const headers: Record<string, string> = { accept: 'application/gzip, application/json', 'content-type': 'application/json' };
     const token = this.token('admin');
     if (token) headers['authorization'] = `Bearer ${token}`;
     const ctl = new AbortController();
@@ -167,7 +167,8 @@ export class DbaasClient {
     const signal = opts.signal ? AbortSignal.any([opts.signal, ctl.signal]) : ctl.signal;
     let res: Response;
     try {
-      res = await this.fetchFn(`${this.base}/api/v1/backup`, { method: 'POST', headers, signal });
+      const body = JSON.stringify(opts.oplogAfter === undefined ? {} : { oplogAfter: opts.oplogAfter });
+      res = await this.fetchFn(`${this.base}/api/v1/backup`, { method: 'POST', headers, body, signal });
     } catch (err) {
       throw new DbaasClientError(ctl.signal.aborted ? CLIENT_TIMEOUT : CLIENT_UNREACHABLE, `backup: no answer from ${this.base}: ${describeFetchError(err)}`, 0, true);
     } finally {

@@ -6,8 +6,11 @@
  * 1. the head: `{"dbaasBackup": 1, "id", "seq", "term", "takenAt", "from", "tables": [...]}`;
  * 2. one line per document: `{"t": "<table>", "d": {…}}` (`t` is the qualified
  *    table name, common/databases.ts), tables one after the other;
- * 3. the manifest, last: `{"manifest": {"seq", "term", "takenAt", "documents",
- *    "tables": {"<table>": {"count", "sum"}}, "indexes": [IndexDef…]}}`.
+ * 3. only when asked for (`oplogAfter`), the slave's oplog entries after that
+ *    seq up to `seq`, one per line: `{"e": SyncEntry}` (a point-in-time restore
+ *    lays them over an older backup);
+ * 4. the manifest, last: `{"manifest": {"seq", "term", "takenAt", "documents",
+ *    "tables": {"<table>": {"count", "sum"}}, "indexes": [IndexDef…], "oplogAfter"?}}`.
  *
  * Every document is the slave's at `seq` exactly (it took them while applying
  * nothing newer). `tables` holds each non-empty table's checksum, the same
@@ -18,7 +21,7 @@
  */
 import type { IndexDef } from './commands.js';
 import type { Doc } from './commands.js';
-import type { TableChecksum } from './messages.js';
+import type { SyncEntry, TableChecksum } from './messages.js';
 
 export const BACKUP_FORMAT = 1;
 
@@ -41,9 +44,11 @@ export interface BackupManifest {
   documents: number;
   tables: Record<string, TableChecksum>;
   indexes: IndexDef[];
+  /** The archive also holds the oplog entries after this seq, up to `seq`. */
+  oplogAfter?: number;
 }
 
-export type BackupLine = BackupHead | { t: string; d: Doc & { _id: string } } | { manifest: BackupManifest };
+export type BackupLine = BackupHead | { t: string; d: Doc & { _id: string } } | { e: SyncEntry } | { manifest: BackupManifest };
 
 /** Slave → orchestrator, on the backup's own queue: lines of the archive, in order; the last says so, or an error ends it. */
 export interface BackupPart {

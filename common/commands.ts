@@ -86,6 +86,8 @@ export interface BackupTarget {
   id: string;
   worker: string;
   queue: string;
+  /** Also send the slave's oplog entries after this seq (for a point-in-time restore from an older backup). */
+  oplogAfter?: number;
 }
 
 /** A validated `db/write` or `db/clear` body. */

@@ -438,10 +438,12 @@ export function validateReadCommand(command: unknown): ReadCommand {
 /** Where a backup goes (commands.ts BackupTarget), as it arrives on the write queue. */
 export function checkBackupTarget(value: unknown): BackupTarget {
   const ok = (v: unknown, max: number): v is string => typeof v === 'string' && /^[A-Za-z0-9_.:-]+$/.test(v) && v.length <= max;
-  if (!isPlainObject(value) || !ok(value['id'], 64) || !ok(value['worker'], 128) || !ok(value['queue'], 256) || Object.keys(value).length !== 3) {
-    fail('DBAAS_REQ_INVALID', 'command.backup', 'must be {id, worker, queue}');
+  const after = isPlainObject(value) ? value['oplogAfter'] : undefined;
+  const known = isPlainObject(value) && Object.keys(value).every((k) => ['id', 'worker', 'queue', 'oplogAfter'].includes(k));
+  if (!isPlainObject(value) || !known || !ok(value['id'], 64) || !ok(value['worker'], 128) || !ok(value['queue'], 256) || (after !== undefined && !(Number.isSafeInteger(after) && (after as number) >= 0))) {
+    fail('DBAAS_REQ_INVALID', 'command.backup', 'must be {id, worker, queue, oplogAfter?}');
   }
-  return { id: value['id'], worker: value['worker'], queue: value['queue'] };
+  return { id: value['id'], worker: value['worker'], queue: value['queue'], ...(after === undefined ? {} : { oplogAfter: after as number }) };
 }
 
 /** A table name as it travels between processes: qualified with its database unless that is the default. */

@@ -24,6 +24,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BackupPart } from '../common/backup-format.js';
 import type { WriteRequest, WriteResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
+import { fail, isPlainObject } from '../common/json-shape.js';
 import type { Logger } from '../common/logger.js';
 import type { ClusterView } from '../coordination/cluster-view.js';
 import type { RouteDoc } from './api-docs.js';
@@ -50,10 +51,23 @@ const DOC: RouteDoc = {
   produces: ['application/gzip'],
 };
 
+/** The body: nothing, `{}`, or `{"oplogAfter": <seq>}` (also send the oplog entries after that seq). */
+function parseBackupBody(body: unknown): number | undefined {
+  if (body === undefined || body === null) return undefined;
+  if (!isPlainObject(body)) fail('DBAAS_REQ_INVALID', 'body', 'must be {} or {"oplogAfter": <seq>}');
+  const extra = Object.keys(body).filter((k) => k !== 'oplogAfter');
+  if (extra.length > 0) fail('DBAAS_REQ_UNKNOWN_FIELD', extra[0] as string, 'is not a field of this body (only oplogAfter)');
+  const after = body['oplogAfter'];
+  if (after === undefined) return undefined;
+  if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < 0) fail('DBAAS_REQ_INVALID', 'oplogAfter', 'must be a seq (an integer from 0)');
+  return after;
+}
+
 export function registerBackupRoute(app: FastifyInstance, deps: BackupRouteDeps): void {
   app.post('/api/v1/backup', { schema: DOC, onRequest: deps.requireAdmin }, async (request, reply) => {
     const slave = deps.view.servingSlaves()[0];
     if (!slave) throw new DbaasError('DBAAS_CLUSTER_NO_SLAVE', 'a backup is taken on a serving slave, and there is none');
+    const oplogAfter = parseBackupBody(request.body);
     const id = `b${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const queue = `${deps.namespace}.backup.${id}`;
     const gz = createGzip();
@@ -96,7 +110,8 @@ export function registerBackupRoute(app: FastifyInstance, deps: BackupRouteDeps)
     });
     let result: WriteResult;
     try {
-      result = (await deps.write({ command: { kind: 'verify', backup: { id, worker: slave.id, queue } } }, request, reply)) as WriteResult;
+      const backup = { id, worker: slave.id, queue, ...(oplogAfter === undefined ? {} : { oplogAfter }) };
+      result = (await deps.write({ command: { kind: 'verify', backup } }, request, reply)) as WriteResult;
       armIdle();
       await started;
     } catch (err) {

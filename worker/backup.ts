@@ -54,7 +54,15 @@ export async function sendBackup(store: Store, entry: SyncEntry, ch: Channel, wo
       documents += h.count;
     }
     const indexes = await store.tables.indexes.all(tables);
-    await push({ manifest: { seq: entry.seq, term: entry.term, takenAt, documents, tables: sums, indexes } });
+    const after = target.oplogAfter;
+    if (after !== undefined) {
+      // The oplog tail from `after` on (a point-in-time restore lays it over an older backup): all of it, or refused.
+      const log = await store.entriesBetween(after, entry.seq);
+      const first = log[0]?._id;
+      if (after < entry.seq && first !== after + 1) throw new Error(`the oplog here starts at seq ${first ?? entry.seq + 1}, after ${after + 1}: outside the oplog horizon`);
+      for (const { _id: _seq, ...e } of log) await push({ e });
+    }
+    await push({ manifest: { seq: entry.seq, term: entry.term, takenAt, documents, tables: sums, indexes, ...(after === undefined ? {} : { oplogAfter: after }) } });
     await flush({ last: true });
     logger.info({ backup: target.id, seq: entry.seq, tables: tables.length, documents, ms: Math.round(performance.now() - started) }, 'backup sent at checkpoint');
   } catch (err) {

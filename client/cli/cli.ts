@@ -3,7 +3,7 @@
  * HTTP API (with the typed client). Human-readable tables by default, `--json`
  * for scripts. Exit codes are in {@link EXIT}.
  */
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -67,10 +67,13 @@ commands:
   read TABLE [--where JSON] [--columns a,b] [--sort JSON] [--limit N] [--skip N] [--count] [--after-seq N]
   write TABLE insert|update|upsert|delete [--data JSON] [--where JSON] [--request-id ID]
   clear                         empty every table on every worker, or only those of --db (admin)
-  backup                        every database at one seq, taken on a slave, as a gzip NDJSON archive on stdout (admin)
-  restore [--db D] [--from-db S] [--resume]
+  backup [--oplog-after SEQ]    every database at one seq, taken on a slave, as a gzip NDJSON archive on stdout (admin);
+                                --oplog-after: also the oplog entries after SEQ (for a point-in-time restore)
+  restore [--db D] [--from-db S] [--resume] [--oplog FILE [--to-seq N | --to-time T]]
                                 write an archive from stdin back through the write path into an empty or new database
-                                (--db: into D; --from-db: only S of the archive), then check it against the manifest
+                                (--db: into D; --from-db: only S of the archive), then check it against the manifest;
+                                --oplog: a later archive taken with --oplog-after, whose entries are laid over it up to
+                                seq N or time T (point-in-time restore)
   export --table T [--db D]     one table as NDJSON on stdout (keyset pages by _id, any size)
   import --table T --id ID [--db D]
                                 NDJSON documents from stdin, in batches with requestIds ID-0, ID-1, …: run it again
@@ -126,6 +129,10 @@ const OPTIONS = {
   'request-id': { type: 'string' },
   table: { type: 'string' },
   'from-db': { type: 'string' },
+  'oplog-after': { type: 'string' },
+  oplog: { type: 'string' },
+  'to-seq': { type: 'string' },
+  'to-time': { type: 'string' },
   resume: { type: 'boolean' },
   id: { type: 'string' },
   after: { type: 'string' },
@@ -148,8 +155,8 @@ const COMMAND_OPTIONS: Record<string, string[]> = {
   read: ['where', 'columns', 'sort', 'limit', 'skip', 'count', 'after-seq'],
   write: ['data', 'where', 'request-id'],
   clear: ['request-id'],
-  backup: [],
-  restore: ['from-db', 'resume'],
+  backup: ['oplog-after'],
+  restore: ['from-db', 'resume', 'oplog', 'to-seq', 'to-time'],
   export: ['table'],
   import: ['table', 'id'],
   databases: [],
@@ -431,7 +438,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'backup': {
         expectArgs(0, '');
-        const { seq, body } = await client.backup();
+        const oplogAfter = integer(values['oplog-after'], 'oplog-after', 0);
+        const { seq, body } = await client.backup(oplogAfter === undefined ? {} : { oplogAfter });
         const sink = streams().output;
         await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), sink, { end: false });
         io.stderr(`backup at seq ${seq} written`);
@@ -439,10 +447,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }
       case 'restore': {
         expectArgs(0, '');
+        if ((values['to-seq'] !== undefined || values['to-time'] !== undefined) && !values.oplog) usage('--to-seq and --to-time need --oplog FILE (a later archive taken with --oplog-after)');
         const report = await restore(client, streams().input, {
           ...(values.db ? { database: values.db } : {}),
           ...(values['from-db'] ? { fromDatabase: values['from-db'] } : {}),
           ...(values.resume ? { resume: true } : {}),
+          ...(values.oplog ? { oplog: createReadStream(values.oplog) } : {}),
+          ...(values['to-seq'] !== undefined ? { toSeq: integer(values['to-seq'], 'to-seq', 0) as number } : {}),
+          ...(values['to-time'] !== undefined ? { toTime: values['to-time'] } : {}),
           log: (line) => io.stderr(line),
         });
         out(report, () =>

@@ -94,6 +94,23 @@ describe('backup and restore', () => {
     for (const dump of dumps.values()) expect((dump['shop_restored.counters'] ?? []).length).toBe(expected.size);
   });
 
+  it('restores to a point in time: the backup, then the oplog entries of a later archive up to a seq', async () => {
+    const later = await admin.backup({ oplogAfter: seq });
+    const log = await bytesOf(later.body);
+    const after = acked.filter((a) => a.database === 'shop' && a.seq > seq).map((a) => a.seq).sort((x, y) => x - y);
+    expect(after.length).toBeGreaterThan(4);
+    const toSeq = after[Math.floor(after.length / 2)] as number;
+    const report = await restore(admin, Readable.from(archive), { database: 'shop_pitr', fromDatabase: 'shop', oplog: Readable.from(log), toSeq });
+    expect(report.verified).toBe(true);
+    expect(report.pointInTime?.seq).toBe(toSeq);
+    const expected = new Map<string, number>();
+    for (const a of acked) if (a.database === 'shop' && a.seq <= toSeq) expected.set(a.id, (expected.get(a.id) ?? 0) + 1);
+    const restored = await admin.read<{ _id: string; n: number }>('counters', { database: 'shop_pitr', sort: { _id: 1 } });
+    expect(new Map(restored.map((d) => [d._id, d.n]))).toEqual(expected);
+    // A seq the two archives do not cover is refused.
+    await expect(restore(admin, Readable.from(archive), { database: 'shop_pitr2', fromDatabase: 'shop', oplog: Readable.from(log), toSeq: later.seq + 5 })).rejects.toThrow(/outside what the two archives cover/);
+  });
+
   it('refuses to restore over data, and refuses an archive cut short', async () => {
     await expect(restore(admin, Readable.from(archive), { database: 'shop_restored', fromDatabase: 'shop' })).rejects.toThrow(/empty or new database/);
     const cut = gunzipSync(archive);

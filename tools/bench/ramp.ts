@@ -55,6 +55,8 @@ export interface RampLevel {
   p50: number;
   p99: number;
   kills: string[];
+  /** Kills after which the cluster was not whole again within the wait, and kills that could not be made. */
+  notes: string[];
 }
 
 const CHAOS: readonly FaultKind[] = ['kill-worker', 'kill-database', 'restart-orchestrator'];
@@ -125,7 +127,7 @@ export async function runRamp(o: RampOptions): Promise<RampLevel[]> {
 }
 
 async function runLevel(o: RampOptions, ctx: FaultContext, url: string, li: number, total: number): Promise<RampLevel> {
-  const level: RampLevel = { total, ok: 0, errors: 0, errorCodes: {}, retries: 0, reads: 0, writes: 0, durationMs: 0, p50: NaN, p99: NaN, kills: [] };
+  const level: RampLevel = { total, ok: 0, errors: 0, errorCodes: {}, retries: 0, reads: 0, writes: 0, durationMs: 0, p50: NaN, p99: NaN, kills: [], notes: [] };
   const latencies: number[] = [];
   let issued = 0;
   let done = false;
@@ -162,9 +164,9 @@ async function runLevel(o: RampOptions, ctx: FaultContext, url: string, li: numb
         const r = await inject(kind, ctx, k);
         level.kills.push(`${kind}: ${r.text}`);
         const healthy = await waitHealthy(ctx, 120_000, r.gone ?? {});
-        if (!healthy.ok) level.kills.push(`NOT whole again: ${healthy.last}`);
+        if (!healthy.ok) level.notes.push(`after ${kind}, NOT whole again within 120 s: ${healthy.last}`);
       } catch (err) {
-        level.kills.push(`${kind} failed: ${(err as Error).message}`);
+        level.notes.push(`${kind} failed: ${(err as Error).message}`);
       }
       // A pause between kills, cut short when the level ends.
       for (let i = 0; i < 20 && !done; i++) await sleep(100);
@@ -272,7 +274,7 @@ export async function rampMain(argv: string[]): Promise<number> {
         log,
       });
       runs.push({ runtime, chaos, levels });
-      if (chaos) for (const l of levels) for (const k of l.kills) log(`  level ${l.total}: ${k}`);
+      if (chaos) for (const l of levels) for (const k of [...l.kills, ...l.notes]) log(`  level ${l.total}: ${k}`);
     }
   }
   process.stdout.write(`\n${rampTable(runs)}\n`);

@@ -21,6 +21,7 @@
 import pg from 'pg';
 import { qualifiedTable } from '../common/databases.js';
 import { INTERNAL_PREFIX, mongoPrefix } from './tables.js';
+import { ident } from './pg-layout.js';
 
 /** A FerretDB type schema: an object's fields and their order, an array's items, a scalar's type. */
 interface TypeSchema {
@@ -69,10 +70,6 @@ interface PgTable {
   name: string;
   schema: string;
   table: string;
-}
-
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /**

@@ -6,34 +6,21 @@
  * wait). The same rules as common/index-spec.ts: a missing field counts as null,
  * and an array or an object in a unique field is refused.
  *
- * FerretDB 1.24's layout (see pg-snapshot.ts): one schema per MongoDB database,
- * `_ferretdb_database_metadata` maps a collection to its table, each document is
- * one `_jsonb` value whose top-level fields hold the document's values.
+ * FerretDB 1.24's layout: pg-layout.ts.
  */
 import pg from 'pg';
-import { splitTable, DEFAULT_DATABASE } from '../common/databases.js';
 import type { IndexSpec } from '../common/commands.js';
-import { mongoPrefix } from './tables.js';
-
-function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
+import { tableIn } from './pg-layout.js';
 
 export type UniqueVerdict = { kind: 'ok' } | { kind: 'duplicate'; key: string } | { kind: 'not-scalar'; field: string };
 
 /** Asks PostgreSQL whether `index` (unique, top-level fields) fits the table's data; undefined when the table is not found there. */
 export async function uniqueVerdict(url: string, dbName: string, qualified: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
-  const { database, table } = splitTable(qualified);
-  const schema = database === DEFAULT_DATABASE ? dbName : `${mongoPrefix(dbName)}${database}`;
   const client = new pg.Client({ connectionString: url, application_name: 'dbaas-unique-check' });
   await client.connect();
   try {
-    const meta = await client
-      .query<{ tbl: string }>(`SELECT _jsonb->>'table' AS tbl FROM ${ident(schema)}._ferretdb_database_metadata WHERE _jsonb->>'_id' = $1`, [table])
-      .catch(() => ({ rows: [] as Array<{ tbl: string }> }));
-    const tbl = meta.rows[0]?.tbl;
-    if (tbl === undefined) return undefined;
-    const from = `${ident(schema)}.${ident(tbl)}`;
+    const from = await tableIn(client, dbName, qualified);
+    if (from === undefined) return undefined;
     const fields = index.keys.map(([path]) => path);
     for (const [i, field] of fields.entries()) {
       const bad = await client.query(`SELECT 1 FROM ${from} WHERE jsonb_typeof(_jsonb->$1) IN ('array', 'object') LIMIT 1`, [field]);

@@ -13,6 +13,7 @@
  * written again.
  */
 import { MongoClient, type Db } from 'mongodb';
+import pg from 'pg';
 import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
@@ -22,6 +23,8 @@ import type { TrimLimits } from './oplog-trim.js';
 import { recordOf, RequestLedger, type LedgerRecord } from './request-ledger.js';
 import { Tables } from './tables.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
+import { idsPresent } from './pg-layout.js';
+import type { Logger } from '../common/logger.js';
 
 export { INTERNAL_PREFIX } from './tables.js';
 export type { OplogDoc } from './oplog.js';
@@ -159,8 +162,34 @@ export class Store {
     return this.tables.findForUpdate(table, where);
   }
 
-  idsExisting(table: string, ids: string[]): Promise<string[]> {
+  /**
+   * Which of `ids` a table holds: on FerretDB/PostgreSQL one indexed query for
+   * them all (pg-layout.ts), else one lookup by `_id` each (FerretDB answers a
+   * `$in` by reading the whole table). If PostgreSQL fails, the lookups answer.
+   */
+  async idsExisting(table: string, ids: string[]): Promise<string[]> {
+    const pool = ids.length > 1 ? this.pgPool() : undefined;
+    if (pool !== undefined) {
+      try {
+        return await idsPresent(pool, this.db.databaseName, table, ids);
+      } catch (err) {
+        this.log?.warn({ err, table }, 'looking ids up in PostgreSQL failed; asking FerretDB one id at a time');
+      }
+    }
     return this.tables.idsExisting(table, ids);
+  }
+
+  private pool: pg.Pool | undefined;
+
+  /** A small pool on the worker's own PostgreSQL database, opened at first use (none without `pgUrl`). */
+  private pgPool(): pg.Pool | undefined {
+    if (this.pgUrl === undefined) return undefined;
+    if (this.pool === undefined) {
+      this.pool = new pg.Pool({ connectionString: this.pgUrl, max: 2, idleTimeoutMillis: 30_000, application_name: 'dbaas-ids' });
+      // An idle client's error (the server restarted) must not end the worker; the next query reconnects.
+      this.pool.on('error', (err) => this.log?.warn({ err }, 'an idle PostgreSQL connection failed'));
+    }
+    return this.pool;
   }
 
   /** A table's secondary indexes (issue 17; worker/table-indexes.ts). */
@@ -177,6 +206,9 @@ export class Store {
    * does: a unique index is then checked by PostgreSQL, not by reading every document.
    */
   pgUrl: string | undefined;
+
+  /** Where the store says that a PostgreSQL path failed and the MongoDB wire answered instead. */
+  log: Logger | undefined;
 
   async uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
     return this.pgUrl === undefined ? undefined : uniqueVerdict(this.pgUrl, this.db.databaseName, table, index);
@@ -226,6 +258,7 @@ export class Store {
   }
 
   async close(): Promise<void> {
+    await this.pool?.end().catch(() => undefined);
     await this.client.close().catch(() => undefined);
   }
 }

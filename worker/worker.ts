@@ -158,6 +158,7 @@ export class Worker implements WorkerContext {
     const { config } = this;
     this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs);
     this.storeRef.pgUrl = config.pgUrl;
+    this.storeRef.log = this.logger;
     this.storeRef.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
     await this.registration.start(15_000);
 

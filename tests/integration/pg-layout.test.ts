@@ -1,0 +1,82 @@
+/**
+ * worker/pg-layout.ts against a real FerretDB on the PostgreSQL server `npm test`
+ * sets up (DBAAS_PG_URL): where FerretDB keeps a table, and which of a list of
+ * ids a table holds, answered by one query on FerretDB's `_id` index (the
+ * duplicate check of inserts that carry their own `_id`s; FerretDB answers the
+ * same question as a `$in` by reading the whole table).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ferretdbUrl, PostgresDatabases, readMarker } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { idsPresent, tableIn } from '../../worker/pg-layout.js';
+import { mongoPrefix } from '../../worker/tables.js';
+import { eventually } from './harness.js';
+import { freePort } from './infra.js';
+
+const pgUrl = process.env.DBAAS_PG_URL;
+const dbBin = process.env.DBAAS_DB_BIN ?? '';
+/** The worker's own MongoDB database (DBAAS_WORKER_DB_NAME): the `default` database. */
+const WORKER_DB = 'w';
+
+describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))('FerretDB layout in PostgreSQL (worker/pg-layout.ts)', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-pg-layout-'));
+  const databases = new PostgresDatabases({ adminUrl: pgUrl ?? '', namespace: `pglayout-${randomBytes(3).toString('hex')}` });
+  let url = '';
+  let ferret: ChildProcess | undefined;
+  let mongo: MongoClient | undefined;
+  let pool: pg.Pool | undefined;
+
+  beforeAll(async () => {
+    url = await databases.ensure('w1', dir);
+    const port = await freePort();
+    ferret = spawn(dbBin, [`--handler=postgresql`, `--postgresql-url=${ferretdbUrl(url)}`, `--listen-addr=127.0.0.1:${port}`, `--state-dir=${dir}`, '--debug-addr=-', '--telemetry=disable', '--log-level=warn'], {
+      stdio: 'ignore',
+    });
+    const client = new MongoClient(`mongodb://127.0.0.1:${port}/`, { serverSelectionTimeoutMS: 1000 });
+    await eventually(() => client.connect().then(() => true, () => false), 30_000, 'FerretDB answering');
+    mongo = client;
+    const users = Array.from({ length: 2000 }, (_, i) => ({ _id: `u${i}`, n: i }));
+    await mongo.db(WORKER_DB).collection<{ _id: string; n: number }>('users').insertMany(users);
+    await mongo.db(`${mongoPrefix(WORKER_DB)}shop`).collection<{ _id: string }>('rides').insertMany([{ _id: 'r1' }, { _id: 'u1' }]);
+    pool = new pg.Pool({ connectionString: url, max: 2 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await pool?.end();
+    await mongo?.close();
+    ferret?.kill('SIGKILL');
+    const marker = readMarker(dir);
+    if (marker) await databases.drop(marker);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('finds where each database keeps a table, and nothing for a table or database that does not exist', async () => {
+    expect(await tableIn(pool as pg.Pool, WORKER_DB, 'users')).toMatch(/^"w"\."users_[0-9a-f]+"$/);
+    expect(await tableIn(pool as pg.Pool, WORKER_DB, 'shop.rides')).toMatch(/^"w--shop"\."rides_[0-9a-f]+"$/);
+    expect(await tableIn(pool as pg.Pool, WORKER_DB, 'nosuch')).toBeUndefined();
+    expect(await tableIn(pool as pg.Pool, WORKER_DB, 'nodb.users')).toBeUndefined();
+  });
+
+  it('answers which ids a table holds, per database, in the order asked, with one query on the _id index', async () => {
+    const ask = ['u1999', 'nope', 'u0', 'r1', 'u1', 'u2000'];
+    expect(await idsPresent(pool as pg.Pool, WORKER_DB, 'users', ask)).toEqual(['u1999', 'u0', 'u1']);
+    expect(await idsPresent(pool as pg.Pool, WORKER_DB, 'shop.rides', ask)).toEqual(['r1', 'u1']);
+    expect(await idsPresent(pool as pg.Pool, WORKER_DB, 'nosuch', ask)).toEqual([]);
+    const thousand = Array.from({ length: 1000 }, (_, i) => `u${i * 3}`);
+    expect(await idsPresent(pool as pg.Pool, WORKER_DB, 'users', thousand)).toEqual(thousand.filter((id) => Number(id.slice(1)) < 2000));
+
+    const from = (await tableIn(pool as pg.Pool, WORKER_DB, 'users')) as string;
+    const plan = await (pool as pg.Pool).query<{ 'QUERY PLAN': string }>(`EXPLAIN SELECT _jsonb->>'_id' FROM ${from} WHERE (_jsonb -> '_id') = ANY($1::jsonb[])`, [
+      ask.map((id) => JSON.stringify(id)),
+    ]);
+    const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+    expect(text).toMatch(/Index/);
+    expect(text).not.toMatch(/Seq Scan/);
+  });
+});

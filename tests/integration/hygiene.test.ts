@@ -8,7 +8,8 @@ import { alive, dbPidOf, queueExists, znodeChildren } from './infra.js';
 
 describe('resource hygiene', () => {
   it('leaves no queue, znode, process or data directory behind a dead worker, nor (but the master data) after a stop', async () => {
-    const c = await startTestCluster({ DBAAS_INITIAL_SLAVES: '2' });
+    // A dead slave replaced by a new one (not restarted in place on its data), so it must leave nothing behind.
+    const c = await startTestCluster({ DBAAS_INITIAL_SLAVES: '2', DBAAS_SLAVE_RESTARTS_IN_PLACE: '0' });
     const names = clusterNames(c.namespace);
     try {
       await c.post('/api/v1/db/write', { table: 'h', operation: 'insert', data: { a: 1 } });

@@ -128,9 +128,15 @@ export class LifecycleManager {
       this.entries.map(async (e) => {
         if (busy(e)) return;
         const pid = e.spec.pid();
-        const alive = e.spec.alive(pid);
         // Bounded here too: one probe that never settles must not stop the supervision of every service.
-        const probeFailure = alive ? await settleWithin(e.spec.probe(this.o.probeTimeoutMs), this.o.probeTimeoutMs + 1000, `no answer within ${this.o.probeTimeoutMs} ms`) : 'no process';
+        const probe = (): Promise<string | undefined> =>
+          settleWithin(e.spec.probe(this.o.probeTimeoutMs), this.o.probeTimeoutMs + 1000, `no answer within ${this.o.probeTimeoutMs} ms`);
+        // A service this npm start only watches may have no pid file here (another checkout's, or the system's
+        // RabbitMQ): then its probe alone says whether it runs.
+        const probeOnly = pid === undefined && !e.spec.managed;
+        const answer = probeOnly ? await probe() : undefined;
+        const alive = probeOnly ? answer === undefined : e.spec.alive(pid);
+        const probeFailure = probeOnly ? answer : alive ? await probe() : 'no process';
         // A restart may have begun meanwhile (the manager started its orchestrator at once).
         if (this.closed || busy(e)) return;
         e.pid = alive ? pid : undefined;

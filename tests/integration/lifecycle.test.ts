@@ -101,7 +101,8 @@ describe('the lifecycle manager', () => {
       ['rabbitmq', 'rabbitmq', 'running', false],
       ['zookeeper', 'zookeeper', 'running', false],
     ]);
-    for (const s of platform) expect(alive(s.pid!), `${s.name} pid ${s.pid}`).toBe(true);
+    // A pid where this checkout started the service (a fresh machine, CI); services another checkout started are listed by their probe alone.
+    for (const s of platform) if (s.pid !== undefined) expect(alive(s.pid), `${s.name} pid ${s.pid}`).toBe(true);
     expect(entry).toMatchObject({ name: `orchestrator-${port}`, address: `http://127.0.0.1:${port}`, managed: true, restarts: 0, stale: false });
     await eventually(async () => ((await client.workers().catch(() => [])) as unknown[]).length === 2, 60_000, 'a master and a slave');
     const workers = (await client.workers()).map((w) => w.pid).sort();

@@ -159,7 +159,7 @@ async function pause(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ tex
 }
 
 /** SIGKILL of a worker's database process (a slave's first, then master and slave in turn); its worker must go and be replaced. */
-async function killDb(ctx: FaultContext, nth: number): Promise<{ text: string; gone: { ids: string[] } }> {
+async function killDb(ctx: FaultContext, nth: number): Promise<{ text: string; gone: { pids: number[] } }> {
   const role = nth % 2 === 0 ? 'slave' : 'master';
   const ws = await workersOf(ctx.api);
   const target = role === 'master' ? ws.find((w) => w.role === 'master') : pick(ws.filter((w) => w.role === 'slave'), ctx.random);
@@ -167,7 +167,8 @@ async function killDb(ctx: FaultContext, nth: number): Promise<{ text: string; g
   const unit = unitOf(ctx.dataDir, ctx.namespace, target.id);
   if (!unit?.dbPid) throw new Error(`no unit.json with a database pid for worker ${target.id}`);
   if (!signalPid(unit.dbPid, 'SIGKILL')) throw new Error(`cannot SIGKILL database pid ${unit.dbPid}`);
-  return { text: `SIGKILL of the database (pid ${unit.dbPid}) of ${role} ${target.id} (worker pid ${target.pid})`, gone: { ids: [target.id] } };
+  // Its worker goes with it, and is replaced or (a slave) restarted in place on its data: a new pid either way.
+  return { text: `SIGKILL of the database (pid ${unit.dbPid}) of ${role} ${target.id} (worker pid ${target.pid})`, gone: { pids: [target.pid] } };
 }
 
 /**

@@ -17,8 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MongoClient } from 'mongodb';
-import { clusterEnv, loadOrchestratorConfig } from '../../common/config.js';
-import { BenchCluster } from './bench-cluster.js';
+import { loadOrchestratorConfig } from '../../common/config.js';
+import { BenchCluster, benchEnv } from './bench-cluster.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -231,15 +231,7 @@ async function main(): Promise<void> {
     slaves: 1,
     ...(values.port ? { port: Number(values.port) } : {}),
     ...(values.namespace ? { namespace: values.namespace } : {}),
-    env: {
-      ...clusterEnv(config),
-      DBAAS_DB_BIN: config.dbBin,
-      DBAAS_DB_BACKEND: config.dbBackend,
-      ...(config.pgUrl ? { DBAAS_PG_URL: config.pgUrl } : {}),
-      DBAAS_LOG_LEVEL: 'info',
-      DBAAS_REQUEST_TIMEOUT_MS: '30000',
-      DBAAS_MAX_SLAVES: '8',
-    },
+    env: { ...benchEnv(config), DBAAS_REQUEST_TIMEOUT_MS: '30000', DBAAS_MAX_SLAVES: '8' },
     log,
   });
   const cases: CatchUpCase[] = [];

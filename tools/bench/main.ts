@@ -22,8 +22,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MongoClient, ObjectId, type Collection, type Document } from 'mongodb';
-import { clusterEnv, loadOrchestratorConfig } from '../../common/config.js';
-import { BenchCluster, rssBytes } from './bench-cluster.js';
+import { loadOrchestratorConfig } from '../../common/config.js';
+import { BenchCluster, benchEnv, rssBytes } from './bench-cluster.js';
 import { CpuMeter, findBrokerPid } from './cpu-meter.js';
 import { keyReadLines, measureKeyReads, type KeyReads } from './key-reads.js';
 import { closedLoop, httpLoad, type LoadResult } from './load.js';
@@ -286,15 +286,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   if (os.loadavg()[0]! > os.cpus().length * 0.5) log(`WARNING: the machine is busy (load average ${loadBefore}); figures will be low and noisy`);
 
-  const env: Record<string, string> = {
-    ...clusterEnv(config),
-    DBAAS_DB_BIN: config.dbBin,
-    // The storage scripts/setup.sh chose (.dbaas/runtime.env): PostgreSQL unless DBAAS_DB_BACKEND=sqlite.
-    DBAAS_DB_BACKEND: config.dbBackend,
-    ...(config.pgUrl ? { DBAAS_PG_URL: config.pgUrl } : {}),
-    DBAAS_LOG_LEVEL: 'info',
-    DBAAS_REQUEST_TIMEOUT_MS: '10000',
-  };
+  const env = benchEnv(config);
   const cluster = new BenchCluster({ slaves: 2, env, log });
   const sampler = new RssSampler();
   const echoQueue = `bench-echo-${randomBytes(3).toString('hex')}`;

@@ -127,25 +127,27 @@ export class LifecycleManager {
     await Promise.all(
       this.entries.map(async (e) => {
         if (busy(e)) return;
-        const pid = e.spec.pid();
+        const filed = e.spec.pid();
+        const live = e.spec.alive(filed);
+        const pid = live ? filed : undefined;
         // Bounded here too: one probe that never settles must not stop the supervision of every service.
         const probe = (): Promise<string | undefined> =>
           settleWithin(e.spec.probe(this.o.probeTimeoutMs), this.o.probeTimeoutMs + 1000, `no answer within ${this.o.probeTimeoutMs} ms`);
-        // A service this npm start only watches may have no pid file here (another checkout's, or the system's
-        // RabbitMQ): then its probe alone says whether it runs.
-        const probeOnly = pid === undefined && !e.spec.managed;
+        // A service this npm start only watches may have no live pid in this checkout's files (started by another
+        // checkout, by the system, or restarted by another checkout's scripts): then its probe alone says whether it runs.
+        const probeOnly = !live && !e.spec.managed;
         const answer = probeOnly ? await probe() : undefined;
-        const alive = probeOnly ? answer === undefined : e.spec.alive(pid);
+        const alive = probeOnly ? answer === undefined : live;
         const probeFailure = probeOnly ? answer : alive ? await probe() : 'no process';
         // A restart may have begun meanwhile (the manager started its orchestrator at once).
         if (this.closed || busy(e)) return;
-        e.pid = alive ? pid : undefined;
+        e.pid = pid;
         const acts = e.spec.managed && (!e.spec.shared || this.holdsLock);
         const why = e.spec.managed ? 'another manager holds the platform lock' : 'this npm start did not start it';
         const d = decide(
           e.spec.name,
           e.record,
-          { alive, ...(alive && pid !== undefined ? { pid } : {}), ...(probeFailure === undefined ? {} : { probeFailure }) },
+          { alive, ...(pid !== undefined ? { pid } : {}), ...(probeFailure === undefined ? {} : { probeFailure }) },
           Date.now(),
           this.o.policy,
           acts,
@@ -154,7 +156,7 @@ export class LifecycleManager {
         );
         e.record = d.next;
         if (d.sentence) this.note(e, d.sentence);
-        if (d.action !== 'none') this.launch(e, d.action === 'kill-and-restart', undefined, alive ? pid : undefined);
+        if (d.action !== 'none') this.launch(e, d.action === 'kill-and-restart', undefined, pid);
       }),
     );
     // In the background, one at a time: ZooKeeper calls that hang (a session being re-established) delay the

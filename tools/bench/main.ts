@@ -165,6 +165,26 @@ async function measureCatchUp(cluster: BenchCluster, catchupDocs: number): Promi
 }
 
 /** `POST /api/v1/db/indexes`; throws unless it answers 200. */
+/** One insert at a time into `bench_during` until stopped: what writes wait while an index is built (each write's ms). */
+function writesMeanwhile(cluster: BenchCluster): { stop(): Promise<number[]> } {
+  let going = true;
+  const times: number[] = [];
+  const loop = (async () => {
+    while (going) {
+      const t = performance.now();
+      await cluster.write({ table: 'bench_during', operation: 'insert', data: { at: Date.now() } });
+      times.push(performance.now() - t);
+    }
+  })();
+  return {
+    stop: async () => {
+      going = false;
+      await loop.catch(() => undefined);
+      return times;
+    },
+  };
+}
+
 async function createIndex(url: string, body: unknown): Promise<void> {
   const res = await fetch(`${url}/api/v1/db/indexes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   if (res.status !== 200) throw new Error(`creating an index answered ${res.status}: ${await res.text()}`);
@@ -192,15 +212,9 @@ async function measureIndexes(cluster: BenchCluster, docs: number): Promise<Inde
     empty.push(await ownIds(`bench_own_${k}`, k));
     full.push(await ownIds('bench_catchup', k + 5));
   }
-  let building = true;
-  const during: number[] = [];
-  const writer = (async () => {
-    while (building) {
-      const t = performance.now();
-      await cluster.write({ table: 'bench_during', operation: 'insert', data: { at: Date.now() } });
-      during.push(performance.now() - t);
-    }
-  })();
+  let during: number[] = [];
+  let plainDuring: number[] = [];
+  const writer = writesMeanwhile(cluster);
   const t0 = performance.now();
   try {
     // Past the request timeout the build goes on (the master answers when done): then wait until it is listed.
@@ -215,26 +229,16 @@ async function measureIndexes(cluster: BenchCluster, docs: number): Promise<Inde
       }
     });
   } finally {
-    building = false;
-    await writer.catch(() => undefined);
+    during = await writer.stop();
   }
   const buildMs = performance.now() - t0;
   // A non-unique index needs no check of the data: only the database's build holds the writes.
-  building = true;
-  const plainDuring: number[] = [];
-  const plainWriter = (async () => {
-    while (building) {
-      const t = performance.now();
-      await cluster.write({ table: 'bench_during', operation: 'insert', data: { at: Date.now() } });
-      plainDuring.push(performance.now() - t);
-    }
-  })();
+  const plainWriter = writesMeanwhile(cluster);
   const t1 = performance.now();
   try {
     await createIndex(cluster.url, { table: 'bench_catchup', keys: 'source' });
   } finally {
-    building = false;
-    await plainWriter.catch(() => undefined);
+    plainDuring = await plainWriter.stop();
   }
   const plainBuildMs = performance.now() - t1;
   return {

@@ -147,6 +147,21 @@ pid_is_zookeeper() {
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'org.apache.zookeeper.server'
 }
 
+# runtime_unavailable STATUS_VAR WHAT REASON: records in .dbaas/runtime.env why a
+# container runtime (WHAT: "Docker", "Docker Swarm") cannot be used; with
+# MODE=optional warns that its tests will be skipped and exits 0, else fails.
+runtime_unavailable() {
+  set_runtime_env "$1" "unavailable: $3"
+  if [[ "${MODE:-}" == optional ]]; then
+    warn "================================================================"
+    warn "$2 is NOT available: $3"
+    warn "the $2 runtime's tests will be SKIPPED (DBAAS_REQUIRE_DOCKER=1 makes this an error)"
+    warn "================================================================"
+    exit 0
+  fi
+  die "$2 is not available: $3"
+}
+
 # set_runtime_env KEY VALUE: sets one KEY=VALUE line of .dbaas/runtime.env,
 # keeping the other lines.
 set_runtime_env() {

@@ -60,17 +60,7 @@ HOST_ALIAS=host.docker.internal
 started=$(now_ms)
 
 # unavailable REASON: records why Docker cannot be used, then fails or warns.
-unavailable() {
-  set_runtime_env DBAAS_DOCKER_STATUS "unavailable: $1"
-  if [[ "$MODE" == optional ]]; then
-    warn "================================================================"
-    warn "Docker is NOT available: $1"
-    warn "the Docker runtime's tests will be SKIPPED (DBAAS_REQUIRE_DOCKER=1 makes this an error)"
-    warn "================================================================"
-    exit 0
-  fi
-  die "Docker is not available: $1"
-}
+unavailable() { runtime_unavailable DBAAS_DOCKER_STATUS "Docker" "$1"; }
 
 record_docker_started() {
   touch "$DOCKER_STARTED_FILE"

@@ -32,17 +32,7 @@ esac
 [[ "${DBAAS_REQUIRE_DOCKER:-}" == 1 && "$MODE" == optional ]] && MODE=required
 started=$(now_ms)
 
-unavailable() {
-  set_runtime_env DBAAS_SWARM_STATUS "unavailable: $1"
-  if [[ "$MODE" == optional ]]; then
-    warn "================================================================"
-    warn "Docker Swarm is NOT available: $1"
-    warn "the Swarm runtime's tests will be SKIPPED (DBAAS_REQUIRE_DOCKER=1 makes this an error)"
-    warn "================================================================"
-    exit 0
-  fi
-  die "Docker Swarm is not available: $1"
-}
+unavailable() { runtime_unavailable DBAAS_SWARM_STATUS "Docker Swarm" "$1"; }
 
 if [[ "$MODE" == optional ]]; then
   bash "$DBAAS_ROOT/scripts/setup-docker.sh" --optional

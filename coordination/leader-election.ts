@@ -179,19 +179,32 @@ export class LeaderElection extends EventEmitter {
     return true;
   }
 
+  /*
+   * The waits for a change of the leader znode share one watcher function: the
+   * client keeps every distinct function it is given until the znode changes,
+   * so a new closure per wait (one a second while a follower campaigns under a
+   * steady leader) would pile up without bound.
+   */
+  private readonly leaderWaiters = new Set<() => void>();
+  private readonly leaderWatcher = (): void => {
+    const waiters = [...this.leaderWaiters];
+    this.leaderWaiters.clear();
+    for (const w of waiters) w();
+  };
+
   private async waitForLeaderChange(maxMs: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, maxMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.leaderWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, maxMs);
+      this.leaderWaiters.add(done);
       void this.zk
-        .exists(this.paths.leader, () => {
-          clearTimeout(timer);
-          resolve();
-        })
+        .exists(this.paths.leader, this.leaderWatcher)
         .then((stat) => {
-          if (!stat) {
-            clearTimeout(timer);
-            resolve();
-          }
+          if (!stat) done();
         })
         .catch(() => undefined);
     });

@@ -222,6 +222,47 @@ export function coordinationSuite(name: string, backend: CoordinationBackend): v
       }
     });
 
+    it('a follower campaigning under a steady leader keeps one watcher on the leader znode, not one per wait', async () => {
+      const p = ns();
+      const noop = { onElected: async () => undefined, onDeposed: () => undefined };
+      // Every watcher function the follower hands the client for the leader znode (the client keeps each distinct one).
+      const watchers = new Set<unknown>();
+      let waits = 0;
+      const spy = (s: Session): Session =>
+        new Proxy(s, {
+          get(target, key) {
+            if (key === 'exists') {
+              return (path: string, watcher?: unknown) => {
+                if (path === p.leader && watcher) {
+                  waits++;
+                  watchers.add(watcher);
+                }
+                return target.exists(path, watcher as Parameters<Session['exists']>[1]);
+              };
+            }
+            const v: unknown = Reflect.get(target, key, target);
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        });
+      let a: LeaderElection | undefined;
+      let b: LeaderElection | undefined;
+      const sa = await session((s) => (a = new LeaderElection(s, p, { port: 1, url: 'http://a' }, logger, noop)));
+      await session((s) => (b = new LeaderElection(spy(s), p, { port: 2, url: 'http://b' }, logger, noop)));
+      if (!a || !b) throw new Error('no elections');
+      try {
+        expect(await a.start(0)).toBe('leader');
+        expect(await b.start(0)).toBe('follower');
+        await until(() => waits >= 3, 10_000);
+        expect(watchers.size).toBe(1);
+        // The shared watcher still ends the wait: the follower leads once the leader's session ends.
+        sa.close();
+        await until(() => b?.isLeader === true, 10_000);
+      } finally {
+        a.close();
+        b.close();
+      }
+    });
+
     it('the cluster record round-trips, and an unreadable one reads as none', async () => {
       const p = ns();
       const s = await session();

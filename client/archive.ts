@@ -196,7 +196,7 @@ const DELETE_IDS = 500;
 
 /**
  * Lays the oplog entries of a later archive over a restored one, in seq order,
- * up to `toSeq` / `toTime`. Entries hold resulting state: a put is the
+ * up to `toSeq` / `toTime` (up to the first entry later than `toTime`). Entries hold resulting state: a put is the
  * document's whole post-image (written as delete + insert, so fields it lost
  * go too), a del a deletion, a clear empties the target database. Each write
  * has a requestId from the entry's seq, so a rerun applies nothing twice.
@@ -230,7 +230,11 @@ async function applyOplog(
   let seq = base.seq;
   let applied = 0;
   for (const e of entries.sort((x, y) => x.seq - y.seq)) {
-    if (e.seq <= base.seq || e.seq > toSeq || (toTime !== undefined && e.ts > toTime)) continue;
+    if (e.seq <= base.seq) continue;
+    // A point in time is a prefix of the history: the first entry past it ends the
+    // replay, also when a later one carries an earlier time (masters' clocks differ
+    // across a failover), so the result is a state the database really was in.
+    if (e.seq > toSeq || (toTime !== undefined && e.ts > toTime)) break;
     const rid = (what: string): string => `pitr-${head.id}-${e.seq}-${what}`;
     const deletes = new Map<string, string[]>();
     const inserts = new Map<string, Doc[]>();

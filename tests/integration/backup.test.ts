@@ -11,7 +11,7 @@ import { DbaasClient } from '../../client/index.js';
 import { exportTable, importTable, restore } from '../../client/archive.js';
 import { startTestCluster, type TestCluster } from './harness.js';
 import { dumpAllReplicas } from './replicas.js';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 
 const ADMIN = 'backup-admin-token';
 let c: TestCluster;
@@ -109,6 +109,29 @@ describe('backup and restore', () => {
     expect(new Map(restored.map((d) => [d._id, d.n]))).toEqual(expected);
     // A seq the two archives do not cover is refused.
     await expect(restore(admin, Readable.from(archive), { database: 'shop_pitr2', fromDatabase: 'shop', oplog: Readable.from(log), toSeq: later.seq + 5 })).rejects.toThrow(/outside what the two archives cover/);
+  });
+
+  it('restores to a point in time by the clock: the longest prefix of the history at or before that time', async () => {
+    const later = await admin.backup({ oplogAfter: seq });
+    const lines = gunzipSync(await bytesOf(later.body)).toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    const entries = lines.filter((l) => 'e' in l).map((l) => l.e as { seq: number; ts: number });
+    const shopSeqs = new Set(acked.filter((a) => a.database === 'shop' && a.seq > seq).map((a) => a.seq));
+    const mine = entries.filter((e) => shopSeqs.has(e.seq)).sort((x, y) => x.seq - y.seq);
+    expect(mine.length).toBeGreaterThan(4);
+    // A master whose clock ran ahead wrote the second of them; the time asked for is the clock of a later entry.
+    const ahead = mine[1] as { seq: number; ts: number };
+    const at = mine[mine.length - 2] as { seq: number; ts: number };
+    expect(at.seq).toBeGreaterThan(ahead.seq);
+    ahead.ts = at.ts + 3_600_000;
+    const edited = gzipSync(lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const report = await restore(admin, Readable.from(archive), { database: 'shop_pitr_time', fromDatabase: 'shop', oplog: Readable.from(edited), toTime: new Date(at.ts).toISOString() });
+    // The replay stops before the entry past the time, even though later entries are earlier by the clock.
+    const before = Math.max(...entries.filter((e) => e.seq < ahead.seq).map((e) => e.seq));
+    expect(report.pointInTime?.seq).toBe(before);
+    const expected = new Map<string, number>();
+    for (const a of acked) if (a.database === 'shop' && a.seq < ahead.seq) expected.set(a.id, (expected.get(a.id) ?? 0) + 1);
+    const restored = await admin.read<{ _id: string; n: number }>('counters', { database: 'shop_pitr_time', sort: { _id: 1 } });
+    expect(new Map(restored.map((d) => [d._id, d.n]))).toEqual(expected);
   });
 
   it('refuses to restore over data, and refuses an archive cut short', async () => {

@@ -277,7 +277,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return result;
   });
 
-  const listPids = async (): Promise<number[]> => cluster.pids();
+  // A follower first reads the host pids of workers registered since it last looked (workers in containers say pid 1).
+  const listPids = async (): Promise<number[]> => {
+    await cluster.refreshPids();
+    return cluster.pids();
+  };
   app.get('/api/v1/workers/list', { onRequest: requireApiKey }, listPids);
   app.get('/api/v1/worker/list', { onRequest: requireApiKey }, listPids);
 
@@ -291,7 +295,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return (await rpc.call(names.controlQueue(master.id), tablesMessage(table), { timeoutMs: config.requestTimeoutMs, reqId })) as TableInfo[];
     },
   });
-  app.get('/api/v1/workers', { onRequest: requireApiKey }, async () => cluster.workersDetail()); // id, role, pid, state, appliedSeq, lag
+  app.get('/api/v1/workers', { onRequest: requireApiKey }, async () => {
+    await cluster.refreshPids();
+    return cluster.workersDetail(); // id, role, pid, state, appliedSeq, lag
+  });
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_request, reply) => {

@@ -25,6 +25,7 @@ import { newWorkerId, type ClusterDeps, type ControlState, type SwitchoverResult
 import { ControlLoop } from './control-loop.js';
 import { gatherFacts, isRunning, knownIds, pidOf, type FactSources } from './facts.js';
 import { Failover } from './failover.js';
+import { ObservedPids } from './observed-pids.js';
 import type { ClusterFacts } from './reconcile.js';
 import { RequestRouter } from './request-router.js';
 import { WorkerActions } from './worker-actions.js';
@@ -40,6 +41,8 @@ export class ClusterManager {
   private readonly workers: WorkerActions;
   private readonly failover: Failover;
   private readonly loop: ControlLoop;
+  /** Host pids read from the engine while following (the leader's runtime knows them; a worker in a container says pid 1). */
+  private readonly observed: ObservedPids;
   private started = false;
 
   constructor(private readonly d: ClusterDeps) {
@@ -52,7 +55,16 @@ export class ClusterManager {
       this.s.registry.exit(info);
       this.kick();
     });
-    d.view.on('change', () => this.kick());
+    this.observed = new ObservedPids(d.runtime, d.view, d.logger);
+    d.view.on('change', () => {
+      this.kick();
+      void this.refreshPids();
+    });
+  }
+
+  /** While following: reads the host pids of newly registered workers from the engine (bounded; the leader's runtime already knows them). */
+  async refreshPids(): Promise<void> {
+    if (!this.s.leading) await this.observed.refresh();
   }
 
   /** How many slaves the cluster should have; the autoscaler moves it (scaleTo). */
@@ -131,12 +143,12 @@ export class ClusterManager {
   // ----------------------------------------------------------------- facts --
 
   private pidOf(id: string): number {
-    return pidOf({ ...this.d, registry: this.s.registry }, id);
+    return pidOf(this.factSources, id);
   }
 
   private get factSources(): FactSources {
     const s = this.s;
-    return { registry: s.registry, view: this.d.view, runtime: this.d.runtime, lastMasterId: s.lastMasterId, targetSlaves: s.targetSlaves, missingGraceMs: this.missingGraceMs, restartsInPlace: this.d.config.slaveRestartsInPlace };
+    return { registry: s.registry, view: this.d.view, runtime: this.d.runtime, lastMasterId: s.lastMasterId, targetSlaves: s.targetSlaves, missingGraceMs: this.missingGraceMs, restartsInPlace: this.d.config.slaveRestartsInPlace, observed: this.observed };
   }
 
   /** Takes in what ZooKeeper shows now (registered, missing): the one place besides the actions where the registry moves. */

@@ -5,6 +5,7 @@
  * registry moves only through its actions and `observe()`.
  */
 import type { ClusterView } from '../coordination/cluster-view.js';
+import type { ObservedPids } from './observed-pids.js';
 import type { ClusterFacts, WorkerFact } from './reconcile.js';
 import type { Runtime } from './runtimes/runtime.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -19,15 +20,17 @@ export interface FactSources {
   missingGraceMs: number;
   /** DBAAS_SLAVE_RESTARTS_IN_PLACE (absent: 0, never). */
   restartsInPlace?: number;
+  /** Host pids a follower read from the engine (observed-pids.ts), for workers another orchestrator runs. */
+  observed?: Pick<ObservedPids, 'get'>;
 }
 
 /**
  * The worker's pid as the host sees it: the runtime's while it runs, the one its exit
- * was reported with once it died, else what its znode says (inside a container that is
- * the container's own pid, 1), else 0.
+ * was reported with once it died, else the one a follower read from the engine, else what
+ * its znode says (inside a container that is the container's own pid, 1), else 0.
  */
-export function pidOf(s: Pick<FactSources, 'runtime' | 'view' | 'registry'>, id: string): number {
-  return s.runtime.list().find((w) => w.id === id)?.pid ?? s.registry.exitOf(id)?.pid ?? s.view.workers.get(id)?.pid ?? 0;
+export function pidOf(s: Pick<FactSources, 'runtime' | 'view' | 'registry' | 'observed'>, id: string): number {
+  return s.runtime.list().find((w) => w.id === id)?.pid ?? s.registry.exitOf(id)?.pid ?? s.observed?.get(id) ?? s.view.workers.get(id)?.pid ?? 0;
 }
 
 /** Whether the worker runs: being started, run by our runtime, or (known only from ZooKeeper) registered and not seen dying. */

@@ -528,6 +528,22 @@ export class DockerRuntime implements Runtime {
     return this.list();
   }
 
+  /** The namespace's running worker containers and their `State.Pid`, read only (a follower's listing). */
+  async observe(): Promise<WorkerHandle[]> {
+    const found = await timed(
+      this.docker.listContainers({ filters: { label: [`${DOCKER_LABELS.namespace}=${this.opts.namespace}`, `${DOCKER_LABELS.part}=worker`], status: ['running'] } }),
+      API_TIMEOUT_MS,
+      'docker ps',
+    );
+    const seen = await Promise.all(
+      found.map(async (c) => {
+        const info = await timed(this.docker.getContainer(c.Id).inspect(), API_TIMEOUT_MS, 'docker inspect').catch(() => undefined);
+        return { id: c.Labels[DOCKER_LABELS.workerId] ?? '', pid: info?.State.Running ? info.State.Pid : 0 };
+      }),
+    );
+    return seen.filter((w) => w.id && w.pid > 0);
+  }
+
   /**
    * Stops watching without touching the containers, which keep running for a
    * new orchestrator to adopt (the counterpart of the cluster's `detach`).

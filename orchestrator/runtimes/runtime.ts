@@ -57,6 +57,13 @@ export interface Runtime {
   /** Workers this runtime knows to be running. */
   list(): WorkerHandle[];
   /**
+   * The namespace's running workers as the engine shows them, read only
+   * (nothing adopted, watched or touched): how a follower orchestrator lists
+   * the host pids the leader's runtime knows. Absent where a worker's own
+   * znode already has its host pid (the process runtime).
+   */
+  observe?(): Promise<WorkerHandle[]>;
+  /**
    * Takes over the workers of this namespace that a previous orchestrator left
    * running (after an orchestrator crash or restart): from then on they are
    * listed, killed, stopped and reported on exit like workers started here.

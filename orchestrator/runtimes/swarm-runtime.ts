@@ -429,6 +429,22 @@ export class SwarmRuntime extends DockerRuntime {
     return this.list();
   }
 
+  /** The namespace's worker services whose task runs, with the task's pid (on its node), read only (a follower's listing). */
+  override async observe(): Promise<WorkerHandle[]> {
+    const services = await timed(
+      this.docker.listServices({ filters: { label: [`${DOCKER_LABELS.namespace}=${this.opts.namespace}`, `${DOCKER_LABELS.part}=worker`] } }),
+      API_TIMEOUT_MS,
+      'docker service ls',
+    );
+    const tasks = await this.tasksOf(services.flatMap((s) => (s.ID ? [s.ID] : [])));
+    return services.flatMap((s) => {
+      const id = (s.Spec?.Labels as Record<string, string> | undefined)?.[DOCKER_LABELS.workerId];
+      const task = s.ID ? currentTask(tasks, s.ID) : undefined;
+      const pid = task?.Status.State === 'running' ? (task.Status.ContainerStatus?.PID ?? 0) : 0;
+      return id && pid > 0 ? [{ id, pid }] : [];
+    });
+  }
+
   override detach(): void {
     this.stopPolling();
     super.detach();

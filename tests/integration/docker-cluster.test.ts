@@ -158,6 +158,37 @@ for (const { kind, status, title } of runtimes) describe.skipIf(!status.ready)(t
     expect(reasons.join('\n')).not.toMatch(/\(pid 1\)/);
   });
 
+  it('a follower orchestrator lists the same host pids as the leader (workers/list, workers), before and after a crash/slave', async () => {
+    const leader = await cluster({}, { listen: true });
+    const follower = await cluster({}, { namespace: leader.namespace, dataDir: leader.dataDir, listen: true });
+    expect(leader.orch.election.isLeader).toBe(true);
+    expect(follower.orch.election.isLeader).toBe(false);
+    const sameOnBoth = async (): Promise<number[]> => {
+      const hostPids = (await workerContainers(leader.namespace)).map((x) => x.pid).sort((a, b) => a - b);
+      const [l, f] = [(await leader.get('/api/v1/workers/list')).body as number[], (await follower.get('/api/v1/workers/list')).body as number[]];
+      const byId = async (c: TestCluster): Promise<Record<string, number>> =>
+        Object.fromEntries(((await c.get('/api/v1/workers')).body as Array<{ id: string; pid: number }>).map((w) => [w.id, w.pid]));
+      return l.length === hostPids.length && JSON.stringify(l) === JSON.stringify(hostPids) && JSON.stringify(f) === JSON.stringify(l) &&
+        JSON.stringify(await byId(follower)) === JSON.stringify(await byId(leader))
+        ? l
+        : [];
+    };
+    let before: number[] = [];
+    await eventually(async () => (before = await sameOnBoth()).length === 2, 10_000, 'the same host pids listed by leader and follower');
+    expect(before).not.toContain(1);
+
+    const crash = await leader.post('/api/v1/crash/slave');
+    expect(crash.status).toBe(200);
+    await eventually(() => follower.orch.view.servingSlaves().length === 1 && !before.includes(follower.orch.view.servingSlaves()[0]?.pid ?? -1), 30_000, 'a replacement slave');
+    let after: number[] = [];
+    await eventually(async () => (after = await sameOnBoth()).length === 2, 10_000, 'the replacement listed by both with its host pid');
+    expect(after).not.toContain(1);
+    expect(after).not.toContain(Number(crash.body[0]));
+    // The follower first, so that it hands nothing over: the leader then stops the workers.
+    await follower.close();
+    clusters = clusters.filter((x) => x !== follower);
+  });
+
   it('a restarted orchestrator adopts the running containers instead of starting a second set', async () => {
     const first = await startTestCluster(env);
     namespaces.add(first.namespace);

@@ -29,7 +29,7 @@ const DOCUMENT_RULES: ValueRules = { code: 'DBAAS_DOC_INVALID' };
  * Checks a document for insert and returns a deep copy.
  *
  * Keys are non-empty, at most {@link MAX_KEY_LENGTH} long, do not start with `$`,
- * contain no `.` or NUL and are not `__proto__`. Numbers are finite. A top-level
+ * contain no `.` or NUL and are not `__proto__`. Strings hold no NUL. Numbers are finite. A top-level
  * `_id`, when present, is a non-empty string of at most {@link MAX_ID_LENGTH}.
  *
  * @param path where the document sits in the request, for messages (e.g. `data[2]`)
@@ -55,6 +55,7 @@ export function validateValue(value: unknown, path: string, depth: number, rules
   switch (typeof value) {
     case 'string':
       if (value.length > MAX_STRING_LENGTH) fail('DBAAS_REQ_LIMIT_EXCEEDED', path, `string longer than ${MAX_STRING_LENGTH} characters`);
+      checkNoNul(value, path, rules.code);
       return value;
     case 'number':
       if (!Number.isFinite(value)) fail(rules.code, path, 'numbers must be finite');
@@ -83,6 +84,17 @@ export function checkKey(key: string, path: string, rules: ValueRules = DOCUMENT
   if (key.includes('.')) fail(rules.code, path, `key ${key} must not contain "."`);
   if (key.includes('\0')) fail(rules.code, path, 'keys must not contain NUL');
   if (key === '__proto__') fail(rules.code, path, 'key __proto__ is not allowed');
+}
+
+/**
+ * Refuses a string holding NUL (U+0000). PostgreSQL's jsonb, where FerretDB keeps every
+ * document by default, cannot store it: a write holding one would be stored in the oplog
+ * and sent to every slave, then refused by every replica's database, and no worker could
+ * start again past it. So it is refused up front, on every backend alike.
+ * @throws DbaasError `code`
+ */
+export function checkNoNul(value: string, path: string, code: ErrorCode): void {
+  if (value.includes('\0')) fail(code, path, 'strings must not contain the NUL character (U+0000)');
 }
 
 /** Throws `DBAAS_REQ_LIMIT_EXCEEDED` when an array or object would sit deeper than {@link MAX_DEPTH}. */

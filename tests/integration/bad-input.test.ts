@@ -210,6 +210,10 @@ const filterCases: Case[] = [
   ['read: $ segment in a field path', R, { table: 'users', where: { 'tags.$': 'a' } }, 400, QUERY_INVALID],
   ['read: empty field path', R, { table: 'users', where: { '': 1 } }, 400, QUERY_INVALID],
   ['read: filter 25 levels deep', R, { table: 'users', where: { profile: nested(24) } }, 400, LIMIT],
+  ['read: NUL in a literal', R, { table: 'users', where: { username: 'ana\u0000' } }, 400, QUERY_INVALID],
+  ['upsert: NUL in an equality its document is seeded from', W, { table: 'users', operation: 'upsert', where: { username: 'z\u0000' }, data: { $set: { age: 1 } } }, 400, QUERY_INVALID],
+  ['delete: NUL in $in', W, { table: 'users', operation: 'delete', where: { username: { $in: ['ana', 'b\u0000'] } } }, 400, QUERY_INVALID],
+  ['read: NUL in $regex', R, { table: 'users', where: { username: { $regex: 'a\u0000' } } }, 400, QUERY_INVALID],
   ['read: 25 nested $and', R, { table: 'users', where: Array.from({ length: 25 }).reduce<unknown>((w) => ({ $and: [w] }), { username: 'ana' }) }, 400, LIMIT],
 ];
 
@@ -226,6 +230,11 @@ const documentCases: Case[] = [
   ['insert: nested dotted key', W, { table: 'users', operation: 'insert', data: { profile: { 'a.b': 1 } } }, 400, DOC_INVALID],
   ['insert: empty key', W, { table: 'users', operation: 'insert', data: { '': 1 } }, 400, DOC_INVALID],
   ['insert: key with NUL', W, { table: 'users', operation: 'insert', data: { 'a\u0000b': 1 } }, 400, DOC_INVALID],
+  // PostgreSQL's jsonb cannot hold NUL: such a write used to reach the oplog and every slave, and kill every replica for good.
+  ['insert: string value with NUL', W, { table: 'users', operation: 'insert', data: { username: 'a\u0000b' } }, 400, DOC_INVALID],
+  ['insert: _id with NUL', W, { table: 'users', operation: 'insert', data: { _id: 'u\u0000', username: 'eve' } }, 400, DOC_INVALID],
+  ['insert: NUL in a nested array', W, { table: 'users', operation: 'insert', data: { tags: ['ok', { n: '\u0000' }] } }, 400, DOC_INVALID],
+  ['legacy insert: NUL in a value', W, { table: 'users', insert: ['ev\u0000e'], column: ['username'] }, 400, DOC_INVALID],
   ['insert: key 257 chars', W, { table: 'users', operation: 'insert', data: { ['k'.repeat(257)]: 1 } }, 400, DOC_INVALID],
   ['insert: number out of range (raw 1e400)', W, '{"table":"users","operation":"insert","data":{"n":1e400}}', 400, DOC_INVALID],
   ['insert: _id not a string', W, { table: 'users', operation: 'insert', data: { _id: 7, username: 'eve' } }, 400, DOC_INVALID],
@@ -257,6 +266,9 @@ const updateCases: Case[] = [
   ['update: $push with $slice', W, { table: 'users', operation: 'update', where: {}, data: { $push: { tags: { $each: ['x'], $slice: 1 } } } }, 400, UPDATE_INVALID],
   ['update: __proto__ plain field (raw)', W, '{"table":"users","operation":"update","where":{},"data":{"__proto__":{"polluted":1}}}', 400, UPDATE_INVALID],
   ['update: $set __proto__ (raw)', W, '{"table":"users","operation":"update","where":{},"data":{"$set":{"__proto__":{"polluted":1}}}}', 400, UPDATE_INVALID],
+  ['update: $set a string with NUL', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $set: { password: 'x\u0000' } } }, 400, UPDATE_INVALID],
+  ['update: plain field with NUL', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { password: '\u0000' } }, 400, UPDATE_INVALID],
+  ['update: $push a string with NUL', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $push: { tags: { $each: ['ok', 'n\u0000'] } } } }, 400, UPDATE_INVALID],
   ['update: $set a.__proto__.b', W, { table: 'users', operation: 'update', where: {}, data: { $set: { 'a.__proto__.b': 1 } } }, 400, UPDATE_INVALID],
 ];
 
@@ -294,6 +306,8 @@ const legacyCases: Case[] = [
   ['read: legacy where over 4096 chars', R, { table: 'users', where: `username='${'a'.repeat(4100)}'` }, 400, LIMIT],
   ['delete: legacy where with OR', W, { table: 'users', delete: "username='ana' OR 1=1" }, 400, QUERY_INVALID],
   ['delete: legacy where with >', W, { table: 'users', delete: 'age>1' }, 400, QUERY_INVALID],
+  ['read: legacy where with NUL in a literal', R, { table: 'users', where: "username='a\u0000'" }, 400, QUERY_INVALID],
+  ['delete: legacy where with NUL in a literal', W, { table: 'users', delete: "username='a\u0000'" }, 400, QUERY_INVALID],
   ['delete: legacy where empty', W, { table: 'users', delete: '' }, 400, QUERY_INVALID],
   ['delete: legacy where not a string', W, { table: 'users', delete: { username: 'ana' } }, 400, REQ_INVALID],
   ['delete: legacy with insert', W, { table: 'users', delete: "username='ana'", insert: ['x'], column: ['y'] }, 400, REQ_INVALID],

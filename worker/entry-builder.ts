@@ -137,13 +137,18 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
  * which would take the master down and hand the same write to the next one.
  */
 function checkEntrySize(ops: readonly SyncOp[]): void {
-  if (ops.length === 0) return;
-  const bytes = Buffer.byteLength(JSON.stringify(ops));
-  if (bytes > MAX_ENTRY_BYTES) {
-    const mib = (bytes / 1_048_576).toFixed(1);
-    throw new DbaasError(
-      'DBAAS_REQ_LIMIT_EXCEEDED',
-      `this write would store ${ops.length} document(s) holding ${mib} MiB, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change; split it (or narrow the where filter); nothing was changed`,
-    );
+  // Op by op, stopping at the limit: many post-images sharing one large value (an update of every
+  // document) would otherwise be serialised whole, hundreds of MiB, freezing the master or passing
+  // the largest string V8 can make (a RangeError that took the master down).
+  let bytes = 2 + Math.max(0, ops.length - 1);
+  for (const [i, op] of ops.entries()) {
+    bytes += Buffer.byteLength(JSON.stringify(op));
+    if (bytes > MAX_ENTRY_BYTES) {
+      const what = i + 1 === ops.length ? `${ops.length} document(s) holding ${(bytes / 1_048_576).toFixed(1)} MiB` : `${ops.length} documents, the first ${i + 1} of them already ${(bytes / 1_048_576).toFixed(1)} MiB`;
+      throw new DbaasError(
+        'DBAAS_REQ_LIMIT_EXCEEDED',
+        `this write would store ${what}, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change; split it (or narrow the where filter); nothing was changed`,
+      );
+    }
   }
 }

@@ -115,6 +115,26 @@ describe('data safety', () => {
     for (const dump of (await dumpAllReplicas(c.orch)).values()) expect(dump.big).toEqual([{ _id: 'small' }]);
   }, 120_000);
 
+  it('an update whose post-images together pass what one string can hold gets a 400, at once, from the same master', async () => {
+    const c = await cluster();
+    const masterBefore = (await workers(c)).find((w) => w.role === 'master');
+    const seeded = await c.post('/api/v1/db/write', { table: 'many', operation: 'insert', data: Array.from({ length: 620 }, (_, i) => ({ _id: `m-${i}` })) });
+    expect(seeded.status).toBe(200);
+    // A 0.9 MB body that gives each of 620 documents the same 0.9 MB value: 560 MB of post-images, past
+    // V8's largest string (512 MiB). Measured whole, the master froze, lost its ZooKeeper session or threw,
+    // and died; the write, handed back to the queue, could take the next master with it.
+    const started = Date.now();
+    const r = await c.post('/api/v1/db/write', { table: 'many', operation: 'update', where: {}, data: { $set: { pad: 'p'.repeat(900_000) } }, requestId: 'fat-update' });
+    expect({ status: r.status, code: r.body?.error?.code }).toEqual({ status: 400, code: 'DBAAS_REQ_LIMIT_EXCEEDED' });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    const next = await c.post('/api/v1/db/write', { table: 'many', operation: 'insert', data: { _id: 'after' } });
+    expect(next.status).toBe(200);
+    expect(next.body.seq).toBe(seeded.body.seq + 1);
+    const masterAfter = (await workers(c)).find((w) => w.role === 'master');
+    expect(masterAfter?.pid).toBe(masterBefore?.pid);
+    expect(c.orch.audit.list().filter((e) => e.kind === 'promotion')).toEqual([]);
+  }, 120_000);
+
   it('a second orchestrator on the same namespace follows: it starts, stops, kills and deletes nothing', async () => {
     const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' }, { listen: true });
     for (let i = 0; i < 20; i++) expect((await ackWrite(c, { table: 't', operation: 'insert', data: { _id: `d${i}` } })).status).toBe(200);

@@ -122,8 +122,10 @@ export type ControlMessage =
    * A new slave asks the master for the next page of its snapshot (worker/snapshot.ts),
    * answered not on a reply queue but in the slave's own sync queue `queue`, between
    * two write batches, as a {@link SnapshotPage}. Added within v1: only new slaves send it.
+   * `raw` (optional, added within v1): the slave writes a stream's documents as FerretDB's
+   * PostgreSQL rows (worker/pg-layout.ts copyRows), so a stream's parts carry `rows`.
    */
-  | { v: typeof WIRE_VERSION; type: 'snapshot-page'; id: string; queue: string; after?: { table: string; id: string }; limit: number; maxBytes: number };
+  | { v: typeof WIRE_VERSION; type: 'snapshot-page'; id: string; queue: string; after?: { table: string; id: string }; limit: number; maxBytes: number; raw?: true };
 
 /**
  * Master → one slave's sync queue, between two sync entries: the documents after
@@ -150,6 +152,12 @@ export interface SnapshotPage {
   after?: { table: string; id: string };
   end?: { table: string; id: string };
   docs: Array<{ table: string; doc: Doc & { _id: string } }>;
+  /**
+   * A stream part's documents for a slave that asked `raw` (optional, added within v1;
+   * `docs` is then empty): each as FerretDB/PostgreSQL stores it, its `_jsonb` text,
+   * with its `_id` for the slave's touched-key rule (worker/snapshot.ts).
+   */
+  rows?: Array<{ table: string; id: string; jsonb: string }>;
   /**
    * Every secondary index of the master at `atSeq` (issue 17; optional, added within
    * v1): set on the first page, so a new slave has the indexes before it copies
@@ -284,6 +292,7 @@ export function decodeSyncMessage(buf: Buffer): { kind: 'entry'; entry: SyncEntr
       (m.end !== undefined && !isKey(m.end)) ||
       !Array.isArray(m.docs) ||
       !m.docs.every((d) => isObject(d) && typeof d.table === 'string' && TABLE.test(d.table) && isObject(d.doc) && typeof d.doc._id === 'string') ||
+      (m.rows !== undefined && !(Array.isArray(m.rows) && m.rows.every((r) => isObject(r) && typeof r.table === 'string' && TABLE.test(r.table) && typeof r.id === 'string' && typeof r.jsonb === 'string'))) ||
       (m.indexes !== undefined && !(Array.isArray(m.indexes) && m.indexes.every((i) => isObject(i) && typeof i.table === 'string' && TABLE.test(i.table) && isIndexSpec(i))))
     ) {
       return undefined;
@@ -330,10 +339,11 @@ export function decodeControl(buf: Buffer): ControlMessage | undefined {
     return { v: WIRE_VERSION, type: 'checksum', seq: seq as number, waitMs: waitMs as number };
   }
   if (m.type === 'snapshot-page') {
-    const { id, queue, after, limit, maxBytes } = m;
+    const { id, queue, after, limit, maxBytes, raw } = m;
     if (typeof id !== 'string' || typeof queue !== 'string' || queue.length > 255 || (after !== undefined && !isKey(after))) return undefined;
     if (!Number.isSafeInteger(limit) || (limit as number) < 1 || !Number.isSafeInteger(maxBytes) || (maxBytes as number) < 1) return undefined;
-    return { v: WIRE_VERSION, type: 'snapshot-page', id, queue, ...(after === undefined ? {} : { after }), limit: limit as number, maxBytes: maxBytes as number };
+    if (raw !== undefined && raw !== true) return undefined;
+    return { v: WIRE_VERSION, type: 'snapshot-page', id, queue, ...(after === undefined ? {} : { after }), limit: limit as number, maxBytes: maxBytes as number, ...(raw ? { raw } : {}) };
   }
   if (m.type === 'tables') {
     if (m.table !== undefined && (typeof m.table !== 'string' || !TABLE.test(m.table))) return undefined;

@@ -40,7 +40,7 @@ import { MasterCheckpoints } from './checkpoint-window.js';
 import { buildWrite } from './entry-builder.js';
 import { judgeRetry, recordOf, type LedgerRecord } from './request-ledger.js';
 import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
-import { PgSnapshot, UnsupportedDocument } from './pg-snapshot.js';
+import { docsOfRows, PgSnapshot, UnsupportedDocument, type StreamRows } from './pg-snapshot.js';
 import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
 
@@ -346,15 +346,17 @@ export class MasterRole {
     let part = 0;
     let documents = 0;
     try {
-      let previous: SnapshotPage['docs'] | undefined;
+      // A slave that asked `raw` writes FerretDB's rows as they are (pg-layout.ts copyRows); others get documents.
+      const body = (rows: StreamRows): Pick<SnapshotPage, 'docs' | 'rows'> => (req.raw ? { docs: [], rows } : { docs: docsOfRows(rows) });
+      let previous: StreamRows | undefined;
       // One part behind, so the last one can say it is last.
-      for await (const docs of snap.parts(Math.min(req.limit, STREAM_PART_DOCS), req.maxBytes)) {
-        if (previous) await this.sendPart(ch, send, { ...base, docs: previous, stream: { part: ++part } });
-        previous = docs;
-        documents += docs.length;
+      for await (const rows of snap.parts(Math.min(req.limit, STREAM_PART_DOCS), req.maxBytes)) {
+        if (previous) await this.sendPart(ch, send, { ...base, ...body(previous), stream: { part: ++part } });
+        previous = rows;
+        documents += rows.length;
         if (this.fenced) throw new Error('this worker was fenced');
       }
-      await this.sendPart(ch, send, { ...base, docs: previous ?? [], stream: { part: ++part, last: true } });
+      await this.sendPart(ch, send, { ...base, ...body(previous ?? []), stream: { part: ++part, last: true } });
       this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: base.atSeq, parts: part, documents, ms: ms(performance.now() - started) }, 'snapshot stream read beside the writes');
     } catch (err) {
       const why = (err as Error).message;

@@ -1,7 +1,7 @@
 /**
  * FerretDB 1.24's layout in PostgreSQL, for the paths that ask PostgreSQL
  * directly where the MongoDB wire would scan (`DBAAS_WORKER_PG_URL`):
- * pg-snapshot.ts, pg-unique-check.ts and {@link idsPresent}. One schema per
+ * pg-snapshot.ts, pg-unique-check.ts, {@link idsPresent} and {@link copyRows}. One schema per
  * MongoDB database (the worker's own database for `default`, `<mongoPrefix><name>`
  * for another: worker/tables.ts), `_ferretdb_database_metadata` mapping each
  * collection (`_jsonb->>'_id'`) to its table (`_jsonb->>'table'`), each document
@@ -51,4 +51,22 @@ export async function idsPresent(client: pg.ClientBase | pg.Pool, dbName: string
   ]);
   const found = new Set(rows.rows.map((r) => r.id));
   return ids.filter((id) => found.has(id));
+}
+
+/**
+ * Writes documents as FerretDB stores them (`_jsonb` text, read from another
+ * worker's FerretDB of the same version: pg-snapshot.ts) straight into a table
+ * FerretDB created (Tables.ensureTable: its metadata and indexes are FerretDB's
+ * own), in one statement, skipping `_id`s the table holds already. PostgreSQL
+ * keeps every index, unique ones included: a key held twice fails the whole
+ * statement. Returns the rows written.
+ */
+export async function copyRows(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string, jsonbs: readonly string[]): Promise<number> {
+  const into = await tableIn(client, dbName, qualified);
+  if (into === undefined) throw new Error(`table ${qualified} has no FerretDB table to copy into`);
+  const res = await client.query(
+    `INSERT INTO ${into} (_jsonb) SELECT e FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING`,
+    [`[${jsonbs.join(',')}]`],
+  );
+  return res.rowCount ?? 0;
 }

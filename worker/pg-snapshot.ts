@@ -85,6 +85,14 @@ function databaseOf(schema: string, dbName: string): string | undefined {
 
 export type StreamDocs = Array<{ table: string; doc: Record<string, unknown> & { _id: string } }>;
 
+/** Documents as FerretDB stores them: `_jsonb` text, with the `_id` (SnapshotPage.rows). */
+export type StreamRows = Array<{ table: string; id: string; jsonb: string }>;
+
+/** Rows → the documents the MongoDB wire would give (for a slave that writes through FerretDB). */
+export function docsOfRows(rows: StreamRows): StreamDocs {
+  return rows.map((r) => ({ table: r.table, doc: documentFromJsonb(JSON.parse(r.jsonb) as Record<string, unknown>) }));
+}
+
 /** One consistent read of a worker's user tables, from {@link begin} to {@link close}. */
 export class PgSnapshot {
   private constructor(
@@ -125,12 +133,12 @@ export class PgSnapshot {
   }
 
   /**
-   * The documents of every user table, in parts of at most `limit` documents
-   * (about `maxBytes` of JSON), each part read by `_id` after the previous one's
-   * last (keyset, on FerretDB's `_id` index).
+   * The rows of every user table, in parts of at most `limit` documents (about
+   * `maxBytes` of JSON), each part read by `_id` after the previous one's last
+   * (keyset, on FerretDB's `_id` index).
    */
-  async *parts(limit: number, maxBytes: number): AsyncGenerator<StreamDocs> {
-    let part: StreamDocs = [];
+  async *parts(limit: number, maxBytes: number): AsyncGenerator<StreamRows> {
+    let part: StreamRows = [];
     let bytes = 0;
     for (const t of this.tables) {
       const from = `${ident(t.schema)}.${ident(t.table)}`;
@@ -145,7 +153,9 @@ export class PgSnapshot {
                 [after, want],
               );
         for (const row of res.rows) {
-          part.push({ table: t.name, doc: documentFromJsonb(JSON.parse(row.j) as Record<string, unknown>) });
+          const id: unknown = JSON.parse(row.k);
+          if (typeof id !== 'string') throw new UnsupportedDocument('a document whose _id is not a string');
+          part.push({ table: t.name, id, jsonb: row.j });
           bytes += row.j.length;
           after = row.k;
           if (part.length >= limit || bytes >= maxBytes) {

@@ -26,7 +26,9 @@ import { sendBackup } from './backup.js';
 import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
-import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, untouchedDocs, type Coverage, type StreamCopy } from './snapshot.js';
+import { docsOfRows, type StreamDocs, type StreamRows } from './pg-snapshot.js';
+import { RowCopier } from './pg-copy.js';
+import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
 
 /**
  * Sync entries delivered ahead of the one being applied. Enough for long runs under
@@ -98,6 +100,9 @@ export class SlaveRole {
   private inexactUpTo = 0;
   /** Documents copied so far (status: syncProgress). */
   documentsCopied = 0;
+  /** Of those, rows written below FerretDB (takePart; the rest went through the MongoDB wire, or were there already). */
+  private rowsCopied = 0;
+  private rowCopier: RowCopier | undefined;
   /** Whether this slave's request ledger answers for the whole retry horizon (request-ledger.ts). */
   get promotable(): boolean {
     return this.ctx.store.ledger.coversHorizon();
@@ -162,7 +167,7 @@ export class SlaveRole {
       if (this.pageTimer) clearTimeout(this.pageTimer);
       this.pageTimer = undefined;
     }
-    logger.info({ fromSeq: this.firstPageSeq, seq: this.pos.appliedSeq, documents: this.documentsCopied, ms: Date.now() - started }, 'snapshot copied from master');
+    logger.info({ fromSeq: this.firstPageSeq, seq: this.pos.appliedSeq, documents: this.documentsCopied, rowsWritten: this.rowsCopied, ms: Date.now() - started }, 'snapshot copied from master');
   }
 
   /**
@@ -218,7 +223,9 @@ export class SlaveRole {
     try {
       if (!ch) throw new Error('no sync channel');
       const after = this.coverage.kind === 'upTo' ? { after: this.coverage.key } : {};
-      const req: ControlMessage = { v: WIRE_VERSION, type: 'snapshot-page', id, queue: this.syncQueue, ...after, limit, maxBytes: PAGE_MAX_BYTES };
+      // On PostgreSQL a stream's parts come as FerretDB's rows, written below it (takePart).
+      const raw = this.ctx.config.pgUrl === undefined ? {} : { raw: true as const };
+      const req: ControlMessage = { v: WIRE_VERSION, type: 'snapshot-page', id, queue: this.syncQueue, ...after, limit, maxBytes: PAGE_MAX_BYTES, ...raw };
       const queue = pageQueue(this.ctx.config.namespace);
       await ch.assertQueue(queue, PAGE_QUEUE_OPTIONS);
       ch.sendToQueue(queue, encode(req));
@@ -309,6 +316,7 @@ export class SlaveRole {
     }
     this.armPageTimer();
     const docs = untouchedDocs(stream, page.docs);
+    if (page.rows) docs.push(...(await this.copyRows(untouchedRows(stream, page.rows))));
     for (let i = 0; i < docs.length; i += PAGE_APPLY_DOCS) {
       const part = docs.slice(i, i + PAGE_APPLY_DOCS);
       // `fresh`: a bulk insert; a document already there (from an earlier stream) is replaced instead (Tables.writeTable).
@@ -325,9 +333,31 @@ export class SlaveRole {
     }
   }
 
+  /**
+   * A part's rows written below FerretDB (Store.copyRows: ids already there are
+   * skipped, which a row no entry touched may be only with the same value, see
+   * snapshot.ts). If PostgreSQL fails, the rows come back as documents for the
+   * MongoDB wire.
+   */
+  private async copyRows(rows: StreamRows): Promise<StreamDocs> {
+    const { config, store } = this.ctx;
+    try {
+      if (config.pgUrl !== undefined) {
+        this.rowCopier ??= new RowCopier(config.pgUrl, config.dbName, (table) => store.tables.ensureTable(table));
+        this.rowsCopied += await this.rowCopier.copy(rows);
+        this.documentsCopied += rows.length;
+        return [];
+      }
+    } catch (err) {
+      this.ctx.logger.warn({ err: (err as Error).message, rows: rows.length }, 'writing snapshot rows into PostgreSQL failed; writing them through FerretDB');
+    }
+    return docsOfRows(rows);
+  }
+
   /** Every key is copied: a restart may resume from this data, and the caller of snapshot() goes on. */
   private async copyDone(): Promise<void> {
     if (this.pageTimer) clearTimeout(this.pageTimer);
+    await this.rowCopier?.close();
     await this.ctx.store.markComplete(true);
     this.copied?.resolve();
     this.copied = undefined;

@@ -161,6 +161,11 @@ export function untouchedDocs<D extends { table: string; doc: { _id: string } }>
   return docs.filter((d) => !stream.touched.has(streamKey(d.table, d.doc._id)));
 }
 
+/** The same for rows (SnapshotPage.rows): those whose key no entry since the marker touched. */
+export function untouchedRows<R extends { table: string; id: string }>(stream: StreamCopy, rows: readonly R[]): R[] {
+  return rows.filter((r) => !stream.touched.has(streamKey(r.table, r.id)));
+}
+
 export type PartVerdict = { kind: 'apply' } | { kind: 'ignore'; why: string } | { kind: 'restart'; why: string };
 
 /** Whether part k > 0 of a stream may be applied now (part 0, the marker, is judged by {@link judgePage}). */

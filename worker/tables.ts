@@ -233,6 +233,21 @@ export class Tables {
     return this.table(name).find({});
   }
 
+  /**
+   * Creates a table through the MongoDB wire if it does not exist (FerretDB writes
+   * its metadata and `_id` index), for a path that then writes its rows below
+   * FerretDB (pg-layout.ts copyRows).
+   */
+  async ensureTable(qualified: string): Promise<void> {
+    const { database, table } = splitTable(qualified);
+    await this.database(database)
+      .createCollection(table)
+      .catch((err: unknown) => {
+        // 48 NamespaceExists: already there.
+        if ((err as { code?: number }).code !== 48) throw err;
+      });
+  }
+
   /** Drops the user tables of one database, or of every database. */
   async dropUserTables(database?: string): Promise<void> {
     const tables = database === undefined ? await this.userTables() : await this.tablesOf(database);

@@ -1,0 +1,51 @@
+/**
+ * A new slave's side of the stream copy on FerretDB/PostgreSQL (`DBAAS_WORKER_PG_URL`,
+ * snapshot.ts "Stream"): a part's rows, FerretDB's own `_jsonb` read by the master
+ * (pg-snapshot.ts), are written straight into this worker's FerretDB tables
+ * (pg-layout.ts copyRows), one statement per table and part, instead of through
+ * FerretDB's inserts (about ×10 the rate on this machine; docs/BENCHMARKS.md).
+ * Each table is created through FerretDB first, so its metadata and indexes are
+ * FerretDB's own.
+ */
+import pg from 'pg';
+import { copyRows } from './pg-layout.js';
+import type { StreamRows } from './pg-snapshot.js';
+
+export class RowCopier {
+  private pool: pg.Pool | undefined;
+
+  constructor(
+    private readonly url: string,
+    private readonly dbName: string,
+    /** Creates a table through FerretDB if it does not exist (Tables.ensureTable). */
+    private readonly ensureTable: (table: string) => Promise<void>,
+  ) {}
+
+  /** Writes the rows (ids already there are skipped); returns how many were written. */
+  async copy(rows: StreamRows): Promise<number> {
+    if (this.pool === undefined) {
+      this.pool = new pg.Pool({ connectionString: this.url, max: 1, idleTimeoutMillis: 10_000, application_name: 'dbaas-copy' });
+      // An idle client's error must not end the worker: the next part's query fails or reconnects.
+      this.pool.on('error', () => undefined);
+    }
+    const byTable = new Map<string, string[]>();
+    for (const r of rows) {
+      const list = byTable.get(r.table);
+      if (list) list.push(r.jsonb);
+      else byTable.set(r.table, [r.jsonb]);
+    }
+    let written = 0;
+    for (const [table, jsonbs] of byTable) {
+      await this.ensureTable(table);
+      written += await copyRows(this.pool, this.dbName, table, jsonbs);
+    }
+    return written;
+  }
+
+  /** Ends the connection (the copy is done); a later copy opens a new one. */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => undefined);
+  }
+}

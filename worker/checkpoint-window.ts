@@ -57,6 +57,16 @@ export class RecordingSource implements BatchSource {
     return doc;
   }
 
+  async findByIds(table: string, ids: readonly string[]): Promise<Map<string, Doc & { _id: string }>> {
+    if (!this.db.findByIds) throw new Error('no reads of several ids here');
+    const found = await this.db.findByIds(table, ids);
+    for (const id of ids) {
+      const doc = found.get(id);
+      this.note(table, id, doc ? docDigest(doc) : null);
+    }
+    return found;
+  }
+
   async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
     const docs = await this.db.findForUpdate(table, where);
     for (const doc of docs) this.note(table, doc._id, docDigest(doc));

@@ -21,7 +21,9 @@ import { waitFor } from '../common/backoff.js';
 import { Oplog, type OplogDoc } from './oplog.js';
 import type { TrimLimits } from './oplog-trim.js';
 import { recordOf, RequestLedger, type LedgerRecord } from './request-ledger.js';
-import { Tables } from './tables.js';
+import { Tables, type AnyDoc } from './tables.js';
+import { docsByIds, replaceDocs } from './pg-docs.js';
+import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent } from './pg-layout.js';
 import type { Logger } from '../common/logger.js';
@@ -48,6 +50,7 @@ export class Store {
     this.tables = new Tables(db, client);
     this.oplog = new Oplog(db);
     this.ledger = new RequestLedger(db, requestIdTtlMs);
+    this.tables.bulkReplace = (table, docs) => this.replaceInPg(table, docs);
   }
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
@@ -177,6 +180,40 @@ export class Store {
       }
     }
     return this.tables.idsExisting(table, ids);
+  }
+
+  /**
+   * The documents with these ids, by id, for a write batch's build (issue 17: updates):
+   * on FerretDB/PostgreSQL one indexed query (pg-docs.ts), else one lookup each, several in flight.
+   */
+  async findByIds(table: string, ids: readonly string[]): Promise<Map<string, Doc & { _id: string }>> {
+    const pool = this.pgPool();
+    if (pool !== undefined) {
+      try {
+        return await docsByIds(pool, this.db.databaseName, table, ids);
+      } catch (err) {
+        this.log?.warn({ err, table }, 'reading documents in PostgreSQL failed; asking FerretDB one id at a time');
+      }
+    }
+    const found = new Map<string, Doc & { _id: string }>();
+    await eachConcurrently(ids, IN_FLIGHT, async (id) => {
+      const doc = await this.tables.findById(table, id);
+      if (doc) found.set(id, doc);
+    });
+    return found;
+  }
+
+  /** Tables.bulkReplace on FerretDB/PostgreSQL (pg-docs.ts replaceDocs); undefined (write them one by one) elsewhere or on failure. */
+  private async replaceInPg(table: string, docs: readonly AnyDoc[]): Promise<AnyDoc[] | undefined> {
+    const pool = this.pgPool();
+    if (pool === undefined) return undefined;
+    try {
+      return await replaceDocs(pool, this.db.databaseName, table, docs);
+    } catch (err) {
+      // 23505: a unique key held twice on the way (a swap of keys); the statement changed nothing.
+      if ((err as { code?: string }).code !== '23505') this.log?.warn({ err, table }, 'replacing documents in PostgreSQL failed; replacing them through FerretDB');
+      return undefined;
+    }
   }
 
   private pool: pg.Pool | undefined;

@@ -26,6 +26,8 @@ import { groupByTable, planApply, type TableWrites } from './apply-plan.js';
 import { duplicateIndexes } from './duplicates.js';
 import { compareKeys, type SnapshotKey } from './snapshot-key.js';
 import { IndexCatalog } from './table-indexes.js';
+import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
+import { keepsUniqueKeys } from './unique-keys.js';
 import { idOnly } from './write-batch.js';
 
 /** Collections whose names start with this are the worker's own, never user tables. */
@@ -40,17 +42,6 @@ export interface AnyDoc {
 const EXACT_COUNT_BELOW = 10_000;
 const EXACT_COUNT_MS = 2000;
 
-/** Lookups by `_id` a duplicate check keeps in flight (the worker's pool has 16 connections). */
-const ID_LOOKUPS_IN_FLIGHT = 8;
-
-/** Runs `fn` on every item, at most `limit` at a time. */
-async function eachConcurrently<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
 
 /** One page of a snapshot: documents in key order after a key, and where it ends. */
 export interface TablePage {
@@ -162,7 +153,7 @@ export class Tables {
   private async docsByIds(table: string, ids: string[]): Promise<Map<string, AnyDoc>> {
     const found = new Map<string, AnyDoc>();
     const coll = this.table(table);
-    await eachConcurrently(ids, ID_LOOKUPS_IN_FLIGHT, async (id) => {
+    await eachConcurrently(ids, IN_FLIGHT, async (id) => {
       const doc = await coll.findOne({ _id: id });
       if (doc) found.set(id, doc);
     });
@@ -184,14 +175,22 @@ export class Tables {
         }
       });
     }
-    for (const doc of w.replaces) await this.put(coll, doc);
+    // Distinct documents (one change each after planApply): in one statement where the storage
+    // allows (replaceInBulk), the rest several in flight (in-flight.ts).
+    await eachConcurrently(await this.replaceInBulk(w.table, w.replaces), IN_FLIGHT, (doc) => this.put(coll, doc));
     // One deleteOne per id: a `$in` delete would scan the table outside SQLite on FerretDB.
-    for (const id of w.deletes) await coll.deleteOne({ _id: id });
+    await eachConcurrently(w.deletes, IN_FLIGHT, async (id) => void (await coll.deleteOne({ _id: id })));
   }
 
-  /** writeTable for a table with a unique index: deletes, new documents in bulk, then what was refused and the replaces in an order that works. */
+  /**
+   * writeTable for a table with a unique index: deletes, new documents in bulk, the
+   * replaces that keep every unique key (several in flight: they cannot collide),
+   * then what was refused and the replaces that move a key, in an order that works.
+   * A replace that moves a key is written alone: two in flight that swap keys would
+   * each wait for the other's transaction in PostgreSQL's unique check (a deadlock).
+   */
   private async writeUniqueTable(coll: Collection<AnyDoc>, w: TableWrites): Promise<void> {
-    for (const id of w.deletes) await coll.deleteOne({ _id: id });
+    await eachConcurrently(w.deletes, IN_FLIGHT, async (id) => void (await coll.deleteOne({ _id: id })));
     let refused: AnyDoc[] = [];
     if (w.inserts.length > 0) {
       await coll.insertMany(w.inserts, { ordered: false }).catch((err: unknown) => {
@@ -200,7 +199,33 @@ export class Tables {
         refused = dupes.flatMap((i) => w.inserts[i] ?? []);
       });
     }
-    await this.indexes.writeOrdered(w.table, [...refused, ...w.replaces], [], (doc) => this.put(coll, doc));
+    // In one statement, which fails whole if a key would be held twice on the way (a swap): then one by one.
+    const replaces = this.bulkReplace !== undefined && w.replaces.length > 0 ? await this.replaceInBulk(w.table, w.replaces) : w.replaces;
+    if (replaces !== w.replaces) return this.indexes.writeOrdered(w.table, [...refused, ...replaces], [], (doc) => this.put(coll, doc));
+    const unique = await this.indexes.unique(w.table);
+    const current = await this.docsByIds(w.table, w.replaces.map((d) => d._id));
+    const inPlace: AnyDoc[] = [];
+    const moving: AnyDoc[] = [];
+    for (const doc of w.replaces) {
+      const now = current.get(doc._id);
+      (now !== undefined && keepsUniqueKeys(unique, now, doc, w.table) ? inPlace : moving).push(doc);
+    }
+    await eachConcurrently(inPlace, IN_FLIGHT, (doc) => this.put(coll, doc));
+    await this.indexes.writeOrdered(w.table, [...refused, ...moving], [], (doc) => this.put(coll, doc));
+  }
+
+  /**
+   * Replaces documents in one statement below FerretDB (Store sets it on
+   * FerretDB/PostgreSQL: pg-docs.ts replaceDocs). Answers the documents it did not
+   * write (not there, or not JSON), or undefined when it wrote none (no such table,
+   * a unique key held twice on the way, any failure): the caller writes those one by one.
+   */
+  bulkReplace: ((table: string, docs: readonly AnyDoc[]) => Promise<AnyDoc[] | undefined>) | undefined;
+
+  /** What {@link bulkReplace} left to write one by one: everything without it. */
+  private async replaceInBulk(table: string, docs: readonly AnyDoc[]): Promise<readonly AnyDoc[]> {
+    if (this.bulkReplace === undefined || docs.length === 0) return docs;
+    return (await this.bulkReplace(table, docs)) ?? docs;
   }
 
   /**
@@ -273,7 +298,7 @@ export class Tables {
   async idsExisting(table: string, ids: string[]): Promise<string[]> {
     const coll = this.table(table);
     const found = new Set<string>();
-    await eachConcurrently(ids, ID_LOOKUPS_IN_FLIGHT, async (id) => {
+    await eachConcurrently(ids, IN_FLIGHT, async (id) => {
       if (await coll.findOne({ _id: id }, { projection: { _id: 1 } })) found.add(id);
     });
     return ids.filter((id) => found.has(id));

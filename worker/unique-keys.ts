@@ -72,6 +72,18 @@ export async function checkUnique(src: BatchSource, table: string, puts: readonl
   }
 }
 
+/**
+ * Whether a post-image holds the same key as the document it replaces under every
+ * unique index: its replace can then never collide with another document's
+ * (a replica writes such replaces several at a time, tables.ts writeUniqueTable).
+ */
+export function keepsUniqueKeys(unique: readonly IndexSpec[], before: Doc, after: Doc, table: string): boolean {
+  return unique.every((index) => {
+    const key = keyOf(index, after, table);
+    return key !== undefined && keyOf(index, before, table) === key;
+  });
+}
+
 function keyOf(index: IndexSpec, doc: Doc, table: string): string | undefined {
   try {
     return uniqueKeyOf(index, doc, table);

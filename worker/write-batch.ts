@@ -17,6 +17,7 @@ import type { Doc, Filter, IndexSpec, WriteCommand } from '../common/commands.js
 import { uniqueKeyOf } from '../common/index-spec.js';
 import type { UniqueVerdict } from './pg-unique-check.js';
 import type { SyncOp } from '../common/messages.js';
+import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 
 export interface BatchLimits {
   /** Most writes in one batch. Recovery and snapshots replay at most one batch (see SyncEntry.first). */
@@ -81,6 +82,8 @@ export function planBatch(commands: ReadonlyArray<WriteCommand | undefined>, lim
 /** What a batch reads from the database: the state before the batch. */
 export interface BatchSource {
   findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined>;
+  /** Several documents by `_id` at once (those that exist, by id); without it, one findById each. */
+  findByIds?(table: string, ids: readonly string[]): Promise<Map<string, Doc & { _id: string }>>;
   findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>>;
   idsExisting(table: string, ids: string[]): Promise<string[]>;
   /** The table's secondary indexes (issue 17). */
@@ -102,6 +105,8 @@ export class BatchView implements BatchSource {
   private readonly overlay = new Map<string, Map<string, (Doc & { _id: string }) | null>>();
   /** A clear was recorded: it is alone in its batch, so nothing may read after it. */
   private cleared = false;
+  /** table\u0000id → the document before the batch (null: not there), read by {@link prefetch}. */
+  private readonly before = new Map<string, (Doc & { _id: string }) | null>();
 
   constructor(private readonly db: BatchSource) {}
 
@@ -117,7 +122,37 @@ export class BatchView implements BatchSource {
     this.check();
     const t = this.table(table);
     if (t?.has(id)) return t.get(id) ?? undefined;
+    const key = keyOfDoc(table, id);
+    if (this.before.has(key)) return this.before.get(key) ?? undefined;
     return this.db.findById(table, id);
+  }
+
+  /**
+   * Reads, several at a time, the documents the batch's writes address by one `_id`
+   * (updates, upserts, deletes), as they are before the batch: the build then finds
+   * them here instead of asking the database one write after another. The overlay
+   * still comes first, so a later write of the batch sees the earlier ones' post-images.
+   */
+  async prefetch(commands: readonly WriteCommand[]): Promise<void> {
+    const wanted = new Map<string, [table: string, id: string]>();
+    for (const cmd of commands) {
+      if (cmd.kind !== 'update' && cmd.kind !== 'upsert' && cmd.kind !== 'delete') continue;
+      const id = idOnly(cmd.where);
+      if (id !== undefined) wanted.set(keyOfDoc(cmd.table, id), [cmd.table, id]);
+    }
+    if (wanted.size < 2) return;
+    const byTable = new Map<string, string[]>();
+    for (const [table, id] of wanted.values()) byTable.set(table, [...(byTable.get(table) ?? []), id]);
+    for (const [table, ids] of byTable) {
+      // A read that fails is left to each write's own build, which answers for it as before.
+      const found = this.db.findByIds ? await this.db.findByIds(table, ids).catch(() => undefined) : undefined;
+      if (found) for (const id of ids) this.before.set(keyOfDoc(table, id), found.get(id) ?? null);
+    }
+    const unread = [...wanted].filter(([key]) => !this.before.has(key));
+    await eachConcurrently(unread, IN_FLIGHT, async ([key, [table, id]]) => {
+      const doc = await this.db.findById(table, id).catch(() => NOT_READ);
+      if (typeof doc !== 'symbol') this.before.set(key, doc ?? null);
+    });
   }
 
   async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
@@ -189,4 +224,10 @@ function keyOrUndefined(index: IndexSpec, doc: Doc, table: string): string | und
   } catch {
     return undefined;
   }
+}
+
+const NOT_READ: unique symbol = Symbol('not read');
+
+function keyOfDoc(table: string, id: string): string {
+  return `${table}\u0000${id}`;
 }

@@ -1,0 +1,128 @@
+/**
+ * A batch's documents read and replaced in one PostgreSQL statement each, below
+ * FerretDB (`DBAAS_WORKER_PG_URL`; issue 17: updates). Through FerretDB every
+ * lookup and every replace is a round trip and a transaction of its own, and
+ * their cost per document (FerretDB's and PostgreSQL's CPU, one commit each)
+ * is what held updates at 0.05-0.21x the driver path; here a batch of 64 updates
+ * is one indexed read and one UPDATE on each replica.
+ *
+ * FerretDB 1.24's layout (pg-layout.ts): one row per document, its `_jsonb` the
+ * document's JSON plus a `$s` schema (each field's type, the fields' order in
+ * `$k`, nested objects and arrays with their own), read by pg-snapshot.ts
+ * {@link documentFromJsonb}; {@link jsonbFromDocument} writes the same form.
+ * Numbers are typed as the MongoDB driver sends them (an integer in int32 range
+ * is `int`, any other number `double`), so a document written here reads back
+ * through FerretDB exactly as one written through it (pg-docs.test.ts compares
+ * the rows). A document holding anything else than JSON values is not written
+ * here (undefined): the caller writes it through FerretDB.
+ */
+import type pg from 'pg';
+import { documentFromJsonb } from './pg-snapshot.js';
+import { tableIn } from './pg-layout.js';
+
+interface Typed {
+  value: unknown;
+  type: Record<string, unknown>;
+}
+
+const INT32_MIN = -2_147_483_648;
+const INT32_MAX = 2_147_483_647;
+
+function typed(value: unknown): Typed | undefined {
+  if (value === null) return { value, type: { t: 'null' } };
+  switch (typeof value) {
+    case 'string':
+      return { value, type: { t: 'string' } };
+    case 'boolean':
+      return { value, type: { t: 'bool' } };
+    case 'number':
+      if (!Number.isFinite(value) || Object.is(value, -0)) return undefined;
+      return { value, type: { t: Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX ? 'int' : 'double' } };
+    case 'object': {
+      if (Array.isArray(value)) {
+        const items = value.map(typed);
+        if (items.some((i) => i === undefined)) return undefined;
+        return { value: items.map((i) => (i as Typed).value), type: { t: 'array', i: items.map((i) => (i as Typed).type) } };
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
+      const obj = typedObject(value as Record<string, unknown>, false);
+      return obj && { value: obj.value, type: { t: 'object', $s: obj.schema } };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function typedObject(doc: Record<string, unknown>, top: boolean): { value: Record<string, unknown>; schema: Record<string, unknown> } | undefined {
+  // The `_id` first, as FerretDB (and MongoDB) store a document.
+  const keys = top && '_id' in doc ? ['_id', ...Object.keys(doc).filter((k) => k !== '_id')] : Object.keys(doc);
+  const value: Record<string, unknown> = {};
+  const p: Record<string, unknown> = {};
+  for (const k of keys) {
+    if (k.startsWith('$') || k === '') return undefined;
+    const v = doc[k];
+    if (v === undefined) return undefined;
+    const t = typed(v);
+    if (t === undefined) return undefined;
+    value[k] = t.value;
+    p[k] = t.type;
+  }
+  return { value, schema: keys.length > 0 ? { p, $k: keys } : {} };
+}
+
+/** A document as FerretDB 1.24 stores it in PostgreSQL (`_jsonb`), or undefined when it holds a value JSON cannot carry. */
+export function jsonbFromDocument(doc: Record<string, unknown> & { _id: string }): Record<string, unknown> | undefined {
+  const obj = typedObject(doc, true);
+  return obj && { $s: obj.schema, ...obj.value };
+}
+
+/** The documents with these ids that a table holds, by id, in one query on FerretDB's `_id` index. */
+export async function docsByIds(client: pg.Pool | pg.ClientBase, dbName: string, qualified: string, ids: readonly string[]): Promise<Map<string, Record<string, unknown> & { _id: string }>> {
+  const found = new Map<string, Record<string, unknown> & { _id: string }>();
+  const from = await tableIn(client, dbName, qualified);
+  if (from === undefined) return found;
+  const rows = await client.query<{ j: Record<string, unknown> }>(`SELECT _jsonb AS j FROM ${from} WHERE (_jsonb -> '_id') = ANY($1::jsonb[])`, [
+    ids.map((id) => JSON.stringify(id)),
+  ]);
+  for (const r of rows.rows) {
+    const doc = documentFromJsonb(r.j);
+    found.set(doc._id, doc);
+  }
+  return found;
+}
+
+/**
+ * Replaces the documents a table holds with these post-images, in one UPDATE on
+ * FerretDB's `_id` index (atomic: a unique index violation changes nothing and
+ * throws). Returns the documents it did not write: those not in the table, and
+ * those {@link jsonbFromDocument} cannot carry; undefined when the table does
+ * not exist in PostgreSQL.
+ */
+export async function replaceDocs(
+  client: pg.Pool | pg.ClientBase,
+  dbName: string,
+  qualified: string,
+  docs: ReadonlyArray<Record<string, unknown> & { _id: string }>,
+): Promise<Array<Record<string, unknown> & { _id: string }> | undefined> {
+  const from = await tableIn(client, dbName, qualified);
+  if (from === undefined) return undefined;
+  const left: Array<Record<string, unknown> & { _id: string }> = [];
+  const ids: string[] = [];
+  const bodies: string[] = [];
+  for (const doc of docs) {
+    const jsonb = jsonbFromDocument(doc);
+    if (jsonb === undefined) left.push(doc);
+    else {
+      ids.push(JSON.stringify(doc._id));
+      bodies.push(JSON.stringify(jsonb));
+    }
+  }
+  if (ids.length === 0) return left;
+  const res = await client.query<{ id: string }>(
+    `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest($1::jsonb[], $2::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id RETURNING t._jsonb ->> '_id' AS id`,
+    [ids, bodies],
+  );
+  const written = new Set(res.rows.map((r) => r.id));
+  for (const doc of docs) if (!written.has(doc._id) && !left.includes(doc)) left.push(doc);
+  return left;
+}

@@ -81,7 +81,10 @@ export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
     workers,
     ...(masterId === undefined ? {} : { masterId }),
     ...(s.lastMasterId === undefined ? {} : { lastMasterId: s.lastMasterId }),
-    lastMasterDataAvailable: lastMaster !== undefined && (s.runtime.hasData?.(lastMaster) ?? false),
+    // Only asked while that master is not running (decide() uses it then alone): on PostgreSQL storage
+    // hasData runs psql synchronously, which, asked on every step, held the event loop (and every
+    // request) up to 39% of the time under load (issue 17: updates, docs/BENCHMARKS.md).
+    lastMasterDataAvailable: lastMaster !== undefined && !isRunning(s, lastMaster) && (s.runtime.hasData?.(lastMaster) ?? false),
     targetSlaves: s.targetSlaves,
     missingGraceMs: s.missingGraceMs,
   };

@@ -50,7 +50,7 @@ export interface ClusterFacts {
   masterId?: string;
   /** The last master this orchestrator knew of (kept across its own ZooKeeper view changes). */
   lastMasterId?: string;
-  /** The old master's data is still on disk and it can be restarted in place. */
+  /** The old master's data is still on disk and it can be restarted in place (false while it runs: not asked then). */
   lastMasterDataAvailable: boolean;
   targetSlaves: number;
   /** How long a running worker may be missing from ZooKeeper before it is declared lost. */

@@ -11,7 +11,11 @@
  * fails, or an established connection is lost, the next one is tried (wrapping
  * around) after the usual backoff delay, which restarts from its shortest delay
  * after every successful connect: a lost node costs one short delay, not a pass
- * through the dead one. Logs name the broker by host and port, never with its password.
+ * through the dead one. A broker that accepted the connection but whose `setup`
+ * failed is alive: it is tried again after a short delay (at most
+ * {@link SETUP_RETRY_MAX_MS}), and the next one only after
+ * {@link SETUP_FAILURES_BEFORE_NEXT} such failures in a row. Logs name the broker
+ * by host and port, never with its password.
  */
 import type { Writable } from 'node:stream';
 import amqp, { type ChannelModel } from 'amqplib';
@@ -65,6 +69,19 @@ export async function connectToAny(list: string, name: string, connectTimeoutMs 
   throw new Error(`no RabbitMQ broker of ${amqpHosts(list).join(', ') || '(none)'} accepted a connection: ${last?.message ?? 'no URL given'}`);
 }
 
+/**
+ * A set-up that fails on a connected broker: on a RabbitMQ cluster right after a
+ * node died, typically a quorum queue still electing its new leader (a publish to
+ * it on a channel opened meanwhile is nacked; the master's re-publish of its
+ * unconfirmed sync entries in setup is). The node is fine and the election takes
+ * 0.3-2 s: retrying it at a short, capped interval resumes soon after the
+ * election, where the connection backoff (doubling to 3 s, and moving on to the
+ * next broker each time, the dead one included) had made a 0.7 s election cost
+ * up to 3.7 s of writes (docs/FAILOVER.md).
+ */
+export const SETUP_RETRY_MAX_MS = 400;
+export const SETUP_FAILURES_BEFORE_NEXT = 8;
+
 export class AmqpConnection {
   private conn: ChannelModel | undefined;
   private closed = false;
@@ -72,6 +89,9 @@ export class AmqpConnection {
   private everConnected = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly backoff = new Backoff(100, 3000);
+  private readonly setupBackoff = new Backoff(100, SETUP_RETRY_MAX_MS);
+  /** Set-ups that failed in a row on the broker at `urlIndex` (which accepted the connection each time). */
+  private setupFailures = 0;
   private readonly urls: readonly string[];
   /** Index in `urls` of the broker tried next (or connected to now). */
   private urlIndex = 0;
@@ -116,8 +136,10 @@ export class AmqpConnection {
     let conn: ChannelModel | undefined;
     const url = this.urls[this.urlIndex] ?? '';
     const broker = redactAmqpUrl(url);
+    let accepted = false;
     try {
       conn = await amqp.connect(withHeartbeat(url, this.opts.heartbeatSec ?? 5), socketOptions(this.opts.name, this.opts.connectTimeoutMs ?? 5000));
+      accepted = true;
       coalesceWrites(conn);
       // An error without a close would leave us half-connected; amqplib emits close after error.
       conn.on('error', (err: Error) => log.warn({ err: err.message }, 'amqp connection error'));
@@ -129,14 +151,21 @@ export class AmqpConnection {
       }
       this.conn = conn;
       this.backoff.reset();
+      this.setupBackoff.reset();
+      this.setupFailures = 0;
       log.info({ broker }, 'amqp connected');
       this.opts.onUp?.(this.everConnected);
       this.everConnected = true;
     } catch (err) {
-      this.urlIndex = nextUrlIndex(this.urlIndex, this.urls.length);
-      log.warn({ err: (err as Error).message, broker, next: this.broker }, 'amqp connect failed; retrying');
+      // Refused or unreachable: the next broker. Accepted but set-up failed: this one again, soon (SETUP_RETRY_MAX_MS).
+      const again = accepted && ++this.setupFailures < SETUP_FAILURES_BEFORE_NEXT;
+      if (!again) {
+        this.setupFailures = 0;
+        this.urlIndex = nextUrlIndex(this.urlIndex, this.urls.length);
+      }
+      log.warn({ err: (err as Error).message, broker, next: this.broker }, accepted ? 'amqp set-up failed; retrying' : 'amqp connect failed; retrying');
       if (conn) await conn.close().catch(() => undefined);
-      this.schedule();
+      this.schedule(again ? this.setupBackoff.next() : undefined);
     } finally {
       this.connecting = false;
     }
@@ -153,12 +182,12 @@ export class AmqpConnection {
     this.schedule();
   }
 
-  private schedule(): void {
+  private schedule(delayMs = this.backoff.next()): void {
     if (this.closed || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       void this.connect();
-    }, this.backoff.next());
+    }, delayMs);
   }
 
   /** Closes the connection and stops reconnecting. Idempotent. */

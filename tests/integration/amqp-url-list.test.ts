@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AmqpConnection, connectToAny } from '../../common/amqp-connection.js';
+import { AmqpConnection, connectToAny, SETUP_RETRY_MAX_MS } from '../../common/amqp-connection.js';
 import { createLogger } from '../../common/logger.js';
 import { freePort } from './infra.js';
 
@@ -108,6 +108,34 @@ describe('AmqpConnection over a list of brokers', () => {
     expect(backMs).toBeLessThan(1000);
     expect(lines.some((l) => l.includes('amqp connection lost') && l.includes('127.0.0.1:5672'))).toBe(true);
     expect(lines.join('')).not.toContain('guest:guest');
+  });
+
+  it('a broker that accepts the connection but whose set-up fails (a quorum queue electing) is tried again soon, not left for the next URL', async () => {
+    const dead = await freePort();
+    const { logger, lines } = capturingLogger();
+    const setupAt: number[] = [];
+    conn = new AmqpConnection({
+      url: `${LIVE},amqp://guest:guest@127.0.0.1:${dead}`,
+      name: 'test-url-list-setup',
+      logger,
+      setup: async (c) => {
+        setupAt.push(Date.now());
+        const ch = await c.createChannel();
+        await ch.close();
+        // As the master's re-publish of a sync entry nacked while the queue elects its leader.
+        if (setupAt.length <= 4) throw new Error('the broker did not confirm the sync entry');
+      },
+    });
+    const t0 = Date.now();
+    conn.start();
+    await conn.waitUntilReady(10_000);
+    expect(setupAt).toHaveLength(5);
+    expect(conn.broker).toBe('amqp://guest:***@127.0.0.1:5672');
+    // Never to the dead URL, and never a wait longer than the set-up retry cap (plus the connect itself).
+    expect(lines.some((l) => l.includes(`127.0.0.1:${dead}`) && l.includes('amqp connect failed'))).toBe(false);
+    expect(lines.filter((l) => l.includes('amqp set-up failed'))).toHaveLength(4);
+    for (let i = 1; i < setupAt.length; i++) expect(setupAt[i]! - setupAt[i - 1]!).toBeLessThan(SETUP_RETRY_MAX_MS + 600);
+    expect(Date.now() - t0).toBeLessThan(4000);
   });
 
   it('connectToAny (teardown, tools) takes the first broker that answers, and names every one it tried when none does', async () => {

@@ -4,10 +4,16 @@
  *
  * Every call has a deadline (504 DBAAS_RPC_TIMEOUT). While the broker is away
  * calls fail at once with 503 DBAAS_BROKER_UNAVAILABLE, and calls in flight when
- * the connection drops fail the same way: none hangs.
+ * the connection drops fail the same way: none hangs. On a RabbitMQ cluster
+ * (DBAAS_PLATFORM=ha) writes and reads are the exception: a node's loss costs
+ * one reconnect to the next node (~0.1-0.3 s), so they are held, and published
+ * again on the next connection, for at most {@link HOLD_MS} (then 503): a write
+ * carries its requestId (the master answers a second copy from its ledger, as
+ * it does a client's retry) and a read changes nothing. A 503 there would have
+ * cost the client its retry delay on top (Retry-After: 1 s).
  */
 import { randomBytes } from 'node:crypto';
-import type { Channel, ChannelModel } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { AmqpConnection } from '../common/amqp-connection.js';
 import { DbaasError, type ErrorCode } from '../common/errors.js';
 import { REQ_ID_HEADER, type Logger } from '../common/logger.js';
@@ -18,12 +24,24 @@ import { assertTopology, removeLegacyDeadLetterQueue, type TopologySettings } fr
 
 const REPLY_TO = 'amq.rabbitmq.reply-to';
 
+/** How long a write or read waits for the next connection on a cluster before it fails with 503. */
+export const HOLD_MS = 2000;
+
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (err: DbaasError) => void;
   timer: NodeJS.Timeout;
   raw: boolean;
+  /** A call that may be published again on the next connection (HA writes and reads), with what it publishes. */
+  resend?: { queue: string; content: Buffer; options: Options.Publish; deadline: number };
+  /** Set while the call waits for a connection: fails it with 503 at {@link HOLD_MS}. */
+  hold?: NodeJS.Timeout;
+  /** Nacked on its channel: to be published again on the next one. */
+  nacked?: boolean;
 }
+
+/** How long after a nack a fresh channel is opened (a quorum queue's election takes 0.3-2 s). */
+const RENEW_DELAY_MS = 100;
 
 /**
  * A worker's result as the JSON text it sent, not parsed: the orchestrator can
@@ -80,6 +98,8 @@ export class RpcClient {
   /** Set by whoever wants call timings and connection events (the metrics). */
   observer: RpcObserver | undefined;
   private legacyChecked = false;
+  /** A fresh channel is being opened after a nack (renewChannel). */
+  private renewing = false;
 
   constructor(
     url: string,
@@ -93,7 +113,7 @@ export class RpcClient {
       logger,
       setup: (conn) => this.setup(conn),
       onDown: (reason) => {
-        this.failAll();
+        this.failAll(true);
         this.observer?.disconnected?.(reason);
       },
       onUp: (reconnect) => this.observer?.connected?.(reconnect),
@@ -120,7 +140,6 @@ export class RpcClient {
       const dropped = await removeLegacyDeadLetterQueue(conn, this.names);
       if (dropped > 0) this.logger.info({ queue: this.names.legacyDeadLetterQueue, dropped }, 'removed the dead-letter queue of an older version');
     }
-    const ch = await conn.createChannel();
     // On a RabbitMQ cluster (DBAAS_PLATFORM=ha) a request may outlive the node its caller was connected
     // to: a write redelivered to the master after that node died still names the old caller. RabbitMQ
     // 3.10 fails a reply to a direct reply-to address of a node that is down by closing the replying
@@ -129,43 +148,156 @@ export class RpcClient {
     // timeout (measured: 7-8.5 s pauses). A reply to a server-named exclusive queue that died with its
     // node is merely unroutable, so there the replies come through such a queue (declared again on
     // every connection, on that connection's node).
-    const replyTo = this.topology.platform === 'ha' ? (await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false })).queue : REPLY_TO;
-    await ch.consume(replyTo, (msg) => {
-      if (!msg) return;
-      const id = msg.properties.correlationId as string | undefined;
-      const waiting = id === undefined ? undefined : this.pending.get(id);
-      if (!waiting || id === undefined) return; // late reply to a call that already timed out
-      this.pending.delete(id);
-      clearTimeout(waiting.timer);
-      const raw = waiting.raw ? rawResult(msg.content) : undefined;
-      if (raw !== undefined) {
-        const hint: unknown = (msg.properties.headers as Record<string, unknown> | undefined)?.[HINT_HEADER];
-        waiting.resolve(new RawJson(raw, typeof hint === 'string' ? hint : undefined));
-        return;
-      }
-      const reply = decodeReply(msg.content);
-      if (!reply) waiting.reject(new DbaasError('DBAAS_SERVER_INTERNAL', 'the worker sent an unreadable reply'));
-      else if (reply.ok) waiting.resolve(reply.result);
-      else waiting.reject(DbaasError.fromWire(reply.error));
-    }, { noAck: true });
+    const ch = await this.openChannel(conn);
+    this.replyTo = this.topology.platform === 'ha' ? (await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false })).queue : REPLY_TO;
+    await ch.consume(this.replyTo, (msg) => this.onReply(msg), { noAck: true });
+    this.channel = ch;
+    this.renewing = false;
+    // Writes and reads held since the last connection went: published again, answered to the new reply queue.
+    const resent = this.publishHeld(ch, (p) => p.resend !== undefined);
+    if (resent > 0) this.logger.info({ calls: resent }, 'calls held while reconnecting published again');
+  }
+
+  /**
+   * The RPC channel: on a cluster a confirm channel. A channel whose first
+   * publish to a quorum queue comes while that queue is electing its leader
+   * after a node died keeps the dead leader: without confirms those publishes
+   * vanish (the write waited for its caller's timeout: the 3 s pauses of the
+   * 10-kill run), with confirms they are nacked. A nacked write or read is
+   * published again on a fresh channel ({@link renewChannel}).
+   */
+  private async openChannel(conn: ChannelModel): Promise<Channel> {
+    const ch = this.topology.platform === 'ha' ? await conn.createConfirmChannel() : await conn.createChannel();
     ch.on('close', () => {
       if (this.channel === ch) {
         this.channel = undefined;
-        this.failAll();
+        this.failAll(true);
       }
     });
     ch.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'rpc channel error'));
-    this.replyTo = replyTo;
-    this.channel = ch;
+    return ch;
   }
 
-  private failAll(): void {
+  private onReply(msg: ConsumeMessage | null): void {
+    if (!msg) return;
+    const id = msg.properties.correlationId as string | undefined;
+    const waiting = id === undefined ? undefined : this.pending.get(id);
+    if (!waiting || id === undefined) return; // late reply to a call that already timed out
+    this.pending.delete(id);
+    clearTimeout(waiting.timer);
+    clearTimeout(waiting.hold);
+    const raw = waiting.raw ? rawResult(msg.content) : undefined;
+    if (raw !== undefined) {
+      const hint: unknown = (msg.properties.headers as Record<string, unknown> | undefined)?.[HINT_HEADER];
+      waiting.resolve(new RawJson(raw, typeof hint === 'string' ? hint : undefined));
+      return;
+    }
+    const reply = decodeReply(msg.content);
+    if (!reply) waiting.reject(new DbaasError('DBAAS_SERVER_INTERNAL', 'the worker sent an unreadable reply'));
+    else if (reply.ok) waiting.resolve(reply.result);
+    else waiting.reject(DbaasError.fromWire(reply.error));
+  }
+
+  /** Publishes one call; on a cluster with a confirm callback, which hands a nacked one to {@link nacked}. */
+  private publishCall(ch: Channel, correlationId: string, queue: string, content: Buffer, options: Options.Publish): void {
+    const all = { ...options, correlationId, replyTo: this.replyTo };
+    if (this.topology.platform !== 'ha') {
+      ch.publish('', queue, content, all);
+      return;
+    }
+    (ch as ConfirmChannel).publish('', queue, content, all, (err) => {
+      if (err) this.nacked(ch, correlationId);
+    });
+  }
+
+  /** Publishes again, on `ch`, every pending call `which` picks (held or nacked); returns how many. */
+  private publishHeld(ch: Channel, which: (p: Pending) => boolean): number {
+    let n = 0;
+    for (const [correlationId, p] of this.pending) {
+      if (!p.resend || !which(p)) continue;
+      clearTimeout(p.hold);
+      p.hold = undefined;
+      p.nacked = false;
+      // A request nobody took before its caller gave up is dropped, not run late.
+      const remaining = Math.max(1, Math.round(p.resend.deadline - performance.now()));
+      this.publishCall(ch, correlationId, p.resend.queue, p.resend.content, { ...p.resend.options, expiration: String(remaining) });
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * A publish nacked (or its channel closed before the confirm): a write or read
+   * waits (HOLD_MS at most) for a fresh channel, anything else fails with 503.
+   */
+  private nacked(ch: Channel, correlationId: string): void {
+    const p = this.pending.get(correlationId);
+    if (!p) return;
+    if (!p.resend) {
+      this.fail(correlationId, 'the broker did not take the request (nack)');
+      return;
+    }
+    p.nacked = true;
+    p.hold ??= setTimeout(() => this.fail(correlationId, 'the broker kept refusing the request (nack) for the hold time'), HOLD_MS);
+    if (ch === this.channel) this.renewChannel(ch);
+    else if (this.channel && !this.renewing) this.publishHeld(this.channel, (x) => x.nacked === true);
+  }
+
+  /**
+   * Replaces a channel that had a publish nacked by a fresh one on the same
+   * connection, RENEW_DELAY_MS later (the election it met is then further on;
+   * a fresh channel that meets it again is renewed again), moves the reply
+   * consumer to it and publishes the nacked calls there.
+   */
+  private renewChannel(old: Channel): void {
+    if (this.renewing) return;
+    this.renewing = true;
+    setTimeout(() => {
+      void (async () => {
+        const conn = this.amqp.connection;
+        if (!conn || this.channel !== old) return;
+        const ch = await this.openChannel(conn);
+        await ch.consume(this.replyTo, (msg) => this.onReply(msg), { noAck: true });
+        if (this.channel !== old) {
+          await ch.close().catch(() => undefined);
+          return;
+        }
+        this.channel = ch;
+        this.renewing = false;
+        const n = this.publishHeld(ch, (p) => p.nacked === true);
+        this.logger.info({ calls: n }, 'a publish was nacked (a quorum queue electing its leader?): published again on a fresh channel');
+        await old.close().catch(() => undefined);
+      })()
+        .catch((err: unknown) => this.logger.warn({ err: (err as Error).message }, 'could not open a fresh rpc channel; the next connection will'))
+        .finally(() => {
+          this.renewing = false;
+        });
+    }, RENEW_DELAY_MS);
+  }
+
+  /**
+   * The connection or channel went: every call fails with 503, except (with
+   * `hold`, on a cluster) writes and reads, which wait up to HOLD_MS for the
+   * next connection (setup publishes them again).
+   */
+  private failAll(hold = false): void {
     this.channel = undefined;
     for (const [id, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE', 'the connection to the broker was lost before the answer came; a write may or may not have been applied: retry it with the same requestId'));
-      this.pending.delete(id);
+      if (hold && p.resend) {
+        p.hold ??= setTimeout(() => this.fail(id, 'no connection to the broker came back within the hold time'), HOLD_MS);
+        continue;
+      }
+      this.fail(id, 'the connection to the broker was lost before the answer came; a write may or may not have been applied: retry it with the same requestId');
     }
+  }
+
+  private fail(id: string, message: string): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    clearTimeout(p.hold);
+    p.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE', message));
   }
 
   /** Sends `body` to `queue` and resolves with the worker's result, or rejects with a DbaasError. */
@@ -183,28 +315,41 @@ export class RpcClient {
 
   private send<T>(queue: string, body: unknown, opts: CallOptions): Promise<T> {
     const ch = this.channel;
-    if (!ch || !this.amqp.connected) return Promise.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
+    const connected = ch !== undefined && this.amqp.connected;
+    // On a cluster, writes and reads outlive a lost connection (see the head of this file).
+    const resendable = this.topology.platform === 'ha' && (queue === this.names.writeQueue || queue === this.names.readQueue);
+    if (!connected && !resendable) return Promise.reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
     const correlationId = this.idPrefix + (this.nextId++).toString(36);
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
+        const p = this.pending.get(correlationId);
+        clearTimeout(p?.hold);
         this.pending.delete(correlationId);
         reject(new DbaasError(opts.timeoutCode ?? 'DBAAS_RPC_TIMEOUT', `no answer from ${queue} within ${opts.timeoutMs} ms`));
       }, opts.timeoutMs);
-      this.pending.set(correlationId, { resolve: resolve as (v: unknown) => void, reject, timer, raw: opts.raw === true });
+      const content = encode(body);
+      const options: Options.Publish = {
+        persistent: opts.persistent ?? false,
+        contentType: 'application/json',
+        ...(opts.reqId === undefined ? {} : { headers: { [REQ_ID_HEADER]: opts.reqId } }),
+      };
+      const pending: Pending = { resolve: resolve as (v: unknown) => void, reject, timer, raw: opts.raw === true };
+      if (resendable) pending.resend = { queue, content, options, deadline: performance.now() + opts.timeoutMs };
+      this.pending.set(correlationId, pending);
+      if (!connected) {
+        // Held until setup publishes it on the next connection, or HOLD_MS.
+        pending.hold = setTimeout(() => this.fail(correlationId, 'no connection to the broker came back within the hold time'), HOLD_MS);
+        return;
+      }
       try {
-        ch.publish('', queue, encode(body), {
-          correlationId,
-          replyTo: this.replyTo,
-          persistent: opts.persistent ?? false,
-          // A request nobody took before its caller gave up is dropped, not run late.
-          expiration: String(opts.timeoutMs),
-          contentType: 'application/json',
-          ...(opts.reqId === undefined ? {} : { headers: { [REQ_ID_HEADER]: opts.reqId } }),
-        });
+        // A request nobody took before its caller gave up is dropped, not run late.
+        this.publishCall(ch, correlationId, queue, content, { ...options, expiration: String(opts.timeoutMs) });
       } catch {
-        clearTimeout(timer);
-        this.pending.delete(correlationId);
-        reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE'));
+        if (resendable) {
+          pending.hold = setTimeout(() => this.fail(correlationId, 'no connection to the broker came back within the hold time'), HOLD_MS);
+          return;
+        }
+        this.fail(correlationId, 'the broker connection closed before the request was sent');
       }
     });
   }

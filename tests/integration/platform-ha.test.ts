@@ -15,8 +15,8 @@
  * manager (not by the test) and its restart audited in the namespace's shared
  * audit log; the longest pause between two acknowledgements from the kill on is
  * printed and written to $DBAAS_TEST_LOG_DIR/platform-ha/pauses.json (default under the temp directory)
- * (docs/FAILOVER.md). After a ZooKeeper leader's and an orchestrator's kill it
- * must be under 2 s.
+ * (docs/FAILOVER.md). After a kill of the RabbitMQ node leading the write queue,
+ * of the ZooKeeper leader and of an orchestrator it must be under 2 s.
  *
  * Opt-in (DBAAS_HA_TEST=1, or `npm run test:ha`; DBAAS_HA_KILLS=N repeats the
  * leader kills N times each): about 35 s to start the platform from nothing,
@@ -148,18 +148,21 @@ function startWriter(client: DbaasClient, tag: string): Writer {
   };
 }
 
-/** The longest time without an acknowledgement from the kill on (the kill itself counts as the start of the first pause). */
-function longestPauseMs(acked: Writer['acked'], killedAt: number, windowMs = 15_000): number {
+/** The longest time without an acknowledgement from the kill on (the kill itself counts as the start of the first pause), and when it ended. */
+function longestPause(acked: Writer['acked'], killedAt: number, windowMs = 15_000): { ms: number; from: number; to: number } {
   let prev = killedAt;
-  let longest = 0;
+  let longest = { ms: 0, from: killedAt, to: killedAt };
   for (const { at } of acked) {
     if (at <= killedAt) continue;
     if (at > killedAt + windowMs) break;
-    longest = Math.max(longest, at - prev);
+    if (at - prev > longest.ms) longest = { ms: at - prev, from: prev, to: at };
     prev = at;
   }
   return longest;
 }
+
+/** Every retry the writer's client made (time, attempt, what it got), to tell what a long pause waited for. */
+const retries: Array<{ at: number; attempt: number; delayMs: number; code: string; status: number }> = [];
 
 let env: Record<string, string> = {};
 let c: TestCluster | undefined;
@@ -285,12 +288,19 @@ async function episode(tag: string, name: string, kill: () => Promise<void>): Pr
     const mark = w.acked.length;
     await eventually(() => w.acked.length >= mark + 10, 120_000, `${tag}: 10 writes after the restart`);
     await w.stop();
-    const pauseMs = Math.round(longestPauseMs(w.acked, killedAt, 180_000));
+    const pause = longestPause(w.acked, killedAt, 180_000);
+    const pauseMs = Math.round(pause.ms);
     (pauses[tag.replace(/-\d+$/, '')] ??= []).push(pauseMs);
+    // What the longest pause waited for: the client's retries in it (ms from the kill), e.g. a 3 s client timeout.
+    const during = retries
+      .filter((r) => r.at >= pause.from && r.at <= pause.to)
+      .map((r) => `+${Math.round(r.at - killedAt)} ms #${r.attempt} ${r.code}${r.status ? ` (${r.status})` : ''} wait ${r.delayMs} ms`);
     process.stdout.write(
-      `[platform-ha] ${tag}: ${w.acked.length} writes acknowledged, ${w.failed.length} failed, longest pause from the kill ${pauseMs} ms, ` +
+      `[platform-ha] ${tag}: ${w.acked.length} writes acknowledged, ${w.failed.length} failed, longest pause from the kill ${pauseMs} ms ` +
+        `(+${Math.round(pause.from - killedAt)} to +${Math.round(pause.to - killedAt)} ms; retries in it: ${during.join(', ') || 'none'}), ` +
         `${resumedWithout ? 'resumed before' : 'resumed only after'} the restart; ${name} back after ${Math.round(backAt - killedAt)} ms\n`,
     );
+    appendLog('pauses.log', `${new Date().toISOString()} ${tag} killed at ${Math.round(killedAt)} pause ${pauseMs} ms from +${Math.round(pause.from - killedAt)} retries: ${during.join(', ') || 'none'}\n`);
     expect(w.failed).toEqual([]);
     // The platform fault alone causes no failover.
     expect(await masterPid()).toBe(pidBefore);
@@ -345,7 +355,12 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
     c = await startTestCluster(haEnv, { listen: true, namespace, dataDir });
     await eventually(async () => (await c!.get('/readyz')).status === 200, 60_000, 'the cluster to be ready');
     await eventually(async () => ((await c!.get('/api/v1/workers')).body as unknown[]).length === 3, 60_000, 'three workers');
-    client = new DbaasClient({ url: `${pUrl},${c.url}`, timeoutMs: 3000, retry: { attempts: 40, baseDelayMs: 50, maxDelayMs: 500 } });
+    client = new DbaasClient({
+      url: `${pUrl},${c.url}`,
+      timeoutMs: 3000,
+      retry: { attempts: 40, baseDelayMs: 50, maxDelayMs: 500 },
+      onRetry: ({ attempt, delayMs, error }) => retries.push({ at: performance.now(), attempt, delayMs, code: error.code, status: error.status }),
+    });
   }, 600_000);
 
   afterAll(async () => {
@@ -424,9 +439,10 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
     }
   });
 
-  // The 2 s goal is printed, not asserted, for RabbitMQ kills (docs/FAILOVER.md). Safety and recovery are asserted.
+  // Safety and recovery are asserted for every kill; the 2 s goal for the write-queue leader's kills (docs/FAILOVER.md).
   it('SIGKILL of the RabbitMQ node leading the write queue, then of a second node once the first is back, then of the node of the orchestrator\'s own connection', async () => {
     const names = clusterNames(c!.namespace);
+    const measured: Episode[] = [];
     let last = 0;
     for (let k = 1; k <= KILLS; k++) {
       const leader = await queueLeader(names.writeQueue);
@@ -434,9 +450,11 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
       expect([1, 2, 3]).toContain(leader.node);
       const pid = await rabbitPid(leader.node);
       process.stdout.write(`[platform-ha] kill ${k}/${KILLS}: RabbitMQ node ${leader.node} (pid ${pid}), leader of ${names.writeQueue}\n`);
-      await episode(`rabbitmq-writeq-leader-${k}`, `rabbitmq-${leader.node}`, async () => {
-        process.kill(pid, 'SIGKILL');
-      });
+      measured.push(
+        await episode(`rabbitmq-writeq-leader-${k}`, `rabbitmq-${leader.node}`, async () => {
+          process.kill(pid, 'SIGKILL');
+        }),
+      );
       // Back in the cluster, and the write queue has a leader again.
       expect((await queueLeader(names.writeQueue)).node).toBeGreaterThan(0);
       last = leader.node;
@@ -458,6 +476,9 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
     await episode('rabbitmq-orchestrator-connection-node', `rabbitmq-${own[0]}`, async () => {
       process.kill(ownPid, 'SIGKILL');
     });
+    // Every kill measured first (the distribution goes to docs/FAILOVER.md), then the bound.
+    expect(measured.map((m) => m.resumedWithout)).not.toContain(false);
+    expect(Math.max(...measured.map((m) => m.pauseMs))).toBeLessThan(2000);
   }, 600_000 * (KILLS + 2));
 
   it('SIGKILL of the ZooKeeper leader, then of a second server once the first is back, then a SIGSTOPped (wedged) server: writes resume within 2 s of a leader kill', async () => {

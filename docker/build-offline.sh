@@ -14,12 +14,18 @@
 #   dbaas-haproxy:latest       only with --proxy: Debian's HAProxy and its libraries, as node, config at
 #                              /usr/local/etc/haproxy/haproxy.cfg (the official haproxy image's layout),
 #                              for docker/compose.offline.yaml
+#   dbaas-rabbitmq:latest      only with --platform: Debian's RabbitMQ 3.10 and Erlang, with an entry point
+#                              that takes the official rabbitmq image's settings (docker/offline/rabbitmq-entrypoint.sh)
+#   dbaas-zookeeper:latest     only with --platform: Debian's ZooKeeper 3.8 and Java 17, with an entry point
+#                              that takes the official zookeeper image's ZOO_* settings (docker/offline/zookeeper-entrypoint.sh)
+#                              — for docker/compose.ha.yaml and docker/stack.yaml (DBAAS_RABBITMQ_IMAGE, DBAAS_ZOOKEEPER_IMAGE)
 #
 # An image is rebuilt only when its inputs changed (a hash of them is kept in
 # the image's label dbaas.build-hash). Run `npm run build` first.
 #
 #   docker/build-offline.sh            build what is missing or stale
 #   docker/build-offline.sh --proxy    the same, and dbaas-haproxy (needs haproxy: scripts/proxy.sh install)
+#   docker/build-offline.sh --platform the same, and dbaas-rabbitmq and dbaas-zookeeper (needs scripts/setup.sh's packages)
 #   DBAAS_FERRETDB_BIN=/path/ferretdb  the FerretDB binary (default: DBAAS_DB_BIN,
 #                                      else ~/.cache/dbaas/ferretdb-v1.24.2)
 #   DBAAS_IMAGE_FORCE=1                rebuild everything
@@ -33,11 +39,14 @@ cd "$DBAAS_ROOT"
 
 DOCKER=${DOCKER:-docker}
 WITH_PROXY=0
-case "${1:-}" in
-  "") ;;
-  --proxy) WITH_PROXY=1 ;;
-  *) die "usage: docker/build-offline.sh [--proxy]" ;;
-esac
+WITH_PLATFORM=0
+for arg in "$@"; do
+  case "$arg" in
+    --proxy) WITH_PROXY=1 ;;
+    --platform) WITH_PLATFORM=1 ;;
+    *) die "usage: docker/build-offline.sh [--proxy] [--platform]" ;;
+  esac
+done
 TAG=${DBAAS_IMAGE_TAG:-latest}
 [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "DBAAS_IMAGE_TAG=$TAG is not a valid image tag"
 BUILD_DIR=$DBAAS_STATE_DIR/docker-build
@@ -172,6 +181,135 @@ if ((WITH_PROXY)); then
     log "built dbaas-haproxy:$TAG ($(elapsed "$t"))"
   else
     log "dbaas-haproxy:$TAG is current"
+  fi
+fi
+
+# --------------------------------------------------------- platform images --
+
+# rootfs_add ROOT PATH...: files and directories (symbolic links kept) at the same place under ROOT.
+rootfs_add() {
+  local root=$1 p
+  shift
+  for p in "$@"; do
+    mkdir -p "$root$(dirname "$p")"
+    cp -a "$p" "$root$(dirname "$p")/"
+  done
+}
+
+# rootfs_finish ROOT: the shared libraries of every ELF file under ROOT (as ldd finds them on this
+# machine), Debian's merged /usr links, base-etc, /tmp.
+rootfs_finish() {
+  local root=$1 libs lib
+  # (ldd fails on the scripts among them: its status is not the pipeline's.)
+  libs=$( { find "$root" -type f \( -perm -u+x -o -name '*.so*' \) -print0 | xargs -0 ldd 2>/dev/null || true; } |
+    awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u)
+  for lib in $libs; do
+    lib=${lib#/usr}
+    [[ -e "$root/usr$lib" ]] && continue
+    mkdir -p "$root/usr$(dirname "$lib")"
+    cp -L "/usr$lib" "$root/usr$lib" 2>/dev/null || cp -L "$lib" "$root/usr$lib"
+  done
+  mkdir -p "$root/etc" "$root/tmp" "$root/usr/bin" "$root/usr/lib" "$root/usr/lib64"
+  chmod 1777 "$root/tmp"
+  ln -sfn usr/bin "$root/bin"
+  ln -sfn usr/bin "$root/sbin"
+  ln -sfn usr/lib "$root/lib"
+  ln -sfn usr/lib64 "$root/lib64"
+  cp "$OFFLINE_DIR"/base-etc/* "$root/etc/"
+}
+
+# tree_digest DIR...: every file under the DIRs with its hash (an image's inputs).
+tree_digest() { find "$@" -type f -print0 | sort -z | xargs -0 sha256sum; }
+
+# import_rootfs NAME HASH [--change …]: $BUILD_DIR/NAME-rootfs, finished (rootfs_finish), as the image
+# dbaas-NAME:$TAG labelled with HASH, its processes as root.
+import_rootfs() {
+  local name=$1 hash=$2 root=$BUILD_DIR/$1-rootfs
+  shift 2
+  rootfs_finish "$root"
+  tar --numeric-owner --owner=0 --group=0 -C "$root" -cf "$BUILD_DIR/$name.tar" .
+  "$DOCKER" import --change "LABEL dbaas.build-hash=$hash org.opencontainers.image.title=dbaas-$name" --change 'USER 0:0' \
+    "$@" "$BUILD_DIR/$name.tar" "dbaas-$name:$TAG" >/dev/null
+  rm -rf "$root" "$BUILD_DIR/$name.tar"
+}
+
+# The shell tools the entry points and RabbitMQ's and Erlang's scripts use.
+PLATFORM_TOOLS=(sh dash bash cat sed grep basename dirname readlink expr env mkdir rm mv chmod chown id hostname date timeout sleep ls tr head)
+platform_tools() {
+  local t
+  for t in "${PLATFORM_TOOLS[@]}"; do readlink -f "$(command -v "$t")" || die "$t is missing"; done | sort -u
+}
+# add_platform_tools ROOT: each tool as ROOT/usr/bin/<its name> (sh as sh, though it is dash here).
+add_platform_tools() {
+  local t
+  for t in "${PLATFORM_TOOLS[@]}"; do cp -L "$(command -v "$t")" "$1/usr/bin/$t"; done
+}
+
+if ((WITH_PLATFORM)); then
+  rmq_home=$(readlink -f /usr/lib/rabbitmq/lib/rabbitmq_server-*/ 2>/dev/null | head -n 1)
+  [[ -d "$rmq_home" && -d /usr/lib/erlang ]] || die "--platform needs Debian's rabbitmq-server and Erlang: run scripts/setup.sh once"
+  rmq_hash=$( {
+    tree_digest /usr/lib/erlang /usr/lib/rabbitmq
+    hash_files "$OFFLINE_DIR/rabbitmq-entrypoint.sh" "$OFFLINE_DIR"/base-etc/*
+    platform_tools
+    echo v3
+  } | hash_stdin)
+  if needs_build "dbaas-rabbitmq:$TAG" "$rmq_hash"; then
+    t=$(now_ms)
+    root=$BUILD_DIR/rabbitmq-rootfs
+    rm -rf "$root"
+    mkdir -p "$root"/{etc/rabbitmq/conf.d,var/lib/rabbitmq,var/log/rabbitmq,usr/bin,usr/local/bin}
+    rootfs_add "$root" /usr/lib/erlang /usr/lib/rabbitmq
+    add_platform_tools "$root"
+    ln -sfn ../lib/erlang/bin/erl "$root/usr/bin/erl"
+    ln -sfn ../lib/erlang/bin/escript "$root/usr/bin/escript"
+    cp "$OFFLINE_DIR/rabbitmq-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+    import_rootfs rabbitmq "$rmq_hash" \
+      --change "ENV PATH=/usr/local/bin:$rmq_home/sbin:/usr/bin:/bin LANG=C.UTF-8 HOME=/var/lib/rabbitmq RABBITMQ_LOGS=- RABBITMQ_CONFIG_FILES=/etc/rabbitmq/conf.d.unused" \
+      --change 'EXPOSE 4369 5672 25672' \
+      --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+      --change 'CMD ["rabbitmq-server"]'
+    log "built dbaas-rabbitmq:$TAG ($(elapsed "$t"))"
+  else
+    log "dbaas-rabbitmq:$TAG is current"
+  fi
+
+  java_home=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
+  [[ -f /usr/share/java/zookeeper.jar && -x "$java_home/bin/java" ]] || die "--platform needs Debian's zookeeper and Java: run scripts/setup.sh once"
+  zk_hash=$( {
+    tree_digest "$java_home" /usr/share/java
+    hash_files "$OFFLINE_DIR/zookeeper-entrypoint.sh" "$OFFLINE_DIR/nc" "$OFFLINE_DIR"/base-etc/*
+    declare -f write_zookeeper_log4j
+    platform_tools
+    echo v3
+  } | hash_stdin)
+  if needs_build "dbaas-zookeeper:$TAG" "$zk_hash"; then
+    t=$(now_ms)
+    root=$BUILD_DIR/zookeeper-rootfs
+    rm -rf "$root"
+    mkdir -p "$root"/{conf,data,datalog,usr/bin,usr/local/bin,usr/share/java,"$(dirname "$java_home")"}
+    # The JDK's conf/ and some of its files are links into /etc: copied as files (dangling ones, such as src.zip, dropped).
+    cp -a "$java_home" "$root$(dirname "$java_home")/"
+    while IFS= read -r -d '' link; do
+      target=$(readlink -f "${link#"$root"}" || true)
+      rm -f "$link"
+      if [[ -n "$target" && -e "$target" ]]; then cp -rL "$target" "$link"; fi
+    done < <(find "$root$java_home" -type l -print0)
+    cp -a /usr/share/java/. "$root/usr/share/java/"
+    add_platform_tools "$root"
+    ln -sfn "$java_home/bin/java" "$root/usr/local/bin/java"
+    cp "$OFFLINE_DIR/zookeeper-entrypoint.sh" "$root/usr/local/bin/docker-entrypoint.sh"
+    cp "$OFFLINE_DIR/nc" "$root/usr/local/bin/nc"
+    mkdir -p "$root/etc/zookeeper-log4j"
+    write_zookeeper_log4j "$root/etc/zookeeper-log4j"
+    import_rootfs zookeeper "$zk_hash" \
+      --change "ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 JAVA_HOME=$java_home ZOO_CONF_DIR=/conf ZOO_DATA_DIR=/data ZOO_DATA_LOG_DIR=/datalog" \
+      --change 'EXPOSE 2181 2888 3888' \
+      --change 'ENTRYPOINT ["docker-entrypoint.sh"]' \
+      --change 'CMD ["zkServer.sh", "start-foreground"]'
+    log "built dbaas-zookeeper:$TAG ($(elapsed "$t"))"
+  else
+    log "dbaas-zookeeper:$TAG is current"
   fi
 fi
 

@@ -38,6 +38,9 @@ import type { WorkerActions } from './worker-actions.js';
  */
 const PROMOTE_TIMEOUT_MS = 60_000;
 
+/** How long a promotion candidate's znode may be missing before the promotion is given up (watchCandidate). */
+const CANDIDATE_GONE_MS = 1000;
+
 export class Failover {
   constructor(
     private readonly d: ClusterDeps,
@@ -78,15 +81,20 @@ export class Failover {
       }
       const term = await this.bumpTerm();
       const candidatePid = this.pidOf(candidateId);
+      const gone = this.watchCandidate(candidateId);
       try {
-        await rpc.call(names.controlQueue(candidateId), { v: WIRE_VERSION, type: 'promote', term, ...epochField(this.d) } satisfies ControlMessage, {
+        const promoted = rpc.call(names.controlQueue(candidateId), { v: WIRE_VERSION, type: 'promote', term, ...epochField(this.d) } satisfies ControlMessage, {
           timeoutMs: PROMOTE_TIMEOUT_MS,
         });
+        promoted.catch(() => undefined);
+        await Promise.race([promoted, gone.lost]);
         await waitFor(() => (view.master?.id === candidateId ? true : undefined), 5000, () => new Error('the promoted worker did not take the master znode'));
       } catch (err) {
         audit.record('error', `promoting ${candidateId} failed (${(err as Error).message}); removing it and trying another`);
         await this.workers.forget(candidateId);
         return;
+      } finally {
+        gone.stop();
       }
       this.s.lastMasterId = candidateId;
       writeClusterFile(this.d, { masterId: candidateId });
@@ -102,6 +110,34 @@ export class Failover {
     } finally {
       this.s.failingOver = false;
     }
+  }
+
+  /**
+   * Rejects `lost` once the candidate cannot answer its promote: its process exited (the runtime no
+   * longer lists it), or its znode has been gone for {@link CANDIDATE_GONE_MS} (its session ended: a
+   * frozen or cut-off process). Without it, a candidate that died or froze just after being chosen
+   * left the cluster with no master for the whole promote timeout (60 s). A candidate that is only
+   * slow (draining a long backlog) keeps its process and its znode, and is waited for.
+   */
+  private watchCandidate(id: string): { lost: Promise<never>; stop: () => void } {
+    let timer: NodeJS.Timeout | undefined;
+    let missingSince: number | undefined;
+    const listed = (): boolean => this.d.runtime.list().some((h) => h.id === id);
+    // Only a worker this runtime runs can be seen to exit; any other is judged by its znode alone.
+    const known = listed();
+    const lost = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        if (known && !listed()) {
+          reject(new Error('its process exited'));
+          return;
+        }
+        if (this.d.view.workers.has(id)) missingSince = undefined;
+        else if (missingSince === undefined) missingSince = Date.now();
+        else if (Date.now() - missingSince >= CANDIDATE_GONE_MS) reject(new Error('its ZooKeeper session ended'));
+      }, 250);
+    });
+    lost.catch(() => undefined);
+    return { lost, stop: () => clearInterval(timer) };
   }
 
   /**

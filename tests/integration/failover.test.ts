@@ -75,6 +75,37 @@ describe('failover', () => {
     expect(events.filter((e) => e.kind === 'promotion')).toHaveLength(2);
   });
 
+  it('a candidate that dies or freezes while being promoted is given up within seconds, and the next slave takes over', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
+    const first = await c.post('/api/v1/db/write', { table: 'p', operation: 'insert', data: { _id: 'before' } });
+    expect(first.status).toBe(200);
+    await eventually(() => c.orch.view.servingSlaves().length === 2, 30_000, 'two serving slaves');
+    const slaves = c.orch.view
+      .servingSlaves()
+      .map((w) => ({ id: w.id, pid: c.orch.view.workers.get(w.id)?.pid as number }))
+      .sort((a, b) => a.pid - b.pid);
+    const candidate = slaves[0] as { id: string; pid: number };
+    const masterId = c.orch.view.master?.id as string;
+    // The lowest-pid slave, the one the failover picks, freezes; then the master dies. The candidate is
+    // still registered (its session lasts 2 s) when the failover starts, so it is told to promote, and never answers.
+    process.kill(candidate.pid, 'SIGSTOP');
+    const killedAt = Date.now();
+    try {
+      process.kill(c.orch.view.workers.get(masterId)?.pid as number, 'SIGKILL');
+      await eventually(() => c.orch.view.master !== undefined && c.orch.view.master.id !== masterId && c.orch.view.master.id !== candidate.id, 40_000, 'another slave as master');
+    } finally {
+      if (alive(candidate.pid)) process.kill(candidate.pid, 'SIGCONT');
+    }
+    // Before: the promotion waited out its 60 s timeout, with no master (and no write) all that time.
+    expect(Date.now() - killedAt).toBeLessThan(20_000);
+    const after = await c.post('/api/v1/db/write', { table: 'p', operation: 'insert', data: { _id: 'after' }, requestId: 'after-frozen-candidate' });
+    expect(after.status).toBe(200);
+    const r = await c.post('/api/v1/db/read', { table: 'p', where: {}, sort: { _id: 1 }, afterSeq: after.body.seq });
+    expect(r.body).toEqual([{ _id: 'after' }, { _id: 'before' }]);
+    const events = (await c.get('/api/v1/events')).body as Array<{ kind: string; reason: string }>;
+    expect(events.some((e) => e.kind === 'error' && e.reason.includes(`promoting ${candidate.id} failed`))).toBe(true);
+  });
+
   it('answers 409 when there is nothing to kill', async () => {
     const c = await cluster();
     const first = await c.post('/api/v1/crash/slave');

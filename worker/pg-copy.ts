@@ -8,11 +8,13 @@
  * FerretDB's own.
  */
 import pg from 'pg';
-import { copyRows } from './pg-layout.js';
+import { copyRows, MISSING, tableIn } from './pg-layout.js';
 import type { StreamRows } from './pg-snapshot.js';
 
 export class RowCopier {
   private pool: pg.Pool | undefined;
+  /** Each table's PostgreSQL name (pg-layout.ts tableIn). */
+  private readonly tables = new Map<string, string>();
 
   constructor(
     private readonly url: string,
@@ -36,16 +38,35 @@ export class RowCopier {
     }
     let written = 0;
     for (const [table, jsonbs] of byTable) {
-      await this.ensureTable(table);
-      written += await copyRows(this.pool, this.dbName, table, jsonbs);
+      try {
+        written += await copyRows(this.pool, await this.into(table), jsonbs);
+      } catch (err) {
+        // The table went (a clear, which also restarts the stream) and came back under FerretDB: look it up again, once.
+        if (!MISSING.has((err as { code?: string }).code ?? '')) throw err;
+        this.tables.delete(table);
+        written += await copyRows(this.pool, await this.into(table), jsonbs);
+      }
     }
     return written;
+  }
+
+  /** Where a table's rows go, created through FerretDB first; kept for the rest of the copy. */
+  private async into(table: string): Promise<string> {
+    let into = this.tables.get(table);
+    if (into === undefined) {
+      await this.ensureTable(table);
+      into = await tableIn(this.pool as pg.Pool, this.dbName, table);
+      if (into === undefined) throw new Error(`table ${table} has no FerretDB table to copy into`);
+      this.tables.set(table, into);
+    }
+    return into;
   }
 
   /** Ends the connection (the copy is done); a later copy opens a new one. */
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
+    this.tables.clear();
     await pool?.end().catch(() => undefined);
   }
 }

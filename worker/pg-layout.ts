@@ -17,7 +17,7 @@ export function ident(name: string): string {
 }
 
 /** PostgreSQL's "no such schema" and "no such table": the database or its metadata does not exist yet. */
-const MISSING = new Set(['3F000', '42P01']);
+export const MISSING = new Set(['3F000', '42P01']);
 
 /**
  * Where a table (its qualified name, common/databases.ts) lives: `"schema"."table"`,
@@ -56,14 +56,12 @@ export async function idsPresent(client: pg.ClientBase | pg.Pool, dbName: string
 /**
  * Writes documents as FerretDB stores them (`_jsonb` text, read from another
  * worker's FerretDB of the same version: pg-snapshot.ts) straight into a table
- * FerretDB created (Tables.ensureTable: its metadata and indexes are FerretDB's
- * own), in one statement, skipping `_id`s the table holds already. PostgreSQL
- * keeps every index, unique ones included: a key held twice fails the whole
- * statement. Returns the rows written.
+ * FerretDB created (`into`, from {@link tableIn} after Tables.ensureTable: its
+ * metadata and indexes are FerretDB's own), in one statement, skipping `_id`s the
+ * table holds already. PostgreSQL keeps every index, unique ones included: a key
+ * held twice fails the whole statement. Returns the rows written.
  */
-export async function copyRows(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string, jsonbs: readonly string[]): Promise<number> {
-  const into = await tableIn(client, dbName, qualified);
-  if (into === undefined) throw new Error(`table ${qualified} has no FerretDB table to copy into`);
+export async function copyRows(client: pg.ClientBase | pg.Pool, into: string, jsonbs: readonly string[]): Promise<number> {
   const res = await client.query(
     `INSERT INTO ${into} (_jsonb) SELECT e FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING`,
     [`[${jsonbs.join(',')}]`],

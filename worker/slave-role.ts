@@ -315,6 +315,7 @@ export class SlaveRole {
       return;
     }
     this.armPageTimer();
+    const started = performance.now();
     const docs = untouchedDocs(stream, page.docs);
     if (page.rows) docs.push(...(await this.copyRows(untouchedRows(stream, page.rows))));
     for (let i = 0; i < docs.length; i += PAGE_APPLY_DOCS) {
@@ -322,6 +323,9 @@ export class SlaveRole {
       // `fresh`: a bulk insert; a document already there (from an earlier stream) is replaced instead (Tables.writeTable).
       await this.ctx.store.applyOps(part.map(({ table, doc }) => ({ t: 'put', table, doc, fresh: true })));
       this.documentsCopied += part.length;
+    }
+    if (this.ctx.logger.isLevelEnabled('debug')) {
+      this.ctx.logger.debug({ id: page.id, part: page.stream?.part, rows: page.rows?.length, docs: page.docs.length, ms: Math.round(performance.now() - started) }, 'snapshot part applied');
     }
     stream.next += 1;
     if (page.stream?.last) {

@@ -4,7 +4,8 @@
  *
  * 1. 200 documents, no history;
  * 2. the same 200 documents after 20,000 `$inc` updates to them;
- * 3. the same, with an open-loop writer at 200 writes/s (`--rate`; the table shows what was acknowledged);
+ * 3. the same, with an open-loop writer at 200 writes/s (`--rate`; single-document inserts into their own
+ *    table, or `--writer inc`: $inc on the 200; `--in-flight` caps it, 256; the table shows what was acknowledged);
  * 4. 100,000 more documents loaded in bulk.
  *
  * Each case asks for one more slave and times it from the request until it
@@ -16,7 +17,11 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { MongoClient } from 'mongodb';
+import pg from 'pg';
+import { databaseUrl, findPsql, workerDatabaseName } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { tableIn } from '../../worker/pg-layout.js';
 import { loadOrchestratorConfig } from '../../common/config.js';
 import { BenchCluster, benchEnv } from './bench-cluster.js';
 
@@ -72,7 +77,7 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
   const before = new Set(ws.map((w) => w.id));
   const master = ws.find((w) => w.role === 'master');
   let documents = 0;
-  for (const t of ['cu_small', 'cu_big']) documents += await cluster.client.count(t);
+  for (const t of ['cu_small', 'cu_writes', 'cu_big']) documents += await cluster.client.count(t);
   const slaves = ws.filter((w) => w.role === 'slave').length;
   const writesBefore = writes?.() ?? 0;
   const started = Date.now();
@@ -195,6 +200,30 @@ async function backendCopy(fromUrl: string, toUrl: string, dbName: string, table
   }
 }
 
+/**
+ * PostgreSQL's own copy of the same table, the bound for the stream copy on that
+ * backend (the slave writes FerretDB's rows below it: worker/pg-copy.ts): the
+ * master's rows out with `COPY … TO STDOUT` piped into `COPY … FROM STDIN` of a
+ * scratch table in another worker's database, then its `_id` unique index, as
+ * FerretDB has it. No dbaas, no FerretDB.
+ */
+function pgCopy(fromUrl: string, toUrl: string, fromTable: string): { rows: number; ms: number; copyMs: number; indexMs: number } {
+  const psql = findPsql();
+  const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
+  const sql = (url: string, cmd: string): string => execFileSync(psql, ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', cmd], { encoding: 'utf8' });
+  sql(toUrl, 'DROP TABLE IF EXISTS bench_copy_rate; CREATE TABLE bench_copy_rate (_jsonb jsonb)');
+  try {
+    const started = Date.now();
+    execFileSync('bash', ['-c', `${q(psql)} -X -q -d ${q(fromUrl)} -c ${q(`\\copy (SELECT _jsonb FROM ${fromTable}) TO STDOUT`)} | ${q(psql)} -X -q -v ON_ERROR_STOP=1 -d ${q(toUrl)} -c ${q('\\copy bench_copy_rate FROM STDIN')}`], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const copyMs = Date.now() - started;
+    sql(toUrl, "CREATE UNIQUE INDEX ON bench_copy_rate ((_jsonb -> '_id'))");
+    const ms = Date.now() - started;
+    return { rows: Number(sql(toUrl, 'SELECT count(*) FROM bench_copy_rate').trim()), ms, copyMs, indexMs: ms - copyMs };
+  } finally {
+    sql(toUrl, 'DROP TABLE IF EXISTS bench_copy_rate');
+  }
+}
+
 /** Runs `n` writes from `concurrency` loops. */
 async function burst(n: number, concurrency: number, write: (i: number) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -223,7 +252,7 @@ export function catchUpTable(cases: readonly CatchUpCase[]): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { json: { type: 'string' }, 'big-docs': { type: 'string', default: '100000' }, incs: { type: 'string', default: '20000' }, port: { type: 'string' }, namespace: { type: 'string' }, rate: { type: 'string', default: '200' } } });
+  const { values } = parseArgs({ options: { json: { type: 'string' }, 'big-docs': { type: 'string', default: '100000' }, incs: { type: 'string', default: '20000' }, port: { type: 'string' }, namespace: { type: 'string' }, rate: { type: 'string', default: '200' }, writer: { type: 'string', default: 'insert' }, 'in-flight': { type: 'string', default: '256' } } });
   const config = loadOrchestratorConfig();
   if (!config.dbBin) throw new Error('DBAAS_DB_BIN is not set: run `npm run bench:catch-up` (it sets it up)');
   log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
@@ -236,6 +265,7 @@ async function main(): Promise<void> {
   });
   const cases: CatchUpCase[] = [];
   let backend: { docs: number; ms: number; readMs: number; insertMs: number; ratio: number | undefined } | undefined;
+  let pgOwn: { rows: number; ms: number; copyMs: number; indexMs: number; ratio: number | undefined } | undefined;
   try {
     log(`starting a cluster (namespace ${cluster.namespace}) …`);
     await cluster.start();
@@ -252,13 +282,26 @@ async function main(): Promise<void> {
     cases.push(await addSlave(cluster, `the same 200 documents after ${incs.toLocaleString('en-US')} $inc`));
 
     // A writer at 200 writes/s while the next slave joins (open loop: the table reports what was acknowledged).
+    // `--writer insert` (default): single-document inserts into their own table, the issue's writer; `inc`: $inc on
+    // the 200 documents, which this service (and FerretDB alone) takes at only ~100-300/s (docs/BENCHMARKS.md, updates).
     const rate = Number(values.rate);
-    const writer = openLoopWriter(rate, 128, (i) => cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }));
+    const inserts = values.writer !== 'inc';
+    const writer = openLoopWriter(rate, Number(values['in-flight']), (i) =>
+      inserts
+        ? cluster.write({ table: 'cu_writes', operation: 'insert', data: { _id: `w${i}`, i } })
+        : cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }),
+    );
+    const cpu0 = process.cpuUsage();
+    const wall0 = Date.now();
     await sleep(3000);
     log(`writer: ${writer.acked()} acknowledged in the first 3 s (aiming at ${rate}/s)`);
-    cases.push(await addSlave(cluster, `the same, with a writer at ${rate} writes/s`, () => writer.acked()));
+    cases.push(await addSlave(cluster, `the same, with a writer at ${rate} ${inserts ? 'inserts' : '$inc'}/s`, () => writer.acked()));
     await writer.stop();
-    log(`writer: ${writer.acked()} acknowledged, ${writer.failed()} failed, ${writer.skipped()} not started (${writer.maxInFlight()} in flight at most)`);
+    const cpu = process.cpuUsage(cpu0);
+    // The writer's own process: if it used most of a core, the tool (not the service) would be the limit.
+    log(
+      `writer: ${writer.acked()} acknowledged, ${writer.failed()} failed, ${writer.skipped()} not started (${writer.maxInFlight()} in flight at most); this process used ${(((cpu.user + cpu.system) / 1000 / (Date.now() - wall0)) * 100).toFixed(0)} % of a core meanwhile; load ${os.loadavg()[0]?.toFixed(1)}`,
+    );
     await cluster.settled(600_000);
 
     const big = Number(values['big-docs']);
@@ -274,6 +317,19 @@ async function main(): Promise<void> {
       const direct = await backendCopy(cluster.dbUrl(master.id), cluster.dbUrl(slave.id), config.dbName, 'cu_big');
       backend = { ...direct, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / direct.insertMs };
       log(`backend's own copy (FerretDB to FerretDB through the MongoDB wire): ${direct.docs} documents of cu_big in ${direct.ms} ms (read ${direct.readMs} ms, insert ${direct.insertMs} ms: ${Math.round((direct.docs * 1000) / direct.insertMs)} docs/s)`);
+      if (config.pgUrl !== undefined) {
+        // On PostgreSQL the stream copy writes rows below FerretDB: PostgreSQL's own copy is its bound.
+        const adminUrl = config.pgUrl;
+        const url = (id: string): string => databaseUrl(adminUrl, workerDatabaseName(cluster.namespace, id));
+        const pgFrom = new pg.Client({ connectionString: url(master.id) });
+        await pgFrom.connect();
+        const fromTable = await tableIn(pgFrom, config.dbName, 'cu_big').finally(() => pgFrom.end());
+        if (fromTable !== undefined) {
+          const own = pgCopy(url(master.id), url(slave.id), fromTable);
+          pgOwn = { ...own, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / own.ms };
+          log(`PostgreSQL's own copy (COPY out | COPY in, then the _id index): ${own.rows} rows in ${own.ms} ms (copy ${own.copyMs} ms, index ${own.indexMs} ms)`);
+        }
+      }
     }
   } finally {
     await cluster.stop(config.amqpUrl, config.zkConnect);
@@ -285,7 +341,12 @@ async function main(): Promise<void> {
       `The backend's own copy of the bulk table (read from the master's FerretDB, inserted into another, 5,000 at a time): ${backend.docs.toLocaleString('en-US')} documents in ${(backend.ms / 1000).toFixed(2)} s (read ${(backend.readMs / 1000).toFixed(2)} s, insert ${(backend.insertMs / 1000).toFixed(2)} s); the snapshot copy took ×${backend.ratio?.toFixed(2) ?? '?'} of the insert alone.\n\n`,
     );
   }
-  if (values.json) writeFileSync(values.json, JSON.stringify({ at: new Date().toISOString(), load: os.loadavg(), cases, backend }, null, 2));
+  if (pgOwn) {
+    process.stdout.write(
+      `PostgreSQL's own copy of the same rows (COPY out piped into COPY in, then the _id unique index): ${pgOwn.rows.toLocaleString('en-US')} rows in ${(pgOwn.ms / 1000).toFixed(2)} s (copy ${(pgOwn.copyMs / 1000).toFixed(2)} s, index ${(pgOwn.indexMs / 1000).toFixed(2)} s); the snapshot copy took ×${pgOwn.ratio?.toFixed(2) ?? '?'} of it.\n\n`,
+    );
+  }
+  if (values.json) writeFileSync(values.json, JSON.stringify({ at: new Date().toISOString(), load: os.loadavg(), cases, backend, pgOwn }, null, 2));
 }
 
 main().catch((err: unknown) => {

@@ -22,10 +22,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { numberArg } from './args.js';
-import { removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
-import { dockerClient } from '../../orchestrator/runtimes/index.js';
-import { removeSwarmNamespace } from '../../orchestrator/runtimes/swarm-runtime.js';
-import { containerSettings } from './containers.js';
+import { parseRuntime, runtimeRunOptions, type RuntimeKind } from './containers.js';
 import type { FaultKind } from './faults.js';
 import { repoRoot } from './infra.js';
 import { runNemesis } from './nemesis.js';
@@ -70,10 +67,9 @@ async function main(): Promise<number> {
     return 0;
   }
   const num = numberArg;
-  const runtime = values.runtime;
-  let minutes: number, seed: number, clients: number, readers: number, port: number;
+  let runtime: RuntimeKind, minutes: number, seed: number, clients: number, readers: number, port: number;
   try {
-    if (runtime !== 'swarm' && runtime !== 'docker' && runtime !== 'process') throw new Error(`--runtime must be swarm, docker or process, not ${JSON.stringify(runtime)}`);
+    runtime = parseRuntime(values.runtime);
     minutes = num('minutes', values.minutes, 0);
     seed = values.seed === undefined ? Math.floor(Math.random() * 1_000_000) : num('seed', values.seed, 0);
     clients = num('clients', values.clients, 1);
@@ -84,7 +80,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const faults: FaultKind[] = ['kill-worker', 'kill-database', 'restart-orchestrator', ...(values.platform ? (['restart-broker', 'restart-zookeeper'] as const) : [])];
-  const docker = runtime === 'process' ? undefined : dockerClient('unix:///var/run/docker.sock');
+  const onRuntime = runtimeRunOptions(runtime);
   let interrupts = 0;
   process.on('SIGINT', () => {
     interrupts++;
@@ -110,8 +106,8 @@ async function main(): Promise<number> {
     acksBetweenFaults: 20,
     keysPerClient: 3,
     thinkMs: 0,
-    env: { DBAAS_RUNTIME: runtime, DBAAS_VERIFY_INTERVAL_MS: '20000', ...(docker ? containerSettings() : {}) },
-    ...(docker ? { docker, afterTeardown: (ns: string) => (runtime === 'swarm' ? removeSwarmNamespace(docker, ns) : removeDockerNamespace(docker, ns)) } : {}),
+    ...onRuntime,
+    env: { ...onRuntime.env, DBAAS_VERIFY_INTERVAL_MS: '20000' },
     log: (line) => process.stdout.write(`${line.replace(/^\[nemesis/, '[chaos')}\n`),
     stopRequested: () => interrupts > 0,
   });

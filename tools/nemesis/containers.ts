@@ -5,7 +5,9 @@
  * reached from this host for the replica checks.
  */
 import type Docker from 'dockerode';
-import { DOCKER_LABELS } from '../../orchestrator/runtimes/docker-runtime.js';
+import { DOCKER_LABELS, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
+import { dockerClient } from '../../orchestrator/runtimes/index.js';
+import { removeSwarmNamespace } from '../../orchestrator/runtimes/swarm-runtime.js';
 import { runtimeEnv } from './orchestrator-process.js';
 
 export type Part = 'worker' | 'db';
@@ -49,4 +51,28 @@ export async function containerUrls(docker: Docker, namespace: string, workerId:
 /** The DBAAS_DOCKER_* settings scripts/setup-docker.sh wrote (images, the addresses containers see), for an orchestrator child. */
 export function containerSettings(): Record<string, string> {
   return Object.fromEntries(Object.entries(runtimeEnv()).filter(([k]) => k.startsWith('DBAAS_DOCKER_') && k !== 'DBAAS_DOCKER_STATUS'));
+}
+
+export type RuntimeKind = 'process' | 'docker' | 'swarm';
+
+/** The `--runtime` argument of the nemesis and chaos tools, checked. */
+export function parseRuntime(value: string | undefined): RuntimeKind {
+  if (value !== 'swarm' && value !== 'docker' && value !== 'process') throw new Error(`--runtime must be swarm, docker or process, not ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * What a run on `runtime` adds to runNemesis' options: the orchestrator's
+ * DBAAS_RUNTIME (and the DBAAS_DOCKER_* settings), and for workers in
+ * containers the engine (container faults, replica dumps) and the removal of
+ * the namespace's containers or services after the run.
+ */
+export function runtimeRunOptions(runtime: RuntimeKind): { env: Record<string, string>; docker?: Docker; afterTeardown?: (namespace: string) => Promise<void> } {
+  if (runtime === 'process') return { env: { DBAAS_RUNTIME: runtime } };
+  const docker = dockerClient('unix:///var/run/docker.sock');
+  return {
+    env: { DBAAS_RUNTIME: runtime, ...containerSettings() },
+    docker,
+    afterTeardown: (ns) => (runtime === 'swarm' ? removeSwarmNamespace(docker, ns) : removeDockerNamespace(docker, ns)),
+  };
 }

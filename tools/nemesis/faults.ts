@@ -158,12 +158,20 @@ async function pause(ctx: FaultContext, role: 'master' | 'slave'): Promise<{ tex
   return { text: `SIGSTOP ${role} ${target.id} pid ${target.pid} for ${heldMs} ms (${what}), SIGCONT; its process ${ended ? 'ended' : 'runs on'}` };
 }
 
-/** SIGKILL of a worker's database process (a slave's first, then master and slave in turn); its worker must go and be replaced. */
+/**
+ * SIGKILL of a worker's database process (a slave's first, then master and slave
+ * in turn; for workers in containers, `docker kill` of its database container);
+ * its worker must go and be replaced.
+ */
 async function killDb(ctx: FaultContext, nth: number): Promise<{ text: string; gone: { pids: number[] } }> {
   const role = nth % 2 === 0 ? 'slave' : 'master';
   const ws = await workersOf(ctx.api);
   const target = role === 'master' ? ws.find((w) => w.role === 'master') : pick(ws.filter((w) => w.role === 'slave'), ctx.random);
   if (!target) throw new Error(`no ${role} to kill the database of`);
+  if (ctx.docker) {
+    const name = await killContainer(ctx.docker, ctx.namespace, target.id, 'db');
+    return { text: `docker kill of the database container ${name} of ${role} ${target.id} (worker pid ${target.pid})`, gone: { pids: [target.pid] } };
+  }
   const unit = unitOf(ctx.dataDir, ctx.namespace, target.id);
   if (!unit?.dbPid) throw new Error(`no unit.json with a database pid for worker ${target.id}`);
   if (!signalPid(unit.dbPid, 'SIGKILL')) throw new Error(`cannot SIGKILL database pid ${unit.dbPid}`);

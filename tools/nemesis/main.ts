@@ -2,7 +2,8 @@
  * `npm run nemesis`: a long, on-demand Jepsen-style run against an own cluster.
  *
  *   npm run nemesis -- [--duration 300] [--clients 4] [--faults all|kind,kind] [--seed N]
- *                      [--port 18400] [--second-port 18401] [--keep] …   (--help lists all)
+ *                      [--runtime process|docker|swarm] [--port 18400] [--second-port 18401] [--keep] …
+ *                      (--help lists all)
  *
  * Needs RabbitMQ, ZooKeeper and DBAAS_DB_BIN as `npm start` sets them up
  * (.dbaas/runtime.env is read when DBAAS_DB_BIN is not set). Exits 1 when any
@@ -12,6 +13,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { numberArg } from './args.js';
+import { parseRuntime, runtimeRunOptions } from './containers.js';
 import { FAULT_KINDS, parseFaultKinds } from './faults.js';
 import { repoRoot } from './infra.js';
 import { runNemesis } from './nemesis.js';
@@ -25,6 +27,8 @@ const HELP = `npm run nemesis -- [options]
   --faults LIST            comma list, "all" (default) or "none"; kinds:
                            ${FAULT_KINDS.join(', ')}
   --seed N                 seed of the operation mix and the fault order (default: random, printed)
+  --runtime KIND           where the workers run: process, docker or swarm (default: DBAAS_RUNTIME, else process)
+                           (docker and swarm use the engine and images scripts/setup-docker.sh set up)
   --port P                 orchestrator port (default 18400)
   --second-port P          port of the second orchestrator (default 18401)
   --orchestrator FILE      orchestrator entry to run (default dist/orchestrator/main.js of this checkout)
@@ -50,6 +54,7 @@ async function main(): Promise<number> {
         clients: { type: 'string', default: '4' },
         faults: { type: 'string', default: 'all' },
         seed: { type: 'string' },
+        runtime: { type: 'string', default: process.env.DBAAS_RUNTIME ?? 'process' },
         port: { type: 'string', default: '18400' },
         'second-port': { type: 'string', default: '18401' },
         orchestrator: { type: 'string' },
@@ -77,7 +82,9 @@ async function main(): Promise<number> {
   const num = numberArg;
   let opts;
   try {
+    const onRuntime = runtimeRunOptions(parseRuntime(values.runtime));
     opts = {
+      ...onRuntime,
       durationMs: num('duration', values.duration, 0) * 1000,
       clients: num('clients', values.clients, 1),
       faults: parseFaultKinds(values.faults),
@@ -95,7 +102,7 @@ async function main(): Promise<number> {
       acksBetweenFaults: num('acks-between', values['acks-between'], 0),
       keysPerClient: 3,
       thinkMs: num('think', values.think, 0),
-      env: { DBAAS_VERIFY_INTERVAL_MS: String(num('verify-interval', values['verify-interval'], 0)) },
+      env: { ...onRuntime.env, DBAAS_VERIFY_INTERVAL_MS: String(num('verify-interval', values['verify-interval'], 0)) },
     };
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${HELP}`);

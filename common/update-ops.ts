@@ -19,7 +19,7 @@ import type { Doc, Filter, UpdateSpec } from './commands.js';
 import { checkId } from './document-validation.js';
 import { pathsOverlap } from './field-path.js';
 import { describeType, fail, getOwn, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
-import { MAX_ARRAY_LENGTH } from './limits.js';
+import { MAX_ARRAY_LENGTH, MAX_OBJECT_KEYS } from './limits.js';
 
 type Container = JsonObject | unknown[];
 
@@ -31,7 +31,7 @@ const INDEX = /^(?:0|[1-9][0-9]*)$/;
  * @throws DbaasError `DBAAS_WRITE_TYPE_CONFLICT` when the update does not fit the document
  *   (`$inc` on a non-number, `$push`/`$addToSet`/`$pull` on a non-array, a path through a
  *   scalar or through an array by a non-numeric segment), `DBAAS_REQ_LIMIT_EXCEEDED` when an
- *   array would grow past {@link MAX_ARRAY_LENGTH}
+ *   array would grow past {@link MAX_ARRAY_LENGTH} or an object past {@link MAX_OBJECT_KEYS} keys
  */
 export function applyUpdate(doc: Doc, update: UpdateSpec): Doc {
   const out = copyObject(doc);
@@ -197,7 +197,13 @@ function getChild(node: Container, segment: string): unknown {
 }
 
 function setChild(node: Container, segment: string, value: unknown, path: string): void {
-  if (!Array.isArray(node)) return putOwn(node, segment, value);
+  if (!Array.isArray(node)) {
+    // A post-image keeps the limits an inserted document has, so that it can be inserted again (a restore, an import).
+    if (!Object.hasOwn(node, segment) && Object.keys(node).length >= MAX_OBJECT_KEYS) {
+      fail('DBAAS_REQ_LIMIT_EXCEEDED', path, `object would grow past ${MAX_OBJECT_KEYS} keys`);
+    }
+    return putOwn(node, segment, value);
+  }
   if (!INDEX.test(segment)) conflict(path, `${segment} is not an index into an array`);
   const index = Number(segment);
   checkLength(index + 1, path);

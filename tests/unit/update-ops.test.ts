@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import type { Doc, UpdateSpec } from '../../common/commands.js';
-import { MAX_ARRAY_LENGTH } from '../../common/limits.js';
+import { MAX_ARRAY_LENGTH, MAX_OBJECT_KEYS } from '../../common/limits.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../../common/update-ops.js';
 import { validateFilter, validateUpdate } from '../../common/validation.js';
 import { expectCode } from './expect-code.js';
@@ -78,6 +78,19 @@ describe('applyUpdate: $set', () => {
 
   it('refuses to grow an array past the limit', () => {
     expectCode(() => apply({ tags: [] }, { $set: { [`tags.${MAX_ARRAY_LENGTH}`]: 1 } }), 'DBAAS_REQ_LIMIT_EXCEEDED');
+  });
+
+  it('refuses to grow an object past the key limit an inserted document has (else no backup of it could be restored)', () => {
+    const full = Object.fromEntries(Array.from({ length: MAX_OBJECT_KEYS }, (_, i) => [`k${i}`, i]));
+    expectCode(() => apply({ m: full }, { $set: { 'm.more': 1 } }), 'DBAAS_REQ_LIMIT_EXCEEDED');
+    expectCode(() => apply({ ...full, _id: 'x' }, { $inc: { more: 1 } }), 'DBAAS_REQ_LIMIT_EXCEEDED');
+    expectCode(() => apply({ m: full }, { $push: { 'm.list': 1 } }), 'DBAAS_REQ_LIMIT_EXCEEDED');
+    const half = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`m.a${i}`, i]));
+    const other = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`m.b${i}`, i]));
+    expectCode(() => apply(apply({}, { $set: half }), { $set: other }), 'DBAAS_REQ_LIMIT_EXCEEDED');
+    // Replacing a field of a full object, or removing one, is fine.
+    expect(apply({ m: full }, { $set: { 'm.k0': 'x' } }).m).toMatchObject({ k0: 'x' });
+    expect(Object.keys(apply({ m: full }, { $unset: { 'm.k0': '' } }).m as object)).toHaveLength(MAX_OBJECT_KEYS - 1);
   });
 
   it('stores keys like constructor as plain fields', () => {

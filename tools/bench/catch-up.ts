@@ -8,7 +8,8 @@
  *    table, or `--writer inc`: $inc on the 200; `--in-flight` caps it, 256; the table shows what was acknowledged);
  * 4. 100,000 more documents loaded in bulk.
  *
- * Each case asks for one more slave and times it from the request until it
+ * `--repeat N` runs only cases 1 and 2, N times, each on a fresh cluster, and
+ * prints the median ratio. Each case asks for one more slave and times it from the request until it
  * serves; the new slave's log gives the copy itself (documents, ms) and when its
  * request ledger was copied. Prints a table and writes it as JSON (--json FILE).
  */
@@ -251,35 +252,88 @@ export function catchUpTable(cases: readonly CatchUpCase[]): string {
   ].join('\n');
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { json: { type: 'string' }, 'big-docs': { type: 'string', default: '100000' }, incs: { type: 'string', default: '20000' }, port: { type: 'string' }, namespace: { type: 'string' }, rate: { type: 'string', default: '200' }, writer: { type: 'string', default: 'insert' }, 'in-flight': { type: 'string', default: '256' } } });
-  const config = loadOrchestratorConfig();
-  if (!config.dbBin) throw new Error('DBAAS_DB_BIN is not set: run `npm run bench:catch-up` (it sets it up)');
-  log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-  const cluster = new BenchCluster({
+type Options = { port?: string | undefined; namespace?: string | undefined };
+
+function newCluster(config: ReturnType<typeof loadOrchestratorConfig>, values: Options, suffix = ''): BenchCluster {
+  return new BenchCluster({
     slaves: 1,
     ...(values.port ? { port: Number(values.port) } : {}),
-    ...(values.namespace ? { namespace: values.namespace } : {}),
+    ...(values.namespace ? { namespace: `${values.namespace}${suffix}` } : {}),
     env: { ...benchEnv(config), DBAAS_REQUEST_TIMEOUT_MS: '30000', DBAAS_MAX_SLAVES: '8' },
     log,
   });
+}
+
+/** Cases 1 and 2 on a fresh cluster: the new slave's time with 200 documents, before and after `incs` $inc. */
+async function historyPair(cluster: BenchCluster, incs: number, label = ''): Promise<[CatchUpCase, CatchUpCase]> {
+  await cluster.write({ table: 'cu_small', operation: 'insert', data: Array.from({ length: 200 }, (_, i) => ({ _id: `k${i}`, n: 0 })) });
+  await cluster.settled();
+  const idle = await addSlave(cluster, `200 documents, no history${label}`);
+  log(`${incs} $inc updates to the 200 documents …`);
+  const t0 = Date.now();
+  await burst(incs, 32, (i) => cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }));
+  log(`… in ${Date.now() - t0} ms`);
+  await cluster.settled(600_000);
+  return [idle, await addSlave(cluster, `the same 200 documents after ${incs.toLocaleString('en-US')} $inc${label}`)];
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+/**
+ * `--repeat N`: only cases 1 and 2, each time on a fresh cluster, and the median of
+ * the N ratios (issue 16's "within 1.5× after history": one pair is noise, since
+ * starting the worker process varies by seconds on a busy machine).
+ */
+async function repeatHistory(n: number, incs: number, config: ReturnType<typeof loadOrchestratorConfig>, values: Options & { json?: string | undefined }): Promise<void> {
+  const pairs: Array<[CatchUpCase, CatchUpCase]> = [];
+  for (let r = 1; r <= n; r++) {
+    const cluster = newCluster(config, values, `r${r}`);
+    try {
+      log(`run ${r} of ${n}: starting a cluster (namespace ${cluster.namespace}, load ${os.loadavg()[0]?.toFixed(2)}) …`);
+      await cluster.start();
+      pairs.push(await historyPair(cluster, incs, ` (run ${r})`));
+    } finally {
+      await cluster.stop(config.amqpUrl, config.zkConnect);
+    }
+  }
+  const ratios = pairs.map(([a, b]) => b.servedMs / a.servedMs);
+  process.stdout.write(`\n${catchUpTable(pairs.flat())}\n\n`);
+  process.stdout.write(
+    `After ${incs.toLocaleString('en-US')} $inc, ×${ratios.map((x) => x.toFixed(2)).join(', ×')} of the no-history time; median ×${median(ratios).toFixed(2)} (served: no history ${(median(pairs.map((p) => p[0].servedMs)) / 1000).toFixed(2)} s, after history ${(median(pairs.map((p) => p[1].servedMs)) / 1000).toFixed(2)} s, medians); load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}.\n\n`,
+  );
+  if (values.json) writeFileSync(values.json, JSON.stringify({ at: new Date().toISOString(), load: os.loadavg(), pairs, ratios, median: median(ratios) }, null, 2));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      json: { type: 'string' },
+      'big-docs': { type: 'string', default: '100000' },
+      incs: { type: 'string', default: '20000' },
+      port: { type: 'string' },
+      namespace: { type: 'string' },
+      rate: { type: 'string', default: '200' },
+      writer: { type: 'string', default: 'insert' },
+      'in-flight': { type: 'string', default: '256' },
+      repeat: { type: 'string' },
+    },
+  });
+  const config = loadOrchestratorConfig();
+  if (!config.dbBin) throw new Error('DBAAS_DB_BIN is not set: run `npm run bench:catch-up` (it sets it up)');
+  log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  if (values.repeat !== undefined) return repeatHistory(Number(values.repeat), Number(values.incs), config, values);
+  const cluster = newCluster(config, values);
   const cases: CatchUpCase[] = [];
   let backend: { docs: number; ms: number; readMs: number; insertMs: number; ratio: number | undefined } | undefined;
   let pgOwn: { rows: number; ms: number; copyMs: number; indexMs: number; ratio: number | undefined } | undefined;
   try {
     log(`starting a cluster (namespace ${cluster.namespace}) …`);
     await cluster.start();
-    await cluster.write({ table: 'cu_small', operation: 'insert', data: Array.from({ length: 200 }, (_, i) => ({ _id: `k${i}`, n: 0 })) });
-    await cluster.settled();
-    cases.push(await addSlave(cluster, '200 documents, no history'));
-
-    const incs = Number(values.incs);
-    log(`${incs} $inc updates to the 200 documents …`);
-    const t0 = Date.now();
-    await burst(incs, 32, (i) => cluster.write({ table: 'cu_small', operation: 'update', where: { _id: `k${i % 200}` }, data: { $inc: { n: 1 } } }));
-    log(`… in ${Date.now() - t0} ms`);
-    await cluster.settled(600_000);
-    cases.push(await addSlave(cluster, `the same 200 documents after ${incs.toLocaleString('en-US')} $inc`));
+    cases.push(...(await historyPair(cluster, Number(values.incs))));
 
     // A writer at 200 writes/s while the next slave joins (open loop: the table reports what was acknowledged).
     // `--writer insert` (default): single-document inserts into their own table, the issue's writer; `inc`: $inc on

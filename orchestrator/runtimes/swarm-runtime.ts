@@ -241,9 +241,24 @@ export class SwarmRuntime extends DockerRuntime {
     });
   }
 
+  /**
+   * The tasks of those of `services` (names or ids) that still exist: a removed
+   * service has no tasks left, and naming it would fail the whole listing (the
+   * engine answers "service not found"), so a worker crashed on another node
+   * (its services removed) would hide every other worker's death.
+   */
   private async tasksOf(services: string[]): Promise<SwarmTask[]> {
     if (services.length === 0) return [];
-    return (await timed(this.docker.listTasks({ filters: { service: services } }), API_TIMEOUT_MS, 'docker service ps')) as SwarmTask[];
+    const wanted = new Set(services);
+    const existing = (
+      await timed(
+        this.docker.listServices({ filters: { label: [`${DOCKER_LABELS.namespace}=${this.opts.namespace}`] } }),
+        API_TIMEOUT_MS,
+        'docker service ls',
+      )
+    ).flatMap((s) => (s.ID && (wanted.has(s.ID) || wanted.has(s.Spec?.Name ?? '')) ? [s.ID] : []));
+    if (existing.length === 0) return [];
+    return (await timed(this.docker.listTasks({ filters: { service: existing } }), API_TIMEOUT_MS, 'docker service ps')) as SwarmTask[];
   }
 
   /** Waits for the one task of a service to run; fails when it ends or is rejected (no node, no image). */

@@ -14,8 +14,8 @@ const root = path.resolve(import.meta.dirname, '../..');
 
 export type DockerTestEnv = { ready: true; env: Record<string, string> } | { ready: false; reason: string };
 
-function readRuntimeEnv(): Record<string, string> {
-  const file = path.join(root, '.dbaas/runtime.env');
+/** `KEY=value` lines of a settings file the scripts wrote (.dbaas/runtime.env by default). */
+export function readRuntimeEnv(file = path.join(root, '.dbaas/runtime.env')): Record<string, string> {
   const out: Record<string, string> = {};
   if (!existsSync(file)) return out;
   for (const line of readFileSync(file, 'utf8').split('\n')) {

@@ -126,3 +126,11 @@ export async function replaceDocs(
   for (const doc of docs) if (!written.has(doc._id) && !left.includes(doc)) left.push(doc);
   return left;
 }
+
+/** The number of documents in a table (0 when FerretDB has not created it): PostgreSQL counts its rows. */
+export async function countDocs(client: pg.Pool | pg.ClientBase, dbName: string, qualified: string): Promise<number> {
+  const from = await tableIn(client, dbName, qualified);
+  if (from === undefined) return 0;
+  const rows = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`);
+  return Number(rows.rows[0]?.n ?? 0);
+}

@@ -22,7 +22,7 @@ import { Oplog, type OplogDoc } from './oplog.js';
 import type { TrimLimits } from './oplog-trim.js';
 import { recordOf, RequestLedger, type LedgerRecord } from './request-ledger.js';
 import { Tables, type AnyDoc } from './tables.js';
-import { docsByIds, replaceDocs } from './pg-docs.js';
+import { countDocs, docsByIds, replaceDocs } from './pg-docs.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent } from './pg-layout.js';
@@ -51,6 +51,7 @@ export class Store {
     this.oplog = new Oplog(db);
     this.ledger = new RequestLedger(db, requestIdTtlMs);
     this.tables.bulkReplace = (table, docs) => this.replaceInPg(table, docs);
+    this.tables.countAll = (table) => this.countInPg(table);
   }
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
@@ -212,6 +213,18 @@ export class Store {
     } catch (err) {
       // 23505: a unique key held twice on the way (a swap of keys); the statement changed nothing.
       if ((err as { code?: string }).code !== '23505') this.log?.warn({ err, table }, 'replacing documents in PostgreSQL failed; replacing them through FerretDB');
+      return undefined;
+    }
+  }
+
+  /** Tables.countAll on FerretDB/PostgreSQL (pg-docs.ts countDocs); undefined (FerretDB counts) elsewhere or on failure. */
+  private async countInPg(table: string): Promise<number | undefined> {
+    const pool = this.pgPool();
+    if (pool === undefined) return undefined;
+    try {
+      return await countDocs(pool, this.db.databaseName, table);
+    } catch (err) {
+      this.log?.warn({ err, table }, 'counting in PostgreSQL failed; FerretDB counts');
       return undefined;
     }
   }

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferretdbUrl, PostgresDatabases, readMarker } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { idsPresent, tableIn } from '../../worker/pg-layout.js';
-import { docsByIds, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
+import { countDocs, docsByIds, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
 import { mongoPrefix } from '../../worker/tables.js';
 import { eventually } from './harness.js';
 import { freePort } from './infra.js';
@@ -126,6 +126,11 @@ describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))('FerretD
     await expect(replaceDocs(p, WORKER_DB, 'shapes', [{ _id: 's1', name: 'z', n: 9 }, { _id: 's3', name: 'z' }])).rejects.toMatchObject({ code: '23505' });
     expect(await coll.findOne({ _id: 's1' })).toEqual(posts[0]);
     expect(await replaceDocs(p, WORKER_DB, 'nosuch', posts)).toBeUndefined();
+    // Counted by PostgreSQL, per database.
+    expect(await countDocs(p, WORKER_DB, 'shapes')).toBe(3);
+    expect(await countDocs(p, WORKER_DB, 'users')).toBe(2000);
+    expect(await countDocs(p, WORKER_DB, 'shop.rides')).toBe(2);
+    expect(await countDocs(p, WORKER_DB, 'nosuch')).toBe(0);
     // By `_id`, on the index (no scan), in a table of 2,000.
     const users = (await tableIn(p, WORKER_DB, 'users')) as string;
     const plan = await p.query<{ 'QUERY PLAN': string }>(

@@ -22,6 +22,8 @@ export const SCRIPT_SETTINGS: readonly string[] = [
   // docker/stack.yaml's own knobs (images, replicas, the health check's node)
   'DBAAS_ORCHESTRATORS', 'DBAAS_ORCHESTRATORS_PER_NODE', 'DBAAS_ORCHESTRATOR_IMAGE', 'DBAAS_WORKER_IMAGE', 'DBAAS_DB_IMAGE', 'DBAAS_NODE_BIN',
   'DBAAS_RABBITMQ_IMAGE', 'DBAAS_ZOOKEEPER_IMAGE', 'DBAAS_TEST_LOG_DIR', 'DBAAS_TEST_LOG_LEVEL',
+  // docker/compose.ha.yaml's own knobs (the management UI's host port, the proxy's image)
+  'DBAAS_RABBITMQ_UI_PORT', 'DBAAS_HAPROXY_IMAGE',
   'DBAAS_UPDATE_SCREENSHOT', 'DBAAS_VERIFY_COST', 'DBAAS_ZK_DIR', 'DBAAS_ZK_PID_FILE',
 ];
 

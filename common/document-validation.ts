@@ -5,7 +5,7 @@
  */
 import type { Doc } from './commands.js';
 import type { ErrorCode } from './errors.js';
-import { describeType, fail, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
+import { describeType, fail, hasLoneSurrogate, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
 import {
   MAX_ARRAY_LENGTH,
   MAX_DEPTH,
@@ -29,7 +29,7 @@ const DOCUMENT_RULES: ValueRules = { code: 'DBAAS_DOC_INVALID' };
  * Checks a document for insert and returns a deep copy.
  *
  * Keys are non-empty, at most {@link MAX_KEY_LENGTH} long, do not start with `$`,
- * contain no `.` or NUL and are not `__proto__`. Strings hold no NUL. Numbers are finite. A top-level
+ * contain no `.` or NUL and are not `__proto__`. Strings and keys hold no NUL and no lone surrogate. Numbers are finite. A top-level
  * `_id`, when present, is a non-empty string of at most {@link MAX_ID_LENGTH}.
  *
  * @param path where the document sits in the request, for messages (e.g. `data[2]`)
@@ -55,7 +55,7 @@ export function validateValue(value: unknown, path: string, depth: number, rules
   switch (typeof value) {
     case 'string':
       if (value.length > MAX_STRING_LENGTH) fail('DBAAS_REQ_LIMIT_EXCEEDED', path, `string longer than ${MAX_STRING_LENGTH} characters`);
-      checkNoNul(value, path, rules.code);
+      checkText(value, path, rules.code);
       return value;
     case 'number':
       if (!Number.isFinite(value)) fail(rules.code, path, 'numbers must be finite');
@@ -83,18 +83,22 @@ export function checkKey(key: string, path: string, rules: ValueRules = DOCUMENT
   if (key.startsWith('$')) fail(rules.dollarKeyCode?.(key) ?? rules.code, path, `key ${key} must not start with $`);
   if (key.includes('.')) fail(rules.code, path, `key ${key} must not contain "."`);
   if (key.includes('\0')) fail(rules.code, path, 'keys must not contain NUL');
+  if (hasLoneSurrogate(key)) fail(rules.code, path, 'keys must be well-formed Unicode (no lone surrogate)');
   if (key === '__proto__') fail(rules.code, path, 'key __proto__ is not allowed');
 }
 
 /**
- * Refuses a string holding NUL (U+0000). PostgreSQL's jsonb, where FerretDB keeps every
- * document by default, cannot store it: a write holding one would be stored in the oplog
- * and sent to every slave, then refused by every replica's database, and no worker could
- * start again past it. So it is refused up front, on every backend alike.
+ * Refuses a string holding NUL (U+0000) or a lone surrogate (text with no UTF-8 form).
+ * PostgreSQL's jsonb, where FerretDB keeps every document by default, cannot store NUL; a
+ * lone surrogate is stored as U+FFFD, so two keys differing only there become one key twice.
+ * Either way a write holding one was stored in the oplog and sent to every slave, then refused
+ * by every replica's database, and no worker could start again past it. So both are refused up
+ * front, on every backend alike.
  * @throws DbaasError `code`
  */
-export function checkNoNul(value: string, path: string, code: ErrorCode): void {
+export function checkText(value: string, path: string, code: ErrorCode): void {
   if (value.includes('\0')) fail(code, path, 'strings must not contain the NUL character (U+0000)');
+  if (hasLoneSurrogate(value)) fail(code, path, 'strings must be well-formed Unicode (a lone surrogate such as \\ud800 has no UTF-8 form)');
 }
 
 /** Throws `DBAAS_REQ_LIMIT_EXCEEDED` when an array or object would sit deeper than {@link MAX_DEPTH}. */

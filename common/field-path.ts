@@ -3,7 +3,7 @@
  * projections and sorts.
  */
 import type { ErrorCode } from './errors.js';
-import { fail } from './json-shape.js';
+import { fail, hasLoneSurrogate } from './json-shape.js';
 import { MAX_DEPTH, MAX_KEY_LENGTH } from './limits.js';
 
 /**
@@ -31,6 +31,7 @@ function checkSegment(segment: string, where: string, code: ErrorCode): void {
   // `$` segments are positional or operator syntax in MongoDB, never plain fields.
   if (segment.startsWith('$')) fail(code, where, `field path segment ${segment} must not start with $`);
   if (segment.includes('\0')) fail(code, where, 'field path must not contain NUL');
+  if (hasLoneSurrogate(segment)) fail(code, where, 'field path must be well-formed Unicode (no lone surrogate)');
   if (segment === '__proto__') fail(code, where, 'field path must not contain __proto__');
 }
 

@@ -7,7 +7,7 @@
  * refused, because several of those run code on the database server.
  */
 import type { Filter } from './commands.js';
-import { checkDepth, checkNoNul, validateValue, type ValueRules } from './document-validation.js';
+import { checkDepth, checkText, validateValue, type ValueRules } from './document-validation.js';
 import type { ErrorCode } from './errors.js';
 import { splitFieldPath } from './field-path.js';
 import { describeType, fail, getOwn, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
@@ -110,7 +110,7 @@ function operandAt(op: string, value: unknown, path: string, depth: number): unk
     case '$regex':
       if (typeof value !== 'string') fail('DBAAS_QUERY_INVALID', path, `$regex takes a string, got ${describeType(value)}`);
       if (value.length > MAX_REGEX_LENGTH) fail('DBAAS_REQ_LIMIT_EXCEEDED', path, `$regex longer than ${MAX_REGEX_LENGTH} characters`);
-      checkNoNul(value, path, 'DBAAS_QUERY_INVALID');
+      checkText(value, path, 'DBAAS_QUERY_INVALID');
       return value;
     case '$options':
       return regexOptionsAt(value, path);

@@ -42,3 +42,11 @@ export function fail(code: ErrorCode, path: string, why: string): never {
   const message = `${path}: ${why}`;
   throw new DbaasError(code, message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH)}…` : message);
 }
+
+/** A UTF-16 surrogate without its partner: text that has no UTF-8 form (the database driver would store U+FFFD instead). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** True when `s` is not well-formed Unicode (it holds a lone surrogate). */
+export function hasLoneSurrogate(s: string): boolean {
+  return LONE_SURROGATE.test(s);
+}

@@ -8,7 +8,7 @@
  * result is an ordinary equality filter.
  */
 import type { Filter } from './commands.js';
-import { checkNoNul } from './document-validation.js';
+import { checkText } from './document-validation.js';
 import { splitFieldPath } from './field-path.js';
 import { fail, putOwn } from './json-shape.js';
 import { MAX_LEGACY_WHERE_LENGTH } from './limits.js';
@@ -34,7 +34,7 @@ interface Condition {
  */
 export function parseLegacyWhere(s: string, path = 'where'): Filter {
   if (s.length > MAX_LEGACY_WHERE_LENGTH) fail('DBAAS_REQ_LIMIT_EXCEEDED', path, `longer than ${MAX_LEGACY_WHERE_LENGTH} characters`);
-  checkNoNul(s, path, 'DBAAS_QUERY_INVALID');
+  checkText(s, path, 'DBAAS_QUERY_INVALID');
   const conditions = new LegacyWhereParser(s, path).parse();
   const columns = new Set(conditions.map((c) => c.column));
   if (columns.size === conditions.length) return toFilter(conditions);

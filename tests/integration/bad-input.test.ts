@@ -214,6 +214,8 @@ const filterCases: Case[] = [
   ['upsert: NUL in an equality its document is seeded from', W, { table: 'users', operation: 'upsert', where: { username: 'z\u0000' }, data: { $set: { age: 1 } } }, 400, QUERY_INVALID],
   ['delete: NUL in $in', W, { table: 'users', operation: 'delete', where: { username: { $in: ['ana', 'b\u0000'] } } }, 400, QUERY_INVALID],
   ['read: NUL in $regex', R, { table: 'users', where: { username: { $regex: 'a\u0000' } } }, 400, QUERY_INVALID],
+  ['read: a lone surrogate in a literal (raw)', R, '{"table":"users","where":{"username":"\\ud800"}}', 400, QUERY_INVALID],
+  ['read: a lone surrogate in a field path (raw)', R, '{"table":"users","where":{"\\ud800":1}}', 400, QUERY_INVALID],
   ['read: 25 nested $and', R, { table: 'users', where: Array.from({ length: 25 }).reduce<unknown>((w) => ({ $and: [w] }), { username: 'ana' }) }, 400, LIMIT],
 ];
 
@@ -234,6 +236,11 @@ const documentCases: Case[] = [
   ['insert: string value with NUL', W, { table: 'users', operation: 'insert', data: { username: 'a\u0000b' } }, 400, DOC_INVALID],
   ['insert: _id with NUL', W, { table: 'users', operation: 'insert', data: { _id: 'u\u0000', username: 'eve' } }, 400, DOC_INVALID],
   ['insert: NUL in a nested array', W, { table: 'users', operation: 'insert', data: { tags: ['ok', { n: '\u0000' }] } }, 400, DOC_INVALID],
+  // A lone surrogate has no UTF-8 form: the driver stores U+FFFD, so two such keys became one key twice, which every replica refused.
+  ['insert: two keys that differ only in a lone surrogate (raw)', W, '{"table":"users","operation":"insert","data":{"\\ud800":1,"\\udbff":2}}', 400, DOC_INVALID],
+  ['insert: a lone surrogate in a key (raw)', W, '{"table":"users","operation":"insert","data":{"a\\udc00":1}}', 400, DOC_INVALID],
+  ['insert: a lone surrogate in a value (raw)', W, '{"table":"users","operation":"insert","data":{"username":"\\ud800"}}', 400, DOC_INVALID],
+  ['insert: a lone surrogate in _id (raw)', W, '{"table":"users","operation":"insert","data":{"_id":"x\\udfff"}}', 400, DOC_INVALID],
   ['legacy insert: NUL in a value', W, { table: 'users', insert: ['ev\u0000e'], column: ['username'] }, 400, DOC_INVALID],
   ['insert: key 257 chars', W, { table: 'users', operation: 'insert', data: { ['k'.repeat(257)]: 1 } }, 400, DOC_INVALID],
   ['insert: number out of range (raw 1e400)', W, '{"table":"users","operation":"insert","data":{"n":1e400}}', 400, DOC_INVALID],
@@ -269,6 +276,8 @@ const updateCases: Case[] = [
   ['update: $set a string with NUL', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $set: { password: 'x\u0000' } } }, 400, UPDATE_INVALID],
   ['update: plain field with NUL', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { password: '\u0000' } }, 400, UPDATE_INVALID],
   ['update: $push a string with NUL', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $push: { tags: { $each: ['ok', 'n\u0000'] } } } }, 400, UPDATE_INVALID],
+  ['update: $set a lone surrogate (raw)', W, '{"table":"users","operation":"update","where":{"_id":"u1"},"data":{"$set":{"password":"\\udbff"}}}', 400, UPDATE_INVALID],
+  ['update: $set paths that differ only in a lone surrogate (raw)', W, '{"table":"users","operation":"update","where":{"_id":"u1"},"data":{"$set":{"p.\\ud800":1,"p.\\ud801":2}}}', 400, UPDATE_INVALID],
   ['update: $set a.__proto__.b', W, { table: 'users', operation: 'update', where: {}, data: { $set: { 'a.__proto__.b': 1 } } }, 400, UPDATE_INVALID],
 ];
 

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { IndexSpec, WriteCommand } from '../../common/commands.js';
 import { DbaasError } from '../../common/errors.js';
 import { buildWrite } from '../../worker/entry-builder.js';
+import { keepsUniqueKeys } from '../../worker/unique-keys.js';
 import { BatchView } from '../../worker/write-batch.js';
 import { MemoryDb } from './memory-db.js';
 
@@ -69,5 +70,18 @@ describe('unique indexes on the master', () => {
     expect((await buildWrite(new BatchView(m), { kind: 'createIndex', table: 'v', index: { name: 'k_1', keys: [['k', 1]], unique: false } })).ops).toEqual([
       { t: 'index', table: 'v', index: { name: 'k_1', keys: [['k', 1]], unique: false } },
     ]);
+  });
+});
+
+describe('keepsUniqueKeys (replicas write such replaces several at a time)', () => {
+  const PAIR: IndexSpec = { name: 'a_1_b_1', keys: [['a', 1], ['b', 1]], unique: true };
+
+  it('is true only when every unique key of the post-image is the one the document holds', () => {
+    expect(keepsUniqueKeys([EMAIL], { _id: 'a', email: 'a@x', n: 1 }, { _id: 'a', email: 'a@x', n: 2 }, 'u')).toBe(true);
+    expect(keepsUniqueKeys([EMAIL], { _id: 'a', email: 'a@x' }, { _id: 'a', email: 'b@x' }, 'u')).toBe(false);
+    // A field gone counts as moving to the null key.
+    expect(keepsUniqueKeys([EMAIL], { _id: 'a', email: 'a@x' }, { _id: 'a' }, 'u')).toBe(false);
+    expect(keepsUniqueKeys([EMAIL, PAIR], { _id: 'a', email: 'a@x', a: 1, b: 2 }, { _id: 'a', email: 'a@x', a: 1, b: 3 }, 'u')).toBe(false);
+    expect(keepsUniqueKeys([], { _id: 'a' }, { _id: 'a', x: 1 }, 'u')).toBe(true);
   });
 });

@@ -338,8 +338,8 @@ export class SlaveRole {
   }
 
   /**
-   * A part's rows written below FerretDB (Store.copyRows: ids already there are
-   * skipped, which a row no entry touched may be only with the same value, see
+   * A part's rows written below FerretDB (pg-copy.ts RowCopier: ids already there
+   * are skipped, which a row no entry touched may be only with the same value, see
    * snapshot.ts). If PostgreSQL fails, the rows come back as documents for the
    * MongoDB wire.
    */

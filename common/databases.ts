@@ -10,7 +10,7 @@
  * plans, snapshot keys, checksums) works on qualified names unchanged; only the
  * worker's worker/tables.ts turns one into a MongoDB database and collection.
  */
-import { fail } from './json-shape.js';
+import { fail, shownValue } from './json-shape.js';
 
 export const DEFAULT_DATABASE = 'default';
 
@@ -41,7 +41,7 @@ export function splitTable(qualified: string): { database: string; table: string
 /** Checks a `database` field. @throws DbaasError DBAAS_REQ_BAD_DATABASE */
 export function checkDatabase(value: unknown, name = 'database'): string {
   if (typeof value !== 'string' || !DATABASE_NAME.test(value)) {
-    fail('DBAAS_REQ_BAD_DATABASE', name, `must match ${DATABASE_NAME.source} (got ${JSON.stringify(value) ?? 'undefined'})`);
+    fail('DBAAS_REQ_BAD_DATABASE', name, `must match ${DATABASE_NAME.source} (got ${shownValue(value)})`);
   }
   return value;
 }

@@ -13,7 +13,7 @@
 import type { Doc, IndexSpec } from './commands.js';
 import { canonicalJson, defaultIndexName } from './commands.js';
 import { splitFieldPath } from './field-path.js';
-import { describeType, fail, isPlainObject } from './json-shape.js';
+import { describeType, fail, isPlainObject, shownValue } from './json-shape.js';
 
 /** Most fields in one index (MongoDB allows 32; FerretDB and the GIN twins need few). */
 export const MAX_INDEX_KEYS = 8;
@@ -69,7 +69,7 @@ export function indexSpec(keysValue: unknown, unique: unknown, name: unknown, wh
 
 /** @throws DbaasError DBAAS_REQ_INVALID */
 export function checkIndexName(value: unknown, where = 'name'): string {
-  if (typeof value !== 'string' || !INDEX_NAME.test(value)) fail('DBAAS_REQ_INVALID', where, `must match ${INDEX_NAME.source} (got ${JSON.stringify(value) ?? 'undefined'})`);
+  if (typeof value !== 'string' || !INDEX_NAME.test(value)) fail('DBAAS_REQ_INVALID', where, `must match ${INDEX_NAME.source} (got ${shownValue(value)})`);
   if (value === ID_INDEX_NAME) fail('DBAAS_REQ_INVALID', where, `${ID_INDEX_NAME} is the _id index, which every table keeps`);
   return value;
 }

@@ -50,3 +50,13 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 export function hasLoneSurrogate(s: string): boolean {
   return LONE_SURROGATE.test(s);
 }
+
+/**
+ * A client's value as an error message shows it: a string quoted, cut at 64 characters; anything
+ * else by its type. Never serialised whole: it may be huge, or nested past the stack (a
+ * `{"name": [[[…]]]}` of 100,000 levels made JSON.stringify throw, and the answer a 500).
+ */
+export function shownValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}…` : value);
+  return value === undefined ? 'nothing' : describeType(value);
+}

@@ -21,7 +21,7 @@ import { checkKey, validateDocument } from './document-validation.js';
 import type { ErrorCode } from './errors.js';
 import { PathSet, splitFieldPath } from './field-path.js';
 import { validateFilter } from './filter-validation.js';
-import { describeType, fail, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
+import { describeType, fail, isPlainObject, putOwn, shownValue, type JsonObject } from './json-shape.js';
 import { parseLegacyWhere } from './legacy-where.js';
 import {
   MAX_COLUMNS,
@@ -274,7 +274,7 @@ function checkRequestId(requestId: unknown, name: string): string {
 
 function checkOperation(operation: unknown): Operation {
   if (!isOperation(operation)) {
-    const got = operation === undefined ? 'missing' : JSON.stringify(operation);
+    const got = operation === undefined ? 'missing' : shownValue(operation);
     fail('DBAAS_REQ_BAD_OPERATION', 'operation', `must be one of ${OPERATIONS.join(', ')} (got ${got})`);
   }
   return operation;

@@ -346,7 +346,13 @@ const requestIdCases: Case[] = [
 
 const IX = '/api/v1/db/indexes';
 /** Index requests the orchestrator refuses (issue 17; the master's refusals are in indexes.test.ts). */
+/** `[[[…]]]`, `levels` deep: parsed fine, but serialising it whole (to quote it in a message) overflows the stack. */
+const deepArray = (levels: number): string => '['.repeat(levels) + ']'.repeat(levels);
+
 const indexCases: Case[] = [
+  ['index: name nested 100,000 arrays deep (raw)', IX, `{"table":"users","keys":"age","name":${deepArray(100_000)}}`, 400, REQ_INVALID],
+  ['databases: name nested 100,000 arrays deep (raw)', '/api/v1/db/databases', `{"name":${deepArray(100_000)}}`, 400, 'DBAAS_REQ_BAD_DATABASE'],
+  ['write: operation nested 100,000 arrays deep (raw)', W, `{"table":"users","operation":${deepArray(100_000)}}`, 400, BAD_OPERATION],
   ['index: no keys', IX, { table: 'users' }, 400, REQ_INVALID],
   ['index: direction 2', IX, { table: 'users', keys: { age: 2 } }, 400, REQ_INVALID],
   ['index: _id alone', IX, { table: 'users', keys: '_id' }, 400, REQ_INVALID],

@@ -19,6 +19,8 @@ export const ERROR_CATALOGUE = {
   // Request shape (400-range): nothing was queued, nothing changed.
   DBAAS_REQ_INVALID_JSON: { status: 400, retryable: false, message: 'the request body is not valid JSON' },
   DBAAS_REQ_BODY_TOO_LARGE: { status: 413, retryable: false, message: 'the request body is larger than allowed' },
+  DBAAS_REQ_HEADERS_TOO_LARGE: { status: 431, retryable: false, message: 'the request line and headers are larger than allowed (16 KiB)' },
+  DBAAS_REQ_TIMEOUT: { status: 408, retryable: false, message: 'the request did not arrive in time; the connection is closed' },
   DBAAS_REQ_INVALID: { status: 400, retryable: false, message: 'the request is malformed' },
   DBAAS_REQ_UNKNOWN_FIELD: { status: 400, retryable: false, message: 'the request has a field that is not allowed' },
   DBAAS_REQ_BAD_TABLE: { status: 400, retryable: false, message: 'table must match ^[A-Za-z][A-Za-z0-9_]{0,63}$' },

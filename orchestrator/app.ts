@@ -6,6 +6,8 @@
  * master/slave/broker, or a 504 when the worker is too slow. Never a stack trace.
  */
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -109,6 +111,25 @@ function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
   return reply.code(err.status).send(httpErrorBody(err, typeof requestId === 'string' ? { requestId } : undefined));
 }
 
+/**
+ * A request that never became one (not HTTP, headers over Node's limit, not finished in time) is
+ * answered on the socket, then closed, with the dbaas error shape like every other refusal.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const refusal =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new DbaasError('DBAAS_REQ_TIMEOUT')
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new DbaasError('DBAAS_REQ_HEADERS_TOO_LARGE')
+        : new DbaasError('DBAAS_REQ_INVALID', `the request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+  const body = JSON.stringify(httpErrorBody(refusal));
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${refusal.status} ${STATUS_CODES[refusal.status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
 /** How often Node looks for requests past their header or whole-request deadline (its default, 30 s, would let them overrun by that much). */
 export function connectionsCheckingIntervalMs(headersTimeoutMs: number): number {
   return Math.min(1000, Math.max(100, Math.floor(headersTimeoutMs / 4)));
@@ -131,6 +152,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: config.httpRequestTimeoutMs,
     keepAliveTimeout: config.httpKeepAliveTimeoutMs,
     maxRequestsPerSocket: config.httpMaxRequestsPerSocket,
+    // What never reaches a route gets the dbaas error shape too: a request that is not HTTP, too large
+    // headers, one unfinished in time (answerClientError), a URL with a bad percent-escape.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (err, _request, reply) => {
+      void sendError(reply, new DbaasError('DBAAS_REQ_INVALID', `the URL is not valid (${err.code}): ${err.message.slice(0, 200)}`));
+    },
     http: {
       headersTimeout: config.httpHeadersTimeoutMs,
       requestTimeout: config.httpRequestTimeoutMs,

@@ -5,6 +5,7 @@
  * afterwards the seeded tables are unchanged and the next write gets the very
  * next `seq`, so no refused request ever reached the master.
  */
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from './harness.js';
 
@@ -46,7 +47,7 @@ const expected: Record<string, unknown[]> = {};
 let lastSeq = 0;
 
 beforeAll(async () => {
-  c = await startTestCluster();
+  c = await startTestCluster({}, { listen: true });
   const users = await c.post(W, { table: 'users', operation: 'insert', data: seedUsers });
   expect(users.status).toBe(200);
   const rides = await c.post(W, { table: 'rides', operation: 'insert', data: seedRides });
@@ -441,6 +442,35 @@ describe('bad input is refused with an exact status and code, and changes nothin
       // A 405 names the methods the path takes; a 404 has no Allow.
       if (status === 405) expect(res.headers.allow).toBe(url === '/api/v1/workers/list' ? 'GET, HEAD' : 'POST');
       else expect(res.headers.allow).toBeUndefined();
+    });
+  });
+
+  describe('requests that never reach a route', () => {
+    /** Sends raw bytes and answers the status and the parsed body of the reply (the server closes the connection). */
+    function raw(bytes: string): Promise<{ status: number; body: any }> {
+      const { port } = new URL(c.url);
+      return new Promise((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.end(bytes));
+        let got = '';
+        socket.on('data', (d) => (got += d.toString('utf8')));
+        socket.on('error', reject);
+        socket.on('close', () => {
+          const [head = '', body = ''] = got.split('\r\n\r\n');
+          resolve({ status: Number(head.split(' ')[1]), body: JSON.parse(body) });
+        });
+      });
+    }
+    // Before: fastify's own bodies, e.g. {"error":"Bad Request","code":"FST_ERR_BAD_URL",…} or {"error":"Bad Request","message":"Client Error","statusCode":400}.
+    it('a URL with a bad percent-escape is a 400 DBAAS_REQ_INVALID', async () => {
+      const res = await fetch(`${c.url}/api/v1/db/%zz`);
+      expectRefusal({ status: res.status, body: await res.json() }, 400, REQ_INVALID);
+    });
+    it('a request that is not HTTP is a 400 DBAAS_REQ_INVALID', async () => {
+      expectRefusal(await raw('GARBAGE\r\n\r\n'), 400, REQ_INVALID);
+      expectRefusal(await raw('POST /api/v1/db/read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n'), 400, REQ_INVALID);
+    });
+    it('headers over 16 KiB are a 431 DBAAS_REQ_HEADERS_TOO_LARGE', async () => {
+      expectRefusal(await raw(`GET /api/v1/db/read?${'x'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`), 431, 'DBAAS_REQ_HEADERS_TOO_LARGE');
     });
   });
 

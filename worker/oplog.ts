@@ -13,7 +13,7 @@ import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { ignoreDuplicates } from './duplicates.js';
 import { OplogTrimPlanner, type TrimLimits } from './oplog-trim.js';
 
-const OPLOG = '_dbaas_oplog';
+export const OPLOG = '_dbaas_oplog';
 
 /** An oplog entry as read back: `_id` is the seq. */
 export type OplogDoc = SyncEntry & { _id: number };
@@ -27,7 +27,8 @@ export type OplogDoc = SyncEntry & { _id: number };
  */
 type StoredEntry = Omit<SyncEntry, 'ops'> & { _id: number; ops: string | SyncOp[] };
 
-function toStored(entry: SyncEntry): StoredEntry {
+/** An entry as the oplog holds it (keyed by seq). */
+export function toStored(entry: SyncEntry): StoredEntry {
   return { ...entry, _id: entry.seq, ops: JSON.stringify(entry.ops) };
 }
 
@@ -77,6 +78,11 @@ export class Oplog {
   async record(entries: readonly SyncEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await this.coll().insertMany(entries.map(toStored), { ordered: false }).catch(ignoreDuplicates);
+    this.recorded(entries);
+  }
+
+  /** Takes note of entries stored (by {@link record}, or below FerretDB: Store.recordEntries). */
+  recorded(entries: readonly SyncEntry[]): void {
     for (const e of entries) this.newestSeq = Math.max(this.newestSeq ?? 0, e.seq);
     this.trimPlanner?.recorded(this.newestSeq ?? 0, Date.now());
   }

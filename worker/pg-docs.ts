@@ -71,7 +71,7 @@ function typedObject(doc: Record<string, unknown>, top: boolean): { value: Recor
 }
 
 /** A document as FerretDB 1.24 stores it in PostgreSQL (`_jsonb`), or undefined when it holds a value JSON cannot carry. */
-export function jsonbFromDocument(doc: Record<string, unknown> & { _id: string }): Record<string, unknown> | undefined {
+export function jsonbFromDocument(doc: Record<string, unknown>): Record<string, unknown> | undefined {
   const obj = typedObject(doc, true);
   return obj && { $s: obj.schema, ...obj.value };
 }
@@ -133,4 +133,32 @@ export async function countDocs(client: pg.Pool | pg.ClientBase, dbName: string,
   if (from === undefined) return 0;
   const rows = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`);
   return Number(rows.rows[0]?.n ?? 0);
+}
+
+/**
+ * Inserts documents into several tables in one statement (a write batch's oplog
+ * entries and ledger records: one commit for both, where FerretDB took two inserts
+ * one after the other), skipping `_id`s a table holds already (as pg-layout.ts
+ * copyRows does). False, having written nothing, when a table does not exist yet or
+ * a document holds a value JSON cannot carry: the caller writes through FerretDB.
+ */
+export async function insertDocsTogether(pool: pg.Pool, dbName: string, sets: ReadonlyArray<{ table: string; docs: ReadonlyArray<Record<string, unknown>> }>): Promise<boolean> {
+  const bodies: string[] = [];
+  for (const set of sets) {
+    const rows: string[] = [];
+    for (const doc of set.docs) {
+      const jsonb = jsonbFromDocument(doc);
+      if (jsonb === undefined) return false;
+      rows.push(JSON.stringify(jsonb));
+    }
+    bodies.push(`[${rows.join(',')}]`);
+  }
+  const tables = await Promise.all(sets.map((set) => tableIn(pool, dbName, set.table)));
+  if (tables.some((t) => t === undefined)) return false;
+  // One statement (data-modifying CTEs): all of it is written, or none.
+  const inserts = tables.map(
+    (into, i) => `w${i} AS (INSERT INTO ${into as string} (_jsonb) SELECT e FROM jsonb_array_elements($${i + 1}::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING RETURNING 1)`,
+  );
+  await pool.query(`WITH ${inserts.join(', ')} ${tables.map((_, i) => `SELECT count(*) FROM w${i}`).join(' UNION ALL ')}`, bodies);
+  return true;
 }

@@ -36,7 +36,7 @@ import { RecentEntries } from './recent-entries.js';
 import { RequestIndex } from './request-index.js';
 import { ignoreDuplicates } from './duplicates.js';
 
-const LEDGER = '_dbaas_ledger';
+export const LEDGER = '_dbaas_ledger';
 const META = '_dbaas_meta';
 
 /** One write as the ledger keeps it. */
@@ -60,7 +60,8 @@ export function recordOf(e: Pick<SyncEntry, 'seq' | 'requestId' | 'fingerprint' 
   return { seq: e.seq, requestId: e.requestId, ...(e.fingerprint === undefined ? {} : { fingerprint: e.fingerprint }), result: e.result, ts: e.ts };
 }
 
-function toStored(r: LedgerRecord): StoredRecord {
+/** A record as the ledger holds it (keyed by seq). */
+export function toStored(r: LedgerRecord): StoredRecord {
   const { seq, ...rest } = r;
   return { _id: seq, ...rest };
 }
@@ -143,6 +144,11 @@ export class RequestLedger {
   async record(records: readonly LedgerRecord[]): Promise<void> {
     if (records.length === 0) return;
     await this.coll().insertMany(records.map(toStored), { ordered: false }).catch(ignoreDuplicates);
+    this.recorded(records);
+  }
+
+  /** Takes note of records stored (by {@link record}, or below FerretDB: Store.recordEntries). */
+  recorded(records: readonly LedgerRecord[]): void {
     this.recent.add(records);
     for (const r of records) {
       this.index.add(r.requestId, r.seq);

@@ -18,11 +18,11 @@ import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { waitFor } from '../common/backoff.js';
-import { Oplog, type OplogDoc } from './oplog.js';
+import { Oplog, OPLOG, toStored as storedEntry, type OplogDoc } from './oplog.js';
 import type { TrimLimits } from './oplog-trim.js';
-import { recordOf, RequestLedger, type LedgerRecord } from './request-ledger.js';
+import { LEDGER, recordOf, RequestLedger, toStored as storedRecord, type LedgerRecord } from './request-ledger.js';
 import { Tables, type AnyDoc } from './tables.js';
-import { countDocs, docsByIds, replaceDocs } from './pg-docs.js';
+import { countDocs, docsByIds, insertDocsTogether, replaceDocs } from './pg-docs.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent } from './pg-layout.js';
@@ -108,8 +108,31 @@ export class Store {
    */
   async recordEntries(entries: readonly SyncEntry[]): Promise<void> {
     if (entries.length === 0) return;
+    const records = entries.map(recordOf);
+    // On FerretDB/PostgreSQL both in one transaction (issue 17: updates); else the oplog first, so the
+    // ledger never holds a record whose entry is not stored.
+    if (await this.recordInPg(entries, records)) {
+      this.oplog.recorded(entries);
+      this.ledger.recorded(records);
+      return;
+    }
     await this.oplog.record(entries);
-    await this.ledger.record(entries.map(recordOf));
+    await this.ledger.record(records);
+  }
+
+  /** recordEntries in one PostgreSQL transaction (pg-docs.ts insertDocsTogether); false (nothing written) where it cannot. */
+  private async recordInPg(entries: readonly SyncEntry[], records: readonly LedgerRecord[]): Promise<boolean> {
+    const pool = this.pgPool();
+    if (pool === undefined) return false;
+    try {
+      return await insertDocsTogether(pool, this.db.databaseName, [
+        { table: OPLOG, docs: entries.map(storedEntry) },
+        { table: LEDGER, docs: records.map(storedRecord) },
+      ]);
+    } catch (err) {
+      this.log?.warn({ err }, 'recording entries in PostgreSQL failed; recording them through FerretDB');
+      return false;
+    }
   }
 
   async recordEntry(entry: SyncEntry): Promise<void> {

@@ -15,7 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ferretdbUrl, PostgresDatabases, readMarker } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { idsPresent, tableIn } from '../../worker/pg-layout.js';
-import { countDocs, docsByIds, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
+import { countDocs, docsByIds, insertDocsTogether, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
 import { mongoPrefix } from '../../worker/tables.js';
 import { eventually } from './harness.js';
 import { freePort } from './infra.js';
@@ -131,6 +131,22 @@ describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))('FerretD
     expect(await countDocs(p, WORKER_DB, 'users')).toBe(2000);
     expect(await countDocs(p, WORKER_DB, 'shop.rides')).toBe(2);
     expect(await countDocs(p, WORKER_DB, 'nosuch')).toBe(0);
+    // Several tables in one transaction (a batch's oplog entries and ledger records), idempotent.
+    const oplog = (mongo as MongoClient).db(WORKER_DB).collection<{ _id: number; [k: string]: unknown }>('_dbaas_oplog');
+    await oplog.insertOne({ _id: 1, ops: '[]', ts: Date.now() });
+    const entries = [{ _id: 2, ops: '[{"t":"put"}]', ts: Date.now(), first: 2 }, { _id: 3, ops: '[]', ts: Date.now() }];
+    const sets = [{ table: '_dbaas_oplog', docs: entries }, { table: 'shapes', docs: [{ _id: 's9', name: 'n9' }] }];
+    expect(await insertDocsTogether(p, WORKER_DB, sets)).toBe(true);
+    expect(await insertDocsTogether(p, WORKER_DB, sets)).toBe(true);
+    expect(await oplog.find({ _id: { $gt: 1 } }).sort({ _id: 1 }).toArray()).toEqual(entries);
+    expect(await coll.findOne({ _id: 's9' })).toEqual({ _id: 's9', name: 'n9' });
+    // A table FerretDB has not created, or a document JSON cannot carry: nothing written.
+    expect(await insertDocsTogether(p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: 4 }] }, { table: 'nosuch', docs: [{ _id: 'x' }] }])).toBe(false);
+    expect(await insertDocsTogether(p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: 5, at: new Date() }] }])).toBe(false);
+    expect(await oplog.countDocuments({ _id: { $gt: 3 } })).toBe(0);
+    // A unique key taken twice fails the transaction whole.
+    await expect(insertDocsTogether(p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: 6 }] }, { table: 'shapes', docs: [{ _id: 's10', name: 'n9' }] }])).rejects.toMatchObject({ code: '23505' });
+    expect(await oplog.countDocuments({ _id: 6 })).toBe(0);
     // By `_id`, on the index (no scan), in a table of 2,000.
     const users = (await tableIn(p, WORKER_DB, 'users')) as string;
     const plan = await p.query<{ 'QUERY PLAN': string }>(

@@ -19,10 +19,8 @@ import type { Doc, IndexSpec, WriteCommand } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { MAX_INDEXES_PER_TABLE, sameIndex, uniqueKeyOf } from '../common/index-spec.js';
 import type { SyncOp } from '../common/messages.js';
+import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import type { BatchSource } from './write-batch.js';
-
-/** Key lookups kept in flight by one check. */
-const LOOKUPS_IN_FLIGHT = 8;
 
 export interface UniquePut {
   doc: Doc & { _id: string };
@@ -57,18 +55,12 @@ export async function checkUnique(src: BatchSource, table: string, puts: readonl
       mine.set(key, doc._id);
       if (before === undefined || keyOf(index, before, table) !== key) toLook.push([key, doc._id]);
     }
-    let clash: DbaasError | undefined;
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < toLook.length && !clash) {
-        const [key, id] = toLook[next++] as [string, string];
-        // A holder this write rewrites moves to another key (two post-images never share one).
-        const holder = (await src.keyHolders(table, index, key)).find((h) => h !== id && !written.has(h));
-        if (holder !== undefined) clash ??= duplicate(table, index, key, holder, id);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LOOKUPS_IN_FLIGHT, toLook.length) }, lane));
-    if (clash) throw clash;
+    // The first clash stops the check (no further lookup is started) and is thrown.
+    await eachConcurrently(toLook, IN_FLIGHT, async ([key, id]) => {
+      // A holder this write rewrites moves to another key (two post-images never share one).
+      const holder = (await src.keyHolders(table, index, key)).find((h) => h !== id && !written.has(h));
+      if (holder !== undefined) throw duplicate(table, index, key, holder, id);
+    });
   }
 }
 

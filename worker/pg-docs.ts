@@ -18,7 +18,7 @@
  */
 import type pg from 'pg';
 import { documentFromJsonb } from './pg-snapshot.js';
-import { tableIn } from './pg-layout.js';
+import { byIds, insertRowsSql, tableIn } from './pg-layout.js';
 
 interface Typed {
   value: unknown;
@@ -81,9 +81,8 @@ export async function docsByIds(client: pg.Pool | pg.ClientBase, dbName: string,
   const found = new Map<string, Record<string, unknown> & { _id: string }>();
   const from = await tableIn(client, dbName, qualified);
   if (from === undefined) return found;
-  const rows = await client.query<{ j: Record<string, unknown> }>(`SELECT _jsonb AS j FROM ${from} WHERE (_jsonb -> '_id') = ANY($1::jsonb[])`, [
-    ids.map((id) => JSON.stringify(id)),
-  ]);
+  const { where, param } = byIds(ids);
+  const rows = await client.query<{ j: Record<string, unknown> }>(`SELECT _jsonb AS j FROM ${from} WHERE ${where}`, [param]);
   for (const r of rows.rows) {
     const doc = documentFromJsonb(r.j);
     found.set(doc._id, doc);
@@ -138,8 +137,8 @@ export async function countDocs(client: pg.Pool | pg.ClientBase, dbName: string,
 /**
  * Inserts documents into several tables in one statement (a write batch's oplog
  * entries and ledger records: one commit for both, where FerretDB took two inserts
- * one after the other), skipping `_id`s a table holds already (as pg-layout.ts
- * copyRows does). False, having written nothing, when a table does not exist yet or
+ * one after the other), skipping `_id`s a table holds already (pg-layout.ts
+ * insertRowsSql, as copyRows). False, having written nothing, when a table does not exist yet or
  * a document holds a value JSON cannot carry: the caller writes through FerretDB.
  */
 export async function insertDocsTogether(pool: pg.Pool, dbName: string, sets: ReadonlyArray<{ table: string; docs: ReadonlyArray<Record<string, unknown>> }>): Promise<boolean> {
@@ -156,9 +155,7 @@ export async function insertDocsTogether(pool: pg.Pool, dbName: string, sets: Re
   const tables = await Promise.all(sets.map((set) => tableIn(pool, dbName, set.table)));
   if (tables.some((t) => t === undefined)) return false;
   // One statement (data-modifying CTEs): all of it is written, or none.
-  const inserts = tables.map(
-    (into, i) => `w${i} AS (INSERT INTO ${into as string} (_jsonb) SELECT e FROM jsonb_array_elements($${i + 1}::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING RETURNING 1)`,
-  );
+  const inserts = tables.map((into, i) => `w${i} AS (${insertRowsSql(into as string, `$${i + 1}`)} RETURNING 1)`);
   await pool.query(`WITH ${inserts.join(', ')} ${tables.map((_, i) => `SELECT count(*) FROM w${i}`).join(' UNION ALL ')}`, bodies);
   return true;
 }

@@ -46,9 +46,8 @@ export async function tableIn(client: pg.ClientBase | pg.Pool, dbName: string, q
 export async function idsPresent(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string, ids: readonly string[]): Promise<string[]> {
   const from = await tableIn(client, dbName, qualified);
   if (from === undefined) return [];
-  const rows = await client.query<{ id: string }>(`SELECT _jsonb->>'_id' AS id FROM ${from} WHERE (_jsonb -> '_id') = ANY($1::jsonb[])`, [
-    ids.map((id) => JSON.stringify(id)),
-  ]);
+  const { where, param } = byIds(ids);
+  const rows = await client.query<{ id: string }>(`SELECT _jsonb->>'_id' AS id FROM ${from} WHERE ${where}`, [param]);
   const found = new Set(rows.rows.map((r) => r.id));
   return ids.filter((id) => found.has(id));
 }
@@ -62,9 +61,19 @@ export async function idsPresent(client: pg.ClientBase | pg.Pool, dbName: string
  * held twice fails the whole statement. Returns the rows written.
  */
 export async function copyRows(client: pg.ClientBase | pg.Pool, into: string, jsonbs: readonly string[]): Promise<number> {
-  const res = await client.query(
-    `INSERT INTO ${into} (_jsonb) SELECT e FROM jsonb_array_elements($1::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING`,
-    [`[${jsonbs.join(',')}]`],
-  );
+  const res = await client.query(insertRowsSql(into, '$1'), [`[${jsonbs.join(',')}]`]);
   return res.rowCount ?? 0;
+}
+
+/**
+ * An INSERT of the `_jsonb` values of a JSON array (the query parameter `param`) into
+ * a FerretDB table, skipping `_id`s the table holds already (its unique `_id` index).
+ */
+export function insertRowsSql(into: string, param: string): string {
+  return `INSERT INTO ${into} (_jsonb) SELECT e FROM jsonb_array_elements(${param}::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING`;
+}
+
+/** The rows of these `_id`s, on FerretDB's `_id` btree index (`= ANY`): the WHERE clause, with its parameter. */
+export function byIds(ids: readonly string[]): { where: string; param: string[] } {
+  return { where: `(_jsonb -> '_id') = ANY($1::jsonb[])`, param: ids.map((id) => JSON.stringify(id)) };
 }

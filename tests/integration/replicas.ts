@@ -5,20 +5,41 @@
 import type { Orchestrator } from '../../orchestrator/orchestrator.js';
 import type { Dump } from '../../tools/nemesis/checker.js';
 import { dumpDb } from '../../tools/nemesis/replicas.js';
+import { MongoClient } from 'mongodb';
+import { OPLOG } from '../../worker/oplog.js';
 import { eventually } from './harness.js';
 
 // Reading one database: one copy, the nemesis'.
 export type { Dump } from '../../tools/nemesis/checker.js';
 export { dumpDb } from '../../tools/nemesis/replicas.js';
 
-/** Waits until every live worker has applied the master's last seq, then dumps each: id → dump. */
+/** The newest seq in a database's oplog: what its worker has stored, read from the database itself. */
+async function newestOplogSeq(url: string): Promise<number> {
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
+  try {
+    const [last] = await client.db('dbaas').collection<{ _id: number }>(OPLOG).find({}).sort({ _id: -1 }).limit(1).toArray();
+    return last?._id ?? 0;
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Waits until every live worker has applied the master's last seq, then dumps each: id → dump.
+ *
+ * The seq to wait for is read from the master's own oplog, not from its znode: the znode is
+ * published every 500 ms, so just after an acknowledged write it can still show the seq before
+ * it, and every replica would look level while a slave has yet to apply the write.
+ */
 export async function dumpAllReplicas(orch: Orchestrator, timeoutMs = 20_000): Promise<Map<string, Dump>> {
   const seqs = (): string =>
     [...orch.view.workers.values()].map((w) => `${w.id} ${w.role}/${w.state} seq ${w.appliedSeq}`).join('; ') || 'no workers';
+  const first = orch.view.masterStatus();
+  const stored = first ? await newestOplogSeq(first.dbUrl).catch(() => 0) : 0;
   await eventually(
     () => {
       const master = orch.view.masterStatus();
-      if (!master) return false;
+      if (!master || (master.id === first?.id && master.appliedSeq < stored)) return false;
       return [...orch.view.workers.values()].every((w) => w.state !== 'syncing' && w.appliedSeq === master.appliedSeq);
     },
     timeoutMs,

@@ -5,7 +5,7 @@
  */
 import type { Doc } from './commands.js';
 import type { ErrorCode } from './errors.js';
-import { describeType, fail, hasLoneSurrogate, isPlainObject, putOwn, type JsonObject } from './json-shape.js';
+import { describeType, fail, hasLoneSurrogate, hasUnstorableKeyChar, isPlainObject, putOwn, UNSTORABLE_KEY_WHY, type JsonObject } from './json-shape.js';
 import {
   MAX_ARRAY_LENGTH,
   MAX_DEPTH,
@@ -29,7 +29,7 @@ const DOCUMENT_RULES: ValueRules = { code: 'DBAAS_DOC_INVALID' };
  * Checks a document for insert and returns a deep copy.
  *
  * Keys are non-empty, at most {@link MAX_KEY_LENGTH} long, do not start with `$`,
- * contain no `.` or NUL and are not `__proto__`. Strings and keys hold no NUL and no lone surrogate. Numbers are finite. A top-level
+ * contain no `.`, NUL, control character, `"` or `\` and are not `__proto__`. Strings and keys hold no NUL and no lone surrogate. Numbers are finite. A top-level
  * `_id`, when present, is a non-empty string of at most {@link MAX_ID_LENGTH}.
  *
  * @param path where the document sits in the request, for messages (e.g. `data[2]`)
@@ -84,6 +84,7 @@ export function checkKey(key: string, path: string, rules: ValueRules = DOCUMENT
   if (key.includes('.')) fail(rules.code, path, `key ${key} must not contain "."`);
   if (key.includes('\0')) fail(rules.code, path, 'keys must not contain NUL');
   if (hasLoneSurrogate(key)) fail(rules.code, path, 'keys must be well-formed Unicode (no lone surrogate)');
+  if (hasUnstorableKeyChar(key)) fail(rules.code, path, `keys ${UNSTORABLE_KEY_WHY}`);
   if (key === '__proto__') fail(rules.code, path, 'key __proto__ is not allowed');
 }
 

@@ -3,13 +3,13 @@
  * projections and sorts.
  */
 import type { ErrorCode } from './errors.js';
-import { fail, hasLoneSurrogate } from './json-shape.js';
+import { fail, hasLoneSurrogate, hasUnstorableKeyChar, UNSTORABLE_KEY_WHY } from './json-shape.js';
 import { MAX_DEPTH, MAX_KEY_LENGTH } from './limits.js';
 
 /**
  * Splits and checks a dotted field path: at most {@link MAX_DEPTH} segments,
  * each non-empty, at most {@link MAX_KEY_LENGTH} long, not starting with `$`,
- * without NUL and not `__proto__`.
+ * without NUL, control characters, `"` or `\`, and not `__proto__`.
  *
  * @param field the path as the client wrote it
  * @param where where it appeared, for the error message (e.g. `where.a.b`)
@@ -32,6 +32,7 @@ function checkSegment(segment: string, where: string, code: ErrorCode): void {
   if (segment.startsWith('$')) fail(code, where, `field path segment ${segment} must not start with $`);
   if (segment.includes('\0')) fail(code, where, 'field path must not contain NUL');
   if (hasLoneSurrogate(segment)) fail(code, where, 'field path must be well-formed Unicode (no lone surrogate)');
+  if (hasUnstorableKeyChar(segment)) fail(code, where, `field path ${UNSTORABLE_KEY_WHY}`);
   if (segment === '__proto__') fail(code, where, 'field path must not contain __proto__');
 }
 

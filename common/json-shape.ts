@@ -52,6 +52,22 @@ export function hasLoneSurrogate(s: string): boolean {
 }
 
 /**
+ * True when a key (or field-path segment) holds a character no key may hold: FerretDB writes keys into the JSON it
+ * stores unescaped, so a control character (U+0001-U+001F) or `"` made PostgreSQL refuse the
+ * document on every replica, and a `\` was stored but left every later read of the table failing.
+ */
+export function hasUnstorableKeyChar(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c) return true;
+  }
+  return false;
+}
+
+/** Why a key holding {@link hasUnstorableKeyChar} is refused, for error messages ("keys …", "field path …"). */
+export const UNSTORABLE_KEY_WHY = 'must not contain control characters (U+0001-U+001F), \'"\' or \'\\\'';
+
+/**
  * A client's value as an error message shows it: a string quoted, cut at 64 characters; anything
  * else by its type. Never serialised whole: it may be huge, or nested past the stack (a
  * `{"name": [[[…]]]}` of 100,000 levels made JSON.stringify throw, and the answer a 500).

@@ -217,6 +217,8 @@ const filterCases: Case[] = [
   ['read: NUL in $regex', R, { table: 'users', where: { username: { $regex: 'a\u0000' } } }, 400, QUERY_INVALID],
   ['read: a lone surrogate in a literal (raw)', R, '{"table":"users","where":{"username":"\\ud800"}}', 400, QUERY_INVALID],
   ['read: a lone surrogate in a field path (raw)', R, '{"table":"users","where":{"\\ud800":1}}', 400, QUERY_INVALID],
+  ['upsert: a backslash in a field path its document is seeded from', W, { table: 'users', operation: 'upsert', where: { 'x\\y': 1 }, data: { $set: { age: 1 } } }, 400, QUERY_INVALID],
+  ['upsert: a tab in an equality object its document is seeded from', W, { table: 'users', operation: 'upsert', where: { profile: { 'a\tb': 1 } }, data: { $set: { age: 1 } } }, 400, QUERY_INVALID],
   ['read: 25 nested $and', R, { table: 'users', where: Array.from({ length: 25 }).reduce<unknown>((w) => ({ $and: [w] }), { username: 'ana' }) }, 400, LIMIT],
 ];
 
@@ -233,6 +235,15 @@ const documentCases: Case[] = [
   ['insert: nested dotted key', W, { table: 'users', operation: 'insert', data: { profile: { 'a.b': 1 } } }, 400, DOC_INVALID],
   ['insert: empty key', W, { table: 'users', operation: 'insert', data: { '': 1 } }, 400, DOC_INVALID],
   ['insert: key with NUL', W, { table: 'users', operation: 'insert', data: { 'a\u0000b': 1 } }, 400, DOC_INVALID],
+  // FerretDB writes keys into its stored JSON unescaped: a control character or '"' in a key made PostgreSQL refuse
+  // the document on every replica (each worker died replaying it), and a '\\' was stored but left the table unreadable.
+  ['insert: key with a tab', W, { table: 'users', operation: 'insert', data: { 'a\tb': 1 } }, 400, DOC_INVALID],
+  ['insert: key that is a newline', W, { table: 'users', operation: 'insert', data: { '\n': 1 } }, 400, DOC_INVALID],
+  ['insert: nested key with U+001F', W, { table: 'users', operation: 'insert', data: { profile: { ['x\u001f']: 1 } } }, 400, DOC_INVALID],
+  ['insert: key with a double quote', W, { table: 'users', operation: 'insert', data: { 'a"b': 1 } }, 400, DOC_INVALID],
+  ['insert: key with a backslash', W, { table: 'users', operation: 'insert', data: { 'a\\b': 1 } }, 400, DOC_INVALID],
+  ['insert: key with a backslash in an array element', W, { table: 'users', operation: 'insert', data: { list: [{ 'k\\u0041': 1 }] } }, 400, DOC_INVALID],
+  ['legacy insert: column with a backslash', W, { table: 'users', insert: ['eve'], column: ['user\\name'] }, 400, DOC_INVALID],
   // PostgreSQL's jsonb cannot hold NUL: such a write used to reach the oplog and every slave, and kill every replica for good.
   ['insert: string value with NUL', W, { table: 'users', operation: 'insert', data: { username: 'a\u0000b' } }, 400, DOC_INVALID],
   ['insert: _id with NUL', W, { table: 'users', operation: 'insert', data: { _id: 'u\u0000', username: 'eve' } }, 400, DOC_INVALID],
@@ -280,6 +291,10 @@ const updateCases: Case[] = [
   ['update: $set a lone surrogate (raw)', W, '{"table":"users","operation":"update","where":{"_id":"u1"},"data":{"$set":{"password":"\\udbff"}}}', 400, UPDATE_INVALID],
   ['update: $set paths that differ only in a lone surrogate (raw)', W, '{"table":"users","operation":"update","where":{"_id":"u1"},"data":{"$set":{"p.\\ud800":1,"p.\\ud801":2}}}', 400, UPDATE_INVALID],
   ['update: $set a.__proto__.b', W, { table: 'users', operation: 'update', where: {}, data: { $set: { 'a.__proto__.b': 1 } } }, 400, UPDATE_INVALID],
+  ['update: $set a path with a backslash', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $set: { 'profile.a\\b': 1 } } }, 400, UPDATE_INVALID],
+  ['update: $set a path with a control character', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $set: { 'p\u0001': 1 } } }, 400, UPDATE_INVALID],
+  ['update: $set an object with a double-quote key', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $set: { profile: { 'a"': 1 } } } }, 400, UPDATE_INVALID],
+  ['update: $push an object with a backslash key', W, { table: 'users', operation: 'update', where: { _id: 'u1' }, data: { $push: { tags: { 'x\\': 1 } } } }, 400, UPDATE_INVALID],
 ];
 
 const readOptionCases: Case[] = [

@@ -44,6 +44,8 @@ export const ERROR_CATALOGUE = {
   // Conflicts with the current data (the write was refused whole, nothing changed).
   DBAAS_WRITE_DUPLICATE_ID: { status: 409, retryable: false, message: 'a document with this _id already exists' },
   DBAAS_WRITE_TYPE_CONFLICT: { status: 409, retryable: false, message: 'the update does not fit the stored document' },
+  /** The master's own database refused the write's data (a value, size or key it does not take): nothing of it applied, its seq is a void entry. */
+  DBAAS_WRITE_REFUSED_BY_STORAGE: { status: 422, retryable: false, message: 'the database refused the write; nothing of it was applied' },
   // An idempotency key reused with another body (as in the IETF Idempotency-Key draft: 422).
   DBAAS_WRITE_REQUEST_ID_REUSED: { status: 422, retryable: false, message: 'this requestId was used for a different write' },
   // A retry made after the retry horizon (DBAAS_REQUEST_ID_TTL_MS): whether it was applied can no longer be told, so it is not applied again.

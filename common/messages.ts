@@ -99,6 +99,13 @@ export interface SyncEntry {
   checkpoint?: true;
   /** On a checkpoint (optional, added within v1): the slave named streams a backup at this seq (worker/backup.ts). */
   backup?: BackupTarget;
+  /**
+   * A void entry (optional, added within v1): the master's own database refused this
+   * write, so nothing of it is applied anywhere (no ops) and no replica keeps a
+   * request-ledger record of it (a retry is judged again). It keeps the seq so every
+   * replica's seqs stay consecutive (worker/void-batch.ts).
+   */
+  void?: true;
 }
 
 /** Orchestrator → one worker, on its control queue. `read` asks that one replica (for checks). */
@@ -317,6 +324,7 @@ export function decodeSync(buf: Buffer): SyncEntry | undefined {
     (m.fingerprint !== undefined && typeof m.fingerprint !== 'string') ||
     (m.first !== undefined && !(Number.isSafeInteger(m.first) && (m.first as number) >= 1 && (m.first as number) <= (m.seq as number))) ||
     (m.checkpoint !== undefined && m.checkpoint !== true) ||
+    (m.void !== undefined && m.void !== true) ||
     (m.backup !== undefined && checked(() => checkBackupTarget(m.backup)) === undefined)
   ) {
     return undefined;

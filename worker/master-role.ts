@@ -32,13 +32,15 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqp
 import { MongoServerError } from 'mongodb';
 import { commandFingerprint, type IndexDef } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
-import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
+import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type SyncOp, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { requestTime } from '../common/request-time.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterCheckpoints } from './checkpoint-window.js';
 import { buildWrite } from './entry-builder.js';
-import { judgeRetry, recordOf, type LedgerRecord } from './request-ledger.js';
+import { judgeRetry, type LedgerRecord } from './request-ledger.js';
+import type { OplogBatchDoc } from './oplog.js';
+import { PreImages, refusedByStorage, storageRefusal, undoOps } from './void-batch.js';
 import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
 import { docsOfRows, PgSnapshot, UnsupportedDocument, type StreamRows } from './pg-snapshot.js';
 import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
@@ -49,6 +51,8 @@ interface Taken {
   env: WriteEnvelope;
   writeCh: Channel;
   pubCh: ConfirmChannel;
+  /** Taken again after its batch was voided (void-batch.ts): built in a batch of its own. */
+  alone?: true;
 }
 
 /** How stage 1 settled one write. */
@@ -57,6 +61,8 @@ type Outcome =
   /** A retry of a write recorded in the ledger: answered with its first result once its entry is confirmed. */
   | { kind: 'retry'; record: LedgerRecord; confirmed?: Promise<void> }
   | { kind: 'error'; error: DbaasError }
+  /** Refused by the master's own database: answered with the error once its void entry is confirmed. */
+  | { kind: 'void'; entry: SyncEntry; error: DbaasError; confirmed?: Promise<void> }
   /** The same requestId as an earlier write of the batch: answered as that one is. */
   | { kind: 'same'; as: number };
 
@@ -108,12 +114,7 @@ export class MasterRole {
     const store = this.ctx.store;
     await store.openLedger();
     const last = await store.lastEntry();
-    if (last) {
-      const entries = await store.entriesBetween(replayFrom(last) - 1, last._id);
-      // The ledger records of the newest batch may be missing (a crash between the two inserts).
-      await store.ledger.record(entries.map(recordOf));
-      await store.replayOps(entries.flatMap((e) => e.ops));
-    }
+    if (last) await this.repairNewestBatch(await store.batchBetween(replayFrom(last) - 1, last._id));
     this.lastSeq = last?._id ?? 0;
     this.ctx.checksums.settle(this.lastSeq);
     // Whether the newest entries reached the broker before the crash is unknown: attach() publishes
@@ -124,6 +125,13 @@ export class MasterRole {
       () => this.ctx.logger.info({ requestIds: store.requests.size, ms: Date.now() - started }, 'requestId index loaded'),
       (err: unknown) => this.ctx.logger.warn({ err: (err as Error).message }, 'requestId index not loaded; retries are looked up in the ledger'),
     );
+  }
+
+  /** Crash repair of the newest batch (Store.repairBatch): replayed, or voided if it was being voided or is refused again. */
+  private async repairNewestBatch(entries: OplogBatchDoc[]): Promise<void> {
+    const how = await this.ctx.store.repairBatch(entries);
+    const log = how === 'replayed' ? this.ctx.logger.info.bind(this.ctx.logger) : this.ctx.logger.warn.bind(this.ctx.logger);
+    log({ first: entries[0]?.seq, last: entries.at(-1)?.seq, how }, how === 'replayed' ? 'newest batch replayed' : 'newest batch voided by crash repair; its writes are judged again when they come back');
   }
 
   /** Replica checksums at checkpoints, taken beside the writes (see checkpoint-window.ts). */
@@ -415,7 +423,10 @@ export class MasterRole {
           this.ctx.fail('no recent answer from ZooKeeper; this master stops before another can be promoted');
         }
         const window = this.inbox.slice(0, this.limits.maxWrites);
-        const batch = this.inbox.splice(0, planBatch(window.map((t) => t.env.command), this.limits));
+        // A write taken back from a voided batch is built alone, so a refusal is its own (void-batch.ts).
+        const alone = window.findIndex((t) => t.alone);
+        const size = alone === 0 ? 1 : planBatch((alone < 0 ? window : window.slice(0, alone)).map((t) => t.env.command), this.limits);
+        const batch = this.inbox.splice(0, size);
         await this.stage1(batch);
       }
       // Fenced: what is left is never acked, so the broker hands it to the next master.
@@ -435,7 +446,9 @@ export class MasterRole {
     const t0 = performance.now();
     // While a checkpoint's checksum runs, the batch's reads are recorded (checkpoint-window.ts).
     const source = this.checkpoints.source();
-    const view = new BatchView(source);
+    // What the build reads is kept, so the batch can be taken back if this database refuses it (void-batch.ts).
+    const pre = new PreImages(source);
+    const view = new BatchView(pre);
     // The documents the batch addresses by `_id`, read together up front (issue 17: updates).
     await view.prefetch(batch.map((t) => t.env.command));
     const tRead = performance.now();
@@ -492,15 +505,31 @@ export class MasterRole {
     this.checkpoints.beforeApply(entries, source);
     const first = entries[0]?.seq;
     if (entries.length > 1) for (const e of entries) e.first = first;
-    // The entries are stored before the data changes: a crash in between is repaired by replaying them.
-    await store.recordEntries(entries);
+    // The entries are stored before the data changes: a crash in between is repaired by replaying them
+    // (or, if this database refuses them, by voiding them with their undo ops).
+    const undo = undoOps(entries, pre);
+    await store.recordEntries(entries, undo);
     if (entries.length > 0) this.lastSeq = seq;
     const t2 = performance.now();
 
-    // Published as soon as they are stored, so the broker's confirm overlaps the data writes; no
-    // write is answered before both. Retries first: their entries are older than this batch's.
-    // A retry's entry is published again only if its first publish was never confirmed (a crash
-    // in between); slaves skip what they already applied.
+    const ops = entries.flatMap((e) => e.ops);
+    // A table dropped (clear, dropIndex) would wait for an open stream's transaction: the streams go first (the slaves ask again).
+    if (this.streams.size > 0 && ops.some((op) => op.t !== 'put' && op.t !== 'del')) await this.closeStreams('a table is being dropped or changed');
+    try {
+      await store.applyOps(ops);
+    } catch (err) {
+      if (!refusedByStorage(err)) throw err;
+      await this.voidBatch(batch, outcomes, entries, undo, err);
+      return;
+    }
+    // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
+    this.checkpoints.afterApply(entries);
+    const t3 = performance.now();
+
+    // Published only once this database has taken the data: an entry it refuses never reaches a slave
+    // (void-batch.ts). No write is answered before its confirm. Retries first: their entries are older
+    // than this batch's. A retry's entry is published again only if its first publish was never
+    // confirmed (a crash in between); slaves skip what they already applied.
     for (const [i, o] of outcomes.entries()) {
       if (o.kind !== 'retry') continue;
       o.confirmed = this.republish((batch[i] as Taken).pubCh, o.record.seq);
@@ -512,20 +541,41 @@ export class MasterRole {
       // Answered (or left unanswered) in answer(); a failed confirm must not go unhandled meanwhile.
       o.confirmed.catch(() => undefined);
     });
-    const ops = entries.flatMap((e) => e.ops);
-    // A table dropped (clear, dropIndex) would wait for an open stream's transaction: the streams go first (the slaves ask again).
-    if (this.streams.size > 0 && ops.some((op) => op.t !== 'put' && op.t !== 'del')) await this.closeStreams('a table is being dropped or changed');
-    await store.applyOps(ops);
-    // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
-    this.checkpoints.afterApply(entries);
-    const t3 = performance.now();
 
     const log = this.ctx.logger;
-    const timing = { writes: batch.length, entries: entries.length, readMs: ms(tRead - t0), buildMs: ms(t1 - tRead), storeMs: ms(t2 - t1), applyMs: ms(t3 - t2) };
+    const timing = { writes: batch.length, entries: entries.length, readMs: ms(tRead - t0), buildMs: ms(t1 - tRead), storeMs: ms(t2 - t1), applyMs: ms(t3 - t2), publishMs: ms(performance.now() - t3) };
     // Every write waits for the batch before it: a slow one is worth a line at any level.
     if (t3 - t0 > SLOW_BATCH_MS) log.warn(timing, 'slow write batch');
     else if (log.isLevelEnabled('debug')) log.debug(timing, 'write batch stored');
     batch.forEach((taken, i) => void this.answer(taken, outcomes, i, t3));
+  }
+
+  /**
+   * This database refused the batch's data (void-batch.ts). Nothing of the batch is
+   * published or answered yet: its entries become void entries at their seqs, its
+   * documents are put back, and the void entries are published (slaves keep their
+   * seqs consecutive). A write alone in its batch is answered with the refusal; the
+   * writes of a larger batch are taken again, each alone, ahead of the queue.
+   */
+  private async voidBatch(batch: Taken[], outcomes: Outcome[], entries: SyncEntry[], undo: Array<SyncOp[] | undefined>, err: Error): Promise<void> {
+    const voids = await this.ctx.store.voidBatch(entries.map((e, i) => ({ ...e, _id: e.seq, ...(undo[i] ? { undo: undo[i] } : {}) })));
+    this.checkpoints.afterApply(voids);
+    const error = storageRefusal(err);
+    const pubCh = (batch[0] as Taken).pubCh;
+    const confirmed = voids.map((v) => {
+      const c = this.publish(pubCh, v);
+      c.catch(() => undefined);
+      return c;
+    });
+    const single = batch.length === 1 && outcomes[0]?.kind === 'entry';
+    this.ctx.logger.warn({ first: entries[0]?.seq, last: entries.at(-1)?.seq, writes: batch.length, err: error.message }, single ? 'this database refused the write: its seq is a void entry' : 'this database refused a write of the batch: the batch is void, its writes are taken again one by one');
+    if (single) {
+      const entry = voids[0] as SyncEntry;
+      const o: Outcome = { kind: 'void', entry, error, ...(confirmed[0] ? { confirmed: confirmed[0] } : {}) };
+      void this.answer(batch[0] as Taken, [o], 0, performance.now());
+      return;
+    }
+    this.inbox.unshift(...batch.map((t) => ({ ...t, alone: true as const })));
   }
 
   /** Answers one write once its entry is confirmed (refusals at once), then acks it. */
@@ -543,6 +593,11 @@ export class MasterRole {
         return;
       }
       await o.confirmed;
+      if (o.kind === 'void') {
+        reply(writeCh, msg, { ok: false, error: o.error.toWire() });
+        settle(writeCh, msg, 'ack');
+        return;
+      }
       const { requestId, seq, result } = o.kind === 'entry' ? o.entry : o.record;
       reply(writeCh, msg, { ok: true, result });
       settle(writeCh, msg, 'ack');

@@ -19,21 +19,30 @@ export const OPLOG = '_dbaas_oplog';
 export type OplogDoc = SyncEntry & { _id: number };
 
 /**
+ * An entry with what puts back the documents it changes first in its batch as they
+ * were before the batch (worker/void-batch.ts undoOps): the master's own oplog keeps
+ * it for crash repair; it is never published. Absent: the batch cannot be taken back.
+ */
+export type OplogBatchDoc = OplogDoc & { undo?: SyncOp[] };
+
+/**
  * An oplog entry as stored. `ops` is kept as a JSON string: FerretDB stores,
  * reads and copies one string several times faster than the same ops as nested
  * documents (a 1,000-document insert: 6 ms instead of 31 ms; a scan of the
  * oplog five times faster), and nothing ever queries inside the ops. Entries
  * stored before (ops as an array) are still read.
  */
-type StoredEntry = Omit<SyncEntry, 'ops'> & { _id: number; ops: string | SyncOp[] };
+type StoredEntry = Omit<SyncEntry, 'ops'> & { _id: number; ops: string | SyncOp[]; undo?: string };
 
-/** An entry as the oplog holds it (keyed by seq). */
-export function toStored(entry: SyncEntry): StoredEntry {
-  return { ...entry, _id: entry.seq, ops: JSON.stringify(entry.ops) };
+/** An entry as the oplog holds it (keyed by seq), with its undo ops when given. */
+export function toStored(entry: SyncEntry, undo?: readonly SyncOp[]): StoredEntry {
+  return { ...entry, _id: entry.seq, ops: JSON.stringify(entry.ops), ...(undo === undefined ? {} : { undo: JSON.stringify(undo) }) };
 }
 
+/** An entry as read back: what was published (the undo ops are the master's own, see {@link OplogBatchDoc}). */
 function fromStored(doc: StoredEntry): OplogDoc {
-  return { ...doc, ops: typeof doc.ops === 'string' ? (JSON.parse(doc.ops) as SyncOp[]) : doc.ops };
+  const { undo: _undo, ...entry } = doc;
+  return { ...entry, ops: typeof doc.ops === 'string' ? (JSON.parse(doc.ops) as SyncOp[]) : doc.ops };
 }
 
 export class Oplog {
@@ -66,6 +75,19 @@ export class Oplog {
     return (await this.coll().find({ _id: { $gt: afterSeq, $lte: upToSeq } }).sort({ _id: 1 }).toArray()).map(fromStored);
   }
 
+  /** Entries with seq in (afterSeq, upToSeq], in order, with their undo ops (crash repair of the newest batch). */
+  async batch(afterSeq: number, upToSeq: number): Promise<OplogBatchDoc[]> {
+    if (upToSeq <= afterSeq) return [];
+    const docs = await this.coll().find({ _id: { $gt: afterSeq, $lte: upToSeq } }).sort({ _id: 1 }).toArray();
+    return docs.map((d) => ({ ...fromStored(d), ...(typeof d.undo === 'string' ? { undo: JSON.parse(d.undo) as SyncOp[] } : {}) }));
+  }
+
+  /** Rewrites stored entries in place (a batch voided before any of it was published: void-batch.ts), keeping their undo ops. */
+  async rewrite(entries: readonly OplogBatchDoc[]): Promise<void> {
+    for (const { _id: _seq, undo, ...entry } of entries) await this.coll().replaceOne({ _id: entry.seq }, toStored(entry, undo), { upsert: true });
+    this.recorded(entries);
+  }
+
   /** Every entry, streamed, in no particular order (building a ledger from an oplog written before the ledger existed). */
   all(): AsyncIterable<OplogDoc> {
     const cursor = this.coll().find({});
@@ -74,10 +96,10 @@ export class Oplog {
     })();
   }
 
-  /** Stores entries in one round trip. Idempotent: keyed by seq, an entry never changes. */
-  async record(entries: readonly SyncEntry[]): Promise<void> {
+  /** Stores entries (with their undo ops, by index) in one round trip. Idempotent: keyed by seq, an entry never changes. */
+  async record(entries: readonly SyncEntry[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Promise<void> {
     if (entries.length === 0) return;
-    await this.coll().insertMany(entries.map(toStored), { ordered: false }).catch(ignoreDuplicates);
+    await this.coll().insertMany(entries.map((e, i) => toStored(e, undo?.[i])), { ordered: false }).catch(ignoreDuplicates);
     this.recorded(entries);
   }
 

@@ -63,6 +63,14 @@ export class RecentEntries<E extends Keyed = Keyed> {
     return this.byRequestId.get(requestId);
   }
 
+  /** Forgets one requestId's record (its write was voided). */
+  delete(requestId: string): void {
+    const had = this.byRequestId.get(requestId);
+    if (!had) return;
+    this.byRequestId.delete(requestId);
+    this.load -= weight(had);
+  }
+
   clear(): void {
     this.byRequestId.clear();
     this.load = 0;

@@ -157,6 +157,15 @@ export class RequestLedger {
     }
   }
 
+  /**
+   * Deletes the records of a voided batch, seqs `first` to `last` (worker/void-batch.ts):
+   * their writes were never applied, so a retry of one is judged again. Idempotent.
+   */
+  async forget(first: number, last: number, requestIds: readonly string[]): Promise<void> {
+    await this.coll().deleteMany({ _id: { $gte: first, $lte: last } });
+    for (const id of requestIds) this.recent.delete(id);
+  }
+
   /** The record of a requestId; the database is asked only when the index says it may be there. */
   async lookup(requestId: string): Promise<LedgerRecord | undefined> {
     if (!this.index.mayContain(requestId)) return undefined;

@@ -26,6 +26,7 @@ import { sendBackup } from './backup.js';
 import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
+import { refusedByStorage } from './void-batch.js';
 import { docsOfRows, type StreamDocs, type StreamRows } from './pg-snapshot.js';
 import { RowCopier } from './pg-copy.js';
 import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
@@ -452,6 +453,9 @@ export class SlaveRole {
         await this.applyRun(this.delivered.splice(0, n));
       }
     } catch (err) {
+      // The master applied this entry, so this replica differs (another storage, a full disk): a restart in
+      // place must not replay the entry in a loop from its own data, but copy a snapshot (resume() refuses).
+      if (refusedByStorage(err)) await this.ctx.store.markComplete(false).catch(() => undefined);
       this.ctx.fail(`cannot apply a sync entry: ${(err as Error).message}`);
     } finally {
       this.applying = false;

@@ -18,7 +18,7 @@ import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { waitFor } from '../common/backoff.js';
-import { Oplog, OPLOG, toStored as storedEntry, type OplogDoc } from './oplog.js';
+import { Oplog, OPLOG, toStored as storedEntry, type OplogBatchDoc, type OplogDoc } from './oplog.js';
 import type { TrimLimits } from './oplog-trim.js';
 import { LEDGER, recordOf, RequestLedger, toStored as storedRecord, type LedgerRecord } from './request-ledger.js';
 import { Tables, type AnyDoc } from './tables.js';
@@ -27,6 +27,7 @@ import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent } from './pg-layout.js';
 import type { Logger } from '../common/logger.js';
+import { refusedByStorage, voided } from './void-batch.js';
 
 export { INTERNAL_PREFIX } from './tables.js';
 export type { OplogDoc } from './oplog.js';
@@ -104,29 +105,83 @@ export class Store {
 
   /**
    * Stores a batch's entries in the oplog and their records in the ledger, before
-   * any of the batch's data is written. Idempotent (both are keyed by seq).
+   * any of the batch's data is written. Idempotent (both are keyed by seq). `undo`
+   * (the master's, by index): what puts the batch's documents back (void-batch.ts).
+   * A void entry gets no ledger record.
    */
-  async recordEntries(entries: readonly SyncEntry[]): Promise<void> {
+  async recordEntries(entries: readonly SyncEntry[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Promise<void> {
     if (entries.length === 0) return;
-    const records = entries.map(recordOf);
+    const records = ledgerRecords(entries);
     // On FerretDB/PostgreSQL both in one transaction (issue 17: updates); else the oplog first, so the
     // ledger never holds a record whose entry is not stored.
-    if (await this.recordInPg(entries, records)) {
+    if (await this.recordInPg(entries, records, undo)) {
       this.oplog.recorded(entries);
       this.ledger.recorded(records);
       return;
     }
-    await this.oplog.record(entries);
+    await this.oplog.record(entries, undo);
     await this.ledger.record(records);
   }
 
+  /** The newest batch as stored (entries `afterSeq`+1 to `upToSeq`), with the master's undo ops: crash repair. */
+  batchBetween(afterSeq: number, upToSeq: number): Promise<OplogBatchDoc[]> {
+    return this.oplog.batch(afterSeq, upToSeq);
+  }
+
+  /**
+   * Takes back a batch none of which was published (void-batch.ts): rewrites each
+   * entry as void in place, deletes the batch's ledger records, then puts its
+   * documents back as they were before it. Idempotent, and each step is found again
+   * by crash repair (a void entry in the newest batch), so a crash anywhere in it is
+   * finished by MasterRole.recover. Throws when an entry has no undo ops.
+   */
+  async voidBatch(entries: readonly OplogBatchDoc[]): Promise<SyncEntry[]> {
+    const undo = entries.map((e) => e.undo);
+    if (undo.some((u) => u === undefined)) throw new Error(`seq ${entries[0]?.seq ?? '?'}-${entries.at(-1)?.seq ?? '?'} cannot be taken back (no undo ops)`);
+    const first = entries[0];
+    const last = entries.at(-1);
+    if (!first || !last) return [];
+    const out = entries.map((e) => voided(stripped(e)));
+    // The newest first: one void entry in the newest batch is what tells crash repair to finish the job.
+    await this.oplog.rewrite(
+      out
+        .map((e, i) => ({ ...e, _id: e.seq, undo: undo[i] as SyncOp[] }))
+        .reverse(),
+    );
+    await this.ledger.forget(first.seq, last.seq, entries.map((e) => e.requestId));
+    await this.replayOps(undo.flatMap((u) => u ?? []));
+    return out;
+  }
+
+  /**
+   * Crash repair of the newest batch (`first` to the newest entry), which a crash may
+   * have half-applied: replayed; or, when it holds a void entry (the crash fell inside
+   * {@link voidBatch}) or this database refuses its data again, voided. Either way it
+   * was not published if it is voided: entries leave only after their data is written.
+   */
+  async repairBatch(entries: readonly OplogBatchDoc[]): Promise<'replayed' | 'voided'> {
+    if (!entries.some((e) => e.void)) {
+      try {
+        // The ledger records of the newest batch may be missing (a crash between the two inserts).
+        await this.ledger.record(ledgerRecords(entries));
+        await this.replayOps(entries.flatMap((e) => e.ops));
+        return 'replayed';
+      } catch (err) {
+        if (!refusedByStorage(err)) throw err;
+        this.log?.warn({ first: entries[0]?.seq, last: entries.at(-1)?.seq, err: err.message }, 'this database refuses the newest batch again: voiding it');
+      }
+    }
+    await this.voidBatch(entries);
+    return 'voided';
+  }
+
   /** recordEntries in one PostgreSQL transaction (pg-docs.ts insertDocsTogether); false (nothing written) where it cannot. */
-  private async recordInPg(entries: readonly SyncEntry[], records: readonly LedgerRecord[]): Promise<boolean> {
+  private async recordInPg(entries: readonly SyncEntry[], records: readonly LedgerRecord[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Promise<boolean> {
     const pool = this.pgPool();
     if (pool === undefined) return false;
     try {
       return await insertDocsTogether(pool, this.db.databaseName, [
-        { table: OPLOG, docs: entries.map(storedEntry) },
+        { table: OPLOG, docs: entries.map((e, i) => storedEntry(e, undo?.[i])) },
         { table: LEDGER, docs: records.map(storedRecord) },
       ]);
     } catch (err) {
@@ -151,7 +206,7 @@ export class Store {
     let batch: LedgerRecord[] = [];
     for await (const e of this.oplog.all()) {
       if (!oldest || e.seq < oldest.seq) oldest = e;
-      batch.push(recordOf(e));
+      if (!e.void) batch.push(recordOf(e));
       if (batch.length >= 1000) {
         await this.ledger.record(batch);
         batch = [];
@@ -334,4 +389,15 @@ export class Store {
     await this.pool?.end().catch(() => undefined);
     await this.client.close().catch(() => undefined);
   }
+}
+
+/** The ledger records of stored entries: none for a void entry (its write was never applied). */
+export function ledgerRecords(entries: readonly SyncEntry[]): LedgerRecord[] {
+  return entries.flatMap((e) => (e.void ? [] : [recordOf(e)]));
+}
+
+/** An oplog entry as it is published: without its `_id` and the master's undo ops. */
+export function stripped(doc: SyncEntry & { _id?: number; undo?: unknown }): SyncEntry {
+  const { _id: _seq, undo: _undo, ...entry } = doc;
+  return entry;
 }

@@ -5,56 +5,34 @@
  * duplicate check of inserts that carry their own `_id`s; FerretDB answers the
  * same question as a `$in` by reading the whole table).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ferretdbUrl, PostgresDatabases, readMarker } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { idsPresent, tableIn } from '../../worker/pg-layout.js';
 import { countDocs, docsByIds, insertDocsTogether, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
 import { mongoPrefix } from '../../worker/tables.js';
-import { eventually } from './harness.js';
-import { freePort } from './infra.js';
+import { ferretdbOnPostgres, startFerretDb, type TestFerretDb } from './ferretdb.js';
 
-const pgUrl = process.env.DBAAS_PG_URL;
-const dbBin = process.env.DBAAS_DB_BIN ?? '';
 /** The worker's own MongoDB database (DBAAS_WORKER_DB_NAME): the `default` database. */
 const WORKER_DB = 'w';
 
-describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))('FerretDB layout in PostgreSQL (worker/pg-layout.ts)', () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-pg-layout-'));
-  const databases = new PostgresDatabases({ adminUrl: pgUrl ?? '', namespace: `pglayout-${randomBytes(3).toString('hex')}` });
-  let url = '';
-  let ferret: ChildProcess | undefined;
+describe.skipIf(!ferretdbOnPostgres)('FerretDB layout in PostgreSQL (worker/pg-layout.ts)', () => {
+  let ferret: TestFerretDb | undefined;
   let mongo: MongoClient | undefined;
   let pool: pg.Pool | undefined;
 
   beforeAll(async () => {
-    url = await databases.ensure('w1', dir);
-    const port = await freePort();
-    ferret = spawn(dbBin, [`--handler=postgresql`, `--postgresql-url=${ferretdbUrl(url)}`, `--listen-addr=127.0.0.1:${port}`, `--state-dir=${dir}`, '--debug-addr=-', '--telemetry=disable', '--log-level=warn'], {
-      stdio: 'ignore',
-    });
-    const client = new MongoClient(`mongodb://127.0.0.1:${port}/`, { serverSelectionTimeoutMS: 1000 });
-    await eventually(() => client.connect().then(() => true, () => false), 30_000, 'FerretDB answering');
-    mongo = client;
+    ferret = await startFerretDb('pglayout');
+    mongo = ferret.mongo;
     const users = Array.from({ length: 2000 }, (_, i) => ({ _id: `u${i}`, n: i }));
     await mongo.db(WORKER_DB).collection<{ _id: string; n: number }>('users').insertMany(users);
     await mongo.db(`${mongoPrefix(WORKER_DB)}shop`).collection<{ _id: string }>('rides').insertMany([{ _id: 'r1' }, { _id: 'u1' }]);
-    pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool = new pg.Pool({ connectionString: ferret.pgUrl, max: 2 });
   }, 60_000);
 
   afterAll(async () => {
     await pool?.end();
-    await mongo?.close();
-    ferret?.kill('SIGKILL');
-    const marker = readMarker(dir);
-    if (marker) await databases.drop(marker);
-    rmSync(dir, { recursive: true, force: true });
+    await ferret?.close();
   });
 
   it('finds where each database keeps a table, and nothing for a table or database that does not exist', async () => {

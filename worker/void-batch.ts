@@ -1,0 +1,159 @@
+/**
+ * A write the master's own database refuses becomes a void entry at its seq
+ * (docs/DECISIONS.md, "A write the storage refuses becomes a void entry").
+ *
+ * The invariant kept: no entry leaves the master before the master's own database
+ * has taken its data. The master stores a batch's entries (for crash repair), writes
+ * the batch's data, and only then publishes the entries. If the database refuses the
+ * data, nothing of the batch has been published or answered yet, so the batch can be
+ * taken back: each entry is rewritten in place as a void entry (same seq, no ops, no
+ * ledger record) and the documents the batch may have half-written are put back as
+ * they were before it. A slave applies a void entry as an empty one; the refused
+ * write is answered 4xx (a batch of several writes is tried again one write at a time).
+ *
+ * Putting documents back needs their state before the batch. The build reads every
+ * document it changes (a put without `fresh` is a document it read, a `fresh` put one
+ * that did not exist; worker/checkpoint-window.ts relies on the same), so
+ * {@link PreImages} records what the batch read, and {@link undoOps} turns it into
+ * ops that restore it: stored with the entries (Store.recordEntries), so a crash at
+ * any point between storing and publishing is repaired the same way (MasterRole.recover).
+ */
+import { MongoServerError } from 'mongodb';
+import type { Doc, Filter, IndexSpec } from '../common/commands.js';
+import { DbaasError } from '../common/errors.js';
+import type { SyncEntry, SyncOp } from '../common/messages.js';
+import type { UniqueVerdict } from './pg-unique-check.js';
+import type { BatchSource } from './write-batch.js';
+
+type Stored = Doc & { _id: string };
+
+/** A {@link BatchSource} that remembers the first state it read of each document (null: not there). */
+export class PreImages implements BatchSource {
+  private readonly before = new Map<string, Stored | null>();
+
+  constructor(private readonly db: BatchSource) {}
+
+  /** The document before the batch: a copy, null when it did not exist, undefined when never read. */
+  get(table: string, id: string): Stored | null | undefined {
+    return this.before.get(keyOf(table, id));
+  }
+
+  private note(table: string, id: string, doc: Stored | null): void {
+    const key = keyOf(table, id);
+    if (!this.before.has(key)) this.before.set(key, doc === null ? null : structuredClone(doc));
+  }
+
+  async findById(table: string, id: string): Promise<Stored | undefined> {
+    const doc = await this.db.findById(table, id);
+    this.note(table, id, doc ?? null);
+    return doc;
+  }
+
+  async findByIds(table: string, ids: readonly string[]): Promise<Map<string, Stored>> {
+    const found = this.db.findByIds ? await this.db.findByIds(table, ids) : await findEach(this.db, table, ids);
+    for (const id of ids) this.note(table, id, found.get(id) ?? null);
+    return found;
+  }
+
+  async findForUpdate(table: string, where: Filter): Promise<Stored[]> {
+    const docs = await this.db.findForUpdate(table, where);
+    for (const doc of docs) this.note(table, doc._id, doc);
+    return docs;
+  }
+
+  async idsExisting(table: string, ids: string[]): Promise<string[]> {
+    const found = await this.db.idsExisting(table, ids);
+    const there = new Set(found);
+    for (const id of ids) if (!there.has(id)) this.note(table, id, null);
+    return found;
+  }
+
+  indexes(table: string): Promise<IndexSpec[]> {
+    return this.db.indexes(table);
+  }
+
+  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    return this.db.keyHolders(table, index, key);
+  }
+
+  scanTable(table: string): AsyncIterable<Doc> {
+    return this.db.scanTable(table);
+  }
+
+  uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
+    return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
+  }
+}
+
+async function findEach(db: BatchSource, table: string, ids: readonly string[]): Promise<Map<string, Stored>> {
+  const found = new Map<string, Stored>();
+  for (const id of ids) {
+    const doc = await db.findById(table, id);
+    if (doc) found.set(id, doc);
+  }
+  return found;
+}
+
+/**
+ * For each entry of a batch (in seq order), the ops that put back what it changes
+ * first in the batch as it was before the batch: a document read before is put back,
+ * one that did not exist is deleted, a created index is dropped. Undefined for an
+ * entry with a change that cannot be taken back (a clear, a dropped index, a document
+ * the build never read): such a batch is never voided.
+ */
+export function undoOps(entries: readonly SyncEntry[], pre: Pick<PreImages, 'get'>): Array<SyncOp[] | undefined> {
+  const done = new Set<string>();
+  return entries.map((entry) => {
+    const undo: SyncOp[] = [];
+    for (const op of entry.ops) {
+      if (op.t === 'clear' || op.t === 'dropIndex') return undefined;
+      if (op.t === 'index') {
+        undo.push({ t: 'dropIndex', table: op.table, name: op.index.name });
+        continue;
+      }
+      const id = op.t === 'put' ? op.doc._id : op.id;
+      const key = keyOf(op.table, id);
+      if (done.has(key)) continue;
+      done.add(key);
+      const before = pre.get(op.table, id);
+      if (before) undo.push({ t: 'put', table: op.table, doc: before });
+      else if (before === null || (op.t === 'put' && op.fresh)) undo.push({ t: 'del', table: op.table, id });
+      else return undefined;
+    }
+    return undo;
+  });
+}
+
+/** The entry a refused one becomes: same seq, term and batch, no ops, marked void. */
+export function voided(entry: SyncEntry): SyncEntry {
+  return { ...entry, ops: [], void: true };
+}
+
+/**
+ * MongoDB server error codes that say the server could not do the write now
+ * (shutting down, not primary, unreachable, interrupted), not that it refuses it.
+ */
+const NOT_A_REFUSAL = new Set([6, 7, 89, 91, 189, 9001, 10107, 11600, 11602, 13435, 13436, 262, 50]);
+
+/**
+ * Whether a failed write was refused by the database itself (it answered with an
+ * error about the write: a value, a size, a key), as opposed to not reaching it or
+ * it being unable to work now. Only a refusal voids a batch; anything else stops the
+ * master as before (the restart replays the batch).
+ */
+export function refusedByStorage(err: unknown): err is MongoServerError {
+  if (!(err instanceof MongoServerError)) return false;
+  if (typeof err.code === 'number' && NOT_A_REFUSAL.has(err.code)) return false;
+  // FerretDB answers a PostgreSQL it cannot reach with an internal error naming the connection.
+  return !/connection refused|connect: |too many clients|the database system is (starting up|shutting down)|terminating connection|broken pipe|i\/o timeout|conn closed/i.test(err.message);
+}
+
+/** The answer to a write the storage refused (the storage's words, cut short: they may quote the value). */
+export function storageRefusal(err: Error): DbaasError {
+  const said = err.message.length > 300 ? `${err.message.slice(0, 300)}…` : err.message;
+  return new DbaasError('DBAAS_WRITE_REFUSED_BY_STORAGE', `the database refused the write; nothing of it was applied: ${said}`);
+}
+
+function keyOf(table: string, id: string): string {
+  return `${table}\u0000${id}`;
+}

@@ -1,6 +1,7 @@
 /** Small probes of the local machine, shared by the process runtime and the tests. */
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { waitFor } from './backoff.js';
 
 /** Whether something accepts TCP connections on host:port. */
 export function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
@@ -27,4 +28,23 @@ export function isAlive(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Resolves once the server of a single-host URL (`mongodb://host:port/`) accepts
+ * TCP connections, polling every 20 ms; rejects after `timeoutMs`. A URL it cannot
+ * read (several hosts, a DNS seed list) resolves at once: the driver waits for those.
+ */
+export async function untilListening(url: string, timeoutMs: number): Promise<void> {
+  let host: string;
+  let port: number;
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'mongodb:' || u.hostname === '') return;
+    host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+    port = Number(u.port || 27017);
+  } catch {
+    return;
+  }
+  await waitFor(async () => ((await canConnect(port, host)) ? true : undefined), timeoutMs, () => new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`), 20);
 }

@@ -132,12 +132,21 @@ export class ClusterManager {
     }
     this.loop.startTicking();
     this.kick();
+    const initial = Math.min(this.s.targetSlaves, config.initialSlaves);
     await waitFor(
-      () => (this.router.masterAvailable() && view.servingSlaves().length >= Math.min(this.s.targetSlaves, config.initialSlaves) ? true : undefined),
+      () => (this.router.masterAvailable() && view.servingSlaves().length >= initial ? true : undefined),
       config.workerStartTimeoutMs * 2,
       () => new Error('the cluster did not become ready (a master and the initial slaves serving)'),
       20,
     );
+    // A slave serves before its request ledger is copied, and is a failover candidate once it is (issue 16):
+    // the start also waits for that, bounded, so that a master lost right after the start has a slave to take over.
+    await waitFor(
+      () => (view.servingSlaves().filter((w) => w.promotable !== false).length >= initial ? true : undefined),
+      config.workerStartTimeoutMs,
+      () => new Error('no promotable slave yet'),
+      20,
+    ).catch(() => logger.warn({ waitedMs: config.workerStartTimeoutMs }, 'the initial slaves serve, but their request ledgers are not copied yet: a master lost now is restarted in place'));
   }
 
   // ----------------------------------------------------------------- facts --

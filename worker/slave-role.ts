@@ -6,7 +6,7 @@
  * page through that queue, each page read by the master between two write
  * batches (the protocol and its invariant: snapshot.ts), entries between pages
  * applied to the part already copied; the slave takes reads once its lag behind
- * the master is small, and copies the master's request ledger after that
+ * the master is small, and copies the master's request ledger once it serves
  * (a failover candidate only once that is done: request-ledger.ts).
  *
  * Entries are applied in runs: whatever the queue has delivered while the
@@ -47,15 +47,6 @@ export const CAUGHT_UP_LAG = 50;
 const PAGE_APPLY_DOCS = 5000;
 /** A page not come this long after it was asked for is asked for again (the master may have changed). */
 const PAGE_WAIT_MS = 60_000;
-/**
- * A caught-up slave waits at most this long for its ledger copy before it serves, so that
- * a small ledger (a young or quiet cluster) is there when it announces itself serving, and
- * it is promotable at once (a master lost right after a slave joined would otherwise find
- * no candidate). A large ledger (thousands of records) does not hold up serving: the slave
- * is promotable once it is copied. Measured: 2,000 records 0.5 s, 20,000 records 2-11 s
- * on this machine under load.
- */
-const LEDGER_WAIT_MS = 500;
 /** A start that makes no progress for this long gives up (the orchestrator starts another slave). */
 const STALL_MS = 120_000;
 
@@ -93,6 +84,8 @@ export class SlaveRole {
   private streamed = false;
   private copied: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private masterDbUrl: string | undefined;
+  /** The master's ledger records up to this seq are copied (the first page's seq, or a resumed slave's newest); the stream brings the newer ones. */
+  private ledgerUpTo: number | undefined;
   private ledgerCopied: Promise<void> | undefined;
   /**
    * Entries up to this seq may already be partly in the data (a run applied but not
@@ -144,16 +137,16 @@ export class SlaveRole {
   /**
    * Copies the master's data through the sync queue (snapshot.ts); resolves once
    * every key is covered. The master's request ledger (at `masterDbUrl`) is
-   * copied beside it from the first page on ({@link copyLedger}).
+   * copied once this slave serves ({@link startLedgerCopy}).
    */
   async snapshot(masterDbUrl: string): Promise<void> {
     const { store, logger } = this.ctx;
     const started = Date.now();
+    this.masterDbUrl = masterDbUrl;
     if (await this.resume()) return;
-    await store.dropAll();
+    await store.dropAllUnlessNew();
     // Until the master's ledger is copied, this ledger answers only for what the stream brings from now on.
     await store.ledger.setCoveredSince(Date.now());
-    this.masterDbUrl = masterDbUrl;
     this.coverage = { kind: 'none' };
     this.pos = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
     const done = new Promise<void>((resolve, reject) => {
@@ -188,6 +181,9 @@ export class SlaveRole {
     const last = await store.lastEntry();
     if (!last) return false;
     if (!(await store.ledger.open())) await store.ledger.setCoveredSince(Date.now());
+    // A ledger that does not cover the horizon (its copy had not ended before the restart) is copied again, up to
+    // what this data holds: the stream brings the newer records (startLedgerCopy).
+    if (!store.ledger.coversHorizon()) this.ledgerUpTo = last.seq;
     void store.ledger.load().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'requestId index not loaded; retries are looked up in the ledger'));
     this.pos = { appliedSeq: last.seq, jumpUpTo: last.seq, maxTerm: last.term };
     this.inexactUpTo = last.seq + RUN_MAX_ENTRIES;
@@ -196,6 +192,18 @@ export class SlaveRole {
     await this.consumeSync();
     logger.info({ seq: last.seq, term: last.term, promotable: this.promotable }, 'resumed from its own data and sync queue (no snapshot)');
     return true;
+  }
+
+  /**
+   * Copies the master's ledger records up to the first page's seq, or a resumed slave's
+   * newest seq (the records above come with the stream), once this slave serves: the copy makes
+   * the slave promotable, not able to serve, so it does not compete with the data copy
+   * and the catch-up for this worker's database (issue 16: 20,000 records held serving
+   * up by half a second). `copied` is called once it is done. Idempotent.
+   */
+  startLedgerCopy(copied: () => void): void {
+    if (this.ledgerCopied || this.ledgerUpTo === undefined) return;
+    this.ledgerCopied = this.copyLedgerUntilDone().then(copied);
   }
 
   /** Copies the ledger, trying again after a failure (the master may be changing) until it is done or this worker stops. */
@@ -271,9 +279,8 @@ export class SlaveRole {
     }
     if (this.firstPageSeq === undefined) {
       this.firstPageSeq = page.atSeq;
+      this.ledgerUpTo = page.atSeq;
       this.pos = positionAfterSnapshot(page.atSeq, page.term);
-      // The records up to here come from the master's ledger, copied beside the pages (usually done before them).
-      this.ledgerCopied = this.copyLedgerUntilDone();
     }
     // The master's indexes at the first page's seq (issue 17), before any document is copied.
     if (page.indexes) await this.ctx.store.tables.indexes.ensure(page.indexes);
@@ -370,14 +377,14 @@ export class SlaveRole {
   }
 
   /**
-   * Copies the master's ledger records up to the first page's seq (the stream
+   * Copies the master's ledger records up to {@link ledgerUpTo} (the stream
    * brings the newer ones), then takes the master's coverage: from then on this
-   * slave answers retries over the whole horizon and may be promoted. Runs beside
-   * the page copy and the catch-up; the slave may serve reads before it is done.
+   * slave answers retries over the whole horizon and may be promoted. Runs once
+   * the slave serves reads (startLedgerCopy).
    */
   async copyLedger(): Promise<void> {
     const { store, logger, config } = this.ctx;
-    const upTo = this.firstPageSeq;
+    const upTo = this.ledgerUpTo;
     const dbUrl = this.masterDbUrl;
     if (upTo === undefined || dbUrl === undefined) return;
     const started = Date.now();
@@ -542,10 +549,7 @@ export class SlaveRole {
         const { messageCount } = await ch.checkQueue(this.syncQueue);
         caughtUp = messageCount === 0 && !this.applying && this.delivered.length === 0;
       }
-      if (caughtUp) {
-        if (this.ledgerCopied) await Promise.race([this.ledgerCopied, new Promise((r) => setTimeout(r, LEDGER_WAIT_MS))]);
-        return;
-      }
+      if (caughtUp) return;
       if (this.progress !== progress) {
         progress = this.progress;
         progressAt = Date.now();

@@ -93,6 +93,20 @@ export class Store {
     return this.oplog.last();
   }
 
+  /**
+   * Drops everything ({@link dropAll}) unless this database is new: nothing in it but
+   * the empty ledger {@link connect} made. A new slave's start then skips half a dozen
+   * DDL round trips (issue 16); its ledger is known to be complete (empty) either way.
+   */
+  async dropAllUnlessNew(): Promise<void> {
+    const names = (await this.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
+    if (names.some((n) => n !== LEDGER) || (await this.db.collection(LEDGER).findOne({})) !== null) {
+      await this.dropAll();
+      return;
+    }
+    this.ledger.index.reset(true);
+  }
+
   /** Entries with seq in (afterSeq, upToSeq], in order. */
   entriesBetween(afterSeq: number, upToSeq: number): Promise<OplogDoc[]> {
     return this.oplog.between(afterSeq, upToSeq);

@@ -33,6 +33,8 @@ import { MasterRole } from './master-role.js';
 import { SlaveRole } from './slave-role.js';
 import { Registration } from './registration.js';
 import { Store } from './store.js';
+import { StartTimeline } from './start-timeline.js';
+import { untilListening } from '../common/probes.js';
 
 const TRANSITIONS: Record<WorkerState, readonly WorkerState[]> = {
   starting: ['syncing', 'master', 'stopped'],
@@ -63,6 +65,8 @@ export class Worker implements WorkerContext {
   private readonly startedAt = new Date().toISOString();
   private trimTimer: NodeJS.Timeout | undefined;
   readonly checksums = new ChecksumBook();
+  /** Where this worker's start went (logged with `worker ready`). */
+  private readonly timeline = new StartTimeline();
 
   constructor(
     readonly config: WorkerConfig,
@@ -150,42 +154,67 @@ export class Worker implements WorkerContext {
       startedAt: this.startedAt,
       dbUrl: this.config.advertisedMongoUrl,
       poisonMessages: this.poisonMessages,
-      ...this.slave?.statusFields(),
+      // A slave's status fields read its database, which a starting slave may not have connected yet.
+      ...(this.storeRef ? this.slave?.statusFields() : {}),
     };
   }
 
   async start(): Promise<void> {
-    const { config } = this;
-    this.storeRef = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs);
-    this.storeRef.pgUrl = config.pgUrl;
-    this.storeRef.log = this.logger;
-    this.storeRef.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
-    await this.registration.start(15_000);
-
-    if (config.role === 'master') {
+    const { config, timeline } = this;
+    timeline.mark('modules-loaded');
+    // A slave connects to its database, ZooKeeper and the broker (whose set-up binds its sync queue) at once: each
+    // is a few round trips spent waiting on another process (issue 16: a new slave's start). A master recovers from
+    // its database and claims /master before it takes anything from the broker.
+    if (config.role !== 'master') this.slave = new SlaveRole(this);
+    const database = this.connectStore().then(() => timeline.mark('database-connected'));
+    const zk = this.registration.start(15_000).then(() => timeline.mark('registered'));
+    if (this.slave) {
+      this.amqp.start();
+      await allOrFirstError([database, zk, this.amqp.waitUntilReady(30_000).then(() => timeline.mark('broker-ready'))]);
+      this.setState('syncing');
+    } else {
+      await allOrFirstError([database, zk]);
       this.master = new MasterRole(this, config.term);
       await this.master.recover();
       await this.registration.claimMaster(config.term);
       this.setState('master');
       await this.fencing.watchTerm(config.term);
-    } else {
-      this.slave = new SlaveRole(this);
-      this.setState('syncing');
+      this.amqp.start();
+      await this.amqp.waitUntilReady(30_000);
+      timeline.mark('broker-ready');
     }
-    this.amqp.start();
-    await this.amqp.waitUntilReady(30_000);
 
     if (this.slave) {
       const masterDbUrl = await this.registration.masterDbUrl(30_000);
+      timeline.mark('master-found');
       await this.slave.snapshot(masterDbUrl);
+      timeline.mark('copied');
       await this.slave.waitCaughtUp(120_000, () => this.registration.masterSeq());
+      timeline.mark('caught-up');
       this.setState('slave');
       await this.slave.startReads(this.connection());
+      // Promotable once the master's request ledger is copied too: said at once, not at the next status tick.
+      this.slave.startLedgerCopy(() => void this.registration.publish());
     }
     this.registration.startPublishing();
     this.fencing.start();
     this.trimTimer = setInterval(() => void this.trimOplog(), 60_000);
-    this.logger.info({ state: this.currentState }, 'worker ready');
+    timeline.mark('ready');
+    this.logger.info({ state: this.currentState, ...timeline.fields() }, 'worker ready');
+  }
+
+  /** Connects to this worker's own database once it listens. */
+  private async connectStore(): Promise<void> {
+    const { config } = this;
+    // The process runtime starts this process while its database starts (orchestrator/runtimes/process-runtime.ts):
+    // the driver's first connect to a port not yet listening would wait out its server selection (2 s).
+    await untilListening(config.mongoUrl, 30_000);
+    this.timeline.mark('database-port-open');
+    const store = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs);
+    store.pgUrl = config.pgUrl;
+    store.log = this.logger;
+    store.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
+    this.storeRef = store;
   }
 
   private connection(): ChannelModel {
@@ -305,4 +334,10 @@ export class Worker implements WorkerContext {
     await this.storeRef?.close();
     return this.exit(code);
   }
+}
+
+/** Waits for every step; rejects with the first failure once all have settled (none is left running unobserved). */
+async function allOrFirstError(steps: ReadonlyArray<Promise<unknown>>): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }

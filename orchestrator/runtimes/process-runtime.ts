@@ -106,26 +106,53 @@ export class ProcessRuntime implements Runtime {
   private async launch(spec: WorkerSpec, pending: { abort: () => void }): Promise<WorkerHandle> {
     const dir = this.unitDir(spec.id);
     const dbDir = path.join(dir, 'db');
+    const launchStarted = Date.now();
+    const storage = this.storage(spec.id, dbDir);
+    const port = await freePort();
+    // The worker first, so it loads its code while its storage is made and its database starts (issue 16: a
+    // new slave's start); it waits for the database's port itself (worker.ts). Either failing kills the other.
+    const worker = this.spawnLogged(process.execPath, ['--max-semi-space-size=2', this.workerEntry], path.join(dir, 'worker.log'), {
+      ...this.opts.clusterEnv,
+      DBAAS_WORKER_ID: spec.id,
+      DBAAS_WORKER_ROLE: spec.role,
+      DBAAS_WORKER_TERM: String(spec.term),
+      DBAAS_WORKER_MONGO_URL: `mongodb://127.0.0.1:${port}/`,
+      // Its own PostgreSQL database, for the master's consistent snapshot copy (worker/pg-snapshot.ts).
+      ...(storage.pgUrl ? { DBAAS_WORKER_PG_URL: storage.pgUrl } : {}),
+    });
+    const pid = worker.pid;
+    if (pid === undefined) throw new Error(`could not start worker ${spec.id}`);
+    const workerExited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+      worker.once('exit', (code, signal) => resolve({ code, signal }));
+      worker.once('error', () => resolve({ code: null, signal: null }));
+    });
     let aborted = false;
     pending.abort = () => {
       aborted = true;
+      worker.kill('SIGKILL');
     };
-    const pgUrl = await this.storage(spec.id, dbDir);
-    if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
-    const port = await freePort();
-    const db = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port, pgUrl), path.join(dir, 'db.log'), {});
-    pending.abort = () => {
-      aborted = true;
-      db.kill('SIGKILL');
-    };
-    // A spawn failure emits 'error' and possibly no 'exit'.
-    const dbExited = new Promise<void>((resolve) => {
-      db.once('exit', () => resolve());
-      db.once('error', () => resolve());
-    });
+    let db: ChildProcess | undefined;
     let dbDead = false;
-    void dbExited.then(() => (dbDead = true));
+    let dbExited: Promise<void> = Promise.resolve();
+    let storageMs = 0;
     try {
+      const pgUrl = await storage.prepare();
+      storageMs = Date.now() - launchStarted;
+      if (pgUrl !== storage.pgUrl) throw new Error(`worker ${spec.id}'s database is at ${pgUrl}, not ${storage.pgUrl}`);
+      if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
+      const dbChild = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port, pgUrl), path.join(dir, 'db.log'), {});
+      db = dbChild;
+      pending.abort = () => {
+        aborted = true;
+        worker.kill('SIGKILL');
+        dbChild.kill('SIGKILL');
+      };
+      // A spawn failure emits 'error' and possibly no 'exit'.
+      dbExited = new Promise<void>((resolve) => {
+        dbChild.once('exit', () => resolve());
+        dbChild.once('error', () => resolve());
+      });
+      void dbExited.then(() => (dbDead = true));
       await waitFor(
         // A dead database ends the wait at once; the checks below say why.
         async () => (dbDead || aborted || (await canConnect(port)) ? true : undefined),
@@ -136,29 +163,11 @@ export class ProcessRuntime implements Runtime {
       if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
       if (dbDead) throw new Error(`the database of worker ${spec.id} exited at start; see ${path.join(dir, 'db.log')}`);
     } catch (err) {
-      db.kill('SIGKILL');
+      worker.kill('SIGKILL');
+      db?.kill('SIGKILL');
       throw err;
     }
-
-    const mongoUrl = `mongodb://127.0.0.1:${port}/`;
-    const worker = this.spawnLogged(process.execPath, ['--max-semi-space-size=2', this.workerEntry], path.join(dir, 'worker.log'), {
-      ...this.opts.clusterEnv,
-      DBAAS_WORKER_ID: spec.id,
-      DBAAS_WORKER_ROLE: spec.role,
-      DBAAS_WORKER_TERM: String(spec.term),
-      DBAAS_WORKER_MONGO_URL: mongoUrl,
-      // Its own PostgreSQL database, for the master's consistent snapshot copy (worker/pg-snapshot.ts).
-      ...(pgUrl ? { DBAAS_WORKER_PG_URL: pgUrl } : {}),
-    });
-    const pid = worker.pid;
-    if (pid === undefined) {
-      db.kill('SIGKILL');
-      throw new Error(`could not start worker ${spec.id}`);
-    }
-    const workerExited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-      worker.once('exit', (code, signal) => resolve({ code, signal }));
-      worker.once('error', () => resolve({ code: null, signal: null }));
-    });
+    const dbChild = db;
     const unit: Unit = {
       id: spec.id,
       pid,
@@ -166,11 +175,11 @@ export class ProcessRuntime implements Runtime {
       expected: false,
       exited: Promise.resolve(),
       signalWorker: (sig) => worker.kill(sig),
-      signalDb: (sig) => db.kill(sig),
+      signalDb: (sig) => dbChild.kill(sig),
     };
     // Either half dying takes the other with it.
     void workerExited.then(() => {
-      if (!dbDead) db.kill(unit.expected ? 'SIGTERM' : 'SIGKILL');
+      if (!dbDead) dbChild.kill(unit.expected ? 'SIGTERM' : 'SIGKILL');
     });
     void dbExited.then(() => {
       if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
@@ -178,25 +187,31 @@ export class ProcessRuntime implements Runtime {
     unit.exited = Promise.all([workerExited, dbExited]).then(([w]) => this.reportExit(unit, w.code, w.signal));
     this.units.set(spec.id, unit);
     this.owned.add(spec.id);
-    const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: db.pid ?? 0, port };
+    const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: dbChild.pid ?? 0, port };
     writeFileSync(path.join(dir, UNIT_FILE), JSON.stringify(file));
+    // Where a start went before the worker's own log says more: its storage made, then its database listening.
+    this.opts.logger.info({ id: spec.id, workerPid: pid, storageMs, dbListeningMs: Date.now() - launchStarted - storageMs }, 'worker process started');
     return { id: spec.id, pid };
   }
 
   /**
-   * Prepares the worker's storage; returns the PostgreSQL URL when its FerretDB
-   * keeps the data there. A worker with data keeps its storage: a marker means
-   * PostgreSQL, SQLite files mean SQLite; a new one gets the configured backend.
+   * The worker's storage: `pgUrl` when its FerretDB keeps the data in PostgreSQL
+   * (known before that database exists, so the worker can start meanwhile), and
+   * `prepare()`, which makes it ready and resolves to the same URL. A worker with
+   * data keeps its storage: a marker means PostgreSQL, SQLite files mean SQLite;
+   * a new one gets the configured backend.
    */
-  private async storage(id: string, dbDir: string): Promise<string | undefined> {
+  private storage(id: string, dbDir: string): { pgUrl: string | undefined; prepare: () => Promise<string | undefined> } {
     const existed = existsSync(dbDir);
     mkdirSync(dbDir, { recursive: true });
-    if (path.basename(this.opts.dbBin).startsWith('mongod')) return undefined;
+    const none = { pgUrl: undefined, prepare: () => Promise.resolve(undefined) };
+    if (path.basename(this.opts.dbBin).startsWith('mongod')) return none;
     const marker = readMarker(dbDir);
     const hasSqlite = existed && readdirSync(dbDir).some((f) => f.endsWith('.sqlite'));
-    if (!marker && (hasSqlite || this.opts.dbBackend !== 'postgresql')) return undefined;
-    if (!this.postgres) throw new Error(`worker ${id} keeps its data in PostgreSQL (${path.join(dbDir, PG_MARKER)}) but DBAAS_PG_URL is not set`);
-    return this.postgres.ensure(id, dbDir);
+    if (!marker && (hasSqlite || this.opts.dbBackend !== 'postgresql')) return none;
+    const postgres = this.postgres;
+    if (!postgres) throw new Error(`worker ${id} keeps its data in PostgreSQL (${path.join(dbDir, PG_MARKER)}) but DBAAS_PG_URL is not set`);
+    return { pgUrl: postgres.urlOf(id, dbDir), prepare: () => postgres.ensure(id, dbDir) };
   }
 
   private reportExit(unit: Unit, code: number | null, signal: string | null): void {

@@ -5,8 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { MongoClient } from 'mongodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { timedRequestId } from '../../common/request-time.js';
+import { LEDGER } from '../../worker/request-ledger.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { startLoad } from './load.js';
 import { dumpAllReplicas } from './replicas.js';
@@ -210,6 +212,72 @@ describe('catch-up', () => {
     // A slave's death does not touch the write path.
     expect(outcomes.filter((o) => o.status !== 200)).toEqual([]);
     console.log(`restart in place: slave ${slave.id} serving again ${resumedMs} ms after the crash; ${acked.size} writes acknowledged`);
+  });
+
+  it('a slave that dies before its request ledger is copied resumes, copies it again and becomes promotable; a master lost under concurrent writes then promotes it, retries answer the first result, replicas equal', async () => {
+    const c = await cluster({ DBAAS_INITIAL_SLAVES: '1', DBAAS_LOG_LEVEL: 'info' });
+    expect((await c.post('/api/v1/db/write', { table: 'lacct', operation: 'insert', data: { _id: 'a', n: 0 } })).status).toBe(200);
+    const writes = Array.from({ length: 20 }, () => ({ table: 'lacct', operation: 'update', where: { _id: 'a' }, data: { $inc: { n: 1 } }, requestId: timedRequestId() }));
+    const first = [];
+    for (const w of writes) first.push(await c.post('/api/v1/db/write', w));
+    expect(first.map((r) => r.status)).toEqual(writes.map(() => 200));
+    const slave = c.orch.view.servingSlaves()[0] as { id: string; pid: number; dbUrl: string };
+    const load = startLoad(c, 'lr', 3, 0);
+    let stopped: Promise<Awaited<ReturnType<typeof load.stop>>> | undefined;
+    const stopLoad = (): ReturnType<typeof load.stop> => (stopped ??= load.stop());
+    try {
+      await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 60, 20_000, 'some writes');
+
+      // The fault: the slave dies with a ledger that does not cover the horizon, as when it dies after it served and
+      // before its copy of the master's ledger ended (worker/slave-role.ts startLedgerCopy): its coverage starts now,
+      // and the records it had are gone (the copy brings them back, or the retries below would apply twice).
+      const db = new MongoClient(slave.dbUrl, { serverSelectionTimeoutMS: 5000 });
+      try {
+        await db.db(c.config.dbName).collection<{ _id: string; coveredSince: number }>('_dbaas_meta').replaceOne({ _id: 'ledger' }, { coveredSince: Date.now() }, { upsert: true });
+        await db.db(c.config.dbName).collection(LEDGER).deleteMany({});
+      } finally {
+        await db.close();
+      }
+      const crash = await c.post('/api/v1/crash/slave');
+      expect(crash.body).toEqual([String(slave.pid)]);
+      // Before: it resumed from its own data and stayed unpromotable for the whole horizon (10 min), so a lost
+      // master was restarted in place instead.
+      await eventually(
+        () => {
+          const w = c.orch.view.workers.get(slave.id);
+          return w?.state === 'slave' && w.pid !== slave.pid && w.promotable === true;
+        },
+        45_000,
+        'the slave restarted in place, serving, its ledger copied again (promotable)',
+      );
+      const log = readFileSync(path.join(c.dataDir, c.namespace, slave.id, 'worker.log'), 'utf8');
+      expect(log).toContain('resumed from its own data and sync queue');
+      expect(log).toContain('request ledger copied from master');
+
+      const seqAtKill = c.orch.view.masterStatus()?.appliedSeq ?? 0;
+      expect((await c.post('/api/v1/crash/master')).status).toBe(200);
+      await eventually(() => c.orch.view.master?.id === slave.id && c.orch.view.masterStatus()?.state === 'master', 60_000, 'the restarted slave promoted');
+      await eventually(() => c.orch.audit.list().some((e) => e.kind === 'promotion' && e.reason.includes(slave.id)), 10_000, 'the promotion in the audit log');
+      await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > seqAtKill + 40, 30_000, 'writes after the promotion');
+      const { acked } = await stopLoad();
+
+      // Every retry of the writes made before the fault answers as the first attempt did, and none applies again.
+      for (const [i, w] of writes.entries()) {
+        const again = await c.post('/api/v1/db/write', w);
+        expect({ i, status: again.status, body: again.body }).toEqual({ i, status: 200, body: first[i]?.body });
+      }
+      // The old master's place goes to a new slave: every replica is dumped once it serves.
+      await eventually(() => c.orch.view.workers.size === 2 && c.orch.view.servingSlaves().length === 1, 60_000, 'a new slave serving beside the promoted one');
+      const dumps = await dumpAllReplicas(c.orch, 30_000);
+      const now = dumps.get(slave.id);
+      expect(now?.lacct).toEqual([{ _id: 'a', n: 20 }]);
+      const keys = ((now?.lr ?? []) as Array<{ key: string }>).map((d) => d.key);
+      expect(keys.length).toBe(new Set(keys).size);
+      expect(new Set(keys)).toEqual(acked);
+      for (const [id, dump] of dumps) expect({ id, dump }).toEqual({ id, dump: now });
+    } finally {
+      await stopLoad();
+    }
   });
 
   it('a promoted slave whose snapshot copied only the ledger (no oplog) answers retries with the first result and applies nothing twice', async () => {

@@ -49,6 +49,8 @@ export class BenchCluster {
   private child: ChildProcess | undefined;
   private exited = false;
   private api: DbaasClient | undefined;
+  /** The orchestrator's recent output lines (its JSON log). */
+  private readonly lines: string[] = [];
 
   constructor(private readonly opts: BenchClusterOptions) {
     this.namespace = opts.namespace ?? `bench-${randomBytes(3).toString('hex')}`;
@@ -89,8 +91,13 @@ export class BenchCluster {
     });
     this.child = child;
     let output = '';
+    let partial = '';
     const keep = (buf: Buffer): void => {
       output = (output + buf.toString()).slice(-20_000);
+      const lines = (partial + buf.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      this.lines.push(...lines);
+      if (this.lines.length > 20_000) this.lines.splice(0, this.lines.length - 10_000);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
@@ -117,6 +124,18 @@ export class BenchCluster {
   /** A write that must succeed (loading data); retried with one requestId on 503, 504 and no answer. */
   write(body: WriteBody): Promise<WriteResult> {
     return this.client.write(body);
+  }
+
+  /** The orchestrator's log lines (JSON) since `since` (ms since the epoch) with message `msg`. */
+  orchestratorLog(msg: string, since = 0): Array<Record<string, unknown> & { time: number }> {
+    return this.lines.flatMap((l) => {
+      try {
+        const o = JSON.parse(l) as Record<string, unknown> & { time: number };
+        return o.msg === msg && o.time >= since ? [o] : [];
+      } catch {
+        return [];
+      }
+    });
   }
 
   /** The workers, or none when the orchestrator does not answer. */

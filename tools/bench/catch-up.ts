@@ -6,7 +6,7 @@
  * 2. the same 200 documents after 20,000 `$inc` updates to them;
  * 3. the same, with an open-loop writer at 200 writes/s (`--rate`; single-document inserts into their own
  *    table, or `--writer inc`: $inc on the 200; `--in-flight` caps it, 256; the table shows what was acknowledged);
- * 4. 100,000 more documents loaded in bulk.
+ * 4. 100,000 more documents loaded in bulk (`--skip-big` leaves it out).
  *
  * `--repeat N` runs only cases 1 and 2, N times, each on a fresh cluster, and
  * prints the median ratio. Each case asks for one more slave and times it from the request until it
@@ -51,6 +51,8 @@ export interface CatchUpCase {
   /** From the new slave's log: its process started → its copy began (stream or first page) → copied (ms after the request). */
   processStartedMs?: number;
   copyStartedMs?: number;
+  /** Where the time went, in ms after the request: each step of the start as the orchestrator and the new slave logged it (see {@link startProfile}). */
+  profile?: Record<string, number>;
 }
 
 interface LogLine {
@@ -59,6 +61,44 @@ interface LogLine {
   ms?: number;
   documents?: number;
   records?: number;
+  /** `worker ready`: the process's start (ms since the epoch) and its marks (ms since then), worker/start-timeline.ts. */
+  processStartedAt?: number;
+  marks?: Record<string, number>;
+}
+
+/**
+ * A new slave's start, step by step, in ms after the request (`started`), in the
+ * order they happen: the orchestrator deciding to start it, its storage and database
+ * ready and its process spawned (orchestrator log), the process's own marks
+ * (`worker ready`'s timeline: modules loaded, database connected, registered in
+ * ZooKeeper, broker ready with its sync queue bound, master found, copy asked and
+ * begun, copied, caught up, serving), when the orchestrator saw it serve, and the
+ * request ledger copy's end.
+ */
+function startProfile(cluster: BenchCluster, id: string, lines: readonly LogLine[], started: number): Record<string, number> {
+  const at: Record<string, number> = {};
+  const put = (name: string, time: number | undefined): void => {
+    if (time !== undefined) at[name] = time - started;
+  };
+  const orch = (msg: string): number | undefined => cluster.orchestratorLog(msg, started).find((l) => l.id === id)?.time;
+  put('orchestrator-starts-it', orch('starting a slave'));
+  const launched = cluster.orchestratorLog('worker process started', started).find((l) => l.id === id);
+  if (launched) {
+    const storageMs = Number(launched.storageMs);
+    const dbMs = Number(launched.dbListeningMs);
+    put('storage-ready', launched.time - dbMs);
+    put('database-listening', launched.time);
+    at['(storage ms)'] = storageMs;
+  }
+  const ready = lines.find((l) => l.msg === 'worker ready');
+  if (ready?.processStartedAt !== undefined) {
+    put('process-started', ready.processStartedAt);
+    for (const [name, ms] of Object.entries(ready.marks ?? {})) put(name, ready.processStartedAt + ms);
+  }
+  put('copy-began', lines.find((l) => l.msg === 'snapshot stream started' || l.msg === 'snapshot page applied')?.time);
+  put('orchestrator-saw-it-serve', orch('worker ready'));
+  put('ledger-copied', lines.find((l) => l.msg === 'request ledger copied from master')?.time);
+  return Object.fromEntries(Object.entries(at).sort((a, b) => (a[0].startsWith('(') ? 1 : 0) - (b[0].startsWith('(') ? 1 : 0) || a[1] - b[1]));
 }
 
 function workerLog(cluster: BenchCluster, id: string): LogLine[] {
@@ -110,6 +150,8 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
   const streamOpened = master ? workerLog(cluster, master.id).findLast((l) => l.msg === 'snapshot stream opened between two batches' && (l.time ?? 0) >= started) : undefined;
   if (streamRead) log(`  master: writes paused ${streamOpened?.ms ?? '?'} ms to open the stream, then read it beside the writes in ${streamRead.ms} ms (${streamRead.documents ?? '?'} documents)`);
   const since = (l: LogLine | undefined): Record<string, number> => (l?.time === undefined ? {} : { ms: l.time - started });
+  const profile = startProfile(cluster, id, lines, started);
+  log(`  profile (ms after the request): ${Object.entries(profile).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const c: CatchUpCase = {
     name,
     documents,
@@ -120,6 +162,7 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
     ...(writesPerSec === undefined ? {} : { writesPerSec }),
     ...(lines[0]?.time === undefined ? {} : { processStartedMs: since(lines[0]).ms }),
     ...(copyStart?.time === undefined ? {} : { copyStartedMs: since(copyStart).ms }),
+    profile,
   };
   log(`${name}: served after ${servedMs} ms (${JSON.stringify(c)})`);
   return c;
@@ -320,6 +363,7 @@ async function main(): Promise<void> {
       writer: { type: 'string', default: 'insert' },
       'in-flight': { type: 'string', default: '256' },
       repeat: { type: 'string' },
+      'skip-big': { type: 'boolean', default: false },
     },
   });
   const config = loadOrchestratorConfig();
@@ -357,31 +401,33 @@ async function main(): Promise<void> {
       `writer: ${writer.acked()} acknowledged, ${writer.failed()} failed, ${writer.skipped()} not started (${writer.maxInFlight()} in flight at most); this process used ${(((cpu.user + cpu.system) / 1000 / (Date.now() - wall0)) * 100).toFixed(0)} % of a core meanwhile; load ${os.loadavg()[0]?.toFixed(1)}`,
     );
     await cluster.settled(600_000);
-
-    const big = Number(values['big-docs']);
-    log(`loading ${big.toLocaleString('en-US')} documents …`);
-    await burst(Math.ceil(big / 1000), 4, (i) => cluster.write({ table: 'cu_big', operation: 'insert', data: Array.from({ length: Math.min(1000, big - i * 1000) }, (_, j) => ({ i: i * 1000 + j, source: (i * 7 + j) % 50, note: 'x'.repeat(120) })) }));
-    await cluster.settled(600_000);
-    const bigCase = await addSlave(cluster, `${big.toLocaleString('en-US')} more documents loaded in bulk`);
-    cases.push(bigCase);
-    const ws = await cluster.workers();
-    const master = ws.find((w) => w.role === 'master');
-    const slave = ws.find((w) => w.role === 'slave');
-    if (master && slave) {
-      const direct = await backendCopy(cluster.dbUrl(master.id), cluster.dbUrl(slave.id), config.dbName, 'cu_big');
-      backend = { ...direct, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / direct.insertMs };
-      log(`backend's own copy (FerretDB to FerretDB through the MongoDB wire): ${direct.docs} documents of cu_big in ${direct.ms} ms (read ${direct.readMs} ms, insert ${direct.insertMs} ms: ${Math.round((direct.docs * 1000) / direct.insertMs)} docs/s)`);
-      if (config.pgUrl !== undefined) {
-        // On PostgreSQL the stream copy writes rows below FerretDB: PostgreSQL's own copy is its bound.
-        const adminUrl = config.pgUrl;
-        const url = (id: string): string => databaseUrl(adminUrl, workerDatabaseName(cluster.namespace, id));
-        const pgFrom = new pg.Client({ connectionString: url(master.id) });
-        await pgFrom.connect();
-        const fromTable = await tableIn(pgFrom, config.dbName, 'cu_big').finally(() => pgFrom.end());
-        if (fromTable !== undefined) {
-          const own = pgCopy(url(master.id), url(slave.id), fromTable);
-          pgOwn = { ...own, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / own.ms };
-          log(`PostgreSQL's own copy (COPY out | COPY in, then the _id index): ${own.rows} rows in ${own.ms} ms (copy ${own.copyMs} ms, index ${own.indexMs} ms)`);
+    // `--skip-big`: cases 1-3 only (old and new builds side by side take minutes less each).
+    if (!values['skip-big']) {
+      const big = Number(values['big-docs']);
+      log(`loading ${big.toLocaleString('en-US')} documents …`);
+      await burst(Math.ceil(big / 1000), 4, (i) => cluster.write({ table: 'cu_big', operation: 'insert', data: Array.from({ length: Math.min(1000, big - i * 1000) }, (_, j) => ({ i: i * 1000 + j, source: (i * 7 + j) % 50, note: 'x'.repeat(120) })) }));
+      await cluster.settled(600_000);
+      const bigCase = await addSlave(cluster, `${big.toLocaleString('en-US')} more documents loaded in bulk`);
+      cases.push(bigCase);
+      const ws = await cluster.workers();
+      const master = ws.find((w) => w.role === 'master');
+      const slave = ws.find((w) => w.role === 'slave');
+      if (master && slave) {
+        const direct = await backendCopy(cluster.dbUrl(master.id), cluster.dbUrl(slave.id), config.dbName, 'cu_big');
+        backend = { ...direct, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / direct.insertMs };
+        log(`backend's own copy (FerretDB to FerretDB through the MongoDB wire): ${direct.docs} documents of cu_big in ${direct.ms} ms (read ${direct.readMs} ms, insert ${direct.insertMs} ms: ${Math.round((direct.docs * 1000) / direct.insertMs)} docs/s)`);
+        if (config.pgUrl !== undefined) {
+          // On PostgreSQL the stream copy writes rows below FerretDB: PostgreSQL's own copy is its bound.
+          const adminUrl = config.pgUrl;
+          const url = (id: string): string => databaseUrl(adminUrl, workerDatabaseName(cluster.namespace, id));
+          const pgFrom = new pg.Client({ connectionString: url(master.id) });
+          await pgFrom.connect();
+          const fromTable = await tableIn(pgFrom, config.dbName, 'cu_big').finally(() => pgFrom.end());
+          if (fromTable !== undefined) {
+            const own = pgCopy(url(master.id), url(slave.id), fromTable);
+            pgOwn = { ...own, ratio: bigCase.copyMs === undefined ? undefined : bigCase.copyMs / own.ms };
+            log(`PostgreSQL's own copy (COPY out | COPY in, then the _id index): ${own.rows} rows in ${own.ms} ms (copy ${own.copyMs} ms, index ${own.indexMs} ms)`);
+          }
         }
       }
     }

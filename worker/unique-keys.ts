@@ -101,8 +101,12 @@ export async function buildIndexChange(src: BatchSource, command: Extract<WriteC
   const named = existing.find((i) => i.name === index.name);
   if (named && sameIndex(named, index)) return [];
   if (named) throw new DbaasError('DBAAS_INDEX_EXISTS', `${command.table} already has an index ${JSON.stringify(index.name)} with other keys or uniqueness; drop it first or choose another name`);
-  const alike = existing.find((i) => JSON.stringify(i.keys) === JSON.stringify(index.keys) && i.unique === index.unique);
-  if (alike) throw new DbaasError('DBAAS_INDEX_EXISTS', `${command.table} already has these keys indexed as ${JSON.stringify(alike.name)}`);
+  // One index per key list, whatever its uniqueness: the storage refuses a second one (FerretDB and MongoDB alike), and
+  // one that reached the oplog was refused by every replica.
+  const alike = existing.find((i) => JSON.stringify(i.keys) === JSON.stringify(index.keys));
+  if (alike) {
+    throw new DbaasError('DBAAS_INDEX_EXISTS', `${command.table} already has these keys indexed as ${JSON.stringify(alike.name)}${alike.unique ? ' (unique)' : ''}; a table holds one index per list of keys: drop it first`);
+  }
   if (existing.length >= MAX_INDEXES_PER_TABLE) throw new DbaasError('DBAAS_REQ_LIMIT_EXCEEDED', `${command.table} has ${existing.length} indexes, the most a table may have`);
   // PostgreSQL answers in one query what a scan through FerretDB reads every document for.
   const verdict = index.unique ? await src.uniqueVerdict?.(command.table, index) : undefined;

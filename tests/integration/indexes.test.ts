@@ -100,6 +100,27 @@ describe('indexes through the write path', () => {
     for (const [id, list] of await indexesOnEveryReplica('people')) expect({ id, list }).toEqual({ id, list: ['email_1:{"email":1}:true'] });
   });
 
+  it('refuses an index on the keys of another index of the other uniqueness (409), and the cluster goes on writing', async () => {
+    // The storage holds one index per key pattern (FerretDB: "Index already exists with a different name", as MongoDB):
+    // such an index passed the checks, reached the oplog and every slave, and killed every worker for good.
+    expect((await write({ table: 'pairs', operation: 'insert', data: { _id: 'pr-1', k: 1, j: 1 } })).status).toBe(200);
+    expect((await createIndex({ table: 'pairs', keys: 'k', name: 'k_plain' })).status).toBe(200);
+    const last = await createIndex({ table: 'pairs', keys: 'j', name: 'j_unique', unique: true });
+    expect(last.status).toBe(200);
+    for (const clash of [
+      { table: 'pairs', keys: 'k', name: 'k_unique', unique: true },
+      { table: 'pairs', keys: 'j', name: 'j_plain' },
+    ]) {
+      const res = await createIndex(clash);
+      expect({ clash, status: res.status, code: res.body.error?.code }).toEqual({ clash, status: 409, code: 'DBAAS_INDEX_EXISTS' });
+    }
+    const next = await write({ table: 'pairs', operation: 'insert', data: { _id: 'pr-2', k: 2, j: 2 } });
+    expect(next.status).toBe(200);
+    expect(next.body.seq).toBe(last.body.seq + 1);
+    const expected = ['j_unique:{"j":1}:true', 'k_plain:{"k":1}:false'];
+    for (const [id, list] of await indexesOnEveryReplica('pairs')) expect({ id, list }).toEqual({ id, list: expected });
+  });
+
   it('refuses every write that breaks a unique index with 409, whole, on no replica changing anything', async () => {
     const seq0 = (await write({ table: 'people', operation: 'insert', data: { _id: 'p-c', email: 'c@x' } })).body.seq as number;
     // Read at (at least) the newest write's seq: a slave may answer, and it must have applied that write.

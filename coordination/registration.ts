@@ -7,13 +7,13 @@
  *
  * Invariant: at most one worker holds `/<ns>/master`; a claim waits out a
  * previous holder's session (bounded) and succeeds at once only for the worker
- * that already holds it.
+ * that already holds it (re-created on the claiming session).
  */
 import { waitFor } from '../common/backoff.js';
 import type { WorkerStatus } from '../common/messages.js';
 import type { ZkPaths } from './paths.js';
 import { decodeCounter, decodeMasterZnode, decodeWorkerZnode, encodeMasterZnode, encodeZnode, type MasterZnode, type WorkerZnode } from './schemas.js';
-import { CreateMode, isNodeExists, isNoNode, readZnode, type ZkStore } from './zk-session.js';
+import { CreateMode, isBadVersion, isNodeExists, isNoNode, readZnode, type ZkStore } from './zk-session.js';
 
 /** Creates (or replaces, when a previous session of this worker left it) the worker's ephemeral znode. */
 export async function registerWorker(zk: ZkStore, paths: ZkPaths, status: WorkerZnode): Promise<Buffer> {
@@ -49,22 +49,29 @@ export function readMaster(zk: ZkStore, paths: ZkPaths): Promise<MasterZnode | u
 /**
  * Creates the ephemeral master znode, waiting (up to `timeoutMs`) for a
  * previous holder's session to end; a znode this worker already holds is
- * rewritten instead.
+ * created again on this session.
  */
 export async function claimMaster(zk: ZkStore, paths: ZkPaths, me: MasterZnode, timeoutMs: number): Promise<void> {
   const data = encodeMasterZnode(me);
+  const create = async (): Promise<boolean> => {
+    try {
+      await zk.create(paths.master, data, CreateMode.EPHEMERAL);
+      return true;
+    } catch (err) {
+      if (!isNodeExists(err)) throw err;
+      return false;
+    }
+  };
   await waitFor(
     async () => {
-      try {
-        await zk.create(paths.master, data, CreateMode.EPHEMERAL);
-        return true;
-      } catch (err) {
-        if (!isNodeExists(err)) throw err;
-        const holder = await readMaster(zk, paths);
-        if (holder?.id !== me.id) return undefined;
-        await zk.setData(paths.master, data);
-        return true;
-      }
+      if (await create()) return true;
+      const held = await zk.getData(paths.master).catch((err: unknown) => (isNoNode(err) ? undefined : Promise.reject(err)));
+      if (held === undefined || decodeMasterZnode(held.data)?.id !== me.id) return undefined;
+      // Ours, but perhaps held by an earlier session of this worker that the server has not ended yet (the client gave
+      // up on it, e.g. while ZooKeeper restarted): rewritten, it stayed that session's, and went when it ended, leaving
+      // no master for good. So it is replaced on this session (that version only: another holder's is never removed).
+      await zk.remove(paths.master, held.stat.version).catch((err: unknown) => (isNoNode(err) || isBadVersion(err) ? undefined : Promise.reject(err)));
+      return (await create()) || undefined;
     },
     timeoutMs,
     () => new Error('another master still holds the master znode'),

@@ -96,6 +96,25 @@ export function coordinationSuite(name: string, backend: CoordinationBackend): v
       expect(await waitForMasterDbUrl(b, p, 1000)).toBe('mongodb://b');
     });
 
+    it("a master's claim on a new session takes the znode over from its own earlier session, so that session's end does not take it", async () => {
+      // A client that gives up on its session (disconnected past the timeout, e.g. while ZooKeeper restarts) starts a
+      // new one while the server still holds the old: the master's reclaim found /master "its own" and only rewrote it,
+      // and when the old session ended /master went with it: no master, and no write, for good.
+      const p = ns();
+      const before = await session();
+      const after = await session();
+      const watcher = await session();
+      await registerWorker(before, p, statusOf('w1', { role: 'master', state: 'master' }));
+      await claimMaster(before, p, { id: 'w1', term: 4, dbUrl: 'mongodb://a' }, 2000);
+      await claimMaster(after, p, { id: 'w1', term: 4, dbUrl: 'mongodb://a' }, 2000);
+      before.close();
+      // A session's ephemeral znodes go together: once its worker znode is gone, whatever else it held is gone too.
+      await until(async () => (await watcher.getChildren(p.workers)).length === 0);
+      expect(await readMaster(watcher, p)).toEqual({ id: 'w1', term: 4, dbUrl: 'mongodb://a' });
+      after.close();
+      await until(async () => (await readMaster(watcher, p)) === undefined);
+    });
+
     it('a new slave reads the master and its published seq; the orchestrator removes a dead master znode only when that worker holds it', async () => {
       const p = ns();
       const m = await session();

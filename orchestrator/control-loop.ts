@@ -119,8 +119,8 @@ export class ControlLoop {
         await failover.failover(action.candidateId, action.oldMasterId, decision.reason);
         return true;
       case 'restart-master':
-        await failover.restartMaster(action.id, decision.reason);
-        return true;
+        // False while failed restarts back off (restart-backoff.ts): the next tick decides again.
+        return failover.restartMaster(action.id, decision.reason);
       case 'remove-lost':
         await workers.removeLost(action.id, action.role, decision.reason);
         return true;

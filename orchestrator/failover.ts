@@ -30,6 +30,7 @@ import { CONTROL_TIMEOUT_MS, epochField, type ClusterDeps, type ControlState, ty
 import { pidOf } from './facts.js';
 import type { RequestRouter } from './request-router.js';
 import type { WorkerActions } from './worker-actions.js';
+import { RestartBackoff } from './restart-backoff.js';
 
 /**
  * A promotion drains the candidate's sync queue first, which takes as long as
@@ -42,6 +43,9 @@ const PROMOTE_TIMEOUT_MS = 60_000;
 const CANDIDATE_GONE_MS = 1000;
 
 export class Failover {
+  /** Tries of a master restart in place that keeps failing: spaced out, and audited sparingly (restart-backoff.ts). */
+  private readonly masterRestarts = new RestartBackoff();
+
   constructor(
     private readonly d: ClusterDeps,
     private readonly s: ControlState,
@@ -205,12 +209,17 @@ export class Failover {
     if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
   }
 
-  /** No slave can take over: the master is restarted from its own data, in a new term. */
-  async restartMaster(id: string, reason: string): Promise<void> {
+  /**
+   * No slave can take over: the master is restarted from its own data, in a new term.
+   * False (nothing done) while a series of failed restarts of this master backs off.
+   */
+  async restartMaster(id: string, reason: string): Promise<boolean> {
     const started = Date.now();
+    if (!this.masterRestarts.mayStart(id, started)) return false;
     this.s.failingOver = true;
     try {
-      this.d.audit.record('detection', reason);
+      if (this.masterRestarts.first) this.d.audit.record('detection', reason);
+      else this.d.logger.info({ id }, reason);
       await this.d.runtime.kill(id);
       await this.workers.removeZnodes(id);
       // A master demoted for a switchover whose promotion then failed bound its own sync queue to rejoin as a
@@ -218,11 +227,21 @@ export class Failover {
       await this.workers.deleteSyncQueue(id);
       const term = await this.bumpTerm();
       await this.workers.startWorkerAndWait({ id, role: 'master', term }, 'master');
-      this.d.audit.record('restart', `restarted master ${id} (pid ${this.pidOf(id)}) from its own data in term ${term}`, { durationMs: Date.now() - started });
+      const failed = this.masterRestarts.succeeded();
+      const after = failed > 0 ? ` after ${failed} failed ${failed === 1 ? 'try' : 'tries'}` : '';
+      this.d.audit.record('restart', `restarted master ${id} (pid ${this.pidOf(id)}) from its own data in term ${term}${after}`, { durationMs: Date.now() - started });
     } catch (err) {
-      this.d.audit.record('error', `restarting master ${id} failed: ${(err as Error).message}`);
+      const t = this.masterRestarts.failed(Date.now());
+      const why = `restarting master ${id} failed: ${(err as Error).message}`;
+      if (t.audit) {
+        const series = t.failures === 1 ? '' : ` (${t.failures} failed tries since ${new Date(t.since).toISOString()}; only tries 1, 2, 4, 8, … are audited)`;
+        this.d.audit.record('error', `${why}${series}; next try in ${Math.round(t.delayMs / 100) / 10} s at the earliest`, { details: { failures: t.failures, nextTryMs: t.delayMs } });
+      } else {
+        this.d.logger.warn({ failures: t.failures, nextTryMs: t.delayMs }, why);
+      }
     } finally {
       this.s.failingOver = false;
     }
+    return true;
   }
 }

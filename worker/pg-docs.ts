@@ -18,7 +18,7 @@
  */
 import type pg from 'pg';
 import { documentFromJsonb } from './pg-snapshot.js';
-import { byIds, insertRowsSql, tableIn } from './pg-layout.js';
+import { byIds, insertRowsSql, tableIn, withTables } from './pg-layout.js';
 
 interface Typed {
   value: unknown;
@@ -79,11 +79,12 @@ export function jsonbFromDocument(doc: Record<string, unknown>): Record<string, 
 /** The documents with these ids that a table holds, by id, in one query on FerretDB's `_id` index. */
 export async function docsByIds(client: pg.Pool | pg.ClientBase, dbName: string, qualified: string, ids: readonly string[]): Promise<Map<string, Record<string, unknown> & { _id: string }>> {
   const found = new Map<string, Record<string, unknown> & { _id: string }>();
-  const from = await tableIn(client, dbName, qualified);
-  if (from === undefined) return found;
   const { where, param } = byIds(ids);
-  const rows = await client.query<{ j: Record<string, unknown> }>(`SELECT _jsonb AS j FROM ${from} WHERE ${where}`, [param]);
-  for (const r of rows.rows) {
+  const rows = await withTables(client, async () => {
+    const from = await tableIn(client, dbName, qualified);
+    return from === undefined ? [] : (await client.query<{ j: Record<string, unknown> }>(`SELECT _jsonb AS j FROM ${from} WHERE ${where}`, [param])).rows;
+  });
+  for (const r of rows) {
     const doc = documentFromJsonb(r.j);
     found.set(doc._id, doc);
   }
@@ -103,8 +104,6 @@ export async function replaceDocs(
   qualified: string,
   docs: ReadonlyArray<Record<string, unknown> & { _id: string }>,
 ): Promise<Array<Record<string, unknown> & { _id: string }> | undefined> {
-  const from = await tableIn(client, dbName, qualified);
-  if (from === undefined) return undefined;
   const left: Array<Record<string, unknown> & { _id: string }> = [];
   const ids: string[] = [];
   const bodies: string[] = [];
@@ -116,22 +115,27 @@ export async function replaceDocs(
       bodies.push(JSON.stringify(jsonb));
     }
   }
-  if (ids.length === 0) return left;
-  const res = await client.query<{ id: string }>(
-    `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest($1::jsonb[], $2::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id RETURNING t._jsonb ->> '_id' AS id`,
-    [ids, bodies],
-  );
-  const written = new Set(res.rows.map((r) => r.id));
+  const rows = await withTables(client, async () => {
+    const from = await tableIn(client, dbName, qualified);
+    if (from === undefined) return undefined;
+    if (ids.length === 0) return [];
+    const sql = `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest($1::jsonb[], $2::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id RETURNING t._jsonb ->> '_id' AS id`;
+    return (await client.query<{ id: string }>(sql, [ids, bodies])).rows;
+  });
+  if (rows === undefined) return undefined;
+  const written = new Set(rows.map((r) => r.id));
   for (const doc of docs) if (!written.has(doc._id) && !left.includes(doc)) left.push(doc);
   return left;
 }
 
 /** The number of documents in a table (0 when FerretDB has not created it): PostgreSQL counts its rows. */
 export async function countDocs(client: pg.Pool | pg.ClientBase, dbName: string, qualified: string): Promise<number> {
-  const from = await tableIn(client, dbName, qualified);
-  if (from === undefined) return 0;
-  const rows = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`);
-  return Number(rows.rows[0]?.n ?? 0);
+  return withTables(client, async () => {
+    const from = await tableIn(client, dbName, qualified);
+    if (from === undefined) return 0;
+    const rows = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${from}`);
+    return Number(rows.rows[0]?.n ?? 0);
+  });
 }
 
 /**
@@ -152,10 +156,12 @@ export async function insertDocsTogether(pool: pg.Pool, dbName: string, sets: Re
     }
     bodies.push(`[${rows.join(',')}]`);
   }
-  const tables = await Promise.all(sets.map((set) => tableIn(pool, dbName, set.table)));
-  if (tables.some((t) => t === undefined)) return false;
-  // One statement (data-modifying CTEs): all of it is written, or none.
-  const inserts = tables.map((into, i) => `w${i} AS (${insertRowsSql(into as string, `$${i + 1}`)} RETURNING 1)`);
-  await pool.query(`WITH ${inserts.join(', ')} ${tables.map((_, i) => `SELECT count(*) FROM w${i}`).join(' UNION ALL ')}`, bodies);
-  return true;
+  return withTables(pool, async () => {
+    const tables = await Promise.all(sets.map((set) => tableIn(pool, dbName, set.table)));
+    if (tables.some((t) => t === undefined)) return false;
+    // One statement (data-modifying CTEs): all of it is written, or none.
+    const inserts = tables.map((into, i) => `w${i} AS (${insertRowsSql(into as string, `$${i + 1}`)} RETURNING 1)`);
+    await pool.query(`WITH ${inserts.join(', ')} ${tables.map((_, i) => `SELECT count(*) FROM w${i}`).join(' UNION ALL ')}`, bodies);
+    return true;
+  });
 }

@@ -19,11 +19,91 @@ export function ident(name: string): string {
 /** PostgreSQL's "no such schema" and "no such table": the database or its metadata does not exist yet. */
 export const MISSING = new Set(['3F000', '42P01']);
 
+/** Whether PostgreSQL refused a statement because a schema or table is not there ({@link MISSING}). */
+export function isMissing(err: unknown): boolean {
+  return MISSING.has((err as { code?: string } | undefined)?.code ?? '');
+}
+
+/**
+ * Where each table of one database lives, remembered (issue 17): on
+ * FerretDB/PostgreSQL every write batch asked FerretDB's metadata table once for
+ * the oplog, once for the ledger and once per replaced table, and every read once
+ * more. FerretDB names a table when it creates it and keeps that name until the
+ * table is dropped; a worker is the only writer of its database, so a remembered
+ * name goes stale only when the worker drops tables, and whoever drops calls
+ * {@link forget} once the drop is done. A lookup that overlapped a forget is not
+ * remembered (the generation), so a name read before a drop never outlives it. A
+ * table that is not there is not remembered (FerretDB creates it at its first
+ * insert). Tables dropped behind the worker's back (by hand) are caught by
+ * {@link withTables}: PostgreSQL refuses the statement, everything is forgotten and
+ * the statement runs once more.
+ */
+export class TableLocations {
+  private readonly known = new Map<string, string>();
+  private generation = 0;
+
+  async of(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string): Promise<string | undefined> {
+    const key = `${dbName}\u0000${qualified}`;
+    const known = this.known.get(key);
+    if (known !== undefined) return known;
+    const generation = this.generation;
+    const found = await lookUp(client, dbName, qualified);
+    if (found !== undefined && generation === this.generation) this.known.set(key, found);
+    return found;
+  }
+
+  /** After tables were dropped: every name is looked up again. */
+  forget(): void {
+    this.generation += 1;
+    this.known.clear();
+  }
+}
+
+/** The pools whose table locations are remembered ({@link rememberTables}); a pool is one PostgreSQL database. */
+const remembered = new WeakMap<object, TableLocations>();
+
+/**
+ * From now on {@link tableIn} on this pool answers from memory what it has found
+ * once. The caller must {@link TableLocations.forget} after every drop of a table.
+ */
+export function rememberTables(pool: pg.Pool): TableLocations {
+  let locations = remembered.get(pool);
+  if (locations === undefined) {
+    locations = new TableLocations();
+    remembered.set(pool, locations);
+  }
+  return locations;
+}
+
+/**
+ * Runs `statement`, which finds its tables with {@link tableIn}; when PostgreSQL
+ * says a table is not there, a remembered location was stale: everything this pool
+ * remembers is forgotten and `statement` runs once more (a statement refused so
+ * changed nothing).
+ */
+export async function withTables<T>(client: pg.ClientBase | pg.Pool, statement: () => Promise<T>): Promise<T> {
+  try {
+    return await statement();
+  } catch (err) {
+    const locations = remembered.get(client);
+    if (locations === undefined || !isMissing(err)) throw err;
+    locations.forget();
+    return statement();
+  }
+}
+
 /**
  * Where a table (its qualified name, common/databases.ts) lives: `"schema"."table"`,
- * or undefined when FerretDB has not created it. Any other error is thrown.
+ * or undefined when FerretDB has not created it (from memory on a pool that
+ * {@link rememberTables}). Any other error is thrown.
  */
-export async function tableIn(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string): Promise<string | undefined> {
+export function tableIn(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string): Promise<string | undefined> {
+  const locations = remembered.get(client);
+  return locations === undefined ? lookUp(client, dbName, qualified) : locations.of(client, dbName, qualified);
+}
+
+/** {@link tableIn}, asked of FerretDB's metadata table. */
+async function lookUp(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string): Promise<string | undefined> {
   const { database, table } = splitTable(qualified);
   const schema = database === DEFAULT_DATABASE ? dbName : `${mongoPrefix(dbName)}${database}`;
   try {
@@ -34,7 +114,7 @@ export async function tableIn(client: pg.ClientBase | pg.Pool, dbName: string, q
     const tbl = meta.rows[0]?.tbl;
     return tbl === undefined ? undefined : `${ident(schema)}.${ident(tbl)}`;
   } catch (err) {
-    if (MISSING.has((err as { code?: string }).code ?? '')) return undefined;
+    if (isMissing(err)) return undefined;
     throw err;
   }
 }
@@ -44,11 +124,12 @@ export async function tableIn(client: pg.ClientBase | pg.Pool, dbName: string, q
  * (`= ANY`), where FerretDB would answer a `$in` by reading the whole table.
  */
 export async function idsPresent(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string, ids: readonly string[]): Promise<string[]> {
-  const from = await tableIn(client, dbName, qualified);
-  if (from === undefined) return [];
   const { where, param } = byIds(ids);
-  const rows = await client.query<{ id: string }>(`SELECT _jsonb->>'_id' AS id FROM ${from} WHERE ${where}`, [param]);
-  const found = new Set(rows.rows.map((r) => r.id));
+  const rows = await withTables(client, async () => {
+    const from = await tableIn(client, dbName, qualified);
+    return from === undefined ? [] : (await client.query<{ id: string }>(`SELECT _jsonb->>'_id' AS id FROM ${from} WHERE ${where}`, [param])).rows;
+  });
+  const found = new Set(rows.map((r) => r.id));
   return ids.filter((id) => found.has(id));
 }
 

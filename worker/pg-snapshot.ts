@@ -48,12 +48,18 @@ function fromFerret(value: unknown, type: TypeSchema | undefined): unknown {
   }
   if (t === undefined || !JSON_SCALARS.has(t)) throw new UnsupportedDocument(`a value of type ${t ?? 'unknown'} is not JSON`);
   if ((t === 'double' || t === 'int' || t === 'long') && typeof value !== 'number') throw new UnsupportedDocument(`a ${t} that is not a finite number`);
+  // The driver gives a long beyond 2^53 as a Long, not a number (and JSON has already rounded it here).
+  if (t === 'long' && !Number.isSafeInteger(value)) throw new UnsupportedDocument('a long beyond 2^53');
   return value;
 }
 
 function objectFromFerret(value: Record<string, unknown>, schema: ObjectSchema | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of schema?.$k ?? []) out[k] = fromFerret(value[k], schema?.p?.[k]);
+  for (const k of schema?.$k ?? []) {
+    // Assigned, `__proto__` would set the object's prototype instead of a field (dbaas refuses the key in documents).
+    if (k === '__proto__') throw new UnsupportedDocument('a field named __proto__');
+    out[k] = fromFerret(value[k], schema?.p?.[k]);
+  }
   return out;
 }
 

@@ -25,7 +25,8 @@ import { Tables, type AnyDoc } from './tables.js';
 import { countDocs, docsByIds, insertDocsTogether, replaceDocs } from './pg-docs.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
-import { idsPresent } from './pg-layout.js';
+import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js';
+import { readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import type { Logger } from '../common/logger.js';
 import { refusedByStorage, voided } from './void-batch.js';
 
@@ -34,6 +35,12 @@ export type { OplogDoc } from './oplog.js';
 
 /** The worker's own facts about its database (request-ledger.ts keeps its coverage there too). */
 const META = '_dbaas_meta';
+
+/** Connections of the pool simple reads use (pg-read.ts): a slave takes DBAAS_WORKER_READ_PREFETCH reads at once, 32 by default. */
+const READ_POOL = 8;
+
+/** What a read stopped by the database's time bound answers (DBAAS_RPC_TIMEOUT), as slave-role.ts readError says for FerretDB's. */
+const READ_STOPPED = 'the read ran longer than DBAAS_REQUEST_TIMEOUT_MS on the database and was stopped';
 
 /** The retry horizon a store is opened with when none is given (tests, tools): DBAAS_REQUEST_ID_TTL_MS's default. */
 const DEFAULT_REQUEST_ID_TTL_MS = 600_000;
@@ -53,6 +60,7 @@ export class Store {
     this.ledger = new RequestLedger(db, requestIdTtlMs);
     this.tables.bulkReplace = (table, docs) => this.replaceInPg(table, docs);
     this.tables.countAll = (table) => this.countInPg(table);
+    this.tables.dropped = () => this.forgetTables();
   }
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
@@ -326,12 +334,40 @@ export class Store {
   /** A small pool on the worker's own PostgreSQL database, opened at first use (none without `pgUrl`). */
   private pgPool(): pg.Pool | undefined {
     if (this.pgUrl === undefined) return undefined;
-    if (this.pool === undefined) {
-      this.pool = new pg.Pool({ connectionString: this.pgUrl, max: 2, idleTimeoutMillis: 30_000, application_name: 'dbaas-ids' });
-      // An idle client's error (the server restarted) must not end the worker; the next query reconnects.
-      this.pool.on('error', (err) => this.log?.warn({ err }, 'an idle PostgreSQL connection failed'));
-    }
+    this.pool ??= this.openPool({ max: 2, application_name: 'dbaas-ids' });
     return this.pool;
+  }
+
+  private readPool: pg.Pool | undefined;
+  /** The table locations each pool remembers (pg-layout.ts), forgotten after every drop. */
+  private readonly locations: TableLocations[] = [];
+
+  /** A pool that remembers where tables live; an idle client's error (the server restarted) does not end the worker. */
+  private openPool(options: pg.PoolConfig): pg.Pool {
+    const pool = new pg.Pool({ connectionString: this.pgUrl, idleTimeoutMillis: 30_000, ...options });
+    pool.on('error', (err) => this.log?.warn({ err }, 'an idle PostgreSQL connection failed'));
+    this.locations.push(rememberTables(pool));
+    return pool;
+  }
+
+  private forgetTables(): void {
+    for (const l of this.locations) l.forget();
+  }
+
+  /**
+   * A simple read answered by PostgreSQL (pg-read.ts), on a pool of its own so that reads
+   * never wait behind the apply of sync entries; undefined where FerretDB must answer.
+   * `maxTimeMs` bounds each statement (`statement_timeout`), as `maxTimeMS` does FerretDB's.
+   */
+  private async readInPg(read: SimpleRead, maxTimeMs: number | undefined): Promise<Doc[] | undefined> {
+    this.readPool ??= this.openPool({ max: READ_POOL, application_name: 'dbaas-reads', ...(maxTimeMs === undefined ? {} : { statement_timeout: maxTimeMs }) });
+    try {
+      return await readSimple(this.readPool, this.db.databaseName, read);
+    } catch (err) {
+      if ((err as { code?: string }).code === STATEMENT_TIMEOUT) throw new DbaasError('DBAAS_RPC_TIMEOUT', READ_STOPPED);
+      this.log?.warn({ err, table: read.table }, 'reading in PostgreSQL failed; FerretDB answers');
+      return undefined;
+    }
   }
 
   /** A table's secondary indexes (issue 17; worker/table-indexes.ts). */
@@ -356,8 +392,15 @@ export class Store {
     return this.pgUrl === undefined ? undefined : uniqueVerdict(this.pgUrl, this.db.databaseName, table, index);
   }
 
-  read(cmd: ReadCommand, maxTimeMs?: number): Promise<ReadResult> {
-    return this.tables.read(cmd, maxTimeMs);
+  /**
+   * Answers a read: on FerretDB/PostgreSQL a simple one (equalities on top-level
+   * fields) from PostgreSQL, with the statement FerretDB would send (pg-read.ts);
+   * any other, and one that pg-read.ts cannot answer exactly, through FerretDB.
+   */
+  async read(cmd: ReadCommand, maxTimeMs?: number): Promise<ReadResult> {
+    const simple = this.pgUrl === undefined ? undefined : simpleRead(cmd);
+    const docs = simple === undefined ? undefined : await this.readInPg(simple, maxTimeMs);
+    return docs ?? this.tables.read(cmd, maxTimeMs);
   }
 
   /**
@@ -379,8 +422,12 @@ export class Store {
   async dropAll(): Promise<void> {
     await this.markComplete(false);
     await this.tables.dropUserTables();
-    await this.oplog.drop();
-    await this.ledger.drop();
+    try {
+      await this.oplog.drop();
+      await this.ledger.drop();
+    } finally {
+      this.forgetTables();
+    }
     await this.ledger.ensureIndexes();
   }
 
@@ -401,6 +448,7 @@ export class Store {
 
   async close(): Promise<void> {
     await this.pool?.end().catch(() => undefined);
+    await this.readPool?.end().catch(() => undefined);
     await this.client.close().catch(() => undefined);
   }
 }

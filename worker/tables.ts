@@ -282,10 +282,17 @@ export class Tables {
 
   /** Drops the user tables of one database, or of every database. */
   async dropUserTables(database?: string): Promise<void> {
-    const tables = database === undefined ? await this.userTables() : await this.tablesOf(database);
-    for (const name of tables) await this.table(name).drop().catch(() => undefined);
-    this.indexes.forget();
+    try {
+      const tables = database === undefined ? await this.userTables() : await this.tablesOf(database);
+      for (const name of tables) await this.table(name).drop().catch(() => undefined);
+      this.indexes.forget();
+    } finally {
+      this.dropped?.();
+    }
   }
+
+  /** Called once tables were dropped (Store: the table locations it remembers, pg-layout.ts, are looked up again). */
+  dropped: (() => void) | undefined;
 
   /** The document with this `_id`, for computing a post-image on the master. */
   async findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined> {

@@ -22,7 +22,13 @@
  * in HA mode the read queue (transient in single mode) is declared durable; the
  * arguments used here (dead-lettering, x-expires, max length and bytes with
  * drop-head, message TTL, per-message expiration) are all kept by quorum queues
- * (RabbitMQ ≥ 3.10). Not here, and classic on purpose: a worker's control queue
+ * (RabbitMQ ≥ 3.10). The HA write queue also has a delivery limit
+ * ({@link WRITE_DELIVERY_LIMIT}): a write handed back that many times (requeued
+ * by a master that could not get its entry confirmed, or left unacked by masters
+ * that crashed on it) is poison, and is dead-lettered with the reason
+ * `delivery_limit`, which the poison queue takes too, instead of looping for
+ * ever (classic queues have no delivery count: single mode has no such bound).
+ * Not here, and classic on purpose: a worker's control queue
  * is exclusive to its connection (it lives and dies with the connection, on that
  * connection's node, and is declared again on reconnect), a snapshot's page
  * queues are transient, and replies use the direct reply-to pseudo-queue.
@@ -53,6 +59,28 @@ export const DEAD_LETTER_MAX_MESSAGES = 10_000;
 
 /** Binding of the poison queue: only messages whose first dead-lettering was a reject (not an expiry). */
 export const POISON_BINDING = { 'x-match': 'any-with-x', 'x-first-death-reason': 'rejected' } as const;
+
+/**
+ * Deliveries after which a write still not acked leaves the HA write queue for
+ * the poison queue (a quorum queue's `x-delivery-limit`: the first delivery and
+ * this many hand-backs). A healthy write is handed back about once per broker
+ * failover it lives through (the master requeues a write whose entry went
+ * unconfirmed, after 1 s), so 20 is far above any outage a client waits out.
+ */
+export const WRITE_DELIVERY_LIMIT = 20;
+
+/** The poison queue's second binding on the HA platform: writes dead-lettered for reaching {@link WRITE_DELIVERY_LIMIT}. */
+export const DELIVERY_LIMIT_BINDING = { 'x-match': 'any-with-x', 'x-first-death-reason': 'delivery_limit' } as const;
+
+/** The write queue's arguments: one active consumer (the master), dead-lettering; on the HA platform a quorum queue with a delivery limit. */
+export function writeQueueArguments(names: ClusterNames, s: Pick<TopologySettings, 'platform'>): Record<string, unknown> {
+  return {
+    ...replicatedQueueType(s),
+    'x-single-active-consumer': true,
+    'x-dead-letter-exchange': names.deadLetterExchange,
+    ...(s.platform === 'ha' ? { 'x-delivery-limit': WRITE_DELIVERY_LIMIT } : {}),
+  };
+}
 
 export function poisonQueueArguments(s: TopologySettings): Record<string, unknown> {
   return {
@@ -115,10 +143,6 @@ export async function assertTopology(conn: ChannelModel, names: ClusterNames, se
     await ch.assertExchange(names.deadLetterExchange, 'fanout', { durable: true });
     await ch.assertExchange(names.poisonExchange, 'headers', { durable: true });
     await ch.bindExchange(names.poisonExchange, names.deadLetterExchange, '');
-    await ch.assertQueue(names.writeQueue, {
-      durable: true,
-      arguments: { ...replicatedQueueType(settings), 'x-single-active-consumer': true, 'x-dead-letter-exchange': names.deadLetterExchange },
-    });
     await ch.assertQueue(names.readQueue, {
       // A quorum queue is always durable; a classic read queue stays transient (requests expire with their callers anyway).
       durable: settings.platform === 'ha',
@@ -128,12 +152,15 @@ export async function assertTopology(conn: ChannelModel, names: ClusterNames, se
   } finally {
     await ch.close().catch(() => undefined);
   }
+  // A write queue declared before the delivery limit (issue 18) is kept as it is, without one.
+  await declareQueueOrKeep(conn, names.writeQueue, { durable: true, arguments: writeQueueArguments(names, settings) }, (why) => onKept?.(names.writeQueue, why));
   await declareQueueOrKeep(conn, names.deadLetterQueue, { durable: true, arguments: { ...replicatedQueueType(settings), ...poisonQueueArguments(settings) } }, (why) =>
     onKept?.(names.deadLetterQueue, why),
   );
   const bind = await conn.createChannel();
   try {
     await bind.bindQueue(names.deadLetterQueue, names.poisonExchange, '', POISON_BINDING);
+    if (settings.platform === 'ha') await bind.bindQueue(names.deadLetterQueue, names.poisonExchange, '', DELIVERY_LIMIT_BINDING);
   } finally {
     await bind.close().catch(() => undefined);
   }

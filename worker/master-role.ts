@@ -82,6 +82,13 @@ export class MasterRole {
   lastSeq = 0;
   /** Highest seq whose publish the broker confirmed. */
   private lastConfirmed = 0;
+  /**
+   * Entries published and not confirmed yet, by seq, in publish (seq) order: what
+   * attach() and a retry publish again without reading the oplog (a range read
+   * there took 0.5-3 s on FerretDB with a long oplog under load, the pauses of
+   * docs/FAILOVER.md). Dropped once confirmed.
+   */
+  private readonly inFlight = new Map<number, SyncEntry>();
   private readonly inbox: Taken[] = [];
   private readonly pageRequests: PageRequest[] = [];
   private draining = false;
@@ -154,11 +161,11 @@ export class MasterRole {
     const pubCh = await conn.createConfirmChannel();
     this.conn = conn;
     this.pubCh = pubCh;
-    const unconfirmed = await this.ctx.store.entriesBetween(this.lastConfirmed, this.lastSeq);
-    for (const doc of unconfirmed) {
-      const { _id: _ignored, ...entry } = doc;
-      await this.publish(pubCh, entry);
-    }
+    const t1 = performance.now();
+    const unconfirmed = await this.unconfirmedEntries();
+    const tRead = performance.now();
+    await this.republishAll(pubCh, unconfirmed);
+    const t2 = performance.now();
     const writeCh = await conn.createChannel();
     await writeCh.prefetch(this.ctx.config.writePrefetch);
     this.writeCh = writeCh;
@@ -180,6 +187,53 @@ export class MasterRole {
       },
       { noAck: true },
     );
+  }
+
+  /**
+   * Publishes the unconfirmed entries again, all at once (in seq order, on the one
+   * channel), and waits for their confirms. Throws DBAAS_BROKER_UNAVAILABLE when
+   * no confirm has come for {@link REPUBLISH_STALL_MS}: the set-up then fails and
+   * is retried on a fresh connection (common/amqp-connection.ts), instead of
+   * waiting on a channel whose quorum-queue publishes may wait for seconds, or
+   * for good, on a queue leader that died (docs/FAILOVER.md). Publishing an entry
+   * twice is harmless: slaves skip what they have.
+   */
+  private async republishAll(ch: ConfirmChannel, docs: readonly SyncEntry[]): Promise<void> {
+    if (docs.length === 0) return;
+    let lastProgress = performance.now();
+    const all = Promise.all(
+      docs.map((entry) =>
+        this.publish(ch, entry).then(() => {
+          lastProgress = performance.now();
+        }),
+      ),
+    );
+    let watchdog: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_resolve, reject) => {
+      watchdog = setInterval(() => {
+        if (performance.now() - lastProgress < REPUBLISH_STALL_MS) return;
+        reject(new DbaasError('DBAAS_BROKER_UNAVAILABLE', `no confirm for ${REPUBLISH_STALL_MS} ms while publishing ${docs.length} unconfirmed sync entries again`));
+      }, REPUBLISH_STALL_MS / 4);
+    });
+    try {
+      await Promise.race([all, stalled]);
+    } finally {
+      clearInterval(watchdog);
+      all.catch(() => undefined);
+    }
+  }
+
+  /**
+   * The entries after lastConfirmed up to lastSeq, in seq order: from memory when
+   * this process published every one of them, else (after a restart: recover())
+   * from the oplog.
+   */
+  private async unconfirmedEntries(): Promise<SyncEntry[]> {
+    const want = this.lastSeq - this.lastConfirmed;
+    if (want <= 0) return [];
+    const held = [...this.inFlight.values()].filter((e) => e.seq > this.lastConfirmed && e.seq <= this.lastSeq).sort((a, b) => a.seq - b.seq);
+    if (held.length === want) return held;
+    return (await this.ctx.store.entriesBetween(this.lastConfirmed, this.lastSeq)).map(({ _id: _ignored, ...entry }) => entry);
   }
 
   /** Stops taking writes at once (fencing): used when this worker may no longer be the master. */
@@ -216,6 +270,7 @@ export class MasterRole {
   }
 
   private publish(ch: ConfirmChannel, entry: SyncEntry): Promise<void> {
+    if (entry.seq > this.lastConfirmed) this.inFlight.set(entry.seq, entry);
     return new Promise((resolve, reject) => {
       try {
         ch.publish(this.ctx.names.syncExchange, '', encode(entry), { persistent: true, contentType: 'application/json' }, (err) => {
@@ -225,6 +280,11 @@ export class MasterRole {
             return;
           }
           this.lastConfirmed = Math.max(this.lastConfirmed, entry.seq);
+          // Confirms come in publish order: everything up to lastConfirmed is there.
+          for (const seq of this.inFlight.keys()) {
+            if (seq > this.lastConfirmed) break;
+            this.inFlight.delete(seq);
+          }
           resolve();
         });
       } catch {
@@ -258,6 +318,8 @@ export class MasterRole {
    */
   private async republish(ch: ConfirmChannel, seq: number): Promise<void> {
     if (seq <= this.lastConfirmed) return;
+    const held = this.inFlight.get(seq);
+    if (held) return this.publish(ch, held);
     const [doc] = await this.ctx.store.entriesBetween(seq - 1, seq);
     if (!doc) return;
     const { _id: _ignored, ...entry } = doc;
@@ -616,6 +678,12 @@ export class MasterRole {
 
 /** A batch slower than this is logged as a warning (with where its time went). */
 const SLOW_BATCH_MS = 500;
+
+/**
+ * How long attach() waits for the next confirm of the entries it publishes again
+ * before it gives the connection up (and the set-up is retried on a fresh one).
+ */
+const REPUBLISH_STALL_MS = 500;
 
 /** How long a write whose sync entry the broker did not confirm waits before it is handed back to the queue. */
 const REQUEUE_DELAY_MS = 1000;

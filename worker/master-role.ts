@@ -157,6 +157,7 @@ export class MasterRole {
   async attach(conn: ChannelModel): Promise<void> {
     // Writes taken on a previous connection finish stage 1 first, so that the
     // re-publish below covers them and entries reach the slaves in seq order.
+    const setupStarted = performance.now();
     await this.idle();
     const pubCh = await conn.createConfirmChannel();
     this.conn = conn;
@@ -172,6 +173,9 @@ export class MasterRole {
     await writeCh.consume(this.ctx.names.writeQueue, (msg) => {
       if (msg) this.take(writeCh, pubCh, msg);
     });
+    const t3 = performance.now();
+    // Where a slow set-up waited (a reconnect is rare: one line each).
+    this.ctx.logger.info({ idleMs: ms(t1 - setupStarted), republished: unconfirmed.length, readMs: ms(tRead - t1), confirmMs: ms(t2 - tRead), consumeMs: ms(t3 - t2) }, 'master set up on the connection');
     // New slaves' snapshot page requests (snapshot.ts), read between two batches.
     const pageCh = await conn.createChannel();
     this.pageCh = pageCh;

@@ -22,79 +22,18 @@
  * write reads while the window is open, and the keys of the documents counted
  * (a few MB per 100,000 documents) until the scan ends.
  */
-import type { Doc, Filter, IndexSpec } from '../common/commands.js';
 import type { Logger } from '../common/logger.js';
 import type { ChecksumReply, SyncEntry } from '../common/messages.js';
 import { docDigest, isUserTable, TableHasher, type ChecksumBook, type ChecksumSource } from './checksum.js';
-import type { BatchSource } from './write-batch.js';
-import type { UniqueVerdict } from './pg-unique-check.js';
+import { EXISTS, keyOfDoc as keyOf, NotingSource, type BatchSource } from './write-batch.js';
 
 /** Most documents written while one checksum runs; beyond, that checksum is given up (not comparable). */
 export const MAX_TOUCHED = 200_000;
 
-/** Known to exist, contents not read (a duplicate-id check). */
-const EXISTS = 'exists';
-type Seen = Buffer | null | typeof EXISTS;
-
-function keyOf(table: string, id: string): string {
-  return `${table}\u0000${id}`;
-}
-
 /** The reads of one batch from the database (the state before the batch), as digests. */
-export class RecordingSource implements BatchSource {
-  readonly seen = new Map<string, Seen>();
-
-  constructor(private readonly db: BatchSource) {}
-
-  private note(table: string, id: string, value: Seen): void {
-    const key = keyOf(table, id);
-    if (!this.seen.has(key)) this.seen.set(key, value);
-  }
-
-  async findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined> {
-    const doc = await this.db.findById(table, id);
-    this.note(table, id, doc ? docDigest(doc) : null);
-    return doc;
-  }
-
-  async findByIds(table: string, ids: readonly string[]): Promise<Map<string, Doc & { _id: string }>> {
-    if (!this.db.findByIds) throw new Error('no reads of several ids here');
-    const found = await this.db.findByIds(table, ids);
-    for (const id of ids) {
-      const doc = found.get(id);
-      this.note(table, id, doc ? docDigest(doc) : null);
-    }
-    return found;
-  }
-
-  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
-    const docs = await this.db.findForUpdate(table, where);
-    for (const doc of docs) this.note(table, doc._id, docDigest(doc));
-    return docs;
-  }
-
-  async idsExisting(table: string, ids: string[]): Promise<string[]> {
-    const found = await this.db.idsExisting(table, ids);
-    const existing = new Set(found);
-    for (const id of ids) this.note(table, id, existing.has(id) ? EXISTS : null);
-    return found;
-  }
-
-  // Index reads (issue 17) decide whether a write is refused, not what it writes: nothing to note.
-  indexes(table: string): Promise<IndexSpec[]> {
-    return this.db.indexes(table);
-  }
-
-  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
-    return this.db.keyHolders(table, index, key);
-  }
-
-  scanTable(table: string): AsyncIterable<Doc> {
-    return this.db.scanTable(table);
-  }
-
-  uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
-    return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
+export class RecordingSource extends NotingSource<Buffer> {
+  constructor(db: BatchSource) {
+    super(db, docDigest);
   }
 }
 

@@ -19,79 +19,24 @@
  * any point between storing and publishing is repaired the same way (MasterRole.recover).
  */
 import { MongoServerError } from 'mongodb';
-import type { Doc, Filter, IndexSpec } from '../common/commands.js';
+import type { Doc } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
-import type { UniqueVerdict } from './pg-unique-check.js';
-import type { BatchSource } from './write-batch.js';
+import { EXISTS, keyOfDoc, NotingSource, type BatchSource } from './write-batch.js';
 
 type Stored = Doc & { _id: string };
 
-/** A {@link BatchSource} that remembers the first state it read of each document (null: not there). */
-export class PreImages implements BatchSource {
-  private readonly before = new Map<string, Stored | null>();
+/** The documents a batch read before it changed them, as copies (write-batch.ts NotingSource). */
+export class PreImages extends NotingSource<Stored> {
+  constructor(db: BatchSource) {
+    super(db, (doc) => structuredClone(doc));
+  }
 
-  constructor(private readonly db: BatchSource) {}
-
-  /** The document before the batch: a copy, null when it did not exist, undefined when never read. */
+  /** The document before the batch: null when it did not exist, undefined when its contents were never read. */
   get(table: string, id: string): Stored | null | undefined {
-    return this.before.get(keyOf(table, id));
+    const seen = this.seen.get(keyOfDoc(table, id));
+    return seen === EXISTS ? undefined : seen;
   }
-
-  private note(table: string, id: string, doc: Stored | null): void {
-    const key = keyOf(table, id);
-    if (!this.before.has(key)) this.before.set(key, doc === null ? null : structuredClone(doc));
-  }
-
-  async findById(table: string, id: string): Promise<Stored | undefined> {
-    const doc = await this.db.findById(table, id);
-    this.note(table, id, doc ?? null);
-    return doc;
-  }
-
-  async findByIds(table: string, ids: readonly string[]): Promise<Map<string, Stored>> {
-    const found = this.db.findByIds ? await this.db.findByIds(table, ids) : await findEach(this.db, table, ids);
-    for (const id of ids) this.note(table, id, found.get(id) ?? null);
-    return found;
-  }
-
-  async findForUpdate(table: string, where: Filter): Promise<Stored[]> {
-    const docs = await this.db.findForUpdate(table, where);
-    for (const doc of docs) this.note(table, doc._id, doc);
-    return docs;
-  }
-
-  async idsExisting(table: string, ids: string[]): Promise<string[]> {
-    const found = await this.db.idsExisting(table, ids);
-    const there = new Set(found);
-    for (const id of ids) if (!there.has(id)) this.note(table, id, null);
-    return found;
-  }
-
-  indexes(table: string): Promise<IndexSpec[]> {
-    return this.db.indexes(table);
-  }
-
-  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
-    return this.db.keyHolders(table, index, key);
-  }
-
-  scanTable(table: string): AsyncIterable<Doc> {
-    return this.db.scanTable(table);
-  }
-
-  uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
-    return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
-  }
-}
-
-async function findEach(db: BatchSource, table: string, ids: readonly string[]): Promise<Map<string, Stored>> {
-  const found = new Map<string, Stored>();
-  for (const id of ids) {
-    const doc = await db.findById(table, id);
-    if (doc) found.set(id, doc);
-  }
-  return found;
 }
 
 /**
@@ -112,7 +57,7 @@ export function undoOps(entries: readonly SyncEntry[], pre: Pick<PreImages, 'get
         continue;
       }
       const id = op.t === 'put' ? op.doc._id : op.id;
-      const key = keyOf(op.table, id);
+      const key = keyOfDoc(op.table, id);
       if (done.has(key)) continue;
       done.add(key);
       const before = pre.get(op.table, id);
@@ -152,8 +97,4 @@ export function refusedByStorage(err: unknown): err is MongoServerError {
 export function storageRefusal(err: Error): DbaasError {
   const said = err.message.length > 300 ? `${err.message.slice(0, 300)}…` : err.message;
   return new DbaasError('DBAAS_WRITE_REFUSED_BY_STORAGE', `the database refused the write; nothing of it was applied: ${said}`);
-}
-
-function keyOf(table: string, id: string): string {
-  return `${table}\u0000${id}`;
 }

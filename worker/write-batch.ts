@@ -140,7 +140,8 @@ export class BatchView implements BatchSource {
       const id = idOnly(cmd.where);
       if (id !== undefined) wanted.set(keyOfDoc(cmd.table, id), [cmd.table, id]);
     }
-    if (wanted.size < 2) return;
+    // One document too: on PostgreSQL findByIds is one indexed query, cheaper than FerretDB's lookup.
+    if (wanted.size === 0) return;
     const byTable = new Map<string, string[]>();
     for (const [table, id] of wanted.values()) byTable.set(table, [...(byTable.get(table) ?? []), id]);
     for (const [table, ids] of byTable) {
@@ -217,6 +218,84 @@ export class BatchView implements BatchSource {
   }
 }
 
+/** Known to exist, contents not read (a duplicate-id check). */
+export const EXISTS = 'exists';
+
+/**
+ * A {@link BatchSource} that notes, per document, the first state it reads (the
+ * state before the batch: a {@link BatchView} asks it only for what the batch has
+ * not changed), as `noteOf` makes it: null when the document is not there, {@link
+ * EXISTS} when only its existence was asked (a later read of the document itself
+ * replaces that). Used for replica checksums (checkpoint-window.ts: digests) and
+ * for taking back a refused batch (void-batch.ts: copies).
+ */
+export class NotingSource<V> implements BatchSource {
+  /** `table\u0000id` → the note. */
+  readonly seen = new Map<string, V | null | typeof EXISTS>();
+
+  constructor(
+    private readonly db: BatchSource,
+    private readonly noteOf: (doc: Doc & { _id: string }) => V,
+  ) {}
+
+  private note(table: string, id: string, doc: (Doc & { _id: string }) | null | typeof EXISTS): void {
+    const key = keyOfDoc(table, id);
+    const had = this.seen.get(key);
+    if (had !== undefined && !(had === EXISTS && doc !== EXISTS)) return;
+    this.seen.set(key, doc === null || doc === EXISTS ? doc : this.noteOf(doc));
+  }
+
+  async findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined> {
+    const doc = await this.db.findById(table, id);
+    this.note(table, id, doc ?? null);
+    return doc;
+  }
+
+  async findByIds(table: string, ids: readonly string[]): Promise<Map<string, Doc & { _id: string }>> {
+    let found: Map<string, Doc & { _id: string }>;
+    if (this.db.findByIds) found = await this.db.findByIds(table, ids);
+    else {
+      found = new Map();
+      for (const id of ids) {
+        const doc = await this.db.findById(table, id);
+        if (doc) found.set(id, doc);
+      }
+    }
+    for (const id of ids) this.note(table, id, found.get(id) ?? null);
+    return found;
+  }
+
+  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
+    const docs = await this.db.findForUpdate(table, where);
+    for (const doc of docs) this.note(table, doc._id, doc);
+    return docs;
+  }
+
+  async idsExisting(table: string, ids: string[]): Promise<string[]> {
+    const found = await this.db.idsExisting(table, ids);
+    const existing = new Set(found);
+    for (const id of ids) this.note(table, id, existing.has(id) ? EXISTS : null);
+    return found;
+  }
+
+  // Index reads (issue 17) decide whether a write is refused, not what it writes: nothing to note.
+  indexes(table: string): Promise<IndexSpec[]> {
+    return this.db.indexes(table);
+  }
+
+  keyHolders(table: string, index: IndexSpec, key: string): Promise<string[]> {
+    return this.db.keyHolders(table, index, key);
+  }
+
+  scanTable(table: string): AsyncIterable<Doc> {
+    return this.db.scanTable(table);
+  }
+
+  uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
+    return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
+  }
+}
+
 /** A document's key under a unique index, or undefined when it cannot have one (it was checked when written). */
 function keyOrUndefined(index: IndexSpec, doc: Doc, table: string): string | undefined {
   try {
@@ -228,6 +307,6 @@ function keyOrUndefined(index: IndexSpec, doc: Doc, table: string): string | und
 
 const NOT_READ: unique symbol = Symbol('not read');
 
-function keyOfDoc(table: string, id: string): string {
+export function keyOfDoc(table: string, id: string): string {
   return `${table}\u0000${id}`;
 }

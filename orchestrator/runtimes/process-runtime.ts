@@ -11,7 +11,7 @@
  * left half alive, and the pair is reported dead once, when both are gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -397,11 +397,26 @@ function freePort(): Promise<number> {
 function findWorkerEntry(): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
   const beside = path.resolve(here, '../../worker/main.js');
-  if (existsSync(beside)) return beside;
+  if (existsSync(beside)) return bundledIfCurrent(beside);
   let dir = here;
   while (dir !== path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'dist/worker/main.js');
+    if (existsSync(path.join(dir, 'package.json'))) return bundledIfCurrent(path.join(dir, 'dist/worker/main.js'));
     dir = path.dirname(dir);
   }
   throw new Error('cannot find the compiled worker (run npm run build)');
+}
+
+/**
+ * The worker bundled in one file (scripts/bundle-worker.mjs: a new worker loads its
+ * code in half the CPU), when it was made from this `main.js` or a newer one; else
+ * `main.js` itself. tsc rewrites every file it emits, so a build by tsc alone
+ * (without `npm run build:service`) leaves an older bundle, which is not used.
+ */
+function bundledIfCurrent(main: string): string {
+  const bundle = path.resolve(path.dirname(main), '../worker-bundle/main.mjs');
+  try {
+    return statSync(bundle).mtimeMs >= statSync(main).mtimeMs ? bundle : main;
+  } catch {
+    return main;
+  }
 }

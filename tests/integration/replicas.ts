@@ -31,7 +31,7 @@ async function newestOplogSeq(url: string): Promise<number> {
  * published every 500 ms, so just after an acknowledged write it can still show the seq before
  * it, and every replica would look level while a slave has yet to apply the write.
  */
-export async function dumpAllReplicas(orch: Orchestrator, timeoutMs = 20_000): Promise<Map<string, Dump>> {
+export async function dumpAllReplicas(orch: Pick<Orchestrator, 'view'>, timeoutMs = 20_000): Promise<Map<string, Dump>> {
   const seqs = (): string =>
     [...orch.view.workers.values()].map((w) => `${w.id} ${w.role}/${w.state} seq ${w.appliedSeq}`).join('; ') || 'no workers';
   const first = orch.view.masterStatus();

@@ -11,6 +11,10 @@
 #        password), because RabbitMQ lets guest in only from loopback. The user
 #        is created only on a broker a dbaas set-up started; on any other
 #        broker this script changes nothing and says what to create
+#      - with DBAAS_PLATFORM=ha (scripts/platform-ha.sh, whose nodes and servers
+#        listen on 127.0.0.1 only): one relay per ZooKeeper server (2281-2283)
+#        and per RabbitMQ node (5682-5684) on the gateway address, and the user
+#        created on the HA cluster (users are cluster-wide)
 #   3. the images, built offline (docker/build-offline.sh) when missing or
 #      stale, tagged per checkout (dbaas-worker:checkout-<checkout id>, …)
 # and writes the settings the runtime needs to .dbaas/runtime.env:
@@ -69,6 +73,14 @@ record_docker_started() {
 
 pid_alive() { [[ "$1" =~ ^[0-9]+$ ]] && kill -0 "$1" 2>/dev/null; }
 
+# The relays: zk-relay (single ZooKeeper, 2181; its pid file keeps its old name) and relay-PORT (the HA platform's).
+relay_pid_file() { if [[ "$1" == zk-relay ]]; then echo "$RELAY_PID_FILE"; else echo "$DBAAS_STATE_DIR/$1.pid"; fi; }
+
+# The HA platform (DBAAS_PLATFORM=ha): its ZooKeeper client ports and RabbitMQ AMQP ports (scripts/platform-ha.sh).
+HA_ZK_PORTS=(2281 2282 2283)
+HA_AMQP_PORTS=(5682 5683 5684)
+PLATFORM=${DBAAS_PLATFORM:-single}
+
 engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------ stop --
@@ -78,14 +90,16 @@ if [[ "$MODE" == stop ]]; then
     log "nothing started by scripts/setup-docker.sh is recorded; nothing to stop"
     exit 0
   fi
-  if grep -qx zk-relay "$DOCKER_STARTED_FILE"; then
-    pid=$(cat "$RELAY_PID_FILE" 2>/dev/null || true)
+  while read -r what; do
+    [[ "$what" == zk-relay || "$what" == relay-* ]] || continue
+    file=$(relay_pid_file "$what")
+    pid=$(cat "$file" 2>/dev/null || true)
     if pid_alive "$pid"; then
-      log "stopping the ZooKeeper relay (process group $pid)"
+      log "stopping the relay $what (process group $pid)"
       kill -TERM -- "-$pid" 2>/dev/null || true
     fi
-    rm -f "$RELAY_PID_FILE"
-  fi
+    rm -f "$file"
+  done <"$DOCKER_STARTED_FILE"
   if grep -qx dockerd "$DOCKER_STARTED_FILE"; then
     pid=$(cat "$DOCKERD_PID_FILE" 2>/dev/null || true)
     if pid_alive "$pid"; then
@@ -189,14 +203,15 @@ find_gateway() {
   unavailable "cannot tell the host's address on the Docker bridge: 'docker network inspect bridge' lists no gateway and interface $ifname has no IPv4 address; set DBAAS_DOCKER_HOST_GATEWAY to the host address containers reach (docs/DOCKER.md, Troubleshooting)"
 }
 
-step_zk_relay() {
-  local t gw=$1 pid socat
-  t=$(now_ms)
-  if [[ "$(zk_four_letter "$gw" 2181 ruok)" == imok ]]; then
-    log "ZooKeeper answers on $gw:2181 already ($(elapsed "$t"))"
+# relay NAME GW PORT READY: a socat relay GW:PORT → 127.0.0.1:PORT in a process group of its own,
+# restarted by a small loop when socat dies; READY GW PORT tells when it (or what already listens there) answers.
+relay() {
+  local name=$1 gw=$2 port=$3 ready=$4 pid socat file
+  file=$(relay_pid_file "$name")
+  if "$ready" "$gw" "$port"; then
+    log "$gw:$port answers already"
     return
   fi
-  zk_ruok || unavailable "ZooKeeper does not answer on 127.0.0.1:2181 (run scripts/setup.sh first)"
   if ! socat=$(command -v socat); then
     command -v apt-get >/dev/null 2>&1 || unavailable "socat is missing (install it: it relays ZooKeeper to containers)"
     log "installing socat …"
@@ -204,18 +219,33 @@ step_zk_relay() {
     socat=$(command -v socat)
   fi
   # A relay of ours that is stuck, or bound to an old gateway address.
-  pid=$(cat "$RELAY_PID_FILE" 2>/dev/null || true)
+  pid=$(cat "$file" 2>/dev/null || true)
   if pid_alive "$pid"; then kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; fi
-  log "relaying ZooKeeper to containers: $gw:2181 → 127.0.0.1:2181 (socat, log $RELAY_LOG)"
-  # In a process group of its own, restarted by a small loop if socat dies.
+  log "relaying $gw:$port → 127.0.0.1:$port to containers (socat, log $RELAY_LOG)"
   # shellcheck disable=SC2016  # $0 and $@ belong to the inner bash
   setsid bash -c 'while :; do "$0" "$@"; echo "socat exited ($?); restarting" >&2; sleep 1; done' \
-    "$socat" "TCP-LISTEN:2181,bind=$gw,reuseaddr,fork" TCP:127.0.0.1:2181 </dev/null >>"$RELAY_LOG" 2>&1 8>&- 9>&- &
-  echo $! >"$RELAY_PID_FILE"
-  record_docker_started zk-relay
-  relay_ok() { [[ "$(zk_four_letter "$gw" 2181 ruok)" == imok ]]; }
-  wait_for 10 "the ZooKeeper relay on $gw:2181" relay_ok ||
-    unavailable "the ZooKeeper relay on $gw:2181 does not answer (log $RELAY_LOG)"
+    "$socat" "TCP-LISTEN:$port,bind=$gw,reuseaddr,fork" "TCP:127.0.0.1:$port" </dev/null >>"$RELAY_LOG" 2>&1 8>&- 9>&- &
+  echo $! >"$file"
+  record_docker_started "$name"
+  wait_for 10 "the relay on $gw:$port" "$ready" "$gw" "$port" || unavailable "the relay on $gw:$port does not answer (log $RELAY_LOG)"
+}
+
+zk_answers() { [[ "$(zk_four_letter "$1" "$2" ruok)" == imok ]]; }
+amqp_port_open() { port_open "$1" "$2"; }
+
+step_zk_relay() {
+  local t gw=$1 port
+  t=$(now_ms)
+  if [[ "$PLATFORM" == ha ]]; then
+    [[ "$(zk_four_letter 127.0.0.1 "${HA_ZK_PORTS[0]}" ruok)" == imok ]] || unavailable "the HA ZooKeeper ensemble does not answer on 127.0.0.1:${HA_ZK_PORTS[0]} (run scripts/setup.sh with DBAAS_PLATFORM=ha first)"
+    for port in "${HA_ZK_PORTS[@]}" "${HA_AMQP_PORTS[@]}"; do
+      if (( port < 5000 )); then relay "relay-$port" "$gw" "$port" zk_answers; else relay "relay-$port" "$gw" "$port" amqp_port_open; fi
+    done
+    log "the HA ZooKeeper servers and RabbitMQ nodes reachable from containers as $HOST_ALIAS:${HA_ZK_PORTS[*]} and :${HA_AMQP_PORTS[*]} ($(elapsed "$t"))"
+    return
+  fi
+  zk_ruok || unavailable "ZooKeeper does not answer on 127.0.0.1:2181 (run scripts/setup.sh first)"
+  relay zk-relay "$gw" 2181 zk_answers
   log "ZooKeeper reachable from containers as $HOST_ALIAS:2181 ($(elapsed "$t"))"
 }
 
@@ -234,25 +264,32 @@ step_amqp_user() {
     (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$AMQP_SECRET_FILE")
   fi
   password=$(cat "$AMQP_SECRET_FILE")
-  AMQP_URL_FOR_CONTAINERS="amqp://$AMQP_USER:$password@$HOST_ALIAS:5672"
+  # The broker (or, with DBAAS_PLATFORM=ha, the cluster's nodes) as containers name it; the node rabbitmqctl asks.
+  local ports=(5672) node_args=() url port
+  if [[ "$PLATFORM" == ha ]]; then ports=("${HA_AMQP_PORTS[@]}") node_args=(-n "dbaas-ha-1@$(hostname -s)"); fi
+  AMQP_URL_FOR_CONTAINERS=""
+  for port in "${ports[@]}"; do
+    url="amqp://$AMQP_USER:$password@$HOST_ALIAS:$port"
+    AMQP_URL_FOR_CONTAINERS+="${AMQP_URL_FOR_CONTAINERS:+,}$url"
+  done
   # Log in over the gateway address, as a container would.
-  if amqp_login_ok "amqp://$AMQP_USER:$password@$gw:5672"; then
-    log "RabbitMQ lets $AMQP_USER in on $gw:5672 ($(elapsed "$t"))"
+  if amqp_login_ok "amqp://$AMQP_USER:$password@$gw:${ports[0]}"; then
+    log "RabbitMQ lets $AMQP_USER in on $gw:${ports[0]} ($(elapsed "$t"))"
     return
   fi
   local missing
-  missing="RabbitMQ on $gw:5672 refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err"))"
+  missing="RabbitMQ on $gw:${ports[0]} refuses $AMQP_USER ($(cat "$DBAAS_STATE_DIR/amqp-docker-check.err"))"
   local create="rabbitmqctl add_user $AMQP_USER \"\$(cat $AMQP_SECRET_FILE)\" && rabbitmqctl set_permissions -p / $AMQP_USER '.*' '.*' '.*'"
-  # Credentials are ours to manage only on a broker a dbaas set-up started.
-  rabbitmq_started_by_dbaas ||
+  # Credentials are ours to manage only on a broker a dbaas set-up started (the HA platform always is).
+  [[ "$PLATFORM" == ha ]] || rabbitmq_started_by_dbaas ||
     unavailable "$missing, and that broker was not started by a dbaas set-up, so its users are left alone: create the user containers log in as ($create), then run this again"
   ctl=$(command -v rabbitmqctl || ls /usr/sbin/rabbitmqctl 2>/dev/null) ||
     unavailable "$missing and rabbitmqctl is missing to create it ($create)"
   log "creating this checkout's RabbitMQ user $AMQP_USER for containers …"
-  as_root "$ctl" -q add_user "$AMQP_USER" "$password" >/dev/null 2>&1 || as_root "$ctl" -q change_password "$AMQP_USER" "$password" >/dev/null
-  as_root "$ctl" -q set_permissions -p / "$AMQP_USER" '.*' '.*' '.*' >/dev/null
-  amqp_login_ok "amqp://$AMQP_USER:$password@$gw:5672" ||
-    unavailable "RabbitMQ still refuses $AMQP_USER on $gw:5672: $(cat "$DBAAS_STATE_DIR/amqp-docker-check.err") (does it listen on every address?)"
+  as_root "$ctl" "${node_args[@]}" -q add_user "$AMQP_USER" "$password" >/dev/null 2>&1 || as_root "$ctl" "${node_args[@]}" -q change_password "$AMQP_USER" "$password" >/dev/null
+  as_root "$ctl" "${node_args[@]}" -q set_permissions -p / "$AMQP_USER" '.*' '.*' '.*' >/dev/null
+  amqp_login_ok "amqp://$AMQP_USER:$password@$gw:${ports[0]}" ||
+    unavailable "RabbitMQ still refuses $AMQP_USER on $gw:${ports[0]}: $(cat "$DBAAS_STATE_DIR/amqp-docker-check.err") (does it listen on every address?)"
   log "RabbitMQ user $AMQP_USER ready ($(elapsed "$t"))"
 }
 
@@ -279,7 +316,13 @@ step_zk_relay "$GW"
 step_amqp_user "$GW"
 step_images
 set_runtime_env DBAAS_DOCKER_AMQP_URL "$AMQP_URL_FOR_CONTAINERS"
-set_runtime_env DBAAS_DOCKER_ZK_CONNECT "$HOST_ALIAS:2181"
+if [[ "$PLATFORM" == ha ]]; then
+  zk_for_containers=""
+  for port in "${HA_ZK_PORTS[@]}"; do zk_for_containers+="${zk_for_containers:+,}$HOST_ALIAS:$port"; done
+  set_runtime_env DBAAS_DOCKER_ZK_CONNECT "$zk_for_containers"
+else
+  set_runtime_env DBAAS_DOCKER_ZK_CONNECT "$HOST_ALIAS:2181"
+fi
 set_runtime_env DBAAS_DOCKER_WORKER_IMAGE "dbaas-worker:$IMAGE_TAG"
 set_runtime_env DBAAS_DOCKER_DB_IMAGE "dbaas-ferretdb:$IMAGE_TAG"
 set_runtime_env DBAAS_DOCKER_STATUS ready

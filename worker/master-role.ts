@@ -574,15 +574,17 @@ export class MasterRole {
     // The entries are stored before the data changes: a crash in between is repaired by replaying them
     // (or, if this database refuses them, by voiding them with their undo ops).
     const undo = undoOps(entries, pre);
-    await store.recordEntries(entries, undo);
+    const ops = entries.flatMap((e) => e.ops);
+    // A batch of updates on PostgreSQL: stored and applied in one statement, one commit instead of two (issue 17).
+    const together = await store.recordAndReplace(entries, undo, ops);
+    if (!together) await store.recordEntries(entries, undo);
     if (entries.length > 0) this.lastSeq = seq;
     const t2 = performance.now();
 
-    const ops = entries.flatMap((e) => e.ops);
     // A table dropped (clear, dropIndex) would wait for an open stream's transaction: the streams go first (the slaves ask again).
     if (this.streams.size > 0 && ops.some((op) => op.t !== 'put' && op.t !== 'del')) await this.closeStreams('a table is being dropped or changed');
     try {
-      await store.applyOps(ops);
+      if (!together) await store.applyOps(ops);
     } catch (err) {
       if (!refusedByStorage(err)) throw err;
       await this.voidBatch(batch, outcomes, entries, undo, err);

@@ -104,6 +104,21 @@ export async function replaceDocs(
   qualified: string,
   docs: ReadonlyArray<Record<string, unknown> & { _id: string }>,
 ): Promise<Array<Record<string, unknown> & { _id: string }> | undefined> {
+  const { ids, bodies, left } = replacements(docs);
+  const rows = await withTables(client, async () => {
+    const from = await tableIn(client, dbName, qualified);
+    if (from === undefined) return undefined;
+    if (ids.length === 0) return [];
+    return (await client.query<{ id: string }>(`${replaceSql(from, '$1', '$2')} RETURNING t._jsonb ->> '_id' AS id`, [ids, bodies])).rows;
+  });
+  if (rows === undefined) return undefined;
+  const written = new Set(rows.map((r) => r.id));
+  for (const doc of docs) if (!written.has(doc._id) && !left.includes(doc)) left.push(doc);
+  return left;
+}
+
+/** Documents as replaceDocs writes them: their `_id`s and rows as JSON text, and those JSON cannot carry (`left`). */
+function replacements(docs: ReadonlyArray<Record<string, unknown> & { _id: string }>): { ids: string[]; bodies: string[]; left: Array<Record<string, unknown> & { _id: string }> } {
   const left: Array<Record<string, unknown> & { _id: string }> = [];
   const ids: string[] = [];
   const bodies: string[] = [];
@@ -115,17 +130,12 @@ export async function replaceDocs(
       bodies.push(JSON.stringify(jsonb));
     }
   }
-  const rows = await withTables(client, async () => {
-    const from = await tableIn(client, dbName, qualified);
-    if (from === undefined) return undefined;
-    if (ids.length === 0) return [];
-    const sql = `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest($1::jsonb[], $2::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id RETURNING t._jsonb ->> '_id' AS id`;
-    return (await client.query<{ id: string }>(sql, [ids, bodies])).rows;
-  });
-  if (rows === undefined) return undefined;
-  const written = new Set(rows.map((r) => r.id));
-  for (const doc of docs) if (!written.has(doc._id) && !left.includes(doc)) left.push(doc);
-  return left;
+  return { ids, bodies, left };
+}
+
+/** An UPDATE of a FerretDB table's rows by `_id` (FerretDB's btree), from two parallel jsonb[] parameters: ids and rows. */
+function replaceSql(from: string, ids: string, rows: string): string {
+  return `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest(${ids}::jsonb[], ${rows}::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id`;
 }
 
 /** The number of documents in a table (0 when FerretDB has not created it): PostgreSQL counts its rows. */
@@ -146,22 +156,62 @@ export async function countDocs(client: pg.Pool | pg.ClientBase, dbName: string,
  * a document holds a value JSON cannot carry: the caller writes through FerretDB.
  */
 export async function insertDocsTogether(pool: pg.Pool, dbName: string, sets: ReadonlyArray<{ table: string; docs: ReadonlyArray<Record<string, unknown>> }>): Promise<boolean> {
-  const bodies: string[] = [];
-  for (const set of sets) {
+  return insertAndReplace(pool, dbName, sets, []);
+}
+
+/** A table's documents, for {@link insertAndReplace}. */
+type DocSet<D> = ReadonlyArray<{ table: string; docs: ReadonlyArray<D> }>;
+
+/** PostgreSQL's error for a division by zero: how {@link insertAndReplace} fails its own statement. */
+const DIVISION_BY_ZERO = '22012';
+
+/**
+ * insertDocsTogether's inserts and replaceDocs' replaces in one statement: one
+ * commit where they took two (issue 17: a write batch of updates stores its oplog
+ * entries and ledger records and replaces its documents at once). All or nothing:
+ * false, having written nothing, when a table does not exist, a document holds a
+ * value JSON cannot carry, or a document to replace is not there (the statement
+ * then fails on purpose: the count of replaced rows divides). PostgreSQL's own
+ * refusals (a unique key held twice, 23505) are thrown; nothing was written then either.
+ */
+export async function insertAndReplace(
+  pool: pg.Pool,
+  dbName: string,
+  inserts: DocSet<Record<string, unknown>>,
+  replaces: DocSet<Record<string, unknown> & { _id: string }>,
+): Promise<boolean> {
+  const params: Array<string | string[]> = [];
+  for (const set of inserts) {
     const rows: string[] = [];
     for (const doc of set.docs) {
       const jsonb = jsonbFromDocument(doc);
       if (jsonb === undefined) return false;
       rows.push(JSON.stringify(jsonb));
     }
-    bodies.push(`[${rows.join(',')}]`);
+    params.push(`[${rows.join(',')}]`);
+  }
+  for (const set of replaces) {
+    const { ids, bodies, left } = replacements(set.docs);
+    if (left.length > 0) return false;
+    params.push(ids, bodies);
   }
   return withTables(pool, async () => {
-    const tables = await Promise.all(sets.map((set) => tableIn(pool, dbName, set.table)));
-    if (tables.some((t) => t === undefined)) return false;
+    const into = await Promise.all(inserts.map((set) => tableIn(pool, dbName, set.table)));
+    const from = await Promise.all(replaces.map((set) => tableIn(pool, dbName, set.table)));
+    if ([...into, ...from].some((t) => t === undefined)) return false;
     // One statement (data-modifying CTEs): all of it is written, or none.
-    const inserts = tables.map((into, i) => `w${i} AS (${insertRowsSql(into as string, `$${i + 1}`)} RETURNING 1)`);
-    await pool.query(`WITH ${inserts.join(', ')} ${tables.map((_, i) => `SELECT count(*) FROM w${i}`).join(' UNION ALL ')}`, bodies);
+    const ctes = [
+      ...into.map((t, i) => `w${i} AS (${insertRowsSql(t as string, `$${i + 1}`)} RETURNING 1)`),
+      ...from.map((t, i) => `u${i} AS (${replaceSql(t as string, `$${into.length + 2 * i + 1}`, `$${into.length + 2 * i + 2}`)} RETURNING 1)`),
+    ];
+    // Every document to replace must be there, else the whole statement fails (nothing written).
+    const whole = replaces.map((set, i) => `(SELECT count(*) FROM u${i}) = ${set.docs.length}`);
+    try {
+      await pool.query(`WITH ${ctes.join(', ')} SELECT 1 / (CASE WHEN ${['true', ...whole].join(' AND ')} THEN 1 ELSE 0 END) AS whole`, params);
+    } catch (err) {
+      if ((err as { code?: string }).code === DIVISION_BY_ZERO) return false;
+      throw err;
+    }
     return true;
   });
 }

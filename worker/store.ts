@@ -22,7 +22,8 @@ import { Oplog, OPLOG, toStored as storedEntry, type OplogBatchDoc, type OplogDo
 import type { TrimLimits } from './oplog-trim.js';
 import { LEDGER, recordOf, RequestLedger, toStored as storedRecord, type LedgerRecord } from './request-ledger.js';
 import { Tables, type AnyDoc } from './tables.js';
-import { countDocs, docsByIds, insertDocsTogether, replaceDocs } from './pg-docs.js';
+import { countDocs, docsByIds, insertAndReplace, insertDocsTogether, replaceDocs } from './pg-docs.js';
+import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js';
@@ -202,14 +203,40 @@ export class Store {
     const pool = this.pgPool();
     if (pool === undefined) return false;
     try {
-      return await insertDocsTogether(pool, this.db.databaseName, [
-        { table: OPLOG, docs: entries.map((e, i) => storedEntry(e, undo?.[i])) },
-        { table: LEDGER, docs: records.map(storedRecord) },
-      ]);
+      return await insertDocsTogether(pool, this.db.databaseName, recordSets(entries, records, undo));
     } catch (err) {
       this.log?.warn({ err }, 'recording entries in PostgreSQL failed; recording them through FerretDB');
       return false;
     }
+  }
+
+  /**
+   * recordEntries and applyOps at once, for a master's batch whose ops only replace
+   * documents the tables hold (a batch of updates): on FerretDB/PostgreSQL one
+   * statement (pg-docs.ts insertAndReplace), one commit where the two took two
+   * (issue 17: an update at concurrency 1). Stronger than the rule above: the
+   * entries and the data are stored together or not at all. False, having changed
+   * nothing, for any other batch or when it cannot: the caller records, then applies.
+   */
+  async recordAndReplace(entries: readonly SyncEntry[], undo: ReadonlyArray<readonly SyncOp[] | undefined>, ops: readonly SyncOp[]): Promise<boolean> {
+    const pool = this.pgPool();
+    const steps = planApply(ops, true);
+    const step = steps[0];
+    if (pool === undefined || entries.length === 0 || steps.length !== 1 || step?.kind !== 'changes') return false;
+    const writes = groupByTable(step.changes);
+    if (writes.some((w) => w.inserts.length > 0 || w.deletes.length > 0)) return false;
+    const records = ledgerRecords(entries);
+    try {
+      const replaces = writes.map((w) => ({ table: w.table, docs: w.replaces }));
+      if (!(await insertAndReplace(pool, this.db.databaseName, recordSets(entries, records, undo), replaces))) return false;
+    } catch (err) {
+      // 23505: a unique key held twice on the way (a swap of keys): the ordered path writes it.
+      if ((err as { code?: string }).code !== '23505') this.log?.warn({ err }, 'storing a batch in PostgreSQL failed; recording and applying it one after the other');
+      return false;
+    }
+    this.oplog.recorded(entries);
+    this.ledger.recorded(records);
+    return true;
   }
 
   async recordEntry(entry: SyncEntry): Promise<void> {
@@ -451,6 +478,14 @@ export class Store {
     await this.readPool?.end().catch(() => undefined);
     await this.client.close().catch(() => undefined);
   }
+}
+
+/** A batch's oplog entries (with the master's undo ops) and ledger records, as the documents stored in PostgreSQL. */
+function recordSets(entries: readonly SyncEntry[], records: readonly LedgerRecord[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Array<{ table: string; docs: Array<Record<string, unknown>> }> {
+  return [
+    { table: OPLOG, docs: entries.map((e, i) => storedEntry(e, undo?.[i])) },
+    { table: LEDGER, docs: records.map(storedRecord) },
+  ];
 }
 
 /** The ledger records of stored entries: none for a void entry (its write was never applied). */

@@ -9,7 +9,7 @@ import { MongoClient } from 'mongodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idsPresent, tableIn } from '../../worker/pg-layout.js';
-import { countDocs, docsByIds, insertDocsTogether, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
+import { countDocs, docsByIds, insertAndReplace, insertDocsTogether, jsonbFromDocument, replaceDocs } from '../../worker/pg-docs.js';
 import { mongoPrefix } from '../../worker/tables.js';
 import { ferretdbOnPostgres, startFerretDb, type TestFerretDb } from './ferretdb.js';
 
@@ -125,6 +125,20 @@ describe.skipIf(!ferretdbOnPostgres)('FerretDB layout in PostgreSQL (worker/pg-l
     // A unique key taken twice fails the transaction whole.
     await expect(insertDocsTogether(p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: 6 }] }, { table: 'shapes', docs: [{ _id: 's10', name: 'n9' }] }])).rejects.toMatchObject({ code: '23505' });
     expect(await oplog.countDocuments({ _id: 6 })).toBe(0);
+    // Entries inserted and documents replaced in one statement (a batch of updates): all or nothing.
+    const s1 = (await coll.findOne({ _id: 's1' })) as D;
+    const withEntry = (seq: number, doc: D): Parameters<typeof insertAndReplace> => [p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: seq, ops: '[]' }] }], [{ table: 'shapes', docs: [doc] }]];
+    expect(await insertAndReplace(...withEntry(20, { ...s1, n: 20 }))).toBe(true);
+    expect(await coll.findOne({ _id: 's1' })).toEqual({ ...s1, n: 20 });
+    expect(await oplog.countDocuments({ _id: 20 })).toBe(1);
+    // A document to replace that is not there: nothing written, not even the entry.
+    expect(await insertAndReplace(p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: 21, ops: '[]' }] }], [{ table: 'shapes', docs: [{ ...s1, n: 21 }, { _id: 'gone', name: 'g' }] }])).toBe(false);
+    expect(await coll.findOne({ _id: 's1' })).toEqual({ ...s1, n: 20 });
+    // A unique key held twice: thrown, nothing written.
+    await expect(insertAndReplace(...withEntry(22, { ...s1, name: 'c' }))).rejects.toMatchObject({ code: '23505' });
+    expect(await oplog.countDocuments({ _id: { $in: [21, 22] } })).toBe(0);
+    expect(await insertAndReplace(...withEntry(23, { ...s1, at: new Date() }))).toBe(false);
+    expect(await coll.findOne({ _id: 's1' })).toEqual({ ...s1, n: 20 });
     // By `_id`, on the index (no scan), in a table of 2,000.
     const users = (await tableIn(p, WORKER_DB, 'users')) as string;
     const plan = await p.query<{ 'QUERY PLAN': string }>(

@@ -280,17 +280,25 @@ async function burst(n: number, concurrency: number, write: (i: number) => Promi
 
 const secs = (ms: number | undefined): string => (ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`);
 
+/** When the orchestrator saw the slave serve (its own log), ms after the request: the bench's HTTP poll lags it under load. */
+const sawServe = (c: CatchUpCase | undefined): number | undefined => c?.profile?.['orchestrator-saw-it-serve'];
+
 export function catchUpTable(cases: readonly CatchUpCase[]): string {
   const base = cases[0]?.servedMs ?? 1;
+  const sawBase = sawServe(cases[0]);
+  const saw = (c: CatchUpCase): string => {
+    const ms = sawServe(c);
+    return ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s${sawBase === undefined ? '' : ` (×${(ms / sawBase).toFixed(2)})`}`;
+  };
   const rows = cases.map(
     (c) =>
-      `| ${c.name} | ${c.documents.toLocaleString('en-US')} | ${c.history.toLocaleString('en-US')} | ${(c.servedMs / 1000).toFixed(2)} s | ×${(c.servedMs / base).toFixed(2)} | ${
+      `| ${c.name} | ${c.documents.toLocaleString('en-US')} | ${c.history.toLocaleString('en-US')} | ${(c.servedMs / 1000).toFixed(2)} s | ×${(c.servedMs / base).toFixed(2)} | ${saw(c)} | ${
         c.copyMs === undefined ? '–' : `${c.copiedDocs?.toLocaleString('en-US')} docs in ${(c.copyMs / 1000).toFixed(2)} s`
       } | ${c.ledgerMs === undefined ? '–' : `${c.ledgerRecords?.toLocaleString('en-US')} in ${(c.ledgerMs / 1000).toFixed(2)} s`} | ${c.writesPerSec ?? '–'} | ${secs(c.processStartedMs)} / ${secs(c.copyStartedMs)} |`,
   );
   return [
-    '| situation | documents | history (seq) | new slave serving after | vs. case 1 | snapshot copy | ledger copied (beside) | writes/s meanwhile | slave process up / copy began |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| situation | documents | history (seq) | new slave serving after | vs. case 1 | orchestrator saw it serve (vs. case 1) | snapshot copy | ledger copied | writes/s meanwhile | slave process up / copy began |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }
@@ -344,7 +352,12 @@ async function repeatHistory(n: number, incs: number, config: ReturnType<typeof 
     }
   }
   const ratios = pairs.map(([a, b]) => b.servedMs / a.servedMs);
+  const sawRatios = pairs.flatMap(([a, b]) => {
+    const [x, y] = [sawServe(a), sawServe(b)];
+    return x === undefined || y === undefined ? [] : [y / x];
+  });
   process.stdout.write(`\n${catchUpTable(pairs.flat())}\n\n`);
+  if (sawRatios.length > 0) process.stdout.write(`As the orchestrator saw them serve: ×${sawRatios.map((x) => x.toFixed(2)).join(', ×')}; median ×${median(sawRatios).toFixed(2)}.\n`);
   process.stdout.write(
     `After ${incs.toLocaleString('en-US')} $inc, ×${ratios.map((x) => x.toFixed(2)).join(', ×')} of the no-history time; median ×${median(ratios).toFixed(2)} (served: no history ${(median(pairs.map((p) => p[0].servedMs)) / 1000).toFixed(2)} s, after history ${(median(pairs.map((p) => p[1].servedMs)) / 1000).toFixed(2)} s, medians); load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}.\n\n`,
   );

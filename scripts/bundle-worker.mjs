@@ -3,8 +3,9 @@
 // is at least as new as dist/worker/main.js (orchestrator/runtimes/process-runtime.ts).
 // Loading its modules file by file, a new worker's process had used 0.27-0.34 s of
 // CPU by the time its code was loaded (0.5-3 s of wall time on a busy 2-core
-// machine); from one file, 0.13-0.15 s (issue 16: a new slave's start). Run by `npm run build:service`, after tsc. esbuild comes with the
-// test tools (vitest's vite); without it the worker runs unbundled, as before.
+// machine); from one file, 0.13-0.15 s (issue 16: a new slave's start). Run by
+// `npm run build:service`, after tsc. esbuild is a devDependency; where it is not
+// installed, the worker runs unbundled, as before.
 import process from 'node:process';
 
 let build;

@@ -288,8 +288,8 @@ export class ClusterManager {
 
   /**
    * Takes charge as the elected leader: the first time, adopts the running
-   * workers or bootstraps the cluster (see start); after a deposition, simply
-   * acts again.
+   * workers or bootstraps the cluster (see start); after a deposition, adopts
+   * the workers another leader started meanwhile, and acts again.
    */
   async lead(): Promise<void> {
     this.s.leading = true;
@@ -303,6 +303,15 @@ export class ClusterManager {
         throw err;
       }
       return;
+    }
+    // Without them this leader could not stop or kill those workers: a crash drill answered a pid it did not kill
+    // (or the dead one it remembered), and a switchover from a master it did not run waited for that master to fence
+    // itself, gave up and held writes meanwhile (found by fault testing two npm starts).
+    try {
+      const adopted = await this.d.runtime.adopt();
+      this.d.logger.info({ workers: adopted.length }, 'leading again: adopted the running workers');
+    } catch (err) {
+      this.d.logger.warn({ err: (err as Error).message }, 'leading again: adopting the running workers failed; acting on those known');
     }
     this.kick();
   }

@@ -59,6 +59,21 @@ interface UnitFile {
 
 const UNIT_FILE = 'unit.json';
 
+/**
+ * Removes a worker's unit file if it still describes process `workerPid`. By the time an exit is
+ * reported it may describe a newer process of the worker (another orchestrator restarted it in place
+ * while this one was paused), and without it no orchestrator adopts that process any more.
+ */
+function removeOwnUnitFile(dir: string, workerPid: number): void {
+  const file = path.join(dir, UNIT_FILE);
+  try {
+    if ((JSON.parse(readFileSync(file, 'utf8')) as UnitFile).workerPid !== workerPid) return;
+  } catch {
+    return; // gone, or not ours to judge
+  }
+  rmSync(file, { force: true });
+}
+
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process';
   private readonly units = new Map<string, Unit>();
@@ -216,7 +231,7 @@ export class ProcessRuntime implements Runtime {
 
   private reportExit(unit: Unit, code: number | null, signal: string | null): void {
     this.units.delete(unit.id);
-    rmSync(path.join(unit.dir, UNIT_FILE), { force: true });
+    removeOwnUnitFile(unit.dir, unit.pid);
     const info: ExitInfo = { id: unit.id, pid: unit.pid, code, signal, expected: unit.expected };
     this.opts.logger.info({ ...info, pid: undefined, workerPid: info.pid }, 'worker exited');
     for (const l of this.listeners) l(info);

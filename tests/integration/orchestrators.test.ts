@@ -257,6 +257,51 @@ describe('several orchestrators', () => {
     }
   }, 180_000);
 
+  it('a leader elected again adopts the workers another leader started meanwhile: its crash drill kills one of them', async () => {
+    // Found by fault testing against two npm starts: a re-elected leader acted only on the workers it had adopted or
+    // started itself, so a drill answered 200 with the pid of a worker it did not kill, and a switchover from a
+    // master it did not run waited 29 s for that master to fence itself, gave up, and held writes meanwhile.
+    const { leader, follower, cleanUp } = processPair();
+    const json = async (url: string, method = 'GET', body?: unknown): Promise<any> => {
+      const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000), ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+      return res.json();
+    };
+    const leads = async (o: OrchestratorProcess): Promise<boolean> =>
+      ((await json(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
+    const serving = async (o: OrchestratorProcess): Promise<Array<{ id: string; pid: number; role: string; state: string }>> => {
+      const ws = (await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>;
+      return ws.filter((w) => w.state === 'master' || w.state === 'slave');
+    };
+    try {
+      await leader.start(60_000);
+      await follower.start(60_000);
+      const first = new Set((await serving(follower)).map((w) => w.pid));
+      leader.signal('SIGSTOP');
+      await eventually(() => leads(follower), 20_000, 'the follower to lead while the leader is paused');
+      // A slave killed through the new leader: it starts the replacement (or restarts it in place), a process of its own.
+      await eventually(async () => Array.isArray(await json(`${follower.url}/api/v1/crash/slave`, 'POST')), 15_000, 'a crash drill through the new leader');
+      await eventually(async () => {
+        const now = await serving(follower);
+        return now.length === first.size && now.some((w) => !first.has(w.pid));
+      }, 60_000, 'a replacement slave started by the second leader');
+      const started = (await serving(follower)).find((w) => !first.has(w.pid));
+      expect(started?.role).toBe('slave');
+      leader.signal('SIGCONT');
+      await eventually(async () => !(await leads(leader)) && (await json(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+      follower.signal('SIGSTOP');
+      await eventually(() => leads(leader), 20_000, 'the first leader to lead again');
+      // The slave with the highest pid is the newest one: the second leader's.
+      // Right after taking over a leader may refuse a drill (409): asked again until it names a pid.
+      let killed: unknown;
+      await eventually(async () => Array.isArray((killed = await json(`${leader.url}/api/v1/crash/slave`, 'POST'))), 15_000, 'a crash drill through the leader');
+      expect(killed).toEqual([String(started?.pid)]);
+      await eventually(() => !alive(started?.pid ?? 0), 10_000, `the slave the drill named (pid ${started?.pid}) to be dead`);
+    } finally {
+      follower.signal('SIGCONT');
+      await cleanUp();
+    }
+  }, 240_000);
+
   it('a leader SIGSTOPped past the session timeout and resumed takes no action: it finds itself deposed, and one replacement follows one death', async () => {
     const { leader, follower, cleanUp } = processPair();
     const json = async (url: string, method = 'GET'): Promise<any> => {

@@ -30,12 +30,14 @@ export async function probeRabbitmq(url: string, timeoutMs: number): Promise<str
       }),
     ]);
     // Not awaited: a node that dies between the handshake and close-ok leaves close() unsettled (seen in the
-    // HA kill test: it held the manager's whole step, and nothing was restarted any more).
+    // HA kill test: it held the manager's whole step, and nothing was restarted any more). Such a connection
+    // later emits 'error' (ECONNRESET, heartbeat timeout): with no listener that would throw in the manager.
+    conn.on('error', () => undefined);
     void conn.close().catch(() => undefined);
     return undefined;
   } catch (err) {
     // A connection that opens after the timeout is closed, not leaked.
-    void attempt.then((late) => late.close()).catch(() => undefined);
+    void attempt.then((late) => late.on('error', () => undefined).close()).catch(() => undefined);
     return (err as Error).message.replace(/^no RabbitMQ broker of [^:]+ accepted a connection: /, '');
   } finally {
     clearTimeout(timer);

@@ -29,9 +29,10 @@ const read = (body: Record<string, unknown>, afterSeq?: number) => c.post('/api/
 
 /** Each live worker's secondary indexes of a table, read from its own database: worker id → "name:keys:unique" sorted. */
 async function indexesOnEveryReplica(table: string): Promise<Map<string, string[]>> {
-  await dumpAllReplicas(c.orch);
+  // The replicas found level (a worker that registered since, still starting, has not copied the indexes yet).
+  const level = await dumpAllReplicas(c.orch);
   const out = new Map<string, string[]>();
-  for (const w of c.orch.view.workers.values()) {
+  for (const w of [...c.orch.view.workers.values()].filter((x) => level.has(x.id))) {
     const client = new MongoClient(w.dbUrl, { serverSelectionTimeoutMS: 5000 });
     try {
       await client.connect();

@@ -7,6 +7,7 @@ import type { Dump } from '../../tools/nemesis/checker.js';
 import { dumpDb } from '../../tools/nemesis/replicas.js';
 import { MongoClient } from 'mongodb';
 import { OPLOG } from '../../worker/oplog.js';
+import type { WorkerZnode } from '../../coordination/schemas.js';
 import { eventually } from './harness.js';
 
 // Reading one database: one copy, the nemesis'.
@@ -36,11 +37,15 @@ export async function dumpAllReplicas(orch: Pick<Orchestrator, 'view'>, timeoutM
     [...orch.view.workers.values()].map((w) => `${w.id} ${w.role}/${w.state} seq ${w.appliedSeq}`).join('; ') || 'no workers';
   const first = orch.view.masterStatus();
   const stored = first ? await newestOplogSeq(first.dbUrl).catch(() => 0) : 0;
+  // A worker still starting or syncing is never level (it may be dropping or copying its data), and the
+  // ones found level are the ones dumped: one that registers after the check would dump empty or partial.
+  let level: WorkerZnode[] = [];
   await eventually(
     () => {
       const master = orch.view.masterStatus();
       if (!master || (master.id === first?.id && master.appliedSeq < stored)) return false;
-      return [...orch.view.workers.values()].every((w) => w.state !== 'syncing' && w.appliedSeq === master.appliedSeq);
+      level = [...orch.view.workers.values()];
+      return level.every((w) => w.state !== 'starting' && w.state !== 'syncing' && w.appliedSeq === master.appliedSeq);
     },
     timeoutMs,
     'every replica to reach the master seq',
@@ -48,6 +53,6 @@ export async function dumpAllReplicas(orch: Pick<Orchestrator, 'view'>, timeoutM
     throw new Error(`${(err as Error).message} (view ${orch.view.ready ? 'ready' : 'not ready'}, master ${orch.view.master?.id ?? 'none'}: ${seqs()})`);
   });
   const dumps = new Map<string, Dump>();
-  for (const w of orch.view.workers.values()) dumps.set(w.id, await dumpDb(w.dbUrl));
+  for (const w of level) dumps.set(w.id, await dumpDb(w.dbUrl));
   return dumps;
 }

@@ -122,8 +122,16 @@ export class ProcessRuntime implements Runtime {
     const dir = this.unitDir(spec.id);
     const dbDir = path.join(dir, 'db');
     const launchStarted = Date.now();
+    // A close or kill may come at any await below: it is noted at once, and kills whatever was spawned by then.
+    let aborted = false;
+    let killSpawned = (): void => undefined;
+    pending.abort = () => {
+      aborted = true;
+      killSpawned();
+    };
     const storage = this.storage(spec.id, dbDir);
     const port = await freePort();
+    if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
     // The worker first, so it loads its code while its storage is made and its database starts (issue 16: a
     // new slave's start); it waits for the database's port itself (worker.ts). Either failing kills the other.
     const worker = this.spawnLogged(process.execPath, ['--max-semi-space-size=2', this.workerEntry], path.join(dir, 'worker.log'), {
@@ -141,11 +149,7 @@ export class ProcessRuntime implements Runtime {
       worker.once('exit', (code, signal) => resolve({ code, signal }));
       worker.once('error', () => resolve({ code: null, signal: null }));
     });
-    let aborted = false;
-    pending.abort = () => {
-      aborted = true;
-      worker.kill('SIGKILL');
-    };
+    killSpawned = () => worker.kill('SIGKILL');
     let db: ChildProcess | undefined;
     let dbDead = false;
     let dbExited: Promise<void> = Promise.resolve();
@@ -157,8 +161,7 @@ export class ProcessRuntime implements Runtime {
       if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
       const dbChild = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port, pgUrl), path.join(dir, 'db.log'), {});
       db = dbChild;
-      pending.abort = () => {
-        aborted = true;
+      killSpawned = () => {
         worker.kill('SIGKILL');
         dbChild.kill('SIGKILL');
       };

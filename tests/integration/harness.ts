@@ -102,6 +102,7 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
     },
     close: async () => {
       let leaked: number[] = [];
+      let named: string[] = [];
       try {
         await orch.close();
       } finally {
@@ -112,6 +113,7 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
           // and data): even when closing failed, no process, queue or directory may outlive the test.
           namespaceUsers.delete(namespace);
           leaked = leftoverProcesses(namespace, dataDir);
+          named = leaked.map((pid) => `${pid} (${commandOf(pid)})`);
           for (const pid of leaked) process.kill(pid, 'SIGKILL');
           // Workers whose data is still there (the master's, kept for a next start) may still own queues.
           const nsDir = path.join(dataDir, namespace);
@@ -121,9 +123,18 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
           rmSync(dataDir, { recursive: true, force: true });
         }
       }
-      if (leaked.length > 0) throw new Error(`closing the cluster left ${leaked.length} process(es) running: ${leaked.join(', ')}`);
+      if (leaked.length > 0) throw new Error(`closing the cluster left ${leaked.length} process(es) running: ${named.join(', ')}`);
     },
   };
+}
+
+/** A process's command line, for naming a leaked process ('' once it is gone). */
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 200);
+  } catch {
+    return '';
+  }
 }
 
 /** Processes of this test cluster still running: databases under its data directory, workers of its namespace. */

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -312,6 +312,29 @@ for (const backend of backends) {
       expect(await backend.removed(ctx.ns, ctx.dataDir, h.id)).toBe(true);
       expect(runtime.hasData?.(h.id)).toBe(false);
       await runtime.stop(h.id, 1000);
+    });
+
+    // A close that comes while a start awaits (a free port, the worker's storage) must reach what that start
+    // spawns after it: a start that went on regardless left a worker and its database running past the close.
+    it.runIf(backend.kind === 'process')('a close during a start cancels it and leaves no process of that worker', async () => {
+      const runtime = fresh();
+      const id = `w${randomBytes(4).toString('hex')}`;
+      ctx.started.push(id);
+      const starting = runtime.startWorker({ id, role: 'master', term: 1 });
+      await runtime.close(5000);
+      await expect(starting).rejects.toThrow(/cancelled|closed/);
+      const ours = (): number[] =>
+        readdirSync('/proc')
+          .filter((e) => /^\d+$/.test(e))
+          .filter((e) => {
+            try {
+              return processEnvOf(Number(e)).includes(`DBAAS_WORKER_ID=${id}`) || readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(path.join(ctx.dataDir, ctx.ns, id));
+            } catch {
+              return false;
+            }
+          })
+          .map(Number);
+      await eventually(() => ours().length === 0, 10_000, `no process of ${id}`);
     });
 
     it('remove refuses a running worker', async () => {

@@ -95,6 +95,9 @@ export function refusedByStorage(err: unknown): err is MongoServerError {
 
 /** The answer to a write the storage refused (the storage's words, cut short: they may quote the value). */
 export function storageRefusal(err: Error): DbaasError {
-  const said = err.message.length > 300 ? `${err.message.slice(0, 300)}…` : err.message;
+  // FerretDB prefixes its error with where in its own code it passed ("[msg_insert.go:168 handler.(*Handler).MsgInsert]"):
+  // the client is told what the database said, not the server's call chain.
+  const plain = err.message.replace(/\[[^\]]*\.go:\d+[^\]]*\]\s*/g, '').trim();
+  const said = plain.length > 300 ? `${plain.slice(0, 300)}…` : plain;
   return new DbaasError('DBAAS_WRITE_REFUSED_BY_STORAGE', `the database refused the write; nothing of it was applied: ${said}`);
 }

@@ -11,7 +11,7 @@ import { decodeSync, encode, type SyncEntry } from '../../common/messages.js';
 import { planApply } from '../../worker/apply-plan.js';
 import { buildWrite } from '../../worker/entry-builder.js';
 import { ledgerRecords } from '../../worker/store.js';
-import { PreImages, refusedByStorage, undoOps, voided } from '../../worker/void-batch.js';
+import { PreImages, refusedByStorage, storageRefusal, undoOps, voided } from '../../worker/void-batch.js';
 import { BatchView, planBatch } from '../../worker/write-batch.js';
 import { MemoryDb, rng } from './memory-db.js';
 
@@ -105,5 +105,16 @@ describe('refusedByStorage', () => {
     expect(refusedByStorage(server('failed to connect to `host=127.0.0.1`: dial tcp: connect: connection refused', 1))).toBe(false);
     expect(refusedByStorage(server('shutting down', 91))).toBe(false);
     expect(refusedByStorage(new Error('socket closed'))).toBe(false);
+  });
+});
+
+describe('the answer to a refused write', () => {
+  it("tells what the database said, without FerretDB's call chain", () => {
+    const err = new Error(
+      '[msg_insert.go:168 handler.(*Handler).MsgInsert] [collection.go:163 postgresql.(*collection).InsertAll.func1] ERROR: index row size 7024 exceeds btree version 4 maximum 2704 for index "t_idx" (SQLSTATE 54000)',
+    );
+    const refused = storageRefusal(err);
+    expect(refused.code).toBe('DBAAS_WRITE_REFUSED_BY_STORAGE');
+    expect(refused.message).toBe('the database refused the write; nothing of it was applied: ERROR: index row size 7024 exceeds btree version 4 maximum 2704 for index "t_idx" (SQLSTATE 54000)');
   });
 });

@@ -219,10 +219,13 @@ export class Store {
    * nothing, for any other batch or when it cannot: the caller records, then applies.
    */
   async recordAndReplace(entries: readonly SyncEntry[], undo: ReadonlyArray<readonly SyncOp[] | undefined>, ops: readonly SyncOp[]): Promise<boolean> {
+    // Only puts of documents the tables hold can be replaces: any other batch (inserts, deletes, clears, every
+    // batch without PostgreSQL) goes the ordered way at once, without planning its ops here and again in applyOps.
+    if (entries.length === 0 || !ops.every((op) => op.t === 'put' && op.fresh !== true)) return false;
     const pool = this.pgPool();
     const steps = planApply(ops, true);
     const step = steps[0];
-    if (pool === undefined || entries.length === 0 || steps.length !== 1 || step?.kind !== 'changes') return false;
+    if (pool === undefined || steps.length !== 1 || step?.kind !== 'changes') return false;
     const writes = groupByTable(step.changes);
     if (writes.some((w) => w.inserts.length > 0 || w.deletes.length > 0)) return false;
     const records = ledgerRecords(entries);

@@ -173,6 +173,31 @@ export class ZkSession extends EventEmitter implements ZkStore {
       if (this.live) void this.exists('/').catch(() => undefined);
     }, Math.max(100, Math.floor(this.opts.sessionTimeoutMs / 3)));
     this.heartbeat.unref();
+    // An ensemble: a server that stops answering on an open socket (SIGSTOPped, wedged) would keep this
+    // client, and its session would expire at the leader, since its pings reach no one. Like the Java
+    // client's read timeout, a connection unanswered for 2/3 of the session timeout is dropped; the client
+    // then reconnects to the next server of the connect string within the same session.
+    if (this.opts.connect.includes(',')) {
+      this.silenceCheck ??= setInterval(() => this.dropSilentServer(), Math.max(50, Math.floor(this.opts.sessionTimeoutMs / 6)));
+      this.silenceCheck.unref();
+    }
+  }
+
+  private silenceCheck: NodeJS.Timeout | undefined;
+  private droppedAt = 0;
+
+  /** Drops the connection to a server that has not answered for 2/3 of the session timeout (an ensemble only). */
+  private dropSilentServer(): void {
+    const now = Date.now();
+    const limitMs = Math.floor((2 * this.opts.sessionTimeoutMs) / 3);
+    if (this.closed || !this.live || this.disconnectedAt !== undefined || this.contactAgeMs(now) <= limitMs) return;
+    // One drop per silence: the reconnect (to the next server) moves lastContactAt.
+    if (now - this.droppedAt < limitMs) return;
+    const socket = (this.client as unknown as { connectionManager?: { socket?: net.Socket } } | undefined)?.connectionManager?.socket;
+    if (!socket || socket.destroyed) return;
+    this.droppedAt = now;
+    this.opts.logger.warn({ silentMs: this.contactAgeMs(now) }, 'zookeeper server unanswered for 2/3 of the session timeout; reconnecting to the next server in the same session');
+    socket.destroy();
   }
 
   /** Milliseconds since the server last answered (Infinity before the first session). */
@@ -383,6 +408,8 @@ export class ZkSession extends EventEmitter implements ZkStore {
     this.stuckTimer = undefined;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = undefined;
+    if (this.silenceCheck) clearInterval(this.silenceCheck);
+    this.silenceCheck = undefined;
     this.live = false;
     this.client?.close();
     this.client = undefined;

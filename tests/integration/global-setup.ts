@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { canConnect } from '../../common/probes.js';
 import { dropOrphanDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { stopHaPlatformOf } from './ha-platform.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -22,7 +23,7 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-export default async function setup(): Promise<void> {
+export default async function setup(): Promise<() => Promise<void>> {
   // A fresh directory for this run's service logs (see log-files.ts).
   const logDir = process.env.DBAAS_TEST_LOG_DIR ?? path.join(root, '.dbaas/test-logs');
   if (logDir) {
@@ -51,4 +52,9 @@ export default async function setup(): Promise<void> {
   if (missing.length > 0) {
     throw new Error(`integration tests need ${missing.join(', ')}: run them with \`npm test\`, which sets these up`);
   }
+  // The HA platform platform-ha.test.ts started, if its process died before its own afterAll stopped it
+  // (its marker names this process, the parent of the test files' forks).
+  return async () => {
+    if (await stopHaPlatformOf(process.pid)) process.stdout.write('[global teardown] stopped the HA platform this run started\n');
+  };
 }

@@ -21,10 +21,27 @@
  * and a min/median/p90/max table to pauses.md (default under the temp
  * directory; docs/FAILOVER.md).
  *
- * Opt-in (DBAAS_HA_TEST=1, or `npm run test:ha`; `DBAAS_HA_KILLS=10 npm run
- * test:ha` is the 10-kill run of docs/FAILOVER.md, `-- -t 'ZooKeeper leader'`
- * picks kinds): about 45 s to start the platform from nothing, then 20-60 s per
- * kill, more than the default suite's budget.
+ * In `npm test` (DBAAS_HA_TEST unset): one kill of five kinds, each a
+ * different client path: the write queue's leader node (the quorum queues
+ * elect, the master sets up again), orchestrator P's own broker node (the
+ * orchestrator reconnects), the ZooKeeper leader (the ensemble elects), a
+ * wedged follower (the clients on it must leave a server that answers nothing)
+ * and the leading orchestrator (the manager restarts it, the client moves to
+ * the other); about 2 min with the platform started from nothing and stopped
+ * at the end. Safety, recovery and the restart are asserted there; the 2 s
+ * goal is a latency figure, asserted by the opt-in distribution run, not in a
+ * suite that runs under any load. `npm run test:ha` (DBAAS_HA_TEST=1) adds the
+ * second RabbitMQ node (the master's own broker node) and a ZooKeeper follower
+ * killed after the first came back, and asserts the 2 s goal for every kind;
+ * `DBAAS_HA_KILLS=10 npm run test:ha` is the 10-kill run of docs/FAILOVER.md,
+ * `-- -t 'ZooKeeper leader'` picks kinds. DBAAS_HA_TEST=0 skips the file.
+ *
+ * The platform is this checkout's (scripts/platform-ha.sh: .dbaas/ha/, ports
+ * 2281-2283 and 5682-5684). When none of it was running (or what runs was
+ * left by a test run that is gone), this file started it and stops it at the
+ * end; the integration project's global teardown stops it too if this file's
+ * process died first (a marker in .dbaas/ha/ names the vitest run). A platform
+ * someone started by hand is reused and left running.
  */
 import type { GetMessage } from 'amqplib';
 import { execFile } from 'node:child_process';
@@ -48,21 +65,26 @@ import { haPlatform } from '../../orchestrator/lifecycle/platform-services.js';
 import { SupervisedOrchestrator } from '../../orchestrator/lifecycle/supervised-orchestrator.js';
 import { dropWorkerDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { runProcesses } from '../../tools/nemesis/infra.js';
+import { platformHa as platform, startHaPlatform, stopHaPlatformOf } from './ha-platform.js';
 import { eventually } from './harness.js';
 import { freePort } from './infra.js';
 import { dumpAllReplicas } from './replicas.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
-const enabled = process.env.DBAAS_HA_TEST === '1';
+/** `all`: `npm run test:ha` (DBAAS_HA_TEST=1); `default`: the kinds of `npm test`; `off`: DBAAS_HA_TEST=0. */
+const mode = process.env.DBAAS_HA_TEST === '1' ? 'all' : process.env.DBAAS_HA_TEST === '0' ? 'off' : 'default';
+const enabled = mode !== 'off';
+/** A kind that only `npm run test:ha` runs. */
+const itAll = mode === 'all' ? it : it.skip;
 /** Kills of each kind (DBAAS_HA_KILLS, default 1; docs/FAILOVER.md reports a run with 10). */
 const KILLS = Math.max(1, Number(process.env.DBAAS_HA_KILLS ?? 1) || 1);
 const TABLE = 'ha_writes';
 
-async function platform(cmd: 'start' | 'env' | 'status'): Promise<string> {
-  const { stdout } = await run('bash', [path.join(root, 'scripts/platform-ha.sh'), cmd], { timeout: 400_000, maxBuffer: 16 * 1024 * 1024 });
-  return stdout;
-}
+/** The vitest process of this run (this file runs in its fork): the owner the HA platform's marker names. */
+const runPid = process.ppid;
+/** Whether this run started the platform (and so stops it at the end). */
+let ownPlatform = false;
 
 function parseEnv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -261,7 +283,12 @@ function clientVia(first: SupervisedOrchestrator): DbaasClient {
 }
 
 /** The RabbitMQ nodes (1-3) a process holds AMQP connections to: its sockets' peers among 5682-5684. */
-function amqpNodesOf(pid: number): number[] {
+const amqpNodesOf = (pid: number): number[] => serversOf(pid, 5682);
+/** The ZooKeeper servers (1-3) a process holds sessions' connections to: its sockets' peers among 2281-2283. */
+const zkServersOf = (pid: number): number[] => serversOf(pid, 2281);
+
+/** The servers (1-3) a process holds established TCP connections to: its sockets' peers among first..first+2. */
+function serversOf(pid: number, first: number): number[] {
   const inodes = new Set<string>();
   for (const fd of readdirSync(`/proc/${pid}/fd`)) {
     try {
@@ -277,7 +304,7 @@ function amqpNodesOf(pid: number): number[] {
       const f = line.trim().split(/\s+/);
       if (f.length < 10 || f[3] !== '01' || !inodes.has(f[9] ?? '')) continue;
       const port = parseInt(f[2]?.split(':')[1] ?? '', 16);
-      if (port >= 5682 && port <= 5684) nodes.push(port - 5681);
+      if (port >= first && port <= first + 2) nodes.push(port - first + 1);
     }
   }
   return nodes;
@@ -374,9 +401,10 @@ async function episode(kind: string, tag: string, name: string, kill: () => Prom
   }
 }
 
-/** The goal of docs/FAILOVER.md: writes resume within 2 s of every kill (checked once all kills of a kind are measured). */
+/** The goal of docs/FAILOVER.md: writes resume within 2 s of every kill (checked once all kills of a kind are measured; by `npm run test:ha` only). */
 function expectUnder2s(kind: string): void {
   expect(pauses[kind]?.ms.length, `${kind}: kills measured`).toBe(KILLS);
+  if (mode !== 'all') return;
   expect(Math.max(...(pauses[kind]?.ms ?? [])), `${kind}: longest pause (ms)`).toBeLessThan(2000);
 }
 
@@ -409,10 +437,19 @@ async function killWriteQueueLeader(k: number): Promise<number> {
 }
 
 describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ cluster', () => {
+  // Registered first, so it runs last (vitest runs after-hooks as a stack), whatever the clean-up below did:
+  // a platform this run started does not outlive it.
+  afterAll(async () => {
+    if (!ownPlatform) return;
+    const t = performance.now();
+    await stopHaPlatformOf(runPid);
+    process.stdout.write(`[platform-ha] stopped the HA platform this run started (${Math.round(performance.now() - t)} ms)\n`);
+  }, 180_000);
+
   beforeAll(async () => {
     mkdirSync(keep, { recursive: true });
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-ha-'));
-    await platform('start');
+    ownPlatform = await startHaPlatform(runPid);
     env = parseEnv(await platform('env'));
     expect(env.DBAAS_PLATFORM).toBe('ha');
     const haEnv = { DBAAS_PLATFORM: 'ha', DBAAS_AMQP_URL: env.DBAAS_AMQP_URL ?? '', DBAAS_ZK_CONNECT: env.DBAAS_ZK_CONNECT ?? '', DBAAS_INITIAL_SLAVES: '2', DBAAS_VERIFY_INTERVAL_MS: '0' };
@@ -598,7 +635,7 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
     expectUnder2s('rabbitmq-writeq-leader');
   }, 600_000 * KILLS);
 
-  it("SIGKILL of a second RabbitMQ node after the first came back (the master's broker node when that is not the one killed last)", async () => {
+  itAll("SIGKILL of a second RabbitMQ node after the first came back (the master's broker node when that is not the one killed last)", async () => {
     const names = clusterNames(namespace);
     // Run alone (-t), this kind needs a first kill to follow.
     if (lastRabbit === 0) await killWriteQueueLeader(0);
@@ -650,7 +687,7 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
     expectUnder2s('zookeeper-leader');
   }, 600_000 * KILLS);
 
-  it('SIGKILL of a ZooKeeper follower after the first came back (not the one killed last)', async () => {
+  itAll('SIGKILL of a ZooKeeper follower after the first came back (not the one killed last)', async () => {
     for (let k = 1; k <= KILLS; k++) {
       const leader = await zkLeader();
       const follower = [1, 2, 3].find((n) => n !== lastZk && n !== leader)!;
@@ -665,15 +702,23 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
   }, 600_000 * KILLS);
 
   it('a SIGSTOPped (wedged) ZooKeeper follower is killed and restarted by the lifecycle manager', async () => {
-    // The process is there, ruok gets no answer; the manager kills and restarts it.
+    // The process is there, ruok gets no answer; the manager kills and restarts it. The follower the
+    // master worker's session is connected to, when it is on one: its pings then reach no one, and the
+    // client must move to another server within the session timeout or the master is lost.
     const leader = await zkLeader();
-    const wedged = [1, 2, 3].find((n) => n !== lastZk && n !== leader)!;
+    const followers = [1, 2, 3].filter((n) => n !== leader);
+    const masters = zkServersOf(await masterPid());
+    const wedged = followers.find((n) => masters.includes(n)) ?? followers.find((n) => n !== lastZk)!;
     const pid = zkPid(wedged);
-    process.stdout.write(`[platform-ha] SIGSTOP: ZooKeeper server ${wedged} (pid ${pid})\n`);
+    process.stdout.write(`[platform-ha] SIGSTOP: ZooKeeper server ${wedged} (pid ${pid}; the master's ZooKeeper server: ${masters.join(', ') || 'none'})\n`);
+    // The session that holds /master: one that expired (and took /master back) races the orchestrators' detection.
+    const masterSession = async (): Promise<string | undefined> => (await managerZk!.exists(zkPaths(namespace).master))?.ephemeralOwner.toString('hex');
+    const sessionBefore = await masterSession();
     await episode('zookeeper-wedged', 'zookeeper-wedged', `zookeeper-${wedged}`, async () => {
       process.kill(pid, 'SIGSTOP');
     });
     expect(zkPid(wedged)).not.toBe(pid);
+    expect(await masterSession(), "the master's ZooKeeper session outlived the wedged server (its client moved to another)").toBe(sessionBefore);
     lastZk = wedged;
   }, 600_000);
 
@@ -698,6 +743,6 @@ describe.runIf(enabled)('DBAAS_PLATFORM=ha: a ZooKeeper ensemble and a RabbitMQ 
   }, 600_000 * KILLS);
 });
 
-describe.skipIf(enabled)('DBAAS_PLATFORM=ha (opt-in)', () => {
-  it.skip('runs with DBAAS_HA_TEST=1 or npm run test:ha (it starts a ZooKeeper ensemble and a RabbitMQ cluster)', () => undefined);
+describe.skipIf(enabled)('DBAAS_PLATFORM=ha (DBAAS_HA_TEST=0)', () => {
+  it.skip('runs unless DBAAS_HA_TEST=0 (it starts a ZooKeeper ensemble and a RabbitMQ cluster); npm run test:ha runs every kind', () => undefined);
 });

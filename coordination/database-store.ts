@@ -7,9 +7,16 @@
  * soon as ZooKeeper tells them; a name not in the cache is looked up again before
  * it is refused, so a database just created elsewhere is never refused.
  *
+ * A ZooKeeper outage is ridden out as the write path rides it out: a name the
+ * store last saw listed (or created itself) is still admitted while ZooKeeper
+ * does not answer, and any other lookup, list, create or drop is a 503
+ * DBAAS_COORDINATION_UNAVAILABLE (retry it), never a 500. A session that expired
+ * took its watch with it, so the list is read again on the next lookup.
+ *
  * Only names live here; the data lives in the workers (worker/tables.ts).
  */
 import { DEFAULT_DATABASE } from '../common/databases.js';
+import { DbaasError } from '../common/errors.js';
 import type { ZkPaths } from './paths.js';
 import { encodeZnode, parseZnode } from './schemas.js';
 import { CreateMode, isNodeExists, isNoNode, type ZkStore } from './zk-session.js';
@@ -29,12 +36,18 @@ export class DatabaseStore {
   private readonly parent: string;
   /** The names ZooKeeper last listed; undefined once a change was signalled (or before the first read). */
   private cached: Set<string> | undefined;
+  /** The names last listed, kept through invalidations: what a lookup falls back on while ZooKeeper does not answer. */
+  private readonly known = new Set<string>();
 
   constructor(
     private readonly zk: ZkStore,
     paths: ZkPaths,
   ) {
     this.parent = databasesPath(paths);
+    // A watch lives in its session: after an expiry no change would ever be signalled for the cached list.
+    zk.on('expired', () => {
+      this.cached = undefined;
+    });
   }
 
   private async names(): Promise<Set<string>> {
@@ -50,18 +63,25 @@ export class DatabaseStore {
           this.cached = undefined;
         });
         return [] as string[];
-      });
+      })
+      .catch(unavailable);
     this.cached = new Set(children);
+    this.known.clear();
+    for (const name of children) this.known.add(name);
     return this.cached;
   }
 
   /** Whether a database exists (`default` always does). */
   async exists(name: string): Promise<boolean> {
-    if (name === DEFAULT_DATABASE) return true;
-    if ((await this.names()).has(name)) return true;
-    // Not in the cache: perhaps created a moment ago through another orchestrator.
+    if (name === DEFAULT_DATABASE || this.cached?.has(name)) return true;
+    // Not in a current list: perhaps created a moment ago through another orchestrator.
     this.cached = undefined;
-    return (await this.names()).has(name);
+    try {
+      return (await this.names()).has(name);
+    } catch (err) {
+      if (this.known.has(name)) return true;
+      throw err;
+    }
   }
 
   /** Every database, `default` first, then by name. */
@@ -73,7 +93,7 @@ export class DatabaseStore {
         const createdAt = parseZnode((await this.zk.getData(`${this.parent}/${name}`)).data)?.createdAt;
         out.push(typeof createdAt === 'string' ? { name, createdAt } : { name });
       } catch (err) {
-        if (!isNoNode(err)) throw err;
+        if (!isNoNode(err)) unavailable(err);
       }
     }
     return out;
@@ -81,15 +101,16 @@ export class DatabaseStore {
 
   /** Records a new database; undefined when it exists already. */
   async create(name: string, now = new Date()): Promise<DatabaseInfo | undefined> {
-    await this.zk.mkdirp(this.parent);
+    await this.zk.mkdirp(this.parent).catch(unavailable);
     const info = { name, createdAt: now.toISOString() };
     try {
       await this.zk.create(`${this.parent}/${name}`, encodeZnode({ createdAt: info.createdAt }), CreateMode.PERSISTENT);
     } catch (err) {
       if (isNodeExists(err)) return undefined;
-      throw err;
+      unavailable(err);
     }
     this.cached = undefined;
+    this.known.add(name);
     return info;
   }
 
@@ -99,9 +120,15 @@ export class DatabaseStore {
       await this.zk.remove(`${this.parent}/${name}`);
     } catch (err) {
       if (isNoNode(err)) return false;
-      throw err;
+      unavailable(err);
     }
     this.cached = undefined;
+    this.known.delete(name);
     return true;
   }
+}
+
+/** A ZooKeeper call that failed otherwise than by an answer the store expects: 503, retry. */
+function unavailable(err: unknown): never {
+  throw new DbaasError('DBAAS_COORDINATION_UNAVAILABLE', `the list of databases could not be read or changed: ${(err as Error).message}`);
 }

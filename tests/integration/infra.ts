@@ -61,3 +61,64 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
 }
+
+/** A TCP proxy to the shared ZooKeeper, so a test can cut one cluster off it without touching the server. */
+export interface ZkProxy {
+  port: number;
+  /** The connections open now stop passing anything on (a hung path); new ones pass. */
+  swallow(): void;
+  /** An outage for whoever connects through the proxy: open connections are cut, new ones refused, until `up()`. */
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}
+
+export async function zkProxy(): Promise<ZkProxy> {
+  const open = new Set<{ client: net.Socket; upstream: net.Socket; pipe: boolean }>();
+  let refusing = false;
+  const server = net.createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect({ host: '127.0.0.1', port: 2181 });
+    const conn = { client, upstream, pipe: true };
+    open.add(conn);
+    client.on('data', (d) => conn.pipe && upstream.write(d));
+    upstream.on('data', (d) => conn.pipe && client.write(d));
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(conn);
+    };
+    client.on('error', end).on('close', end);
+    // A swallowed connection stays open towards the client even when the server closes it: a hung path.
+    upstream.on('error', () => conn.pipe && end()).on('close', () => conn.pipe && end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const cutAll = (): void => {
+    for (const c of open) {
+      c.client.destroy();
+      c.upstream.destroy();
+    }
+    open.clear();
+  };
+  return {
+    port,
+    swallow: () => {
+      for (const c of open) c.pipe = false;
+    },
+    down: () => {
+      refusing = true;
+      cutAll();
+    },
+    up: () => {
+      refusing = false;
+    },
+    close: async () => {
+      cutAll();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}

@@ -4,46 +4,11 @@
  * given a new session after max(6 s, 3T), not only at the end of the outage
  * tolerance.
  */
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/logger.js';
 import { ZkSession } from '../../coordination/zk-session.js';
 import { eventually } from './harness.js';
-
-/** A TCP proxy to ZooKeeper; `swallow()` makes the connections open now stop passing anything on. */
-async function zkProxy(): Promise<{ port: number; swallow(): void; close(): Promise<void> }> {
-  const open = new Set<{ client: net.Socket; upstream: net.Socket; pipe: boolean }>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: '127.0.0.1', port: 2181 });
-    const conn = { client, upstream, pipe: true };
-    open.add(conn);
-    client.on('data', (d) => conn.pipe && upstream.write(d));
-    upstream.on('data', (d) => conn.pipe && client.write(d));
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(conn);
-    };
-    client.on('error', end).on('close', end);
-    // A swallowed connection stays open towards the client even when the server closes it: a hung path.
-    upstream.on('error', () => conn.pipe && end()).on('close', () => conn.pipe && end());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port,
-    swallow: () => {
-      for (const c of open) c.pipe = false;
-    },
-    close: async () => {
-      for (const c of open) {
-        c.client.destroy();
-        c.upstream.destroy();
-      }
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
+import { zkProxy } from './infra.js';
 
 let cleanUp: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

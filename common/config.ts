@@ -127,6 +127,12 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly dbBackend: DbBackend;
   /** `DBAAS_PG_URL`: a superuser connection to that PostgreSQL server (`postgres://user@host:port/db`). */
   readonly pgUrl: string | undefined;
+  /**
+   * `DBAAS_SPARE_DATABASES`: with the `postgresql` backend, how many empty worker databases the
+   * process runtime keeps made ahead, so a new worker does not wait for `CREATE DATABASE`
+   * (issue 16; orchestrator/runtimes/spare-databases.ts); 0: none.
+   */
+  readonly spareDatabases: number;
   readonly bodyLimitBytes: number;
   /** Slow clients: a request's headers must arrive within this long, else 408 and the connection is closed. */
   readonly httpHeadersTimeoutMs: number;
@@ -367,6 +373,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     dbBin: r.optional('DBAAS_DB_BIN'),
     dbBackend,
     pgUrl,
+    spareDatabases: r.int('DBAAS_SPARE_DATABASES', 1, 0, 8),
     bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     httpHeadersTimeoutMs,
     httpRequestTimeoutMs,

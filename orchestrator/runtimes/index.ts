@@ -21,6 +21,7 @@ export function createRuntime(config: OrchestratorConfig, logger: Logger): Runti
         dbBin: config.dbBin,
         dbBackend: config.dbBackend,
         ...(config.pgUrl ? { pgUrl: config.pgUrl } : {}),
+        spareDatabases: config.spareDatabases,
         clusterEnv: clusterEnv(config),
         logger: logger.child({ component: 'runtime' }),
       });

@@ -143,13 +143,37 @@ export function databaseUrl(adminUrl: string, name: string): string {
   return u.toString();
 }
 
-export function readMarker(dbDir: string): PgMarker | undefined {
+/** A spare database's file (spare-databases.ts): its marker, and `making` until the database exists. */
+export interface SpareFile extends PgMarker {
+  making?: boolean;
+}
+
+const SPARE_FILE = /^spare-[0-9a-f]+\.json$/;
+
+/** A marker file (a worker's, or a spare's with its `making`); undefined when absent or not one. */
+export function readSpare(file: string): SpareFile | undefined {
   try {
-    const m = JSON.parse(readFileSync(path.join(dbDir, PG_MARKER), 'utf8')) as Partial<PgMarker>;
-    return typeof m.database === 'string' && typeof m.url === 'string' ? { database: m.database, url: m.url } : undefined;
+    const m = JSON.parse(readFileSync(file, 'utf8')) as Partial<SpareFile>;
+    return typeof m.database === 'string' && typeof m.url === 'string' ? { database: m.database, url: m.url, ...(m.making ? { making: true } : {}) } : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The spare databases' files in `nsDir` (`<dataDir>/<namespace>`) and what they name, made or being made. */
+export function spareMarkers(nsDir: string): Array<PgMarker & { file: string }> {
+  if (!existsSync(nsDir)) return [];
+  return readdirSync(nsDir)
+    .filter((f) => SPARE_FILE.test(f))
+    .flatMap((f) => {
+      const m = readSpare(path.join(nsDir, f));
+      return m ? [{ database: m.database, url: m.url, file: path.join(nsDir, f) }] : [];
+    });
+}
+
+export function readMarker(dbDir: string): PgMarker | undefined {
+  const m = readSpare(path.join(dbDir, PG_MARKER));
+  return m && { database: m.database, url: m.url };
 }
 
 /**
@@ -205,19 +229,33 @@ export class PostgresDatabases {
     const database = workerDatabaseName(this.opts.namespace, id);
     const url = this.urlOf(id, dbDir);
     // A database of that name without a marker is not this worker's (another checkout?): CREATE fails, and so does the start.
-    // One psql for all (\connect to the new database for the triggers): each psql costs 0.1-0.2 s on a busy machine (issue 16).
-    await this.run(
-      this.opts.adminUrl,
-      `CREATE DATABASE ${quoteIdent(database)};\nCOMMENT ON DATABASE ${quoteIdent(database)} IS ${quoteLiteral(`dbaas worker ${id} of namespace ${this.opts.namespace}, data directory ${dbDir}`)};\n` +
-        `\\connect ${quoteLiteral(url.replaceAll('\\', '\\\\'))}\n${COMPANION_INDEX_SQL}`,
-    );
+    await this.create(database, url, this.commentSql(database, id, dbDir));
     writeFileSync(path.join(dbDir, PG_MARKER), JSON.stringify({ database, url } satisfies PgMarker));
     return url;
   }
 
+  /**
+   * Makes database `database` (at `url`) with the companion-index triggers, and `comment` (SQL run
+   * right after the CREATE). One psql for all (\connect to the new database for the triggers): each
+   * psql costs 0.1-0.2 s on a busy machine (issue 16).
+   */
+  async create(database: string, url: string, comment: string): Promise<void> {
+    await this.run(this.opts.adminUrl, `CREATE DATABASE ${quoteIdent(database)};\n${comment}\n\\connect ${quoteLiteral(url.replaceAll('\\', '\\\\'))}\n${COMPANION_INDEX_SQL}`);
+  }
+
+  /** The comment a worker's database carries: whose it is, and its data directory (what {@link dropOrphanDatabases} reads). */
+  commentSql(database: string, id: string, dbDir: string, what = `worker ${id}`): string {
+    return `COMMENT ON DATABASE ${quoteIdent(database)} IS ${quoteLiteral(`dbaas ${what} of namespace ${this.opts.namespace}, data directory ${dbDir}`)};`;
+  }
+
+  /** The URL of database `database` on this server. */
+  urlOfDatabase(database: string): string {
+    return databaseUrl(this.opts.adminUrl, database);
+  }
+
   /** The URL {@link ensure} returns for this worker, known before its database exists (the worker is started meanwhile). */
   urlOf(id: string, dbDir: string): string {
-    return readMarker(dbDir)?.url ?? databaseUrl(this.opts.adminUrl, workerDatabaseName(this.opts.namespace, id));
+    return readMarker(dbDir)?.url ?? this.urlOfDatabase(workerDatabaseName(this.opts.namespace, id));
   }
 
   private async exists(url: string, database: string): Promise<boolean> {
@@ -259,6 +297,11 @@ export async function dropWorkerDatabases(nsDir: string, psql = findPsql()): Pro
     if (!marker) continue;
     await new PostgresDatabases({ adminUrl: marker.url, namespace: '', psql }).drop(marker);
     dropped.push(marker.database);
+  }
+  // The spare databases made ahead for new workers (spare-databases.ts), made or being made.
+  for (const spare of spareMarkers(nsDir)) {
+    await new PostgresDatabases({ adminUrl: spare.url, namespace: '', psql }).drop(spare);
+    dropped.push(spare.database);
   }
   return dropped;
 }

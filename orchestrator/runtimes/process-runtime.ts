@@ -20,6 +20,7 @@ import { canConnect, isAlive } from '../../common/probes.js';
 import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
+import { SpareDatabases } from './spare-databases.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
 export interface ProcessRuntimeOptions {
@@ -37,6 +38,8 @@ export interface ProcessRuntimeOptions {
   /** The compiled worker entry point; found next to this build by default. */
   workerEntry?: string;
   dbStartTimeoutMs?: number;
+  /** Empty PostgreSQL databases kept made ahead for new workers (`DBAAS_SPARE_DATABASES`; default 0), spare-databases.ts. */
+  spareDatabases?: number;
 }
 
 interface Unit {
@@ -85,11 +88,24 @@ export class ProcessRuntime implements Runtime {
   private readonly listeners: ExitListener[] = [];
   private readonly workerEntry: string;
   private readonly postgres: PostgresDatabases | undefined;
+  private readonly spares: SpareDatabases | undefined;
 
   constructor(private readonly opts: ProcessRuntimeOptions) {
     this.workerEntry = opts.workerEntry ?? findWorkerEntry();
     if (opts.dbBackend === 'postgresql' && !opts.pgUrl) throw new Error('the postgresql backend needs DBAAS_PG_URL');
     this.postgres = opts.pgUrl ? new PostgresDatabases({ adminUrl: opts.pgUrl, namespace: opts.namespace }) : undefined;
+    const spares = opts.spareDatabases ?? 0;
+    this.spares =
+      this.postgres && opts.dbBackend === 'postgresql' && spares > 0 && !path.basename(opts.dbBin).startsWith('mongod')
+        ? new SpareDatabases({
+            postgres: this.postgres,
+            namespace: opts.namespace,
+            nsDir: path.resolve(opts.dataDir, opts.namespace),
+            size: spares,
+            busy: () => this.starting.size > 0,
+            logger: opts.logger,
+          })
+        : undefined;
   }
 
   onExit(listener: ExitListener): void {
@@ -115,6 +131,8 @@ export class ProcessRuntime implements Runtime {
       return await this.launch(spec, pending);
     } finally {
       this.starting.delete(spec.id);
+      // Made while no start is under way: a start's own steps go first (issue 16).
+      this.spares?.schedule();
     }
   }
 
@@ -208,7 +226,7 @@ export class ProcessRuntime implements Runtime {
     const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: dbChild.pid ?? 0, port };
     writeFileSync(path.join(dir, UNIT_FILE), JSON.stringify(file));
     // Where a start went before the worker's own log says more: its storage made, then its database listening.
-    this.opts.logger.info({ id: spec.id, workerPid: pid, storageMs, dbListeningMs: Date.now() - launchStarted - storageMs }, 'worker process started');
+    this.opts.logger.info({ id: spec.id, workerPid: pid, storageMs, dbListeningMs: Date.now() - launchStarted - storageMs, ...(storage.spare ? { spareDatabase: true } : {}) }, 'worker process started');
     return { id: spec.id, pid };
   }
 
@@ -219,7 +237,7 @@ export class ProcessRuntime implements Runtime {
    * data keeps its storage: a marker means PostgreSQL, SQLite files mean SQLite;
    * a new one gets the configured backend.
    */
-  private storage(id: string, dbDir: string): { pgUrl: string | undefined; prepare: () => Promise<string | undefined> } {
+  private storage(id: string, dbDir: string): { pgUrl: string | undefined; prepare: () => Promise<string | undefined>; spare?: true } {
     const existed = existsSync(dbDir);
     mkdirSync(dbDir, { recursive: true });
     const none = { pgUrl: undefined, prepare: () => Promise.resolve(undefined) };
@@ -229,6 +247,9 @@ export class ProcessRuntime implements Runtime {
     if (!marker && (hasSqlite || this.opts.dbBackend !== 'postgresql')) return none;
     const postgres = this.postgres;
     if (!postgres) throw new Error(`worker ${id} keeps its data in PostgreSQL (${path.join(dbDir, PG_MARKER)}) but DBAAS_PG_URL is not set`);
+    // A new worker takes a database made ahead when there is one (spare-databases.ts): nothing to wait for.
+    const spare = marker ? undefined : this.spares?.take(id, dbDir);
+    if (spare) return { pgUrl: spare.url, prepare: () => Promise.resolve(spare.url), spare: true };
     return { pgUrl: postgres.urlOf(id, dbDir), prepare: () => postgres.ensure(id, dbDir) };
   }
 
@@ -363,6 +384,13 @@ export class ProcessRuntime implements Runtime {
     this.closed = true;
     for (const pending of this.starting.values()) pending.abort();
     await Promise.all([...this.units.keys()].map((id) => this.stop(id, timeoutMs)));
+    // A spare being made is finished (its file then names it for the next start or a teardown).
+    await this.spares?.close();
+  }
+
+  /** Leaves the workers to another orchestrator: no more spare databases are made here. */
+  detach(): void {
+    void this.spares?.close();
   }
 }
 

@@ -15,7 +15,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadOrchestratorConfig, type DbBackend } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { ProcessRuntime } from '../../orchestrator/runtimes/process-runtime.js';
-import { dropWorkerDatabases, findPsql, readMarker } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { waitFor } from '../../common/backoff.js';
 import { purgeNamespace } from './infra.js';
 
 const pgUrl = process.env.DBAAS_PG_URL;
@@ -26,7 +27,7 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
   const runtimes: ProcessRuntime[] = [];
   const ids: string[] = [];
 
-  const runtime = (backend: DbBackend): ProcessRuntime => {
+  const runtime = (backend: DbBackend, spareDatabases = 0): ProcessRuntime => {
     const config = loadOrchestratorConfig({
       DBAAS_NAMESPACE: ns,
       DBAAS_DATA_DIR: dataDir,
@@ -43,6 +44,7 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
       pgUrl: config.pgUrl ?? '',
       clusterEnv: { DBAAS_NAMESPACE: ns, DBAAS_AMQP_URL: config.amqpUrl, DBAAS_ZK_CONNECT: config.zkConnect, DBAAS_LOG_LEVEL: 'warn' },
       logger: createLogger('test-runtime', 'warn'),
+      spareDatabases,
     });
     runtimes.push(r);
     return r;
@@ -117,5 +119,60 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
     execFileSync(findPsql(), ['-X', '-q', '-d', pgUrl ?? '', '-c', `DROP DATABASE "${marker?.database ?? ''}" WITH (FORCE)`]);
     expect(second.hasData(id)).toBe(false);
     await expect(second.startWorker({ id, role: 'master', term: 3 })).rejects.toThrow(/is gone/);
+  });
+
+  it('spare databases: made after a start, taken by the next new worker, made again, kept across a new runtime, dropped with the namespace', async () => {
+    begin();
+    const nsDir = path.join(dataDir, ns);
+    const psql = (sql: string): string => execFileSync(findPsql(), ['-X', '-q', '-A', '-t', '-d', pgUrl ?? '', '-c', sql], { encoding: 'utf8' }).trim();
+    const databases = (): string[] => psql(`SELECT datname FROM pg_database WHERE datname LIKE '${ns}\\_%' ORDER BY 1`).split('\n').filter(Boolean);
+    const comment = (db: string): string => psql(`SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '${db}'`);
+    /** The one spare made (not being made), once there is one other than `not`. */
+    const madeSpare = (not?: string): Promise<string> =>
+      waitFor(
+        () => {
+          const made = spareMarkers(nsDir).filter((m) => !readSpare(m.file)?.making && m.database !== not);
+          return Promise.resolve(made.length === 1 ? made[0]?.database : undefined);
+        },
+        60_000,
+        () => new Error(`no spare database was made in ${nsDir}`),
+        50,
+      );
+    const worker = async (r: ProcessRuntime, role: 'master' | 'slave'): Promise<string> => {
+      const id = `wsp-${randomBytes(3).toString('hex')}`;
+      ids.push(id);
+      await r.startWorker({ id, role, term: 1 });
+      return id;
+    };
+
+    const first = runtime('postgresql', 1);
+    const master = await worker(first, 'master');
+    expect(readMarker(path.join(nsDir, master, 'db'))?.database).not.toContain('spare');
+    const spare1 = await madeSpare();
+    expect(databases()).toContain(spare1);
+    expect(comment(spare1)).toBe(`dbaas worker (spare) of namespace ${ns}, data directory ${nsDir}`);
+
+    // The next new worker takes it: its marker names the spare, and its FerretDB keeps data there.
+    const second = await worker(first, 'slave');
+    expect(readMarker(path.join(nsDir, second, 'db'))?.database).toBe(spare1);
+    expect(spareMarkers(nsDir).map((m) => m.database)).not.toContain(spare1);
+    expect(handlerOf(second)).toBe('--handler=postgresql');
+    await withDb(second, (c) => c.db('probe').collection('t').insertOne({ _id: 'in-spare' as never, v: 3 }));
+    expect(await withDb(second, (c) => c.db('probe').collection('t').findOne({ _id: 'in-spare' as never }))).toMatchObject({ v: 3 });
+
+    // The pool is topped up, and the taken database's comment names its worker now.
+    const spare2 = await madeSpare(spare1);
+    expect(comment(spare1)).toBe(`dbaas worker ${second} of namespace ${ns}, data directory ${path.join(nsDir, second, 'db')}`);
+    await first.close(10_000);
+
+    // A new runtime (the service restarted) takes the spare made before.
+    const again = runtime('postgresql', 1);
+    const third = await worker(again, 'slave');
+    expect(readMarker(path.join(nsDir, third, 'db'))?.database).toBe(spare2);
+    await again.close(10_000);
+
+    // Dropping the namespace's databases drops the spares too, made or being made: nothing of it is left.
+    await dropWorkerDatabases(nsDir);
+    expect(databases()).toEqual([]);
   });
 });

@@ -18,7 +18,7 @@ import { removeTree, withZkSession } from '../../coordination/namespace.js';
 import { zkPaths } from '../../coordination/paths.js';
 import { DbaasClient } from '../../client/dbaas-client.js';
 import type { WorkerInfo, WriteBody, WriteResult } from '../../client/types.js';
-import { dropWorkerDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { dropWorkerDatabases, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 
 export interface BenchClusterOptions {
   slaves: number;
@@ -150,6 +150,23 @@ export class BenchCluster {
     return JSON.parse(readFileSync(file, 'utf8')) as { port: number; dbPid: number };
   }
 
+  /**
+   * Waits until the process runtime has its spare PostgreSQL databases made (DBAAS_SPARE_DATABASES with the
+   * postgresql backend, orchestrator/runtimes/spare-databases.ts), so a new slave starts as one would on a cluster
+   * that had a moment since its last start; returns how many and how long that took (none: at once).
+   */
+  async sparesReady(timeoutMs = 60_000): Promise<{ spares: number; waitedMs: number }> {
+    const env = this.opts.env;
+    const n = env.DBAAS_DB_BACKEND === 'postgresql' && !path.basename(env.DBAAS_DB_BIN ?? '').startsWith('mongod') ? Number(env.DBAAS_SPARE_DATABASES ?? 1) : 0;
+    const started = Date.now();
+    const nsDir = path.join(this.dataDir, this.namespace);
+    while (spareMarkers(nsDir).filter((m) => !readSpare(m.file)?.making).length < n) {
+      if (Date.now() - started > timeoutMs) throw new Error(`no ${n} spare database(s) made in ${nsDir} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return { spares: n, waitedMs: Date.now() - started };
+  }
+
   /** The MongoDB URL of a worker's own database. */
   dbUrl(workerId: string): string {
     return `mongodb://127.0.0.1:${this.unit(workerId).port}/`;
@@ -263,6 +280,7 @@ export function benchEnv(config: OrchestratorConfig): Record<string, string> {
     // The storage scripts/setup.sh chose: PostgreSQL unless DBAAS_DB_BACKEND=sqlite.
     DBAAS_DB_BACKEND: config.dbBackend,
     ...(config.pgUrl ? { DBAAS_PG_URL: config.pgUrl } : {}),
+    DBAAS_SPARE_DATABASES: String(config.spareDatabases),
     DBAAS_LOG_LEVEL: 'info',
     DBAAS_REQUEST_TIMEOUT_MS: '10000',
   };

@@ -114,6 +114,9 @@ function workerLog(cluster: BenchCluster, id: string): LogLine[] {
 }
 
 async function addSlave(cluster: BenchCluster, name: string, writes?: () => number): Promise<CatchUpCase> {
+  // Every case's slave takes a spare database made ahead, as on a cluster that had a moment since its last start.
+  const { spares, waitedMs } = await cluster.sparesReady();
+  if (spares > 0) log(`  ${spares} spare database(s) ready (waited ${waitedMs} ms)`);
   const ws = await cluster.workers();
   const before = new Set(ws.map((w) => w.id));
   const master = ws.find((w) => w.role === 'master');

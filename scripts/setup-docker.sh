@@ -260,8 +260,10 @@ amqp_login_ok() {
 step_amqp_user() {
   local t gw=$1 password ctl
   t=$(now_ms)
-  if [[ ! -s "$AMQP_SECRET_FILE" ]]; then
-    (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '-_' >"$AMQP_SECRET_FILE")
+  # Hex: rabbitmqctl takes a password that begins with '-' for an option (add_user and change_password
+  # both fail), which a base64url one did for one checkout in 64; such an older one is replaced.
+  if [[ ! -s "$AMQP_SECRET_FILE" || "$(head -c 1 "$AMQP_SECRET_FILE")" == - ]]; then
+    (umask 077 && head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$AMQP_SECRET_FILE")
   fi
   password=$(cat "$AMQP_SECRET_FILE")
   # The broker (or, with DBAAS_PLATFORM=ha, the cluster's nodes) as containers name it; the node rabbitmqctl asks.

@@ -63,9 +63,14 @@ function objectFromFerret(value: Record<string, unknown>, schema: ObjectSchema |
   return out;
 }
 
+/** A document as FerretDB stores it (`_jsonb`) → its fields as the MongoDB wire would give them, in order, whatever its `_id`. */
+export function fieldsFromJsonb(jsonb: Record<string, unknown>): Record<string, unknown> {
+  return objectFromFerret(jsonb, jsonb.$s as ObjectSchema | undefined);
+}
+
 /** A document as FerretDB stores it (`_jsonb`) → the document the MongoDB wire would give, fields in order. */
 export function documentFromJsonb(jsonb: Record<string, unknown>): Record<string, unknown> & { _id: string } {
-  const doc = objectFromFerret(jsonb, jsonb.$s as ObjectSchema | undefined);
+  const doc = fieldsFromJsonb(jsonb);
   if (typeof doc._id !== 'string') throw new UnsupportedDocument('a document whose _id is not a string');
   return doc as Record<string, unknown> & { _id: string };
 }

@@ -27,7 +27,7 @@ import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js';
-import { readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
+import { readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import type { Logger } from '../common/logger.js';
 import { refusedByStorage, voided } from './void-batch.js';
 
@@ -62,6 +62,7 @@ export class Store {
     this.tables.bulkReplace = (table, docs) => this.replaceInPg(table, docs);
     this.tables.countAll = (table) => this.countInPg(table);
     this.tables.dropped = () => this.forgetTables();
+    this.oplog.below = (range) => this.oplogInPg(range);
   }
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
@@ -355,6 +356,18 @@ export class Store {
       return await countDocs(pool, this.db.databaseName, table);
     } catch (err) {
       this.log?.warn({ err, table }, 'counting in PostgreSQL failed; FerretDB counts');
+      return undefined;
+    }
+  }
+
+  /** Oplog entries by seq on PostgreSQL's `_id` btree (pg-read.ts readIdRange); undefined (FerretDB reads them) elsewhere or on failure. */
+  private async oplogInPg(range: { after: number; upTo: number } | 'newest'): Promise<Doc[] | undefined> {
+    const pool = this.pgPool();
+    if (pool === undefined) return undefined;
+    try {
+      return await readIdRange(pool, this.db.databaseName, OPLOG, range);
+    } catch (err) {
+      this.log?.warn({ err }, 'reading the oplog in PostgreSQL failed; reading it through FerretDB');
       return undefined;
     }
   }

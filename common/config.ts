@@ -70,6 +70,11 @@ export interface ClusterConfig {
    * cluster must agree, so the orchestrator hands it to its workers.
    */
   readonly platform: Platform;
+  /**
+   * The most tables one database may hold (`DBAAS_MAX_TABLES`): a write that would create
+   * one more is refused, 409 DBAAS_TABLE_LIMIT_REACHED. Enforced by the master (worker/table-quota.ts).
+   */
+  readonly maxTables: number;
   /** Dead-lettered (poison) messages kept for inspection: at most this many bytes … */
   readonly deadLetterMaxBytes: number;
   /** … and for at most this long. */
@@ -108,6 +113,8 @@ export interface OrchestratorConfig extends ClusterConfig {
   readonly adminToken: string | undefined;
   /** Keys for the data endpoints (`DBAAS_API_KEYS`: a comma list, or `@/path/to/file` with one key per line). Empty: open. */
   readonly apiKeys: readonly string[];
+  /** The most databases besides `default` (`DBAAS_MAX_DATABASES`): one more is refused, 409 DBAAS_DATABASE_LIMIT_REACHED; 0: none may be created. */
+  readonly maxDatabases: number;
   readonly dataDir: string;
   /**
    * `DBAAS_FORCE_NEW_CLUSTER=1`: start an empty cluster even though the namespace
@@ -328,6 +335,7 @@ function readCluster(r: Reader): ClusterConfig {
     deadLetterMaxBytes: r.int('DBAAS_DEAD_LETTER_MAX_BYTES', 16 * 1_048_576, 1024, 1024 * 1_048_576),
     deadLetterTtlMs: r.int('DBAAS_DEAD_LETTER_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     platform: r.oneOf('DBAAS_PLATFORM', 'single', PLATFORMS),
+    maxTables: r.int('DBAAS_MAX_TABLES', 1000, 1, 1_000_000),
   };
 }
 
@@ -364,6 +372,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     initialSlaves: r.int('DBAAS_INITIAL_SLAVES', 1, 1, 256),
     scaleIntervalMs: r.int('DBAAS_SCALE_INTERVAL_MS', 120000, 1000, 86_400_000),
     readsPerSlave: r.int('DBAAS_READS_PER_SLAVE', 20, 1, 1_000_000_000),
+    maxDatabases: r.int('DBAAS_MAX_DATABASES', 100, 0, 100_000),
     minSlaves,
     maxSlaves,
     adminToken: r.secret('DBAAS_ADMIN_TOKEN'),
@@ -430,6 +439,7 @@ export function clusterEnv(c: ClusterConfig): Record<string, string> {
     DBAAS_WORKER_DB_NAME: c.dbName,
     DBAAS_WORKER_READ_PREFETCH: String(c.readPrefetch),
     DBAAS_WORKER_WRITE_PREFETCH: String(c.writePrefetch),
+    DBAAS_MAX_TABLES: String(c.maxTables),
     DBAAS_AFTER_SEQ_WAIT_MS: String(c.afterSeqWaitMs),
     DBAAS_OPLOG_MAX_ENTRIES: String(c.oplogMaxEntries),
     DBAAS_OPLOG_MAX_AGE_MS: String(c.oplogMaxAgeMs),

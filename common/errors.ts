@@ -55,6 +55,9 @@ export const ERROR_CATALOGUE = {
   DBAAS_DATABASE_NOT_FOUND: { status: 404, retryable: false, message: 'no database of that name; an admin creates it with POST /api/v1/db/databases' },
   DBAAS_DATABASE_EXISTS: { status: 409, retryable: false, message: 'a database of that name already exists' },
   DBAAS_DATABASE_PROTECTED: { status: 409, retryable: false, message: 'the default database cannot be created or dropped' },
+  DBAAS_DATABASE_LIMIT_REACHED: { status: 409, retryable: false, message: 'there are as many databases as DBAAS_MAX_DATABASES allows; drop one first' },
+  /** A write would create a table in a database that holds DBAAS_MAX_TABLES already: nothing changed. */
+  DBAAS_TABLE_LIMIT_REACHED: { status: 409, retryable: false, message: 'the database holds as many tables as DBAAS_MAX_TABLES allows' },
 
   // Fault drills.
   DBAAS_CRASH_NOTHING_TO_KILL: { status: 409, retryable: false, message: 'there is no worker of that role to kill' },

@@ -72,3 +72,16 @@ export const LIMITS = Object.freeze({
 
 /** The most one write may change, as JSON bytes of its resulting documents (its oplog entry must stay well under 16 MiB). */
 export const MAX_ENTRY_BYTES = 8 * 1_048_576;
+
+/**
+ * The most a write's oplog entry may hold as the master stores it, as JSON bytes: its
+ * resulting documents plus, for taking the write back (worker/void-batch.ts), the documents
+ * it changes as they were before it. Under MongoDB's 16 MiB document, with room for the rest.
+ */
+export const MAX_STORED_ENTRY_BYTES = 15 * 1_048_576;
+
+/**
+ * A delete keeps the documents it removes (to take its batch back) up to this many JSON
+ * bytes; a wider delete reads only their `_id`s, and goes alone in its batch.
+ */
+export const MAX_DELETE_PRE_IMAGE_BYTES = 1_048_576;

@@ -380,7 +380,7 @@ export function decodeReply(buf: Buffer): RpcReply | undefined {
   if (!m) return undefined;
   if (m.ok === true) return { ok: true, result: m.result };
   if (m.ok === false && isObject(m.error) && typeof m.error.code === 'string') {
-    return { ok: false, error: { code: m.error.code, message: String(m.error.message ?? '') } };
+    return { ok: false, error: { code: m.error.code, message: String(m.error.message ?? ''), ...(m.error.details === undefined ? {} : { details: m.error.details }) } };
   }
   return undefined;
 }

@@ -241,7 +241,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (database !== undefined) await admit(deps.databases, request, database, 'readwrite');
     return write(req, request, reply);
   });
-  registerDatabaseRoutes(app, { store: deps.databases, requireAdmin, requireApiKey, write });
+  registerDatabaseRoutes(app, { store: deps.databases, requireAdmin, requireApiKey, write, maxDatabases: config.maxDatabases });
   registerBackupRoute(app, { namespace: config.namespace, rpc, view, requireAdmin, write, waitMs: config.verifyWaitMs, logger: deps.logger });
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.

@@ -38,6 +38,8 @@ export interface DatabaseRouteDeps {
   requireApiKey: Guard;
   /** Sends a write through the write path (app.ts's) and answers its result. */
   write: (req: WriteRequest, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  /** DBAAS_MAX_DATABASES: the most databases besides `default`. */
+  maxDatabases: number;
 }
 
 /**
@@ -70,6 +72,7 @@ const CREATE_DOC: RouteDoc = {
   summary: 'Create a database (empty on every replica)',
   body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: NAME } },
   response: { 201: DATABASE_INFO },
+  description: 'Refused with 409 DBAAS_DATABASE_LIMIT_REACHED when there are DBAAS_MAX_DATABASES databases besides default already.',
 };
 const DROP_DOC: RouteDoc = {
   tags: ['data', 'admin'],
@@ -91,7 +94,7 @@ function notDefault(name: string): void {
 }
 
 export function registerDatabaseRoutes(app: FastifyInstance, deps: DatabaseRouteDeps): void {
-  const { store, requireAdmin, requireApiKey, write } = deps;
+  const { store, requireAdmin, requireApiKey, write, maxDatabases } = deps;
   const needStore = (): DatabaseStore => {
     if (!store) throw new DbaasError('DBAAS_COORDINATION_UNAVAILABLE', 'this orchestrator keeps no database list');
     return store;
@@ -108,6 +111,11 @@ export function registerDatabaseRoutes(app: FastifyInstance, deps: DatabaseRoute
     notDefault(name);
     const s = needStore();
     if (await s.exists(name)) throw new DbaasError('DBAAS_DATABASE_EXISTS', `database ${JSON.stringify(name)} exists already`);
+    // Checked before the create, so two creates at once may both pass at the last free place (one over the limit).
+    const count = (await s.list()).filter((d) => d.name !== DEFAULT_DATABASE).length;
+    if (count >= maxDatabases) {
+      throw new DbaasError('DBAAS_DATABASE_LIMIT_REACHED', `there are ${count} databases besides default, the most DBAAS_MAX_DATABASES (${maxDatabases}) allows; drop one first`);
+    }
     await write({ command: { kind: 'clear', database: name } }, request, reply);
     const info = await s.create(name);
     if (!info) throw new DbaasError('DBAAS_DATABASE_EXISTS', `database ${JSON.stringify(name)} exists already`);

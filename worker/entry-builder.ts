@@ -14,7 +14,7 @@ import type { Doc, Filter, WriteCommand, WriteResult } from '../common/commands.
 import { DbaasError } from '../common/errors.js';
 import type { SyncOp } from '../common/messages.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../common/update-ops.js';
-import { MAX_ENTRY_BYTES } from '../common/limits.js';
+import { MAX_DELETE_PRE_IMAGE_BYTES, MAX_ENTRY_BYTES, MAX_STORED_ENTRY_BYTES } from '../common/limits.js';
 import { buildIndexChange, checkUnique, type UniquePut } from './unique-keys.js';
 import { idOnly, type BatchSource } from './write-batch.js';
 
@@ -36,14 +36,58 @@ function emptyResult(): Omit<WriteResult, 'seq'> {
   return { ok: true, inserted: 0, ids: [], matched: 0, modified: 0, deleted: 0 };
 }
 
-/** The documents a filter matches; a filter that is one `_id` is a single lookup. */
-async function findMatches(src: BatchSource, table: string, where: Filter, id: string | undefined): Promise<Array<Doc & { _id: string }>> {
-  if (id === undefined) return src.findForUpdate(table, where);
+/** The documents a filter matches, streamed; a filter that is one `_id` is a single lookup. */
+async function* findMatches(src: BatchSource, table: string, where: Filter, id: string | undefined): AsyncIterable<Doc & { _id: string }> {
+  if (id === undefined) {
+    yield* src.findForUpdate(table, where);
+    return;
+  }
   const doc = await src.findById(table, id);
-  return doc ? [doc] : [];
+  if (doc) yield doc;
 }
 
-export async function buildWrite(src: BatchSource, command: WriteCommand): Promise<BuiltWrite> {
+/**
+ * The ids of the documents a delete removes. It reads them whole while they hold at most
+ * {@link MAX_DELETE_PRE_IMAGE_BYTES} (the master keeps them to take its batch back:
+ * void-batch.ts); past that it reads on only their `_id`s, and it cannot be taken back, so
+ * it goes on only when `alone` in its batch ({@link BuildAlone}). Each id's op counts toward
+ * the entry's bound.
+ */
+async function deletedIds(src: BatchSource, table: string, where: Filter, id: string | undefined, size: EntryBytes, alone: boolean): Promise<string[]> {
+  const ids: string[] = [];
+  let bytes = 0;
+  for await (const doc of findMatches(src, table, where, id)) {
+    size.read += 1;
+    ids.push(doc._id);
+    size.add({ t: 'del', table, id: doc._id });
+    bytes += Buffer.byteLength(JSON.stringify(doc));
+    if (bytes > MAX_DELETE_PRE_IMAGE_BYTES) break;
+  }
+  if (bytes <= MAX_DELETE_PRE_IMAGE_BYTES) return ids;
+  if (!alone) throw new BuildAlone();
+  const seen = new Set(ids);
+  for await (const matched of src.matchingIds(table, where)) {
+    if (seen.has(matched)) continue;
+    size.read += 1;
+    ids.push(matched);
+    size.add({ t: 'del', table, id: matched });
+  }
+  return ids;
+}
+
+/**
+ * Thrown by a build that would read past {@link MAX_DELETE_PRE_IMAGE_BYTES} of a delete's
+ * documents while its batch holds other writes: such a delete cannot be taken back, so it is
+ * built again in a batch of its own (MasterRole.stage1), having read no more than the bound.
+ */
+export class BuildAlone extends Error {
+  constructor() {
+    super('this write must be built alone in its batch');
+  }
+}
+
+/** `alone`: the write is alone in its batch (a wide delete goes ahead without pre-images only then). */
+export async function buildWrite(src: BatchSource, command: WriteCommand, alone = true): Promise<BuiltWrite> {
   const result = emptyResult();
   switch (command.kind) {
     case 'createIndex':
@@ -73,25 +117,31 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
       result.inserted = docs.length;
       result.ids = docs.map((d) => d._id);
       const ops: SyncOp[] = docs.map((doc) => ({ t: 'put', table: command.table, doc, fresh: true }));
-      checkEntrySize(ops);
+      const size = new EntryBytes();
+      for (const op of ops) size.add(op);
       return { ops, result };
     }
     case 'update':
     case 'upsert': {
       const id = idOnly(command.where);
-      const matches = await findMatches(src, command.table, command.where, id);
-      result.matched = matches.length;
       const ops: SyncOp[] = [];
       const puts: UniquePut[] = [];
-      for (const doc of matches) {
+      // Streamed, and stopped as soon as the entry would pass its bound: a write over 20 MB of documents
+      // is refused having read 8 MiB of them, not all (the serial write stage waits for it meanwhile).
+      const size = new EntryBytes();
+      for await (const doc of findMatches(src, command.table, command.where, id)) {
+        result.matched += 1;
+        size.read += 1;
         const post = applyUpdate(doc, command.update);
         if (deepEqual(post, doc)) continue;
         const put = { ...post, _id: doc._id };
-        ops.push({ t: 'put', table: command.table, doc: put });
+        const op: SyncOp = { t: 'put', table: command.table, doc: put };
+        size.add(op, doc);
+        ops.push(op);
         puts.push({ doc: put, before: doc });
       }
       result.modified = ops.length;
-      if (matches.length === 0 && command.kind === 'upsert') {
+      if (result.matched === 0 && command.kind === 'upsert') {
         const seed: Doc = seedFromFilter(command.where);
         const seeded = typeof seed._id === 'string' ? seed._id : undefined;
         const newDocId = seeded ?? newId();
@@ -106,21 +156,21 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
         const doc = { ...applyUpdate({ ...seed, _id: newDocId }, command.update), _id: newDocId };
         // New for sure when the id was made here, or when the filter was that id alone and found nothing.
         const fresh = seeded === undefined || id !== undefined;
-        ops.push(fresh ? { t: 'put', table: command.table, doc, fresh: true } : { t: 'put', table: command.table, doc });
+        const op: SyncOp = fresh ? { t: 'put', table: command.table, doc, fresh: true } : { t: 'put', table: command.table, doc };
+        size.add(op);
+        ops.push(op);
         puts.push({ doc });
         result.inserted = 1;
         result.ids = [newDocId];
       }
       await checkUnique(src, command.table, puts);
-      checkEntrySize(ops);
       return { ops, result };
     }
     case 'delete': {
-      const id = idOnly(command.where);
-      const matches = await findMatches(src, command.table, command.where, id);
-      result.deleted = matches.length;
-      result.matched = matches.length;
-      return { ops: matches.map((d) => ({ t: 'del', table: command.table, id: d._id })), result };
+      const ids = await deletedIds(src, command.table, command.where, idOnly(command.where), new EntryBytes(), alone);
+      result.deleted = ids.length;
+      result.matched = ids.length;
+      return { ops: ids.map((id) => ({ t: 'del', table: command.table, id })), result };
     }
     case 'clear':
       return { ops: [command.database === undefined ? { t: 'clear' } : { t: 'clear', database: command.database }], result };
@@ -131,24 +181,45 @@ export async function buildWrite(src: BatchSource, command: WriteCommand): Promi
 }
 
 /**
- * A write's post-images all go into one oplog entry, and a database refuses a
- * document over 16 MiB: refuse such a write up front (nothing changes, and the
- * refusal is acked like any answer), instead of failing to store its entry,
- * which would take the master down and hand the same write to the next one.
+ * A write's resulting documents all go into one oplog entry, and a database refuses a
+ * document over 16 MiB: a write past the bound is refused up front (nothing changes, and the
+ * refusal is acked like any answer), instead of failing to store its entry, which would take
+ * the master down and hand the same write to the next one. Counted op by op as the write is
+ * built, so a build stops at the bound: many post-images sharing one large value (an update of
+ * every document) would otherwise be serialised whole, hundreds of MiB, freezing the master or
+ * passing the largest string V8 can make (a RangeError that took the master down). Two bounds:
+ * the entry as published ({@link MAX_ENTRY_BYTES}), and as the master stores it, with the
+ * documents it changes as they were before it (undo ops, {@link MAX_STORED_ENTRY_BYTES}).
  */
-function checkEntrySize(ops: readonly SyncOp[]): void {
-  // Op by op, stopping at the limit: many post-images sharing one large value (an update of every
-  // document) would otherwise be serialised whole, hundreds of MiB, freezing the master or passing
-  // the largest string V8 can make (a RangeError that took the master down).
-  let bytes = 2 + Math.max(0, ops.length - 1);
-  for (const [i, op] of ops.entries()) {
-    bytes += Buffer.byteLength(JSON.stringify(op));
-    if (bytes > MAX_ENTRY_BYTES) {
-      const what = i + 1 === ops.length ? `${ops.length} document(s) holding ${(bytes / 1_048_576).toFixed(1)} MiB` : `${ops.length} documents, the first ${i + 1} of them already ${(bytes / 1_048_576).toFixed(1)} MiB`;
-      throw new DbaasError(
-        'DBAAS_REQ_LIMIT_EXCEEDED',
-        `this write would store ${what}, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change; split it (or narrow the where filter); nothing was changed`,
+class EntryBytes {
+  /** JSON bytes of the ops as one array: `[`, `]` and the commas between them. */
+  private published = 1;
+  private stored = 1;
+  private count = 0;
+  /** Matching documents read so far (said in the refusal: the build stops reading there). */
+  read = 0;
+
+  /** Counts one op (and `before`, the document it changes as it was), throwing once a bound is passed. */
+  add(op: SyncOp, before?: Doc): void {
+    const bytes = Buffer.byteLength(JSON.stringify(op)) + 1;
+    this.published += bytes;
+    this.stored += bytes + (before === undefined ? 0 : Buffer.byteLength(JSON.stringify(before)) + 1);
+    this.count += 1;
+    const mib = (n: number): string => (n / 1_048_576).toFixed(1);
+    if (this.published > MAX_ENTRY_BYTES) {
+      throw this.tooLarge(`the first ${this.count} document(s) it changes already hold ${mib(this.published)} MiB, over the ${MAX_ENTRY_BYTES / 1_048_576} MiB one write may change`);
+    }
+    if (this.stored > MAX_STORED_ENTRY_BYTES) {
+      throw this.tooLarge(
+        `the first ${this.count} document(s) it changes, with their contents before it (kept to take the write back), already hold ${mib(this.stored)} MiB, over the ${MAX_STORED_ENTRY_BYTES / 1_048_576} MiB one write may store`,
       );
     }
+  }
+
+  private tooLarge(why: string): DbaasError {
+    return new DbaasError('DBAAS_REQ_LIMIT_EXCEEDED', `this write is too large: ${why}; split it (or narrow the where filter); nothing was changed`, {
+      documentsRead: this.read,
+      documentsChanged: this.count,
+    });
   }
 }

@@ -37,7 +37,8 @@ import { requestTime } from '../common/request-time.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterCheckpoints } from './checkpoint-window.js';
-import { buildWrite } from './entry-builder.js';
+import { BuildAlone, buildWrite } from './entry-builder.js';
+import { TableQuota } from './table-quota.js';
 import { judgeRetry, type LedgerRecord } from './request-ledger.js';
 import type { OplogBatchDoc } from './oplog.js';
 import { PreImages, refusedByStorage, storageRefusal, undoOps } from './void-batch.js';
@@ -51,7 +52,10 @@ interface Taken {
   env: WriteEnvelope;
   writeCh: Channel;
   pubCh: ConfirmChannel;
-  /** Taken again after its batch was voided (void-batch.ts): built in a batch of its own. */
+  /**
+   * Built in a batch of its own: taken again after its batch was voided (void-batch.ts), or
+   * because it cannot be taken back (no undo ops) and its batch held other writes.
+   */
   alone?: true;
 }
 
@@ -105,6 +109,8 @@ export class MasterRole {
   private readonly streams = new Set<PgSnapshot>();
   private fenced = false;
   private checkpointsRef: MasterCheckpoints | undefined;
+  /** DBAAS_MAX_TABLES, counted as writes create tables (table-quota.ts). */
+  private tableQuotaRef: TableQuota | undefined;
 
   constructor(
     private readonly ctx: WorkerContext,
@@ -145,6 +151,11 @@ export class MasterRole {
   private get checkpoints(): MasterCheckpoints {
     this.checkpointsRef ??= new MasterCheckpoints(this.ctx.store, this.ctx.checksums, this.ctx.logger);
     return this.checkpointsRef;
+  }
+
+  private get tableQuota(): TableQuota {
+    this.tableQuotaRef ??= new TableQuota(this.ctx.config.maxTables, (database) => this.ctx.store.tables.tablesOf(database));
+    return this.tableQuotaRef;
   }
 
   /** Continues after a promotion, from what this worker applied as a slave (its requestId index is already complete). */
@@ -489,7 +500,7 @@ export class MasterRole {
           this.ctx.fail('no recent answer from ZooKeeper; this master stops before another can be promoted');
         }
         const window = this.inbox.slice(0, this.limits.maxWrites);
-        // A write taken back from a voided batch is built alone, so a refusal is its own (void-batch.ts).
+        // A write taken back from a voided batch, or one that cannot be taken back, is built alone (void-batch.ts).
         const alone = window.findIndex((t) => t.alone);
         const size = alone === 0 ? 1 : planBatch((alone < 0 ? window : window.slice(0, alone)).map((t) => t.env.command), this.limits);
         const batch = this.inbox.splice(0, size);
@@ -544,7 +555,13 @@ export class MasterRole {
         continue;
       }
       try {
-        const built = await buildWrite(view, env.command);
+        // A wide delete that cannot be taken back stops its build, and the batch is taken again with it alone.
+        const built = await buildWrite(view, env.command, batch.length === 1).catch((err: unknown) => (err instanceof BuildAlone ? undefined : Promise.reject(err)));
+        if (built === undefined) {
+          this.takeAgain(batch, i);
+          return;
+        }
+        await this.tableQuota.admit(built.ops);
         view.record(built.ops);
         seq += 1;
         const entry: SyncEntry = {
@@ -574,6 +591,13 @@ export class MasterRole {
     // The entries are stored before the data changes: a crash in between is repaired by replaying them
     // (or, if this database refuses them, by voiding them with their undo ops).
     const undo = undoOps(entries, pre);
+    // A write that cannot be taken back (a wide delete reads only `_id`s: entry-builder.ts) is built again
+    // alone, before anything of this batch is stored: a batch is voided whole when its data is refused.
+    const lone = batch.length > 1 ? outcomes.findIndex((o) => o.kind === 'entry' && undo[entries.indexOf(o.entry)] === undefined) : -1;
+    if (lone >= 0) {
+      this.takeAgain(batch, lone);
+      return;
+    }
     const ops = entries.flatMap((e) => e.ops);
     // A batch of updates on PostgreSQL: stored and applied in one statement, one commit instead of two (issue 17).
     const together = await store.recordAndReplace(entries, undo, ops);
@@ -616,6 +640,11 @@ export class MasterRole {
     if (t3 - t0 > SLOW_BATCH_MS) log.warn(timing, 'slow write batch');
     else if (log.isLevelEnabled('debug')) log.debug(timing, 'write batch stored');
     batch.forEach((taken, i) => void this.answer(taken, outcomes, i, t3));
+  }
+
+  /** Puts a batch, of which nothing was stored, back at the head of the queue, with its write `i` to be built alone. */
+  private takeAgain(batch: Taken[], i: number): void {
+    this.inbox.unshift(...batch.map((t, j) => (j === i ? { ...t, alone: true as const } : t)));
   }
 
   /**

@@ -138,6 +138,20 @@ function replaceSql(from: string, ids: string, rows: string): string {
   return `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest(${ids}::jsonb[], ${rows}::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id`;
 }
 
+/**
+ * Deletes documents by `_id` in one statement on FerretDB's `_id` btree (a wide delete through
+ * FerretDB is one round trip and one transaction per document: 20,000 took 37 s under load).
+ * False, having deleted nothing, when the table does not exist in PostgreSQL.
+ */
+export async function deleteDocs(client: pg.Pool | pg.ClientBase, dbName: string, qualified: string, ids: readonly string[]): Promise<boolean> {
+  return withTables(client, async () => {
+    const from = await tableIn(client, dbName, qualified);
+    if (from === undefined) return false;
+    await client.query(`DELETE FROM ${from} AS t WHERE (t._jsonb -> '_id') = ANY($1::jsonb[])`, [ids.map((id) => JSON.stringify(id))]);
+    return true;
+  });
+}
+
 /** The number of documents in a table (0 when FerretDB has not created it): PostgreSQL counts its rows. */
 export async function countDocs(client: pg.Pool | pg.ClientBase, dbName: string, qualified: string): Promise<number> {
   return withTables(client, async () => {

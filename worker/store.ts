@@ -14,6 +14,8 @@
  */
 import { MongoClient, type Db } from 'mongodb';
 import pg from 'pg';
+// Deletes in one statement (Tables.bulkDelete).
+import { deleteDocs } from './pg-docs.js';
 import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
@@ -84,6 +86,7 @@ export class Store {
       200,
     );
     const store = new Store(client, client.db(dbName), requestIdTtlMs);
+    store.tables.bulkDelete = (table, ids) => store.deleteInPg(table, ids);
     await store.ledger.ensureIndexes();
     return store;
   }
@@ -293,8 +296,24 @@ export class Store {
     return this.tables.findById(table, id);
   }
 
-  findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
+  findForUpdate(table: string, where: Filter): AsyncIterable<Doc & { _id: string }> {
     return this.tables.findForUpdate(table, where);
+  }
+
+  matchingIds(table: string, where: Filter): AsyncIterable<string> {
+    return this.tables.matchingIds(table, where);
+  }
+
+  /** Tables.bulkDelete on FerretDB/PostgreSQL (pg-docs.ts deleteDocs); false (delete them one by one) elsewhere or on failure. */
+  private async deleteInPg(table: string, ids: readonly string[]): Promise<boolean> {
+    const pool = this.pgPool();
+    if (pool === undefined) return false;
+    try {
+      return await deleteDocs(pool, this.db.databaseName, table, ids);
+    } catch (err) {
+      this.log?.warn({ err, table }, 'deleting documents in PostgreSQL failed; deleting them through FerretDB');
+      return false;
+    }
   }
 
   /**

@@ -42,6 +42,14 @@ export interface AnyDoc {
 const EXACT_COUNT_BELOW = 10_000;
 const EXACT_COUNT_MS = 2000;
 
+/**
+ * Documents per round trip of a filtered write's read on the master (findForUpdate), and `_id`s
+ * per round trip of a wide delete's (matchingIds): small enough that a write found too large
+ * stops soon after the bound, large enough that a wide one takes few round trips.
+ */
+const BUILD_READ_BATCH = 256;
+const BUILD_ID_BATCH = 5000;
+
 
 /** One page of a snapshot: documents in key order after a key, and where it ends. */
 export interface TablePage {
@@ -178,9 +186,25 @@ export class Tables {
     // Distinct documents (one change each after planApply): in one statement where the storage
     // allows (replaceInBulk), the rest several in flight (in-flight.ts).
     await eachConcurrently(await this.replaceInBulk(w.table, w.replaces), IN_FLIGHT, (doc) => this.put(coll, doc));
-    // One deleteOne per id: a `$in` delete would scan the table outside SQLite on FerretDB.
-    await eachConcurrently(w.deletes, IN_FLIGHT, async (id) => void (await coll.deleteOne({ _id: id })));
+    await this.deleteByIds(coll, w.table, w.deletes);
   }
+
+  /**
+   * In one statement where the storage allows (bulkDelete), else one deleteOne per id,
+   * several in flight: a `$in` delete would scan the table outside SQLite on FerretDB.
+   */
+  private async deleteByIds(coll: Collection<AnyDoc>, table: string, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    if (ids.length > 1 && this.bulkDelete !== undefined && (await this.bulkDelete(table, ids))) return;
+    await eachConcurrently(ids, IN_FLIGHT, async (id) => void (await coll.deleteOne({ _id: id })));
+  }
+
+  /**
+   * Deletes documents by `_id` in one statement below FerretDB (Store sets it on
+   * FerretDB/PostgreSQL: pg-docs.ts deleteDocs); false when it deleted none (no such
+   * table, any failure): the caller deletes them one by one.
+   */
+  bulkDelete: ((table: string, ids: readonly string[]) => Promise<boolean>) | undefined;
 
   /**
    * writeTable for a table with a unique index: deletes, new documents in bulk, the
@@ -190,7 +214,7 @@ export class Tables {
    * each wait for the other's transaction in PostgreSQL's unique check (a deadlock).
    */
   private async writeUniqueTable(coll: Collection<AnyDoc>, w: TableWrites): Promise<void> {
-    await eachConcurrently(w.deletes, IN_FLIGHT, async (id) => void (await coll.deleteOne({ _id: id })));
+    await this.deleteByIds(coll, w.table, w.deletes);
     let refused: AnyDoc[] = [];
     if (w.inserts.length > 0) {
       await coll.insertMany(w.inserts, { ordered: false }).catch((err: unknown) => {
@@ -299,9 +323,17 @@ export class Tables {
     return ((await this.table(table).findOne({ _id: id })) ?? undefined) as (Doc & { _id: string }) | undefined;
   }
 
-  /** Full documents matching `where`, for computing post-images on the master. */
-  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
-    return (await this.table(table).find(where).toArray()) as Array<Doc & { _id: string }>;
+  /**
+   * Full documents matching `where`, for computing post-images on the master, streamed in
+   * small batches: a build that finds its write too large stops reading there (entry-builder.ts).
+   */
+  findForUpdate(table: string, where: Filter): AsyncIterable<Doc & { _id: string }> {
+    return this.table(table).find(where, { batchSize: BUILD_READ_BATCH }) as AsyncIterable<Doc & { _id: string }>;
+  }
+
+  /** The `_id`s of the documents matching `where`, streamed: a wide delete needs no more. */
+  async *matchingIds(table: string, where: Filter): AsyncIterable<string> {
+    for await (const doc of this.table(table).find(where, { projection: { _id: 1 }, batchSize: BUILD_ID_BATCH })) yield String(doc._id);
   }
 
   /**

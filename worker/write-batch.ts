@@ -84,7 +84,10 @@ export interface BatchSource {
   findById(table: string, id: string): Promise<(Doc & { _id: string }) | undefined>;
   /** Several documents by `_id` at once (those that exist, by id); without it, one findById each. */
   findByIds?(table: string, ids: readonly string[]): Promise<Map<string, Doc & { _id: string }>>;
-  findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>>;
+  /** The documents a filter matches, streamed: a build that stops part-way (entry-builder.ts, over the bound) reads no further. */
+  findForUpdate(table: string, where: Filter): AsyncIterable<Doc & { _id: string }>;
+  /** The `_id`s of the documents a filter matches, streamed, without their contents (a wide delete). */
+  matchingIds(table: string, where: Filter): AsyncIterable<string>;
   idsExisting(table: string, ids: string[]): Promise<string[]>;
   /** The table's secondary indexes (issue 17). */
   indexes(table: string): Promise<IndexSpec[]>;
@@ -156,11 +159,20 @@ export class BatchView implements BatchSource {
     });
   }
 
-  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
-    // planBatch guarantees this; a breach would silently build from stale data.
+  findForUpdate(table: string, where: Filter): AsyncIterable<Doc & { _id: string }> {
+    this.filtered(table);
+    return this.db.findForUpdate(table, where);
+  }
+
+  matchingIds(table: string, where: Filter): AsyncIterable<string> {
+    this.filtered(table);
+    return this.db.matchingIds(table, where);
+  }
+
+  /** planBatch guarantees this; a breach would silently build from stale data. */
+  private filtered(table: string): void {
     this.check();
     if (this.overlay.has(table)) throw new Error(`batch rule broken: a filtered write on ${table} after another write to it`);
-    return this.db.findForUpdate(table, where);
   }
 
   async idsExisting(table: string, ids: string[]): Promise<string[]> {
@@ -265,10 +277,18 @@ export class NotingSource<V> implements BatchSource {
     return found;
   }
 
-  async findForUpdate(table: string, where: Filter): Promise<Array<Doc & { _id: string }>> {
-    const docs = await this.db.findForUpdate(table, where);
-    for (const doc of docs) this.note(table, doc._id, doc);
-    return docs;
+  async *findForUpdate(table: string, where: Filter): AsyncIterable<Doc & { _id: string }> {
+    for await (const doc of this.db.findForUpdate(table, where)) {
+      this.note(table, doc._id, doc);
+      yield doc;
+    }
+  }
+
+  async *matchingIds(table: string, where: Filter): AsyncIterable<string> {
+    for await (const id of this.db.matchingIds(table, where)) {
+      this.note(table, id, EXISTS);
+      yield id;
+    }
   }
 
   async idsExisting(table: string, ids: string[]): Promise<string[]> {

@@ -100,8 +100,11 @@ describe('BatchView', () => {
   it('refuses a filtered read of a table the batch touched (the planner never asks)', async () => {
     const view = new BatchView(new MemoryDb());
     view.record([{ t: 'put', table: 'a', doc: { _id: 'y' } }]);
-    await expect(view.findForUpdate('a', { n: 1 })).rejects.toThrow(/batch rule broken/);
-    await expect(view.findForUpdate('b', { n: 1 })).resolves.toEqual([]);
+    expect(() => view.findForUpdate('a', { n: 1 })).toThrow(/batch rule broken/);
+    expect(() => view.matchingIds('a', { n: 1 })).toThrow(/batch rule broken/);
+    const found = [];
+    for await (const doc of view.findForUpdate('b', { n: 1 })) found.push(doc);
+    expect(found).toEqual([]);
   });
 });
 

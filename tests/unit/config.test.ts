@@ -31,6 +31,13 @@ describe('loadOrchestratorConfig', () => {
     expect(() => loadOrchestratorConfig({ DBAAS_VERIFY_INTERVAL_MS: '-1' })).toThrow(/DBAAS_VERIFY_INTERVAL_MS="-1" must be an integer from 0/);
   });
 
+  it('caps tables per database at 1000 and databases at 100 by default; a cap of 0 tables is refused', () => {
+    expect(loadOrchestratorConfig({})).toMatchObject({ maxTables: 1000, maxDatabases: 100 });
+    expect(loadOrchestratorConfig({ DBAAS_MAX_DATABASES: '0' }).maxDatabases).toBe(0);
+    expect(() => loadOrchestratorConfig({ DBAAS_MAX_TABLES: '0' })).toThrow(/DBAAS_MAX_TABLES="0" must be an integer from 1/);
+    expect(() => loadOrchestratorConfig({ DBAAS_MAX_DATABASES: 'many' })).toThrow(/DBAAS_MAX_DATABASES/);
+  });
+
   it('lists every problem at once', () => {
     let err: unknown;
     try {

@@ -30,9 +30,14 @@ export class MemoryDb implements BatchSource {
     return doc ? structuredClone(doc) : undefined;
   }
 
-  async findForUpdate(table: string, where: Filter): Promise<Row[]> {
+  async *findForUpdate(table: string, where: Filter): AsyncIterable<Row> {
     this.calls.find += 1;
-    return [...(this.tables.get(table)?.values() ?? [])].filter((d) => matches(d, where)).map((d) => structuredClone(d));
+    for (const d of [...(this.tables.get(table)?.values() ?? [])].filter((x) => matches(x, where))) yield structuredClone(d);
+  }
+
+  async *matchingIds(table: string, where: Filter): AsyncIterable<string> {
+    this.calls.find += 1;
+    for (const d of [...(this.tables.get(table)?.values() ?? [])].filter((x) => matches(x, where))) yield d._id;
   }
 
   async idsExisting(table: string, ids: string[]): Promise<string[]> {

@@ -14,6 +14,7 @@ import type { ReadCommand, TableInfo } from '../common/commands.js';
 import { decodeControl, type ChecksumReply, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import type { ClusterNames } from '../common/names.js';
 import { reply, reqIdOf, settle } from './context.js';
+import { readError } from './storage-errors.js';
 
 /**
  * Unacknowledged control messages in flight at once. Handlers run concurrently
@@ -80,7 +81,8 @@ export class ControlServer {
       done = true;
       if (control.type === 'read' && this.logger.isLevelEnabled('debug')) this.logger.debug({ reqId: reqIdOf(msg), table: control.command.table }, 'read answered');
     } catch (err) {
-      reply(ch, msg, { ok: false, error: asDbaasError(err).toWire() });
+      // A read of this replica fails as a read from the read queue does (storage-errors.ts).
+      reply(ch, msg, { ok: false, error: (control.type === 'read' ? readError(err) : asDbaasError(err)).toWire() });
     }
     settle(ch, msg, 'ack');
     // Only a retire that was carried out stops the worker: a refused one (a stale leader epoch) leaves it serving.

@@ -16,8 +16,7 @@
  * nothing: the run was not acked, and this slave is replaced anyway.
  */
 import type { Channel, ChannelModel, ConsumeMessage, Message } from 'amqplib';
-import { MongoServerError } from 'mongodb';
-import { DbaasError, asDbaasError } from '../common/errors.js';
+import { DbaasError } from '../common/errors.js';
 import { decodeRead, decodeSyncMessage, encode, WIRE_VERSION, type ControlMessage, type SnapshotPage, type SyncEntry, type WorkerStatus } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
@@ -27,6 +26,7 @@ import { checkpointAfter } from './checksum.js';
 import { judgeRun, positionAfterSnapshot, type SyncPosition } from './sync-order.js';
 import { Store } from './store.js';
 import { refusedByStorage } from './void-batch.js';
+import { readError } from './storage-errors.js';
 import { docsOfRows, type StreamDocs, type StreamRows } from './pg-snapshot.js';
 import { RowCopier } from './pg-copy.js';
 import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
@@ -684,18 +684,6 @@ export class SlaveRole {
     await ch.deleteQueue(this.syncQueue).catch(() => undefined);
     await ch.close().catch(() => undefined);
   }
-}
-
-/** MongoDB's (and FerretDB's) error code for a query stopped by its maxTimeMS. */
-const MAX_TIME_MS_EXPIRED = 50;
-
-function readError(err: unknown): DbaasError {
-  if (err instanceof DbaasError) return err;
-  if (err instanceof MongoServerError && err.code === MAX_TIME_MS_EXPIRED) {
-    return new DbaasError('DBAAS_RPC_TIMEOUT', `the read ran longer than DBAAS_REQUEST_TIMEOUT_MS on the database and was stopped`);
-  }
-  if (err instanceof MongoServerError) return new DbaasError('DBAAS_QUERY_INVALID', `the database refused the query: ${err.message}`);
-  return asDbaasError(err);
 }
 
 /** Acks a run: per channel, one ack of its newest delivery covers the older ones (all handled, in order). */

@@ -90,14 +90,19 @@ export function refusedByStorage(err: unknown): err is MongoServerError {
   if (!(err instanceof MongoServerError)) return false;
   if (typeof err.code === 'number' && NOT_A_REFUSAL.has(err.code)) return false;
   // FerretDB answers a PostgreSQL it cannot reach with an internal error naming the connection.
-  return !/connection refused|connect: |too many clients|the database system is (starting up|shutting down)|terminating connection|broken pipe|i\/o timeout|conn closed/i.test(err.message);
+  // And one it cannot connect to at all, or whose connection broke mid-answer (a PostgreSQL crash: "unexpected EOF").
+  return !/connection refused|connect: |failed to connect|not currently accepting connections|unexpected EOF|too many clients|the database system is (starting up|shutting down|in recovery mode)|terminating connection|broken pipe|connection reset|i\/o timeout|conn closed/i.test(err.message);
 }
 
 /** The answer to a write the storage refused (the storage's words, cut short: they may quote the value). */
 export function storageRefusal(err: Error): DbaasError {
+  return new DbaasError('DBAAS_WRITE_REFUSED_BY_STORAGE', `the database refused the write; nothing of it was applied: ${databaseSaid(err)}`);
+}
+
+/** What the database said, for a client: cut short (it may quote the value), without FerretDB's call chain. */
+export function databaseSaid(err: Error): string {
   // FerretDB prefixes its error with where in its own code it passed ("[msg_insert.go:168 handler.(*Handler).MsgInsert]"):
   // the client is told what the database said, not the server's call chain.
   const plain = err.message.replace(/\[[^\]]*\.go:\d+[^\]]*\]\s*/g, '').trim();
-  const said = plain.length > 300 ? `${plain.slice(0, 300)}…` : plain;
-  return new DbaasError('DBAAS_WRITE_REFUSED_BY_STORAGE', `the database refused the write; nothing of it was applied: ${said}`);
+  return plain.length > 300 ? `${plain.slice(0, 300)}…` : plain;
 }

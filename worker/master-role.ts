@@ -35,6 +35,7 @@ import { DbaasError } from '../common/errors.js';
 import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type SyncOp, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { requestTime } from '../common/request-time.js';
 import { assertSyncQueue } from '../common/topology.js';
+import type pg from 'pg';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { MasterCheckpoints } from './checkpoint-window.js';
 import { BuildAlone, buildWrite } from './entry-builder.js';
@@ -95,6 +96,8 @@ export class MasterRole {
   private readonly inFlight = new Map<number, SyncEntry>();
   private readonly inbox: Taken[] = [];
   private readonly pageRequests: PageRequest[] = [];
+  /** The snapshot connection of a first page request on PostgreSQL, made as soon as it comes (PgSnapshot.connect). */
+  private readonly snapshotClients = new Map<PageRequest, Promise<pg.Client>>();
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private pubCh: ConfirmChannel | undefined;
@@ -348,6 +351,11 @@ export class MasterRole {
    */
   servePage(req: PageRequest): void {
     if (this.fenced) return;
+    if (this.streamable(req)) {
+      const client = PgSnapshot.connect(this.ctx.config.pgUrl as string);
+      client.catch(() => undefined); // startStream sees the failure
+      this.snapshotClients.set(req, client);
+    }
     this.pageRequests.push(req);
     if (!this.draining) {
       this.draining = true;
@@ -363,10 +371,13 @@ export class MasterRole {
 
   private async readPage(req: PageRequest): Promise<void> {
     const ch = this.pubCh;
+    const client = this.snapshotClients.get(req);
+    this.snapshotClients.delete(req);
+    if (!ch || !this.streamable(req)) void client?.then((c) => c.end()).catch(() => undefined);
     if (!ch) return;
     const started = performance.now();
     // On PostgreSQL a whole copy is one consistent read beside the writes (pg-snapshot.ts); only its start waits here.
-    if (req.after === undefined && this.ctx.config.pgUrl !== undefined && !this.pgRefused && (await this.startStream(req, ch))) return;
+    if (this.streamable(req) && (await this.startStream(req, ch, client ?? PgSnapshot.connect(this.ctx.config.pgUrl as string)))) return;
     const { docs, end } = await this.ctx.store.tables.page(req.after, req.limit, req.maxBytes);
     const page: SnapshotPage = {
       v: WIRE_VERSION,
@@ -388,6 +399,11 @@ export class MasterRole {
     this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: page.atSeq, after: req.after, end, documents: docs.length, last: end === undefined, ms: ms(performance.now() - started) }, 'snapshot page served between two batches');
   }
 
+  /** A first page request this master answers with a stream copy (on PostgreSQL, unless a document refused it). */
+  private streamable(req: PageRequest): boolean {
+    return req.after === undefined && this.ctx.config.pgUrl !== undefined && !this.pgRefused;
+  }
+
   /**
    * The stream copy (snapshot.ts "Stream"): between two batches, opens a REPEATABLE READ
    * transaction on this worker's PostgreSQL database and publishes the marker (part 0)
@@ -395,11 +411,11 @@ export class MasterRole {
    * stage. False when the transaction cannot be opened (the caller serves the page the
    * usual way).
    */
-  private async startStream(req: PageRequest, ch: ConfirmChannel): Promise<boolean> {
+  private async startStream(req: PageRequest, ch: ConfirmChannel, client: Promise<pg.Client>): Promise<boolean> {
     const started = performance.now();
     let snap: PgSnapshot;
     try {
-      snap = await PgSnapshot.begin(this.ctx.config.pgUrl as string, this.ctx.config.dbName);
+      snap = await PgSnapshot.begin(await client, this.ctx.config.dbName);
     } catch (err) {
       this.ctx.logger.warn({ err: (err as Error).message }, 'could not open a PostgreSQL snapshot; this page is read the usual way');
       return false;
@@ -510,6 +526,8 @@ export class MasterRole {
       if (this.fenced) {
         this.inbox.length = 0;
         this.pageRequests.length = 0;
+        for (const client of this.snapshotClients.values()) void client.then((c) => c.end()).catch(() => undefined);
+        this.snapshotClients.clear();
       }
     } catch (err) {
       this.ctx.fail(`the write path is broken: ${(err as Error).message}`);

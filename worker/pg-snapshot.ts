@@ -112,12 +112,29 @@ export class PgSnapshot {
   ) {}
 
   /**
-   * Opens the transaction and fixes its snapshot (its first statement reads the
-   * table list). Call it where the data is exactly at the seq the copy is taken at.
+   * A connection for {@link begin}, made before the master's serial stage reaches the request:
+   * the writes then wait only for the transaction's start, not for PostgreSQL to start a backend
+   * (issue 16: a new slave's snapshot round trip through a busy master).
    */
-  static async begin(url: string, dbName: string): Promise<PgSnapshot> {
+  static async connect(url: string): Promise<pg.Client> {
     const client = new pg.Client({ connectionString: url, application_name: 'dbaas-snapshot' });
-    await client.connect();
+    // A connection lost while it waits must not end the worker: begin's first query fails instead.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+    return client;
+  }
+
+  /**
+   * Opens the transaction on `client` (from {@link connect}; ended here if this fails) and fixes
+   * its snapshot (its first statement reads the table list). Call it where the data is exactly at
+   * the seq the copy is taken at.
+   */
+  static async begin(client: pg.Client, dbName: string): Promise<PgSnapshot> {
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const schemas = await client.query<{ nspname: string }>(

@@ -45,7 +45,7 @@ import type { OplogBatchDoc } from './oplog.js';
 import { PreImages, refusedByStorage, storageRefusal, undoOps } from './void-batch.js';
 import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
 import { docsOfRows, PgSnapshot, UnsupportedDocument, type StreamRows } from './pg-snapshot.js';
-import { replayFrom, SNAPSHOT_REPLAY_ENTRIES } from './sync-order.js';
+import { replayFrom, republishFrom } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
 
 interface Taken {
@@ -135,7 +135,7 @@ export class MasterRole {
     this.ctx.checksums.settle(this.lastSeq);
     // Whether the newest entries reached the broker before the crash is unknown: attach() publishes
     // them again (slaves skip what they have), so no slave waits for a redelivery to see them.
-    this.lastConfirmed = last ? replayFrom(last, SNAPSHOT_REPLAY_ENTRIES) - 1 : 0;
+    this.lastConfirmed = last ? republishFrom(last) - 1 : 0;
     const started = Date.now();
     void store.ledger.load().then(
       () => this.ctx.logger.info({ requestIds: store.requests.size, ms: Date.now() - started }, 'requestId index loaded'),
@@ -618,8 +618,10 @@ export class MasterRole {
     }
     const ops = entries.flatMap((e) => e.ops);
     // A batch of updates on PostgreSQL: stored and applied in one statement, one commit instead of two (issue 17).
-    const together = await store.recordAndReplace(entries, undo, ops);
-    if (!together) await store.recordEntries(entries, undo);
+    // With the highest confirmed seq (`acked`): a restarted master publishes every entry above it again (sync-order.ts republishFrom).
+    const acked = this.lastConfirmed;
+    const together = await store.recordAndReplace(entries, undo, ops, acked);
+    if (!together) await store.recordEntries(entries, undo, acked);
     if (entries.length > 0) this.lastSeq = seq;
     const t2 = performance.now();
 
@@ -629,7 +631,7 @@ export class MasterRole {
       if (!together) await store.applyOps(ops);
     } catch (err) {
       if (!refusedByStorage(err)) throw err;
-      await this.voidBatch(batch, outcomes, entries, undo, err);
+      await this.voidBatch(batch, outcomes, entries, undo, err, acked);
       return;
     }
     // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
@@ -672,8 +674,8 @@ export class MasterRole {
    * seqs consecutive). A write alone in its batch is answered with the refusal; the
    * writes of a larger batch are taken again, each alone, ahead of the queue.
    */
-  private async voidBatch(batch: Taken[], outcomes: Outcome[], entries: SyncEntry[], undo: Array<SyncOp[] | undefined>, err: Error): Promise<void> {
-    const voids = await this.ctx.store.voidBatch(entries.map((e, i) => ({ ...e, _id: e.seq, ...(undo[i] ? { undo: undo[i] } : {}) })));
+  private async voidBatch(batch: Taken[], outcomes: Outcome[], entries: SyncEntry[], undo: Array<SyncOp[] | undefined>, err: Error, acked: number): Promise<void> {
+    const voids = await this.ctx.store.voidBatch(entries.map((e, i) => ({ ...e, _id: e.seq, acked, ...(undo[i] ? { undo: undo[i] } : {}) })));
     this.checkpoints.afterApply(voids);
     const error = storageRefusal(err);
     const pubCh = (batch[0] as Taken).pubCh;

@@ -23,7 +23,14 @@ export type OplogDoc = SyncEntry & { _id: number };
  * were before the batch (worker/void-batch.ts undoOps): the master's own oplog keeps
  * it for crash repair; it is never published. Absent: the batch cannot be taken back.
  */
-export type OplogBatchDoc = OplogDoc & { undo?: SyncOp[] };
+export type OplogBatchDoc = OplogDoc & { undo?: SyncOp[]; acked?: number };
+
+/**
+ * An entry with the highest seq whose publish the broker had confirmed when the master stored
+ * it (`acked`, the master's own, never published): every entry above it may have been lost with
+ * a crash before the broker took it, so a restarted master publishes them again (MasterRole.recover).
+ */
+export type NewestDoc = OplogDoc & { acked?: number };
 
 /**
  * An oplog entry as stored. `ops` is kept as a JSON string: FerretDB stores,
@@ -32,16 +39,16 @@ export type OplogBatchDoc = OplogDoc & { undo?: SyncOp[] };
  * oplog five times faster), and nothing ever queries inside the ops. Entries
  * stored before (ops as an array) are still read.
  */
-type StoredEntry = Omit<SyncEntry, 'ops'> & { _id: number; ops: string | SyncOp[]; undo?: string };
+type StoredEntry = Omit<SyncEntry, 'ops'> & { _id: number; ops: string | SyncOp[]; undo?: string; acked?: number };
 
-/** An entry as the oplog holds it (keyed by seq), with its undo ops when given. */
-export function toStored(entry: SyncEntry, undo?: readonly SyncOp[]): StoredEntry {
-  return { ...entry, _id: entry.seq, ops: JSON.stringify(entry.ops), ...(undo === undefined ? {} : { undo: JSON.stringify(undo) }) };
+/** An entry as the oplog holds it (keyed by seq), with its undo ops and the master's confirmed seq (NewestDoc) when given. */
+export function toStored(entry: SyncEntry, undo?: readonly SyncOp[], acked?: number): StoredEntry {
+  return { ...entry, _id: entry.seq, ops: JSON.stringify(entry.ops), ...(undo === undefined ? {} : { undo: JSON.stringify(undo) }), ...(acked === undefined ? {} : { acked }) };
 }
 
 /** An entry as read back: what was published (the undo ops are the master's own, see {@link OplogBatchDoc}). */
 function fromStored(doc: StoredEntry): OplogDoc {
-  const { undo: _undo, ...entry } = doc;
+  const { undo: _undo, acked: _acked, ...entry } = doc;
   return { ...entry, ops: typeof doc.ops === 'string' ? (JSON.parse(doc.ops) as SyncOp[]) : doc.ops };
 }
 
@@ -50,6 +57,11 @@ function fromStored(doc: StoredEntry): OplogDoc {
  * (`after`, `upTo`] in seq order, or the newest one; undefined when FerretDB must answer.
  */
 export type StoredBelow = (range: { after: number; upTo: number } | 'newest') => Promise<readonly Record<string, unknown>[] | undefined>;
+
+/** A stored entry's `acked` (NewestDoc), when it has one. */
+function acked(doc: StoredEntry): { acked?: number } {
+  return typeof doc.acked === 'number' ? { acked: doc.acked } : {};
+}
 
 export class Oplog {
   /** Highest seq known to be in the oplog (recorded here or read), to spare a scan when trimming. */
@@ -73,11 +85,11 @@ export class Oplog {
   }
 
   /** The newest entry (on FerretDB without {@link below} a full scan, sorted outside the database: start-up only). */
-  async last(): Promise<OplogDoc | undefined> {
+  async last(): Promise<NewestDoc | undefined> {
     const docs = await this.stored('newest', () => this.coll().find({}).sort({ _id: -1 }).limit(1).toArray());
     const last = docs[0];
     if (last) this.newestSeq = Math.max(this.newestSeq ?? 0, last._id);
-    return last ? fromStored(last) : undefined;
+    return last ? { ...fromStored(last), ...acked(last) } : undefined;
   }
 
   /** Entries with seq in (afterSeq, upToSeq], in order. */
@@ -88,7 +100,7 @@ export class Oplog {
   /** Entries with seq in (afterSeq, upToSeq], in order, with their undo ops (crash repair of the newest batch). */
   async batch(afterSeq: number, upToSeq: number): Promise<OplogBatchDoc[]> {
     const docs = await this.storedBetween(afterSeq, upToSeq);
-    return docs.map((d) => ({ ...fromStored(d), ...(typeof d.undo === 'string' ? { undo: JSON.parse(d.undo) as SyncOp[] } : {}) }));
+    return docs.map((d) => ({ ...fromStored(d), ...(typeof d.undo === 'string' ? { undo: JSON.parse(d.undo) as SyncOp[] } : {}), ...acked(d) }));
   }
 
   private async storedBetween(after: number, upTo: number): Promise<StoredEntry[]> {
@@ -103,7 +115,7 @@ export class Oplog {
 
   /** Rewrites stored entries in place (a batch voided before any of it was published: void-batch.ts), keeping their undo ops. */
   async rewrite(entries: readonly OplogBatchDoc[]): Promise<void> {
-    for (const { _id: _seq, undo, ...entry } of entries) await this.coll().replaceOne({ _id: entry.seq }, toStored(entry, undo), { upsert: true });
+    for (const { _id: _seq, undo, acked, ...entry } of entries) await this.coll().replaceOne({ _id: entry.seq }, toStored(entry, undo, acked), { upsert: true });
     this.recorded(entries);
   }
 
@@ -116,9 +128,9 @@ export class Oplog {
   }
 
   /** Stores entries (with their undo ops, by index) in one round trip. Idempotent: keyed by seq, an entry never changes. */
-  async record(entries: readonly SyncEntry[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Promise<void> {
+  async record(entries: readonly SyncEntry[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>, acked?: number): Promise<void> {
     if (entries.length === 0) return;
-    await this.coll().insertMany(entries.map((e, i) => toStored(e, undo?.[i])), { ordered: false }).catch(ignoreDuplicates);
+    await this.coll().insertMany(entries.map((e, i) => toStored(e, undo?.[i], acked)), { ordered: false }).catch(ignoreDuplicates);
     this.recorded(entries);
   }
 

@@ -20,7 +20,7 @@ import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { waitFor } from '../common/backoff.js';
-import { Oplog, OPLOG, toStored as storedEntry, type OplogBatchDoc, type OplogDoc } from './oplog.js';
+import { Oplog, OPLOG, toStored as storedEntry, type NewestDoc, type OplogBatchDoc, type OplogDoc } from './oplog.js';
 import type { TrimLimits } from './oplog-trim.js';
 import { LEDGER, recordOf, RequestLedger, toStored as storedRecord, type LedgerRecord } from './request-ledger.js';
 import { Tables, type AnyDoc } from './tables.js';
@@ -102,7 +102,7 @@ export class Store {
   }
 
   /** The newest oplog entry (a full scan on FerretDB: start-up only). */
-  lastEntry(): Promise<OplogDoc | undefined> {
+  lastEntry(): Promise<NewestDoc | undefined> {
     return this.oplog.last();
   }
 
@@ -136,17 +136,17 @@ export class Store {
    * (the master's, by index): what puts the batch's documents back (void-batch.ts).
    * A void entry gets no ledger record.
    */
-  async recordEntries(entries: readonly SyncEntry[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Promise<void> {
+  async recordEntries(entries: readonly SyncEntry[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>, acked?: number): Promise<void> {
     if (entries.length === 0) return;
     const records = ledgerRecords(entries);
     // On FerretDB/PostgreSQL both in one transaction (issue 17: updates); else the oplog first, so the
     // ledger never holds a record whose entry is not stored.
-    if (await this.recordInPg(entries, records, undo)) {
+    if (await this.recordInPg(entries, records, undo, acked)) {
       this.oplog.recorded(entries);
       this.ledger.recorded(records);
       return;
     }
-    await this.oplog.record(entries, undo);
+    await this.oplog.record(entries, undo, acked);
     await this.ledger.record(records);
   }
 
@@ -172,7 +172,7 @@ export class Store {
     // The newest first: one void entry in the newest batch is what tells crash repair to finish the job.
     await this.oplog.rewrite(
       out
-        .map((e, i) => ({ ...e, _id: e.seq, undo: undo[i] as SyncOp[] }))
+        .map((e, i) => ({ ...e, _id: e.seq, undo: undo[i] as SyncOp[], ...(entries[i]?.acked === undefined ? {} : { acked: entries[i]?.acked }) }))
         .reverse(),
     );
     await this.ledger.forget(first.seq, last.seq, entries.map((e) => e.requestId));
@@ -203,11 +203,11 @@ export class Store {
   }
 
   /** recordEntries in one PostgreSQL transaction (pg-docs.ts insertDocsTogether); false (nothing written) where it cannot. */
-  private async recordInPg(entries: readonly SyncEntry[], records: readonly LedgerRecord[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Promise<boolean> {
+  private async recordInPg(entries: readonly SyncEntry[], records: readonly LedgerRecord[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>, acked?: number): Promise<boolean> {
     const pool = this.pgPool();
     if (pool === undefined) return false;
     try {
-      return await insertDocsTogether(pool, this.db.databaseName, recordSets(entries, records, undo));
+      return await insertDocsTogether(pool, this.db.databaseName, recordSets(entries, records, undo, acked));
     } catch (err) {
       this.log?.warn({ err }, 'recording entries in PostgreSQL failed; recording them through FerretDB');
       return false;
@@ -222,7 +222,7 @@ export class Store {
    * entries and the data are stored together or not at all. False, having changed
    * nothing, for any other batch or when it cannot: the caller records, then applies.
    */
-  async recordAndReplace(entries: readonly SyncEntry[], undo: ReadonlyArray<readonly SyncOp[] | undefined>, ops: readonly SyncOp[]): Promise<boolean> {
+  async recordAndReplace(entries: readonly SyncEntry[], undo: ReadonlyArray<readonly SyncOp[] | undefined>, ops: readonly SyncOp[], acked?: number): Promise<boolean> {
     // Only puts of documents the tables hold can be replaces: any other batch (inserts, deletes, clears, every
     // batch without PostgreSQL) goes the ordered way at once, without planning its ops here and again in applyOps.
     if (entries.length === 0 || !ops.every((op) => op.t === 'put' && op.fresh !== true)) return false;
@@ -235,7 +235,7 @@ export class Store {
     const records = ledgerRecords(entries);
     try {
       const replaces = writes.map((w) => ({ table: w.table, docs: w.replaces }));
-      if (!(await insertAndReplace(pool, this.db.databaseName, recordSets(entries, records, undo), replaces))) return false;
+      if (!(await insertAndReplace(pool, this.db.databaseName, recordSets(entries, records, undo, acked), replaces))) return false;
     } catch (err) {
       // 23505: a unique key held twice on the way (a swap of keys): the ordered path writes it.
       if ((err as { code?: string }).code !== '23505') this.log?.warn({ err }, 'storing a batch in PostgreSQL failed; recording and applying it one after the other');
@@ -515,10 +515,15 @@ export class Store {
   }
 }
 
-/** A batch's oplog entries (with the master's undo ops) and ledger records, as the documents stored in PostgreSQL. */
-function recordSets(entries: readonly SyncEntry[], records: readonly LedgerRecord[], undo?: ReadonlyArray<readonly SyncOp[] | undefined>): Array<{ table: string; docs: Array<Record<string, unknown>> }> {
+/** A batch's oplog entries (with the master's undo ops and confirmed seq) and ledger records, as the documents stored in PostgreSQL. */
+function recordSets(
+  entries: readonly SyncEntry[],
+  records: readonly LedgerRecord[],
+  undo?: ReadonlyArray<readonly SyncOp[] | undefined>,
+  acked?: number,
+): Array<{ table: string; docs: Array<Record<string, unknown>> }> {
   return [
-    { table: OPLOG, docs: entries.map((e, i) => storedEntry(e, undo?.[i])) },
+    { table: OPLOG, docs: entries.map((e, i) => storedEntry(e, undo?.[i], acked)) },
     { table: LEDGER, docs: records.map(storedRecord) },
   ];
 }
@@ -528,8 +533,8 @@ export function ledgerRecords(entries: readonly SyncEntry[]): LedgerRecord[] {
   return entries.flatMap((e) => (e.void ? [] : [recordOf(e)]));
 }
 
-/** An oplog entry as it is published: without its `_id` and the master's undo ops. */
-export function stripped(doc: SyncEntry & { _id?: number; undo?: unknown }): SyncEntry {
-  const { _id: _seq, undo: _undo, ...entry } = doc;
+/** An oplog entry as it is published: without its `_id` and the master's undo ops and confirmed seq. */
+export function stripped(doc: SyncEntry & { _id?: number; undo?: unknown; acked?: number }): SyncEntry {
+  const { _id: _seq, undo: _undo, acked: _acked, ...entry } = doc;
   return entry;
 }

@@ -55,6 +55,22 @@ export function replayFrom(newest: Pick<SyncEntry, 'seq' | 'first'>, atLeast = 1
  */
 export const SNAPSHOT_REPLAY_ENTRIES = 8;
 
+/**
+ * The first seq a restarted master publishes again. Whether its newest entries reached
+ * the broker before the crash is unknown, and not only the newest batch's: confirms are
+ * awaited off the serial write path, so several batches may have been published and
+ * not confirmed (their bytes still in this process or its socket when it died), and a
+ * slave that missed one stops on the gap and copies everything again. Each entry the
+ * master stores carries `acked`, the highest seq the broker had confirmed then: every
+ * entry above it is published again (slaves skip what they have). Without it (entries
+ * stored before it existed, or by a slave), the newest batch and at least
+ * {@link SNAPSHOT_REPLAY_ENTRIES} entries, as before.
+ */
+export function republishFrom(newest: Pick<SyncEntry, 'seq' | 'first'> & { acked?: number }): number {
+  const margin = replayFrom(newest, SNAPSHOT_REPLAY_ENTRIES);
+  return newest.acked === undefined ? margin : Math.max(1, Math.min(margin, newest.acked + 1));
+}
+
 /** What a slave does with a run of entries taken from its queue, judged one after the other. */
 export interface RunJudgement<E extends Pick<SyncEntry, 'seq' | 'term'>> {
   /** Entries to apply, in order (consecutive seqs). */

@@ -169,6 +169,29 @@ describe.skipIf(!ferretdbOnPostgres)('oplog reads by seq below FerretDB (pg-read
     }
     expect(warnings).toEqual([]);
   });
+
+  it("keeps the master's confirmed seq (acked) with each entry, on both paths and through a void, and never publishes it", async () => {
+    const base = ENTRIES + 2;
+    const batch = [entry(base, base), entry(base + 1, base)];
+    // Below FerretDB (the master's batches on PostgreSQL), then through FerretDB (Oplog.record).
+    await store.recordEntries(batch, batch.map((e): SyncOp[] => [{ t: 'del', table: 't', id: `d${e.seq}` }]), 17);
+    expect((await store.lastEntry())?.acked).toBe(17);
+    expect((await viaFerret(() => store.lastEntry()))?.acked).toBe(17);
+    await store.oplog.record([entry(base + 2, base + 2)], [[{ t: 'del', table: 't', id: 'x' }]], base);
+    for (const last of [await store.lastEntry(), await viaFerret(() => store.lastEntry())]) {
+      expect(last).toMatchObject({ seq: base + 2, acked: base });
+    }
+    // Re-published entries are read without it.
+    for (const e of await store.entriesBetween(base - 1, base + 2)) expect(e).not.toHaveProperty('acked');
+    // A void keeps it stored, and publishes without it.
+    const newest = await store.batchBetween(base + 1, base + 2);
+    expect(newest[0]?.acked).toBe(base);
+    const voids = await store.voidBatch(newest);
+    expect(voids[0]).toMatchObject({ seq: base + 2, void: true });
+    expect(voids[0]).not.toHaveProperty('acked');
+    expect(await store.lastEntry()).toMatchObject({ seq: base + 2, void: true, acked: base });
+    expect(warnings).toEqual([]);
+  });
 });
 
 interface PlanNode {

@@ -9,7 +9,8 @@
  * having read only part of the table (the refusal says how much), changing
  * nothing; a wide delete reads only `_id`s past 1 MiB and is built alone. The
  * small writes beside them are all acknowledged, and every replica ends equal.
- * The request timeout is raised, so a stall shows as latency (printed), not as 504s.
+ * The request timeout is raised, so a stall shows as latency (printed), not as 504s;
+ * the tests' own bounds are wide (the machine may be loaded).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from './harness.js';
@@ -86,7 +87,7 @@ describe('wide writes', () => {
     expect(wide.body.error.details.documentsRead).toBeLessThan(DOCS / 2);
     const tagged = await c.post('/api/v1/db/read', { table: 'wide', where: { tag: { $exists: true } }, count: true, afterSeq: wide.lastSeq });
     expect(tagged.body).toEqual({ count: 0 });
-  });
+  }, 180_000);
 
   it('an update that shrinks 20 MB of documents is refused: its undo ops would hold them all', async () => {
     await wideTable();
@@ -97,7 +98,7 @@ describe('wide writes', () => {
     expect(wide.body.error.details.documentsRead).toBeLessThan(DOCS);
     const padded = await c.post('/api/v1/db/read', { table: 'wide', where: { pad: PAD }, count: true, afterSeq: wide.lastSeq });
     expect(padded.body).toEqual({ count: DOCS });
-  });
+  }, 180_000);
 
   it('a delete of 20 MB beside other writes: applied once, and every replica ends equal', async () => {
     await wideTable();
@@ -108,5 +109,5 @@ describe('wide writes', () => {
     expect(dumps.length).toBe(2);
     expect(dumps[0]?.['wide'] ?? []).toEqual([]);
     expect(dumps[1]).toEqual(dumps[0]);
-  });
+  }, 180_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { judgeEntry, judgeRun, positionAfterSnapshot, replayFrom } from '../../worker/sync-order.js';
+import { judgeEntry, judgeRun, positionAfterSnapshot, replayFrom, republishFrom } from '../../worker/sync-order.js';
 
 describe('judgeEntry', () => {
   const steady = { appliedSeq: 10, jumpUpTo: 0, maxTerm: 2 };
@@ -94,5 +94,23 @@ describe('replayFrom', () => {
     expect(replayFrom({ seq: 40, first: 38 }, 8)).toBe(33);
     expect(replayFrom({ seq: 40, first: 20 }, 8)).toBe(20);
     expect(replayFrom({ seq: 3 }, 8)).toBe(1);
+  });
+});
+
+describe('republishFrom (a restarted master publishes again)', () => {
+  it('every entry above the confirmed seq stored with the newest, across batches', () => {
+    // Batch 1-40 published, its confirms not back; batch 41-42 published; crash. The slaves may hold nothing
+    // past 0: the newest batch and 8 entries (35-42) would leave 1-34 out, and every slave would stop on the gap.
+    expect(replayFrom({ seq: 42, first: 41 }, 8)).toBe(35);
+    expect(republishFrom({ seq: 42, first: 41, acked: 0 })).toBe(1);
+    expect(republishFrom({ seq: 42, first: 41, acked: 30 })).toBe(31);
+    // Never less than the newest batch and 8 entries (its data may be half-applied; a margin).
+    expect(republishFrom({ seq: 42, first: 41, acked: 41 })).toBe(35);
+    expect(republishFrom({ seq: 100, first: 60, acked: 99 })).toBe(60);
+  });
+
+  it('without one (entries stored by a slave, or before it existed): the newest batch and 8 entries, as before', () => {
+    expect(republishFrom({ seq: 42, first: 41 })).toBe(35);
+    expect(republishFrom({ seq: 3 })).toBe(1);
   });
 });

@@ -29,7 +29,6 @@
  * invariant are in snapshot.ts).
  */
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
-import { MongoServerError } from 'mongodb';
 import { commandFingerprint, type IndexDef } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type SyncOp, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
@@ -37,6 +36,7 @@ import { requestTime } from '../common/request-time.js';
 import { assertSyncQueue } from '../common/topology.js';
 import type pg from 'pg';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
+import { queryError } from './storage-errors.js';
 import { MasterCheckpoints } from './checkpoint-window.js';
 import { BuildAlone, buildWrite } from './entry-builder.js';
 import { TableQuota } from './table-quota.js';
@@ -596,10 +596,10 @@ export class MasterRole {
         entries.push(entry);
         outcomes.push({ kind: 'entry', entry });
       } catch (err) {
-        if (err instanceof DbaasError) outcomes.push({ kind: 'error', error: err });
-        else if (err instanceof MongoServerError) {
-          outcomes.push({ kind: 'error', error: new DbaasError('DBAAS_QUERY_INVALID', `the database refused the filter: ${err.message}`) });
-        } else throw err;
+        // The database refusing the filter is a 400; the database out of reach a 503 to retry (storage-errors.ts).
+        const error = err instanceof DbaasError ? err : queryError(err, 'filter');
+        if (!error) throw err;
+        outcomes.push({ kind: 'error', error });
       }
     }
     const t1 = performance.now();

@@ -8,13 +8,12 @@
  * FerretDB's own.
  */
 import pg from 'pg';
-import { copyRows, MISSING, tableIn } from './pg-layout.js';
+import { copyRows, rememberTables, tableIn, withTables } from './pg-layout.js';
 import type { StreamRows } from './pg-snapshot.js';
 
 export class RowCopier {
+  /** Its table locations remembered (pg-layout.ts rememberTables) for the rest of the copy. */
   private pool: pg.Pool | undefined;
-  /** Each table's PostgreSQL name (pg-layout.ts tableIn). */
-  private readonly tables = new Map<string, string>();
 
   constructor(
     private readonly url: string,
@@ -29,7 +28,9 @@ export class RowCopier {
       this.pool = new pg.Pool({ connectionString: this.url, max: 1, idleTimeoutMillis: 10_000, application_name: 'dbaas-copy' });
       // An idle client's error must not end the worker: the next part's query fails or reconnects.
       this.pool.on('error', () => undefined);
+      rememberTables(this.pool);
     }
+    const pool = this.pool;
     const byTable = new Map<string, string[]>();
     for (const r of rows) {
       const list = byTable.get(r.table);
@@ -37,28 +38,19 @@ export class RowCopier {
       else byTable.set(r.table, [r.jsonb]);
     }
     let written = 0;
-    for (const [table, jsonbs] of byTable) {
-      try {
-        written += await copyRows(this.pool, await this.into(table), jsonbs);
-      } catch (err) {
-        // The table went (a clear, which also restarts the stream) and came back under FerretDB: look it up again, once.
-        if (!MISSING.has((err as { code?: string }).code ?? '')) throw err;
-        this.tables.delete(table);
-        written += await copyRows(this.pool, await this.into(table), jsonbs);
-      }
-    }
+    // A table gone (a clear, which also restarts the stream) and back under FerretDB: withTables looks it up again, once.
+    for (const [table, jsonbs] of byTable) written += await withTables(pool, async () => copyRows(pool, await this.into(pool, table), jsonbs));
     return written;
   }
 
-  /** Where a table's rows go, created through FerretDB first; kept for the rest of the copy. */
-  private async into(table: string): Promise<string> {
-    let into = this.tables.get(table);
+  /** Where a table's rows go, created through FerretDB first when it is not there. */
+  private async into(pool: pg.Pool, table: string): Promise<string> {
+    let into = await tableIn(pool, this.dbName, table);
     if (into === undefined) {
       await this.ensureTable(table);
-      into = await tableIn(this.pool as pg.Pool, this.dbName, table);
-      if (into === undefined) throw new Error(`table ${table} has no FerretDB table to copy into`);
-      this.tables.set(table, into);
+      into = await tableIn(pool, this.dbName, table);
     }
+    if (into === undefined) throw new Error(`table ${table} has no FerretDB table to copy into`);
     return into;
   }
 
@@ -66,7 +58,6 @@ export class RowCopier {
   async close(): Promise<void> {
     const pool = this.pool;
     this.pool = undefined;
-    this.tables.clear();
     await pool?.end().catch(() => undefined);
   }
 }

@@ -14,12 +14,15 @@ import { databaseSaid, refusedByStorage } from './void-batch.js';
 /** MongoDB's (and FerretDB's) error code for a query stopped by its maxTimeMS. */
 const MAX_TIME_MS_EXPIRED = 50;
 
+/** What a read the database stopped at its time bound answers: FerretDB's `maxTimeMS` here, PostgreSQL's `statement_timeout` (Store's reads below FerretDB). */
+export function readStopped(): DbaasError {
+  return new DbaasError('DBAAS_RPC_TIMEOUT', 'the read ran longer than DBAAS_REQUEST_TIMEOUT_MS on the database and was stopped');
+}
+
 /** The answer to a client's read that failed. */
 export function readError(err: unknown): DbaasError {
   if (err instanceof DbaasError) return err;
-  if (err instanceof MongoServerError && err.code === MAX_TIME_MS_EXPIRED) {
-    return new DbaasError('DBAAS_RPC_TIMEOUT', `the read ran longer than DBAAS_REQUEST_TIMEOUT_MS on the database and was stopped`);
-  }
+  if (err instanceof MongoServerError && err.code === MAX_TIME_MS_EXPIRED) return readStopped();
   return queryError(err, 'query') ?? asDbaasError(err);
 }
 

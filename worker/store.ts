@@ -32,6 +32,7 @@ import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js'
 import { readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import type { Logger } from '../common/logger.js';
 import { refusedByStorage, voided } from './void-batch.js';
+import { readStopped } from './storage-errors.js';
 
 export { INTERNAL_PREFIX } from './tables.js';
 export type { OplogDoc } from './oplog.js';
@@ -41,9 +42,6 @@ const META = '_dbaas_meta';
 
 /** Connections of the pool simple reads use (pg-read.ts): a slave takes DBAAS_WORKER_READ_PREFETCH reads at once, 32 by default. */
 const READ_POOL = 8;
-
-/** What a read stopped by the database's time bound answers (DBAAS_RPC_TIMEOUT), as slave-role.ts readError says for FerretDB's. */
-const READ_STOPPED = 'the read ran longer than DBAAS_REQUEST_TIMEOUT_MS on the database and was stopped';
 
 /** The retry horizon a store is opened with when none is given (tests, tools): DBAAS_REQUEST_ID_TTL_MS's default. */
 const DEFAULT_REQUEST_ID_TTL_MS = 600_000;
@@ -426,7 +424,7 @@ export class Store {
     try {
       return await readSimple(this.readPool, this.db.databaseName, read);
     } catch (err) {
-      if ((err as { code?: string }).code === STATEMENT_TIMEOUT) throw new DbaasError('DBAAS_RPC_TIMEOUT', READ_STOPPED);
+      if ((err as { code?: string }).code === STATEMENT_TIMEOUT) throw readStopped();
       this.log?.warn({ err, table: read.table }, 'reading in PostgreSQL failed; FerretDB answers');
       return undefined;
     }

@@ -5,12 +5,12 @@ ARG TAG=latest
 FROM dbaas-app-deps:${TAG} AS app
 COPY dist /app/dist
 
-# A small young generation (2 MB semi-spaces, as scripts/start.sh and the
-# process runtime use): less resident memory, no measurable cost in throughput.
+# common/node-flags.ts's V8 flags, as the process runtime and the lifecycle
+# manager use: 2 MB semi-spaces, the old generation grown by 20 % after a full GC.
 FROM app AS worker
-CMD ["node", "--max-semi-space-size=2", "dist/worker/main.js"]
+CMD ["node", "--max-semi-space-size=2", "--heap-growing-percent=20", "dist/worker/main.js"]
 
 FROM app AS orchestrator
 ENV DBAAS_PORT=80
 EXPOSE 80
-CMD ["node", "--max-semi-space-size=2", "dist/orchestrator/main.js"]
+CMD ["node", "--max-semi-space-size=2", "--heap-growing-percent=20", "dist/orchestrator/main.js"]

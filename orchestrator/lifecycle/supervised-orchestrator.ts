@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { NODE_FLAGS } from '../../common/node-flags.js';
 import type { ServiceSpec } from './platform-services.js';
 import { probeHttp, processAlive, readPidFile } from './probes.js';
 
@@ -57,7 +58,7 @@ export class SupervisedOrchestrator implements ServiceSpec {
   async start(): Promise<void> {
     if (this.o.logFile !== undefined) mkdirSync(path.dirname(this.o.logFile), { recursive: true });
     const out = this.o.logFile === undefined ? 'inherit' : openSync(this.o.logFile, 'a');
-    const child = spawn(process.execPath, ['--max-semi-space-size=2', ENTRY], { cwd: this.o.root, env: this.o.env, detached: true, stdio: out === 'inherit' ? out : ['ignore', out, out] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, ENTRY], { cwd: this.o.root, env: this.o.env, detached: true, stdio: out === 'inherit' ? out : ['ignore', out, out] });
     if (out !== 'inherit') closeSync(out);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);

@@ -19,6 +19,7 @@ import { waitFor } from '../../common/backoff.js';
 import { canConnect, isAlive } from '../../common/probes.js';
 import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
+import { NODE_FLAGS } from '../../common/node-flags.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import { SpareDatabases } from './spare-databases.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
@@ -152,7 +153,7 @@ export class ProcessRuntime implements Runtime {
     if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
     // The worker first, so it loads its code while its storage is made and its database starts (issue 16: a
     // new slave's start); it waits for the database's port itself (worker.ts). Either failing kills the other.
-    const worker = this.spawnLogged(process.execPath, ['--max-semi-space-size=2', this.workerEntry], path.join(dir, 'worker.log'), {
+    const worker = this.spawnLogged(process.execPath, [...NODE_FLAGS, this.workerEntry], path.join(dir, 'worker.log'), {
       ...this.opts.clusterEnv,
       DBAAS_WORKER_ID: spec.id,
       DBAAS_WORKER_ROLE: spec.role,

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { AmqpConnection } from '../../common/amqp-connection.js';
 import { clusterEnv, type OrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
+import { NODE_FLAGS } from '../../common/node-flags.js';
 import { clusterNames } from '../../common/names.js';
 import { removeTree, withZkSession } from '../../coordination/namespace.js';
 import { zkPaths } from '../../coordination/paths.js';
@@ -74,7 +75,7 @@ export class BenchCluster {
       readYourWrites: false,
       onRetry: ({ method, path: route, attempt, error }) => this.opts.log(`${method} ${route} failed (${error.code}, try ${attempt}); retrying`),
     });
-    const child = spawn(process.execPath, [entry], {
+    const child = spawn(process.execPath, [...NODE_FLAGS, entry], {
       env: {
         ...this.opts.env,
         DBAAS_NAMESPACE: this.namespace,

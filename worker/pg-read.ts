@@ -98,22 +98,40 @@ export const STATEMENT_TIMEOUT = '57014';
  * ({@link STATEMENT_TIMEOUT}: the statement ran past the pool's `statement_timeout`).
  */
 export async function readSimple(pool: pg.Pool, dbName: string, read: SimpleRead): Promise<Doc[] | undefined> {
+  return readRows(pool, dbName, read.table, (from) => readSql(from, read), (jsonb) => {
+    const doc = documentFromJsonb(jsonb);
+    return matches(doc, read.equal) ? doc : undefined;
+  });
+}
+
+/**
+ * Runs the statement `sql` makes for the table's PostgreSQL name and converts each
+ * row with `convert`: `[]` when the table does not exist; undefined (FerretDB must
+ * answer) when a row holds a value JSON cannot carry or `convert` refuses one.
+ */
+async function readRows(
+  pool: pg.Pool,
+  dbName: string,
+  table: string,
+  sql: (from: string) => { text: string; values: string[] },
+  convert: (jsonb: Record<string, unknown>) => Doc | undefined,
+): Promise<Doc[] | undefined> {
   const rows = await withTables(pool, async () => {
-    const from = await tableIn(pool, dbName, read.table);
+    const from = await tableIn(pool, dbName, table);
     if (from === undefined) return undefined;
-    return (await pool.query<{ _jsonb: Record<string, unknown> }>(readSql(from, read))).rows;
+    return (await pool.query<{ _jsonb: Record<string, unknown> }>(sql(from))).rows;
   });
   if (rows === undefined) return [];
   const docs: Doc[] = [];
   for (const row of rows) {
-    let doc: Doc;
+    let doc: Doc | undefined;
     try {
-      doc = documentFromJsonb(row._jsonb);
+      doc = convert(row._jsonb);
     } catch (err) {
       if (err instanceof UnsupportedDocument) return undefined;
       throw err;
     }
-    if (!matches(doc, read.equal)) return undefined;
+    if (doc === undefined) return undefined;
     docs.push(doc);
   }
   return docs;
@@ -131,25 +149,10 @@ export async function readSimple(pool: pg.Pool, dbName: string, read: SimpleRead
  * value JSON cannot carry or an `_id` that is not a number (FerretDB answers).
  */
 export async function readIdRange(pool: pg.Pool, dbName: string, table: string, range: { after: number; upTo: number } | 'newest'): Promise<Doc[] | undefined> {
-  const rows = await withTables(pool, async () => {
-    const from = await tableIn(pool, dbName, table);
-    if (from === undefined) return undefined;
-    return (await pool.query<{ _jsonb: Record<string, unknown> }>(idRangeSql(from, range))).rows;
+  return readRows(pool, dbName, table, (from) => idRangeSql(from, range), (jsonb) => {
+    const doc = fieldsFromJsonb(jsonb);
+    return typeof doc['_id'] === 'number' ? doc : undefined;
   });
-  if (rows === undefined) return [];
-  const docs: Doc[] = [];
-  for (const row of rows) {
-    let doc: Doc;
-    try {
-      doc = fieldsFromJsonb(row._jsonb);
-    } catch (err) {
-      if (err instanceof UnsupportedDocument) return undefined;
-      throw err;
-    }
-    if (typeof doc['_id'] !== 'number') return undefined;
-    docs.push(doc);
-  }
-  return docs;
 }
 
 /** The statement of {@link readIdRange}: an Index Scan on the `_id` btree (tests/integration/oplog-range.test.ts). */

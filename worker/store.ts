@@ -14,8 +14,6 @@
  */
 import { MongoClient, type Db } from 'mongodb';
 import pg from 'pg';
-// Deletes in one statement (Tables.bulkDelete).
-import { deleteDocs } from './pg-docs.js';
 import type { Doc, Filter, IndexSpec, ReadCommand, ReadResult } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
@@ -24,7 +22,7 @@ import { Oplog, OPLOG, toStored as storedEntry, type NewestDoc, type OplogBatchD
 import type { TrimLimits } from './oplog-trim.js';
 import { LEDGER, recordOf, RequestLedger, toStored as storedRecord, type LedgerRecord } from './request-ledger.js';
 import { Tables, type AnyDoc } from './tables.js';
-import { countDocs, docsByIds, insertAndReplace, insertDocsTogether, replaceDocs } from './pg-docs.js';
+import { countDocs, deleteDocs, docsByIds, insertAndReplace, insertDocsTogether, replaceDocs } from './pg-docs.js';
 import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';

@@ -454,13 +454,14 @@ function findWorkerEntry(): string {
 }
 
 /**
- * The worker bundled in one file (scripts/bundle-worker.mjs: a new worker loads its
- * code in half the CPU), when it was made from this `main.js` or a newer one; else
+ * The worker bundled in one file with its V8 code cache, through its loader
+ * (scripts/bundle-worker.mjs: a new worker loads its code in a third of the CPU),
+ * when it was made from this `main.js` or a newer one; else
  * `main.js` itself. tsc rewrites every file it emits, so a build by tsc alone
  * (without `npm run build:service`) leaves an older bundle, which is not used.
  */
 function bundledIfCurrent(main: string): string {
-  const bundle = path.resolve(path.dirname(main), '../worker-bundle/main.mjs');
+  const bundle = path.resolve(path.dirname(main), '../worker-bundle/main.cjs');
   try {
     return statSync(bundle).mtimeMs >= statSync(main).mtimeMs ? bundle : main;
   } catch {

@@ -254,7 +254,10 @@ export class ZkSession extends EventEmitter implements ZkStore {
   private reachableSince: number | undefined;
 
   private replaceClient(why: string, disconnectedMs: number): void {
-    this.disconnectedAt = undefined;
+    // The new client counts as disconnected until its session is up (sessionUp clears this): one that never gets
+    // an answer (it connected to a server still starting after an outage) is given up on in turn. Found by fault
+    // testing (session 6): with `undefined` here it had no disconnection to count from and was kept for good.
+    this.disconnectedAt = Date.now();
     this.reachableSince = undefined;
     this.opts.logger.warn({ disconnectedMs }, why);
     this.live = false;

@@ -69,6 +69,8 @@ export interface ZkProxy {
   swallow(): void;
   /** An outage for whoever connects through the proxy: open connections are cut, new ones refused, until `up()`. */
   down(): void;
+  /** A server that accepts and never answers: open connections and new ones pass nothing (and stay so) until `up()`. */
+  blackhole(): void;
   up(): void;
   close(): Promise<void>;
 }
@@ -76,9 +78,16 @@ export interface ZkProxy {
 export async function zkProxy(): Promise<ZkProxy> {
   const open = new Set<{ client: net.Socket; upstream: net.Socket; pipe: boolean }>();
   let refusing = false;
+  let swallowing = false;
+  const held = new Set<net.Socket>();
   const server = net.createServer((client) => {
     if (refusing) {
       client.destroy();
+      return;
+    }
+    if (swallowing) {
+      held.add(client);
+      client.on('error', () => undefined).on('close', () => held.delete(client));
       return;
     }
     const upstream = net.connect({ host: '127.0.0.1', port: 2181 });
@@ -98,6 +107,8 @@ export async function zkProxy(): Promise<ZkProxy> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
   const cutAll = (): void => {
+    for (const c of held) c.destroy();
+    held.clear();
     for (const c of open) {
       c.client.destroy();
       c.upstream.destroy();
@@ -113,8 +124,13 @@ export async function zkProxy(): Promise<ZkProxy> {
       refusing = true;
       cutAll();
     },
+    blackhole: () => {
+      swallowing = true;
+      for (const c of open) c.pipe = false;
+    },
     up: () => {
       refusing = false;
+      swallowing = false;
     },
     close: async () => {
       cutAll();

@@ -44,6 +44,32 @@ describe('ZkSession', () => {
     console.log(`a swallowed ZooKeeper connection was replaced by a new session after ${ms} ms`);
   }, 40_000);
 
+  it('gives up on a new client whose session never comes, and starts another once the server answers (found by fault testing, session 6)', async () => {
+    // After a ZooKeeper outage past the tolerance, an orchestrator's replacement client connected while the
+    // server was starting and was never answered: it was never given up on (it had no disconnection to count
+    // from), and the orchestrator answered 503 DBAAS_CLUSTER_NO_MASTER for good while another one led.
+    const proxy = await zkProxy();
+    cleanUp.push(() => proxy.close());
+    const zk = new ZkSession({ connect: `127.0.0.1:${proxy.port}`, sessionTimeoutMs: 2000, stuckAfterMs: 3000, logger: createLogger('test-zk', 'silent') });
+    cleanUp.push(() => zk.close());
+    let sessions = 0;
+    let expired = 0;
+    zk.on('session', () => (sessions += 1));
+    zk.on('expired', () => (expired += 1));
+    zk.start();
+    await zk.waitUntilConnected(10_000);
+    proxy.blackhole();
+    // The unanswered client is replaced; its replacement connects into the same silence.
+    await eventually(() => expired >= 1, 20_000, 'the unanswered client given up on');
+    await new Promise((r) => setTimeout(r, 1000));
+    const upAt = Date.now();
+    proxy.up();
+    await eventually(() => sessions === 2, 25_000, 'a session again once the server answers');
+    const ms = Date.now() - upAt;
+    expect(await zk.exists('/')).not.toBeNull();
+    console.log(`a session again ${ms} ms after the server answered (${expired} client(s) given up on)`);
+  }, 60_000);
+
   it('with an ensemble, a server that stops answering on an open connection is left for the next one within the same session', async () => {
     // Two addresses (two proxies to the one server): the client's connection goes through one of them.
     const a = await zkProxy();

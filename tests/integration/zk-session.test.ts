@@ -17,25 +17,30 @@ afterEach(async () => {
   cleanUp = [];
 });
 
+/** A started ZkSession (2 s sessions) whose one server is reached through a proxy, counting its new and lost sessions. */
+async function sessionThroughProxy(stuckAfterMs: number) {
+  const proxy = await zkProxy();
+  cleanUp.push(() => proxy.close());
+  const zk = new ZkSession({ connect: `127.0.0.1:${proxy.port}`, sessionTimeoutMs: 2000, stuckAfterMs, logger: createLogger('test-zk', 'silent') });
+  cleanUp.push(() => zk.close());
+  const counts = { sessions: 0, expired: 0 };
+  zk.on('session', () => (counts.sessions += 1));
+  zk.on('expired', () => (counts.expired += 1));
+  zk.start();
+  await zk.waitUntilConnected(10_000);
+  return { proxy, zk, counts };
+}
+
 describe('ZkSession', () => {
   it('starts a new session soon when its connection stops being answered while the server is up', async () => {
-    const proxy = await zkProxy();
-    cleanUp.push(() => proxy.close());
-    const zk = new ZkSession({ connect: `127.0.0.1:${proxy.port}`, sessionTimeoutMs: 2000, stuckAfterMs: 30_000, logger: createLogger('test-zk', 'silent') });
-    cleanUp.push(() => zk.close());
-    let sessions = 0;
-    let expired = 0;
-    zk.on('session', () => (sessions += 1));
-    zk.on('expired', () => (expired += 1));
-    zk.start();
-    await zk.waitUntilConnected(10_000);
-    expect(sessions).toBe(1);
+    const { proxy, zk, counts } = await sessionThroughProxy(30_000);
+    expect(counts.sessions).toBe(1);
     const swallowedAt = Date.now();
     proxy.swallow();
     // New connections through the proxy pass traffic again: the server answers, this client does not hear it.
-    await eventually(() => sessions === 2, 25_000, 'a new session');
+    await eventually(() => counts.sessions === 2, 25_000, 'a new session');
     const ms = Date.now() - swallowedAt;
-    expect(expired).toBe(1);
+    expect(counts.expired).toBe(1);
     // max(6 s, 3T) of silence, then the server answering for max(3 s, 2T) while this client does not:
     // about 10 s, well before the 30 s tolerance.
     expect(ms).toBeGreaterThanOrEqual(9000);
@@ -48,26 +53,17 @@ describe('ZkSession', () => {
     // After a ZooKeeper outage past the tolerance, an orchestrator's replacement client connected while the
     // server was starting and was never answered: it was never given up on (it had no disconnection to count
     // from), and the orchestrator answered 503 DBAAS_CLUSTER_NO_MASTER for good while another one led.
-    const proxy = await zkProxy();
-    cleanUp.push(() => proxy.close());
-    const zk = new ZkSession({ connect: `127.0.0.1:${proxy.port}`, sessionTimeoutMs: 2000, stuckAfterMs: 3000, logger: createLogger('test-zk', 'silent') });
-    cleanUp.push(() => zk.close());
-    let sessions = 0;
-    let expired = 0;
-    zk.on('session', () => (sessions += 1));
-    zk.on('expired', () => (expired += 1));
-    zk.start();
-    await zk.waitUntilConnected(10_000);
+    const { proxy, zk, counts } = await sessionThroughProxy(3000);
     proxy.blackhole();
     // The unanswered client is replaced; its replacement connects into the same silence.
-    await eventually(() => expired >= 1, 20_000, 'the unanswered client given up on');
+    await eventually(() => counts.expired >= 1, 20_000, 'the unanswered client given up on');
     await new Promise((r) => setTimeout(r, 1000));
     const upAt = Date.now();
     proxy.up();
-    await eventually(() => sessions === 2, 25_000, 'a session again once the server answers');
+    await eventually(() => counts.sessions === 2, 25_000, 'a session again once the server answers');
     const ms = Date.now() - upAt;
     expect(await zk.exists('/')).not.toBeNull();
-    console.log(`a session again ${ms} ms after the server answered (${expired} client(s) given up on)`);
+    console.log(`a session again ${ms} ms after the server answered (${counts.expired} client(s) given up on)`);
   }, 60_000);
 
   it('with an ensemble, a server that stops answering on an open connection is left for the next one within the same session', async () => {

@@ -33,7 +33,7 @@ import { zkPaths, type ZkPaths } from '../coordination/paths.js';
 import type { ZkStore } from '../coordination/zk-session.js';
 import { DOCKER_LABELS } from './runtimes/docker-runtime.js';
 import { dockerClient } from './runtimes/index.js';
-import { dropWorkerDatabases, readMarker, spareMarkers } from './runtimes/postgresql-databases.js';
+import { dropMarkers, dropWorkerDatabases, readMarker, spareMarkers } from './runtimes/postgresql-databases.js';
 
 export type TeardownConfig = Pick<OrchestratorConfig, 'namespace' | 'amqpUrl' | 'zkConnect' | 'dataDir' | 'dockerHost'>;
 
@@ -267,7 +267,7 @@ export async function inventory(config: TeardownConfig, logger: Logger): Promise
   if (existsSync(nsDataDir(config))) out.dataDir = [nsDataDir(config)];
   out.databases = [
     ...workerIdsOnDisk(config).flatMap((id) => readMarker(path.join(nsDataDir(config), id, 'db'))?.database ?? []),
-    ...spareMarkers(nsDataDir(config)).map((s) => s.database),
+    ...[...spareMarkers(nsDataDir(config)), ...dropMarkers(nsDataDir(config))].map((s) => s.database),
   ];
   return out;
 }

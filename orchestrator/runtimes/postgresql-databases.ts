@@ -21,7 +21,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
@@ -149,6 +149,8 @@ export interface SpareFile extends PgMarker {
 }
 
 const SPARE_FILE = /^spare-[0-9a-f]+\.json$/;
+/** A removed worker's database whose drop failed (pending-drops.ts), kept until a retry drops it. */
+const DROP_FILE = /^drop-[0-9a-f]+\.json$/;
 
 /** A marker file (a worker's, or a spare's with its `making`); undefined when absent or not one. */
 export function readSpare(file: string): SpareFile | undefined {
@@ -162,9 +164,18 @@ export function readSpare(file: string): SpareFile | undefined {
 
 /** The spare databases' files in `nsDir` (`<dataDir>/<namespace>`) and what they name, made or being made. */
 export function spareMarkers(nsDir: string): Array<PgMarker & { file: string }> {
+  return markersIn(nsDir, SPARE_FILE);
+}
+
+/** The databases of removed workers still to be dropped (`drop-*.json` in `nsDir`, pending-drops.ts). */
+export function dropMarkers(nsDir: string): Array<PgMarker & { file: string }> {
+  return markersIn(nsDir, DROP_FILE);
+}
+
+function markersIn(nsDir: string, pattern: RegExp): Array<PgMarker & { file: string }> {
   if (!existsSync(nsDir)) return [];
   return readdirSync(nsDir)
-    .filter((f) => SPARE_FILE.test(f))
+    .filter((f) => pattern.test(f))
     .flatMap((f) => {
       const m = readSpare(path.join(nsDir, f));
       return m ? [{ database: m.database, url: m.url, file: path.join(nsDir, f) }] : [];
@@ -302,6 +313,12 @@ export async function dropWorkerDatabases(nsDir: string, psql = findPsql()): Pro
   for (const spare of spareMarkers(nsDir)) {
     await new PostgresDatabases({ adminUrl: spare.url, namespace: '', psql }).drop(spare);
     dropped.push(spare.database);
+  }
+  // Removed workers' databases whose drop failed (pending-drops.ts): done with once dropped.
+  for (const pending of dropMarkers(nsDir)) {
+    await new PostgresDatabases({ adminUrl: pending.url, namespace: '', psql }).drop(pending);
+    rmSync(pending.file, { force: true });
+    dropped.push(pending.database);
   }
   return dropped;
 }

@@ -21,6 +21,7 @@ import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
 import { NODE_FLAGS } from '../../common/node-flags.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
+import { PendingDrops } from './pending-drops.js';
 import { SpareDatabases } from './spare-databases.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
@@ -90,11 +91,13 @@ export class ProcessRuntime implements Runtime {
   private readonly workerEntry: string;
   private readonly postgres: PostgresDatabases | undefined;
   private readonly spares: SpareDatabases | undefined;
+  private readonly drops: PendingDrops | undefined;
 
   constructor(private readonly opts: ProcessRuntimeOptions) {
     this.workerEntry = opts.workerEntry ?? findWorkerEntry();
     if (opts.dbBackend === 'postgresql' && !opts.pgUrl) throw new Error('the postgresql backend needs DBAAS_PG_URL');
     this.postgres = opts.pgUrl ? new PostgresDatabases({ adminUrl: opts.pgUrl, namespace: opts.namespace }) : undefined;
+    this.drops = this.postgres && new PendingDrops({ postgres: this.postgres, nsDir: path.resolve(opts.dataDir, opts.namespace), logger: opts.logger });
     const spares = opts.spareDatabases ?? 0;
     this.spares =
       this.postgres && opts.dbBackend === 'postgresql' && spares > 0 && !path.basename(opts.dbBin).startsWith('mongod')
@@ -263,6 +266,8 @@ export class ProcessRuntime implements Runtime {
   }
 
   async adopt(): Promise<WorkerHandle[]> {
+    // Removed workers' databases an earlier run could not drop (pending-drops.ts): dropped now, retried from here on.
+    this.drops?.resume();
     const root = path.resolve(this.opts.dataDir, this.opts.namespace);
     if (!existsSync(root)) return [];
     for (const id of readdirSync(root)) {
@@ -368,14 +373,17 @@ export class ProcessRuntime implements Runtime {
     return this.postgres.existsSync(marker) ?? true;
   }
 
-  /** Deletes the worker's directory, and first its PostgreSQL database if it has one (a failed drop keeps both). */
+  /**
+   * Deletes the worker's directory, and first its PostgreSQL database if it has one; a drop that
+   * fails (PostgreSQL down) is remembered and retried (pending-drops.ts), the directory goes anyway.
+   */
   async remove(id: string): Promise<void> {
     if (this.units.has(id)) throw new Error(`worker ${id} is still running`);
     if (!this.owned.has(id)) throw new Error(`worker ${id} was not started or adopted here; its data is not ours to delete`);
     const marker = readMarker(path.join(this.unitDir(id), 'db'));
     if (marker) {
-      if (!this.postgres) throw new Error(`worker ${id}'s PostgreSQL database ${marker.database} cannot be dropped: DBAAS_PG_URL is not set`);
-      await this.postgres.drop(marker);
+      if (!this.drops) throw new Error(`worker ${id}'s PostgreSQL database ${marker.database} cannot be dropped: DBAAS_PG_URL is not set`);
+      await this.drops.drop(marker);
     }
     rmSync(this.unitDir(id), { recursive: true, force: true });
     this.owned.delete(id);
@@ -387,11 +395,13 @@ export class ProcessRuntime implements Runtime {
     await Promise.all([...this.units.keys()].map((id) => this.stop(id, timeoutMs)));
     // A spare being made is finished (its file then names it for the next start or a teardown).
     await this.spares?.close();
+    await this.drops?.pause();
   }
 
   /** Leaves the workers to another orchestrator: no more spare databases are made here. */
   detach(): void {
     void this.spares?.close();
+    void this.drops?.pause();
   }
 }
 

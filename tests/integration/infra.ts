@@ -75,7 +75,12 @@ export interface ZkProxy {
   close(): Promise<void>;
 }
 
-export async function zkProxy(): Promise<ZkProxy> {
+export function zkProxy(): Promise<ZkProxy> {
+  return tcpProxy(2181);
+}
+
+/** The same proxy to another loopback service (e.g. the shared PostgreSQL, for an outage of one client only). */
+export async function tcpProxy(upstreamPort: number): Promise<ZkProxy> {
   const open = new Set<{ client: net.Socket; upstream: net.Socket; pipe: boolean }>();
   let refusing = false;
   let swallowing = false;
@@ -90,7 +95,7 @@ export async function zkProxy(): Promise<ZkProxy> {
       client.on('error', () => undefined).on('close', () => held.delete(client));
       return;
     }
-    const upstream = net.connect({ host: '127.0.0.1', port: 2181 });
+    const upstream = net.connect({ host: '127.0.0.1', port: upstreamPort });
     const conn = { client, upstream, pipe: true };
     open.add(conn);
     client.on('data', (d) => conn.pipe && upstream.write(d));

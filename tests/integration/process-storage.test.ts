@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
@@ -15,9 +15,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadOrchestratorConfig, type DbBackend } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { ProcessRuntime } from '../../orchestrator/runtimes/process-runtime.js';
-import { dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { dropMarkers, dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { waitFor } from '../../common/backoff.js';
-import { purgeNamespace } from './infra.js';
+import { purgeNamespace, tcpProxy, type ZkProxy } from './infra.js';
 
 const pgUrl = process.env.DBAAS_PG_URL;
 
@@ -27,13 +27,13 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
   const runtimes: ProcessRuntime[] = [];
   const ids: string[] = [];
 
-  const runtime = (backend: DbBackend, spareDatabases = 0): ProcessRuntime => {
+  const runtime = (backend: DbBackend, spareDatabases = 0, viaUrl = pgUrl): ProcessRuntime => {
     const config = loadOrchestratorConfig({
       DBAAS_NAMESPACE: ns,
       DBAAS_DATA_DIR: dataDir,
       DBAAS_DB_BIN: process.env.DBAAS_DB_BIN,
       DBAAS_DB_BACKEND: backend,
-      DBAAS_PG_URL: pgUrl,
+      DBAAS_PG_URL: viaUrl,
       DBAAS_LOG_LEVEL: 'warn',
     });
     const r = new ProcessRuntime({
@@ -119,6 +119,58 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
     execFileSync(findPsql(), ['-X', '-q', '-d', pgUrl ?? '', '-c', `DROP DATABASE "${marker?.database ?? ''}" WITH (FORCE)`]);
     expect(second.hasData(id)).toBe(false);
     await expect(second.startWorker({ id, role: 'master', term: 3 })).rejects.toThrow(/is gone/);
+  });
+
+  it('a removed worker whose database cannot be dropped (PostgreSQL unreachable): the drop is remembered and retried while the runtime runs and at its next start', async () => {
+    begin();
+    const nsDir = path.join(dataDir, ns);
+    const proxy: ZkProxy = await tcpProxy(Number(new URL(pgUrl ?? '').port || 5432));
+    try {
+      // The runtime reaches PostgreSQL through a proxy only it uses: an outage of its own, the shared server untouched.
+      const u = new URL(pgUrl ?? '');
+      u.host = `127.0.0.1:${proxy.port}`;
+      const exists = (db: string): boolean =>
+        execFileSync(findPsql(), ['-X', '-q', '-A', '-t', '-d', pgUrl ?? '', '-c', `SELECT count(*) FROM pg_database WHERE datname = '${db}'`], { encoding: 'utf8' }).trim() === '1';
+      const gone = (db: string): Promise<true> =>
+        waitFor(() => Promise.resolve(!exists(db) && dropMarkers(nsDir).length === 0 ? true : undefined), 30_000, () => new Error(`${db} was not dropped`), 50);
+      const removedDuringOutage = async (r: ProcessRuntime): Promise<string> => {
+        const id = `wdr-${randomBytes(3).toString('hex')}`;
+        ids.push(id);
+        await r.startWorker({ id, role: 'master', term: 1 });
+        const database = readMarker(path.join(nsDir, id, 'db'))?.database ?? '';
+        await r.stop(id, 10_000);
+        proxy.down();
+        await r.remove(id); // resolves: the failed drop is remembered, the directory goes
+        expect(existsSync(path.join(nsDir, id))).toBe(false);
+        expect(exists(database)).toBe(true);
+        expect(dropMarkers(nsDir).map((m) => m.database)).toEqual([database]);
+        return database;
+      };
+
+      // Retried while the runtime runs: PostgreSQL back, the database goes without anyone asking.
+      const first = runtime('postgresql', 0, u.toString());
+      const lost = await removedDuringOutage(first);
+      proxy.up();
+      await gone(lost);
+
+      // Retried at the next start: a runtime closed during the outage leaves its file; the next one drops it when it adopts.
+      const leftover = await removedDuringOutage(first);
+      await first.close(10_000);
+      proxy.up();
+      expect(exists(leftover)).toBe(true);
+      const second = runtime('postgresql', 0, u.toString());
+      await second.adopt();
+      await gone(leftover);
+
+      // A teardown (dropWorkerDatabases) drops what a drop-*.json still names.
+      const forTeardown = await removedDuringOutage(second);
+      await second.close(10_000);
+      proxy.up();
+      expect(await dropWorkerDatabases(nsDir)).toEqual([forTeardown]);
+      expect(exists(forTeardown)).toBe(false);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('spare databases: made after a start, taken by the next new worker, made again, kept across a new runtime, dropped with the namespace', async () => {

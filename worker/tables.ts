@@ -304,11 +304,21 @@ export class Tables {
       });
   }
 
-  /** Drops the user tables of one database, or of every database. */
+  /**
+   * Drops the user tables of one database, or of every database. A database other
+   * than `default` holds only user tables: it is dropped whole, one command (FerretDB
+   * on PostgreSQL drops its schema in one statement) instead of one drop per table,
+   * each its own PostgreSQL transaction (about 3 ms a table at load 6; the write stage
+   * waits for it, on the master and on each slave). PostgreSQL's own work per dropped
+   * table remains. `default` also holds the worker's own collections: table by table.
+   * Idempotent (a crash repair replays it): a database or table not there is no error.
+   */
   async dropUserTables(database?: string): Promise<void> {
     try {
-      const tables = database === undefined ? await this.userTables() : await this.tablesOf(database);
-      for (const name of tables) await this.table(name).drop().catch(() => undefined);
+      const whole = database === undefined ? await this.otherDatabases() : database !== DEFAULT_DATABASE && this.client ? [database] : [];
+      const byTable = database === undefined ? await this.tablesOf(DEFAULT_DATABASE) : whole.length === 0 ? await this.tablesOf(database) : [];
+      for (const name of byTable) await this.table(name).drop().catch(() => undefined);
+      for (const name of whole) await this.database(name).dropDatabase();
       this.indexes.forget();
     } finally {
       this.dropped?.();

@@ -4,9 +4,10 @@
  * worker takes one instead of waiting for `CREATE DATABASE` (0.1 s idle, 0.4 s
  * and more of both cores' time under a writer).
  *
- * Each spare is a file `spare-<hex>.json` in the namespace's data directory
+ * Each spare is a file `spare-<slot>.json` in the namespace's data directory
  * (`<dataDir>/<namespace>/`, beside the workers' directories, so it is no worker
- * id on disk), holding the {@link PgMarker} of its database and `making: true`
+ * id on disk; slot 0 to DBAAS_SPARE_DATABASES-1, created exclusively, so the
+ * count holds per namespace however many orchestrators top up), holding the {@link PgMarker} of its database and `making: true`
  * until the database exists. A worker takes a spare by renaming the file to its
  * own `db/postgresql.json` (atomic: two orchestrators sharing a data directory
  * never take the same one); from then on it is that worker's database like any
@@ -94,15 +95,21 @@ export class SpareDatabases {
       this.forgetStale();
       while (!this.closed && !this.opts.busy() && spareMarkers(this.opts.nsDir).length < this.opts.size) {
         const id = `spare-${randomBytes(4).toString('hex')}`;
-        const file = path.join(this.opts.nsDir, `${id}.json`);
         const database = workerDatabaseName(this.opts.namespace, id);
         const url = postgres.urlOfDatabase(database);
         // Written first, so a teardown meanwhile drops the database too (DROP … IF EXISTS).
-        writeFileSync(file, JSON.stringify({ database, url, making: true } satisfies SpareFile));
+        const file = this.claimSlot({ database, url, making: true });
+        if (!file) break; // every slot is being filled or full (by another orchestrator of the namespace)
         this.making.add(file);
         const started = Date.now();
         try {
           await postgres.create(database, url, postgres.commentSql(database, id, this.opts.nsDir, 'worker (spare)'));
+          if (readSpare(file)?.database !== database) {
+            // This orchestrator stood still past STALE_MAKING_MS (SIGSTOP) and another declared the file stale and
+            // dropped it (or claimed the slot again): the database is nobody's, and the file is not ours to rewrite.
+            await postgres.drop({ database, url });
+            break;
+          }
           writeFileSync(file, JSON.stringify({ database, url } satisfies SpareFile));
         } finally {
           this.making.delete(file);
@@ -112,6 +119,25 @@ export class SpareDatabases {
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'could not make a spare PostgreSQL database; a new worker makes its own');
     }
+  }
+
+  /**
+   * Creates the first free slot's file, `spare-<slot>.json` (slot 0 to size-1), exclusively: two
+   * orchestrators of one namespace (one data directory) that top up at once cannot both make the
+   * namespace's last spare (found by fault runs: two spares with DBAAS_SPARE_DATABASES=1). A taken
+   * spare's file is renamed away, freeing its slot. Undefined when every slot has a file.
+   */
+  private claimSlot(content: SpareFile): string | undefined {
+    for (let slot = 0; slot < this.opts.size; slot++) {
+      const file = path.join(this.opts.nsDir, `spare-${slot.toString(16)}.json`);
+      try {
+        writeFileSync(file, JSON.stringify(content), { flag: 'wx' });
+        return file;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    return undefined;
   }
 
   /** The comments of the databases taken since the last top-up name their worker (for people; orphans are found either way). */

@@ -26,6 +26,8 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
   let dataDir = '';
   const runtimes: ProcessRuntime[] = [];
   const ids: string[] = [];
+  /** A proxy to PostgreSQL a case cuts (its workers' markers name it): up again for the clean-up, then closed. */
+  let pgProxy: ZkProxy | undefined;
 
   const runtime = (backend: DbBackend, spareDatabases = 0, viaUrl = pgUrl): ProcessRuntime => {
     const config = loadOrchestratorConfig({
@@ -73,7 +75,10 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
 
   afterEach(async () => {
     for (const r of runtimes.splice(0)) await r.close(5000).catch(() => undefined);
+    pgProxy?.up();
     await dropWorkerDatabases(path.join(dataDir, ns));
+    await pgProxy?.close();
+    pgProxy = undefined;
     await purgeNamespace(ns, ids.splice(0));
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -124,53 +129,50 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
   it('a removed worker whose database cannot be dropped (PostgreSQL unreachable): the drop is remembered and retried while the runtime runs and at its next start', async () => {
     begin();
     const nsDir = path.join(dataDir, ns);
-    const proxy: ZkProxy = await tcpProxy(Number(new URL(pgUrl ?? '').port || 5432));
-    try {
-      // The runtime reaches PostgreSQL through a proxy only it uses: an outage of its own, the shared server untouched.
-      const u = new URL(pgUrl ?? '');
-      u.host = `127.0.0.1:${proxy.port}`;
-      const exists = (db: string): boolean =>
-        execFileSync(findPsql(), ['-X', '-q', '-A', '-t', '-d', pgUrl ?? '', '-c', `SELECT count(*) FROM pg_database WHERE datname = '${db}'`], { encoding: 'utf8' }).trim() === '1';
-      const gone = (db: string): Promise<true> =>
-        waitFor(() => Promise.resolve(!exists(db) && dropMarkers(nsDir).length === 0 ? true : undefined), 30_000, () => new Error(`${db} was not dropped`), 50);
-      const removedDuringOutage = async (r: ProcessRuntime): Promise<string> => {
-        const id = `wdr-${randomBytes(3).toString('hex')}`;
-        ids.push(id);
-        await r.startWorker({ id, role: 'master', term: 1 });
-        const database = readMarker(path.join(nsDir, id, 'db'))?.database ?? '';
-        await r.stop(id, 10_000);
-        proxy.down();
-        await r.remove(id); // resolves: the failed drop is remembered, the directory goes
-        expect(existsSync(path.join(nsDir, id))).toBe(false);
-        expect(exists(database)).toBe(true);
-        expect(dropMarkers(nsDir).map((m) => m.database)).toEqual([database]);
-        return database;
-      };
+    const proxy = await tcpProxy(Number(new URL(pgUrl ?? '').port || 5432));
+    pgProxy = proxy;
+    // The runtime reaches PostgreSQL through a proxy only it uses: an outage of its own, the shared server untouched.
+    const u = new URL(pgUrl ?? '');
+    u.host = `127.0.0.1:${proxy.port}`;
+    const exists = (db: string): boolean =>
+      execFileSync(findPsql(), ['-X', '-q', '-A', '-t', '-d', pgUrl ?? '', '-c', `SELECT count(*) FROM pg_database WHERE datname = '${db}'`], { encoding: 'utf8' }).trim() === '1';
+    const gone = (db: string): Promise<true> =>
+      waitFor(() => Promise.resolve(!exists(db) && dropMarkers(nsDir).length === 0 ? true : undefined), 30_000, () => new Error(`${db} was not dropped`), 50);
+    const removedDuringOutage = async (r: ProcessRuntime): Promise<string> => {
+      const id = `wdr-${randomBytes(3).toString('hex')}`;
+      ids.push(id);
+      await r.startWorker({ id, role: 'master', term: 1 });
+      const database = readMarker(path.join(nsDir, id, 'db'))?.database ?? '';
+      await r.stop(id, 10_000);
+      proxy.down();
+      await r.remove(id); // resolves: the failed drop is remembered, the directory goes
+      expect(existsSync(path.join(nsDir, id))).toBe(false);
+      expect(exists(database)).toBe(true);
+      expect(dropMarkers(nsDir).map((m) => m.database)).toEqual([database]);
+      return database;
+    };
 
-      // Retried while the runtime runs: PostgreSQL back, the database goes without anyone asking.
-      const first = runtime('postgresql', 0, u.toString());
-      const lost = await removedDuringOutage(first);
-      proxy.up();
-      await gone(lost);
+    // Retried while the runtime runs: PostgreSQL back, the database goes without anyone asking.
+    const first = runtime('postgresql', 0, u.toString());
+    const lost = await removedDuringOutage(first);
+    proxy.up();
+    await gone(lost);
 
-      // Retried at the next start: a runtime closed during the outage leaves its file; the next one drops it when it adopts.
-      const leftover = await removedDuringOutage(first);
-      await first.close(10_000);
-      proxy.up();
-      expect(exists(leftover)).toBe(true);
-      const second = runtime('postgresql', 0, u.toString());
-      await second.adopt();
-      await gone(leftover);
+    // Retried at the next start: a runtime closed during the outage leaves its file; the next one drops it when it adopts.
+    const leftover = await removedDuringOutage(first);
+    await first.close(10_000);
+    proxy.up();
+    expect(exists(leftover)).toBe(true);
+    const second = runtime('postgresql', 0, u.toString());
+    await second.adopt();
+    await gone(leftover);
 
-      // A teardown (dropWorkerDatabases) drops what a drop-*.json still names.
-      const forTeardown = await removedDuringOutage(second);
-      await second.close(10_000);
-      proxy.up();
-      expect(await dropWorkerDatabases(nsDir)).toEqual([forTeardown]);
-      expect(exists(forTeardown)).toBe(false);
-    } finally {
-      await proxy.close();
-    }
+    // A teardown (dropWorkerDatabases) drops what a drop-*.json still names.
+    const forTeardown = await removedDuringOutage(second);
+    await second.close(10_000);
+    proxy.up();
+    expect(await dropWorkerDatabases(nsDir)).toEqual([forTeardown]);
+    expect(exists(forTeardown)).toBe(false);
   });
 
   it('spare databases: made after a start, taken by the next new worker, made again, kept across a new runtime, dropped with the namespace', async () => {

@@ -19,7 +19,7 @@ import { DEFAULT_DATABASE } from '../common/databases.js';
 import { DbaasError } from '../common/errors.js';
 import type { ZkPaths } from './paths.js';
 import { encodeZnode, parseZnode } from './schemas.js';
-import { CreateMode, isNodeExists, isNoNode, type ZkStore } from './zk-session.js';
+import { CreateMode, isBadVersion, isNodeExists, isNoNode, type ZkStore } from './zk-session.js';
 
 export interface DatabaseInfo {
   name: string;
@@ -99,15 +99,30 @@ export class DatabaseStore {
     return out;
   }
 
-  /** Records a new database; undefined when it exists already. */
-  async create(name: string, now = new Date()): Promise<DatabaseInfo | undefined> {
+  /**
+   * Records a new database; undefined when it exists already; 409 DBAAS_DATABASE_LIMIT_REACHED when there
+   * are `max` besides `default`. Exact across concurrent creates and orchestrators: every create moves the
+   * parent znode's version in the same transaction as it adds its child, and goes through only if the
+   * version is still the one read before the children were counted (else counted again). A drop does not
+   * move it: a create counted before a drop only ever counts one too many, never one too few.
+   */
+  async create(name: string, max: number, now = new Date()): Promise<DatabaseInfo | undefined> {
     await this.zk.mkdirp(this.parent).catch(unavailable);
     const info = { name, createdAt: now.toISOString() };
-    try {
-      await this.zk.create(`${this.parent}/${name}`, encodeZnode({ createdAt: info.createdAt }), CreateMode.PERSISTENT);
-    } catch (err) {
-      if (isNodeExists(err)) return undefined;
-      unavailable(err);
+    // Each lost race means another create went through, so this ends by the cap; the bound is for drops churning beside it.
+    for (let attempt = 0; ; attempt += 1) {
+      const stat = await this.zk.exists(this.parent).catch(unavailable);
+      const children = await this.zk.getChildren(this.parent).catch(unavailable);
+      if (!stat) unavailable(new Error(`${this.parent} vanished`));
+      if (children.includes(name)) return undefined;
+      if (children.length >= max) throw limitReached(children.length, max);
+      try {
+        await this.zk.createCounted(`${this.parent}/${name}`, encodeZnode({ createdAt: info.createdAt }), CreateMode.PERSISTENT, this.parent, stat.version);
+        break;
+      } catch (err) {
+        if (isNodeExists(err)) return undefined;
+        if (!isBadVersion(err) || attempt >= CREATE_ATTEMPTS) unavailable(err);
+      }
     }
     this.cached = undefined;
     this.known.add(name);
@@ -126,6 +141,14 @@ export class DatabaseStore {
     this.known.delete(name);
     return true;
   }
+}
+
+/** Counted again at most this often when other creates keep winning the race (each a database created). */
+const CREATE_ATTEMPTS = 100;
+
+/** The 409 of a create past DBAAS_MAX_DATABASES. */
+export function limitReached(count: number, max: number): DbaasError {
+  return new DbaasError('DBAAS_DATABASE_LIMIT_REACHED', `there are ${count} databases besides default, the most DBAAS_MAX_DATABASES (${max}) allows; drop one first`);
 }
 
 /** A ZooKeeper call that failed otherwise than by an answer the store expects: 503, retry. */

@@ -60,6 +60,11 @@ export interface ZkStore {
   getData(path: string, watcher?: Watcher): Promise<{ data: Buffer | undefined; stat: ZkStat }>;
   setData(path: string, data: Buffer, version?: number): Promise<ZkStat>;
   setDataGuarded(path: string, data: Buffer, version: number, guardPath: string, guardVersion: number): Promise<void>;
+  /**
+   * Creates `path` only if `counterPath` is still at `counterVersion`, moving the counter's version on in the same
+   * transaction: a compare-and-set over a set of children (a capped create). Rejects BAD_VERSION when the counter moved.
+   */
+  createCounted(path: string, data: Buffer | null, mode: number, counterPath: string, counterVersion: number): Promise<void>;
   getChildren(path: string, watcher?: Watcher): Promise<string[]>;
 }
 
@@ -387,6 +392,16 @@ export class ZkSession extends EventEmitter implements ZkStore {
       const ops = (t as unknown as { ops: Array<{ version: number }> }).ops;
       if (ops[0]) ops[0].version = guardVersion;
       if (ops[1]) ops[1].version = version;
+      t.commit((e) => cb((e as Error | null) ?? null, undefined));
+    });
+  }
+
+  createCounted(path: string, data: Buffer | null, mode: number, counterPath: string, counterVersion: number): Promise<void> {
+    return this.call<void>((c, cb) => {
+      const t = c.transaction().setData(counterPath, Buffer.alloc(0), counterVersion).create(path, data ?? Buffer.alloc(0), mode);
+      // The version goes as given (see setDataGuarded: the client would turn 0 into -1, unconditional).
+      const ops = (t as unknown as { ops: Array<{ version: number }> }).ops;
+      if (ops[0]) ops[0].version = counterVersion;
       t.commit((e) => cb((e as Error | null) ?? null, undefined));
     });
   }

@@ -18,7 +18,7 @@ import type { WriteCommand, WriteRequest } from '../common/commands.js';
 import { checkDatabase, DEFAULT_DATABASE, splitTable } from '../common/databases.js';
 import { DbaasError } from '../common/errors.js';
 import { fail, isPlainObject } from '../common/json-shape.js';
-import type { DatabaseStore } from '../coordination/database-store.js';
+import { limitReached, type DatabaseStore } from '../coordination/database-store.js';
 import type { RouteDoc } from './api-docs.js';
 import { API_KEY } from './api-docs.js';
 import { checkScope, scopeOf, type Guard } from './auth.js';
@@ -111,13 +111,11 @@ export function registerDatabaseRoutes(app: FastifyInstance, deps: DatabaseRoute
     notDefault(name);
     const s = needStore();
     if (await s.exists(name)) throw new DbaasError('DBAAS_DATABASE_EXISTS', `database ${JSON.stringify(name)} exists already`);
-    // Checked before the create, so two creates at once may both pass at the last free place (one over the limit).
+    // A quick refusal before the clear; the exact check is the create's own (two creates may both pass this one).
     const count = (await s.list()).filter((d) => d.name !== DEFAULT_DATABASE).length;
-    if (count >= maxDatabases) {
-      throw new DbaasError('DBAAS_DATABASE_LIMIT_REACHED', `there are ${count} databases besides default, the most DBAAS_MAX_DATABASES (${maxDatabases}) allows; drop one first`);
-    }
+    if (count >= maxDatabases) throw limitReached(count, maxDatabases);
     await write({ command: { kind: 'clear', database: name } }, request, reply);
-    const info = await s.create(name);
+    const info = await s.create(name, maxDatabases);
     if (!info) throw new DbaasError('DBAAS_DATABASE_EXISTS', `database ${JSON.stringify(name)} exists already`);
     return reply.code(201).send(info);
   });

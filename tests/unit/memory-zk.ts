@@ -5,7 +5,7 @@
  *
  * What it keeps of ZooKeeper's semantics, because the recipes rely on it:
  * persistent, ephemeral and sequential znodes (ten-digit counters per parent),
- * versions and compare-and-set (BAD_VERSION), a guarded set in one transaction,
+ * versions and compare-and-set (BAD_VERSION), a guarded set and a counted create in one transaction,
  * NO_NODE / NODE_EXISTS / NOT_EMPTY, one-shot data, exists and child watches
  * (one call per distinct function, fired asynchronously), and a session that
  * ends: {@link MemoryZkServer.expire} drops its ephemerals (firing watches), and
@@ -162,6 +162,15 @@ export class MemoryZkServer {
     this.setData(path, data, version);
   }
 
+  createCounted(session: number, path: string, data: Buffer | null, mode: number, counterPath: string, counterVersion: number): void {
+    const counter = this.node(counterPath);
+    if (counter.version !== counterVersion) throw zkError('BAD_VERSION', counterPath);
+    if (!this.nodes.has(parentOf(path))) throw zkError('NO_NODE', path);
+    if (this.nodes.has(path)) throw zkError('NODE_EXISTS', path);
+    this.setData(counterPath, Buffer.alloc(0), counterVersion);
+    this.create(session, path, data, mode);
+  }
+
   getChildren(session: number, path: string, watcher?: Watcher): string[] {
     this.node(path);
     if (watcher) this.watch(path, 'child', watcher, session);
@@ -274,6 +283,10 @@ export class MemoryZk extends EventEmitter implements ZkStore {
 
   setDataGuarded(path: string, data: Buffer, version: number, guardPath: string, guardVersion: number): Promise<void> {
     return this.call(() => this.server.setDataGuarded(path, data, version, guardPath, guardVersion));
+  }
+
+  createCounted(path: string, data: Buffer | null, mode: number, counterPath: string, counterVersion: number): Promise<void> {
+    return this.call(() => this.server.createCounted(this.id, path, data, mode, counterPath, counterVersion));
   }
 
   getChildren(path: string, watcher?: Watcher): Promise<string[]> {

@@ -42,7 +42,7 @@ import { BuildAlone, buildWrite } from './entry-builder.js';
 import { TableQuota } from './table-quota.js';
 import { judgeRetry, type LedgerRecord } from './request-ledger.js';
 import type { OplogBatchDoc } from './oplog.js';
-import { PreImages, refusedByStorage, storageRefusal, undoOps } from './void-batch.js';
+import { firstIrreversible, PreImages, refusedByStorage, storageRefusal, undoOps } from './void-batch.js';
 import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
 import { docsOfRows, PgSnapshot, UnsupportedDocument, type StreamRows } from './pg-snapshot.js';
 import { replayFrom, republishFrom } from './sync-order.js';
@@ -611,7 +611,7 @@ export class MasterRole {
     const undo = undoOps(entries, pre);
     // A write that cannot be taken back (a wide delete reads only `_id`s: entry-builder.ts) is built again
     // alone, before anything of this batch is stored: a batch is voided whole when its data is refused.
-    const lone = batch.length > 1 ? outcomes.findIndex((o) => o.kind === 'entry' && undo[entries.indexOf(o.entry)] === undefined) : -1;
+    const lone = batch.length > 1 ? firstIrreversible(outcomes, entries, undo) : -1;
     if (lone >= 0) {
       this.takeAgain(batch, lone);
       return;

@@ -69,6 +69,18 @@ export function undoOps(entries: readonly SyncEntry[], pre: Pick<PreImages, 'get
   });
 }
 
+/**
+ * Which write of a batch must be built again alone because its entry cannot be taken back (`undo[i]`
+ * undefined for `entries[i]`): the index in `outcomes` of the first such entry, or -1. Linear in the
+ * batch (the entries are the `entry` outcomes' own, found by identity).
+ */
+export function firstIrreversible(outcomes: ReadonlyArray<{ kind: string; entry?: SyncEntry }>, entries: readonly SyncEntry[], undo: ReadonlyArray<SyncOp[] | undefined>): number {
+  const at = entries.findIndex((_, i) => undo[i] === undefined);
+  if (at < 0) return -1;
+  const entry = entries[at];
+  return outcomes.findIndex((o) => o.kind === 'entry' && o.entry === entry);
+}
+
 /** The entry a refused one becomes: same seq, term and batch, no ops, marked void. */
 export function voided(entry: SyncEntry): SyncEntry {
   return { ...entry, ops: [], void: true };

@@ -11,7 +11,7 @@ import { decodeSync, encode, type SyncEntry } from '../../common/messages.js';
 import { planApply } from '../../worker/apply-plan.js';
 import { buildWrite } from '../../worker/entry-builder.js';
 import { ledgerRecords } from '../../worker/store.js';
-import { PreImages, refusedByStorage, storageRefusal, undoOps, voided } from '../../worker/void-batch.js';
+import { firstIrreversible, PreImages, refusedByStorage, storageRefusal, undoOps, voided } from '../../worker/void-batch.js';
 import { BatchView, planBatch } from '../../worker/write-batch.js';
 import { MemoryDb, rng } from './memory-db.js';
 
@@ -84,6 +84,18 @@ describe('undoOps', () => {
     expect(undoOps([entry(1, [{ t: 'put', table: 'a', doc: { _id: 'x' } }])], none)).toEqual([undefined]);
     expect(undoOps([entry(1, [{ t: 'put', table: 'a', doc: { _id: 'x' }, fresh: true }])], none)).toEqual([[{ t: 'del', table: 'a', id: 'x' }]]);
     expect(undoOps([entry(1, [{ t: 'index', table: 'a', index: { name: 'k_1', keys: [['k', 1]], unique: false } }])], none)).toEqual([[{ t: 'dropIndex', table: 'a', name: 'k_1' }]]);
+  });
+});
+
+describe('firstIrreversible', () => {
+  const entry = (seq: number): SyncEntry => ({ v: 1, seq, term: 1, requestId: `r${seq}`, ts: 0, ops: [], result: { seq } }) as unknown as SyncEntry;
+  it("names the first write whose entry cannot be taken back, in the batch's order, skipping other outcomes", () => {
+    const [e1, e2, e3] = [entry(1), entry(2), entry(3)] as [SyncEntry, SyncEntry, SyncEntry];
+    const outcomes = [{ kind: 'error' }, { kind: 'entry', entry: e1 }, { kind: 'retry' }, { kind: 'same' }, { kind: 'entry', entry: e2 }, { kind: 'entry', entry: e3 }];
+    expect(firstIrreversible(outcomes, [e1, e2, e3], [[], undefined, undefined])).toBe(4);
+    expect(firstIrreversible(outcomes, [e1, e2, e3], [undefined, [], undefined])).toBe(1);
+    expect(firstIrreversible(outcomes, [e1, e2, e3], [[], [], []])).toBe(-1);
+    expect(firstIrreversible([{ kind: 'error' }], [], [])).toBe(-1);
   });
 });
 

@@ -6,12 +6,14 @@
  * It is no longer how retries are recognised (request-ledger.ts) nor what a new
  * slave copies (snapshot.ts), so it can stay short (`DBAAS_OPLOG_MAX_ENTRIES`,
  * `DBAAS_OPLOG_MAX_AGE_MS`). Trimming goes by seq range with the cut worked out in
- * memory (oplog-trim.ts): no periodic scans.
+ * memory (oplog-trim.ts): no periodic scans; on FerretDB/PostgreSQL one DELETE on
+ * the `_id` btree (pg-trim.ts), where FerretDB reads every entry for any delete.
  */
 import type { Collection, Db } from 'mongodb';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { ignoreDuplicates } from './duplicates.js';
 import { OplogTrimPlanner, type TrimLimits } from './oplog-trim.js';
+import type { SeqDelete } from './pg-trim.js';
 
 export const OPLOG = '_dbaas_oplog';
 
@@ -72,6 +74,8 @@ export class Oplog {
    * (a 1-entry range of 7,500 entries: 4.3-5.5 s), PostgreSQL's `_id` btree only those asked for.
    */
   below: StoredBelow | undefined;
+  /** Set by the store on FerretDB/PostgreSQL: deletes by seq on the `_id` btree (pg-trim.ts), where FerretDB reads every entry; false when FerretDB must. */
+  deleteBelow: ((d: SeqDelete) => Promise<boolean>) | undefined;
 
   constructor(private readonly db: Db) {}
 
@@ -152,11 +156,14 @@ export class Oplog {
     if (!newest) return;
     const plan = this.trimPlanner.plan(newest, Date.now());
     if (!plan) return;
-    await this.coll().deleteMany(
-      plan.byAgeBefore === undefined
-        ? { _id: { $lte: plan.upTo } }
-        : { _id: { $lt: newest }, $or: [{ _id: { $lte: plan.upTo } }, { ts: { $lt: plan.byAgeBefore } }] },
-    );
+    const below = { upTo: plan.upTo, keepFrom: newest, ...(plan.byAgeBefore === undefined ? {} : { olderThan: plan.byAgeBefore }) };
+    if (!(await this.deleteBelow?.(below))) {
+      await this.coll().deleteMany(
+        plan.byAgeBefore === undefined
+          ? { _id: { $lte: plan.upTo } }
+          : { _id: { $lt: newest }, $or: [{ _id: { $lte: plan.upTo } }, { ts: { $lt: plan.byAgeBefore } }] },
+      );
+    }
     this.trimPlanner.done(plan.upTo, Date.now());
   }
 

@@ -143,8 +143,9 @@ async function readRows(
  * (worker/oplog.ts). FerretDB 1.24 on PostgreSQL sends no `_id` range down (it
  * reads every row and filters in Go: a 1-entry range of a 7,500-entry oplog took
  * 4.3-5.5 s, session 5) and sorts in Go; here the range is a range of FerretDB's
- * unique btree on `(_jsonb -> '_id')` (jsonb orders numbers by value, and below
- * every string, boolean, array and object), so its cost follows the entries read,
+ * unique btree on `(_jsonb -> '_id')` (jsonb orders numbers by value, above null
+ * and every string, below booleans, arrays and objects; a range with a numeric lower
+ * bound holds numbers only), so its cost follows the entries read,
  * not the table. `[]` when the table does not exist; undefined when a row holds a
  * value JSON cannot carry or an `_id` that is not a number (FerretDB answers).
  */
@@ -162,4 +163,22 @@ export function idRangeSql(from: string, range: { after: number; upTo: number } 
     text: `SELECT _jsonb FROM ${from} WHERE (_jsonb -> '_id') > $1::jsonb AND (_jsonb -> '_id') <= $2::jsonb ORDER BY (_jsonb -> '_id')`,
     values: [JSON.stringify(range.after), JSON.stringify(range.upTo)],
   };
+}
+
+/**
+ * The documents whose top-level `field` holds exactly the string `value`, in no
+ * particular order: the request ledger's lookup by requestId (worker/request-ledger.ts,
+ * whose `requestId` index Store.connect makes). The equality is jsonb's `=` on FerretDB's
+ * btree index on `(_jsonb -> field)`, where FerretDB's own statement (`@>`, {@link readSql})
+ * cannot use it and reads every row. Unlike MongoDB's match it does not find an array
+ * holding `value`: only for fields that never hold arrays. `[]` when the table does not
+ * exist; undefined when a row holds a value JSON cannot carry (FerretDB answers).
+ */
+export async function readByKey(pool: pg.Pool, dbName: string, table: string, field: string, value: string): Promise<Doc[] | undefined> {
+  return readRows(pool, dbName, table, (from) => keySql(from, field, value), fieldsFromJsonb);
+}
+
+/** The statement of {@link readByKey}: an Index Scan on the field's btree (tests/integration/seq-trim.test.ts). */
+export function keySql(from: string, field: string, value: string): { text: string; values: string[] } {
+  return { text: `SELECT _jsonb FROM ${from} WHERE (_jsonb -> ${pg.escapeLiteral(field)}) = $1::jsonb`, values: [JSON.stringify(value)] };
 }

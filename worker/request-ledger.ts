@@ -26,7 +26,9 @@
  * On FerretDB a lookup by requestId scans the collection, so the in-memory
  * {@link RequestIndex} filter spares every lookup of a requestId never seen, and
  * the newest records stay in memory ({@link RecentRecords}) for the retries that
- * follow a failover.
+ * follow a failover. On FerretDB/PostgreSQL the store reads and deletes below
+ * FerretDB instead ({@link RequestLedger.below}): a lookup on the `requestId`
+ * btree, a trim or forget on the `_id` btree.
  */
 import type { Collection, Db } from 'mongodb';
 import type { WriteResult } from '../common/commands.js';
@@ -35,6 +37,7 @@ import { OplogTrimPlanner } from './oplog-trim.js';
 import { RecentEntries } from './recent-entries.js';
 import { RequestIndex } from './request-index.js';
 import { ignoreDuplicates } from './duplicates.js';
+import type { SeqDelete } from './pg-trim.js';
 
 export const LEDGER = '_dbaas_ledger';
 const META = '_dbaas_meta';
@@ -94,6 +97,11 @@ export class RequestLedger {
   private readonly trimPlanner: OplogTrimPlanner;
   private covered = 0;
   private newestSeq = 0;
+  /**
+   * Set by the store on FerretDB/PostgreSQL (issue 16: no scans): the records of a requestId read on its btree
+   * (pg-read.ts readByKey), deletes by seq on the `_id` btree (pg-trim.ts); undefined / false when FerretDB must.
+   */
+  below: { lookup: (requestId: string) => Promise<readonly Record<string, unknown>[] | undefined>; delete: (d: SeqDelete) => Promise<boolean> } | undefined;
 
   constructor(
     private readonly db: Db,
@@ -162,7 +170,7 @@ export class RequestLedger {
    * their writes were never applied, so a retry of one is judged again. Idempotent.
    */
   async forget(first: number, last: number, requestIds: readonly string[]): Promise<void> {
-    await this.coll().deleteMany({ _id: { $gte: first, $lte: last } });
+    if (!(await this.below?.delete({ after: first - 1, upTo: last }))) await this.coll().deleteMany({ _id: { $gte: first, $lte: last } });
     for (const id of requestIds) this.recent.delete(id);
   }
 
@@ -171,8 +179,10 @@ export class RequestLedger {
     if (!this.index.mayContain(requestId)) return undefined;
     const recent = this.recent.get(requestId);
     if (recent) return recent;
-    const docs = await this.coll().find({ requestId }).sort({ _id: -1 }).limit(1).toArray();
-    return docs[0] ? fromStored(docs[0]) : undefined;
+    const docs = ((await this.below?.lookup(requestId)) as StoredRecord[] | undefined) ?? (await this.coll().find({ requestId }).sort({ _id: -1 }).limit(1).toArray());
+    // The newest, as FerretDB's sort gives it.
+    const newest = docs.reduce<StoredRecord | undefined>((best, d) => (best === undefined || d._id > best._id ? d : best), undefined);
+    return newest ? fromStored(newest) : undefined;
   }
 
   /** Fills the index from the database (one scan); records added meanwhile count too. */
@@ -203,8 +213,10 @@ export class RequestLedger {
     const plan = this.trimPlanner.plan(this.newestSeq, now);
     if (!plan) return undefined;
     // The first trim of a process also goes by time: records older than the process have no marks.
-    const filter = plan.byAgeBefore === undefined ? { _id: { $lte: plan.upTo } } : { $or: [{ _id: { $lte: plan.upTo } }, { ts: { $lt: plan.byAgeBefore } }] };
-    await this.coll().deleteMany(filter);
+    if (!(await this.below?.delete({ upTo: plan.upTo, ...(plan.byAgeBefore === undefined ? {} : { olderThan: plan.byAgeBefore }) }))) {
+      const filter = plan.byAgeBefore === undefined ? { _id: { $lte: plan.upTo } } : { $or: [{ _id: { $lte: plan.upTo } }, { ts: { $lt: plan.byAgeBefore } }] };
+      await this.coll().deleteMany(filter);
+    }
     this.trimPlanner.done(plan.upTo, now);
     this.index.dropUpTo(plan.upTo);
     return plan.upTo;

@@ -27,7 +27,8 @@ import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js';
-import { readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
+import { readByKey, readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
+import { deleteSeqs, type SeqDelete } from './pg-trim.js';
 import type { Logger } from '../common/logger.js';
 import { refusedByStorage, voided } from './void-batch.js';
 import { readStopped } from './storage-errors.js';
@@ -61,6 +62,8 @@ export class Store {
     this.tables.countAll = (table) => this.countInPg(table);
     this.tables.dropped = () => this.forgetTables();
     this.oplog.below = (range) => this.oplogInPg(range);
+    this.oplog.deleteBelow = (d) => this.deleteSeqsInPg(OPLOG, d);
+    this.ledger.below = { lookup: (requestId) => this.requestInPg(requestId), delete: (d) => this.deleteSeqsInPg(LEDGER, d) };
   }
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
@@ -383,6 +386,31 @@ export class Store {
       return await readIdRange(pool, this.db.databaseName, OPLOG, range);
     } catch (err) {
       this.log?.warn({ err }, 'reading the oplog in PostgreSQL failed; reading it through FerretDB');
+      return undefined;
+    }
+  }
+
+  /** The oplog's or the ledger's rows by seq, deleted on the `_id` btree (pg-trim.ts); false (FerretDB deletes them) elsewhere or on failure. */
+  private async deleteSeqsInPg(table: string, d: SeqDelete): Promise<boolean> {
+    const pool = this.pgPool();
+    if (pool === undefined) return false;
+    try {
+      await deleteSeqs(pool, this.db.databaseName, table, d);
+      return true;
+    } catch (err) {
+      this.log?.warn({ err, table }, 'deleting by seq in PostgreSQL failed; deleting through FerretDB');
+      return false;
+    }
+  }
+
+  /** The ledger's records of a requestId on its btree (pg-read.ts readByKey); undefined (FerretDB reads them) elsewhere or on failure. */
+  private async requestInPg(requestId: string): Promise<Doc[] | undefined> {
+    const pool = this.pgPool();
+    if (pool === undefined) return undefined;
+    try {
+      return await readByKey(pool, this.db.databaseName, LEDGER, 'requestId', requestId);
+    } catch (err) {
+      this.log?.warn({ err }, 'looking a requestId up in PostgreSQL failed; FerretDB answers');
       return undefined;
     }
   }

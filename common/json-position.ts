@@ -6,6 +6,7 @@
  * `JSON.parse` has already refused it. Iterative (an explicit stack), so a body
  * of a million `[` cannot overflow the call stack.
  */
+import { isUtf8 } from 'node:buffer';
 
 const NUMBER = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
 
@@ -132,4 +133,20 @@ export function describeJsonErrorAt(text: string): string {
   const column = offset - (before.lastIndexOf('\n') + 1) + 1;
   const where = offset >= text.length ? 'the body ends too early' : `unexpected ${JSON.stringify(text.slice(offset, offset + 1))}`;
   return `: ${where} at line ${line}, column ${column} (offset ${offset})`;
+}
+
+/**
+ * The byte offset of the first byte of `body` that is not well-formed UTF-8, or
+ * undefined when all of it is (JSON must be UTF-8, RFC 8259 §8.1). Only called
+ * once `isUtf8` has said no: a body decoded anyway would store U+FFFD in place
+ * of the client's bytes, a silent change of its data.
+ */
+export function invalidUtf8Offset(body: Uint8Array): number | undefined {
+  for (let i = 0; i < body.length; ) {
+    const c = body[i] as number;
+    const size = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (size === 0 || i + size > body.length || !isUtf8(body.subarray(i, i + size))) return i;
+    i += size;
+  }
+  return undefined;
 }

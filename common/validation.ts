@@ -182,7 +182,8 @@ export const CLEAR_BODY = objectBody({
  * @throws DbaasError `DBAAS_REQ_INVALID`, `DBAAS_REQ_UNKNOWN_FIELD`, `DBAAS_REQ_BAD_DATABASE`
  */
 export function parseClearBody(body: unknown): WriteRequest {
-  if (body === undefined || body === null) return { command: { kind: 'clear' } };
+  // No body clears everything; a JSON `null` is not "no body" (the one body that emptied every table by mistake).
+  if (body === undefined) return { command: { kind: 'clear' } };
   const fields = CLEAR_BODY.fieldsOf(body);
   const requestId = fields['requestId'] === undefined ? undefined : CLEAR_BODY.fields.requestId.parse(fields['requestId'], 'requestId');
   const database = fields['database'] === undefined ? undefined : CLEAR_BODY.fields.database.parse(fields['database'], 'database');

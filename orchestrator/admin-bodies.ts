@@ -18,6 +18,24 @@ function field(body: unknown, name: string): unknown {
   return body && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, name) ? (body as Record<string, unknown>)[name] : undefined;
 }
 
+/** Refuses a body that is there but not a JSON object (an array, a string, a number, null): 400 DBAAS_REQ_INVALID. */
+function objectOrNothing(body: unknown, shape: string): void {
+  if (body !== undefined && !(body && typeof body === 'object' && !Array.isArray(body))) throw new DbaasError('DBAAS_REQ_INVALID', `the body must be ${shape}`);
+}
+
+/**
+ * `POST /api/v1/crash/master|slave`: no body, or `{}`. Anything else is refused
+ * before a worker is killed (a drill is not retried, and bad input changes nothing).
+ */
+export const CRASH_BODY: Body<void> = {
+  schema: { type: 'object', additionalProperties: false, properties: {} },
+  parse(body) {
+    objectOrNothing(body, 'absent or {}');
+    const extra = keysOf(body);
+    if (extra.length > 0) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${extra.join(', ')}; a crash drill takes no fields`);
+  },
+};
+
 /** `POST /api/v1/scale {"slaves": n}`: n within the configured bounds. */
 export function scaleBody(minSlaves: number, maxSlaves: number): Body<number> {
   const schema: JsonSchema = {
@@ -49,6 +67,8 @@ export const SWITCHOVER_BODY: Body<string | undefined> = {
     properties: { target: { type: 'string', minLength: 1, maxLength: 128, description: 'Worker id or pid (default: the lowest-pid caught-up slave)' } },
   },
   parse(body) {
+    // An array or a string is not "no target": it must not start a switchover.
+    objectOrNothing(body, '{} or {"target": "<worker id or pid>"}');
     const extra = keysOf(body).filter((k) => k !== 'target');
     if (extra.length > 0) throw new DbaasError('DBAAS_REQ_UNKNOWN_FIELD', `unknown field(s): ${extra.join(', ')}; allowed: target`);
     const target = field(body, 'target');

@@ -6,6 +6,7 @@
  * master/slave/broker, or a 504 when the worker is too slow. Never a stack trace.
  */
 import { randomUUID } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import Fastify, {
@@ -18,7 +19,7 @@ import Fastify, {
 } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError, httpErrorBody } from '../common/errors.js';
-import { describeJsonErrorAt } from '../common/json-position.js';
+import { describeJsonErrorAt, invalidUtf8Offset } from '../common/json-position.js';
 import type { Logger } from '../common/logger.js';
 import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
 import { MAX_REQUEST_AGE_MS, REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
@@ -28,7 +29,7 @@ import type { TableInfo, WriteRequest } from '../common/commands.js';
 import { HINT_HEADER } from '../common/hints.js';
 import { registerIndexRoutes, tablesMessage } from './index-routes.js';
 import { parseClearBody, parseReadBody, parseWriteBody } from '../common/validation.js';
-import { EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from './admin-bodies.js';
+import { CRASH_BODY, EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from './admin-bodies.js';
 import type { AuditLog } from './audit-log.js';
 import type { Metrics } from './metrics.js';
 import { operabilityPlugin } from './operability.js';
@@ -176,8 +177,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Bodies are JSON whatever the content type says (curl -d sends form encoding), and may be empty.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
+  // The bytes must be UTF-8 (JSON's encoding): decoded anyway, a bad byte would be stored as U+FFFD, not refused.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => {
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    if (!isUtf8(bytes)) {
+      const at = invalidUtf8Offset(bytes) ?? 0;
+      done(new DbaasError('DBAAS_REQ_INVALID_JSON', `the request body is not valid UTF-8: byte 0x${(bytes[at] ?? 0).toString(16)} at offset ${at}`) as unknown as FastifyError, undefined);
+      return;
+    }
+    const text = bytes.toString('utf8');
     if (text.trim() === '') {
       done(null, undefined);
       return;
@@ -206,7 +214,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // A known path with another method is a 405 naming the methods it takes (Allow), not a 404.
   app.setNotFoundHandler((request, reply) => {
     const path = (request.url.split('?', 1)[0] ?? request.url).replace(/(.)\/+$/, '$1');
-    const allow = HTTP_METHODS.filter((method) => app.hasRoute({ method, url: path }));
+    // findRoute matches a concrete path against parametric routes too (/db/databases/:name); hasRoute does not.
+    const allow = HTTP_METHODS.filter((method) => app.findRoute({ method, url: path }) !== null);
     if (allow.length === 0) return sendError(reply, new DbaasError('DBAAS_ROUTE_NOT_FOUND', `no route ${request.method} ${request.url}`));
     reply.header('Allow', allow.join(', '));
     return sendError(reply, new DbaasError('DBAAS_ROUTE_METHOD_NOT_ALLOWED', `${path} takes ${allow.join(', ')}, not ${request.method}`));
@@ -249,8 +258,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const toLeader = deps.election ? leaderOnly(deps.election) : async (): Promise<void> => undefined;
   if (deps.election) registerOrchestratorRoutes(app, deps.election, requireApiKey);
   if (deps.platform) registerPlatformRoute(app, deps.platform, config, requireApiKey);
-  app.post('/api/v1/crash/master', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('master'))]);
-  app.post('/api/v1/crash/slave', { onRequest: requireAdmin, preHandler: toLeader }, async () => [String(await cluster.crash('slave'))]);
+  for (const role of ['master', 'slave'] as const) {
+    app.post(`/api/v1/crash/${role}`, { onRequest: requireAdmin, preHandler: toLeader }, async (request) => {
+      CRASH_BODY.parse(request.body);
+      return [String(await cluster.crash(role))];
+    });
+  }
 
   // Manual override of the slave target; the next autoscaling window decides again.
   // The body validates and documents itself (admin-bodies.ts), with this orchestrator's bounds.

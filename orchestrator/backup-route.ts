@@ -53,7 +53,7 @@ const DOC: RouteDoc = {
 
 /** The body: nothing, `{}`, or `{"oplogAfter": <seq>}` (also send the oplog entries after that seq). */
 function parseBackupBody(body: unknown): number | undefined {
-  if (body === undefined || body === null) return undefined;
+  if (body === undefined) return undefined;
   if (!isPlainObject(body)) fail('DBAAS_REQ_INVALID', 'body', 'must be {} or {"oplogAfter": <seq>}');
   const extra = Object.keys(body).filter((k) => k !== 'oplogAfter');
   if (extra.length > 0) fail('DBAAS_REQ_UNKNOWN_FIELD', extra[0] as string, 'is not a field of this body (only oplogAfter)');
@@ -65,12 +65,16 @@ function parseBackupBody(body: unknown): number | undefined {
 
 export function registerBackupRoute(app: FastifyInstance, deps: BackupRouteDeps): void {
   app.post('/api/v1/backup', { schema: DOC, onRequest: deps.requireAdmin }, async (request, reply) => {
+    // Bad input is a 400 whatever the cluster's state (not a 503 for want of a slave).
+    const oplogAfter = parseBackupBody(request.body);
     const slave = deps.view.servingSlaves()[0];
     if (!slave) throw new DbaasError('DBAAS_CLUSTER_NO_SLAVE', 'a backup is taken on a serving slave, and there is none');
-    const oplogAfter = parseBackupBody(request.body);
     const id = `b${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
     const queue = `${deps.namespace}.backup.${id}`;
     const gz = createGzip();
+    // fail() destroys gz with the reason (already logged): before the answer starts, no one else listens, and an
+    // 'error' event with no listener would end the process (E's fault run: the slave's PostgreSQL was down).
+    gz.on('error', () => undefined);
     let next = 0;
     let idle: NodeJS.Timeout | undefined;
     let firstPart: (() => void) | undefined;

@@ -4,7 +4,7 @@
  * (the CLI shows the message as it comes: tests/unit/cli.test.ts).
  */
 import { describe, expect, it } from 'vitest';
-import { EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from '../../orchestrator/admin-bodies.js';
+import { CRASH_BODY, EVENTS_QUERY, SWITCHOVER_BODY, scaleBody } from '../../orchestrator/admin-bodies.js';
 import { expectCode } from './expect-code.js';
 
 describe('POST /api/v1/scale body', () => {
@@ -32,6 +32,24 @@ describe('POST /api/v1/switchover body', () => {
   });
   it('names unknown fields and the allowed one', () => {
     expect(expectCode(() => SWITCHOVER_BODY.parse({ to: 'w' }), 'DBAAS_REQ_UNKNOWN_FIELD').message).toBe('unknown field(s): to; allowed: target');
+  });
+  // Before: an array or a string body was taken for "no target" and a switchover ran.
+  it.each([[[1]], ['w1'], [null], [7]])('refuses a body that is not an object: %j', (body) => {
+    expectCode(() => SWITCHOVER_BODY.parse(body), 'DBAAS_REQ_INVALID');
+  });
+});
+
+describe('POST /api/v1/crash/* body', () => {
+  it('takes nothing or {}', () => {
+    expect(() => CRASH_BODY.parse(undefined)).not.toThrow();
+    expect(() => CRASH_BODY.parse({})).not.toThrow();
+  });
+  // Before: any body was ignored and a worker killed.
+  it.each([[[]], ['master'], [null], [0]])('refuses %j before killing anything', (body) => {
+    expectCode(() => CRASH_BODY.parse(body), 'DBAAS_REQ_INVALID');
+  });
+  it('refuses any field', () => {
+    expect(expectCode(() => CRASH_BODY.parse({ pid: 1 }), 'DBAAS_REQ_UNKNOWN_FIELD').message).toBe('unknown field(s): pid; a crash drill takes no fields');
   });
 });
 

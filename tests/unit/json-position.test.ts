@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeJsonErrorAt, jsonErrorOffset } from '../../common/json-position.js';
+import { isUtf8 } from 'node:buffer';
+import { describeJsonErrorAt, invalidUtf8Offset, jsonErrorOffset } from '../../common/json-position.js';
 import { rng } from '../prng.js';
 
 describe('jsonErrorOffset', () => {
@@ -51,5 +52,23 @@ describe('jsonErrorOffset', () => {
     expect(describeJsonErrorAt('{\n  "a": x\n}')).toBe(': unexpected "x" at line 2, column 8 (offset 9)');
     expect(describeJsonErrorAt('{"a": 1')).toBe(': the body ends too early at line 1, column 8 (offset 7)');
     expect(describeJsonErrorAt('{}')).toBe('');
+  });
+});
+
+describe('invalidUtf8Offset', () => {
+  it.each([
+    ['a stray continuation byte', [0x7b, 0x80, 0x7d], 1],
+    ['0xff', [0x61, 0x62, 0xff], 2],
+    ['an overlong "/"', [0x22, 0xc0, 0xaf, 0x22], 1],
+    ['a UTF-16 surrogate in UTF-8', [0x61, 0xed, 0xa0, 0x80], 1],
+    ['a sequence cut short at the end', [0x61, 0xe2, 0x82], 1],
+    ['above U+10FFFF', [0xf4, 0x90, 0x80, 0x80], 0],
+  ])('finds %s', (_what, bytes, offset) => {
+    const body = Uint8Array.from(bytes);
+    expect(isUtf8(body)).toBe(false);
+    expect(invalidUtf8Offset(body)).toBe(offset);
+  });
+  it('finds nothing in valid UTF-8 of every length', () => {
+    expect(invalidUtf8Offset(Buffer.from('{"a":"é€😀"}'))).toBeUndefined();
   });
 });

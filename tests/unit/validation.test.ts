@@ -276,7 +276,7 @@ describe('parseWriteBody: envelope', () => {
 });
 
 describe('parseClearBody', () => {
-  it.each([undefined, null, {}])('accepts %j', (body) => {
+  it.each([undefined, {}])('accepts %j', (body) => {
     expect(parseClearBody(body)).toEqual({ command: { kind: 'clear' } });
   });
 
@@ -289,6 +289,7 @@ describe('parseClearBody', () => {
     expectCode(() => parseClearBody({ requestId: '' }), 'DBAAS_REQ_INVALID');
     expectCode(() => parseClearBody('all'), 'DBAAS_REQ_INVALID');
     expectCode(() => parseClearBody([]), 'DBAAS_REQ_INVALID');
+    expectCode(() => parseClearBody(null), 'DBAAS_REQ_INVALID');
   });
 });
 

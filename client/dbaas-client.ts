@@ -165,12 +165,21 @@ export class DbaasClient {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), this.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, ctl.signal]) : ctl.signal;
-    let res: Response;
+    let res: Response | undefined;
     try {
       const body = JSON.stringify(opts.oplogAfter === undefined ? {} : { oplogAfter: opts.oplogAfter });
-      res = await this.fetchFn(`${this.base}/api/v1/backup`, { method: 'POST', headers, body, signal });
-    } catch (err) {
-      throw new DbaasClientError(ctl.signal.aborted ? CLIENT_TIMEOUT : CLIENT_UNREACHABLE, `backup: no answer from ${this.base}: ${describeFetchError(err)}`, 0, true);
+      // An orchestrator that refuses the connection never saw the request: the next one is asked (E's fault run:
+      // with one of two orchestrators down, `dbaas backup --url a,b` failed at once).
+      for (let tried = 1; res === undefined; tried++) {
+        try {
+          res = await this.fetchFn(`${this.base}/api/v1/backup`, { method: 'POST', headers, body, signal });
+        } catch (err) {
+          if (ctl.signal.aborted || !connectionRefused(err) || tried >= this.bases.length) {
+            throw new DbaasClientError(ctl.signal.aborted ? CLIENT_TIMEOUT : CLIENT_UNREACHABLE, `backup: no answer from ${this.base}: ${describeFetchError(err)}`, 0, true);
+          }
+          this.nextOrchestrator();
+        }
+      }
     } finally {
       clearTimeout(timer);
     }
@@ -471,6 +480,11 @@ function isReadiness(value: unknown): value is Readiness {
 function describeFetchError(err: unknown): string {
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   return cause?.code ?? cause?.message ?? (err as Error).message ?? String(err);
+}
+
+/** The connection was refused: the request never reached a server (safe to send elsewhere, whatever it is). */
+function connectionRefused(err: unknown): boolean {
+  return (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
 }
 
 /** A fresh idempotency key (allowed characters: A-Z a-z 0-9 _ . : -). */

@@ -16,7 +16,7 @@
  * Uses the global `fetch` (Node 20+).
  */
 import { REQUEST_AGE_HEADER, timedRequestId } from '../common/request-time.js';
-import { CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
+import { CLIENT_INVALID_REQUEST, CLIENT_TIMEOUT, CLIENT_UNREACHABLE, DEFAULT_RETRY, isRetryable, parseRetryAfter, retryDelayMs, type RetryPolicy } from './retry.js';
 import type { AuditEvent, AutoscalerStatus, DatabaseInfo, Document, Filter, PlatformView, ReadOptions, Readiness, Update, VerifyReport, WorkerInfo, WriteBody, WriteResult } from './types.js';
 import type { CreateIndexBody, IndexInfo, TableView } from './types.js';
 
@@ -122,7 +122,12 @@ export class DbaasClient {
       .split(',')
       .map((u) => u.trim().replace(/\/+$/, ''))
       .filter((u) => u !== '');
-    if (this.bases.length === 0) throw new Error('DbaasClient needs a url');
+    if (this.bases.length === 0) throw new DbaasClientError(CLIENT_INVALID_REQUEST, 'DbaasClient needs a url', 0, false);
+    // A URL that is not one fails here, once, not as "unreachable" after every retry.
+    for (const base of this.bases) {
+      const url = URL.canParse(base) ? new URL(base) : undefined;
+      if (url?.protocol !== 'http:' && url?.protocol !== 'https:') throw new DbaasClientError(CLIENT_INVALID_REQUEST, `not an http(s) URL: ${JSON.stringify(base)}`, 0, false);
+    }
     this.policy = { ...DEFAULT_RETRY, ...opts.retry };
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
@@ -420,6 +425,13 @@ export class DbaasClient {
     if (req.firstAttemptAt !== undefined) headers[REQUEST_AGE_HEADER] = String(Math.max(0, Math.round(performance.now() - req.firstAttemptAt)));
     const token = this.token(req.auth);
     if (token) headers['authorization'] = `Bearer ${token}`;
+    // A body JSON cannot carry (a BigInt, a cycle) is the caller's mistake: thrown at once, never sent, never retried.
+    let payload: string | undefined;
+    try {
+      payload = req.body === undefined ? undefined : JSON.stringify(req.body);
+    } catch (err) {
+      throw new DbaasClientError(CLIENT_INVALID_REQUEST, `${req.method} ${req.path}: the body cannot be sent as JSON: ${((err as Error).message ?? String(err)).split('\n')[0]}`, 0, false);
+    }
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
     let res: Response;

@@ -17,6 +17,8 @@ export const DEFAULT_RETRY: Readonly<RetryPolicy> = Object.freeze({ attempts: 8,
 /** Client-side codes, for failures that never got an answer from the orchestrator. */
 export const CLIENT_UNREACHABLE = 'DBAAS_CLIENT_UNREACHABLE';
 export const CLIENT_TIMEOUT = 'DBAAS_CLIENT_TIMEOUT';
+/** The client could not build the request (a body JSON cannot encode, a URL that is not http(s)): nothing was sent; not retryable. */
+export const CLIENT_INVALID_REQUEST = 'DBAAS_CLIENT_INVALID_REQUEST';
 
 /**
  * Whether an error may go away on its own: no answer at all (the orchestrator

@@ -101,6 +101,31 @@ describe('retries', () => {
   });
 });
 
+describe('requests the client cannot build', () => {
+  // Before: JSON.stringify threw inside the try around fetch, so a BigInt was "DBAAS_CLIENT_UNREACHABLE", retried by the policy.
+  it.each([
+    ['a BigInt', { n: 10n }],
+    ['a cycle', (() => {
+      const o: Record<string, unknown> = {};
+      o['self'] = o;
+      return o;
+    })()],
+  ])('a body with %s is thrown at once as DBAAS_CLIENT_INVALID_REQUEST, never sent or retried', async (_what, doc) => {
+    const { fetch, calls } = scripted([ok(1)]);
+    const client = new DbaasClient({ url: 'http://db', fetch, retry: fast });
+    const error = await client.insert('t', doc as never).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DbaasClientError);
+    expect(error).toMatchObject({ code: 'DBAAS_CLIENT_INVALID_REQUEST', status: 0, retryable: false });
+    expect((error as Error).message).toMatch(/^POST \/api\/v1\/db\/write: the body cannot be sent as JSON: /);
+    expect(calls).toHaveLength(0);
+  });
+
+  // Before: 'not a url' was retried for the whole policy (5 s by default), then "cannot reach not a url: ERR_INVALID_URL".
+  it.each(['not a url', 'ftp://db', 'http://a, db:8080', ''])('a url %j fails in the constructor', (url) => {
+    expect(() => new DbaasClient({ url })).toThrow(expect.objectContaining({ code: 'DBAAS_CLIENT_INVALID_REQUEST' }));
+  });
+});
+
 describe('read-your-writes', () => {
   it('sends the highest seq its writes got as afterSeq, unless asked not to', async () => {
     const { fetch, calls } = scripted([{ status: 200, body: [] }, ok(5), ok(4), { status: 200, body: [] }, { status: 200, body: { count: 2 } }, { status: 200, body: [] }, { status: 200, body: [] }]);

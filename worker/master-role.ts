@@ -603,7 +603,7 @@ export class MasterRole {
       }
     }
     const t1 = performance.now();
-    this.checkpoints.beforeApply(entries, source);
+    await this.checkpoints.beforeApply(entries, source);
     const first = entries[0]?.seq;
     if (entries.length > 1) for (const e of entries) e.first = first;
     // The entries are stored before the data changes: a crash in between is repaired by replaying them
@@ -635,7 +635,7 @@ export class MasterRole {
       return;
     }
     // A checkpoint is alone in its batch: the data is exactly its seq now; its checksum runs beside the next batches.
-    this.checkpoints.afterApply(entries);
+    await this.checkpoints.afterApply(entries);
     const t3 = performance.now();
 
     // Published only once this database has taken the data: an entry it refuses never reaches a slave
@@ -676,7 +676,7 @@ export class MasterRole {
    */
   private async voidBatch(batch: Taken[], outcomes: Outcome[], entries: SyncEntry[], undo: Array<SyncOp[] | undefined>, err: Error, acked: number): Promise<void> {
     const voids = await this.ctx.store.voidBatch(entries.map((e, i) => ({ ...e, _id: e.seq, acked, ...(undo[i] ? { undo: undo[i] } : {}) })));
-    this.checkpoints.afterApply(voids);
+    await this.checkpoints.afterApply(voids);
     const error = storageRefusal(err);
     const pubCh = (batch[0] as Taken).pubCh;
     const confirmed = voids.map((v) => {

@@ -79,6 +79,49 @@ describe('replica verification', () => {
     expect(audit.at(-1)?.reason).toBe(`verify at seq ${last.seq}: all 3 replicas equal`);
   });
 
+  it('stays equal while databases are created, written, indexed and dropped beside the checksum', async () => {
+    const admin = async (method: 'POST' | 'DELETE', url: string, body: unknown): Promise<{ status: number; body: any }> => {
+      const res = await c.orch.app.inject({ method, url, payload: JSON.stringify(body), headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+      return { status: res.statusCode, body: res.json() };
+    };
+    // Enough documents that the master's scan takes a while: the churn's clears land inside its window.
+    for (let k = 0; k < 10; k++) {
+      const docs = Array.from({ length: 500 }, (_, i) => ({ k, i, pad: 'x'.repeat(200) }));
+      expect((await c.post('/api/v1/db/write', { table: 'bulk', operation: 'insert', data: docs })).status).toBe(200);
+    }
+    let stop = false;
+    const clears: number[] = [];
+    const churn = async (n: number): Promise<void> => {
+      for (let i = 0; !stop; i++) {
+        const name = `churn${n}_${i}`;
+        expect((await admin('POST', '/api/v1/db/databases', { name })).status).toBe(201);
+        expect((await c.post('/api/v1/db/write', { table: 'items', operation: 'insert', data: { i }, database: name })).status).toBe(200);
+        const index = await admin('POST', '/api/v1/db/indexes', { table: 'items', keys: 'i', database: name });
+        expect(index.status).toBe(200);
+        expect((await admin('DELETE', '/api/v1/db/indexes', { table: 'items', name: index.body.index.name, database: name })).status).toBe(200);
+        const drop = await admin('DELETE', `/api/v1/db/databases/${name}`, {});
+        expect(drop.status).toBe(200);
+        clears.push(drop.body.seq as number);
+      }
+    };
+    const churning = Promise.all([churn(1), churn(2)]);
+    // A failed churn step ends the wait (the race rejects) instead of leaving it to the test's timeout.
+    while (clears.length < 2) await Promise.race([new Promise((r) => setTimeout(r, 10)), churning]);
+    const reports: VerifyReport[] = [];
+    try {
+      for (let k = 0; k < 3; k++) reports.push((await verify()).body);
+    } finally {
+      stop = true;
+      await churning;
+    }
+    for (const report of reports) {
+      expect(report.result, JSON.stringify(report.replicas)).toBe('equal');
+      expect(report.tables.bulk?.count).toBe(5000);
+    }
+    // Databases were dropped on both sides of each checkpoint.
+    for (const report of reports) expect(clears.some((s) => s > report.seq)).toBe(true);
+  });
+
   it('names a corrupted slave and its tables, replaces it, and is equal again', async () => {
     const masterId = c.orch.view.master?.id as string;
     const slaves = [...c.orch.view.workers.values()].filter((w) => w.id !== masterId);

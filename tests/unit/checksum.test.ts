@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Doc, WriteCommand } from '../../common/commands.js';
 import { createLogger } from '../../common/logger.js';
-import { decodeControl, decodeSync, encode, WIRE_VERSION, type SyncEntry, type SyncOp } from '../../common/messages.js';
+import { decodeControl, decodeSync, encode, WIRE_VERSION, type SyncEntry, type SyncOp, type TableChecksum } from '../../common/messages.js';
 import { ChecksumBook, checkpointAfter, checksumDocs, checksumTables, TableHasher, type ChecksumSource } from '../../worker/checksum.js';
 import { clusterNames } from '../../common/names.js';
 import { AuditLog, type AuditEvent } from '../../orchestrator/audit-log.js';
 import { compareReplicas, divergentTables, Verifier, type VerifierDeps } from '../../orchestrator/verify.js';
-import { MasterCheckpoints } from '../../worker/checkpoint-window.js';
+import { MasterCheckpoints, MAX_READ_AT_CLEAR } from '../../worker/checkpoint-window.js';
 import { buildWrite } from '../../worker/entry-builder.js';
 import { BatchView, planBatch } from '../../worker/write-batch.js';
 import { MemoryDb } from './memory-db.js';
@@ -347,6 +347,9 @@ class ScanningDb extends MemoryDb implements ChecksumSource {
 }
 
 describe('the master checksum taken beside writes (checkpoint-window.ts)', () => {
+  /** The checksum at S of every table of `db` (what the master's must equal). */
+  const checksumsOf = (db: MemoryDb): Record<string, TableChecksum> => Object.fromEntries(Object.entries(db.dump()).map(([t, docs]) => [t, checksumDocs(docs)]));
+
   function entry(seq: number, ops: SyncOp[], checkpoint = false): SyncEntry {
     return { v: WIRE_VERSION, seq, term: 1, requestId: `r${seq}`, ts: 0, ops, result: { ok: true, seq, inserted: 0, ids: [], matched: 0, modified: 0, deleted: 0 }, ...(checkpoint ? { checkpoint: true as const } : {}) };
   }
@@ -367,9 +370,9 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
           // refused (a duplicate id): nothing written, as on the master
         }
       }
-      cps.beforeApply(entries, source);
+      await cps.beforeApply(entries, source);
       db.applySequential(entries.flatMap((e) => e.ops));
-      cps.afterApply(entries);
+      await cps.afterApply(entries);
     }
   }
 
@@ -400,7 +403,7 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
       await master(db, cps, randomWrites(random, 40), seq);
       const atS = db.clone();
       const s = ++seq.n;
-      cps.afterApply([entry(s, [], true)]);
+      await cps.afterApply([entry(s, [], true)]);
       const scanning = book.await(s, 10_000);
       // Writes keep coming while the scan runs, some before and some after it reaches each document.
       for (let round = 0; round < 20; round++) {
@@ -417,16 +420,115 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
     });
   }
 
-  it('is not comparable when a clear runs during the window, and another checkpoint waits for none', async () => {
+  for (const seed of [11, 12, 13, 14, 15, 16]) {
+    it(`equals the checksum at the checkpoint while random writes and clears of a second database run (seed ${seed})`, async () => {
+      const random = makeRng(seed);
+      const db = new ScanningDb();
+      const seq = { n: 0 };
+      const book = new ChecksumBook();
+      const cps = new MasterCheckpoints(db, book, logger);
+      for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: i % 2 === 0 ? 'docs' : 'shop.items', doc: { _id: `d${i}`, n: i, owner: `u${i % 5}` } }]);
+      const mixed = (n: number): WriteCommand[] =>
+        randomWrites(random, n).map((w): WriteCommand => {
+          const r = random();
+          if (r < 0.08) return { kind: 'clear', database: 'shop' };
+          if (r < 0.1) return { kind: 'clear', database: 'gone' };
+          return r < 0.5 && w.kind !== 'clear' && w.kind !== 'verify' && 'table' in w ? ({ ...w, table: `shop.${w.table}` } as WriteCommand) : w;
+        });
+      await master(db, cps, mixed(30), seq);
+      const atS = db.clone();
+      const s = ++seq.n;
+      await cps.afterApply([entry(s, [], true)]);
+      const scanning = book.await(s, 10_000);
+      for (let round = 0; round < 20; round++) {
+        await master(db, cps, mixed(5), seq);
+        await new Promise((r) => setImmediate(r));
+      }
+      const reply = await scanning;
+      expect(reply).toMatchObject({ comparable: true, tables: checksumsOf(atS) });
+    });
+  }
+
+  it('stays exact when a clear of everything runs during the window, and another checkpoint waits for none', async () => {
     const db = new ScanningDb();
     for (let i = 0; i < 50; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
     const book = new ChecksumBook();
     const cps = new MasterCheckpoints(db, book, logger);
-    cps.afterApply([entry(1, [], true)]);
-    cps.afterApply([entry(2, [], true)]);
+    const atS = checksumsOf(db);
+    await cps.afterApply([entry(1, [], true)]);
+    await cps.afterApply([entry(2, [], true)]);
     expect(book.get(2)).toMatchObject({ comparable: false, reason: 'the master was still taking the checksum of checkpoint 1' });
-    await master(db, cps, [{ kind: 'clear' }], { n: 2 });
-    expect(await book.await(1, 5000)).toMatchObject({ comparable: false, reason: 'a clear (seq 3) ran while the checksum was taken' });
+    // The scan is still on `docs` (one document per tick): the write stage reads the rest before the clear.
+    await master(db, cps, [{ kind: 'insert', table: 'docs', docs: [{ _id: 'new', n: 0 }] }, { kind: 'clear' }, { kind: 'insert', table: 'docs', docs: [{ _id: 'd1', n: 7 }] }], { n: 2 });
+    expect(await book.await(1, 5000)).toMatchObject({ comparable: true, tables: atS });
+  });
+
+  it(`is not comparable, naming the database, when a clear drops more than ${MAX_READ_AT_CLEAR} documents the scan has not read`, async () => {
+    const db = new ScanningDb();
+    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    for (let i = 0; i <= MAX_READ_AT_CLEAR; i++) db.applySequential([{ t: 'put', table: 'shop.items', doc: { _id: `i${i}` } }]);
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    await cps.afterApply([entry(1, [], true)]);
+    await master(db, cps, [{ kind: 'clear', database: 'shop' }], { n: 1 });
+    expect(await book.await(1, 10_000)).toMatchObject({
+      comparable: false,
+      reason: `database shop was cleared (seq 2: a clear, or a database dropped or created) before the checksum had read shop.items, more than the ${MAX_READ_AT_CLEAR} documents the write stage reads then`,
+    });
+  });
+
+  it('stays exact when a database made after the checkpoint is created, written and dropped during the window', async () => {
+    const db = new ScanningDb();
+    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    const atS = checksumsOf(db);
+    const seq = { n: 1 };
+    await cps.afterApply([entry(1, [], true)]);
+    const scanning = book.await(1, 10_000);
+    // A database's create is a clear of it, its drop another: both while the scan is still on `docs`.
+    await master(db, cps, [{ kind: 'clear', database: 'shop' }, { kind: 'insert', table: 'shop.items', docs: [{ _id: 'i1', n: 1 }] }], seq);
+    await master(db, cps, [{ kind: 'update', table: 'docs', where: { _id: 'd59' }, update: { $set: { n: -1 } } }, { kind: 'clear', database: 'shop' }], seq);
+    expect(await scanning).toMatchObject({ comparable: true, tables: atS });
+  });
+
+  it('stays exact when a clear drops a table the scan has not read: the write stage reads it first', async () => {
+    const db = new ScanningDb();
+    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    for (let i = 0; i < 5; i++) db.applySequential([{ t: 'put', table: 'shop.items', doc: { _id: `i${i}`, n: i } }]);
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    const atS = checksumsOf(db);
+    const seq = { n: 1 };
+    await cps.afterApply([entry(1, [], true)]);
+    const scanning = book.await(1, 10_000);
+    // The scan reads `docs` first (one document per tick): `shop.items` is still unread, one of its documents changed.
+    await master(db, cps, [{ kind: 'update', table: 'shop.items', where: { _id: 'i2' }, update: { $set: { n: 20 } } }], seq);
+    await master(db, cps, [{ kind: 'clear', database: 'shop' }, { kind: 'insert', table: 'shop.items', docs: [{ _id: 'i1', n: 100 }] }], seq);
+    expect(await scanning).toMatchObject({ comparable: true, tables: atS });
+  });
+
+  it('stays exact when a clear drops only tables the scan has read to the end, and they are written again', async () => {
+    const db = new ScanningDb();
+    for (let i = 0; i < 5; i++) db.applySequential([{ t: 'put', table: 'shop.items', doc: { _id: `i${i}`, n: i } }]);
+    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    const finished: string[] = [];
+    const scan = db.scanTable.bind(db);
+    db.scanTable = async function* (name: string): AsyncIterable<Doc> {
+      yield* scan(name);
+      finished.push(name);
+    };
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    const atS = checksumsOf(db);
+    const seq = { n: 1 };
+    await cps.afterApply([entry(1, [], true)]);
+    const scanning = book.await(1, 10_000);
+    while (!finished.includes('shop.items')) await new Promise((r) => setImmediate(r));
+    expect(finished).not.toContain('docs');
+    await master(db, cps, [{ kind: 'clear', database: 'shop' }, { kind: 'insert', table: 'shop.items', docs: [{ _id: 'i1', n: 100 }] }], seq);
+    await master(db, cps, [{ kind: 'delete', table: 'docs', where: { _id: 'd59' } }], seq);
+    expect(await scanning).toMatchObject({ comparable: true, tables: atS });
   });
 
   it('is not comparable when a write changes a document it did not read', async () => {
@@ -434,9 +536,9 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
     for (let i = 0; i < 20; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
     const book = new ChecksumBook();
     const cps = new MasterCheckpoints(db, book, logger);
-    cps.afterApply([entry(1, [], true)]);
+    await cps.afterApply([entry(1, [], true)]);
     const blind = [entry(2, [{ t: 'put', table: 'docs', doc: { _id: 'd3', n: 0 } }])];
-    cps.beforeApply(blind, cps.source());
+    await cps.beforeApply(blind, cps.source());
     expect(await book.await(1, 5000)).toMatchObject({ comparable: false, reason: 'seq 2 changed docs/d3 without reading it first' });
   });
 });

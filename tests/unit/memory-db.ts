@@ -3,6 +3,7 @@
  * replay rules without one: tables of documents by `_id`, equality filters only.
  */
 import type { Doc, Filter, IndexSpec } from '../../common/commands.js';
+import { splitTable } from '../../common/databases.js';
 import { uniqueKeyOf } from '../../common/index-spec.js';
 import type { IndexOp, SyncOp } from '../../common/messages.js';
 import { groupByTable, type ApplyStep } from '../../worker/apply-plan.js';
@@ -66,10 +67,15 @@ export class MemoryDb implements BatchSource {
     this.indexDefs.set(op.table, list);
   }
 
+  /** A clear: every table, or one database's. */
+  private clear(database: string | undefined): void {
+    for (const table of [...this.tables.keys()]) if (database === undefined || splitTable(table).database === database) this.tables.delete(table);
+  }
+
   /** One op at a time, as the oplog's order says. */
   applySequential(ops: readonly SyncOp[]): void {
     for (const op of ops) {
-      if (op.t === 'clear') this.tables.clear();
+      if (op.t === 'clear') this.clear(op.database);
       else if (op.t === 'index' || op.t === 'dropIndex') this.applyIndex(op);
       else if (op.t === 'put') this.t(op.table).set(op.doc._id, structuredClone(op.doc));
       else this.tables.get(op.table)?.delete(op.id);
@@ -85,7 +91,7 @@ export class MemoryDb implements BatchSource {
     let i = 0;
     for (const step of steps) {
       if (step.kind === 'clear') {
-        if (only(i++)) this.tables.clear();
+        if (only(i++)) this.clear(step.database);
         continue;
       }
       if (step.kind === 'index') {

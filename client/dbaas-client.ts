@@ -440,7 +440,7 @@ export class DbaasClient {
       res = await this.fetchFn(`${this.base}${req.path}`, {
         method: req.method,
         headers,
-        ...(req.body === undefined ? {} : { body: JSON.stringify(req.body) }),
+        ...(payload === undefined ? {} : { body: payload }),
         signal,
       });
       text = await res.text();

@@ -441,7 +441,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const oplogAfter = integer(values['oplog-after'], 'oplog-after', 0);
         const { seq, body } = await client.backup(oplogAfter === undefined ? {} : { oplogAfter });
         const sink = streams().output;
-        await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), sink, { end: false });
+        try {
+          await pipeline(Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>), sink, { end: false });
+        } catch (err) {
+          // The archive stopped mid-way (the orchestrator or the slave went away; E's fault run printed
+          // "unexpected error: terminated"): what was written has no manifest line, and restore refuses it.
+          const cause = (err as { cause?: { code?: string } }).cause?.code;
+          throw new DbaasClientError(CLIENT_UNREACHABLE, `backup at seq ${seq} was cut off (${(err as Error).message}${cause ? `: ${cause}` : ''}); the output is incomplete (no manifest, restore refuses it): take the backup again`, 0, true);
+        }
         io.stderr(`backup at seq ${seq} written`);
         return EXIT.OK;
       }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Doc, WriteCommand } from '../../common/commands.js';
 import { createLogger } from '../../common/logger.js';
-import { decodeControl, decodeSync, encode, WIRE_VERSION, type SyncEntry, type SyncOp, type TableChecksum } from '../../common/messages.js';
+import { decodeControl, decodeSync, encode, WIRE_VERSION, type ChecksumReply, type SyncEntry, type SyncOp, type TableChecksum } from '../../common/messages.js';
 import { ChecksumBook, checkpointAfter, checksumDocs, checksumTables, TableHasher, type ChecksumSource } from '../../worker/checksum.js';
 import { clusterNames } from '../../common/names.js';
 import { AuditLog, type AuditEvent } from '../../orchestrator/audit-log.js';
@@ -350,6 +350,20 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
   /** The checksum at S of every table of `db` (what the master's must equal). */
   const checksumsOf = (db: MemoryDb): Record<string, TableChecksum> => Object.fromEntries(Object.entries(db.dump()).map(([t, docs]) => [t, checksumDocs(docs)]));
 
+  /** Puts `n` documents `<prefix><i>` with `n: i` into a table. */
+  const fillTable = (db: MemoryDb, table: string, n: number, prefix: string): void => {
+    for (let i = 0; i < n; i++) db.applySequential([{ t: 'put', table, doc: { _id: `${prefix}${i}`, n: i } }]);
+  };
+
+  /** `db` with a checkpoint at seq 1 applied: its checksum is being taken (`scanning`); `atS`, what it must equal. */
+  async function checkpointOn(db: ScanningDb): Promise<{ cps: MasterCheckpoints; atS: Record<string, TableChecksum>; seq: { n: number }; scanning: Promise<ChecksumReply> }> {
+    const book = new ChecksumBook();
+    const cps = new MasterCheckpoints(db, book, logger);
+    const atS = checksumsOf(db);
+    await cps.afterApply([entry(1, [], true)]);
+    return { cps, atS, seq: { n: 1 }, scanning: book.await(1, 10_000) };
+  }
+
   function entry(seq: number, ops: SyncOp[], checkpoint = false): SyncEntry {
     return { v: WIRE_VERSION, seq, term: 1, requestId: `r${seq}`, ts: 0, ops, result: { ok: true, seq, inserted: 0, ids: [], matched: 0, modified: 0, deleted: 0 }, ...(checkpoint ? { checkpoint: true as const } : {}) };
   }
@@ -465,13 +479,11 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
 
   it(`is not comparable, naming the database, when a clear drops more than ${MAX_READ_AT_CLEAR} documents the scan has not read`, async () => {
     const db = new ScanningDb();
-    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
-    for (let i = 0; i <= MAX_READ_AT_CLEAR; i++) db.applySequential([{ t: 'put', table: 'shop.items', doc: { _id: `i${i}` } }]);
-    const book = new ChecksumBook();
-    const cps = new MasterCheckpoints(db, book, logger);
-    await cps.afterApply([entry(1, [], true)]);
-    await master(db, cps, [{ kind: 'clear', database: 'shop' }], { n: 1 });
-    expect(await book.await(1, 10_000)).toMatchObject({
+    fillTable(db, 'docs', 60, 'd');
+    fillTable(db, 'shop.items', MAX_READ_AT_CLEAR + 1, 'i');
+    const { cps, seq, scanning } = await checkpointOn(db);
+    await master(db, cps, [{ kind: 'clear', database: 'shop' }], seq);
+    expect(await scanning).toMatchObject({
       comparable: false,
       reason: `database shop was cleared (seq 2: a clear, or a database dropped or created) before the checksum had read shop.items, more than the ${MAX_READ_AT_CLEAR} documents the write stage reads then`,
     });
@@ -479,13 +491,8 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
 
   it('stays exact when a database made after the checkpoint is created, written and dropped during the window', async () => {
     const db = new ScanningDb();
-    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
-    const book = new ChecksumBook();
-    const cps = new MasterCheckpoints(db, book, logger);
-    const atS = checksumsOf(db);
-    const seq = { n: 1 };
-    await cps.afterApply([entry(1, [], true)]);
-    const scanning = book.await(1, 10_000);
+    fillTable(db, 'docs', 60, 'd');
+    const { cps, atS, seq, scanning } = await checkpointOn(db);
     // A database's create is a clear of it, its drop another: both while the scan is still on `docs`.
     await master(db, cps, [{ kind: 'clear', database: 'shop' }, { kind: 'insert', table: 'shop.items', docs: [{ _id: 'i1', n: 1 }] }], seq);
     await master(db, cps, [{ kind: 'update', table: 'docs', where: { _id: 'd59' }, update: { $set: { n: -1 } } }, { kind: 'clear', database: 'shop' }], seq);
@@ -494,14 +501,9 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
 
   it('stays exact when a clear drops a table the scan has not read: the write stage reads it first', async () => {
     const db = new ScanningDb();
-    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
-    for (let i = 0; i < 5; i++) db.applySequential([{ t: 'put', table: 'shop.items', doc: { _id: `i${i}`, n: i } }]);
-    const book = new ChecksumBook();
-    const cps = new MasterCheckpoints(db, book, logger);
-    const atS = checksumsOf(db);
-    const seq = { n: 1 };
-    await cps.afterApply([entry(1, [], true)]);
-    const scanning = book.await(1, 10_000);
+    fillTable(db, 'docs', 60, 'd');
+    fillTable(db, 'shop.items', 5, 'i');
+    const { cps, atS, seq, scanning } = await checkpointOn(db);
     // The scan reads `docs` first (one document per tick): `shop.items` is still unread, one of its documents changed.
     await master(db, cps, [{ kind: 'update', table: 'shop.items', where: { _id: 'i2' }, update: { $set: { n: 20 } } }], seq);
     await master(db, cps, [{ kind: 'clear', database: 'shop' }, { kind: 'insert', table: 'shop.items', docs: [{ _id: 'i1', n: 100 }] }], seq);
@@ -510,20 +512,15 @@ describe('the master checksum taken beside writes (checkpoint-window.ts)', () =>
 
   it('stays exact when a clear drops only tables the scan has read to the end, and they are written again', async () => {
     const db = new ScanningDb();
-    for (let i = 0; i < 5; i++) db.applySequential([{ t: 'put', table: 'shop.items', doc: { _id: `i${i}`, n: i } }]);
-    for (let i = 0; i < 60; i++) db.applySequential([{ t: 'put', table: 'docs', doc: { _id: `d${i}`, n: i } }]);
+    fillTable(db, 'shop.items', 5, 'i');
+    fillTable(db, 'docs', 60, 'd');
     const finished: string[] = [];
     const scan = db.scanTable.bind(db);
     db.scanTable = async function* (name: string): AsyncIterable<Doc> {
       yield* scan(name);
       finished.push(name);
     };
-    const book = new ChecksumBook();
-    const cps = new MasterCheckpoints(db, book, logger);
-    const atS = checksumsOf(db);
-    const seq = { n: 1 };
-    await cps.afterApply([entry(1, [], true)]);
-    const scanning = book.await(1, 10_000);
+    const { cps, atS, seq, scanning } = await checkpointOn(db);
     while (!finished.includes('shop.items')) await new Promise((r) => setImmediate(r));
     expect(finished).not.toContain('docs');
     await master(db, cps, [{ kind: 'clear', database: 'shop' }, { kind: 'insert', table: 'shop.items', docs: [{ _id: 'i1', n: 100 }] }], seq);

@@ -24,20 +24,23 @@ export function sleep(ms: number): Promise<void> {
 
 /**
  * Polls `probe` until it returns a value other than undefined, or throws `onTimeout()` after `timeoutMs`.
- * Errors thrown by the probe count as "not yet".
+ * Errors thrown by the probe count as "not yet", unless `final` says one ends the wait.
  */
 export async function waitFor<T>(
   probe: () => Promise<T | undefined> | T | undefined,
   timeoutMs: number,
   onTimeout: () => Error,
   intervalMs = 50,
+  /** An error of the probe that ends the wait at once (rethrown), rather than "not ready yet". */
+  final?: (err: unknown) => boolean,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
       const value = await probe();
       if (value !== undefined) return value;
-    } catch {
+    } catch (err) {
+      if (final?.(err)) throw err;
       // not ready yet
     }
     if (Date.now() >= deadline) throw onTimeout();

@@ -94,6 +94,18 @@ function fromFastifyError(err: FastifyError): DbaasError {
  */
 export const WRITE_REQUEST_ID_HEADER = 'x-write-request-id';
 
+/**
+ * On `GET /api/v1/workers/list` and `GET /api/v1/workers`, while the last worker start failed:
+ * when, the role, the worker id and why (its storage's own words when it could not start).
+ */
+export const START_FAILURE_HEADER = 'x-dbaas-start-failure';
+
+/** `text` as a header value: printable ASCII only, at most 2,000 characters. */
+function headerText(text: string): string {
+  const ascii = text.replace(/[^\x20-\x7e]/g, '?');
+  return ascii.length > 2000 ? `${ascii.slice(0, 2000)}...` : ascii;
+}
+
 const WRITE_ROUTES = new Set(['/api/v1/db/write', '/api/v1/db/clear', '/api/v1/db/indexes']);
 
 /** The client's `x-dbaas-request-age-ms` (see common/request-time.ts), or undefined when absent; 400 when malformed. */
@@ -318,9 +330,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // A follower first reads the host pids of workers registered since it last looked (workers in containers say pid 1).
-  const listPids = async (): Promise<number[]> => {
+  const listPids = async (_request: FastifyRequest, reply: FastifyReply): Promise<number[]> => {
     await cluster.refreshPids();
+    startFailureHeader(reply);
     return cluster.pids();
+  };
+  /** The body stays the course's list of pids: a worker whose start failed, and why, goes in a header. */
+  const startFailureHeader = (reply: FastifyReply): void => {
+    const failure = cluster.startFailure();
+    if (failure) reply.header(START_FAILURE_HEADER, headerText(`${failure.at} ${failure.role} ${failure.id}: ${failure.message}`));
   };
   app.get('/api/v1/workers/list', { onRequest: requireApiKey }, listPids);
   app.get('/api/v1/worker/list', { onRequest: requireApiKey }, listPids);
@@ -335,8 +353,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return (await rpc.call(names.controlQueue(master.id), tablesMessage(table), { timeoutMs: config.requestTimeoutMs, reqId })) as TableInfo[];
     },
   });
-  app.get('/api/v1/workers', { onRequest: requireApiKey }, async () => {
+  app.get('/api/v1/workers', { onRequest: requireApiKey }, async (_request, reply) => {
     await cluster.refreshPids();
+    startFailureHeader(reply);
     return cluster.workersDetail(); // id, role, pid, state, appliedSeq, lag
   });
 

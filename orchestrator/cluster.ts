@@ -218,6 +218,11 @@ export class ClusterManager {
     return this.s.failingOver;
   }
 
+  /** The last worker start, when it failed, with its cause (cleared once a start succeeds). */
+  startFailure(): { id: string; role: string; at: string; message: string } | undefined {
+    return this.workers.lastStartFailure;
+  }
+
   /** Sorted OS pids of all live workers. */
   pids(): number[] {
     return this.facts()

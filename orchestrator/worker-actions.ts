@@ -21,6 +21,8 @@ export class WorkerActions {
   private nextSpawnAt = 0;
   /** Lost slaves not yet replaced: the next slave started is audited as their replacement. */
   private lostSlaves = 0;
+  /** The last worker start, when it failed (cleared by the next start that succeeds): GET /api/v1/workers/list says it. */
+  lastStartFailure: { id: string; role: string; at: string; message: string } | undefined;
 
   constructor(
     private readonly d: ClusterDeps,
@@ -212,8 +214,14 @@ export class WorkerActions {
       const pid = this.pidOf(spec.id);
       await this.d.runtime.kill(spec.id);
       if (track) registry.startFailed(spec.id, { id: spec.id, pid, code: null, signal: 'SIGKILL', expected: true });
-      throw err;
+      // Why, from the worker's own logs (read once both halves are dead, before it is forgotten): a database that
+      // refuses to work is named, not only "no progress for 30020 ms".
+      const cause = this.d.runtime.failureCause?.(spec.id);
+      const failed = cause ? new Error(`${(err as Error).message}; ${cause}`) : (err as Error);
+      this.lastStartFailure = { id: spec.id, role: spec.role, at: new Date().toISOString(), message: failed.message };
+      throw failed;
     }
+    this.lastStartFailure = undefined;
     registry.started(spec.id);
     this.d.logger.info({ id: spec.id, role: spec.role, workerPid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
   }

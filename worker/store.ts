@@ -30,7 +30,7 @@ import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js'
 import { readByKey, readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import { deleteSeqs, type SeqDelete } from './pg-trim.js';
 import type { Logger } from '../common/logger.js';
-import { refusedByStorage, voided } from './void-batch.js';
+import { databaseSaid, refusedByStorage, voided } from './void-batch.js';
 import { readStopped } from './storage-errors.js';
 
 export { INTERNAL_PREFIX } from './tables.js';
@@ -41,6 +41,16 @@ const META = '_dbaas_meta';
 
 /** Connections of the pool simple reads use (pg-read.ts): a slave takes DBAAS_WORKER_READ_PREFETCH reads at once, 32 by default. */
 const READ_POOL = 8;
+
+/** Answers in a row in which the database refused to work (as opposed to not reaching its PostgreSQL) before a start gives up. */
+const REFUSALS_BEFORE_GIVING_UP = 3;
+
+/** The database answered a start's ping with a refusal, {@link REFUSALS_BEFORE_GIVING_UP} times: no more tries. */
+class StoreRefused extends DbaasError {
+  constructor(message: string) {
+    super('DBAAS_WORKER_DB_UNAVAILABLE', message);
+  }
+}
 
 /** The retry horizon a store is opened with when none is given (tests, tools): DBAAS_REQUEST_ID_TTL_MS's default. */
 const DEFAULT_REQUEST_ID_TTL_MS = 600_000;
@@ -68,6 +78,10 @@ export class Store {
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
   static async connect(url: string, dbName: string, timeoutMs: number, requestIdTtlMs = DEFAULT_REQUEST_ID_TTL_MS): Promise<Store> {
+    // What the database last said: a start that fails names why (a worker whose PostgreSQL database was SQL_ASCII
+    // said only "did not reach state master: no progress for 30020 ms"; FerretDB's answer was in its db.log).
+    let last: Error | undefined;
+    let refusals = 0;
     const client = await waitFor(
       async () => {
         const c = new MongoClient(url, { serverSelectionTimeoutMS: 2000, connectTimeoutMS: 2000, maxPoolSize: 16 });
@@ -77,12 +91,17 @@ export class Store {
           return c;
         } catch (err) {
           await c.close().catch(() => undefined);
+          last = err as Error;
+          // The database answers, and refuses to work (not "cannot reach PostgreSQL now"): waiting will not help.
+          refusals = refusedByStorage(err) ? refusals + 1 : 0;
+          if (refusals >= REFUSALS_BEFORE_GIVING_UP) throw new StoreRefused(`the database at ${url} refuses to work: ${databaseSaid(last)}`);
           throw err;
         }
       },
       timeoutMs,
-      () => new DbaasError('DBAAS_WORKER_DB_UNAVAILABLE', `database at ${url} did not answer within ${timeoutMs} ms`),
+      () => new DbaasError('DBAAS_WORKER_DB_UNAVAILABLE', `database at ${url} did not answer within ${timeoutMs} ms${last ? `; it last said: ${databaseSaid(last)}` : ''}`),
       200,
+      (err) => err instanceof StoreRefused,
     );
     const store = new Store(client, client.db(dbName), requestIdTtlMs);
     store.tables.bulkDelete = (table, ids) => store.deleteInPg(table, ids);

@@ -23,6 +23,7 @@ import { NODE_FLAGS } from '../../common/node-flags.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import { PendingDrops } from './pending-drops.js';
 import { SpareDatabases } from './spare-databases.js';
+import { failureCause } from './failure-cause.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
 export interface ProcessRuntimeOptions {
@@ -110,6 +111,10 @@ export class ProcessRuntime implements Runtime {
             logger: opts.logger,
           })
         : undefined;
+  }
+
+  failureCause(id: string): string | undefined {
+    return failureCause(this.unitDir(id));
   }
 
   onExit(listener: ExitListener): void {

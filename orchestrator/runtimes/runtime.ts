@@ -72,6 +72,12 @@ export interface Runtime {
   adopt(): Promise<WorkerHandle[]>;
   /** Called once per worker death, expected or not. */
   onExit(listener: ExitListener): void;
+  /**
+   * What worker `id`'s own logs say about why it failed (its last fatal line, its database's last
+   * errors), for a failed start's message; undefined when they say nothing or the runtime cannot tell.
+   * Read before the worker is forgotten (its directory goes with it).
+   */
+  failureCause?(id: string): string | undefined;
   /** Stops every worker it started (gracefully, within `timeoutMs`). Idempotent. */
   close(timeoutMs: number): Promise<void>;
   /** Stops watching without touching the workers, which keep running for a new orchestrator to adopt. */

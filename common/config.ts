@@ -203,6 +203,12 @@ export interface WorkerConfig extends ClusterConfig {
    * snapshots from one REPEATABLE READ transaction on it (worker/pg-snapshot.ts).
    */
   readonly pgUrl: string | undefined;
+  /**
+   * `DBAAS_WORKER_SNAPSHOT_ASKED=1`, set by the process runtime for a new slave whose first
+   * snapshot page the orchestrator asked for before starting it (common/snapshot-request.ts):
+   * the slave waits for that answer instead of asking itself, when its sync queue was there.
+   */
+  readonly snapshotAsked: boolean;
 }
 
 /** Collects problems instead of throwing at the first one. */
@@ -422,6 +428,7 @@ export function loadWorkerConfig(env: Env = process.env): Readonly<WorkerConfig>
     mongoUrl,
     advertisedMongoUrl: r.str('DBAAS_WORKER_ADVERTISED_MONGO_URL', mongoUrl),
     pgUrl: r.optional('DBAAS_WORKER_PG_URL'),
+    snapshotAsked: r.oneOf('DBAAS_WORKER_SNAPSHOT_ASKED', '0', ['0', '1'] as const) === '1',
   };
   if (config.pgUrl !== undefined && !PG_URL_RE.test(config.pgUrl)) r.problems.push('DBAAS_WORKER_PG_URL must be postgres://user@host:port/database');
   return r.done(config);

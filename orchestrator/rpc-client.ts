@@ -409,6 +409,13 @@ export class RpcClient {
     };
   }
 
+  /** Runs `fn` on the broker connection (rejects with DBAAS_BROKER_UNAVAILABLE without one). */
+  async onConnection<T>(fn: (conn: ChannelModel) => Promise<T>): Promise<T> {
+    const conn = this.amqp.connection;
+    if (!conn) throw new DbaasError('DBAAS_BROKER_UNAVAILABLE');
+    return fn(conn);
+  }
+
   /** Deletes a queue that belonged to a worker gone for good. */
   async deleteQueue(queue: string): Promise<void> {
     await this.admin((ch) => ch.deleteQueue(queue));

@@ -8,6 +8,7 @@
  */
 import { Backoff } from '../common/backoff.js';
 import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
+import { askFirstPage } from '../common/snapshot-request.js';
 import { removeWorkerZnodes } from '../coordination/registration.js';
 import { CONTROL_TIMEOUT_MS, epochField, newWorkerId, type ClusterDeps, type ControlState } from './cluster-state.js';
 import { pidOf } from './facts.js';
@@ -90,6 +91,23 @@ export class WorkerActions {
       .finally(() => this.kick());
   }
 
+  /**
+   * Binds new slave `id`'s sync queue and asks the master for its first snapshot page
+   * (common/snapshot-request.ts), while its process starts. Never rejects: when this fails
+   * before the queue exists, the slave asks itself (worker/slave-role.ts); after that, its
+   * page timer asks again.
+   */
+  private async askFirstPage(id: string): Promise<void> {
+    const { config, names, rpc, logger } = this.d;
+    try {
+      await rpc.onConnection((conn) =>
+        askFirstPage(conn, names, { namespace: config.namespace, workerId: id, limit: config.snapshotPageDocs, raw: config.dbBackend === 'postgresql', settings: config }),
+      );
+    } catch (err) {
+      logger.warn({ id, err: (err as Error).message }, 'could not ask for a new slave\'s first snapshot page; it asks itself');
+    }
+  }
+
   /** Removes every trace of a worker that is gone for good (it is killed first, to be sure). */
   async forget(id: string): Promise<void> {
     const { runtime } = this.d;
@@ -137,7 +155,8 @@ export class WorkerActions {
   /** Starts a slave in the background (a failover never waits on one); audited once it serves. */
   spawnSlave(reason: string): void {
     const id = newWorkerId();
-    const spec: WorkerSpec = { id, role: 'slave', term: 0 };
+    // A new id: no data or sync queue to resume from, so its first snapshot page can be asked for now (askFirstPage).
+    const spec: WorkerSpec = { id, role: 'slave', term: 0, ...(this.d.runtime.passesSnapshotAsked ? { snapshotAsked: true } : {}) };
     this.s.registry.start(spec);
     const started = Date.now();
     const replacing = this.lostSlaves > 0;
@@ -197,6 +216,10 @@ export class WorkerActions {
     const { registry } = this.s;
     const started = Date.now();
     if (track) registry.start(spec);
+    // Beside the process's start, not before it: the master's snapshot round trip, which waits on the busy
+    // master and broker under writes, is then off the new slave's path (issue 16). Awaited before a failed
+    // start's clean-up, which deletes the queue this binds.
+    const asked = spec.snapshotAsked ? this.askFirstPage(spec.id) : Promise.resolve();
     try {
       await this.d.runtime.startWorker(spec);
       // DBAAS_WORKER_START_TIMEOUT_MS without progress, not in all: a slave copying a large snapshot goes on (start-wait.ts).
@@ -211,6 +234,7 @@ export class WorkerActions {
       const exit = registry.exitOf(spec.id);
       if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
     } catch (err) {
+      await asked;
       const pid = this.pidOf(spec.id);
       await this.d.runtime.kill(spec.id);
       if (track) registry.startFailed(spec.id, { id: spec.id, pid, code: null, signal: 'SIGKILL', expected: true });

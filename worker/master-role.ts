@@ -43,7 +43,7 @@ import { TableQuota } from './table-quota.js';
 import { judgeRetry, type LedgerRecord } from './request-ledger.js';
 import type { OplogBatchDoc } from './oplog.js';
 import { firstIrreversible, PreImages, refusedByStorage, storageRefusal, undoOps } from './void-batch.js';
-import { PAGE_QUEUE_OPTIONS, pageQueue } from './snapshot.js';
+import { PAGE_QUEUE_OPTIONS, pageQueue } from '../common/snapshot-request.js';
 import { docsOfRows, PgSnapshot, UnsupportedDocument, type StreamRows } from './pg-snapshot.js';
 import { replayFrom, republishFrom } from './sync-order.js';
 import { BatchView, DEFAULT_BATCH_LIMITS, planBatch, type BatchLimits } from './write-batch.js';
@@ -98,6 +98,8 @@ export class MasterRole {
   private readonly pageRequests: PageRequest[] = [];
   /** The snapshot connection of a first page request on PostgreSQL, made as soon as it comes (PgSnapshot.connect). */
   private readonly snapshotClients = new Map<PageRequest, Promise<pg.Client>>();
+  /** When each page request came (performance.now()), for the log line of its read: how long it waited for the write stage. */
+  private readonly pageRequestedAt = new WeakMap<PageRequest, number>();
   private draining = false;
   private drained: Promise<void> = Promise.resolve();
   private pubCh: ConfirmChannel | undefined;
@@ -351,6 +353,7 @@ export class MasterRole {
    */
   servePage(req: PageRequest): void {
     if (this.fenced) return;
+    this.pageRequestedAt.set(req, performance.now());
     if (this.streamable(req)) {
       const client = PgSnapshot.connect(this.ctx.config.pgUrl as string);
       client.catch(() => undefined); // startStream sees the failure
@@ -414,8 +417,11 @@ export class MasterRole {
   private async startStream(req: PageRequest, ch: ConfirmChannel, client: Promise<pg.Client>): Promise<boolean> {
     const started = performance.now();
     let snap: PgSnapshot;
+    let connectedMs: number | undefined;
     try {
-      snap = await PgSnapshot.begin(await client, this.ctx.config.dbName);
+      const connected = await client;
+      connectedMs = ms(performance.now() - started);
+      snap = await PgSnapshot.begin(connected, this.ctx.config.dbName);
     } catch (err) {
       this.ctx.logger.warn({ err: (err as Error).message }, 'could not open a PostgreSQL snapshot; this page is read the usual way');
       return false;
@@ -437,7 +443,10 @@ export class MasterRole {
       await snap.close();
       return true;
     }
-    this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq, tables: snap.tables.length, ms: ms(performance.now() - started) }, 'snapshot stream opened between two batches');
+    // queuedMs: the request's wait for the write stage (a batch under way); connectWaitMs: of the stage's pause, the wait for its PostgreSQL connection.
+    const requested = this.pageRequestedAt.get(req);
+    const queuedMs = requested === undefined ? undefined : ms(started - requested);
+    this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq, tables: snap.tables.length, queuedMs, connectWaitMs: connectedMs, ms: ms(performance.now() - started) }, 'snapshot stream opened between two batches');
     void this.streamParts(snap, req, ch, base, send);
     return true;
   }

@@ -22,15 +22,30 @@ export class RowCopier {
     private readonly ensureTable: (table: string) => Promise<void>,
   ) {}
 
-  /** Writes the rows (ids already there are skipped); returns how many were written. */
-  async copy(rows: StreamRows): Promise<number> {
+  private open(): pg.Pool {
     if (this.pool === undefined) {
       this.pool = new pg.Pool({ connectionString: this.url, max: 1, idleTimeoutMillis: 10_000, application_name: 'dbaas-copy' });
       // An idle client's error must not end the worker: the next part's query fails or reconnects.
       this.pool.on('error', () => undefined);
       rememberTables(this.pool);
     }
-    const pool = this.pool;
+    return this.pool;
+  }
+
+  /**
+   * Connects ahead of the first part (a new PostgreSQL backend is a process started, slow on a
+   * busy server), while the slave waits for other things. A failure is the first part's to see.
+   */
+  warm(): void {
+    void this.open()
+      .connect()
+      .then((client) => client.release())
+      .catch(() => undefined);
+  }
+
+  /** Writes the rows (ids already there are skipped); returns how many were written. */
+  async copy(rows: StreamRows): Promise<number> {
+    const pool = this.open();
     const byTable = new Map<string, string[]>();
     for (const r of rows) {
       const list = byTable.get(r.table);

@@ -29,7 +29,8 @@ import { refusedByStorage } from './void-batch.js';
 import { readError } from './storage-errors.js';
 import { docsOfRows, type StreamDocs, type StreamRows } from './pg-snapshot.js';
 import { RowCopier } from './pg-copy.js';
-import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
+import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
+import { PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, preAskedId } from '../common/snapshot-request.js';
 
 /**
  * Sync entries delivered ahead of the one being applied. Enough for long runs under
@@ -84,6 +85,9 @@ export class SlaveRole {
   private streamed = false;
   private copied: { resolve: () => void; reject: (err: Error) => void } | undefined;
   private masterDbUrl: string | undefined;
+  /** Whether the data was marked complete when the start read it (prepareStore), and whether it was then emptied for a copy. */
+  private completeAtStart: boolean | undefined;
+  private clearedForCopy = false;
   /** The master's ledger records up to this seq are copied (the first page's seq, or a resumed slave's newest); the stream brings the newer ones. */
   private ledgerUpTo: number | undefined;
   private ledgerCopied: Promise<void> | undefined;
@@ -106,7 +110,11 @@ export class SlaveRole {
   /** Set once a promotion drains the queue: checkpoints met from then on are not hashed. */
   private promoting = false;
 
-  constructor(private readonly ctx: WorkerContext) {}
+  constructor(
+    private readonly ctx: WorkerContext,
+    /** Notes a step of this worker's start (worker/start-timeline.ts; the first mark of a name counts). */
+    private readonly mark: (step: string) => void = () => undefined,
+  ) {}
 
   get syncQueue(): string {
     return this.ctx.names.syncQueue(this.ctx.config.workerId);
@@ -127,6 +135,7 @@ export class SlaveRole {
     await assertSyncQueue(conn, this.ctx.names, this.ctx.config.workerId, this.ctx.config, (queue, why) =>
       this.ctx.logger.warn({ queue, why }, 'sync queue kept with the arguments it was declared with (no expiry)'),
     );
+    this.mark('sync-queue-bound');
     this.syncTag = undefined;
     this.readCh = undefined;
     this.readTag = undefined;
@@ -135,32 +144,67 @@ export class SlaveRole {
   }
 
   /**
+   * What a start does with its own database alone, while the broker and ZooKeeper
+   * connect (worker.ts): reads whether the data is complete (resume()), and if it is
+   * not, so no resume can follow, makes it the clean slate a copy starts from.
+   */
+  async prepareStore(): Promise<void> {
+    this.completeAtStart = await this.ctx.store.isComplete();
+    this.mark('completeness-read');
+    if (this.completeAtStart) return;
+    // The stream's rows are written below FerretDB (copyRows): that connection is made meanwhile too.
+    this.copier()?.warm();
+    await this.clearForCopy();
+    this.mark('cleared-for-copy');
+  }
+
+  private async clearForCopy(): Promise<void> {
+    const { store } = this.ctx;
+    await store.dropAllUnlessNew();
+    // Until the master's ledger is copied, this ledger answers only for what the stream brings from now on.
+    await store.ledger.setCoveredSince(Date.now());
+    this.clearedForCopy = true;
+  }
+
+  /**
    * Copies the master's data through the sync queue (snapshot.ts); resolves once
    * every key is covered. The master's request ledger (at `masterDbUrl`) is
    * copied once this slave serves ({@link startLedgerCopy}).
    */
-  async snapshot(masterDbUrl: string): Promise<void> {
-    const { store, logger } = this.ctx;
+  async snapshot(masterDbUrl: Promise<string>): Promise<void> {
+    const { logger } = this.ctx;
     const started = Date.now();
-    this.masterDbUrl = masterDbUrl;
-    if (await this.resume()) return;
-    await store.dropAllUnlessNew();
-    // Until the master's ledger is copied, this ledger answers only for what the stream brings from now on.
-    await store.ledger.setCoveredSince(Date.now());
+    // The orchestrator asked for the first page before this process ran (common/snapshot-request.ts), after
+    // binding this queue: the answer is in the queue or on its way. Without the queue there, that ask failed
+    // or came too late (its answer is then ignored): this slave asks, once a master is registered.
+    const asked = this.ctx.config.snapshotAsked && this.queueExisted === true;
+    if (!asked) this.masterDbUrl = await masterDbUrl;
+    if (await this.resume()) {
+      this.masterDbUrl ??= await masterDbUrl;
+      return;
+    }
+    if (!this.clearedForCopy) await this.clearForCopy();
     this.coverage = { kind: 'none' };
     this.pos = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
     const done = new Promise<void>((resolve, reject) => {
       this.copied = { resolve, reject };
     });
     this.snapshotDone = true;
+    // Expected before the queue is consumed: its answer may be there already.
+    if (asked) {
+      this.expectPage(preAskedId(this.ctx.config.workerId), this.ctx.config.snapshotPageDocs);
+      logger.info({ id: this.pendingPage?.id }, 'snapshot asked for by the orchestrator; waiting for its answer in the sync queue');
+    }
     await this.consumeSync();
-    await this.askPage();
+    if (!asked) await this.askPage();
     try {
       await done;
     } finally {
       if (this.pageTimer) clearTimeout(this.pageTimer);
       this.pageTimer = undefined;
     }
+    // For the ledger copy once this slave serves.
+    this.masterDbUrl ??= await masterDbUrl;
     logger.info({ fromSeq: this.firstPageSeq, seq: this.pos.appliedSeq, documents: this.documentsCopied, rowsWritten: this.rowsCopied, ms: Date.now() - started }, 'snapshot copied from master');
   }
 
@@ -177,7 +221,7 @@ export class SlaveRole {
    */
   private async resume(): Promise<boolean> {
     const { store, logger } = this.ctx;
-    if (!this.queueExisted || !(await store.isComplete())) return false;
+    if (!this.queueExisted || !(this.completeAtStart ?? (await store.isComplete()))) return false;
     const last = await store.lastEntry();
     if (!last) return false;
     if (!(await store.ledger.open())) await store.ledger.setCoveredSince(Date.now());
@@ -226,9 +270,7 @@ export class SlaveRole {
     const ch = this.syncCh;
     const limit = this.ctx.config.snapshotPageDocs;
     const id = `${this.ctx.config.workerId}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    this.pendingPage = { id, limit, at: Date.now() };
-    this.stream = undefined;
-    this.armPageTimer();
+    this.expectPage(id, limit);
     try {
       if (!ch) throw new Error('no sync channel');
       const after = this.coverage.kind === 'upTo' ? { after: this.coverage.key } : {};
@@ -238,10 +280,18 @@ export class SlaveRole {
       const queue = pageQueue(this.ctx.config.namespace);
       await ch.assertQueue(queue, PAGE_QUEUE_OPTIONS);
       ch.sendToQueue(queue, encode(req));
+      this.mark('page-asked');
     } catch (err) {
       // No master or no channel now: the timer asks again.
       this.ctx.logger.warn({ err: (err as Error).message }, 'could not ask the master for a snapshot page');
     }
+  }
+
+  /** From now on request `id` is the one answered (an answer to any other is ignored); asked again if it does not come. */
+  private expectPage(id: string, limit: number): void {
+    this.pendingPage = { id, limit, at: Date.now() };
+    this.stream = undefined;
+    this.armPageTimer();
   }
 
   /** Asks again if no page (or stream part) comes within {@link PAGE_WAIT_MS}. */
@@ -289,6 +339,7 @@ export class SlaveRole {
       this.stream = { id: page.id, atSeq: page.atSeq, next: 1, touched: new Set() };
       this.streamed = true;
       this.armPageTimer();
+      this.mark('marker-met');
       this.ctx.logger.info({ id: page.id, atSeq: page.atSeq }, 'snapshot stream started');
       return;
     }
@@ -323,9 +374,11 @@ export class SlaveRole {
       return;
     }
     this.armPageTimer();
+    this.mark('part-met');
     const started = performance.now();
     const docs = untouchedDocs(stream, page.docs);
     if (page.rows) docs.push(...(await this.copyRows(untouchedRows(stream, page.rows))));
+    this.mark('part-written');
     for (let i = 0; i < docs.length; i += PAGE_APPLY_DOCS) {
       const part = docs.slice(i, i + PAGE_APPLY_DOCS);
       // `fresh`: a bulk insert; a document already there (from an earlier stream) is replaced instead (Tables.writeTable).
@@ -352,11 +405,10 @@ export class SlaveRole {
    * MongoDB wire.
    */
   private async copyRows(rows: StreamRows): Promise<StreamDocs> {
-    const { config, store } = this.ctx;
     try {
-      if (config.pgUrl !== undefined) {
-        this.rowCopier ??= new RowCopier(config.pgUrl, config.dbName, (table) => store.tables.ensureTable(table));
-        this.rowsCopied += await this.rowCopier.copy(rows);
+      const copier = this.copier();
+      if (copier) {
+        this.rowsCopied += await copier.copy(rows);
         this.documentsCopied += rows.length;
         return [];
       }
@@ -364,6 +416,14 @@ export class SlaveRole {
       this.ctx.logger.warn({ err: (err as Error).message, rows: rows.length }, 'writing snapshot rows into PostgreSQL failed; writing them through FerretDB');
     }
     return docsOfRows(rows);
+  }
+
+  /** Where a stream's rows are written below FerretDB (on PostgreSQL only). */
+  private copier(): RowCopier | undefined {
+    const { config, store } = this.ctx;
+    if (config.pgUrl === undefined) return undefined;
+    this.rowCopier ??= new RowCopier(config.pgUrl, config.dbName, (table) => store.tables.ensureTable(table));
+    return this.rowCopier;
   }
 
   /** Every key is copied: a restart may resume from this data, and the caller of snapshot() goes on. */

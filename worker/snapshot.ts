@@ -6,7 +6,9 @@
  * Protocol:
  * 1. The slave binds its durable sync queue (so every entry published from now
  *    on reaches it), then asks the master for the first page on the master's
- *    control queue (`snapshot-page`, common/messages.ts).
+ *    control queue (`snapshot-page`, common/messages.ts). For a new slave of the
+ *    process runtime the orchestrator does both while the slave's process starts
+ *    (common/snapshot-request.ts), and the slave expects that request's answer.
  * 2. The master handles the request inside its serial write stage, between two
  *    batches (MasterRole.servePage): its data is then exactly at its newest seq
  *    `s`; it reads the next documents in key order (snapshot-key.ts) and
@@ -67,20 +69,6 @@
  */
 import type { SnapshotPage, SyncOp } from '../common/messages.js';
 import { compareKeys, type SnapshotKey } from './snapshot-key.js';
-
-/**
- * Where slaves ask for pages: one queue per namespace, consumed by whichever
- * worker is master now (MasterRole.attach), so a request outlives a failover and
- * the next master answers it. Requests expire: a slave asks again anyway.
- */
-export function pageQueue(namespace: string): string {
-  return `${namespace}.snapshotQ`;
-}
-
-export const PAGE_QUEUE_OPTIONS = Object.freeze({ durable: false, autoDelete: true, arguments: { 'x-message-ttl': 15_000 } });
-
-/** About this much JSON per page (one RabbitMQ message). */
-export const PAGE_MAX_BYTES = 16 * 1_048_576;
 
 /** Which keys the slave's data covers: none yet, up to a key, or all. */
 export type Coverage = { kind: 'none' } | { kind: 'upTo'; key: SnapshotKey } | { kind: 'all' };

@@ -77,7 +77,7 @@ export class Store {
   }
 
   /** Connects, retrying until the database answers or `timeoutMs` passes (DBAAS_WORKER_DB_UNAVAILABLE). */
-  static async connect(url: string, dbName: string, timeoutMs: number, requestIdTtlMs = DEFAULT_REQUEST_ID_TTL_MS): Promise<Store> {
+  static async connect(url: string, dbName: string, timeoutMs: number, requestIdTtlMs = DEFAULT_REQUEST_ID_TTL_MS, answered?: () => void): Promise<Store> {
     // What the database last said: a start that fails names why (a worker whose PostgreSQL database was SQL_ASCII
     // said only "did not reach state master: no progress for 30020 ms"; FerretDB's answer was in its db.log).
     let last: Error | undefined;
@@ -103,6 +103,7 @@ export class Store {
       200,
       (err) => err instanceof StoreRefused,
     );
+    answered?.();
     const store = new Store(client, client.db(dbName), requestIdTtlMs);
     store.tables.bulkDelete = (table, ids) => store.deleteInPg(table, ids);
     await store.ledger.ensureIndexes();

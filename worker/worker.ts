@@ -165,8 +165,13 @@ export class Worker implements WorkerContext {
     // A slave connects to its database, ZooKeeper and the broker (whose set-up binds its sync queue) at once: each
     // is a few round trips spent waiting on another process (issue 16: a new slave's start). A master recovers from
     // its database and claims /master before it takes anything from the broker.
-    if (config.role !== 'master') this.slave = new SlaveRole(this);
-    const database = this.connectStore().then(() => timeline.mark('database-connected'));
+    if (config.role !== 'master') this.slave = new SlaveRole(this, (step) => timeline.mark(step));
+    const database = this.connectStore().then(async () => {
+      timeline.mark('database-connected');
+      // Whether a slave can resume, and if not its database emptied for a copy, meanwhile too.
+      await this.slave?.prepareStore();
+    });
+    this.registration.zk.once('session', () => timeline.mark('znode-created'));
     const zk = this.registration.start(15_000).then(() => timeline.mark('registered'));
     if (this.slave) {
       this.amqp.start();
@@ -185,8 +190,9 @@ export class Worker implements WorkerContext {
     }
 
     if (this.slave) {
-      const masterDbUrl = await this.registration.masterDbUrl(30_000);
-      timeline.mark('master-found');
+      const masterDbUrl = this.registration.masterDbUrl(30_000);
+      // Awaited by snapshot() only when needed (a slave asking for its own first page, the ledger copy).
+      masterDbUrl.then(() => timeline.mark('master-found')).catch(() => undefined);
       await this.slave.snapshot(masterDbUrl);
       timeline.mark('copied');
       await this.slave.waitCaughtUp(120_000, () => this.registration.masterSeq());
@@ -210,7 +216,7 @@ export class Worker implements WorkerContext {
     // the driver's first connect to a port not yet listening would wait out its server selection (2 s).
     await untilListening(config.mongoUrl, 30_000);
     this.timeline.mark('database-port-open');
-    const store = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs);
+    const store = await Store.connect(config.mongoUrl, config.dbName, 30_000, config.requestIdTtlMs, () => this.timeline.mark('database-answered'));
     store.pgUrl = config.pgUrl;
     store.log = this.logger;
     store.configureTrim({ maxEntries: config.oplogMaxEntries, maxAgeMs: config.oplogMaxAgeMs });
@@ -225,8 +231,11 @@ export class Worker implements WorkerContext {
 
   /** Runs on every (re)connect to RabbitMQ. */
   private async setup(conn: ChannelModel): Promise<void> {
+    this.timeline.mark('broker-connected');
     await assertTopology(conn, this.names, this.config, (queue, why) => this.logger.warn({ queue, why }, 'queue kept with the arguments it was declared with'));
+    this.timeline.mark('topology-asserted');
     await this.control.attach(conn);
+    this.timeline.mark('control-attached');
     if (this.slave) await this.slave.attach(conn);
     if (this.master && this.currentState === 'master') await this.master.attach(conn);
   }

@@ -82,6 +82,7 @@ function removeOwnUnitFile(dir: string, workerPid: number): void {
 
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process';
+  readonly passesSnapshotAsked = true;
   private readonly units = new Map<string, Unit>();
   /** Workers started or adopted here (running or dead): the only ones whose data remove() deletes. */
   private readonly owned = new Set<string>();
@@ -169,6 +170,8 @@ export class ProcessRuntime implements Runtime {
       DBAAS_WORKER_MONGO_URL: `mongodb://127.0.0.1:${port}/`,
       // Its own PostgreSQL database, for the master's consistent snapshot copy (worker/pg-snapshot.ts).
       ...(storage.pgUrl ? { DBAAS_WORKER_PG_URL: storage.pgUrl } : {}),
+      // Its first snapshot page already asked for by the orchestrator (common/snapshot-request.ts).
+      ...(spec.snapshotAsked ? { DBAAS_WORKER_SNAPSHOT_ASKED: '1' } : {}),
     });
     const pid = worker.pid;
     if (pid === undefined) throw new Error(`could not start worker ${spec.id}`);

@@ -12,6 +12,11 @@ export interface WorkerSpec {
   role: WorkerRole;
   /** Term a master starts with (0 for slaves). */
   term: number;
+  /**
+   * A new slave whose first snapshot page the orchestrator has asked for (common/snapshot-request.ts):
+   * a runtime that passes it on (DBAAS_WORKER_SNAPSHOT_ASKED) says so with {@link Runtime.passesSnapshotAsked}.
+   */
+  snapshotAsked?: boolean;
 }
 
 export interface WorkerHandle {
@@ -32,6 +37,8 @@ export type ExitListener = (info: ExitInfo) => void;
 
 export interface Runtime {
   readonly kind: string;
+  /** True when startWorker hands {@link WorkerSpec.snapshotAsked} to the worker: only then does the orchestrator ask ahead. */
+  readonly passesSnapshotAsked?: boolean;
   /**
    * Starts the worker and its database. Resolves once both processes run (the
    * database accepts connections); registration in ZooKeeper is the caller's

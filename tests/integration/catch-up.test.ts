@@ -107,6 +107,11 @@ describe('catch-up', () => {
       const copied = log.split('\n').find((l) => l.includes('snapshot copied from master'));
       console.log(`the new slave: ${copied?.slice(0, 300)}`);
       expect(Number(/"rowsWritten":(\d+)/.exec(copied ?? '')?.[1])).toBeGreaterThan(1000);
+      // The orchestrator asked for the new slave's first page while its process started (common/snapshot-request.ts),
+      // and the master answered it; the slave used that answer unless its own broker set-up came first (it then asks itself).
+      const masterLog = readFileSync(path.join(c.dataDir, c.namespace, c.orch.view.master?.id as string, 'worker.log'), 'utf8');
+      expect(masterLog).toContain(`"id":"${newSlave}-first"`);
+      console.log(`the new slave's first page: ${log.includes(`"id":"${newSlave}-first"`) ? 'the one the orchestrator asked for' : 'asked by itself'}`);
     }
     console.log(`catch-up under a writer: new slave served after ${servedAfterMs} ms; ${acked} writes acknowledged`);
   });

@@ -61,6 +61,8 @@ interface LogLine {
   ms?: number;
   documents?: number;
   records?: number;
+  /** The master's `snapshot stream opened between two batches`: how long the request waited for the write stage. */
+  queuedMs?: number;
   /** `worker ready`: the process's start (ms since the epoch) and its marks (ms since then), worker/start-timeline.ts. */
   processStartedAt?: number;
   marks?: Record<string, number>;
@@ -75,7 +77,7 @@ interface LogLine {
  * begun, copied, caught up, serving), when the orchestrator saw it serve, and the
  * request ledger copy's end.
  */
-function startProfile(cluster: BenchCluster, id: string, lines: readonly LogLine[], started: number): Record<string, number> {
+function startProfile(cluster: BenchCluster, id: string, lines: readonly LogLine[], started: number, master?: { opened?: LogLine | undefined; read?: LogLine | undefined }): Record<string, number> {
   const at: Record<string, number> = {};
   const put = (name: string, time: number | undefined): void => {
     if (time !== undefined) at[name] = time - started;
@@ -96,6 +98,15 @@ function startProfile(cluster: BenchCluster, id: string, lines: readonly LogLine
     for (const [name, ms] of Object.entries(ready.marks ?? {})) put(name, ready.processStartedAt + ms);
   }
   put('copy-began', lines.find((l) => l.msg === 'snapshot stream started' || l.msg === 'snapshot page applied')?.time);
+  // The master's side of the stream: the request taken off the broker, the write stage reached (after the batch under
+  // way), the marker sent, the parts read (its log lines 'snapshot stream opened …' and '… read beside the writes').
+  const opened = master?.opened;
+  if (opened?.time !== undefined && opened.ms !== undefined) {
+    if (opened.queuedMs !== undefined) put('master-got-request', opened.time - opened.ms - opened.queuedMs);
+    put('master-stage-reached', opened.time - opened.ms);
+    put('master-marker-sent', opened.time);
+  }
+  put('master-parts-read', master?.read?.time);
   put('orchestrator-saw-it-serve', orch('worker ready'));
   put('ledger-copied', lines.find((l) => l.msg === 'request ledger copied from master')?.time);
   return Object.fromEntries(Object.entries(at).sort((a, b) => (a[0].startsWith('(') ? 1 : 0) - (b[0].startsWith('(') ? 1 : 0) || a[1] - b[1]));
@@ -153,7 +164,7 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
   const streamOpened = master ? workerLog(cluster, master.id).findLast((l) => l.msg === 'snapshot stream opened between two batches' && (l.time ?? 0) >= started) : undefined;
   if (streamRead) log(`  master: writes paused ${streamOpened?.ms ?? '?'} ms to open the stream, then read it beside the writes in ${streamRead.ms} ms (${streamRead.documents ?? '?'} documents)`);
   const since = (l: LogLine | undefined): Record<string, number> => (l?.time === undefined ? {} : { ms: l.time - started });
-  const profile = startProfile(cluster, id, lines, started);
+  const profile = startProfile(cluster, id, lines, started, { opened: streamOpened, read: streamRead });
   log(`  profile (ms after the request): ${Object.entries(profile).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const c: CatchUpCase = {
     name,

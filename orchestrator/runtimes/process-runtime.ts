@@ -276,6 +276,8 @@ export class ProcessRuntime implements Runtime {
   async adopt(): Promise<WorkerHandle[]> {
     // Removed workers' databases an earlier run could not drop (pending-drops.ts): dropped now, retried from here on.
     this.drops?.resume();
+    // Spares are made again after a detach() (this orchestrator leads again).
+    this.spares?.reopen();
     const root = path.resolve(this.opts.dataDir, this.opts.namespace);
     if (!existsSync(root)) return [];
     for (const id of readdirSync(root)) {

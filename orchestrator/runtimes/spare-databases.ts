@@ -165,6 +165,12 @@ export class SpareDatabases {
     }
   }
 
+  /** Tops up again after a {@link close} (the runtime adopts the workers again: this orchestrator leads again). */
+  reopen(): void {
+    this.closed = false;
+    this.schedule();
+  }
+
   /** Stops topping up and waits for a CREATE under way (its database is then a spare like the others). */
   async close(): Promise<void> {
     this.closed = true;

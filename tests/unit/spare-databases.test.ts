@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
 import { type PgMarker, type PostgresDatabases, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
-import { SpareDatabases } from '../../orchestrator/runtimes/spare-databases.js';
+import { SpareDatabases, TOP_UP_DELAY_MS } from '../../orchestrator/runtimes/spare-databases.js';
 
 /** A server whose CREATE DATABASE commits when the test says (a DROP … IF EXISTS before that finds nothing). */
 class HeldServer {
@@ -83,5 +83,23 @@ describe('spare databases of one namespace, two orchestrators', () => {
     await b.close();
     expect(spareMarkers(nsDir).map((m) => m.database)).toEqual([made?.database]);
     expect([...server.live]).toEqual([made?.database]);
+  });
+
+  it('a pool closed by detach() makes spares again once reopened (the runtime adopts the workers: its orchestrator leads again)', async () => {
+    const nsDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-spares-'));
+    dirs.push(nsDir);
+    const server = new HeldServer();
+    const pool = new SpareDatabases({ postgres: server as unknown as PostgresDatabases, namespace: 'ns', nsDir, size: 1, busy: () => false, logger: createLogger('spares', 'silent') });
+    await pool.close();
+    // Closed: a start's schedule() makes nothing (an open pool's top-up begins TOP_UP_DELAY_MS after the call).
+    pool.schedule();
+    await new Promise((r) => setTimeout(r, TOP_UP_DELAY_MS + 500));
+    expect(server.creating).toHaveLength(0);
+    pool.reopen();
+    await waitFor(() => Promise.resolve(server.creating.length === 1 || undefined), 10_000, () => new Error('the reopened pool made no spare'), 20);
+    server.creating[0]?.commit();
+    await waitFor(() => Promise.resolve(spareMarkers(nsDir).some((m) => readSpare(m.file)?.making === undefined) || undefined), 10_000, () => new Error('the spare was not finished'), 20);
+    await pool.close();
+    expect([...server.live]).toEqual([server.creating[0]?.database]);
   });
 });

@@ -408,7 +408,7 @@ export class ProcessRuntime implements Runtime {
     await this.drops?.pause();
   }
 
-  /** Leaves the workers to another orchestrator: no more spare databases are made here. */
+  /** Leaves the workers to another orchestrator: no more spare databases are made here until adopt(). */
   detach(): void {
     void this.spares?.close();
     void this.drops?.pause();

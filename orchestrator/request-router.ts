@@ -21,10 +21,14 @@ export class RequestRouter {
     private readonly s: ControlState,
   ) {}
 
-  /** A master that is registered, running, and not being replaced right now. */
+  /**
+   * A master that is registered, running, and not being replaced right now. Only the leader trusts its runtime's
+   * exits: a follower that led before still hears of the processes it ran, but the leader may have restarted that
+   * worker in place under the same id (E's fault run: such a follower answered every write 503 for 9 minutes).
+   */
   masterAvailable(): MasterInfo | undefined {
     const master = this.d.view.master;
-    if (!master || this.s.failingOver || this.s.registry.exitOf(master.id)) return undefined;
+    if (!master || this.s.failingOver || (this.s.leading && this.s.registry.exitOf(master.id))) return undefined;
     return master;
   }
 

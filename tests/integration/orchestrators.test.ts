@@ -349,4 +349,53 @@ describe('several orchestrators', () => {
       await cleanUp();
     }
   }, 180_000);
+  it('a former leader routes writes to a master the new leader restarted in place under the same id', async () => {
+    // Found by E's fault run against two npm starts (session 7): an orchestrator deposed after it had led kept the
+    // exit its runtime saw of the master's old process; the new leader restarted that master in place (same id, new
+    // pid), and the former leader answered every write 503 DBAAS_CLUSTER_NO_MASTER for good (9 minutes in that run).
+    const { leader, follower, cleanUp } = processPair();
+    const json = async (url: string, method = 'GET', body?: unknown): Promise<any> => {
+      const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000), ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+      return res.json();
+    };
+    const leads = async (o: OrchestratorProcess): Promise<boolean> =>
+      ((await json(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
+    const master = async (o: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> =>
+      ((await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>).find((w) => w.role === 'master' && w.state === 'master');
+    const write = (o: OrchestratorProcess, n: number): Promise<Response> =>
+      fetch(`${o.url}/api/v1/db/write`, { method: 'POST', signal: AbortSignal.timeout(15_000), headers: { 'content-type': 'application/json' }, body: JSON.stringify({ table: 'rip', operation: 'insert', data: { n }, requestId: `rip-${n}` }) });
+    try {
+      await leader.start(60_000);
+      await follower.start(60_000);
+      const first = await master(follower);
+      expect(first).toBeDefined();
+      // The follower takes over; the first leader, resumed, follows with the workers it ran still watched by its runtime.
+      leader.signal('SIGSTOP');
+      await eventually(() => leads(follower), 20_000, 'the follower to lead while the leader is paused');
+      leader.signal('SIGCONT');
+      await eventually(async () => !(await leads(leader)) && (await json(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+      // Two switchovers through the new leader: the first master rejoins as a slave under its id (a new process,
+      // restarted in place), then is master again. The former leader saw its first process exit.
+      for (let k = 0; k < 2; k++) {
+        const before = await master(follower);
+        const body = k === 0 ? {} : { target: first?.id };
+        await eventually(async () => (await json(`${follower.url}/api/v1/switchover`, 'POST', body).catch(() => ({}))).to !== undefined, 60_000, `switchover ${k + 1}`);
+        await eventually(async () => {
+          const now = await master(follower);
+          return now !== undefined && now.id !== before?.id;
+        }, 30_000, `a new master after switchover ${k + 1}`);
+      }
+      const again = await master(follower);
+      expect(again?.id).toBe(first?.id);
+      expect(again?.pid).not.toBe(first?.pid);
+      // Writes through the former leader reach it (they were 503 for good).
+      let n = 0;
+      await eventually(async () => (await write(leader, n++)).status === 200, 30_000, 'a write through the former leader');
+      expect((await write(leader, n++)).status).toBe(200);
+      expect((await json(`${leader.url}/readyz`)).ready).toBe(true);
+    } finally {
+      leader.signal('SIGCONT');
+      await cleanUp();
+    }
+  }, 240_000);
 });

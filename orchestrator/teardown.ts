@@ -23,7 +23,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type amqp from 'amqplib';
 import { connectToAny } from '../common/amqp-connection.js';
-import { parseAmqpUrls } from '../common/amqp-urls.js';
+import { amqpHosts, parseAmqpUrls } from '../common/amqp-urls.js';
 import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames, type ClusterNames } from '../common/names.js';
@@ -54,6 +54,8 @@ export interface NamespaceObjects {
   dataDir: string[];
   /** The workers' PostgreSQL databases (FerretDB on PostgreSQL), as their directories name them. */
   databases: string[];
+  /** The relays to the HA platform's ports (scripts/setup-docker.sh) stopped, once no dbaas container was left to use them. */
+  relays: string[];
   /** What could not be looked at (Docker not reachable, no rabbitmqctl, …). */
   notes: string[];
 }
@@ -66,11 +68,98 @@ export class TeardownRefused extends Error {
   }
 }
 
+/**
+ * The teardown could not finish: a service it needs did not answer. `removed` is what it did
+ * remove; `left` names what is left, each with why. Nothing that a second run needs to find the
+ * rest (the znodes, the data directory) is removed before what it finds.
+ */
+export class TeardownIncomplete extends Error {
+  constructor(
+    message: string,
+    readonly removed: NamespaceObjects,
+    readonly left: string[],
+  ) {
+    super(message);
+    this.name = 'TeardownIncomplete';
+  }
+}
+
+/** What to do when a service of the namespace's platform does not answer. */
+function platformHint(config: TeardownConfig): string {
+  const ha = /:228[1-3]\b/.test(config.zkConnect) || /:568[2-4]\b/.test(config.amqpUrl);
+  return ha
+    ? 'start the HA platform (bash scripts/platform-ha.sh start) and run the teardown again with its settings (.dbaas/ha/platform.env)'
+    : 'start the platform the namespace ran on (bash scripts/setup.sh; for DBAAS_PLATFORM=ha, bash scripts/platform-ha.sh start and the settings of .dbaas/ha/platform.env) and run the teardown again';
+}
+
+/** The namespace's things on this host that are there now (no ZooKeeper or broker needed), each as "what: names". */
+async function localLeftovers(config: TeardownConfig): Promise<string[]> {
+  const left: string[] = [];
+  const docker = await dockerObjects(config);
+  if (typeof docker === 'string') left.push(`its Docker objects: not looked at (${docker})`);
+  else {
+    for (const [what, names] of [
+      ['services', docker.services.map((sv) => sv.name)],
+      ['containers', docker.containers.map((c) => c.name)],
+      ['volumes', docker.volumes],
+      ['networks', docker.networks.map((n) => n.name)],
+    ] as const) {
+      if (names.length > 0) left.push(`${what}: ${names.join(', ')}`);
+    }
+  }
+  const processes = namespaceProcesses(config);
+  if (processes.length > 0) left.push(`processes: ${processes.join(', ')}`);
+  const dir = nsDataDir(config);
+  const databases = [
+    ...workerIdsOnDisk(config).flatMap((id) => readMarker(path.join(dir, id, 'db'))?.database ?? []),
+    ...[...spareMarkers(dir), ...dropMarkers(dir)].map((m) => m.database),
+  ];
+  if (databases.length > 0) left.push(`PostgreSQL databases: ${databases.join(', ')}`);
+  if (existsSync(dir)) left.push(`data directory: ${dir}`);
+  return left;
+}
+
+/** The checkout this module runs from (orchestrator/ or dist/orchestrator/), when it has scripts/setup-docker.sh. */
+function checkoutWithScripts(): string | undefined {
+  return [path.resolve(import.meta.dirname, '..'), path.resolve(import.meta.dirname, '../..')].find((dir) => existsSync(path.join(dir, 'scripts/setup-docker.sh')));
+}
+
+/**
+ * Stops the relays to the HA platform's ports that scripts/setup-docker.sh started for
+ * `DBAAS_PLATFORM=ha DBAAS_RUNTIME=docker` (and npm start leaves running), once no dbaas
+ * container (of any namespace) is left on the engine to use them.
+ */
+async function stopUnusedHaRelays(config: TeardownConfig, out: NamespaceObjects): Promise<void> {
+  const root = checkoutWithScripts();
+  const state = root && path.join(root, '.dbaas');
+  if (!root || !state || !existsSync(state) || !readdirSync(state).some((f) => /^relay-\d+\.pid$/.test(f))) return;
+  const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(`Docker did not answer within ${DOCKER_TIMEOUT_MS} ms`), DOCKER_TIMEOUT_MS).unref());
+  const listing = dockerClient(config.dockerHost)
+    .listContainers({ all: true, filters: { label: [DOCKER_LABELS.namespace] } })
+    .then((cs) => cs.length)
+    .catch((err: unknown) => `Docker not reachable (${(err as Error).message})`);
+  const containers = await Promise.race([listing, timeout]);
+  if (typeof containers === 'string') {
+    out.notes.push(`the relays to the HA platform were kept: ${containers}, so whether containers still use them cannot be told`);
+    return;
+  }
+  if (containers > 0) {
+    out.notes.push(`the relays to the HA platform were kept: ${containers} dbaas container(s) are left on the engine`);
+    return;
+  }
+  try {
+    const { stdout } = await promisify(execFile)('bash', [path.join(root, 'scripts/setup-docker.sh'), 'stop-ha-relays'], { timeout: 30_000 });
+    out.relays = stdout.split('\n').filter((l) => l.trim() !== '');
+  } catch (err) {
+    out.notes.push(`stopping the relays to the HA platform failed: ${(err as Error).message.split('\n')[0] ?? ''}`);
+  }
+}
+
 const ZK_CONNECT_TIMEOUT_MS = 10_000;
 const DOCKER_TIMEOUT_MS = 15_000;
 
 function empty(): NamespaceObjects {
-  return { queues: [], exchanges: [], znodes: [], services: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], databases: [], notes: [] };
+  return { queues: [], exchanges: [], znodes: [], services: [], containers: [], volumes: [], networks: [], processes: [], dataDir: [], databases: [], relays: [], notes: [] };
 }
 
 /** True when `url` names this host, so this host's `rabbitmqctl` speaks for that broker. */
@@ -282,11 +371,23 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
   const out = empty();
   const ids = new Set(workerIdsOnDisk(config));
 
-  // 1. ZooKeeper first: it says whether an orchestrator still runs the namespace.
-  await withZk(config, logger, async (zk) => {
-    await refuseIfHeld(zk, paths, config.namespace);
-    for (const id of await registeredWorkerIds(zk, paths)) ids.add(id);
-  });
+  // 1. ZooKeeper first: it says whether an orchestrator still runs the namespace. Without it that cannot be
+  // told, so nothing of the namespace is removed: what is left is named, and how to finish.
+  try {
+    await withZk(config, logger, async (zk) => {
+      await refuseIfHeld(zk, paths, config.namespace);
+      for (const id of await registeredWorkerIds(zk, paths)) ids.add(id);
+    });
+  } catch (err) {
+    if (err instanceof TeardownRefused) throw err;
+    await stopUnusedHaRelays(config, out);
+    const left = [...(await localLeftovers(config)), `its znodes on ${config.zkConnect} and its queues and exchanges on ${amqpHosts(config.amqpUrl).join(', ')}: not looked at`];
+    throw new TeardownIncomplete(
+      `ZooKeeper did not answer (${(err as Error).message}), so whether an orchestrator still runs namespace ${config.namespace} cannot be told: nothing of it was removed; ${platformHint(config)}`,
+      out,
+      left,
+    );
+  }
 
   // 2. Processes left running (an orchestrator killed with SIGKILL leaves its workers): they would re-create queues and znodes.
   out.processes = namespaceProcesses(config);
@@ -334,7 +435,14 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
 
   // 4. The broker.
   const { queues, exchanges } = await brokerNames(config, names, ids, out.notes);
-  const conn = await connectToAny(config.amqpUrl, 'dbaas-teardown');
+  const conn = await connectToAny(config.amqpUrl, 'dbaas-teardown').catch(async (err: unknown) => {
+    // The znodes and the data directory stay: they name the worker ids a second run needs to find the queues.
+    throw new TeardownIncomplete(`the broker did not answer (${(err as Error).message}): its queues and exchanges were not removed; ${platformHint(config)}`, out, [
+      `queues and exchanges of namespace ${config.namespace} on ${amqpHosts(config.amqpUrl).join(', ')}: not looked at`,
+      `znodes: kept under /${config.namespace} on ${config.zkConnect}`,
+      ...(await localLeftovers(config)),
+    ]);
+  });
   try {
     const presentQueues = await existing(conn, 'queue', queues);
     const presentExchanges = await existing(conn, 'exchange', exchanges);
@@ -363,5 +471,8 @@ export async function teardownNamespace(config: TeardownConfig, logger: Logger):
     rmSync(dir, { recursive: true, force: true });
     out.dataDir = [dir];
   }
+
+  // 7. The relays to the HA platform, when nothing on the engine uses them any more.
+  await stopUnusedHaRelays(config, out);
   return out;
 }

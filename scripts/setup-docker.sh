@@ -25,6 +25,9 @@
 #   scripts/setup-docker.sh --optional  same, but only warn (exit 0) when it cannot;
 #                                       the Docker tests then skip, loudly
 #   scripts/setup-docker.sh stop        stop the dockerd and the relay this script started
+#   scripts/setup-docker.sh stop-ha-relays
+#                                       stop only the relays to the HA platform's ports (2281-2283,
+#                                       5682-5684); `dbaas teardown` runs it once no dbaas container is left
 #
 # Knobs: DBAAS_REQUIRE_DOCKER=1 makes --optional fail like the plain form
 # (for CI); DBAAS_DOCKERD_ARGS adds flags to dockerd; DBAAS_SERVICE_TIMEOUT_S;
@@ -42,8 +45,9 @@ MODE=required
 case "${1:-}" in
   --optional) MODE=optional ;;
   stop) MODE=stop ;;
+  stop-ha-relays) MODE=stop-ha-relays ;;
   "") ;;
-  *) die "usage: scripts/setup-docker.sh [--optional | stop]" ;;
+  *) die "usage: scripts/setup-docker.sh [--optional | stop | stop-ha-relays]" ;;
 esac
 [[ "${DBAAS_REQUIRE_DOCKER:-}" == 1 && "$MODE" == optional ]] && MODE=required
 
@@ -84,6 +88,28 @@ PLATFORM=${DBAAS_PLATFORM:-single}
 engine_answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 # ------------------------------------------------------------------ stop --
+
+# The HA platform's relays only (relay-PORT), each named on standard output when stopped; the engine and the
+# single ZooKeeper's relay stay. What is not running any more is forgotten too.
+if [[ "$MODE" == stop-ha-relays ]]; then
+  [[ -s "$DOCKER_STARTED_FILE" ]] || exit 0
+  kept=$(mktemp)
+  while read -r what; do
+    if [[ "$what" != relay-* ]]; then
+      echo "$what" >>"$kept"
+      continue
+    fi
+    file=$(relay_pid_file "$what")
+    pid=$(cat "$file" 2>/dev/null || true)
+    if pid_alive "$pid"; then
+      kill -TERM -- "-$pid" 2>/dev/null || true
+      echo "$what"
+    fi
+    rm -f "$file"
+  done <"$DOCKER_STARTED_FILE"
+  mv "$kept" "$DOCKER_STARTED_FILE"
+  exit 0
+fi
 
 if [[ "$MODE" == stop ]]; then
   if [[ ! -s "$DOCKER_STARTED_FILE" ]]; then

@@ -9,6 +9,7 @@
 import { amqpHosts } from '../../common/amqp-urls.js';
 import type { Env } from '../../common/config.js';
 import { formatPairs } from './table.js';
+import type { NamespaceObjects } from '../../orchestrator/teardown.js';
 
 export interface TeardownIo {
   stdout(text: string): void;
@@ -21,7 +22,7 @@ export interface TeardownIo {
 
 /** Exit codes, as in cli.ts: 0 done, 1 refused or something left, 2 bad command line or not confirmed, 3 a service unreachable. */
 export async function runTeardown(namespace: string, opts: { yes: boolean; json: boolean }, io: TeardownIo): Promise<number> {
-  const [{ ConfigError, loadOrchestratorConfig }, { createLogger }, { inventory, teardownNamespace, TeardownRefused }] = await Promise.all([
+  const [{ ConfigError, loadOrchestratorConfig }, { createLogger }, { inventory, teardownNamespace, TeardownIncomplete, TeardownRefused }] = await Promise.all([
     import('../../common/config.js'),
     import('../../common/logger.js'),
     import('../../orchestrator/teardown.js'),
@@ -54,31 +55,40 @@ export async function runTeardown(namespace: string, opts: { yes: boolean; json:
       io.stderr(`dbaas: teardown refused: ${err.message}`);
       return 1;
     }
+    // A service did not answer: what was removed, then exactly what is left and why.
+    if (err instanceof TeardownIncomplete) {
+      if (opts.json) io.stdout(JSON.stringify({ namespace, removed: err.removed, left: err.left, error: err.message }, null, 2));
+      else io.stdout(summary(namespace, err.removed, err.left.map((l): [string, string] => ['not cleaned', l])));
+      io.stderr(`dbaas: teardown incomplete: ${err.message}`);
+      return 3;
+    }
     io.stderr(`dbaas: teardown failed: ${(err as Error).message}`);
     return 3;
   }
   const left = await inventory(config, logger);
   const leftCount = left.queues.length + left.exchanges.length + left.znodes.length + left.services.length + left.containers.length + left.volumes.length + left.networks.length + left.processes.length + left.dataDir.length + left.databases.length;
   if (opts.json) io.stdout(JSON.stringify({ namespace, removed, left }, null, 2));
-  else {
-    const list = (xs: readonly unknown[]): string => (xs.length === 0 ? '-' : `${xs.length}: ${xs.join(', ')}`);
-    io.stdout(
-      formatPairs([
-        ['namespace', namespace],
-        ['queues', list(removed.queues)],
-        ['exchanges', list(removed.exchanges)],
-        ['znodes', removed.znodes.length === 0 ? '-' : `${removed.znodes.length} under /${namespace}`],
-        ['processes', list(removed.processes)],
-        ['services', list(removed.services)],
-        ['containers', list(removed.containers)],
-        ['volumes', list(removed.volumes)],
-        ['networks', list(removed.networks)],
-        ['data', list(removed.dataDir)],
-        ['databases', list(removed.databases)],
-        ['left', leftCount === 0 ? 'nothing' : JSON.stringify(left)],
-        ...removed.notes.map((n): [string, string] => ['note', n]),
-      ]),
-    );
-  }
+  else io.stdout(summary(namespace, removed, [['left', leftCount === 0 ? 'nothing' : JSON.stringify(left)]]));
   return leftCount === 0 ? 0 : 1;
+}
+
+/** What a teardown removed, one line per kind, then `tail` (what is left), then its notes. */
+function summary(namespace: string, removed: NamespaceObjects, tail: Array<[string, string]>): string {
+  const list = (xs: readonly unknown[]): string => (xs.length === 0 ? '-' : `${xs.length}: ${xs.join(', ')}`);
+  return formatPairs([
+    ['namespace', namespace],
+    ['queues', list(removed.queues)],
+    ['exchanges', list(removed.exchanges)],
+    ['znodes', removed.znodes.length === 0 ? '-' : `${removed.znodes.length} under /${namespace}`],
+    ['processes', list(removed.processes)],
+    ['services', list(removed.services)],
+    ['containers', list(removed.containers)],
+    ['volumes', list(removed.volumes)],
+    ['networks', list(removed.networks)],
+    ['data', list(removed.dataDir)],
+    ['databases', list(removed.databases)],
+    ['relays stopped', list(removed.relays)],
+    ...tail,
+    ...removed.notes.map((n): [string, string] => ['note', n]),
+  ]);
 }

@@ -16,7 +16,7 @@ import { DOCKER_LABELS } from '../../orchestrator/runtimes/docker-runtime.js';
 import { dockerClient } from '../../orchestrator/runtimes/index.js';
 import { inventory, teardownNamespace, type NamespaceObjects } from '../../orchestrator/teardown.js';
 import { startTestCluster, type TestCluster } from './harness.js';
-import { znodeChildren } from './infra.js';
+import { freePort, znodeChildren } from './infra.js';
 
 const run = promisify(execFile);
 const logger = createLogger('test-teardown', 'warn');
@@ -29,7 +29,7 @@ let dockerUp = false;
 
 const settings = () => ({ namespace, amqpUrl: 'amqp://guest:guest@127.0.0.1:5672', zkConnect: '127.0.0.1:2181', dataDir, dockerHost: 'unix:///var/run/docker.sock' });
 
-async function cli(argv: string[], answer?: string): Promise<{ code: number; out: string; err: string }> {
+async function cli(argv: string[], answer?: string, env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const code = await runCli(argv, {
@@ -37,7 +37,7 @@ async function cli(argv: string[], answer?: string): Promise<{ code: number; out
     stderr: (t) => (err += `${t}\n`),
     readStdin: async () => '',
     defaults: { url: 'http://127.0.0.1:1' },
-    env: { DBAAS_DATA_DIR: dataDir },
+    env: { DBAAS_DATA_DIR: dataDir, ...env },
     ...(answer === undefined ? {} : { ask: async () => answer }),
   });
   return { code, out, err };
@@ -111,6 +111,23 @@ describe('dbaas teardown', () => {
     expect(wrong.err).toMatch(/not confirmed; nothing was removed/);
     expect((await inventory(settings(), logger)).queues).toContain(clusterNames(namespace).writeQueue);
     expect((await cli(['teardown'])).code).toBe(2); // --namespace is required
+  });
+
+  // Before: "teardown failed: no ZooKeeper session with … after 10000 ms", exit 3, and nothing said of what was left (a
+  // namespace of DBAAS_PLATFORM=ha after its platform was stopped).
+  it('with its ZooKeeper and broker down, removes nothing, names what is left and how to finish, and exits 3', async () => {
+    const [zkPort, amqpPort] = [await freePort(), await freePort()];
+    const down = { DBAAS_ZK_CONNECT: `127.0.0.1:${zkPort}`, DBAAS_AMQP_URL: `amqp://guest:guest@127.0.0.1:${amqpPort}` };
+    const started = Date.now();
+    const res = await cli(['teardown', '--namespace', namespace, '--yes'], undefined, down);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(res.code).toBe(3);
+    expect(res.err).toMatch(new RegExp(`teardown incomplete: ZooKeeper did not answer \\(.*\\), so whether an orchestrator still runs namespace ${namespace} cannot be told: nothing of it was removed; start the platform`));
+    const dir = path.join(path.resolve(dataDir), namespace);
+    expect(res.out).toContain(`not cleaned:    data directory: ${dir}`);
+    expect(res.out).toContain(`not cleaned:    its znodes on 127.0.0.1:${zkPort} and its queues and exchanges on 127.0.0.1:${amqpPort}: not looked at`);
+    expect(existsSync(dir)).toBe(true);
+    expect((await inventory(settings(), logger)).queues).toContain(clusterNames(namespace).writeQueue);
   });
 
   it('after a stop, removes the queues, exchanges, znodes, Docker objects and data of the namespace: nothing is left', async () => {

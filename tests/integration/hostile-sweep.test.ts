@@ -361,9 +361,9 @@ describe(`a hostile-input sweep over every route (seed ${SEED})`, () => {
     for (const query of ['table=users', 'name=x', 'table=Bad&name=x', 'table=users&name=x&extra=1']) check(`DELETE index ?${query}`, await send('DELETE', `/api/v1/db/indexes?${query}`, undefined, { auth: 'key' }));
     expect(problems, problems.join('\n')).toEqual([]);
     expect(sent).toBeGreaterThan(500);
-    // It is a sweep, not a soak: bounded, and quick.
-    expect(Date.now() - started).toBeLessThan(60_000);
-  });
+    // It is a sweep, not a soak: bounded, and quick (8.8 s at load 10; the bound leaves room for a loaded CI).
+    expect(Date.now() - started).toBeLessThan(90_000);
+  }, 120_000);
 
   it('changed nothing: checksums, the next seq, counts, databases, indexes, workers and the slave target are as before', async () => {
     const after = await snapshot();

@@ -629,7 +629,7 @@ export class MasterRole {
     // A batch of updates on PostgreSQL: stored and applied in one statement, one commit instead of two (issue 17).
     // With the highest confirmed seq (`acked`): a restarted master publishes every entry above it again (sync-order.ts republishFrom).
     const acked = this.lastConfirmed;
-    const together = await store.recordAndReplace(entries, undo, ops, acked);
+    const together = await store.recordAndWrite(entries, undo, ops, acked);
     if (!together) await store.recordEntries(entries, undo, acked);
     if (entries.length > 0) this.lastSeq = seq;
     const t2 = performance.now();

@@ -59,7 +59,8 @@ function typedObject(doc: Record<string, unknown>, top: boolean): { value: Recor
   const value: Record<string, unknown> = {};
   const p: Record<string, unknown> = {};
   for (const k of keys) {
-    if (k.startsWith('$') || k === '') return undefined;
+    // What FerretDB refuses in a key (a `.`, a leading `$`) it must refuse here too: through it the write is refused (void-batch.ts).
+    if (k.startsWith('$') || k === '' || k.includes('.')) return undefined;
     const v = doc[k];
     if (v === undefined) return undefined;
     const t = typed(v);
@@ -180,29 +181,37 @@ type DocSet<D> = ReadonlyArray<{ table: string; docs: ReadonlyArray<D> }>;
 const DIVISION_BY_ZERO = '22012';
 
 /**
- * insertDocsTogether's inserts and replaceDocs' replaces in one statement: one
- * commit where they took two (issue 17: a write batch of updates stores its oplog
- * entries and ledger records and replaces its documents at once). All or nothing:
- * false, having written nothing, when a table does not exist, a document holds a
- * value JSON cannot carry, or a document to replace is not there (the statement
- * then fails on purpose: the count of replaced rows divides). PostgreSQL's own
- * refusals (a unique key held twice, 23505) are thrown; nothing was written then either.
+ * insertDocsTogether's inserts, replaceDocs' replaces and new documents (`fresh`)
+ * in one statement: one commit where they took two or three (issue 17: a write
+ * batch of updates stores its oplog entries and ledger records and replaces its
+ * documents at once; a batch of inserts stores them and inserts its documents).
+ * All or nothing: false, having written nothing, when a table does not exist, a
+ * document holds a value JSON cannot carry, or a document to replace is not there
+ * (the statement then fails on purpose: the count of replaced rows divides).
+ * PostgreSQL's own refusals (a unique key held twice, 23505, a new document's `_id`
+ * among them: `fresh` skips nothing) are thrown; nothing was written then either.
  */
 export async function insertAndReplace(
   pool: pg.Pool,
   dbName: string,
   inserts: DocSet<Record<string, unknown>>,
   replaces: DocSet<Record<string, unknown> & { _id: string }>,
+  fresh: DocSet<Record<string, unknown>> = [],
 ): Promise<boolean> {
   const params: Array<string | string[]> = [];
-  for (const set of inserts) {
+  const rowsOf = (set: DocSet<Record<string, unknown>>[number]): string | undefined => {
     const rows: string[] = [];
     for (const doc of set.docs) {
       const jsonb = jsonbFromDocument(doc);
-      if (jsonb === undefined) return false;
+      if (jsonb === undefined) return undefined;
       rows.push(JSON.stringify(jsonb));
     }
-    params.push(`[${rows.join(',')}]`);
+    return `[${rows.join(',')}]`;
+  };
+  for (const set of [...inserts, ...fresh]) {
+    const rows = rowsOf(set);
+    if (rows === undefined) return false;
+    params.push(rows);
   }
   for (const set of replaces) {
     const { ids, bodies, left } = replacements(set.docs);
@@ -211,12 +220,15 @@ export async function insertAndReplace(
   }
   return withTables(pool, async () => {
     const into = await Promise.all(inserts.map((set) => tableIn(pool, dbName, set.table)));
+    const news = await Promise.all(fresh.map((set) => tableIn(pool, dbName, set.table)));
     const from = await Promise.all(replaces.map((set) => tableIn(pool, dbName, set.table)));
-    if ([...into, ...from].some((t) => t === undefined)) return false;
+    if ([...into, ...news, ...from].some((t) => t === undefined)) return false;
+    const first = into.length + news.length;
     // One statement (data-modifying CTEs): all of it is written, or none.
     const ctes = [
       ...into.map((t, i) => `w${i} AS (${insertRowsSql(t as string, `$${i + 1}`)} RETURNING 1)`),
-      ...from.map((t, i) => `u${i} AS (${replaceSql(t as string, `$${into.length + 2 * i + 1}`, `$${into.length + 2 * i + 2}`)} RETURNING 1)`),
+      ...news.map((t, i) => `n${i} AS (INSERT INTO ${t as string} (_jsonb) SELECT e FROM jsonb_array_elements($${into.length + i + 1}::jsonb) AS e RETURNING 1)`),
+      ...from.map((t, i) => `u${i} AS (${replaceSql(t as string, `$${first + 2 * i + 1}`, `$${first + 2 * i + 2}`)} RETURNING 1)`),
     ];
     // Every document to replace must be there, else the whole statement fails (nothing written).
     const whole = replaces.map((set, i) => `(SELECT count(*) FROM u${i}) = ${set.docs.length}`);

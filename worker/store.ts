@@ -234,30 +234,36 @@ export class Store {
   }
 
   /**
-   * recordEntries and applyOps at once, for a master's batch whose ops only replace
-   * documents the tables hold (a batch of updates): on FerretDB/PostgreSQL one
+   * recordEntries and applyOps at once, for a master's batch whose ops only put
+   * documents (a batch of inserts, of updates, or both): on FerretDB/PostgreSQL one
    * statement (pg-docs.ts insertAndReplace), one commit where the two took two
-   * (issue 17: an update at concurrency 1). Stronger than the rule above: the
+   * (issue 17: an update at concurrency 1; session 7: inserts, whose data FerretDB
+   * inserted in a transaction of its own). Stronger than the rule above: the
    * entries and the data are stored together or not at all. False, having changed
-   * nothing, for any other batch or when it cannot: the caller records, then applies.
+   * nothing, for any other batch or when it cannot (a table not made yet, a
+   * document FerretDB would refuse, any refusal of PostgreSQL's): the caller
+   * records, then applies, and a refused write is voided that way (void-batch.ts).
    */
-  async recordAndReplace(entries: readonly SyncEntry[], undo: ReadonlyArray<readonly SyncOp[] | undefined>, ops: readonly SyncOp[], acked?: number): Promise<boolean> {
-    // Only puts of documents the tables hold can be replaces: any other batch (inserts, deletes, clears, every
-    // batch without PostgreSQL) goes the ordered way at once, without planning its ops here and again in applyOps.
-    if (entries.length === 0 || !ops.every((op) => op.t === 'put' && op.fresh !== true)) return false;
+  async recordAndWrite(entries: readonly SyncEntry[], undo: ReadonlyArray<readonly SyncOp[] | undefined>, ops: readonly SyncOp[], acked?: number): Promise<boolean> {
+    // Any other batch (deletes, clears, indexes, every batch without PostgreSQL) goes the ordered way at once,
+    // without planning its ops here and again in applyOps.
+    if (entries.length === 0 || !ops.every((op) => op.t === 'put')) return false;
     const pool = this.pgPool();
+    if (pool === undefined) return false;
     const steps = planApply(ops, true);
     const step = steps[0];
-    if (pool === undefined || steps.length !== 1 || step?.kind !== 'changes') return false;
+    if (steps.length !== 1 || step?.kind !== 'changes') return false;
     const writes = groupByTable(step.changes);
-    if (writes.some((w) => w.inserts.length > 0 || w.deletes.length > 0)) return false;
+    if (writes.some((w) => w.deletes.length > 0)) return false;
     const records = ledgerRecords(entries);
     try {
-      const replaces = writes.map((w) => ({ table: w.table, docs: w.replaces }));
-      if (!(await insertAndReplace(pool, this.db.databaseName, recordSets(entries, records, undo, acked), replaces))) return false;
+      const replaces = writes.filter((w) => w.replaces.length > 0).map((w) => ({ table: w.table, docs: w.replaces }));
+      const fresh = writes.filter((w) => w.inserts.length > 0).map((w) => ({ table: w.table, docs: w.inserts }));
+      if (!(await insertAndReplace(pool, this.db.databaseName, recordSets(entries, records, undo, acked), replaces, fresh))) return false;
     } catch (err) {
-      // 23505: a unique key held twice on the way (a swap of keys): the ordered path writes it.
-      if ((err as { code?: string }).code !== '23505') this.log?.warn({ err }, 'storing a batch in PostgreSQL failed; recording and applying it one after the other');
+      // The data's own refusals (22: a value, 23: a unique key held twice on the way, 54: over a limit) are the
+      // ordered path's to write or void; anything else is worth a line.
+      if (!/^(22|23|54)/.test((err as { code?: string }).code ?? '')) this.log?.warn({ err }, 'storing a batch in PostgreSQL failed; recording and applying it one after the other');
       return false;
     }
     this.oplog.recorded(entries);

@@ -78,6 +78,10 @@ describe.skipIf(!ferretdbOnPostgres)('FerretDB layout in PostgreSQL (worker/pg-l
     for (const d of shapes) expect({ id: d._id, jsonb: jsonbFromDocument(d) }).toEqual({ id: d._id, jsonb: rows.get(d._id) });
     expect(jsonbFromDocument({ _id: 'x', at: new Date() })).toBeUndefined();
     expect(jsonbFromDocument({ _id: 'x', n: Number.NaN })).toBeUndefined();
+    // Keys FerretDB refuses (through it such a write is refused, and voided: void-batch.ts) are not written here either.
+    await expect(coll.insertOne({ _id: 'dot', 'a.b': 1 })).rejects.toThrow(/must not contain/);
+    expect(jsonbFromDocument({ _id: 'x', 'a.b': 1 })).toBeUndefined();
+    expect(jsonbFromDocument({ _id: 'x', a: [{ 'b.c': 1 }] })).toBeUndefined();
 
     const read = await docsByIds(p, WORKER_DB, 'shapes', ['s1', 's3', 'nope']);
     expect([...read.keys()].sort()).toEqual(['s1', 's3']);
@@ -139,6 +143,21 @@ describe.skipIf(!ferretdbOnPostgres)('FerretDB layout in PostgreSQL (worker/pg-l
     expect(await oplog.countDocuments({ _id: { $in: [21, 22] } })).toBe(0);
     expect(await insertAndReplace(...withEntry(23, { ...s1, at: new Date() }))).toBe(false);
     expect(await coll.findOne({ _id: 's1' })).toEqual({ ...s1, n: 20 });
+    // Entries and new documents in one statement (a batch of inserts, session 7): read back through FerretDB as inserted.
+    const fresh = [shapes[1] as D, { _id: 's31', name: 'n31', n: 31, nested: { z: [1.5, 'x'] } }].map((d) => ({ ...d, _id: `${d._id}-new`, name: `${String(d.name)}-new` }));
+    const withNew = (seq: number, docs: D[]): Parameters<typeof insertAndReplace> => [p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: seq, ops: '[]' }] }], [], [{ table: 'shapes', docs }]];
+    expect(await insertAndReplace(...withNew(30, fresh))).toBe(true);
+    for (const d of fresh) expect(await coll.findOne({ _id: d._id })).toEqual(d);
+    const rowsNow = await raw();
+    for (const d of fresh) expect(rowsNow.get(d._id)).toEqual(jsonbFromDocument(d));
+    // A new document whose `_id` or unique key is taken: thrown, nothing written (the ordered path decides).
+    await expect(insertAndReplace(...withNew(31, [{ _id: 's32', name: 'n32' }, { _id: 's1', name: 'other' }]))).rejects.toMatchObject({ code: '23505' });
+    await expect(insertAndReplace(...withNew(32, [{ _id: 's33', name: 'a' }]))).rejects.toMatchObject({ code: '23505' });
+    expect(await oplog.countDocuments({ _id: { $in: [31, 32] } })).toBe(0);
+    expect(await coll.countDocuments({ _id: { $in: ['s32', 's33'] } })).toBe(0);
+    // A table FerretDB has not created yet: nothing written.
+    expect(await insertAndReplace(p, WORKER_DB, [{ table: '_dbaas_oplog', docs: [{ _id: 33, ops: '[]' }] }], [], [{ table: 'nosuch', docs: [{ _id: 'x' }] }])).toBe(false);
+    expect(await oplog.countDocuments({ _id: 33 })).toBe(0);
     // By `_id`, on the index (no scan), in a table of 2,000.
     const users = (await tableIn(p, WORKER_DB, 'users')) as string;
     const plan = await p.query<{ 'QUERY PLAN': string }>(

@@ -626,7 +626,7 @@ export class MasterRole {
       return;
     }
     const ops = entries.flatMap((e) => e.ops);
-    // A batch of updates on PostgreSQL: stored and applied in one statement, one commit instead of two (issue 17).
+    // A batch of inserts or updates on PostgreSQL: stored and applied in one statement, one commit instead of two (issue 17; inserts: session 7).
     // With the highest confirmed seq (`acked`): a restarted master publishes every entry above it again (sync-order.ts republishFrom).
     const acked = this.lastConfirmed;
     const together = await store.recordAndWrite(entries, undo, ops, acked);

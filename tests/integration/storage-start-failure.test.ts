@@ -17,7 +17,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { databaseUrl, dropWorkerDatabases, readSpare } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
-import { purgeNamespace } from './infra.js';
+import { freePort, purgeNamespace } from './infra.js';
 
 const adminUrl = process.env.DBAAS_PG_URL;
 /** FerretDB's words for the case. */
@@ -77,6 +77,31 @@ describe.skipIf(!adminUrl || process.env.DBAAS_DB_BACKEND === 'sqlite')('a worke
     } finally {
       await purgeNamespace(namespace, existsSync(nsDir) ? readdirSync(nsDir) : []);
       await dropWorkerDatabases(nsDir);
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a database whose PostgreSQL cannot be reached is waited for, and the start that gives up names what FerretDB said', async () => {
+    const namespace = `t-${randomBytes(4).toString('hex')}`;
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-test-'));
+    const nsDir = path.join(dataDir, namespace);
+    mkdirSync(nsDir, { recursive: true });
+    // PostgreSQL restarting looks like this: FerretDB listens, its connections are refused. Not a refusal: waited for.
+    const url = new URL(adminUrl ?? '');
+    url.port = String(await freePort());
+    url.pathname = '/c7_unreachable';
+    writeFileSync(path.join(nsDir, 'spare-0.json'), JSON.stringify({ database: 'c7_unreachable', url: url.toString() }));
+    try {
+      const error = await startTestCluster({ DBAAS_SPARE_DATABASES: '1', DBAAS_WORKER_START_TIMEOUT_MS: '4000' }, { namespace, dataDir }).then(
+        async (c) => {
+          await c.close();
+          return new Error('the cluster started without its PostgreSQL');
+        },
+        (err: unknown) => err as Error,
+      );
+      expect(error.message).toMatch(/^worker \S+ did not reach state master: no progress for \d+ ms; .*db\.log: .*connect: connection refused/);
+    } finally {
+      await purgeNamespace(namespace, existsSync(nsDir) ? readdirSync(nsDir) : []);
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

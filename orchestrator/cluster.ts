@@ -314,6 +314,7 @@ export class ClusterManager {
     // itself, gave up and held writes meanwhile (found by fault testing two npm starts).
     try {
       const adopted = await this.d.runtime.adopt();
+      for (const w of adopted) this.s.registry.runningAgain(w.id, w.pid);
       this.d.logger.info({ workers: adopted.length }, 'leading again: adopted the running workers');
     } catch (err) {
       this.d.logger.warn({ err: (err as Error).message }, 'leading again: adopting the running workers failed; acting on those known');

@@ -51,7 +51,7 @@ export const LIFECYCLE_TRANSITIONS: Record<Phase | 'none', readonly Phase[]> = {
   serving: ['missing', 'retiring', 'exited', 'forgotten', 'starting'],
   missing: ['serving', 'retiring', 'exited', 'forgotten', 'starting'],
   retiring: ['retiring', 'forgotten'],
-  exited: ['exited', 'starting', 'forgotten'],
+  exited: ['exited', 'starting', 'forgotten', 'serving'],
   forgotten: ['starting'],
 };
 
@@ -125,6 +125,16 @@ export class WorkerRegistry {
     if (l?.phase === 'starting') this.move(info.id, { ...l, exit: info });
     else if (l?.phase === 'retiring') this.move(info.id, { phase: 'retiring', exit: info });
     else this.move(info.id, { phase: 'exited', exit: info });
+  }
+
+  /**
+   * Adopted again running as another process than the one whose exit was seen: another leader restarted it in
+   * place under its id meanwhile (exited → serving). Without this a leader elected again took the running master
+   * for dead and answered every write 503 (E's fault run).
+   */
+  runningAgain(id: string, pid: number): void {
+    const l = this.entries.get(id);
+    if (l?.phase === 'exited' && l.exit.pid !== pid) this.move(id, { phase: 'serving' });
   }
 
   /** A planned removal begins: its exit from now on is no failure. */

@@ -72,6 +72,17 @@ function processPair(): { leader: OrchestratorProcess; follower: OrchestratorPro
   };
 }
 
+/** A request to an orchestrator process (a JSON body for a method other than GET); its parsed answer. */
+async function orchJson(url: string, method = 'GET', body?: unknown): Promise<any> {
+  const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000), ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+  return res.json();
+}
+
+/** Whether this orchestrator process says it leads. */
+async function orchLeads(o: OrchestratorProcess): Promise<boolean> {
+  return ((await orchJson(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
+}
+
 describe('several orchestrators', () => {
   it('list each other with one leader, and a leader that stops hands the running cluster over', async () => {
     const a = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
@@ -262,12 +273,8 @@ describe('several orchestrators', () => {
     // started itself, so a drill answered 200 with the pid of a worker it did not kill, and a switchover from a
     // master it did not run waited 29 s for that master to fence itself, gave up, and held writes meanwhile.
     const { leader, follower, cleanUp } = processPair();
-    const json = async (url: string, method = 'GET', body?: unknown): Promise<any> => {
-      const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000), ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
-      return res.json();
-    };
-    const leads = async (o: OrchestratorProcess): Promise<boolean> =>
-      ((await json(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
+    const json = orchJson;
+    const leads = orchLeads;
     const serving = async (o: OrchestratorProcess): Promise<Array<{ id: string; pid: number; role: string; state: string }>> => {
       const ws = (await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>;
       return ws.filter((w) => w.state === 'master' || w.state === 'slave');
@@ -354,12 +361,8 @@ describe('several orchestrators', () => {
     // exit its runtime saw of the master's old process; the new leader restarted that master in place (same id, new
     // pid), and the former leader answered every write 503 DBAAS_CLUSTER_NO_MASTER for good (9 minutes in that run).
     const { leader, follower, cleanUp } = processPair();
-    const json = async (url: string, method = 'GET', body?: unknown): Promise<any> => {
-      const res = await fetch(url, { method, signal: AbortSignal.timeout(10_000), ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
-      return res.json();
-    };
-    const leads = async (o: OrchestratorProcess): Promise<boolean> =>
-      ((await json(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
+    const json = orchJson;
+    const leads = orchLeads;
     const master = async (o: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> =>
       ((await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>).find((w) => w.role === 'master' && w.state === 'master');
     const write = (o: OrchestratorProcess, n: number): Promise<Response> =>
@@ -393,7 +396,18 @@ describe('several orchestrators', () => {
       await eventually(async () => (await write(leader, n++)).status === 200, 30_000, 'a write through the former leader');
       expect((await write(leader, n++)).status).toBe(200);
       expect((await json(`${leader.url}/readyz`)).ready).toBe(true);
+      // Led again, it finds that master running (adopted as another process than the one it saw exit): it takes
+      // writes and fails nothing over (it answered 503 and took the master for dead).
+      follower.signal('SIGSTOP');
+      await eventually(() => leads(leader), 20_000, 'the former leader to lead again');
+      await eventually(async () => (await write(leader, n++)).status === 200, 30_000, 'a write through the leader again');
+      await new Promise((r) => setTimeout(r, 3000));
+      const events = (await json(`${leader.url}/api/v1/events`)) as Array<{ kind: string; reason: string; by?: string }>;
+      const mine = events.filter((e) => e.by?.startsWith(`pid ${leader.pid} `));
+      expect(mine.filter((e) => ['detection', 'promotion', 'restart'].includes(e.kind)).map((e) => e.reason)).toEqual([]);
+      expect((await master(leader))?.id).toBe(first?.id);
     } finally {
+      follower.signal('SIGCONT');
       leader.signal('SIGCONT');
       await cleanUp();
     }

@@ -30,6 +30,18 @@ function world() {
 }
 
 describe('worker lifecycle registry', () => {
+  it('an exited worker adopted again as another process (restarted in place by another leader) serves; as the same process it stays exited', () => {
+    const r = new WorkerRegistry();
+    r.exit(exitOf('m1'));
+    r.runningAgain('m1', 7);
+    expect(r.phase('m1')).toBe('exited');
+    r.runningAgain('m1', 8);
+    expect(r.phase('m1')).toBe('serving');
+    expect(r.exitOf('m1')).toBeUndefined();
+    r.runningAgain('never-seen', 9);
+    expect(r.phase('never-seen')).toBeUndefined();
+  });
+
   it('a slave goes starting → serving → missing(since) → serving as its znode comes and goes', () => {
     const w = world();
     w.registry.start({ id: 's1', role: 'slave', term: 0 });

@@ -16,7 +16,9 @@ export interface LoadResult {
   outcomes: Outcome[];
 }
 
-export function startLoad(c: TestCluster, table: string, writers = 2, readers = 1): { stop(): Promise<LoadResult> } {
+/** `database`: where the table is (default: the `default` database). */
+export function startLoad(c: TestCluster, table: string, writers = 2, readers = 1, database?: string): { stop(): Promise<LoadResult> } {
+  const where = database === undefined ? {} : { database };
   const acked = new Set<string>();
   const outcomes: Outcome[] = [];
   let stopped = false;
@@ -31,7 +33,7 @@ export function startLoad(c: TestCluster, table: string, writers = 2, readers = 
       const key = `${w}-${i}`;
       const deadline = Date.now() + 60_000;
       while (Date.now() < deadline) {
-        const status = await attempt('/api/v1/db/write', { table, operation: 'insert', data: { key }, requestId: `${table}-${key}` });
+        const status = await attempt('/api/v1/db/write', { ...where, table, operation: 'insert', data: { key }, requestId: `${database ?? ''}${table}-${key}` });
         if (status === 200) {
           acked.add(key);
           break;
@@ -42,7 +44,7 @@ export function startLoad(c: TestCluster, table: string, writers = 2, readers = 
   };
   const reader = async (): Promise<void> => {
     while (!stopped) {
-      const status = await attempt('/api/v1/db/read', { table, where: {}, count: true });
+      const status = await attempt('/api/v1/db/read', { ...where, table, where: {}, count: true });
       if (status !== 200) await new Promise((r) => setTimeout(r, 50));
     }
   };

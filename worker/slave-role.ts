@@ -551,8 +551,11 @@ export class SlaveRole {
       const restart = this.stream !== undefined && noteTouched(this.stream, ops);
       const exact = !this.streamed && judged.apply[0] !== undefined && judged.apply[0].seq > this.inexactUpTo;
       // Data first, then the entries and records: the oplog's newest seq never runs ahead of the data (a resume starts there).
-      if (ops.length > 0) await this.ctx.store.applyOps(ops, exact);
-      await this.ctx.store.recordEntries(judged.apply);
+      // On PostgreSQL a run of inserts and updates is written with its entries in one statement (Store.recordAndWrite, session 7).
+      if (!(exact && (await this.ctx.store.recordAndWrite(judged.apply, [], ops)))) {
+        if (ops.length > 0) await this.ctx.store.applyOps(ops, exact);
+        await this.ctx.store.recordEntries(judged.apply);
+      }
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
       await this.checkpoint(judged.apply);
       this.pos = judged.pos;

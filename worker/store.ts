@@ -234,8 +234,8 @@ export class Store {
   }
 
   /**
-   * recordEntries and applyOps at once, for a master's batch whose ops only put
-   * documents (a batch of inserts, of updates, or both): on FerretDB/PostgreSQL one
+   * recordEntries and applyOps at once, for a master's batch (or a slave's run of
+   * entries) whose ops only put documents (inserts, updates, or both): on FerretDB/PostgreSQL one
    * statement (pg-docs.ts insertAndReplace), one commit where the two took two
    * (issue 17: an update at concurrency 1; session 7: inserts, whose data FerretDB
    * inserted in a transaction of its own). Stronger than the rule above: the

@@ -189,8 +189,9 @@ describe('data safety', () => {
     expect((await ackWrite(c, { table: 't', operation: 'insert', data: { a: 1 } })).status).toBe(200);
     await c.post('/api/v1/crash/master');
     await eventually(() => c.orch.audit.list().some((e) => e.kind === 'promotion'), 20_000, 'a promotion');
-    const promoted = (await workers(c)).find((w) => w.role === 'master');
-    expect(promoted).toBeDefined();
+    // The promoted worker's own znode says `master` up to half a second after the audit's entry (it publishes every 500 ms).
+    let promoted: WorkerRow | undefined;
+    await eventually(async () => (promoted = (await workers(c)).find((w) => w.role === 'master')) !== undefined, 10_000, 'the promoted worker listed as master');
     // Someone else moves the term on (a newer orchestrator's failover): the promoted master must step down.
     const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
     zk.start();

@@ -240,7 +240,7 @@ export class WorkerActions {
       if (track) registry.startFailed(spec.id, { id: spec.id, pid, code: null, signal: 'SIGKILL', expected: true });
       // Why, from the worker's own logs (read once both halves are dead, before it is forgotten): a database that
       // refuses to work is named, not only "no progress for 30020 ms".
-      const cause = this.d.runtime.failureCause?.(spec.id);
+      const cause = await this.d.runtime.failureCause?.(spec.id);
       const failed = cause ? new Error(`${(err as Error).message}; ${cause}`) : (err as Error);
       this.lastStartFailure = { id: spec.id, role: spec.role, at: new Date().toISOString(), message: failed.message };
       throw failed;

@@ -24,6 +24,7 @@ import type Docker from 'dockerode';
 import { sleep } from '../../common/backoff.js';
 import type { Logger } from '../../common/logger.js';
 import { DockerEvents, type DockerEvent } from './docker-events.js';
+import { causeFromLogs, lastLines } from './failure-cause.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
 export const DOCKER_LABELS = {
@@ -39,6 +40,9 @@ export const DB_PORT = 27017;
 export const DB_DATA = '/data/db';
 /** How long one Engine API call may take before it counts as hung. */
 export const API_TIMEOUT_MS = 30_000;
+/** How many lines of a failed worker's container logs, and how long reading them may take (failureCause). */
+const CAUSE_LOG_LINES = 400;
+const CAUSE_TIMEOUT_MS = 3000;
 
 export interface DockerRuntimeOptions {
   docker: Docker;
@@ -320,6 +324,35 @@ export class DockerRuntime implements Runtime {
         throw new Error(`the database of worker ${id} did not accept connections on ${address || '?'}:${DB_PORT} within ${timeoutMs} ms: ${await this.logTail(db)}`);
       }
       await sleep(100);
+    }
+  }
+
+  /**
+   * What worker `id`'s containers' logs say about its failure (failure-cause.ts): the worker's fatal line and its
+   * database's last errors, from the newest container of each half that the engine here still has (a swarm task's
+   * container on another node is not read). Bounded: the last {@link CAUSE_LOG_LINES} lines of each, within
+   * {@link CAUSE_TIMEOUT_MS}; undefined when the engine does not answer in time.
+   */
+  async failureCause(id: string): Promise<string | undefined> {
+    const read = async (): Promise<string | undefined> => {
+      const found = await this.docker.listContainers({
+        all: true,
+        filters: { label: [`${DOCKER_LABELS.namespace}=${this.opts.namespace}`, `${DOCKER_LABELS.workerId}=${id}`] },
+      });
+      const logOf = async (part: Part): Promise<{ name: string; lines: string[] }> => {
+        const c = found.filter((x) => x.Labels[DOCKER_LABELS.part] === part).sort((x, y) => y.Created - x.Created)[0];
+        if (!c) return { name: part, lines: [] };
+        const buf = (await this.docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: CAUSE_LOG_LINES })) as unknown as Buffer;
+        return { name: c.Names[0]?.replace(/^\//, '') ?? part, lines: lastLines(demuxLogs(buf)) };
+      };
+      const [worker, db] = await Promise.all([logOf('worker'), logOf('db')]);
+      return causeFromLogs(worker, db);
+    };
+    try {
+      return await timed(read(), CAUSE_TIMEOUT_MS, `docker logs of worker ${id}`);
+    } catch (err) {
+      this.opts.logger.warn({ id, err: (err as Error).message }, 'could not read the logs of a worker that failed to start');
+      return undefined;
     }
   }
 

@@ -6,6 +6,8 @@
  * the audit and `GET /api/v1/workers/list` can name the cause instead of only
  * "did not reach state master: no progress for 30020 ms" (a worker whose
  * PostgreSQL database was SQL_ASCII: FerretDB's answer was only in db.log).
+ * The docker and swarm runtimes hand the same extraction their containers' logs
+ * ({@link causeFromLogs}).
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -14,6 +16,11 @@ import path from 'node:path';
 const TAIL_BYTES = 64 * 1024;
 /** How long a quoted line may be. */
 const MAX_LINE = 300;
+
+/** The last `TAIL_BYTES` of a log as lines. */
+export function lastLines(text: string): string[] {
+  return text.slice(-TAIL_BYTES).split('\n');
+}
 
 /** The last `TAIL_BYTES` of `file` as lines ([] when it cannot be read). */
 function tailLines(file: string): string[] {
@@ -55,13 +62,27 @@ function workerSaid(lines: string[]): string | undefined {
   return undefined;
 }
 
-/** FerretDB's last error-level lines (and its warnings that carry an error), newest last, each once. */
+/** FerretDB's last error-level lines (and its warnings that carry an error, and the errors its request dumps answer), newest last, each once. */
 function databaseSaid(lines: string[]): string[] {
   const found: string[] = [];
   for (let i = lines.length - 1; i >= 0 && found.length < 2; i--) {
-    const fields = (lines[i] as string).split('\t');
+    const line = lines[i] as string;
+    // At --log-level=warn FerretDB dumps each answer; an error's answer has its words (e.g. "database or disk is full").
+    const answer = /^\s*"errmsg":\s*("(?:[^"\\]|\\.)*")/.exec(line);
+    if (answer?.[1]) {
+      let said = '';
+      try {
+        said = plain(JSON.parse(answer[1]) as string);
+      } catch {
+        // a line cut short
+      }
+      if (said !== '' && !found.includes(said)) found.unshift(said);
+      continue;
+    }
+    const fields = line.split('\t');
     const level = fields[1];
-    if (level === undefined || !/^(WARN|ERROR|DPANIC|PANIC|FATAL)$/.test(level)) continue;
+    // "ERROR+3": FerretDB's level for a failure to start (slog levels above ERROR).
+    if (level === undefined || !/^(WARN|ERROR|DPANIC|PANIC|FATAL)(\+\d+)?$/.test(level)) continue;
     const message = fields[3] ?? '';
     let detail = '';
     try {
@@ -79,13 +100,21 @@ function databaseSaid(lines: string[]): string[] {
 }
 
 /**
- * What the logs in a unit's directory say about its failure, e.g.
+ * What a worker's log and its database's log say about its failure, each named as given, e.g.
  * `worker.log: worker failed to start: the database at … refuses to work: "client_encoding" is "SQL_ASCII"; supported value is "UTF8"; db.log: Pool: connection failed: …`;
  * undefined when they say nothing.
  */
-export function failureCause(unitDir: string): string | undefined {
-  const worker = workerSaid(tailLines(path.join(unitDir, 'worker.log')));
-  const db = databaseSaid(tailLines(path.join(unitDir, 'db.log')));
-  const parts = [...(worker ? [`worker.log: ${worker}`] : []), ...(db.length > 0 ? [`db.log: ${db.join(' | ')}`] : [])];
+export function causeFromLogs(worker: { name: string; lines: string[] }, db: { name: string; lines: string[] }): string | undefined {
+  const w = workerSaid(worker.lines);
+  const d = databaseSaid(db.lines);
+  const parts = [...(w ? [`${worker.name}: ${w}`] : []), ...(d.length > 0 ? [`${db.name}: ${d.join(' | ')}`] : [])];
   return parts.length > 0 ? parts.join('; ') : undefined;
+}
+
+/** What the logs in a unit's directory (`worker.log`, `db.log`) say about its failure ({@link causeFromLogs}). */
+export function failureCause(unitDir: string): string | undefined {
+  return causeFromLogs(
+    { name: 'worker.log', lines: tailLines(path.join(unitDir, 'worker.log')) },
+    { name: 'db.log', lines: tailLines(path.join(unitDir, 'db.log')) },
+  );
 }

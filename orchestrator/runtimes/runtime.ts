@@ -82,9 +82,10 @@ export interface Runtime {
   /**
    * What worker `id`'s own logs say about why it failed (its last fatal line, its database's last
    * errors), for a failed start's message; undefined when they say nothing or the runtime cannot tell.
-   * Read before the worker is forgotten (its directory goes with it).
+   * Read before the worker is forgotten (its directory, or its containers, go with it); the docker and
+   * swarm runtimes ask the engine for the containers' logs, within a few seconds.
    */
-  failureCause?(id: string): string | undefined;
+  failureCause?(id: string): string | undefined | Promise<string | undefined>;
   /** Stops every worker it started (gracefully, within `timeoutMs`). Idempotent. */
   close(timeoutMs: number): Promise<void>;
   /** Stops watching without touching the workers, which keep running for a new orchestrator to adopt. */

@@ -4,7 +4,8 @@ import { Backoff } from '../../common/backoff.js';
 import { loadOrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { DockerEvents, LineSplitter, sinceOf, type DockerEvent } from '../../orchestrator/runtimes/docker-events.js';
-import { demuxLogs, splitExitCode } from '../../orchestrator/runtimes/docker-runtime.js';
+import type Docker from 'dockerode';
+import { demuxLogs, DockerRuntime, splitExitCode } from '../../orchestrator/runtimes/docker-runtime.js';
 
 const logger = createLogger('test', 'silent');
 
@@ -101,6 +102,14 @@ describe('docker runtime helpers', () => {
     expect(splitExitCode(0)).toEqual({ code: 0, signal: null });
     expect(splitExitCode(1)).toEqual({ code: 1, signal: null });
     expect(splitExitCode(null)).toEqual({ code: null, signal: null });
+  });
+
+  it('a failed worker\'s cause is given up on (undefined) when the engine does not answer, within its short timeout', async () => {
+    const silent = { listContainers: () => new Promise(() => undefined) } as unknown as Docker;
+    const runtime = new DockerRuntime({ docker: silent, namespace: 'n', dataDir: '/nonexistent', network: 'n', workerImage: 'w', dbImage: 'd', clusterEnv: {}, logger });
+    const started = Date.now();
+    await expect(runtime.failureCause('w1')).resolves.toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('demultiplexes container logs', () => {

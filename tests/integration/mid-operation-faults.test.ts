@@ -177,13 +177,13 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     const c = await cluster();
     const DOCS = 5000;
     for (let i = 0; i < DOCS; i += 1000) {
-      const docs = Array.from({ length: 1000 }, (_, j) => ({ _id: `w-${i + j}`, n: i + j, pad: 'p'.repeat(200) }));
+      const docs = Array.from({ length: 1000 }, (_, j) => ({ _id: `w-${i + j}`, n: i + j, v: 0, pad: 'p'.repeat(200) }));
       expect((await c.post('/api/v1/db/write', { table: 'wide', operation: 'insert', data: docs })).status).toBe(200);
     }
     const load = startLoad(c, 'steady', 3, 0);
     const old = c.orch.view.masterStatus() as { id: string; pid: number };
     await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 30, 20_000, 'some steady writes');
-    const update = c.post('/api/v1/db/write', { table: 'wide', operation: 'update', where: {}, data: { $set: { tag: 'x' } }, requestId: `wide-${Date.now()}` });
+    const update = c.post('/api/v1/db/write', { table: 'wide', operation: 'update', where: {}, data: { $set: { tag: 'x' }, $inc: { v: 1 } }, requestId: `wide-${Date.now()}` });
     const seen = await killMasterWhen(c, moment, update, slaveToo);
     const answer = await update;
     console.log(`wide update: killed ${JSON.stringify(seen)}; client got ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`);
@@ -192,9 +192,12 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     const { acked } = await load.stop();
     const dump = await replicasEqual(c, master);
     ackedOnce(dump, 'steady', acked);
-    const tagged = ((dump.wide ?? []) as Array<{ tag?: string }>).filter((d) => d.tag === 'x').length;
-    expect((dump.wide ?? []).length).toBe(DOCS);
+    const wide = (dump.wide ?? []) as Array<{ tag?: string; v: number }>;
+    const tagged = wide.filter((d) => d.tag === 'x').length;
+    expect(wide.length).toBe(DOCS);
     expect([0, DOCS]).toContain(tagged);
+    // Applied once where applied: its $inc is not doubled by a replay or a redelivery.
+    expect(wide.filter((d) => d.v !== (tagged === 0 ? 0 : 1))).toEqual([]);
     if (answer.status === 200) expect(tagged).toBe(DOCS);
   }, 120_000);
 

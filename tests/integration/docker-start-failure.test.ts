@@ -7,7 +7,8 @@
  * reuses a volume of its name): FerretDB starts and answers pings, and its first
  * write fails with "database or disk is full". The worker exits at once; the
  * cause is only in the two containers' logs, which the runtime reads through the
- * engine. Skipped, loudly, without Docker (docker-env.ts).
+ * engine. The swarm runtime's is the same code (its tasks' containers on this
+ * node). Skipped, loudly, without Docker or a swarm (docker-env.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,12 +20,15 @@ import { createLogger } from '../../common/logger.js';
 import { DOCKER_LABELS, dockerNames, removeDockerNamespace } from '../../orchestrator/runtimes/docker-runtime.js';
 import { createRuntime, dockerClient } from '../../orchestrator/runtimes/index.js';
 import type { ExitInfo, Runtime } from '../../orchestrator/runtimes/runtime.js';
-import { dockerTestEnv } from './docker-env.js';
+import { removeSwarmNamespace } from '../../orchestrator/runtimes/swarm-runtime.js';
+import { dockerTestEnv, swarmTestEnv } from './docker-env.js';
 
-const status = dockerTestEnv();
 const FULL = /database or disk is full/;
 
-describe.skipIf(!status.ready)('docker runtime: a worker whose database cannot be used', () => {
+for (const { kind, status } of [
+  { kind: 'docker', status: dockerTestEnv() },
+  { kind: 'swarm', status: swarmTestEnv() },
+] as const) describe.skipIf(!status.ready)(`${kind} runtime: a worker whose database cannot be used`, () => {
   const docker = dockerClient('unix:///var/run/docker.sock');
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
@@ -35,12 +39,12 @@ describe.skipIf(!status.ready)('docker runtime: a worker whose database cannot b
     const ns = `t-${randomBytes(4).toString('hex')}`;
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-docker-fail-'));
     cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
-    cleanups.push(() => removeDockerNamespace(docker, ns));
+    cleanups.push(() => (kind === 'swarm' ? removeSwarmNamespace(docker, ns) : removeDockerNamespace(docker, ns)));
     const config = loadOrchestratorConfig({
       DBAAS_NAMESPACE: ns,
       DBAAS_DATA_DIR: dataDir,
       DBAAS_LOG_LEVEL: process.env.DBAAS_TEST_LOG_LEVEL ?? 'warn',
-      DBAAS_RUNTIME: 'docker',
+      DBAAS_RUNTIME: kind,
       ...(status.ready ? status.env : {}),
     });
     const runtime: Runtime = createRuntime(config, createLogger('test-runtime', config.logLevel));
@@ -60,10 +64,11 @@ describe.skipIf(!status.ready)('docker runtime: a worker whose database cannot b
 
     const cause = await runtime.failureCause?.(id);
     const names = dockerNames(ns, id);
-    expect(cause).toMatch(new RegExp(`^${names.worker}: worker failed to start: .*database or disk is full`));
-    expect(cause).toMatch(new RegExp(`; ${names.db}: .*database or disk is full`));
+    // Each half named by its container (a swarm task's: `<service>.<slot>.<task id>`).
+    expect(cause).toMatch(new RegExp(`^${names.worker}(\\.\\S+)?: worker failed to start: .*database or disk is full`));
+    expect(cause).toMatch(new RegExp(`; ${names.db}(\\.\\S+)?: .*database or disk is full`));
     expect(cause).not.toMatch(/\.go:\d/); // FerretDB's call chain left out
     expect(cause).toMatch(FULL);
-    console.log(`docker failure cause: ${cause ?? ''}`);
+    console.log(`${kind} failure cause: ${cause ?? ''}`);
   }, 120_000);
 });

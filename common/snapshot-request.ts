@@ -8,7 +8,7 @@
 import type { ChannelModel } from 'amqplib';
 import { encode, WIRE_VERSION, type ControlMessage } from './messages.js';
 import type { ClusterNames } from './names.js';
-import { assertSyncQueue, type TopologySettings } from './topology.js';
+import { syncQueueOptions, type TopologySettings } from './topology.js';
 
 /**
  * Where slaves ask for pages: one queue per namespace, consumed by whichever
@@ -40,14 +40,17 @@ export async function askFirstPage(
   names: ClusterNames,
   o: { namespace: string; workerId: string; limit: number; raw: boolean; settings: TopologySettings },
 ): Promise<void> {
-  const queue = await assertSyncQueue(conn, names, o.workerId, o.settings);
+  const queue = names.syncQueue(o.workerId);
   const req: ControlMessage = { v: WIRE_VERSION, type: 'snapshot-page', id: preAskedId(o.workerId), queue, limit: o.limit, maxBytes: PAGE_MAX_BYTES, ...(o.raw ? { raw: true as const } : {}) };
+  // One channel, few round trips: under a writer each waits on the busy orchestrator and broker. The queue is a
+  // new worker's (declared as assertSyncQueue does; no older declaration to keep), bound before the request goes.
   const ch = await conn.createChannel();
   ch.on('error', () => undefined);
   try {
-    await ch.assertQueue(pageQueue(o.namespace), PAGE_QUEUE_OPTIONS);
+    await Promise.all([ch.assertQueue(queue, syncQueueOptions(names, o.settings)), ch.assertQueue(pageQueue(o.namespace), PAGE_QUEUE_OPTIONS)]);
+    await ch.bindQueue(queue, names.syncExchange, '');
     ch.sendToQueue(pageQueue(o.namespace), encode(req));
   } finally {
-    await ch.close().catch(() => undefined);
+    void ch.close().catch(() => undefined);
   }
 }

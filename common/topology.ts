@@ -182,6 +182,14 @@ export async function removeLegacyDeadLetterQueue(conn: ChannelModel, names: Clu
 }
 
 /** A slave's own sync queue: durable, so it buffers while the slave is busy, restarting or being promoted; gone once unused for `syncQueueExpiresMs`. */
+/** How a worker's durable sync queue is declared. */
+export function syncQueueOptions(names: ClusterNames, settings: TopologySettings): Options.AssertQueue {
+  return {
+    durable: true,
+    arguments: { ...replicatedQueueType(settings), 'x-dead-letter-exchange': names.deadLetterExchange, 'x-expires': settings.syncQueueExpiresMs },
+  };
+}
+
 export async function assertSyncQueue(
   conn: ChannelModel,
   names: ClusterNames,
@@ -190,15 +198,7 @@ export async function assertSyncQueue(
   onKept?: (queue: string, why: string) => void,
 ): Promise<string> {
   const queue = names.syncQueue(workerId);
-  await declareQueueOrKeep(
-    conn,
-    queue,
-    {
-      durable: true,
-      arguments: { ...replicatedQueueType(settings), 'x-dead-letter-exchange': names.deadLetterExchange, 'x-expires': settings.syncQueueExpiresMs },
-    },
-    (why) => onKept?.(queue, why),
-  );
+  await declareQueueOrKeep(conn, queue, syncQueueOptions(names, settings), (why) => onKept?.(queue, why));
   const ch = await conn.createChannel();
   try {
     await ch.bindQueue(queue, names.syncExchange, '');

@@ -17,6 +17,7 @@ import { idRangeSql } from '../../worker/pg-read.js';
 import { OPLOG } from '../../worker/oplog.js';
 import { Store } from '../../worker/store.js';
 import { ferretdbOnPostgres, startFerretDb, type TestFerretDb } from './ferretdb.js';
+import { scanPlan } from './pg-plan.js';
 
 const DB = 'w';
 /** Entries in the oplog: enough that a scan of them and an index read of one differ by far in rows read. */
@@ -122,22 +123,7 @@ describe.skipIf(!ferretdbOnPostgres)('oplog reads by seq below FerretDB (pg-read
     const from = await tableIn(pool, DB, OPLOG);
     expect(from).toBeDefined();
     await pool.query(`ANALYZE ${from as string}`);
-    const plan = async (range: Parameters<typeof idRangeSql>[1]): Promise<{ types: string[]; rows: number; removed: number }> => {
-      const sql = idRangeSql(from as string, range);
-      const { rows } = await pool.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql.text}`, sql.values);
-      const nodes: PlanNode[] = [];
-      const walk = (n: PlanNode): void => {
-        nodes.push(n);
-        for (const c of n.Plans ?? []) walk(c);
-      };
-      walk((rows[0] as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan);
-      const scans = nodes.filter((n) => n['Node Type'].includes('Scan'));
-      return {
-        types: scans.map((n) => n['Node Type']),
-        rows: scans.reduce((sum, n) => sum + n['Actual Rows'], 0),
-        removed: nodes.reduce((sum, n) => sum + (n['Rows Removed by Filter'] ?? 0), 0),
-      };
-    };
+    const plan = (range: Parameters<typeof idRangeSql>[1]): ReturnType<typeof scanPlan> => scanPlan(pool, idRangeSql(from as string, range));
     // One entry of 3,000, a batch of 20 and the newest: an index scan that reads just those rows.
     for (const [range, want] of [
       [{ after: ENTRIES - 1, upTo: ENTRIES }, 1],
@@ -193,10 +179,3 @@ describe.skipIf(!ferretdbOnPostgres)('oplog reads by seq below FerretDB (pg-read
     expect(warnings).toEqual([]);
   });
 });
-
-interface PlanNode {
-  'Node Type': string;
-  'Actual Rows': number;
-  'Rows Removed by Filter'?: number;
-  Plans?: PlanNode[];
-}

@@ -17,6 +17,7 @@ import { OPLOG } from '../../worker/oplog.js';
 import { LEDGER } from '../../worker/request-ledger.js';
 import { Store } from '../../worker/store.js';
 import { ferretdbOnPostgres, startFerretDb, type TestFerretDb } from './ferretdb.js';
+import { scanPlan } from './pg-plan.js';
 
 const ENTRIES = 3000;
 /** Entries 1..OLD are two hours old, the rest a minute; but for {@link YOUNG_AMONG_OLD}, young among the old ones. */
@@ -41,13 +42,6 @@ function entry(seq: number, first: number, now: number): SyncEntry {
     result: { ok: true, seq, inserted: 0, ids: [], matched: 1, modified: 1, deleted: 0 },
     first,
   };
-}
-
-interface PlanNode {
-  'Node Type': string;
-  'Actual Rows': number;
-  'Rows Removed by Filter'?: number;
-  Plans?: PlanNode[];
 }
 
 describe.skipIf(!ferretdbOnPostgres)('oplog and ledger trims and requestId lookups below FerretDB', () => {
@@ -98,27 +92,14 @@ describe.skipIf(!ferretdbOnPostgres)('oplog and ledger trims and requestId looku
     return docs.map((d) => d._id).sort((a, b) => a - b);
   }
 
-  /** The plan of a statement run for real inside a transaction rolled back: its scans, the rows they read and the rows filtered out. */
-  async function plan(sql: { text: string; values: string[] }): Promise<{ types: string[]; rows: number; removed: number }> {
+  /** The plan of a statement run for real (pg-plan.ts) inside a transaction rolled back. */
+  async function plan(sql: { text: string; values: string[] }): ReturnType<typeof scanPlan> {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ 'QUERY PLAN': Array<{ Plan: PlanNode }> }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql.text}`, sql.values);
-      await client.query('ROLLBACK');
-      const nodes: PlanNode[] = [];
-      const walk = (n: PlanNode): void => {
-        nodes.push(n);
-        for (const c of n.Plans ?? []) walk(c);
-      };
-      walk((rows[0] as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan);
-      const scans = nodes.filter((n) => n['Node Type'].includes('Scan'));
-      return {
-        types: scans.map((n) => n['Node Type']),
-        // A bitmap's index part reads no rows of the table: the heap scan above it counts them.
-        rows: scans.filter((n) => n['Node Type'] !== 'Bitmap Index Scan').reduce((sum, n) => sum + n['Actual Rows'], 0),
-        removed: nodes.reduce((sum, n) => sum + (n['Rows Removed by Filter'] ?? 0), 0),
-      };
+      return await scanPlan(client, sql);
     } finally {
+      await client.query('ROLLBACK');
       client.release();
     }
   }

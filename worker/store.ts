@@ -45,6 +45,17 @@ const READ_POOL = 8;
 /** Answers in a row in which the database refused to work (as opposed to not reaching its PostgreSQL) before a start gives up. */
 const REFUSALS_BEFORE_GIVING_UP = 3;
 
+/**
+ * A start gives up only on answers that say the database can never work as it is (its encoding, a
+ * missing database or role, refused credentials): any other error a loaded or restarting database
+ * gives (a deadline, a pool, a cancelled statement) is waited out, as a database out of reach is.
+ */
+const REFUSED_FOR_GOOD = /supported value is|does not exist|password authentication failed|permission denied|no pg_hba\.conf entry/i;
+
+function refusedForGood(err: unknown): boolean {
+  return refusedByStorage(err) && REFUSED_FOR_GOOD.test(err.message);
+}
+
 /** The database answered a start's ping with a refusal, {@link REFUSALS_BEFORE_GIVING_UP} times: no more tries. */
 class StoreRefused extends DbaasError {
   constructor(message: string) {
@@ -93,7 +104,7 @@ export class Store {
           await c.close().catch(() => undefined);
           last = err as Error;
           // The database answers, and refuses to work (not "cannot reach PostgreSQL now"): waiting will not help.
-          refusals = refusedByStorage(err) ? refusals + 1 : 0;
+          refusals = refusedForGood(err) ? refusals + 1 : 0;
           if (refusals >= REFUSALS_BEFORE_GIVING_UP) throw new StoreRefused(`the database at ${url} refuses to work: ${databaseSaid(last)}`);
           throw err;
         }

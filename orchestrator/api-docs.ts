@@ -397,8 +397,8 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
   },
   'GET /healthz': {
     tags: ['ops'],
-    summary: 'Liveness: the orchestrator process answers',
-    response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } },
+    summary: 'Liveness: the orchestrator process answers (503 `starting: true` while it is still starting: listen-early)',
+    response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } }, 503: { description: 'Still starting', type: 'object', additionalProperties: true } },
   },
   'GET /readyz': {
     tags: ['ops'],
@@ -408,7 +408,7 @@ export const ROUTE_DOCS: Record<string, RouteDoc> = {
         type: 'object',
         properties: { ready: { type: 'boolean' }, broker: { type: 'boolean' }, master: { type: 'string', nullable: true }, servingSlaves: { type: 'integer' } },
       },
-      503: { description: 'Not ready (same body)', type: 'object', additionalProperties: true },
+      503: { description: 'Not ready (same body; `starting: true` while this orchestrator is still starting: listen-early)', type: 'object', additionalProperties: true },
     },
   },
 };

@@ -71,6 +71,8 @@ export interface AppDeps {
   databases?: DatabaseStore;
   /** What the lifecycle manager publishes about the platform (GET /api/v1/platform). */
   platform?: PlatformStore;
+  /** True while the orchestrator still starts (listen-early: it serves during its election and cluster start); /readyz is then 503. */
+  starting?: () => boolean;
   logger: Logger;
 }
 
@@ -359,10 +361,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return cluster.workersDetail(); // id, role, pid, state, appliedSeq, lag
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
+  // listen-early: 503 while the orchestrator is still starting, as the refused connection it replaces was: the
+  // lifecycle manager counts an orchestrator that exits before its /healthz ever answered 200 as one that could not start.
+  app.get('/healthz', async (_request, reply) => (deps.starting?.() === true ? reply.code(503).send({ ok: false, starting: true }) : { ok: true }));
   app.get('/readyz', async (_request, reply) => {
+    // listen-early: the data path may already answer, but an orchestrator still starting is not ready.
+    const starting = deps.starting?.() === true;
     const body = {
-      ready: router.ready(),
+      ready: !starting && router.ready(),
+      ...(starting ? { starting: true } : {}),
       broker: rpc.connected,
       master: view.master?.id ?? null,
       servingSlaves: view.servingSlaves().length,

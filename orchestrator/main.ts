@@ -6,6 +6,7 @@
 import { ConfigError, loadOrchestratorConfig } from '../common/config.js';
 import { createLogger, readableDestination } from '../common/logger.js';
 import { unknownSettings } from '../common/unknown-settings.js';
+import type { FastifyInstance } from 'fastify';
 import { startOrchestrator } from './orchestrator.js';
 
 async function main(): Promise<void> {
@@ -34,8 +35,29 @@ async function main(): Promise<void> {
     process.stdout.write(`[dbaas] note: DBAAS_API_KEYS is not set: reads and writes are open to anyone who can reach ${config.host}:${config.port}.\n`);
   }
   process.stdout.write(`[dbaas] starting a cluster (namespace ${config.namespace}, 1 master + ${config.initialSlaves} slave(s), runtime ${config.runtime}) …\n`);
-  const orchestrator = await startOrchestrator(config, logger).catch((err: unknown) => {
-    process.stderr.write(`[dbaas] could not start the cluster: ${(err as Error).message}\n`);
+  const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  // listen-early: HTTP is served before the election and the cluster start (a restarted orchestrator adopting a
+  // running cluster answers through its master at once); writes get 503 until a master is known, /readyz 503 until ready.
+  let listenFailed = false;
+  const listen = async (app: FastifyInstance): Promise<void> => {
+    try {
+      await app.listen({ port: config.port, host: config.host });
+    } catch (err) {
+      listenFailed = true;
+      const code = (err as NodeJS.ErrnoException).code;
+      const hint =
+        code === 'EACCES'
+          ? ` (ports below 1024 need root: run as root or set DBAAS_PORT=8080)`
+          : code === 'EADDRINUSE'
+            ? ` (something already listens there: stop it or set DBAAS_PORT)`
+            : '';
+      process.stderr.write(`[dbaas] cannot listen on ${config.host}:${config.port}: ${(err as Error).message}${hint}\n`);
+      throw err;
+    }
+    process.stdout.write(`[dbaas] listening on http://${shown}:${config.port} (not ready until the cluster is: /readyz) …\n`);
+  };
+  const orchestrator = await startOrchestrator(config, logger, { listen }).catch((err: unknown) => {
+    if (!listenFailed) process.stderr.write(`[dbaas] could not start the cluster: ${(err as Error).message}\n`);
     process.exit(1);
   });
 
@@ -52,21 +74,6 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  try {
-    await orchestrator.app.listen({ port: config.port, host: config.host });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const hint =
-      code === 'EACCES'
-        ? ` (ports below 1024 need root: run as root or set DBAAS_PORT=8080)`
-        : code === 'EADDRINUSE'
-          ? ` (something already listens there: stop it or set DBAAS_PORT)`
-          : '';
-    process.stderr.write(`[dbaas] cannot listen on ${config.host}:${config.port}: ${(err as Error).message}${hint}\n`);
-    await orchestrator.close();
-    process.exit(1);
-  }
-  const shown = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   if (!config.advertiseUrl) await orchestrator.advertise(`http://${shown}:${config.port}`);
   const role = orchestrator.election.isLeader ? 'leader' : 'follower (another orchestrator leads; admin actions are forwarded to it)';
   process.stdout.write(

@@ -46,6 +46,13 @@ export interface Orchestrator {
 export interface StartOptions {
   /** Use this runtime instead of the configured one (tests). */
   runtime?: Runtime;
+  /**
+   * Starts serving HTTP (say `app.listen`) once ZooKeeper and the broker are connected, before the election
+   * and the leader's cluster start: the data path answers as soon as a master is known (503 before), and
+   * /readyz says `starting` until this resolves (listen-early: a restarted orchestrator refused connections
+   * for up to 30 s while its slaves' ledgers were awaited).
+   */
+  listen?: (app: FastifyInstance) => Promise<void>;
 }
 
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger, opts: StartOptions = {}): Promise<Orchestrator> {
@@ -91,7 +98,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   });
 
   const sharedAudit = new SharedAudit(zk, paths, audit, describeInfo(election.me));
-  const app = await buildApp({ config, names, rpc, cluster, router: cluster.router, view, audit, autoscaler, metrics, verifier, election, sharedAudit, platform: new PlatformStore(zk, paths), databases: new DatabaseStore(zk, paths), logger });
+  // Until startOrchestrator returns (elected and the cluster started, or following): /readyz says not ready.
+  let starting = true;
+  const app = await buildApp({ starting: () => starting, config, names, rpc, cluster, router: cluster.router, view, audit, autoscaler, metrics, verifier, election, sharedAudit, platform: new PlatformStore(zk, paths), databases: new DatabaseStore(zk, paths), logger });
   // The leader's epoch and the orchestrators of the namespace, in every orchestrator's /metrics.
   metrics.followElection(election);
 
@@ -163,6 +172,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     rpc.start();
     await zk.waitUntilConnected(20_000);
     await rpc.waitUntilReady(20_000);
+    // listen-early: serves before the election and the cluster start, which may take tens of seconds.
+    if (opts.listen) await opts.listen(app);
     // Leads at once, or follows the leader; a leader znode left by a crashed orchestrator of this
     // host lasts one session timeout and is waited out.
     const role = await election.start(config.zkSessionTimeoutMs * 3 + 2000);
@@ -171,6 +182,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     await close();
     throw err;
   }
+  starting = false;
   return { app, cluster, view, runtime, rpc, audit, autoscaler, metrics, verifier, election, close, abandon, advertise: (url) => election.advertise(url) };
 }
 

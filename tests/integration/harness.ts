@@ -9,7 +9,9 @@ import path from 'node:path';
 import { waitFor } from '../../common/backoff.js';
 import { loadOrchestratorConfig, type OrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
+import type { FastifyInstance } from 'fastify';
 import { startOrchestrator, type Orchestrator } from '../../orchestrator/orchestrator.js';
+import { createRuntime, type Runtime } from '../../orchestrator/runtimes/index.js';
 import { purgeNamespace } from './infra.js';
 import { dropWorkerDatabases } from '../../orchestrator/runtimes/postgresql-databases.js';
 
@@ -41,6 +43,10 @@ export interface TestClusterOptions {
   listen?: boolean;
   /** Receives every orchestrator log line (JSON text) instead of stdout. */
   logSink?: (line: string) => void;
+  /** Wraps the configured runtime (fault injection: say an adoption held back). */
+  runtime?: (real: Runtime) => Runtime;
+  /** Called with the base URL as soon as it listens (listen-early: before the election and the cluster start). */
+  onListening?: (url: string) => void;
 }
 
 /** How many open test clusters use each namespace (a second orchestrator may adopt the first's). */
@@ -65,13 +71,18 @@ export async function startTestCluster(env: Record<string, string> = {}, opts: T
   const logger = sink
     ? createLogger('test-orchestrator', config.logLevel, {}, { write: (line: string) => sink(line) })
     : createLogger('test-orchestrator', config.logLevel);
-  const orch = await startOrchestrator(config, logger);
-  namespaceUsers.set(namespace, (namespaceUsers.get(namespace) ?? 0) + 1);
   let url = '';
-  if (opts.listen) {
-    url = await orch.app.listen({ port: 0, host: '127.0.0.1' });
-    await orch.advertise(url);
-  }
+  // As main.ts does: it listens before the election and the cluster start (listen-early).
+  const listen = async (app: FastifyInstance): Promise<void> => {
+    url = await app.listen({ port: 0, host: '127.0.0.1' });
+    opts.onListening?.(url);
+  };
+  const orch = await startOrchestrator(config, logger, {
+    ...(opts.listen ? { listen } : {}),
+    ...(opts.runtime ? { runtime: opts.runtime(createRuntime(config, logger)) } : {}),
+  });
+  namespaceUsers.set(namespace, (namespaceUsers.get(namespace) ?? 0) + 1);
+  if (opts.listen) await orch.advertise(url);
   const inject = async (method: 'GET' | 'POST', url: string, body?: unknown) => {
     const res = await orch.app.inject({
       method,

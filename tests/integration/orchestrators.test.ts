@@ -14,6 +14,7 @@ import { zkPaths } from '../../coordination/paths.js';
 import { ZkSession } from '../../coordination/zk-session.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { alive } from './infra.js';
+import type { Runtime } from '../../orchestrator/runtimes/index.js';
 import { dumpAllReplicas } from './replicas.js';
 
 let clusters: TestCluster[] = [];
@@ -412,4 +413,69 @@ describe('several orchestrators', () => {
       await cleanUp();
     }
   }, 240_000);
+
+  it('an orchestrator adopting a running cluster listens before its cluster start ends: a write answers 200 through the running master meanwhile (listen-early)', async () => {
+    // E's fault run (session 7): a restarted orchestrator refused connections for 24-30 s while its lead() waited
+    // (for promotable slaves), though the workers ran. Here the new orchestrator's adoption is held back by the test,
+    // so its election and cluster start cannot end; it must serve all the same.
+    const a = await cluster();
+    expect((await a.post('/api/v1/db/write', { table: 'early', operation: 'insert', data: { _id: 'a' }, requestId: 'early-a' })).status).toBe(200);
+    await a.handOver('abandon');
+    clusters = clusters.filter((c) => c !== a);
+    let release = (): void => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    let adopting = false;
+    let url: string | undefined;
+    // adopt() waits for `held`; everything else is the real runtime's.
+    const holdAdoption = (real: Runtime): Runtime =>
+      new Proxy(real, {
+        get: (target, key) => {
+          if (key === 'adopt') {
+            return async () => {
+              adopting = true;
+              await held;
+              return target.adopt();
+            };
+          }
+          const value: unknown = Reflect.get(target, key, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    let started = false;
+    const second = cluster({}, { namespace: a.namespace, dataDir: a.dataDir, onListening: (u) => (url = u), runtime: holdAdoption }).then((c) => {
+      started = true;
+      return c;
+    });
+    try {
+      await eventually(() => adopting, 30_000, 'the new orchestrator to lead and begin adopting');
+      // Before this change it listened only once startOrchestrator had returned, after the adoption.
+      await eventually(() => url !== undefined, 10_000, 'the new orchestrator to listen while its adoption is held');
+      const http = async (method: string, p: string, body?: unknown): Promise<{ status: number; body: any }> => {
+        const res = await fetch(`${url}${p}`, { method, signal: AbortSignal.timeout(15_000), ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+        return { status: res.status, body: await res.json() };
+      };
+      let write = { status: 0, body: undefined as any };
+      await eventually(async () => {
+        write = await http('POST', '/api/v1/db/write', { table: 'early', operation: 'insert', data: { _id: 'b' }, requestId: 'early-b' });
+        if (write.status !== 200) expect(write.body?.error?.code).toMatch(/^DBAAS_/);
+        return write.status === 200;
+      }, 30_000, 'a write through the new orchestrator while its start is held');
+      // Still starting: it says so on /readyz and /healthz (the lifecycle manager tells a failed start by /healthz).
+      expect(started).toBe(false);
+      const ready = await http('GET', '/readyz');
+      expect(ready.status).toBe(503);
+      expect(ready.body).toMatchObject({ ready: false, starting: true });
+      expect((await http('GET', '/healthz')).status).toBe(503);
+      release();
+      const b = await second;
+      expect(started).toBe(true);
+      await eventually(async () => (await http('GET', '/readyz')).status === 200, 30_000, 'readiness once the start ended');
+      expect((await http('GET', '/healthz')).status).toBe(200);
+      const read = await b.post('/api/v1/db/read', { table: 'early', where: {}, afterSeq: write.body.seq });
+      expect((read.body as Array<{ _id: string }>).map((d) => d._id).sort()).toEqual(['a', 'b']);
+    } finally {
+      release();
+      await second.catch(() => undefined);
+    }
+  }, 120_000);
 });

@@ -50,6 +50,9 @@ const EXACT_COUNT_MS = 2000;
 const BUILD_READ_BATCH = 256;
 const BUILD_ID_BATCH = 5000;
 
+/** `_id`s per `$in` query of {@link Tables.docsIn}: on FerretDB/SQLite each query is one pass over the table. */
+const IDS_PER_IN = 1000;
+
 
 /** One page of a snapshot: documents in key order after a key, and where it ends. */
 export interface TablePage {
@@ -358,6 +361,23 @@ export class Tables {
       if (await coll.findOne({ _id: id }, { projection: { _id: 1 } })) found.add(id);
     });
     return ids.filter((id) => found.has(id));
+  }
+
+  /**
+   * The documents with these ids that exist, by id (only their `_id` with `idsOnly`), in one `$in`
+   * query per {@link IDS_PER_IN} ids. For storage without the worker's PostgreSQL (Store): FerretDB
+   * on SQLite reads the whole table for every query, a lookup by `_id` too, so one query per id
+   * cost a pass over the table each (a 500-document insert into 10,000: 16 s, this: 1.4 s); mongod
+   * answers either from its `_id` index.
+   */
+  async docsIn(table: string, ids: readonly string[], idsOnly = false): Promise<Map<string, Doc & { _id: string }>> {
+    const found = new Map<string, Doc & { _id: string }>();
+    const coll = this.table(table);
+    for (let i = 0; i < ids.length; i += IDS_PER_IN) {
+      const cursor = coll.find({ _id: { $in: ids.slice(i, i + IDS_PER_IN) } }, idsOnly ? { projection: { _id: 1 } } : {});
+      for await (const doc of cursor) found.set(String(doc._id), doc as Doc & { _id: string });
+    }
+    return found;
   }
 
   /** The ids of the documents holding a key of a unique index (at most two: one is a conflict already). */

@@ -54,3 +54,26 @@ export async function startFerretDb(prefix: string): Promise<TestFerretDb> {
     },
   };
 }
+
+/** Whether a FerretDB binary is set up (it can run on SQLite, as the docker and swarm runtimes' workers do). */
+export const ferretdbBinary = path.basename(dbBin).startsWith('ferretdb');
+
+/** Starts FerretDB on SQLite in a directory of its own (`prefix` names it) and waits until it answers. */
+export async function startFerretDbOnSqlite(prefix: string): Promise<{ mongoUrl: string; close(): Promise<void> }> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), `dbaas-${prefix}-`));
+  const port = await freePort();
+  const ferret: ChildProcess = spawn(dbBin, ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--listen-addr=127.0.0.1:${port}`, `--state-dir=${dir}`, '--debug-addr=-', '--telemetry=disable', '--log-level=warn'], {
+    stdio: 'ignore',
+  });
+  const mongoUrl = `mongodb://127.0.0.1:${port}/`;
+  const mongo = new MongoClient(mongoUrl, { serverSelectionTimeoutMS: 1000 });
+  await eventually(() => mongo.connect().then(() => true, () => false), 30_000, 'FerretDB on SQLite answering');
+  await mongo.close();
+  return {
+    mongoUrl,
+    close: async () => {
+      ferret.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -167,6 +167,7 @@ export class LeaderElection extends EventEmitter {
     this.currentEpochVersion = version;
     await this.zk.setData(this.paths.leader, encodeZnode({ ...this.me, epoch }));
     this.leading = true;
+    this.readsBaselineTaken = false;
     this.logger.info({ epoch }, 'elected leader');
     try {
       await this.hooks.onElected(epoch);
@@ -271,6 +272,8 @@ export class LeaderElection extends EventEmitter {
 
   private publishedReads = -1;
   private readonly seenReads = new Map<string, number>();
+  /** Whether this leadership's first collect took every member's count as its baseline (reset when elected). */
+  private readsBaselineTaken = false;
 
   /** A follower tells the leader how many reads it has counted (in its member znode, at most once a call). */
   async publishReads(cumulative: number): Promise<void> {
@@ -281,20 +284,25 @@ export class LeaderElection extends EventEmitter {
 
   /**
    * The leader's sum of the reads the other orchestrators counted since it last
-   * asked (a member seen for the first time counts from then on).
+   * asked. The first collect of a leadership takes every member's count as its
+   * baseline (reads counted before this one led are not this window's); a member
+   * that joins later counts from its start, since its count began at zero: taking
+   * its first published count as a baseline lost the reads it served before the
+   * leader first saw it (orchestrators.test.ts counted 20 of 45 on a loaded CI).
+   * A member that left and came back (a new session, the same process) goes on
+   * from its count as last seen.
    */
   async collectReads(): Promise<number> {
     let sum = 0;
-    const present = new Set<string>();
+    const baseline = !this.readsBaselineTaken;
     for (const m of await this.members()) {
       if (!m.token || m.token === this.me.token) continue;
-      present.add(m.token);
       const reads = m.reads ?? 0;
-      const last = this.seenReads.get(m.token);
-      if (last !== undefined && reads > last) sum += reads - last;
-      this.seenReads.set(m.token, reads);
+      const last = this.seenReads.get(m.token) ?? (baseline ? reads : 0);
+      if (reads > last) sum += reads - last;
+      this.seenReads.set(m.token, Math.max(reads, last));
     }
-    for (const token of [...this.seenReads.keys()]) if (!present.has(token)) this.seenReads.delete(token);
+    this.readsBaselineTaken = true;
     return sum;
   }
 

@@ -235,6 +235,19 @@ export function coordinationSuite(name: string, backend: CoordinationBackend): v
         await b.publishReads(15);
         expect(await a.collectReads()).toBe(5);
         expect(await a.others()).toBe(1);
+        // A follower that joins after the leader's baseline counts from its start: reads it served before the
+        // leader first saw it are not lost.
+        let c: LeaderElection | undefined;
+        await session((s) => (c = new LeaderElection(s, p, { port: 3, url: 'http://c' }, logger, noop)));
+        if (!c) throw new Error('no election');
+        try {
+          expect(await c.start(0)).toBe('follower');
+          await c.publishReads(7);
+          await b.publishReads(16);
+          expect(await a.collectReads()).toBe(8);
+        } finally {
+          c.close();
+        }
       } finally {
         a.close();
         b.close();

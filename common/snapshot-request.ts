@@ -5,7 +5,7 @@
  * itself, before the slave's process runs (the "pre-asked snapshot", issue 16: the master's
  * round trip is then off the new slave's start; docs/DECISIONS.md).
  */
-import type { ChannelModel } from 'amqplib';
+import type { Channel } from 'amqplib';
 import { encode, WIRE_VERSION, type ControlMessage } from './messages.js';
 import type { ClusterNames } from './names.js';
 import { syncQueueOptions, type TopologySettings } from './topology.js';
@@ -34,23 +34,18 @@ export function preAskedId(workerId: string): string {
  * its durable sync queue is declared and bound first, so the request, and the master's
  * snapshot point S0 after it, come after the binding ("queue bound before S0",
  * worker/snapshot.ts). `raw`: the slave writes a stream's rows below FerretDB.
+ * All on one channel `ch` (few round trips: under a writer each waits on the busy
+ * orchestrator and broker).
  */
 export async function askFirstPage(
-  conn: ChannelModel,
+  ch: Channel,
   names: ClusterNames,
   o: { namespace: string; workerId: string; limit: number; raw: boolean; settings: TopologySettings },
 ): Promise<void> {
   const queue = names.syncQueue(o.workerId);
   const req: ControlMessage = { v: WIRE_VERSION, type: 'snapshot-page', id: preAskedId(o.workerId), queue, limit: o.limit, maxBytes: PAGE_MAX_BYTES, ...(o.raw ? { raw: true as const } : {}) };
-  // One channel, few round trips: under a writer each waits on the busy orchestrator and broker. The queue is a
-  // new worker's (declared as assertSyncQueue does; no older declaration to keep), bound before the request goes.
-  const ch = await conn.createChannel();
-  ch.on('error', () => undefined);
-  try {
-    await Promise.all([ch.assertQueue(queue, syncQueueOptions(names, o.settings)), ch.assertQueue(pageQueue(o.namespace), PAGE_QUEUE_OPTIONS)]);
-    await ch.bindQueue(queue, names.syncExchange, '');
-    ch.sendToQueue(pageQueue(o.namespace), encode(req));
-  } finally {
-    void ch.close().catch(() => undefined);
-  }
+  // The queue is a new worker's (declared as assertSyncQueue does; no older declaration to keep), bound before the request goes.
+  await Promise.all([ch.assertQueue(queue, syncQueueOptions(names, o.settings)), ch.assertQueue(pageQueue(o.namespace), PAGE_QUEUE_OPTIONS)]);
+  await ch.bindQueue(queue, names.syncExchange, '');
+  ch.sendToQueue(pageQueue(o.namespace), encode(req));
 }

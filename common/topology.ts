@@ -181,8 +181,7 @@ export async function removeLegacyDeadLetterQueue(conn: ChannelModel, names: Clu
   }
 }
 
-/** A slave's own sync queue: durable, so it buffers while the slave is busy, restarting or being promoted; gone once unused for `syncQueueExpiresMs`. */
-/** How a worker's durable sync queue is declared. */
+/** How a worker's durable sync queue is declared (assertSyncQueue; the orchestrator's askFirstPage for a new slave). */
 export function syncQueueOptions(names: ClusterNames, settings: TopologySettings): Options.AssertQueue {
   return {
     durable: true,
@@ -190,6 +189,7 @@ export function syncQueueOptions(names: ClusterNames, settings: TopologySettings
   };
 }
 
+/** A slave's own sync queue: durable, so it buffers while the slave is busy, restarting or being promoted; gone once unused for `syncQueueExpiresMs`. */
 export async function assertSyncQueue(
   conn: ChannelModel,
   names: ClusterNames,

@@ -137,6 +137,20 @@ export function isBadVersion(err: unknown): boolean {
 }
 
 /**
+ * Commits a transaction with its first ops' versions exactly as given. node-zookeeper-client's
+ * Transaction turns version 0 into -1 (`version || -1`), which made a check of version 0
+ * unconditional (found by tests/integration/coordination.test.ts).
+ */
+function commitAsGiven(t: zookeeper.Transaction, versions: readonly number[], cb: (err: Error | null, result: undefined) => void): void {
+  const ops = (t as unknown as { ops: Array<{ version: number }> }).ops;
+  versions.forEach((version, i) => {
+    const op = ops[i];
+    if (op) op.version = version;
+  });
+  t.commit((e) => cb((e as Error | null) ?? null, undefined));
+}
+
+/**
  * Events: `session` (a new session is up; `onSession` callbacks have run),
  * `reconnected` (the same session is back after a disconnection),
  * `expired` (the session was lost; ephemeral znodes are gone), `disconnected`.
@@ -384,26 +398,11 @@ export class ZkSession extends EventEmitter implements ZkStore {
    * one transaction: a fencing token. Rejects (BAD_VERSION) when either moved.
    */
   setDataGuarded(path: string, data: Buffer, version: number, guardPath: string, guardVersion: number): Promise<void> {
-    return this.call<void>((c, cb) => {
-      const t = c.transaction().check(guardPath, guardVersion).setData(path, data, version);
-      // node-zookeeper-client's Transaction turns version 0 into -1 (`version || -1`), which made a
-      // check of version 0 unconditional (found by tests/integration/coordination.test.ts): the
-      // versions go as given.
-      const ops = (t as unknown as { ops: Array<{ version: number }> }).ops;
-      if (ops[0]) ops[0].version = guardVersion;
-      if (ops[1]) ops[1].version = version;
-      t.commit((e) => cb((e as Error | null) ?? null, undefined));
-    });
+    return this.call<void>((c, cb) => commitAsGiven(c.transaction().check(guardPath, guardVersion).setData(path, data, version), [guardVersion, version], cb));
   }
 
   createCounted(path: string, data: Buffer | null, mode: number, counterPath: string, counterVersion: number): Promise<void> {
-    return this.call<void>((c, cb) => {
-      const t = c.transaction().setData(counterPath, Buffer.alloc(0), counterVersion).create(path, data ?? Buffer.alloc(0), mode);
-      // The version goes as given (see setDataGuarded: the client would turn 0 into -1, unconditional).
-      const ops = (t as unknown as { ops: Array<{ version: number }> }).ops;
-      if (ops[0]) ops[0].version = counterVersion;
-      t.commit((e) => cb((e as Error | null) ?? null, undefined));
-    });
+    return this.call<void>((c, cb) => commitAsGiven(c.transaction().setData(counterPath, Buffer.alloc(0), counterVersion).create(path, data ?? Buffer.alloc(0), mode), [counterVersion], cb));
   }
 
   getChildren(path: string, watcher?: Watcher): Promise<string[]> {

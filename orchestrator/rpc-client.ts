@@ -356,9 +356,10 @@ export class RpcClient {
 
   /**
    * Runs a queue-management call on a throwaway channel: a failing check or
-   * delete closes its channel, and that must not be the RPC channel.
+   * delete closes its channel, and that must not be the RPC channel. Rejects
+   * with DBAAS_BROKER_UNAVAILABLE without a broker connection.
    */
-  private async admin<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
+  async withChannel<T>(fn: (ch: Channel) => Promise<T>): Promise<T> {
     const conn = this.amqp.connection;
     if (!conn) throw new DbaasError('DBAAS_BROKER_UNAVAILABLE');
     const ch = await conn.createChannel();
@@ -372,7 +373,7 @@ export class RpcClient {
 
   /** Messages waiting in a queue and its consumers (for metrics); rejects when the queue does not exist. */
   async queueStats(queue: string): Promise<{ messageCount: number; consumerCount: number }> {
-    return this.admin((ch) => ch.checkQueue(queue));
+    return this.withChannel((ch) => ch.checkQueue(queue));
   }
 
   /**
@@ -409,16 +410,9 @@ export class RpcClient {
     };
   }
 
-  /** Runs `fn` on the broker connection (rejects with DBAAS_BROKER_UNAVAILABLE without one). */
-  async onConnection<T>(fn: (conn: ChannelModel) => Promise<T>): Promise<T> {
-    const conn = this.amqp.connection;
-    if (!conn) throw new DbaasError('DBAAS_BROKER_UNAVAILABLE');
-    return fn(conn);
-  }
-
   /** Deletes a queue that belonged to a worker gone for good. */
   async deleteQueue(queue: string): Promise<void> {
-    await this.admin((ch) => ch.deleteQueue(queue));
+    await this.withChannel((ch) => ch.deleteQueue(queue));
   }
 
   async close(): Promise<void> {

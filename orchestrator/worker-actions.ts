@@ -100,8 +100,8 @@ export class WorkerActions {
   private async askFirstPage(id: string): Promise<void> {
     const { config, names, rpc, logger } = this.d;
     try {
-      await rpc.onConnection((conn) =>
-        askFirstPage(conn, names, { namespace: config.namespace, workerId: id, limit: config.snapshotPageDocs, raw: config.dbBackend === 'postgresql', settings: config }),
+      await rpc.withChannel((ch) =>
+        askFirstPage(ch, names, { namespace: config.namespace, workerId: id, limit: config.snapshotPageDocs, raw: config.dbBackend === 'postgresql', settings: config }),
       );
     } catch (err) {
       logger.warn({ id, err: (err as Error).message }, 'could not ask for a new slave\'s first snapshot page; it asks itself');

@@ -227,7 +227,7 @@ export async function insertAndReplace(
     // One statement (data-modifying CTEs): all of it is written, or none.
     const ctes = [
       ...into.map((t, i) => `w${i} AS (${insertRowsSql(t as string, `$${i + 1}`)} RETURNING 1)`),
-      ...news.map((t, i) => `n${i} AS (INSERT INTO ${t as string} (_jsonb) SELECT e FROM jsonb_array_elements($${into.length + i + 1}::jsonb) AS e RETURNING 1)`),
+      ...news.map((t, i) => `n${i} AS (${insertRowsSql(t as string, `$${into.length + i + 1}`, false)} RETURNING 1)`),
       ...from.map((t, i) => `u${i} AS (${replaceSql(t as string, `$${first + 2 * i + 1}`, `$${first + 2 * i + 2}`)} RETURNING 1)`),
     ];
     // Every document to replace must be there, else the whole statement fails (nothing written).

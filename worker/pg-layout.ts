@@ -148,10 +148,12 @@ export async function copyRows(client: pg.ClientBase | pg.Pool, into: string, js
 
 /**
  * An INSERT of the `_jsonb` values of a JSON array (the query parameter `param`) into
- * a FerretDB table, skipping `_id`s the table holds already (its unique `_id` index).
+ * a FerretDB table, skipping `_id`s the table holds already (its unique `_id` index);
+ * with `skipTaken` false a taken `_id` fails the statement instead (23505).
  */
-export function insertRowsSql(into: string, param: string): string {
-  return `INSERT INTO ${into} (_jsonb) SELECT e FROM jsonb_array_elements(${param}::jsonb) AS e ON CONFLICT ((_jsonb -> '_id')) DO NOTHING`;
+export function insertRowsSql(into: string, param: string, skipTaken = true): string {
+  const insert = `INSERT INTO ${into} (_jsonb) SELECT e FROM jsonb_array_elements(${param}::jsonb) AS e`;
+  return skipTaken ? `${insert} ON CONFLICT ((_jsonb -> '_id')) DO NOTHING` : insert;
 }
 
 /** The rows of these `_id`s, on FerretDB's `_id` btree index (`= ANY`): the WHERE clause, with its parameter. */

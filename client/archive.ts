@@ -15,6 +15,7 @@
  * - import: NDJSON documents in batches.
  */
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { type BackupHead, type BackupManifest, isHead, isManifest } from '../common/backup-format.js';
@@ -23,10 +24,14 @@ import type { SyncEntry } from '../common/messages.js';
 import { DEFAULT_DATABASE, qualifiedTable, splitTable } from '../common/databases.js';
 import { TableHasher } from '../common/doc-hash.js';
 import { DbaasClientError, type DbaasClient } from './dbaas-client.js';
+import type { VerifyResult } from './types.js';
 
 /** Documents per insert (the API's most) and about this many bytes of JSON. */
 const BATCH_DOCS = 1000;
 const BATCH_BYTES = 512 * 1024;
+/** The restore's closing verify, while some replica could not be compared: this many asks in all, this far apart. */
+const VERIFY_TRIES = 4;
+const VERIFY_PAUSE_MS = 2000;
 
 export interface RestoreOptions {
   /** Restore into this database (the archive's tables must then come from one database, or `fromDatabase` picks one). */
@@ -45,6 +50,9 @@ export interface RestoreOptions {
   toSeq?: number;
   /** ISO time or ms since the epoch: the entries the master applied at or before it. */
   toTime?: string | number;
+  /** The closing verify, while incomplete: asks in all (default 4) and the pause between them (default 2000 ms). */
+  verifyTries?: number;
+  verifyPauseMs?: number;
 }
 
 export interface RestoreReport {
@@ -56,6 +64,8 @@ export interface RestoreReport {
   indexes: number;
   /** Every restored table's checksum, from GET /api/v1/verify, equals the manifest's (point in time: every replica equal). */
   verified: boolean;
+  /** The last verify's result: `incomplete` when some replica could not be compared (`dbaas restore` then exits 6, not 5). */
+  replicas: VerifyResult;
   /** Point in time: the seq the data was brought to, and how many oplog entries that took. */
   pointInTime?: { seq: number; entries: number };
   mismatches: string[];
@@ -178,7 +188,13 @@ export async function restore(client: DbaasClient, input: Readable, opts: Restor
   // Point in time: the later archive's oplog entries over this one, up to the target.
   const pointInTime = opts.oplog ? await applyOplog(client, opts.oplog, head, sources, target, opts) : undefined;
   // The restored data, as every replica holds it, against the manifest (which is for its seq, not a later one).
-  const report = await client.verify();
+  // A verify that could not compare every replica (one starting, catching up, just replaced: E's fault runs) is
+  // asked again a few times; still incomplete, the report says so (the data may well be whole: `dbaas verify` later).
+  let report = await client.verify();
+  for (let tries = 1; report.result === 'incomplete' && tries < (opts.verifyTries ?? VERIFY_TRIES); tries++) {
+    await delay(opts.verifyPauseMs ?? VERIFY_PAUSE_MS);
+    report = await client.verify();
+  }
   const mismatches: string[] = [];
   const tables = sources.map((from) => {
     const to = qualifiedTable(target(from).database, target(from).table);
@@ -187,8 +203,11 @@ export async function restore(client: DbaasClient, input: Readable, opts: Restor
     if (!pointInTime && ((want?.count ?? 0) !== (got?.count ?? 0) || (want && want.sum !== got?.sum))) mismatches.push(`${to} (from ${from}): ${got?.count ?? 0} documents, manifest ${want?.count ?? 0}`);
     return { from, to, count: want?.count ?? 0 };
   });
-  if (report.result !== 'equal') mismatches.push(`verify: the replicas are ${report.result}`);
-  return { backupId: head.id, seq: manifest.seq, documents, tables, indexes, verified: mismatches.length === 0, mismatches, ...(pointInTime ? { pointInTime } : {}) };
+  if (report.result !== 'equal') {
+    const why = report.replicas.filter((r) => r.status !== 'equal').map((r) => `${r.role} ${r.id} ${r.status}${r.reason ? ` (${r.reason})` : ''}`);
+    mismatches.push(`verify: the replicas are ${report.result}${why.length > 0 ? `: ${why.join(', ')}` : ''}`);
+  }
+  return { backupId: head.id, seq: manifest.seq, documents, tables, indexes, verified: mismatches.length === 0, replicas: report.result, mismatches, ...(pointInTime ? { pointInTime } : {}) };
 }
 
 /** Ids per delete (the filter's `$in`). */

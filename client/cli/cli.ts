@@ -106,7 +106,7 @@ options:
 
 exit codes: 0 done, 1 refused or failed by the orchestrator, 2 bad command line,
             3 orchestrator unreachable or too slow, 4 cluster not ready (status),
-            5 a replica differs from the master (verify), 6 some replica not compared (verify)`;
+            5 a replica differs from the master (verify, restore), 6 some replica not compared (verify, restore)`;
 
 const OPTIONS = {
   url: { type: 'string' },

@@ -48,11 +48,19 @@ export function startLoad(c: TestCluster, table: string, writers = 2, readers = 
       if (status !== 200) await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const running = [...Array.from({ length: writers }, (_, w) => writer(w)), ...Array.from({ length: readers }, () => reader())];
+  // A request that throws (the cluster closed under a test that failed before stop()) ends that client; the
+  // error is kept for stop() to throw, never left as an unhandled rejection that outlives its test.
+  let failure: unknown;
+  const running = [...Array.from({ length: writers }, (_, w) => writer(w)), ...Array.from({ length: readers }, () => reader())].map((p) =>
+    p.catch((err: unknown) => {
+      failure ??= err;
+    }),
+  );
   return {
     stop: async () => {
       stopped = true;
       await Promise.all(running);
+      if (failure !== undefined) throw failure;
       return { acked, outcomes };
     },
   };

@@ -142,9 +142,13 @@ export class SpareDatabases {
 
   /** The comments of the databases taken since the last top-up name their worker (for people; orphans are found either way). */
   private async fixComments(): Promise<void> {
-    const taken = this.taken.splice(0);
-    if (taken.length === 0) return;
-    await this.opts.postgres.query(taken.map((t) => this.opts.postgres.commentSql(t.database, t.id, t.dbDir)).join('\n'));
+    // One at a time: a taken spare whose worker was removed meanwhile is dropped already (its COMMENT fails), and
+    // that must neither stop the others' nor the top-up, which no later start might schedule again.
+    for (const t of this.taken.splice(0)) {
+      await this.opts.postgres.query(this.opts.postgres.commentSql(t.database, t.id, t.dbDir)).catch((err: unknown) => {
+        this.opts.logger.info({ database: t.database, err: (err as Error).message }, 'a taken spare database was not renamed in its comment (dropped meanwhile?)');
+      });
+    }
   }
 
   /** Spare files left `making` by an orchestrator that died during the CREATE: their database (if any) is dropped. */

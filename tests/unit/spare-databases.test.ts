@@ -85,6 +85,27 @@ describe('spare databases of one namespace, two orchestrators', () => {
     expect([...server.live]).toEqual([made?.database]);
   });
 
+  it('a taken spare dropped before its comment is fixed (its worker removed at once) does not stop the top-up', async () => {
+    const nsDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-spares-'));
+    dirs.push(nsDir);
+    const server = new HeldServer();
+    // The COMMENT naming the worker fails: the spare's database was dropped with the worker that took it.
+    server.query = () => Promise.reject(new Error('ERROR:  database "ns_spare-x" does not exist'));
+    const pool = new SpareDatabases({ postgres: server as unknown as PostgresDatabases, namespace: 'ns', nsDir, size: 1, busy: () => false, logger: createLogger('spares', 'silent') });
+    pool.schedule();
+    await waitFor(() => Promise.resolve(server.creating.length === 1 || undefined), 10_000, () => new Error('no first spare'), 20);
+    server.creating[0]?.commit();
+    await waitFor(() => Promise.resolve(spareMarkers(nsDir).some((m) => readSpare(m.file)?.making === undefined) || undefined), 10_000, () => new Error('the first spare was not finished'), 20);
+    const workerDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-spare-taker-'));
+    dirs.push(workerDir);
+    expect(pool.take('w1', workerDir)?.database).toBe(server.creating[0]?.database);
+    pool.schedule(); // after the start, as the runtime does
+    await waitFor(() => Promise.resolve(server.creating.length === 2 || undefined), 10_000, () => new Error('no spare made after the failed comment'), 20);
+    server.creating[1]?.commit();
+    await pool.close();
+    expect(spareMarkers(nsDir).map((m) => m.database)).toEqual([server.creating[1]?.database]);
+  });
+
   it('a pool closed by detach() makes spares again once reopened (the runtime adopts the workers: its orchestrator leads again)', async () => {
     const nsDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-spares-'));
     dirs.push(nsDir);

@@ -38,6 +38,13 @@ export class DatabaseStore {
   private cached: Set<string> | undefined;
   /** The names last listed, kept through invalidations: what a lookup falls back on while ZooKeeper does not answer. */
   private readonly known = new Set<string>();
+  /**
+   * The one watcher of the parent: the client keeps each distinct watcher function until its znode changes,
+   * so a new closure per read (every lookup of an unknown name, every list) piled up listeners without bound.
+   */
+  private readonly invalidate = (): void => {
+    this.cached = undefined;
+  };
 
   constructor(
     private readonly zk: ZkStore,
@@ -53,15 +60,11 @@ export class DatabaseStore {
   private async names(): Promise<Set<string>> {
     if (this.cached) return this.cached;
     const children = await this.zk
-      .getChildren(this.parent, () => {
-        this.cached = undefined;
-      })
+      .getChildren(this.parent, this.invalidate)
       .catch(async (err: unknown) => {
         if (!isNoNode(err)) throw err;
         // No database created yet: watch for the parent instead (exists watches its creation).
-        await this.zk.exists(this.parent, () => {
-          this.cached = undefined;
-        });
+        await this.zk.exists(this.parent, this.invalidate);
         return [] as string[];
       })
       .catch(unavailable);

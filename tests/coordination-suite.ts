@@ -11,6 +11,7 @@ import type { WorkerStatus } from '../common/messages.js';
 import { AuditStore } from '../coordination/audit-store.js';
 import { readClusterRecord, writeClusterRecord } from '../coordination/cluster-record.js';
 import { ClusterView } from '../coordination/cluster-view.js';
+import { databasesPath, DatabaseStore } from '../coordination/database-store.js';
 import { LeaderElection } from '../coordination/leader-election.js';
 import { removeTree } from '../coordination/namespace.js';
 import { zkPaths, type ZkPaths } from '../coordination/paths.js';
@@ -39,6 +40,34 @@ async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Every watcher function a session hands the client for znode `path` (through exists, getData or getChildren).
+ * The client keeps each distinct function until the znode changes, so a recipe that reads often must hand the same one.
+ */
+function watchersSeen(path: string): { spy(s: Session): Session; watchers: Set<unknown>; handed: number } {
+  const out = {
+    watchers: new Set<unknown>(),
+    handed: 0,
+    spy: (s: Session): Session =>
+      new Proxy(s, {
+        get(target, key) {
+          if (key === 'exists' || key === 'getData' || key === 'getChildren') {
+            return (at: string, watcher?: unknown) => {
+              if (at === path && watcher) {
+                out.handed++;
+                out.watchers.add(watcher);
+              }
+              return (target[key] as (at: string, watcher?: unknown) => unknown).call(target, at, watcher);
+            };
+          }
+          const v: unknown = Reflect.get(target, key, target);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      }),
+  };
+  return out;
 }
 
 export function coordinationSuite(name: string, backend: CoordinationBackend): void {
@@ -257,35 +286,17 @@ export function coordinationSuite(name: string, backend: CoordinationBackend): v
     it('a follower campaigning under a steady leader keeps one watcher on the leader znode, not one per wait', async () => {
       const p = ns();
       const noop = { onElected: async () => undefined, onDeposed: () => undefined };
-      // Every watcher function the follower hands the client for the leader znode (the client keeps each distinct one).
-      const watchers = new Set<unknown>();
-      let waits = 0;
-      const spy = (s: Session): Session =>
-        new Proxy(s, {
-          get(target, key) {
-            if (key === 'exists') {
-              return (path: string, watcher?: unknown) => {
-                if (path === p.leader && watcher) {
-                  waits++;
-                  watchers.add(watcher);
-                }
-                return target.exists(path, watcher as Parameters<Session['exists']>[1]);
-              };
-            }
-            const v: unknown = Reflect.get(target, key, target);
-            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          },
-        });
+      const seen = watchersSeen(p.leader);
       let a: LeaderElection | undefined;
       let b: LeaderElection | undefined;
       const sa = await session((s) => (a = new LeaderElection(s, p, { port: 1, url: 'http://a' }, logger, noop)));
-      await session((s) => (b = new LeaderElection(spy(s), p, { port: 2, url: 'http://b' }, logger, noop)));
+      await session((s) => (b = new LeaderElection(seen.spy(s), p, { port: 2, url: 'http://b' }, logger, noop)));
       if (!a || !b) throw new Error('no elections');
       try {
         expect(await a.start(0)).toBe('leader');
         expect(await b.start(0)).toBe('follower');
-        await until(() => waits >= 3, 10_000);
-        expect(watchers.size).toBe(1);
+        await until(() => seen.handed >= 3, 10_000);
+        expect(seen.watchers.size).toBe(1);
         // The shared watcher still ends the wait: the follower leads once the leader's session ends.
         sa.close();
         await until(() => b?.isLeader === true, 10_000);
@@ -293,6 +304,27 @@ export function coordinationSuite(name: string, backend: CoordinationBackend): v
         a.close();
         b.close();
       }
+    });
+
+    it('database lookups of unknown names and lists hand the client one watcher for the databases parent, and it still sees a create elsewhere', async () => {
+      const p = ns();
+      const seen = watchersSeen(databasesPath(p));
+      const reader = new DatabaseStore(seen.spy(await session()), p);
+      const writer = new DatabaseStore(await session(), p);
+      // Before any database: the parent's creation is watched; after one: its children.
+      for (let i = 0; i < 5; i += 1) expect(await reader.exists(`nope${i}`)).toBe(false);
+      expect((await writer.create('first', 10))?.name).toBe('first');
+      expect(await reader.exists('first')).toBe(true);
+      for (let i = 0; i < 20; i += 1) {
+        expect(await reader.exists(`unknown${i}`)).toBe(false);
+        expect((await reader.list()).map((d) => d.name)).toEqual(['default', 'first']);
+      }
+      expect(seen.handed).toBeGreaterThanOrEqual(40);
+      expect(seen.watchers.size).toBe(1);
+      // The one watcher still invalidates: a database made through another session is listed.
+      expect((await writer.create('second', 10))?.name).toBe('second');
+      await until(async () => (await reader.list()).length === 3);
+      expect(await reader.exists('second')).toBe(true);
     });
 
     it('the cluster record round-trips, and an unreadable one reads as none', async () => {

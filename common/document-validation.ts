@@ -3,6 +3,7 @@
  * updates. Every validator returns a fresh copy, so callers never keep a
  * reference to the client's object.
  */
+import { checkBsonSize, GENERATED_ID_BYTES } from './bson-size.js';
 import type { Doc } from './commands.js';
 import type { ErrorCode } from './errors.js';
 import { describeType, fail, hasLoneSurrogate, hasUnstorableKeyChar, isPlainObject, putOwn, UNSTORABLE_KEY_WHY, type JsonObject } from './json-shape.js';
@@ -30,7 +31,8 @@ const DOCUMENT_RULES: ValueRules = { code: 'DBAAS_DOC_INVALID' };
  *
  * Keys are non-empty, at most {@link MAX_KEY_LENGTH} long, do not start with `$`,
  * contain no `.`, NUL, control character, `"` or `\` and are not `__proto__`. Strings and keys hold no NUL and no lone surrogate. Numbers are finite. A top-level
- * `_id`, when present, is a non-empty string of at most {@link MAX_ID_LENGTH}.
+ * `_id`, when present, is a non-empty string of at most {@link MAX_ID_LENGTH}. As BSON (with the
+ * `_id` an insert gives it) it holds at most 16 MiB less 16 KiB (`MAX_DOCUMENT_BYTES`).
  *
  * @param path where the document sits in the request, for messages (e.g. `data[2]`)
  * @throws DbaasError `DBAAS_DOC_INVALID` for a malformed document,
@@ -40,6 +42,7 @@ export function validateDocument(doc: unknown, path: string): Doc {
   if (!isPlainObject(doc)) fail('DBAAS_DOC_INVALID', path, `a document must be a JSON object, got ${describeType(doc)}`);
   const copy = copyObject(doc, path, 1, DOCUMENT_RULES);
   if (Object.hasOwn(copy, '_id')) checkId(copy['_id'], `${path}._id`);
+  checkBsonSize(copy, path, Object.hasOwn(copy, '_id') ? 0 : GENERATED_ID_BYTES);
   return copy;
 }
 

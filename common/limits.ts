@@ -81,6 +81,13 @@ export const MAX_ENTRY_BYTES = 8 * 1_048_576;
 export const MAX_STORED_ENTRY_BYTES = 15 * 1_048_576;
 
 /**
+ * The most one stored document may hold as BSON (common/bson-size.ts): under the 16 MiB the
+ * MongoDB driver sends, less 16 KiB for the command around it (a replace's filter). BSON can
+ * be five times its JSON, so the JSON bounds above do not keep a document under it.
+ */
+export const MAX_DOCUMENT_BYTES = 16 * 1_048_576 - 16 * 1024;
+
+/**
  * A delete keeps the documents it removes (to take its batch back) up to this many JSON
  * bytes; a wider delete reads only their `_id`s, and goes alone in its batch.
  */

@@ -14,7 +14,8 @@ import type { Doc, Filter, WriteCommand, WriteResult } from '../common/commands.
 import { DbaasError } from '../common/errors.js';
 import type { SyncOp } from '../common/messages.js';
 import { applyUpdate, deepEqual, seedFromFilter } from '../common/update-ops.js';
-import { MAX_DELETE_PRE_IMAGE_BYTES, MAX_ENTRY_BYTES, MAX_STORED_ENTRY_BYTES } from '../common/limits.js';
+import { checkBsonSize } from '../common/bson-size.js';
+import { MAX_DELETE_PRE_IMAGE_BYTES, MAX_DOCUMENT_BYTES, MAX_ENTRY_BYTES, MAX_STORED_ENTRY_BYTES } from '../common/limits.js';
 import { buildIndexChange, checkUnique, type UniquePut } from './unique-keys.js';
 import { idOnly, type BatchSource } from './write-batch.js';
 
@@ -202,6 +203,8 @@ class EntryBytes {
   /** Counts one op (and `before`, the document it changes as it was), throwing once a bound is passed. */
   add(op: SyncOp, before?: Doc): void {
     const bytes = Buffer.byteLength(JSON.stringify(op)) + 1;
+    // BSON is at most about 5x its JSON (bson-size.ts): only a document past a sixth of the bound is measured.
+    if (op.t === 'put' && bytes * 6 > MAX_DOCUMENT_BYTES) checkBsonSize(op.doc, `_id ${JSON.stringify(op.doc._id)}`);
     this.published += bytes;
     this.stored += bytes + (before === undefined ? 0 : Buffer.byteLength(JSON.stringify(before)) + 1);
     this.count += 1;

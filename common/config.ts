@@ -140,6 +140,12 @@ export interface OrchestratorConfig extends ClusterConfig {
    * (issue 16; orchestrator/runtimes/spare-databases.ts); 0: none.
    */
   readonly spareDatabases: number;
+  /**
+   * `DBAAS_WORKER_START_NICE`: the process runtime's CPU priority for a starting worker and its database
+   * process, from their spawn until the worker serves (10 s at most), -20…0; 0: none. Needs CAP_SYS_NICE
+   * (root), else starts run at normal priority (issue 16; orchestrator/runtimes/start-priority.ts).
+   */
+  readonly workerStartNice: number;
   readonly bodyLimitBytes: number;
   /** Slow clients: a request's headers must arrive within this long, else 408 and the connection is closed. */
   readonly httpHeadersTimeoutMs: number;
@@ -389,6 +395,7 @@ export function loadOrchestratorConfig(env: Env = process.env): Readonly<Orchest
     dbBackend,
     pgUrl,
     spareDatabases: r.int('DBAAS_SPARE_DATABASES', 1, 0, 8),
+    workerStartNice: r.int('DBAAS_WORKER_START_NICE', -10, -20, 0),
     bodyLimitBytes: r.int('DBAAS_BODY_LIMIT_BYTES', 1_048_576, 1024, 64 * 1_048_576),
     httpHeadersTimeoutMs,
     httpRequestTimeoutMs,

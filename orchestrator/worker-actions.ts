@@ -234,6 +234,7 @@ export class WorkerActions {
       const exit = registry.exitOf(spec.id);
       if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
     } catch (err) {
+      this.d.runtime.startEnded?.(spec.id);
       await asked;
       const pid = this.pidOf(spec.id);
       await this.d.runtime.kill(spec.id);
@@ -246,6 +247,7 @@ export class WorkerActions {
       throw failed;
     }
     this.lastStartFailure = undefined;
+    this.d.runtime.startEnded?.(spec.id);
     registry.started(spec.id);
     this.d.logger.info({ id: spec.id, role: spec.role, workerPid: this.pidOf(spec.id), ms: Date.now() - started }, 'worker ready');
   }

@@ -22,6 +22,7 @@ export function createRuntime(config: OrchestratorConfig, logger: Logger): Runti
         dbBackend: config.dbBackend,
         ...(config.pgUrl ? { pgUrl: config.pgUrl } : {}),
         spareDatabases: config.spareDatabases,
+        startNice: config.workerStartNice,
         clusterEnv: clusterEnv(config),
         logger: logger.child({ component: 'runtime' }),
       });

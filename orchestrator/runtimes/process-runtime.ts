@@ -23,6 +23,7 @@ import { NODE_FLAGS } from '../../common/node-flags.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import { PendingDrops } from './pending-drops.js';
 import { SpareDatabases } from './spare-databases.js';
+import { StartPriority } from './start-priority.js';
 import { failureCause } from './failure-cause.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
 
@@ -43,6 +44,8 @@ export interface ProcessRuntimeOptions {
   dbStartTimeoutMs?: number;
   /** Empty PostgreSQL databases kept made ahead for new workers (`DBAAS_SPARE_DATABASES`; default 0), spare-databases.ts. */
   spareDatabases?: number;
+  /** A starting worker's and its database's nice (`DBAAS_WORKER_START_NICE`, -20…0; default 0: none), start-priority.ts. */
+  startNice?: number;
 }
 
 interface Unit {
@@ -94,11 +97,13 @@ export class ProcessRuntime implements Runtime {
   private readonly postgres: PostgresDatabases | undefined;
   private readonly spares: SpareDatabases | undefined;
   private readonly drops: PendingDrops | undefined;
+  private readonly priority: StartPriority;
 
   constructor(private readonly opts: ProcessRuntimeOptions) {
     this.workerEntry = opts.workerEntry ?? findWorkerEntry();
     if (opts.dbBackend === 'postgresql' && !opts.pgUrl) throw new Error('the postgresql backend needs DBAAS_PG_URL');
     this.postgres = opts.pgUrl ? new PostgresDatabases({ adminUrl: opts.pgUrl, namespace: opts.namespace }) : undefined;
+    this.priority = new StartPriority(opts.startNice ?? 0, opts.logger);
     this.drops = this.postgres && new PendingDrops({ postgres: this.postgres, nsDir: path.resolve(opts.dataDir, opts.namespace), logger: opts.logger });
     const spares = opts.spareDatabases ?? 0;
     this.spares =
@@ -112,6 +117,10 @@ export class ProcessRuntime implements Runtime {
             logger: opts.logger,
           })
         : undefined;
+  }
+
+  startEnded(id: string): void {
+    this.priority.lower(id);
   }
 
   failureCause(id: string): string | undefined {
@@ -175,6 +184,8 @@ export class ProcessRuntime implements Runtime {
     });
     const pid = worker.pid;
     if (pid === undefined) throw new Error(`could not start worker ${spec.id}`);
+    // Until the orchestrator sees it serve (startEnded), ahead of the steady writes' processes for the CPU (issue 16).
+    this.priority.raise(spec.id, pid);
     const workerExited = new Promise<{ code: number | null; signal: string | null }>((resolve) => {
       worker.once('exit', (code, signal) => resolve({ code, signal }));
       worker.once('error', () => resolve({ code: null, signal: null }));
@@ -191,6 +202,7 @@ export class ProcessRuntime implements Runtime {
       if (aborted) throw new Error(`the start of worker ${spec.id} was cancelled`);
       const dbChild = this.spawnLogged(this.opts.dbBin, dbArgs(this.opts.dbBin, dbDir, port, pgUrl), path.join(dir, 'db.log'), {});
       db = dbChild;
+      this.priority.raise(spec.id, dbChild.pid);
       killSpawned = () => {
         worker.kill('SIGKILL');
         dbChild.kill('SIGKILL');
@@ -216,6 +228,7 @@ export class ProcessRuntime implements Runtime {
     } catch (err) {
       worker.kill('SIGKILL');
       db?.kill('SIGKILL');
+      this.priority.lower(spec.id);
       throw err;
     }
     const dbChild = db;
@@ -235,7 +248,10 @@ export class ProcessRuntime implements Runtime {
     void dbExited.then(() => {
       if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
     });
-    unit.exited = Promise.all([workerExited, dbExited]).then(([w]) => this.reportExit(unit, w.code, w.signal));
+    unit.exited = Promise.all([workerExited, dbExited]).then(([w]) => {
+      this.priority.lower(spec.id);
+      this.reportExit(unit, w.code, w.signal);
+    });
     this.units.set(spec.id, unit);
     this.owned.add(spec.id);
     const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: dbChild.pid ?? 0, port };
@@ -307,6 +323,8 @@ export class ProcessRuntime implements Runtime {
 
   /** Watches processes that are not our children: their exit is seen by polling. */
   private adoptUnit(file: UnitFile, dir: string): void {
+    // Its start may have ended with the orchestrator that raised its priority (start-priority.ts).
+    for (const pid of [file.workerPid, file.dbPid]) StartPriority.normal(pid);
     const unit: Unit = {
       id: file.id,
       pid: file.workerPid,

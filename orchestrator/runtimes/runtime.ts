@@ -86,6 +86,11 @@ export interface Runtime {
    * swarm runtimes ask the engine for the containers' logs, within a few seconds.
    */
   failureCause?(id: string): string | undefined | Promise<string | undefined>;
+  /**
+   * Worker `id`'s start has ended (it reached its state, or the start failed): a runtime that raised the
+   * start's CPU priority puts it back (the process runtime, `DBAAS_WORKER_START_NICE`, start-priority.ts).
+   */
+  startEnded?(id: string): void;
   /** Stops every worker it started (gracefully, within `timeoutMs`). Idempotent. */
   close(timeoutMs: number): Promise<void>;
   /** Stops watching without touching the workers, which keep running for a new orchestrator to adopt. */

@@ -145,10 +145,10 @@ export class BenchCluster {
   }
 
   /** A worker's database port and pid (from the process runtime's unit file). */
-  unit(workerId: string): { port: number; dbPid: number } {
+  unit(workerId: string): { port: number; dbPid: number; workerPid: number } {
     const file = path.join(this.dataDir, this.namespace, workerId, 'unit.json');
     if (!existsSync(file)) throw new Error(`no unit file for worker ${workerId}`);
-    return JSON.parse(readFileSync(file, 'utf8')) as { port: number; dbPid: number };
+    return JSON.parse(readFileSync(file, 'utf8')) as { port: number; dbPid: number; workerPid: number };
   }
 
   /**
@@ -282,6 +282,7 @@ export function benchEnv(config: OrchestratorConfig): Record<string, string> {
     DBAAS_DB_BACKEND: config.dbBackend,
     ...(config.pgUrl ? { DBAAS_PG_URL: config.pgUrl } : {}),
     DBAAS_SPARE_DATABASES: String(config.spareDatabases),
+    DBAAS_WORKER_START_NICE: String(config.workerStartNice),
     DBAAS_LOG_LEVEL: 'info',
     DBAAS_REQUEST_TIMEOUT_MS: '10000',
   };

@@ -14,7 +14,7 @@
  * request ledger was copied. Prints a table and writes it as JSON (--json FILE).
  */
 import { writeFileSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -112,6 +112,42 @@ function startProfile(cluster: BenchCluster, id: string, lines: readonly LogLine
   return Object.fromEntries(Object.entries(at).sort((a, b) => (a[0].startsWith('(') ? 1 : 0) - (b[0].startsWith('(') ? 1 : 0) || a[1] - b[1]));
 }
 
+/** On-CPU and runnable-but-waiting ns of process `pid` since it started: `/proc/<pid>/task/<tid>/schedstat`, its live threads (main: only its main thread). */
+function schedstat(pid: number, main: boolean): { runMs: number; waitMs: number } | undefined {
+  try {
+    let run = 0;
+    let wait = 0;
+    for (const tid of main ? [String(pid)] : readdirSync(`/proc/${pid}/task`)) {
+      const [r, w] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      run += r ?? 0;
+      wait += w ?? 0;
+    }
+    return { runMs: Math.round(run / 1e6), waitMs: Math.round(wait / 1e6) };
+  } catch {
+    return undefined; // gone, or not Linux
+  }
+}
+
+/**
+ * The new worker's main thread and its database process (all threads), from their start until the
+ * slave served: ms on a CPU and ms runnable but waiting for one (the rest of the worker's time it
+ * waited on others: round trips, its database). In the profile as `(worker cpu ms)` and so on.
+ */
+function startCpu(cluster: BenchCluster, id: string): Record<string, number> {
+  let unit: { workerPid?: number; dbPid: number };
+  try {
+    unit = cluster.unit(id);
+  } catch {
+    return {};
+  }
+  const w = unit.workerPid === undefined ? undefined : schedstat(unit.workerPid, true);
+  const d = schedstat(unit.dbPid, false);
+  return {
+    ...(w ? { '(worker cpu ms)': w.runMs, '(worker waiting for cpu ms)': w.waitMs } : {}),
+    ...(d ? { '(database cpu ms)': d.runMs, '(database waiting for cpu ms)': d.waitMs } : {}),
+  };
+}
+
 function workerLog(cluster: BenchCluster, id: string): LogLine[] {
   return readFileSync(path.join(cluster.dataDir, cluster.namespace, id, 'worker.log'), 'utf8')
     .split('\n')
@@ -148,6 +184,8 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
     await sleep(20);
   }
   const servedMs = Date.now() - started;
+  // Where the start's time went on the CPU: run, or runnable and waiting for a core (issue 16: the writer's processes).
+  const cpu = startCpu(cluster, id);
   // What the orchestrator said while this slave started (failed tries, extensions).
   const said = (await cluster.client.events().catch(() => []))
     .filter((e) => Date.parse(e.at) >= started && /start|slave/.test(e.reason))
@@ -164,7 +202,7 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
   const streamOpened = master ? workerLog(cluster, master.id).findLast((l) => l.msg === 'snapshot stream opened between two batches' && (l.time ?? 0) >= started) : undefined;
   if (streamRead) log(`  master: writes paused ${streamOpened?.ms ?? '?'} ms to open the stream, then read it beside the writes in ${streamRead.ms} ms (${streamRead.documents ?? '?'} documents)`);
   const since = (l: LogLine | undefined): Record<string, number> => (l?.time === undefined ? {} : { ms: l.time - started });
-  const profile = startProfile(cluster, id, lines, started, { opened: streamOpened, read: streamRead });
+  const profile = { ...startProfile(cluster, id, lines, started, { opened: streamOpened, read: streamRead }), ...cpu };
   log(`  profile (ms after the request): ${Object.entries(profile).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   const c: CatchUpCase = {
     name,

@@ -312,10 +312,18 @@ export class ClusterManager {
     // Without them this leader could not stop or kill those workers: a crash drill answered a pid it did not kill
     // (or the dead one it remembered), and a switchover from a master it did not run waited for that master to fence
     // itself, gave up and held writes meanwhile (found by fault testing two npm starts).
+    // The master may have changed while another leader led (a promotion, a switchover): the one this orchestrator
+    // knew from its own leadership may be gone, data and all. Its master is the one recorded now, as at a first start
+    // (E's fault run: elected again with the new master dead, it waited for a promotable slave with no master for minutes).
+    try {
+      this.s.lastMasterId = this.d.view.master?.id ?? readClusterFile(this.d.config)?.masterId ?? (await readClusterRecord(this.d.zk, this.d.paths))?.masterId ?? this.s.lastMasterId;
+    } catch (err) {
+      this.d.logger.warn({ err: (err as Error).message }, 'leading again: could not read the recorded master; acting on the one known');
+    }
     try {
       const adopted = await this.d.runtime.adopt();
       for (const w of adopted) this.s.registry.runningAgain(w.id, w.pid);
-      this.d.logger.info({ workers: adopted.length }, 'leading again: adopted the running workers');
+      this.d.logger.info({ workers: adopted.length, master: this.s.lastMasterId }, 'leading again: adopted the running workers');
     } catch (err) {
       this.d.logger.warn({ err: (err as Error).message }, 'leading again: adopting the running workers failed; acting on those known');
     }

@@ -48,18 +48,19 @@ async function ackWrite(c: TestCluster, body: Record<string, unknown>): Promise<
  * Two orchestrators as processes of dist/orchestrator/main.js on one namespace (so one can be
  * SIGKILLed or SIGSTOPped), and the clean-up that leaves nothing of them behind.
  */
-function processPair(): { leader: OrchestratorProcess; follower: OrchestratorProcess; cleanUp(): Promise<void> } {
+function processPair(env: Record<string, string> = {}): { leader: OrchestratorProcess; follower: OrchestratorProcess; namespace: string; cleanUp(): Promise<void> } {
   const namespace = `t-orch-${process.pid}-${Date.now().toString(36)}`;
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-orch-'));
   const base = 18_700 + Math.floor(Math.random() * 200);
   const entry = path.resolve(import.meta.dirname, '../../dist/orchestrator/main.js');
   const mk = (port: number): OrchestratorProcess =>
-    new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn' } });
+    new OrchestratorProcess({ entry, port, namespace, dataDir, logFile: path.join(dataDir, `orch-${port}.log`), env: { DBAAS_LOG_LEVEL: 'warn', ...env } });
   const leader = mk(base);
   const follower = mk(base + 1);
   return {
     leader,
     follower,
+    namespace,
     cleanUp: async () => {
       leader.signal('SIGCONT');
       follower.signal('SIGINT');
@@ -414,6 +415,72 @@ describe('several orchestrators', () => {
     }
   }, 240_000);
 
+  it('a leader elected again while the master is dead and its znode gone takes the master another leader made since, not the one it knew', async () => {
+    // Found by E's fault run against two npm starts (session 8): a former leader elected again kept the master it had
+    // known when it last led; the other leader had promoted another worker since (and removed the old master's data).
+    // With the new master dead and its znode gone, it waited for a promotable slave with no master for 12+ minutes.
+    const { leader, follower, namespace, cleanUp } = processPair({ DBAAS_MIN_SLAVES: '1' });
+    const json = orchJson;
+    const leads = orchLeads;
+    const master = async (o: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> =>
+      ((await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>).find((w) => w.role === 'master' && w.state === 'master');
+    const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
+    zk.start();
+    let paused: number | undefined;
+    try {
+      await leader.start(60_000);
+      await follower.start(60_000);
+      const first = await master(follower);
+      expect(first).toBeDefined();
+      // The first leader has led (it knows `first`); the follower takes over, and the first leader, resumed, follows.
+      leader.signal('SIGSTOP');
+      await eventually(() => leads(follower), 20_000, 'the follower to lead while the leader is paused');
+      leader.signal('SIGCONT');
+      await eventually(async () => !(await leads(leader)) && (await json(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+      // The new leader makes another worker master, and retires the first master (now the newest slave) with its data:
+      // the first leader's master is gone, and the one slave left is an initial one (not promotable yet).
+      await eventually(async () => (await json(`${follower.url}/api/v1/switchover`, 'POST', {}).catch(() => ({}))).to !== undefined, 60_000, 'a switchover');
+      let second: { id: string; pid: number } | undefined;
+      await eventually(async () => (second = await master(leader)) !== undefined && second.id !== first?.id, 30_000, 'the former leader to see the new master');
+      const ids = async (): Promise<string[]> => ((await json(`${leader.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; state: string }>).filter((w) => w.state === 'slave').map((w) => w.id);
+      await eventually(async () => (await ids()).includes(first?.id ?? ''), 30_000, 'the first master to serve as a slave');
+      const scaled = await json(`${follower.url}/api/v1/scale`, 'POST', { slaves: 1 });
+      expect(scaled.targetSlaves, JSON.stringify(scaled)).toBe(1);
+      await eventually(async () => {
+        const now = await ids();
+        return now.length === 1 && !now.includes(first?.id ?? '');
+      }, 30_000, 'the first master retired');
+      const slave = ((await json(`${leader.url}/api/v1/workers`)) as Array<{ id: string; pid: number; state: string }>).find((w) => w.state === 'slave');
+      paused = slave?.pid;
+      // A write the new master acknowledges after the first master left: it must survive whatever happens next.
+      const acked = await fetch(`${follower.url}/api/v1/db/write`, { method: 'POST', signal: AbortSignal.timeout(15_000), headers: { 'content-type': 'application/json' }, body: JSON.stringify({ table: 'lead2', operation: 'insert', data: { _id: 'after-retire' }, requestId: 'lead2-after-retire' }) });
+      expect(acked.status).toBe(200);
+      const ackedSeq = ((await acked.json()) as { seq: number }).seq;
+      // Both orchestrators and the slave paused (no slave can take over), the new master killed; once their znodes are
+      // gone, the first leader alone resumes: the master to bring back is the new one, restarted from its own data.
+      follower.signal('SIGSTOP');
+      leader.signal('SIGSTOP');
+      process.kill(slave?.pid ?? 0, 'SIGSTOP');
+      process.kill(second?.pid ?? 0, 'SIGKILL');
+      await zk.waitUntilConnected(10_000);
+      const paths = zkPaths(namespace);
+      await eventually(async () => (await zk.exists(paths.master)) === null && (await zk.exists(paths.worker(slave?.id ?? ''))) === null, 30_000, "the master's and the slave's znodes to go");
+      leader.signal('SIGCONT');
+      await eventually(() => leads(leader), 30_000, 'the first leader to lead again');
+      let n = 0;
+      const write = (): Promise<Response> =>
+        fetch(`${leader.url}/api/v1/db/write`, { method: 'POST', signal: AbortSignal.timeout(15_000), headers: { 'content-type': 'application/json' }, body: JSON.stringify({ table: 'lead2', operation: 'insert', data: { n }, requestId: `lead2-${n++}` }) });
+      await eventually(async () => (await write()).status === 200, 45_000, 'a write through the leader (a master again)');
+      const read = await json(`${leader.url}/api/v1/db/read`, 'POST', { table: 'lead2', where: { _id: 'after-retire' }, afterSeq: ackedSeq });
+      expect(read, 'the write the new master acknowledged').toEqual([{ _id: 'after-retire' }]);
+    } finally {
+      zk.close();
+      if (paused !== undefined && alive(paused)) process.kill(paused, 'SIGCONT');
+      follower.signal('SIGCONT');
+      leader.signal('SIGCONT');
+      await cleanUp();
+    }
+  }, 240_000);
   it('an orchestrator adopting a running cluster listens before its cluster start ends: a write answers 200 through the running master meanwhile (listen-early)', async () => {
     // E's fault run (session 7): a restarted orchestrator refused connections for 24-30 s while its lead() waited
     // (for promotable slaves), though the workers ran. Here the new orchestrator's adoption is held back by the test,

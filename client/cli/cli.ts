@@ -97,7 +97,7 @@ options:
   --api-key KEY      key for the data and cluster endpoints (default: $DBAAS_API_KEY)
   --db NAME          the database of read, write, clear (default: the server's default database)
   --json             print JSON instead of tables (errors too, as {"error": …})
-  --timeout MS       how long one try may take (default 10000; verify 120000)
+  --timeout MS       how long one try may take (default 10000; verify and backup 120000)
   --retries N        retries of safe requests on 503/504/no answer (default 3; writes keep their requestId)
   -h, --help         this text
   -V, --version      print the version of dbaas
@@ -238,8 +238,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       return await runTeardown(values.namespace, { yes: values.yes === true, json }, io);
     }
 
-    // A verify waits for every replica to reach its checkpoint and hash (DBAAS_VERIFY_WAIT_MS, 60 s by default).
-    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? (command === 'verify' ? 120_000 : 10_000);
+    // A verify waits for every replica to reach its checkpoint and hash (DBAAS_VERIFY_WAIT_MS, 60 s by default); a
+    // backup's headers wait for its checkpoint and the slave's first part as long (E's fault runs: 11.6 s, 22.8 s).
+    const timeoutMs = integer(values.timeout, 'timeout', 1) ?? (command === 'verify' || command === 'backup' ? 120_000 : 10_000);
     const retries = integer(values.retries, 'retries', 0) ?? 3;
     const url = values.url ?? io.defaults.url;
     if (!/^https?:\/\/[^/]/.test(url)) usage(`--url must be an http(s) URL, got ${JSON.stringify(url)}`);

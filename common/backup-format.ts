@@ -21,6 +21,7 @@
  */
 import type { IndexDef } from './commands.js';
 import type { Doc } from './commands.js';
+import type { ErrorCode } from './errors.js';
 import type { SyncEntry, TableChecksum } from './messages.js';
 
 export const BACKUP_FORMAT = 1;
@@ -57,6 +58,8 @@ export interface BackupPart {
   lines: BackupLine[];
   last?: true;
   error?: string;
+  /** With `error`: its catalogue code (DBAAS_BACKUP_OPLOG_TRIMMED, else DBAAS_BACKUP_FAILED). */
+  code?: ErrorCode;
 }
 
 export function isHead(line: unknown): line is BackupHead {

@@ -59,6 +59,10 @@ export const ERROR_CATALOGUE = {
   /** A write would create a table in a database that holds DBAAS_MAX_TABLES already: nothing changed. */
   DBAAS_TABLE_LIMIT_REACHED: { status: 409, retryable: false, message: 'the database holds as many tables as DBAAS_MAX_TABLES allows' },
 
+  // Backups (issue 20): what the slave taking one answers.
+  DBAAS_BACKUP_OPLOG_TRIMMED: { status: 409, retryable: false, message: "the slave's oplog no longer holds every entry after oplogAfter; take a full backup, or one with a later oplogAfter" },
+  DBAAS_BACKUP_FAILED: { status: 503, retryable: true, message: 'the slave taking the backup failed; another try may succeed' },
+
   // Fault drills.
   DBAAS_CRASH_NOTHING_TO_KILL: { status: 409, retryable: false, message: 'there is no worker of that role to kill' },
 

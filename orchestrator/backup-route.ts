@@ -23,7 +23,7 @@ import { createGzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { BackupPart } from '../common/backup-format.js';
 import type { WriteRequest, WriteResult } from '../common/commands.js';
-import { DbaasError } from '../common/errors.js';
+import { DbaasError, isErrorCode, type ErrorCode } from '../common/errors.js';
 import { fail, isPlainObject } from '../common/json-shape.js';
 import type { Logger } from '../common/logger.js';
 import type { ClusterView } from '../coordination/cluster-view.js';
@@ -84,9 +84,10 @@ export function registerBackupRoute(app: FastifyInstance, deps: BackupRouteDeps)
       failFirst = reject;
     });
     started.catch(() => undefined);
-    const fail = (why: string): void => {
-      deps.logger.warn({ backup: id, why }, 'backup stream ended early');
-      failFirst?.(new DbaasError('DBAAS_RPC_TIMEOUT', `backup ${id}: ${why}`));
+    /** Ends the backup: before the first part, as the answer (`code`); after it, by cutting the archive short. */
+    const fail = (why: string, code: ErrorCode = 'DBAAS_RPC_TIMEOUT'): void => {
+      deps.logger.warn({ backup: id, why, code }, 'backup stream ended early');
+      failFirst?.(new DbaasError(code, `backup ${id}: ${why}`));
       gz.destroy(new Error(why));
       void stream.close();
     };
@@ -96,9 +97,10 @@ export function registerBackupRoute(app: FastifyInstance, deps: BackupRouteDeps)
     };
     const stream = await deps.rpc.openStream(queue, deps.waitMs * 4, async (content) => {
       const part = JSON.parse(content.toString('utf8')) as BackupPart;
-      if (part.id !== id || part.part !== next) return fail(`part ${part.part} of ${part.id} out of order (expected ${next})`);
+      if (part.id !== id || part.part !== next) return fail(`part ${part.part} of ${part.id} out of order (expected ${next})`, 'DBAAS_BACKUP_FAILED');
       next += 1;
-      if (part.error !== undefined) return fail(`the slave failed: ${part.error}`);
+      // What the slave refused or failed at comes back as such (a retryable 504 before).
+      if (part.error !== undefined) return fail(`the slave failed: ${part.error}`, part.code !== undefined && isErrorCode(part.code) ? part.code : 'DBAAS_BACKUP_FAILED');
       armIdle();
       firstPart?.();
       for (const line of part.lines) if (!gz.write(`${JSON.stringify(line)}\n`)) await once(gz, 'drain');

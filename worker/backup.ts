@@ -9,6 +9,7 @@
 import type { Channel } from 'amqplib';
 import { type BackupLine, type BackupPart, BACKUP_FORMAT } from '../common/backup-format.js';
 import type { Doc } from '../common/commands.js';
+import { DbaasError } from '../common/errors.js';
 import { TableHasher } from '../common/doc-hash.js';
 import type { Logger } from '../common/logger.js';
 import { encode, type SyncEntry } from '../common/messages.js';
@@ -26,7 +27,7 @@ export async function sendBackup(store: Store, entry: SyncEntry, ch: Channel, wo
   let part = 0;
   let lines: BackupLine[] = [];
   let bytes = 0;
-  const flush = async (end: Partial<Pick<BackupPart, 'last' | 'error'>> = {}): Promise<void> => {
+  const flush = async (end: Partial<Pick<BackupPart, 'last' | 'error' | 'code'>> = {}): Promise<void> => {
     const msg: BackupPart = { id: target.id, part: part++, lines, ...end };
     lines = [];
     bytes = 0;
@@ -39,6 +40,13 @@ export async function sendBackup(store: Store, entry: SyncEntry, ch: Channel, wo
     if (bytes >= PART_BYTES) await flush();
   };
   try {
+    // The oplog tail from `after` on (a point-in-time restore lays it over an older backup): all of it, or refused
+    // before anything is sent, so that the refusal is the answer's status, not an archive cut short.
+    const after = target.oplogAfter;
+    const log = after === undefined ? [] : await store.entriesBetween(after, entry.seq);
+    if (after !== undefined && after < entry.seq && log[0]?._id !== after + 1) {
+      throw new DbaasError('DBAAS_BACKUP_OPLOG_TRIMMED', `the oplog here starts at seq ${log[0]?._id ?? entry.seq + 1}, after ${after + 1}: outside the oplog horizon`);
+    }
     const tables = (await store.tables.userTables()).sort();
     const takenAt = new Date().toISOString();
     await push({ dbaasBackup: BACKUP_FORMAT, id: target.id, seq: entry.seq, term: entry.term, takenAt, from: workerId, tables });
@@ -54,20 +62,13 @@ export async function sendBackup(store: Store, entry: SyncEntry, ch: Channel, wo
       documents += h.count;
     }
     const indexes = await store.tables.indexes.all(tables);
-    const after = target.oplogAfter;
-    if (after !== undefined) {
-      // The oplog tail from `after` on (a point-in-time restore lays it over an older backup): all of it, or refused.
-      const log = await store.entriesBetween(after, entry.seq);
-      const first = log[0]?._id;
-      if (after < entry.seq && first !== after + 1) throw new Error(`the oplog here starts at seq ${first ?? entry.seq + 1}, after ${after + 1}: outside the oplog horizon`);
-      for (const { _id: _seq, ...e } of log) await push({ e });
-    }
+    for (const { _id: _seq, ...e } of log) await push({ e });
     await push({ manifest: { seq: entry.seq, term: entry.term, takenAt, documents, tables: sums, indexes, ...(after === undefined ? {} : { oplogAfter: after }) } });
     await flush({ last: true });
     logger.info({ backup: target.id, seq: entry.seq, tables: tables.length, documents, ms: Math.round(performance.now() - started) }, 'backup sent at checkpoint');
   } catch (err) {
     logger.warn({ backup: target.id, err: (err as Error).message }, 'backup failed');
     lines = [];
-    await flush({ error: (err as Error).message }).catch(() => undefined);
+    await flush({ error: (err as Error).message, code: err instanceof DbaasError ? err.code : 'DBAAS_BACKUP_FAILED' }).catch(() => undefined);
   }
 }

@@ -11,8 +11,10 @@
 import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DbaasClient } from '../../client/index.js';
+import { OPLOG } from '../../worker/oplog.js';
 import { startTestCluster, type TestCluster } from './harness.js';
 
 const ADMIN = 'backup-faults-admin';
@@ -43,8 +45,8 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function post(path: string): Promise<{ status: number; body: any }> {
-  const r = await fetch(`${c.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{}' });
+async function post(path: string, body: unknown = {}): Promise<{ status: number; body: any }> {
+  const r = await fetch(`${c.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const text = await r.text();
   return { status: r.status, body: r.headers.get('content-type')?.includes('json') ? JSON.parse(text) : text };
 }
@@ -94,5 +96,31 @@ describe('backup under faults', () => {
     const lines = await archiveLines(taken.body);
     expect(lines.some((l) => l.t === 'bf' && l.d?._id === 'two')).toBe(true);
     expect(lines.at(-1)?.manifest?.seq).toBe(taken.seq);
+  });
+
+  it('past the oplog horizon is refused 409 DBAAS_BACKUP_OPLOG_TRIMMED before the archive starts (not a retryable 504); within it, it holds the entries', async () => {
+    const writes = await Promise.all(Array.from({ length: 10 }, (_, i) => admin.write({ table: 'bh', operation: 'insert', data: { _id: `h${i}` } })));
+    const last = Math.max(...writes.map((w) => w.seq));
+    // The slave's oplog trimmed up to seq 3, as its trim (oplog-trim.ts, every 60 s) would: the entries deleted in its database.
+    const slave = c.orch.view.servingSlaves();
+    expect(slave.length).toBe(1);
+    const db = new MongoClient(slave[0]!.dbUrl, { serverSelectionTimeoutMS: 5000 });
+    try {
+      const oplog = db.db('dbaas').collection<{ _id: number }>(OPLOG);
+      await oplog.deleteMany({ _id: { $lte: 3 } });
+      expect((await oplog.find({}).sort({ _id: 1 }).limit(1).toArray())[0]?._id).toBeGreaterThan(3);
+    } finally {
+      await db.close();
+    }
+    const refused = await post('/api/v1/backup', { oplogAfter: 0 });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('DBAAS_BACKUP_OPLOG_TRIMMED');
+    expect(refused.body.error.message).toMatch(/the slave failed: the oplog here starts at seq \d+, after 1: outside the oplog horizon/);
+    // The typed client does not retry it, and says what it is.
+    await expect(new DbaasClient({ url: c.url, adminToken: ADMIN, timeoutMs: 30_000 }).backup({ oplogAfter: 0 })).rejects.toMatchObject({ code: 'DBAAS_BACKUP_OPLOG_TRIMMED', retryable: false, status: 409 });
+    // Within the horizon: the archive holds every entry after oplogAfter, up to its seq.
+    const taken = await admin.backup({ oplogAfter: last - 10 });
+    const entries = (await archiveLines(taken.body)).filter((l) => l.e !== undefined).map((l) => l.e.seq as number);
+    expect(entries).toEqual(Array.from({ length: taken.seq - (last - 10) }, (_, i) => last - 10 + 1 + i));
   });
 });

@@ -42,9 +42,14 @@ export function isRunning(s: Pick<FactSources, 'registry' | 'runtime' | 'view'>,
   return s.view.workers.has(id) && registry.exitOf(id) === undefined;
 }
 
-/** Every worker anyone knows of: the runtime's, ZooKeeper's, and those being started. */
+/**
+ * Every worker anyone knows of: the runtime's, ZooKeeper's, those being started, and the dead ones
+ * not yet dealt with. A dead slave stays a fact until it is restarted in place or forgotten: once its
+ * znode had expired (the loop busy restarting the master meanwhile) it was left out, so it was neither
+ * restarted from its data nor removed, and its data and sync queue stayed behind (session 8).
+ */
 export function knownIds(s: Pick<FactSources, 'registry' | 'runtime' | 'view'>): Set<string> {
-  return new Set<string>([...s.runtime.list().map((w) => w.id), ...s.view.workers.keys(), ...s.registry.startingIds()]);
+  return new Set<string>([...s.runtime.list().map((w) => w.id), ...s.view.workers.keys(), ...s.registry.startingIds(), ...s.registry.exitedIds()]);
 }
 
 /** A fresh, immutable view for {@link decide}; changes nothing. */

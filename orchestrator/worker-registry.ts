@@ -215,6 +215,11 @@ export class WorkerRegistry {
     return [...this.entries].filter(([, l]) => l.phase === 'starting').map(([id]) => id);
   }
 
+  /** Ids whose death the runtime reported and that no action has dealt with yet (restarted, forgotten). */
+  exitedIds(): string[] {
+    return [...this.entries].filter(([, l]) => l.phase === 'exited').map(([id]) => id);
+  }
+
   // -------------------------------------------------------- divergence --
 
   /** A verify found this worker's data different from the master's (how, as a clause). */

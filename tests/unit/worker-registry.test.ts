@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WorkerZnode } from '../../coordination/schemas.js';
 import { gatherFacts, type FactSources } from '../../orchestrator/facts.js';
-import { lostBecause } from '../../orchestrator/reconcile.js';
+import { decide, lostBecause } from '../../orchestrator/reconcile.js';
 import type { ExitInfo } from '../../orchestrator/runtimes/runtime.js';
 import { WorkerRegistry } from '../../orchestrator/worker-registry.js';
 
@@ -153,6 +153,27 @@ describe('gathering facts', () => {
     const s1b = f3.workers.find((x) => x.id === 's1');
     expect(s1b?.missingSince).toBe(1000);
     expect(s1b && lostBecause(s1b, f3)).toMatch(/session ended 1500 ms ago/);
+  });
+
+  it('a dead slave stays a fact after its znode expired (the loop was busy restarting the master): restarted in place, or removed', () => {
+    const w = world();
+    w.procs.set('m1', 5);
+    w.zk.set('m1', znode('m1', { role: 'master', state: 'master' }));
+    w.procs.set('s1', 7);
+    w.zk.set('s1', znode('s1'));
+    w.observe(0);
+    // Killed together with the master; the master's restart held the loop until the slave's session had expired.
+    w.procs.delete('s1');
+    w.registry.exit(exitOf('s1'));
+    w.zk.delete('s1');
+    const withData = { ...w.sources(), lastMasterId: 'm1', view: { workers: w.zk, master: { id: 'm1', term: 2, dbUrl: 'u' } }, restartsInPlace: 3 };
+    const f = gatherFacts({ ...withData, runtime: { ...withData.runtime, hasData: () => true } }, 3000);
+    expect(f.workers.find((x) => x.id === 's1')).toMatchObject({ running: false, registered: false, restartable: true });
+    expect(decide(f).action).toEqual({ kind: 'restart-slave', id: 's1' });
+    // Without its data: removed (so its queue and data go), not left out while a new slave is started beside it.
+    expect(decide(gatherFacts(withData, 3000)).action).toEqual({ kind: 'remove-lost', id: 's1', role: 'slave' });
+    w.registry.forget('s1');
+    expect(gatherFacts(withData, 3000).workers.map((x) => x.id)).toEqual(['m1']);
   });
 
   it('a forgotten worker ZooKeeper still lists is left out; one being started counts as running', () => {

@@ -85,6 +85,27 @@ async function orchLeads(o: OrchestratorProcess): Promise<boolean> {
   return ((await orchJson(`${o.url}/api/v1/orchestrators`).catch(() => ({}))).orchestrators ?? []).some((x: { self: boolean; leader: boolean }) => x.self && x.leader);
 }
 
+/** The serving master as this orchestrator process sees it. */
+async function orchMaster(o: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> {
+  return ((await orchJson(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>).find((w) => w.role === 'master' && w.state === 'master');
+}
+
+/**
+ * Starts the pair, then hands the lead to the follower and back to following: the first leader, paused, is deposed,
+ * and resumed it follows, having led (its runtime still watching the workers it ran). Answers the first master.
+ */
+async function startAndDepose(leader: OrchestratorProcess, follower: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> {
+  await leader.start(60_000);
+  await follower.start(60_000);
+  const first = await orchMaster(follower);
+  expect(first).toBeDefined();
+  leader.signal('SIGSTOP');
+  await eventually(() => orchLeads(follower), 20_000, 'the follower to lead while the leader is paused');
+  leader.signal('SIGCONT');
+  await eventually(async () => !(await orchLeads(leader)) && (await orchJson(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+  return first;
+}
+
 describe('several orchestrators', () => {
   it('list each other with one leader, and a leader that stops hands the running cluster over', async () => {
     const a = await cluster({ DBAAS_INITIAL_SLAVES: '2' });
@@ -365,20 +386,12 @@ describe('several orchestrators', () => {
     const { leader, follower, cleanUp } = processPair();
     const json = orchJson;
     const leads = orchLeads;
-    const master = async (o: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> =>
-      ((await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>).find((w) => w.role === 'master' && w.state === 'master');
+    const master = orchMaster;
     const write = (o: OrchestratorProcess, n: number): Promise<Response> =>
       fetch(`${o.url}/api/v1/db/write`, { method: 'POST', signal: AbortSignal.timeout(15_000), headers: { 'content-type': 'application/json' }, body: JSON.stringify({ table: 'rip', operation: 'insert', data: { n }, requestId: `rip-${n}` }) });
     try {
-      await leader.start(60_000);
-      await follower.start(60_000);
-      const first = await master(follower);
-      expect(first).toBeDefined();
       // The follower takes over; the first leader, resumed, follows with the workers it ran still watched by its runtime.
-      leader.signal('SIGSTOP');
-      await eventually(() => leads(follower), 20_000, 'the follower to lead while the leader is paused');
-      leader.signal('SIGCONT');
-      await eventually(async () => !(await leads(leader)) && (await json(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+      const first = await startAndDepose(leader, follower);
       // Two switchovers through the new leader: the first master rejoins as a slave under its id (a new process,
       // restarted in place), then is master again. The former leader saw its first process exit.
       for (let k = 0; k < 2; k++) {
@@ -421,22 +434,13 @@ describe('several orchestrators', () => {
     // With the new master dead and its znode gone, it waited for a promotable slave with no master for 12+ minutes.
     const { leader, follower, namespace, cleanUp } = processPair({ DBAAS_MIN_SLAVES: '1' });
     const json = orchJson;
-    const leads = orchLeads;
-    const master = async (o: OrchestratorProcess): Promise<{ id: string; pid: number } | undefined> =>
-      ((await json(`${o.url}/api/v1/workers`).catch(() => [])) as Array<{ id: string; pid: number; role: string; state: string }>).find((w) => w.role === 'master' && w.state === 'master');
+    const master = orchMaster;
     const zk = new ZkSession({ connect: '127.0.0.1:2181', sessionTimeoutMs: 5000, logger: createLogger('test-zk', 'warn') });
     zk.start();
     let paused: number | undefined;
     try {
-      await leader.start(60_000);
-      await follower.start(60_000);
-      const first = await master(follower);
-      expect(first).toBeDefined();
       // The first leader has led (it knows `first`); the follower takes over, and the first leader, resumed, follows.
-      leader.signal('SIGSTOP');
-      await eventually(() => leads(follower), 20_000, 'the follower to lead while the leader is paused');
-      leader.signal('SIGCONT');
-      await eventually(async () => !(await leads(leader)) && (await json(`${leader.url}/readyz`).catch(() => undefined)) !== undefined, 20_000, 'the resumed leader to know it follows');
+      const first = await startAndDepose(leader, follower);
       // The new leader makes another worker master, and retires the first master (now the newest slave) with its data:
       // the first leader's master is gone, and the one slave left is an initial one (not promotable yet).
       await eventually(async () => (await json(`${follower.url}/api/v1/switchover`, 'POST', {}).catch(() => ({}))).to !== undefined, 60_000, 'a switchover');
@@ -466,7 +470,7 @@ describe('several orchestrators', () => {
       const paths = zkPaths(namespace);
       await eventually(async () => (await zk.exists(paths.master)) === null && (await zk.exists(paths.worker(slave?.id ?? ''))) === null, 30_000, "the master's and the slave's znodes to go");
       leader.signal('SIGCONT');
-      await eventually(() => leads(leader), 30_000, 'the first leader to lead again');
+      await eventually(() => orchLeads(leader), 30_000, 'the first leader to lead again');
       let n = 0;
       const write = (): Promise<Response> =>
         fetch(`${leader.url}/api/v1/db/write`, { method: 'POST', signal: AbortSignal.timeout(15_000), headers: { 'content-type': 'application/json' }, body: JSON.stringify({ table: 'lead2', operation: 'insert', data: { n }, requestId: `lead2-${n++}` }) });

@@ -198,7 +198,7 @@ export interface WorkerConfig extends ClusterConfig {
   readonly workerId: string;
   /** The role the worker starts in; a slave may later be promoted. */
   readonly role: WorkerRole;
-  /** Term to start with when starting as master. */
+  /** Term to start with when starting as master; for a slave whose first page was asked for ahead, the term of the master asked. */
   readonly term: number;
   readonly mongoUrl: string;
   /** The URL other workers use to reach this worker's database (snapshots). */

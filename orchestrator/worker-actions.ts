@@ -156,7 +156,10 @@ export class WorkerActions {
   spawnSlave(reason: string): void {
     const id = newWorkerId();
     // A new id: no data or sync queue to resume from, so its first snapshot page can be asked for now (askFirstPage).
-    const spec: WorkerSpec = { id, role: 'slave', term: 0, ...(this.d.runtime.passesSnapshotAsked ? { snapshotAsked: true } : {}) };
+    // Asked of the master of this term, which the slave is told: should another master take over before the answer,
+    // the slave asks that one again at once (worker/slave-role.ts watchMaster), not after its start timed out.
+    const asked = this.d.runtime.passesSnapshotAsked ? { snapshotAsked: true, term: this.d.view.master?.term ?? 0 } : {};
+    const spec: WorkerSpec = { id, role: 'slave', term: 0, ...asked };
     this.s.registry.start(spec);
     const started = Date.now();
     const replacing = this.lostSlaves > 0;

@@ -10,7 +10,8 @@ import type { WorkerConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import type { WorkerStatus } from '../common/messages.js';
 import { zkPaths, type ZkPaths } from '../coordination/paths.js';
-import { claimMaster, EpochWatch, masterSeq, publishWorker, registerWorker, waitForMasterDbUrl } from '../coordination/registration.js';
+import { claimMaster, EpochWatch, masterSeq, publishWorker, readMaster, registerWorker, waitForMasterDbUrl } from '../coordination/registration.js';
+import type { MasterZnode } from '../coordination/schemas.js';
 import { readTerm, watchTerm } from '../coordination/term.js';
 import { ZkSession } from '../coordination/zk-session.js';
 
@@ -96,6 +97,11 @@ export class Registration {
   /** The master's newest seq as it last published it in its worker znode (at most half a second old). */
   masterSeq(): Promise<number | undefined> {
     return masterSeq(this.zk, this.paths);
+  }
+
+  /** The master znode now (undefined while there is none). */
+  master(): Promise<MasterZnode | undefined> {
+    return readMaster(this.zk, this.paths);
   }
 
   /** Where the master's database is, waiting up to `timeoutMs` for a master. */

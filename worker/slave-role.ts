@@ -31,6 +31,7 @@ import { docsOfRows, type StreamDocs, type StreamRows } from './pg-snapshot.js';
 import { RowCopier } from './pg-copy.js';
 import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
 import { PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, preAskedId } from '../common/snapshot-request.js';
+import type { MasterZnode } from '../coordination/schemas.js';
 
 /**
  * Sync entries delivered ahead of the one being applied. Enough for long runs under
@@ -50,6 +51,8 @@ const PAGE_APPLY_DOCS = 5000;
 const PAGE_WAIT_MS = 60_000;
 /** A start that makes no progress for this long gives up (the orchestrator starts another slave). */
 const STALL_MS = 120_000;
+/** How often a slave copying its snapshot looks whether another master holds /master (watchMaster). */
+const MASTER_CHECK_MS = 1000;
 
 interface Delivered {
   ch: Channel;
@@ -114,6 +117,8 @@ export class SlaveRole {
     private readonly ctx: WorkerContext,
     /** Notes a step of this worker's start (worker/start-timeline.ts; the first mark of a name counts). */
     private readonly mark: (step: string) => void = () => undefined,
+    /** The master znode now (undefined: none); throws when ZooKeeper does not answer. */
+    private readonly master: () => Promise<MasterZnode | undefined> = () => Promise.resolve(undefined),
   ) {}
 
   get syncQueue(): string {
@@ -197,9 +202,11 @@ export class SlaveRole {
     }
     await this.consumeSync();
     if (!asked) await this.askPage();
+    const stopWatching = this.watchMaster();
     try {
       await done;
     } finally {
+      stopWatching();
       if (this.pageTimer) clearTimeout(this.pageTimer);
       this.pageTimer = undefined;
     }
@@ -239,6 +246,42 @@ export class SlaveRole {
   }
 
   /**
+   * While the copy goes on, asks again at once when another master holds /master (a failover), or the
+   * same worker in a new term (restarted from its data): the request being answered, or the stream
+   * being sent, went with the old master (a request it had taken, or one waiting in the page queue,
+   * which is deleted with its last consumer). The page timer would ask only after PAGE_WAIT_MS, and
+   * before the first page nothing progresses, so the orchestrator gave the start up after
+   * DBAAS_WORKER_START_TIMEOUT_MS (30 s) and started another slave from zero (session 8: a master
+   * killed while a new slave copied). Every new master moves the term, so the term of the master asked
+   * is what is compared: the orchestrator names it for the first page it asked for ahead
+   * (DBAAS_WORKER_TERM); else the first master seen. The ledger is copied from the master of the end.
+   */
+  private watchMaster(): () => void {
+    const { config } = this.ctx;
+    let askedOf = config.snapshotAsked && config.term > 0 ? config.term : undefined;
+    let looking = false;
+    const timer = setInterval(() => {
+      if (looking) return;
+      looking = true;
+      void this.master()
+        .then(async (m) => {
+          if (!m) return;
+          this.masterDbUrl = m.dbUrl;
+          const moved = askedOf !== undefined && m.term > askedOf && this.copied !== undefined;
+          if (askedOf === undefined || moved) askedOf = m.term;
+          if (!moved) return;
+          this.ctx.logger.info({ master: m.id, term: m.term }, 'another master while the snapshot was copied: asking it again');
+          await this.askPage();
+        })
+        // ZooKeeper not answering: looked at again on the next tick.
+        .catch(() => undefined)
+        .finally(() => (looking = false));
+    }, MASTER_CHECK_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /**
    * Copies the master's ledger records up to the first page's seq, or a resumed slave's
    * newest seq (the records above come with the stream), once this slave serves: the copy makes
    * the slave promotable, not able to serve, so it does not compete with the data copy
@@ -260,6 +303,8 @@ export class SlaveRole {
         this.ctx.logger.warn({ attempt, err: (err as Error).message }, 'copying the request ledger failed; trying again');
         if (this.ctx.state === 'stopped' || this.ctx.state === 'promoting' || this.ctx.state === 'master') return;
         await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * attempt)));
+        // From the master there is now: the one read at the start may be gone (a failover, a restart on another port).
+        this.masterDbUrl = (await this.master().catch(() => undefined))?.dbUrl ?? this.masterDbUrl;
       }
     }
   }

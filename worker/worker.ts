@@ -165,7 +165,7 @@ export class Worker implements WorkerContext {
     // A slave connects to its database, ZooKeeper and the broker (whose set-up binds its sync queue) at once: each
     // is a few round trips spent waiting on another process (issue 16: a new slave's start). A master recovers from
     // its database and claims /master before it takes anything from the broker.
-    if (config.role !== 'master') this.slave = new SlaveRole(this, (step) => timeline.mark(step));
+    if (config.role !== 'master') this.slave = new SlaveRole(this, (step) => timeline.mark(step), () => this.registration.master());
     const database = this.connectStore().then(async () => {
       timeline.mark('database-connected');
       // Whether a slave can resume, and if not its database emptied for a copy, meanwhile too.

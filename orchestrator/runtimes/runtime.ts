@@ -10,7 +10,7 @@ import type { WorkerRole } from '../../common/config.js';
 export interface WorkerSpec {
   id: string;
   role: WorkerRole;
-  /** Term a master starts with (0 for slaves). */
+  /** Term a master starts with; for a slave with {@link snapshotAsked}, the term of the master asked (else 0). */
   term: number;
   /**
    * A new slave whose first snapshot page the orchestrator has asked for (common/snapshot-request.ts):

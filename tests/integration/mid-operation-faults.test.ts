@@ -140,11 +140,46 @@ function ackedOnce(dump: Dump, table: string, acked: Set<string>): void {
 }
 
 /**
+ * What the cluster looks like now, for a wait that timed out (CI keeps no service logs): the master znode,
+ * ZooKeeper's workers, the runtime's, the orchestrator's own list (its facts) and the audit's tail.
+ */
+async function whatIsSeen(c: TestCluster): Promise<string> {
+  const zk = [...c.orch.view.workers.values()].map((w) => `${w.id} ${w.role} ${w.state} pid ${w.pid} seq ${w.appliedSeq}${w.syncProgress === undefined ? '' : ` progress ${w.syncProgress}`}`);
+  const listed = await c.orch.app.inject({ method: 'GET', url: '/api/v1/workers/list', headers: admin });
+  return [
+    `master znode: ${JSON.stringify(c.orch.view.master)}`,
+    "ZooKeeper's workers:",
+    ...zk,
+    `runtime's workers: ${c.orch.runtime.list().map((w) => `${w.id} pid ${w.pid}`).join(', ')}`,
+    `GET /api/v1/workers/list: ${listed.body.slice(0, 4000)}`,
+    'audit (newest 20):',
+    ...c.orch.audit.list().slice(-20).map((e) => `${e.at} ${e.kind}: ${e.reason}`),
+  ].join('\n  ');
+}
+
+/** eventually(), and when it times out, the error says what the cluster looked like (whatIsSeen). */
+async function until(c: TestCluster, probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  try {
+    await eventually(probe, timeoutMs, what);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n  ${await whatIsSeen(c)}`);
+  }
+}
+
+/** The master is serving, and exactly `slaves` other workers, every one a serving slave (ZooKeeper's view). */
+function servingWith(c: TestCluster, slaves: number): boolean {
+  const master = c.orch.view.masterStatus();
+  const others = [...c.orch.view.workers.values()].filter((w) => w.id !== master?.id);
+  return master?.state === 'master' && others.length === slaves && others.every((w) => w.role === 'slave' && w.state === 'slave');
+}
+
+/**
  * Waits for a serving master that is not the killed process (a promoted slave, or the same worker
- * restarted from its own data when it had no slave), then for `size` workers, all serving.
+ * restarted from its own data when it had no slave), then for it and `size - 1` slaves, all serving.
  */
 async function recovered(c: TestCluster, old: { id: string; pid: number }, size: number): Promise<string> {
-  await eventually(
+  await until(
+    c,
     () => {
       const m = c.orch.view.masterStatus();
       return m !== undefined && m.state === 'master' && (m.id !== old.id || m.pid !== old.pid);
@@ -152,7 +187,7 @@ async function recovered(c: TestCluster, old: { id: string; pid: number }, size:
     60_000,
     'a master again',
   );
-  await eventually(() => c.orch.view.workers.size === size && c.orch.view.servingSlaves().length === size - 1, 90_000, `${size - 1} slave(s) serving beside the master`);
+  await until(c, () => servingWith(c, size - 1), 90_000, `${size - 1} slave(s) serving beside the master`);
   return c.orch.view.master?.id as string;
 }
 
@@ -243,6 +278,62 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     if (answer.status === 200) expect(left).toBe(0);
   }, 120_000);
 
+  it('a new slave whose first page was asked of a master that then died unanswering (frozen, killed) asks the next master at once: it serves, not replaced after its start timed out', async () => {
+    const c = await cluster({ DBAAS_LOG_LEVEL: 'info' });
+    const DOCS = 1000;
+    const docs = Array.from({ length: DOCS }, (_, i) => ({ _id: `f-${i}`, n: i }));
+    expect((await c.post('/api/v1/db/write', { table: 'bulk', operation: 'insert', data: docs })).status).toBe(200);
+    const old = c.orch.view.masterStatus() as { id: string; pid: number };
+    const before = new Set(c.orch.view.workers.keys());
+    const load = startLoad(c, 'steady', 2, 0);
+    await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
+    const logOf = (id: string): string => {
+      try {
+        return readFileSync(path.join(c.dataDir, c.namespace, id, 'worker.log'), 'utf8');
+      } catch {
+        return '';
+      }
+    };
+    // Frozen, the master still holds /master, so the newcomer is started and its first page asked of it (the
+    // request reaches the frozen process, or waits in the page queue that goes with its last consumer).
+    let newcomer: string | undefined;
+    process.kill(old.pid, 'SIGSTOP');
+    try {
+      expect((await adminPost(c, '/api/v1/scale', { slaves: 2 })).status).toBe(200);
+      await eventually(
+        () => {
+          newcomer ??= [...c.orch.runtime.list().map((w) => w.id), ...c.orch.view.workers.keys()].find((id) => !before.has(id));
+          return newcomer !== undefined && logOf(newcomer).includes('snapshot asked for by the orchestrator');
+        },
+        30_000,
+        "the newcomer waiting for the first page the orchestrator asked for",
+      );
+    } finally {
+      process.kill(old.pid, 'SIGKILL');
+    }
+    await until(
+      c,
+      () => {
+        const m = c.orch.view.masterStatus();
+        return m !== undefined && m.id !== old.id && m.state === 'master';
+      },
+      60_000,
+      'a new master',
+    );
+    const master = c.orch.view.master?.id as string;
+    await until(c, () => servingWith(c, 2), 90_000, 'two slaves serving beside the new master');
+    // The newcomer itself serves: it asked the new master again, instead of waiting out its start (then replaced).
+    expect({ newcomer: c.orch.view.workers.get(newcomer as string)?.state, failedStarts: c.orch.audit.list().filter((e) => e.kind === 'error').map((e) => e.reason) }).toEqual({
+      newcomer: 'slave',
+      failedStarts: [],
+    });
+    expect(logOf(newcomer as string)).toContain('another master while the snapshot was copied');
+    const { acked } = await load.stop();
+    const dump = await replicasEqual(c, master);
+    ackedOnce(dump, 'steady', acked);
+    expect((dump.bulk ?? []).length).toBe(DOCS);
+  }, 150_000);
+
   it('a failover while a new slave copies its snapshot: the newcomer is never promoted incomplete, ends equal (or is replaced), no acknowledged write lost', async () => {
     const c = await cluster({ DBAAS_LOG_LEVEL: 'info' });
     const DOCS = 4000;
@@ -287,14 +378,19 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     process.kill(old.pid, 'SIGKILL');
     console.log(`snapshot: master ${old.id} killed ${midCopy ? 'while' : 'after'} ${newcomer} copied`);
     expect(midCopy).toBe(true);
-    await eventually(() => {
-      const m = c.orch.view.masterStatus();
-      return m !== undefined && m.id !== old.id && m.state === 'master';
-    }, 60_000, 'a new master');
+    await until(
+      c,
+      () => {
+        const m = c.orch.view.masterStatus();
+        return m !== undefined && m.id !== old.id && m.state === 'master';
+      },
+      60_000,
+      'a new master',
+    );
     const master = c.orch.view.master?.id as string;
     // It was the complete slave, not the newcomer.
     expect(before.has(master)).toBe(true);
-    await eventually(() => c.orch.view.workers.size === 3 && c.orch.view.servingSlaves().length === 2, 120_000, 'two slaves serving beside the new master');
+    await until(c, () => servingWith(c, 2), 120_000, 'two slaves serving beside the new master');
     const { acked } = await load.stop();
     const dump = await replicasEqual(c, master);
     watching = false;

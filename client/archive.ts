@@ -24,7 +24,7 @@ import type { SyncEntry } from '../common/messages.js';
 import { DEFAULT_DATABASE, qualifiedTable, splitTable } from '../common/databases.js';
 import { TableHasher } from '../common/doc-hash.js';
 import { DbaasClientError, type DbaasClient } from './dbaas-client.js';
-import type { VerifyResult } from './types.js';
+import type { VerifyReport, VerifyResult } from './types.js';
 
 /** Documents per insert (the API's most) and about this many bytes of JSON. */
 const BATCH_DOCS = 1000;
@@ -32,6 +32,8 @@ const BATCH_BYTES = 512 * 1024;
 /** The restore's closing verify, while some replica could not be compared: this many asks in all, this far apart. */
 const VERIFY_TRIES = 4;
 const VERIFY_PAUSE_MS = 2000;
+/** How long the closing verify may take, as `dbaas verify` (each replica may take DBAAS_VERIFY_WAIT_MS, 60 s by default). */
+const VERIFY_TIMEOUT_MS = 120_000;
 
 export interface RestoreOptions {
   /** Restore into this database (the archive's tables must then come from one database, or `fromDatabase` picks one). */
@@ -190,10 +192,13 @@ export async function restore(client: DbaasClient, input: Readable, opts: Restor
   // The restored data, as every replica holds it, against the manifest (which is for its seq, not a later one).
   // A verify that could not compare every replica (one starting, catching up, just replaced: E's fault runs) is
   // asked again a few times; still incomplete, the report says so (the data may well be whole: `dbaas verify` later).
-  let report = await client.verify();
+  // It waits as long as `dbaas verify` does, not the client's per-request timeout (E's fault run r2: at the CLI's 10 s a
+  // restore that had written everything timed out on its verify under load, twice).
+  const verify = (): Promise<VerifyReport> => client.verify({ timeoutMs: VERIFY_TIMEOUT_MS });
+  let report = await verify();
   for (let tries = 1; report.result === 'incomplete' && tries < (opts.verifyTries ?? VERIFY_TRIES); tries++) {
     await delay(opts.verifyPauseMs ?? VERIFY_PAUSE_MS);
-    report = await client.verify();
+    report = await verify();
   }
   const mismatches: string[] = [];
   const tables = sources.map((from) => {

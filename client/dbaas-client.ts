@@ -85,6 +85,8 @@ interface Request {
   signal?: AbortSignal | undefined;
   /** A write: when its first attempt was made (performance.now()), sent as the request's age on every attempt. */
   firstAttemptAt?: number;
+  /** How long one try may take, when not the client's `timeoutMs` (a verify waits for every replica). */
+  timeoutMs?: number;
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -352,8 +354,8 @@ export class DbaasClient {
    * compared with the master; divergent slaves are replaced by the cluster. Running
    * it again is harmless, so it is retried.
    */
-  verify(opts: CallOptions = {}): Promise<VerifyReport> {
-    return this.call({ method: 'GET', path: '/api/v1/verify', auth: 'admin', idempotent: true, signal: opts.signal });
+  verify(opts: CallOptions & { timeoutMs?: number } = {}): Promise<VerifyReport> {
+    return this.call({ method: 'GET', path: '/api/v1/verify', auth: 'admin', idempotent: true, signal: opts.signal, ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }) });
   }
 
   /**
@@ -432,7 +434,8 @@ export class DbaasClient {
     } catch (err) {
       throw new DbaasClientError(CLIENT_INVALID_REQUEST, `${req.method} ${req.path}: the body cannot be sent as JSON: ${((err as Error).message ?? String(err)).split('\n')[0]}`, 0, false);
     }
-    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const timeoutMs = req.timeoutMs ?? this.timeoutMs;
+    const timeout = AbortSignal.timeout(timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
     let res: Response;
     let text: string;
@@ -448,7 +451,7 @@ export class DbaasClient {
       if (req.signal?.aborted) throw req.signal.reason;
       const timedOut = timeout.aborted;
       const error = timedOut
-        ? new DbaasClientError(CLIENT_TIMEOUT, `no answer from ${this.base} within ${this.timeoutMs} ms (${req.method} ${req.path})`, 0, true)
+        ? new DbaasClientError(CLIENT_TIMEOUT, `no answer from ${this.base} within ${timeoutMs} ms (${req.method} ${req.path})`, 0, true)
         : new DbaasClientError(CLIENT_UNREACHABLE, `cannot reach ${this.base}: ${describeFetchError(err)}`, 0, true);
       this.nextOrchestrator();
       throw new Retry(error, 0);

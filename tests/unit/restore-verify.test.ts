@@ -45,8 +45,8 @@ function report(result: VerifyReport['result'], sum = SUM): VerifyReport {
   };
 }
 
-/** A cluster that takes the writes and answers the verifies in turn (the last one from then on). */
-function fakeCluster(verifies: VerifyReport[]): { fetch: typeof fetch; asked: () => number } {
+/** A cluster that takes the writes and answers the verifies in turn (the last one from then on), each after `verifyMs`. */
+function fakeCluster(verifies: VerifyReport[], verifyMs = 0): { fetch: typeof fetch; asked: () => number } {
   let asked = 0;
   const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
   const fetch = (async (url: string, init?: RequestInit) => {
@@ -56,7 +56,12 @@ function fakeCluster(verifies: VerifyReport[]): { fetch: typeof fetch; asked: ()
     if (path === '/api/v1/db/databases') return json({ name: 'r' }, 201);
     if (path === '/api/v1/db/read') return json({ count: 0 });
     if (path === '/api/v1/db/write') return json({ ok: true, seq: 6, inserted: 1 });
-    if (path === '/api/v1/verify') return json(verifies[Math.min(asked++, verifies.length - 1)]);
+    if (path === '/api/v1/verify') {
+      const answer = verifies[Math.min(asked++, verifies.length - 1)];
+      await new Promise((r) => setTimeout(r, verifyMs));
+      if (init?.signal?.aborted) throw init.signal.reason;
+      return json(answer);
+    }
     return json({ error: { code: 'DBAAS_ROUTE_NOT_FOUND', message: path } }, 404);
   }) as unknown as typeof globalThis.fetch;
   return { fetch, asked: () => asked };
@@ -100,5 +105,15 @@ describe('restore: the closing verify', () => {
     const code = await runCli(['restore', '--db', 'r', '--retries', '0'], cliIo(cluster.fetch, out));
     expect(out.join('\n')).toMatch(/r\.t \(from t\): 1 documents, manifest 1/);
     expect(code).toBe(EXIT.DIVERGENT);
+  });
+
+  it("waits for the verify as long as dbaas verify does, not the client's per-request timeout", async () => {
+    // E's fault run r2 against npm start: with the CLI's 10 s a restore that had written everything gave up on its
+    // verify under load (DBAAS_CLIENT_TIMEOUT, exit 3), twice. Here a client with 300 ms tries and a verify of 1 s.
+    const cluster = fakeCluster([report('equal')], 1000);
+    const client = new DbaasClient({ url: 'http://orch:8080', adminToken: 'env-admin-token', fetch: cluster.fetch, timeoutMs: 300, retry: { attempts: 1 } });
+    const r = await restore(client, Readable.from([ARCHIVE]), { database: 'r', verifyPauseMs: 0 });
+    expect(r).toMatchObject({ verified: true, replicas: 'equal' });
+    expect(cluster.asked()).toBe(1);
   });
 });

@@ -35,6 +35,12 @@ function setPriority(pid: number, nice: number, autogroup: boolean): void {
   else os.setPriority(pid, nice);
 }
 
+/** The priority the scheduler gives process `pid`: its autogroup's nice with autogroup scheduling, else its own. */
+export function schedulingNice(pid: number): number {
+  if (!autogroupEnabled()) return os.getPriority(pid);
+  return Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1]);
+}
+
 export class StartPriority {
   private readonly autogroup = autogroupEnabled();
   /** False once a raise was refused (no CAP_SYS_NICE): starts then run at normal priority. */

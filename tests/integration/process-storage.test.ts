@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadOrchestratorConfig, type DbBackend } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { ProcessRuntime } from '../../orchestrator/runtimes/process-runtime.js';
+import { schedulingNice, START_PRIORITY_MAX_MS } from '../../orchestrator/runtimes/start-priority.js';
 import { dropMarkers, dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { waitFor } from '../../common/backoff.js';
 import { purgeNamespace, tcpProxy, type ZkProxy } from './infra.js';
@@ -29,7 +30,7 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
   /** A proxy to PostgreSQL a case cuts (its workers' markers name it): up again for the clean-up, then closed. */
   let pgProxy: ZkProxy | undefined;
 
-  const runtime = (backend: DbBackend, spareDatabases = 0, viaUrl = pgUrl): ProcessRuntime => {
+  const runtime = (backend: DbBackend, spareDatabases = 0, viaUrl = pgUrl, startNice = 0): ProcessRuntime => {
     const config = loadOrchestratorConfig({
       DBAAS_NAMESPACE: ns,
       DBAAS_DATA_DIR: dataDir,
@@ -47,13 +48,14 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
       clusterEnv: { DBAAS_NAMESPACE: ns, DBAAS_AMQP_URL: config.amqpUrl, DBAAS_ZK_CONNECT: config.zkConnect, DBAAS_LOG_LEVEL: 'warn' },
       logger: createLogger('test-runtime', 'warn'),
       spareDatabases,
+      startNice,
     });
     runtimes.push(r);
     return r;
   };
 
-  const unit = (id: string): { dbPid: number; port: number } =>
-    JSON.parse(readFileSync(path.join(dataDir, ns, id, 'unit.json'), 'utf8')) as { dbPid: number; port: number };
+  const unit = (id: string): { dbPid: number; port: number; workerPid: number } =>
+    JSON.parse(readFileSync(path.join(dataDir, ns, id, 'unit.json'), 'utf8')) as { dbPid: number; port: number; workerPid: number };
   const handlerOf = (id: string): string => {
     const args = readFileSync(`/proc/${unit(id).dbPid}/cmdline`, 'utf8').split('\0');
     return args.find((a) => a.startsWith('--handler=')) ?? '';
@@ -173,6 +175,33 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
     proxy.up();
     expect(await dropWorkerDatabases(nsDir)).toEqual([forTeardown]);
     expect(exists(forTeardown)).toBe(false);
+  });
+
+  // Raising needs CAP_SYS_NICE (root); start-priority.test.ts has the refused case.
+  it.runIf(process.getuid?.() === 0)('a starting worker and its database run at the raised CPU priority until the start ends; a runtime adopting a worker mid-start puts it back', async () => {
+    begin();
+    const id = `wnice-${randomBytes(3).toString('hex')}`;
+    ids.push(id);
+    const first = runtime('postgresql', 0, pgUrl, -10);
+    const niceOf = (): number[] => [schedulingNice(unit(id).workerPid), schedulingNice(unit(id).dbPid)];
+    /** Raised until the start ends, or START_PRIORITY_MAX_MS after the spawn (a start slower than that under load). */
+    const startRaised = async (term: number): Promise<void> => {
+      const started = Date.now();
+      await first.startWorker({ id, role: 'master', term });
+      const seen = niceOf();
+      if (Date.now() - started < START_PRIORITY_MAX_MS - 1000) expect(seen).toEqual([-10, -10]);
+    };
+    await startRaised(1);
+    first.startEnded(id);
+    expect(niceOf()).toEqual([0, 0]);
+    await first.stop(id, 10_000);
+
+    // Restarted in place, and its orchestrator goes away mid-start: the next one adopts it at normal priority.
+    await startRaised(2);
+    first.detach();
+    const second = runtime('postgresql');
+    expect((await second.adopt()).map((w) => w.id)).toEqual([id]);
+    expect(niceOf()).toEqual([0, 0]);
   });
 
   it('spare databases: made after a start, taken by the next new worker, made again, kept across a new runtime, dropped with the namespace', async () => {

@@ -5,22 +5,12 @@
  * nothing changes (that case runs where the test is not root).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
-import { StartPriority } from '../../orchestrator/runtimes/start-priority.js';
+import { schedulingNice, StartPriority } from '../../orchestrator/runtimes/start-priority.js';
 
-const autogroup = ((): boolean => {
-  try {
-    return readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
-  } catch {
-    return false;
-  }
-})();
-/** The priority the scheduler gives `pid`: its autogroup's nice with autogroup scheduling, else its own. */
-const niceOf = (pid: number): number => (autogroup ? Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1]) : os.getPriority(pid));
+const niceOf = schedulingNice;
 const privileged = process.getuid?.() === 0;
 
 describe('a starting worker\'s CPU priority', () => {

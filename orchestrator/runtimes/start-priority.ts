@@ -41,6 +41,18 @@ export function schedulingNice(pid: number): number {
   return Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'utf8'))?.[1]);
 }
 
+/** Whether this process may raise process `pid`'s priority (CAP_SYS_NICE): tried on it, then put back. */
+export function mayRaise(pid: number): boolean {
+  const autogroup = autogroupEnabled();
+  try {
+    setPriority(pid, -1, autogroup);
+  } catch {
+    return false;
+  }
+  setPriority(pid, 0, autogroup);
+  return true;
+}
+
 export class StartPriority {
   private readonly autogroup = autogroupEnabled();
   /** False once a raise was refused (no CAP_SYS_NICE): starts then run at normal priority. */

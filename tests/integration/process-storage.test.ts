@@ -5,7 +5,7 @@
  * PostgreSQL database is gone has no data and refuses to start. Needs the
  * PostgreSQL server `npm test` sets up (DBAAS_PG_URL).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadOrchestratorConfig, type DbBackend } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { ProcessRuntime } from '../../orchestrator/runtimes/process-runtime.js';
-import { schedulingNice, START_PRIORITY_MAX_MS } from '../../orchestrator/runtimes/start-priority.js';
+import { mayRaise, schedulingNice, START_PRIORITY_MAX_MS } from '../../orchestrator/runtimes/start-priority.js';
 import { dropMarkers, dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { waitFor } from '../../common/backoff.js';
 import { purgeNamespace, tcpProxy, type ZkProxy } from './infra.js';
@@ -177,8 +177,12 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
     expect(exists(forTeardown)).toBe(false);
   });
 
-  // Raising needs CAP_SYS_NICE (root); start-priority.test.ts has the refused case.
-  it.runIf(process.getuid?.() === 0)('a starting worker and its database run at the raised CPU priority until the start ends; a runtime adopting a worker mid-start puts it back', async () => {
+  // Raising needs CAP_SYS_NICE (root, outside a container that drops it); start-priority.test.ts has the refused case.
+  it('a starting worker and its database run at the raised CPU priority until the start ends; a runtime adopting a worker mid-start puts it back', async (ctx) => {
+    const probe = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    const allowed = probe.pid !== undefined && mayRaise(probe.pid);
+    probe.kill('SIGKILL');
+    if (!allowed) ctx.skip();
     begin();
     const id = `wnice-${randomBytes(3).toString('hex')}`;
     ids.push(id);

@@ -173,6 +173,29 @@ function servingWith(c: TestCluster, slaves: number): boolean {
   return master?.state === 'master' && others.length === slaves && others.every((w) => w.role === 'slave' && w.state === 'slave');
 }
 
+/** Waits for a serving master other than worker `old` (a promoted slave); returns its id. */
+async function anotherMaster(c: TestCluster, old: { id: string }): Promise<string> {
+  await until(
+    c,
+    () => {
+      const m = c.orch.view.masterStatus();
+      return m !== undefined && m.id !== old.id && m.state === 'master';
+    },
+    60_000,
+    'a new master',
+  );
+  return c.orch.view.master?.id as string;
+}
+
+/** A worker's own log ('' while it has none). */
+function workerLog(c: TestCluster, id: string): string {
+  try {
+    return readFileSync(path.join(c.dataDir, c.namespace, id, 'worker.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * Waits for a serving master that is not the killed process (a promoted slave, or the same worker
  * restarted from its own data when it had no slave), then for it and `size - 1` slaves, all serving.
@@ -287,13 +310,7 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     const before = new Set(c.orch.view.workers.keys());
     const load = startLoad(c, 'steady', 2, 0);
     await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
-    const logOf = (id: string): string => {
-      try {
-        return readFileSync(path.join(c.dataDir, c.namespace, id, 'worker.log'), 'utf8');
-      } catch {
-        return '';
-      }
-    };
+    const logOf = (id: string): string => workerLog(c, id);
     // Frozen, the master still holds /master, so the newcomer is started and its first page asked of it (the
     // request reaches the frozen process, or waits in the page queue that goes with its last consumer).
     let newcomer: string | undefined;
@@ -311,16 +328,7 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     } finally {
       process.kill(old.pid, 'SIGKILL');
     }
-    await until(
-      c,
-      () => {
-        const m = c.orch.view.masterStatus();
-        return m !== undefined && m.id !== old.id && m.state === 'master';
-      },
-      60_000,
-      'a new master',
-    );
-    const master = c.orch.view.master?.id as string;
+    const master = await anotherMaster(c, old);
     await until(c, () => servingWith(c, 2), 90_000, 'two slaves serving beside the new master');
     // The newcomer itself serves: it asked the new master again, instead of waiting out its start (then replaced).
     expect({ newcomer: c.orch.view.workers.get(newcomer as string)?.state, failedStarts: c.orch.audit.list().filter((e) => e.kind === 'error').map((e) => e.reason) }).toEqual({
@@ -348,13 +356,7 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     // Every promotion is watched: the newcomer must not be master before its copy is complete.
     let newcomer: string | undefined;
     const promotedIncomplete: string[] = [];
-    const logOf = (id: string): string => {
-      try {
-        return readFileSync(path.join(c.dataDir, c.namespace, id, 'worker.log'), 'utf8');
-      } catch {
-        return '';
-      }
-    };
+    const logOf = (id: string): string => workerLog(c, id);
     const copied = (): boolean => newcomer !== undefined && logOf(newcomer).includes('snapshot copied from master');
     let watching = true;
     const watch = (async () => {
@@ -378,16 +380,7 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     process.kill(old.pid, 'SIGKILL');
     console.log(`snapshot: master ${old.id} killed ${midCopy ? 'while' : 'after'} ${newcomer} copied`);
     expect(midCopy).toBe(true);
-    await until(
-      c,
-      () => {
-        const m = c.orch.view.masterStatus();
-        return m !== undefined && m.id !== old.id && m.state === 'master';
-      },
-      60_000,
-      'a new master',
-    );
-    const master = c.orch.view.master?.id as string;
+    const master = await anotherMaster(c, old);
     // It was the complete slave, not the newcomer.
     expect(before.has(master)).toBe(true);
     await until(c, () => servingWith(c, 2), 120_000, 'two slaves serving beside the new master');

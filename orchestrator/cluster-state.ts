@@ -62,6 +62,8 @@ export interface ControlState {
   leading: boolean;
   /** How many slaves the cluster should have; the autoscaler moves it. */
   targetSlaves: number;
+  /** A signal came during the cluster's start (main.ts): it ends at its next step, and what it started is stopped. */
+  startInterrupted?: boolean;
 }
 
 export function newWorkerId(): string {

@@ -85,7 +85,8 @@ export class ClusterManager {
   async start(): Promise<void> {
     const { config, logger, audit, view } = this.d;
     const adopted = await this.d.runtime.adopt();
-    await waitFor(() => (view.ready ? true : undefined), 20_000, () => new Error('no ZooKeeper view of the cluster'));
+    await waitFor(() => (view.ready || this.s.startInterrupted ? true : undefined), 20_000, () => new Error('no ZooKeeper view of the cluster'));
+    this.endIfInterrupted();
     const previous = readClusterFile(config);
     this.s.lastMasterId = view.master?.id ?? previous?.masterId;
     this.observe();
@@ -125,28 +126,55 @@ export class ClusterManager {
         masterId = newWorkerId();
       }
       const term = await this.failover.bumpTerm();
+      this.endIfInterrupted();
       logger.info({ masterId, term, reused: masterId === recorded }, 'starting the master');
       this.s.lastMasterId = masterId;
-      await this.workers.startWorkerAndWait({ id: masterId, role: 'master', term }, 'master');
+      this.startingMaster = masterId;
+      try {
+        await this.workers.startWorkerAndWait({ id: masterId, role: 'master', term }, 'master');
+      } finally {
+        this.startingMaster = undefined;
+      }
       writeClusterFile(this.d, { masterId });
     }
+    this.endIfInterrupted();
     this.loop.startTicking();
     this.kick();
     const initial = Math.min(this.s.targetSlaves, config.initialSlaves);
     await waitFor(
-      () => (this.router.masterAvailable() && view.servingSlaves().length >= initial ? true : undefined),
+      () => (this.s.startInterrupted || (this.router.masterAvailable() && view.servingSlaves().length >= initial) ? true : undefined),
       config.workerStartTimeoutMs * 2,
       () => new Error('the cluster did not become ready (a master and the initial slaves serving)'),
       20,
     );
+    this.endIfInterrupted();
     // A slave serves before its request ledger is copied, and is a failover candidate once it is (issue 16):
     // the start also waits for that, bounded, so that a master lost right after the start has a slave to take over.
     await waitFor(
-      () => (view.servingSlaves().filter((w) => w.promotable !== false).length >= initial ? true : undefined),
+      () => (this.s.startInterrupted || view.servingSlaves().filter((w) => w.promotable !== false).length >= initial ? true : undefined),
       config.workerStartTimeoutMs,
       () => new Error('no promotable slave yet'),
       20,
     ).catch(() => logger.warn({ waitedMs: config.workerStartTimeoutMs }, 'the initial slaves serve, but their request ledgers are not copied yet: a master lost now is restarted in place'));
+    this.endIfInterrupted();
+  }
+
+  /**
+   * A signal during the start (main.ts): the start ends at its next step (a worker it waits for is
+   * killed), no slave is started meanwhile, and the caller stops what it started as after a start.
+   */
+  interruptStart(): void {
+    this.s.startInterrupted = true;
+    this.loop.stopTicking();
+    // A master still starting (its database not listening yet, say) is stopped now, its start cancelled.
+    if (this.startingMaster !== undefined) void this.d.runtime.stop(this.startingMaster, 10_000).catch(() => undefined);
+  }
+
+  /** The master start() is starting, while it does. */
+  private startingMaster: string | undefined;
+
+  private endIfInterrupted(): void {
+    if (this.s.startInterrupted) throw new DbaasError('DBAAS_SHUTTING_DOWN', 'the cluster start was interrupted');
   }
 
   // ----------------------------------------------------------------- facts --

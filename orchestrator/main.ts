@@ -7,7 +7,7 @@ import { ConfigError, loadOrchestratorConfig } from '../common/config.js';
 import { createLogger, readableDestination } from '../common/logger.js';
 import { unknownSettings } from '../common/unknown-settings.js';
 import type { FastifyInstance } from 'fastify';
-import { startOrchestrator } from './orchestrator.js';
+import { startOrchestrator, type Orchestrator } from './orchestrator.js';
 
 async function main(): Promise<void> {
   let config;
@@ -56,23 +56,42 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`[dbaas] listening on http://${shown}:${config.port} (not ready until the cluster is: /readyz) …\n`);
   };
-  const orchestrator = await startOrchestrator(config, logger, { listen }).catch((err: unknown) => {
-    if (!listenFailed) process.stderr.write(`[dbaas] could not start the cluster: ${(err as Error).message}\n`);
-    process.exit(1);
-  });
-
+  // Signals are handled from here on, the start included: one during the start ends it at its next step and
+  // stops what it started (the workers were left running when Node's default ended the process there).
+  const interrupt = new AbortController();
+  const started: { orchestrator?: Orchestrator } = {};
   let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    process.stdout.write(`[dbaas] ${signal}: stopping the workers …\n`);
-    void orchestrator.close().then(() => {
+  const closeAndExit = (o: Orchestrator): void => {
+    void o.close().then(() => {
       process.stdout.write('[dbaas] stopped\n');
       process.exit(0);
     });
   };
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    if (started.orchestrator === undefined) {
+      process.stdout.write(`[dbaas] ${signal} during the start: stopping what it started …\n`);
+      interrupt.abort();
+      return;
+    }
+    process.stdout.write(`[dbaas] ${signal}: stopping the workers …\n`);
+    closeAndExit(started.orchestrator);
+  };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const orchestrator = await startOrchestrator(config, logger, { listen, signal: interrupt.signal }).catch((err: unknown) => {
+    if (interrupt.signal.aborted) {
+      process.stdout.write('[dbaas] stopped\n');
+      process.exit(0);
+    }
+    if (!listenFailed) process.stderr.write(`[dbaas] could not start the cluster: ${(err as Error).message}\n`);
+    process.exit(1);
+  });
+  started.orchestrator = orchestrator;
+  // A signal just as the start ended (it had nothing left to interrupt).
+  if (interrupt.signal.aborted) return closeAndExit(orchestrator);
 
   if (!config.advertiseUrl) await orchestrator.advertise(`http://${shown}:${config.port}`);
   const role = orchestrator.election.isLeader ? 'leader' : 'follower (another orchestrator leads; admin actions are forwarded to it)';

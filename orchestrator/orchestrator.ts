@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
+import { DbaasError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames } from '../common/names.js';
 import { ClusterView } from '../coordination/cluster-view.js';
@@ -53,6 +54,11 @@ export interface StartOptions {
    * for up to 30 s while its slaves' ledgers were awaited).
    */
   listen?: (app: FastifyInstance) => Promise<void>;
+  /**
+   * Aborted by a signal during the start (main.ts): the start ends at its next step and the start
+   * rejects with DBAAS_SHUTTING_DOWN once what it started is stopped (or handed over), as `close` does.
+   */
+  signal?: AbortSignal;
 }
 
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger, opts: StartOptions = {}): Promise<Orchestrator> {
@@ -68,6 +74,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const rpc = new RpcClient(config.amqpUrl, names, logger.child({ component: 'rpc' }), config);
   const runtime = opts.runtime ?? createRuntime(config, logger);
   const audit = new AuditLog(logger.child({ component: 'audit' }));
+  /** A signal came during the start (StartOptions.signal). */
+  const interrupted = (): boolean => opts.signal?.aborted === true;
   // The election is made below; the cluster asks it before every action (a getter: it exists by then).
   const gate: LeaderGate = {
     confirm: () => election.confirm(),
@@ -85,8 +93,13 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const election = new LeaderElection(zk, paths, { port: config.port, url: defaultUrl(config) }, logger.child({ component: 'election' }), {
     onElected: async (epoch) => {
       audit.record('election', `this orchestrator (${describeInfo(election.me)}) leads namespace ${config.namespace} in epoch ${epoch}`, { details: { epoch } });
-      await cluster.lead();
-      verifier.start();
+      try {
+        if (!interrupted()) await cluster.lead();
+      } catch (err) {
+        // Interrupted: it stays the leader, so that the close below stops what the start began (or hands it over).
+        if (!interrupted()) throw err;
+      }
+      if (!interrupted()) verifier.start();
     },
     onDeposed: (why) => {
       // Another orchestrator leads now (or will): touch no worker any more; the data API keeps working.
@@ -97,6 +110,19 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     },
   });
 
+  // A signal during the start: the waits below end (the election's for a dead leader's znode too), the
+  // cluster's start ends at its next step, and the close stops what it started.
+  const stopped = (): DbaasError => new DbaasError('DBAAS_SHUTTING_DOWN', 'stopped during the start');
+  const interruption = new Promise<never>((_, reject) => opts.signal?.addEventListener('abort', () => reject(stopped()), { once: true }));
+  interruption.catch(() => undefined);
+  opts.signal?.addEventListener(
+    'abort',
+    () => {
+      election.close();
+      cluster.interruptStart();
+    },
+    { once: true },
+  );
   const sharedAudit = new SharedAudit(zk, paths, audit, describeInfo(election.me));
   // Until startOrchestrator returns (elected and the cluster started, or following): /readyz says not ready.
   let starting = true;
@@ -170,13 +196,14 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   try {
     zk.start();
     rpc.start();
-    await zk.waitUntilConnected(20_000);
-    await rpc.waitUntilReady(20_000);
+    await Promise.race([zk.waitUntilConnected(20_000), interruption]);
+    await Promise.race([rpc.waitUntilReady(20_000), interruption]);
     // listen-early: serves before the election and the cluster start, which may take tens of seconds.
     if (opts.listen) await opts.listen(app);
     // Leads at once, or follows the leader; a leader znode left by a crashed orchestrator of this
     // host lasts one session timeout and is waited out.
     const role = await election.start(config.zkSessionTimeoutMs * 3 + 2000);
+    if (interrupted()) throw stopped();
     if (role === 'follower') logger.info({ leader: describeInfo((await election.leader().catch(() => undefined)) ?? {}) }, 'following the leader');
   } catch (err) {
     await close();

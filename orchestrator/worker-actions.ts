@@ -7,6 +7,7 @@
  * switchover, restart) are failover.ts's.
  */
 import { Backoff } from '../common/backoff.js';
+import { DbaasError } from '../common/errors.js';
 import { WIRE_VERSION, type ControlMessage, type WorkerStatus } from '../common/messages.js';
 import { askFirstPage } from '../common/snapshot-request.js';
 import { removeWorkerZnodes } from '../coordination/registration.js';
@@ -227,13 +228,14 @@ export class WorkerActions {
       await this.d.runtime.startWorker(spec);
       // DBAAS_WORKER_START_TIMEOUT_MS without progress, not in all: a slave copying a large snapshot goes on (start-wait.ts).
       await waitForStart({
-        done: () => registry.exitOf(spec.id) !== undefined || this.d.view.workers.get(spec.id)?.state === state,
+        done: () => registry.exitOf(spec.id) !== undefined || this.s.startInterrupted === true || this.d.view.workers.get(spec.id)?.state === state,
         progress: () => startProgress(this.d.view.workers.get(spec.id)),
         timeoutMs: this.d.config.workerStartTimeoutMs,
         onExtended: (ms, idleMs) =>
           this.d.audit.record('detection', `worker ${spec.id} (pid ${this.pidOf(spec.id)}) is still starting after ${ms} ms (DBAAS_WORKER_START_TIMEOUT_MS ${this.d.config.workerStartTimeoutMs}); it last progressed ${idleMs} ms ago, so it goes on while it progresses`),
         stalled: (idle) => new Error(`worker ${spec.id} did not reach state ${state}: no progress for ${idle} ms`),
       });
+      if (this.s.startInterrupted === true) throw new DbaasError('DBAAS_SHUTTING_DOWN', `the cluster start was interrupted while worker ${spec.id} started`);
       const exit = registry.exitOf(spec.id);
       if (exit) throw new Error(`worker ${spec.id} exited while starting (code ${exit.code}, signal ${exit.signal})`);
     } catch (err) {

@@ -71,7 +71,7 @@ export class StartPriority {
 
   /** Raises process `pid` of worker `id`'s start; ended by {@link lower} or after {@link START_PRIORITY_MAX_MS}. */
   raise(id: string, pid: number | undefined): void {
-    if (!this.allowed || pid === undefined) return;
+    if (!this.allowed || pid === undefined || pid <= 0) return;
     try {
       setPriority(pid, this.nice, this.autogroup);
     } catch (err) {
@@ -102,6 +102,7 @@ export class StartPriority {
 
   /** Normal priority for `pid` (a worker adopted from another orchestrator, which may have died during its start). */
   static normal(pid: number, autogroup = autogroupEnabled()): void {
+    if (pid <= 0) return; // not known (a unit file's 0): 0 would be this process
     try {
       setPriority(pid, 0, autogroup);
     } catch {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares everything `npm start` and `npm test` need, idempotently:
 #   1. npm dependencies and the TypeScript build (dist/)
-#   2. RabbitMQ on 127.0.0.1:5672 (guest/guest)
-#   3. ZooKeeper on 127.0.0.1:2181 (our own config, short ticks)
+#   2. RabbitMQ on 127.0.0.1:5672 (guest/guest), or the one DBAAS_AMQP_URL names elsewhere (checked, never started)
+#   3. ZooKeeper on 127.0.0.1:2181 (our own config, short ticks), or the one DBAAS_ZK_CONNECT names elsewhere (likewise)
 #   4. a MongoDB-compatible server binary (DBAAS_DB_BIN, mongod, or FerretDB)
 #   5. PostgreSQL on 127.0.0.1:15433 for the workers' FerretDB (DBAAS_DB_BACKEND=postgresql)
 # Services already listening are reused; services this script starts are
@@ -223,8 +223,53 @@ prepare_rabbitmq_dir() {
   fi
 }
 
+# configured_addresses LIST DEFAULT_PORT: the host:port of each comma-separated address of a
+# DBAAS_AMQP_URL (amqp://user:password@host:port/vhost) or DBAAS_ZK_CONNECT (host:port, /chroot after
+# the last one), one a line; a missing port is DEFAULT_PORT.
+configured_addresses() {
+  local item hostport items
+  IFS=, read -ra items <<<"$1"
+  for item in "${items[@]}"; do
+    hostport=${item#*://}
+    hostport=${hostport##*@}
+    hostport=${hostport%%/*}
+    hostport=${hostport%%\?*}
+    [[ -n "$hostport" ]] || continue
+    [[ "$hostport" == *:* ]] || hostport="$hostport:$2"
+    echo "$hostport"
+  done
+}
+
+# elsewhere LIST DEFAULT_PORT: true when a configured address list names anything but this
+# machine's default port (127.0.0.1 or localhost), i.e. a server setup.sh must not start.
+elsewhere() {
+  local a
+  while read -r a; do
+    [[ "$a" == "127.0.0.1:$2" || "$a" == "localhost:$2" ]] || return 0
+  done < <(configured_addresses "$1" "$2")
+  return 1
+}
+
+# A RabbitMQ that DBAAS_AMQP_URL points at elsewhere is used, never started: it must let the services in.
+use_configured_rabbitmq() {
+  local t url urls
+  t=$(now_ms)
+  IFS=, read -ra urls <<<"$DBAAS_AMQP_URL"
+  for url in "${urls[@]}"; do
+    if DBAAS_AMQP_URL=$url amqp_guest_ok; then
+      log "using RabbitMQ at $(configured_addresses "$url" 5672) (DBAAS_AMQP_URL; not started here) ($(elapsed "$t"))"
+      return
+    fi
+  done
+  die "RabbitMQ at $(configured_addresses "$DBAAS_AMQP_URL" 5672 | paste -sd, -) (DBAAS_AMQP_URL) does not let the services in: $(cat "$DBAAS_STATE_DIR/amqp-check.err"). It is not started here: start it, or unset DBAAS_AMQP_URL for this machine's own on 127.0.0.1:5672"
+}
+
 step_rabbitmq() {
   local t server ctl="" epmd_was_running=0
+  if [[ -n "${DBAAS_AMQP_URL:-}" ]] && elsewhere "$DBAAS_AMQP_URL" 5672; then
+    use_configured_rabbitmq
+    return
+  fi
   t=$(now_ms)
   ctl=$(find_cmd rabbitmqctl || true)
   if port_open 127.0.0.1 5672; then
@@ -298,8 +343,25 @@ EOF
   write_zookeeper_log4j "$DBAAS_ZK_DIR"
 }
 
+# A ZooKeeper that DBAAS_ZK_CONNECT points at elsewhere is used, never started: one of its servers must answer.
+use_configured_zookeeper() {
+  local t a
+  t=$(now_ms)
+  while read -r a; do
+    if [[ "$(zk_four_letter "${a%:*}" "${a##*:}" ruok)" == imok || "$(zk_four_letter "${a%:*}" "${a##*:}" srvr)" == *Zookeeper* ]]; then
+      log "using ZooKeeper at $a (DBAAS_ZK_CONNECT; not started here) ($(elapsed "$t"))"
+      return
+    fi
+  done < <(configured_addresses "$DBAAS_ZK_CONNECT" 2181)
+  die "ZooKeeper at $(configured_addresses "$DBAAS_ZK_CONNECT" 2181 | paste -sd, -) (DBAAS_ZK_CONNECT) does not answer (ruok, srvr). It is not started here: start it, or unset DBAAS_ZK_CONNECT for this machine's own on 127.0.0.1:2181"
+}
+
 step_zookeeper() {
   local t java cp pid zk_log=$DBAAS_ZK_DIR/zookeeper.log
+  if [[ -n "${DBAAS_ZK_CONNECT:-}" ]] && elsewhere "$DBAAS_ZK_CONNECT" 2181; then
+    use_configured_zookeeper
+    return
+  fi
   t=$(now_ms)
   if port_open 127.0.0.1 2181; then
     if zk_ruok || [[ "$(zk_four_letter 127.0.0.1 2181 srvr)" == *Zookeeper* ]]; then

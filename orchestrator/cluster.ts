@@ -57,6 +57,8 @@ export class ClusterManager {
     });
     this.observed = new ObservedPids(d.runtime, d.view, d.logger);
     d.view.on('change', () => {
+      // What ZooKeeper shows, as observe() takes it in: a leader's loop restarts workers itself, a follower only sees it.
+      if (!this.s.leading) this.s.registry.registeredAgain(d.view.workers);
       this.kick();
       void this.refreshPids();
     });

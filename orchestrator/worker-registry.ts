@@ -66,6 +66,8 @@ export class WorkerRegistry {
   private readonly divergent = new Map<string, string>();
   /** When each worker was restarted in place (exited → starting), for {@link mayRestartInPlace}. */
   private readonly restarts = new Map<string, number[]>();
+  /** When the runtime's exit of each worker was seen (registeredAgain). */
+  private readonly exitSeenAt = new Map<string, number>();
 
   /** The worker's lifecycle, undefined when it is unknown. */
   get(id: string): Lifecycle | undefined {
@@ -118,10 +120,11 @@ export class WorkerRegistry {
     if (l?.phase === 'starting') this.move(id, { phase: 'exited', exit: l.exit ?? exit });
   }
 
-  /** The runtime saw it die. */
-  exit(info: ExitInfo): void {
+  /** The runtime saw it die (at `now`). */
+  exit(info: ExitInfo, now = Date.now()): void {
     const l = this.entries.get(info.id);
     if (l?.phase === 'forgotten') return;
+    this.exitSeenAt.set(info.id, now);
     if (l?.phase === 'starting') this.move(info.id, { ...l, exit: info });
     else if (l?.phase === 'retiring') this.move(info.id, { phase: 'retiring', exit: info });
     else this.move(info.id, { phase: 'exited', exit: info });
@@ -137,6 +140,19 @@ export class WorkerRegistry {
     if (l?.phase === 'exited' && l.exit.pid !== pid) this.move(id, { phase: 'serving' });
   }
 
+  /**
+   * Takes in the workers ZooKeeper shows registered: an exited one whose registration began after
+   * its exit was seen runs again, restarted in place under its id by another leader (exited →
+   * serving, as {@link runningAgain}). A follower kept the exit its runtime saw, and showed the
+   * dead process's pid in `GET /api/v1/workers` (and left the worker out of `/workers/list`).
+   */
+  registeredAgain(registered: ReadonlyMap<string, WorkerZnode>): void {
+    for (const [id, z] of registered) {
+      const seen = this.exitSeenAt.get(id);
+      if (this.phase(id) === 'exited' && seen !== undefined && Date.parse(z.startedAt) > seen) this.move(id, { phase: 'serving' });
+    }
+  }
+
   /** A planned removal begins: its exit from now on is no failure. */
   retire(id: string): void {
     const l = this.entries.get(id);
@@ -149,6 +165,7 @@ export class WorkerRegistry {
     if (this.phase(id) !== 'forgotten') this.move(id, { phase: 'forgotten' });
     this.divergent.delete(id);
     this.restarts.delete(id);
+    this.exitSeenAt.delete(id);
     const forgotten = [...this.entries].filter(([, l]) => l.phase === 'forgotten');
     for (const [old] of forgotten.slice(0, Math.max(0, forgotten.length - FORGOTTEN_KEPT))) this.entries.delete(old);
   }

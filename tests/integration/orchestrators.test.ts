@@ -406,6 +406,9 @@ describe('several orchestrators', () => {
       const again = await master(follower);
       expect(again?.id).toBe(first?.id);
       expect(again?.pid).not.toBe(first?.pid);
+      // The former leader shows that master's new pid too, in /workers and /workers/list (it showed the one it saw exit).
+      await eventually(async () => (await master(leader))?.pid === again?.pid, 10_000, `the former leader to show the master's pid ${again?.pid}`);
+      expect((await json(`${leader.url}/api/v1/workers/list`)) as number[]).toContain(again?.pid);
       // Writes through the former leader reach it (they were 503 for good).
       let n = 0;
       await eventually(async () => (await write(leader, n++)).status === 200, 30_000, 'a write through the former leader');

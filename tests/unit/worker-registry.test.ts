@@ -42,6 +42,21 @@ describe('worker lifecycle registry', () => {
     expect(r.phase('never-seen')).toBeUndefined();
   });
 
+  it('an exited worker registered again after its exit was seen (restarted in place by another leader) serves; its old registration does not', () => {
+    const r = new WorkerRegistry();
+    r.exit(exitOf('m1'), Date.parse('2026-12-01T05:00:00.000Z'));
+    // The dead process's znode, not expired yet: registered before the exit.
+    r.registeredAgain(new Map([['m1', znode('m1', { role: 'master', startedAt: '2026-12-01T04:00:00.000Z' })]]));
+    expect(r.phase('m1')).toBe('exited');
+    expect(r.exitOf('m1')?.pid).toBe(7);
+    r.registeredAgain(new Map([['m1', znode('m1', { role: 'master', pid: 8, startedAt: '2026-12-01T05:00:01.000Z' })]]));
+    expect(r.phase('m1')).toBe('serving');
+    expect(r.exitOf('m1')).toBeUndefined();
+    // Only an exited worker moves; one never seen stays unknown.
+    r.registeredAgain(new Map([['s9', znode('s9', { startedAt: '2026-12-01T06:00:00.000Z' })]]));
+    expect(r.phase('s9')).toBeUndefined();
+  });
+
   it('a slave goes starting → serving → missing(since) → serving as its znode comes and goes', () => {
     const w = world();
     w.registry.start({ id: 's1', role: 'slave', term: 0 });

@@ -26,7 +26,7 @@ import { countDocs, deleteDocs, docsByIds, insertAndReplace, insertDocsTogether,
 import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
-import { idsPresent, rememberTables, type TableLocations } from './pg-layout.js';
+import { idsPresent, rememberTables, tableIn, type TableLocations } from './pg-layout.js';
 import { readByKey, readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import { deleteSeqs, type SeqDelete } from './pg-trim.js';
 import type { Logger } from '../common/logger.js';
@@ -82,6 +82,7 @@ export class Store {
     this.tables.bulkReplace = (table, docs) => this.replaceInPg(table, docs);
     this.tables.countAll = (table) => this.countInPg(table);
     this.tables.dropped = () => this.forgetTables();
+    this.tables.restoreMissing = (table) => this.restoreMissingTable(table);
     this.oplog.below = (range) => this.oplogInPg(range);
     this.oplog.deleteBelow = (d) => this.deleteSeqsInPg(OPLOG, d);
     this.ledger.below = { lookup: (requestId) => this.requestInPg(requestId), delete: (d) => this.deleteSeqsInPg(LEDGER, d) };
@@ -460,6 +461,21 @@ export class Store {
   }
 
   private pool: pg.Pool | undefined;
+
+  /**
+   * A table FerretDB's metadata names whose PostgreSQL table is gone (a ghost, Tables.dropTable): an empty
+   * one is made under that name, so FerretDB's drop finds it and deletes the metadata row too. False
+   * without PostgreSQL, or when the metadata does not name it.
+   */
+  private async restoreMissingTable(table: string): Promise<boolean> {
+    const pool = this.pgPool();
+    if (pool === undefined) return false;
+    const at = await tableIn(pool, this.db.databaseName, table);
+    if (at === undefined) return false;
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${at} (_jsonb jsonb)`);
+    this.log?.warn({ table, at }, 'a table FerretDB lists had no PostgreSQL table (a drop cut short): made again, empty, to be dropped');
+    return true;
+  }
 
   /** A small pool on the worker's own PostgreSQL database, opened at first use (none without `pgUrl`). */
   private pgPool(): pg.Pool | undefined {

@@ -74,7 +74,7 @@ describe('catch-up', () => {
     expect(failures).toEqual([]);
 
     const newSlave = [...c.orch.view.workers.keys()].find((id) => !before.has(id)) as string;
-    const dumps = await dumpAllReplicas(c.orch);
+    const dumps = await dumpAllReplicas(c.orch, 20_000, 3);
     expect(dumps.size).toBe(3);
     const master = dumps.get(c.orch.view.master?.id as string);
     // On a difference, say where before the comparison below fails (which replica, which documents, what happened).

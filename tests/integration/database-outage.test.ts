@@ -64,7 +64,7 @@ describe('databases while ZooKeeper is out of reach', () => {
     expect({ status: list.status, code: list.body?.error?.code }).toEqual({ status: 503, code: 'DBAAS_COORDINATION_UNAVAILABLE' });
     await whole(cl);
     expect((await write('orders', 'd')).status).toBe(200);
-    const dumps = await dumpAllReplicas(cl.orch, 30_000);
+    const dumps = await dumpAllReplicas(cl.orch, 30_000, 2);
     expect(dumps.size).toBe(2);
     for (const [id, dump] of dumps) {
       expect(((dump['orders.t'] ?? []) as Array<{ _id: string }>).map((d) => d._id).sort(), `orders.t on ${id}`).toEqual(['b', 'd']);

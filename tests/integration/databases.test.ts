@@ -119,7 +119,7 @@ describe('databases', () => {
     // The replacement slave copied every database from the new master.
     await eventually(async () => (await call('GET', '/api/v1/workers', FULL)).body.filter((w: { state: string }) => w.state === 'slave').length >= 2, 60_000, 'two serving slaves');
 
-    const dumps = await dumpAllReplicas(c.orch, 60_000);
+    const dumps = await dumpAllReplicas(c.orch, 60_000, 3);
     expect(dumps.size).toBe(3);
     for (const [id, dump] of dumps) {
       for (const database of ['users', 'rides'] as const) {

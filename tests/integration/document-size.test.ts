@@ -56,7 +56,7 @@ describe('a document past 16 MiB as BSON', () => {
     expect(next.body.seq).toBe(first.body.seq + 1);
     const read = await c.post('/api/v1/db/read', { table: TABLE, afterSeq: next.body.seq, sort: { _id: 1 } });
     expect(read.body).toEqual([{ _id: 'next' }, { _id: 'small', v: 1 }]);
-    const dumps = await dumpAllReplicas(c.orch);
+    const dumps = await dumpAllReplicas(c.orch, 20_000, 2);
     expect(dumps.size).toBe(2);
     for (const dump of dumps.values()) expect(dump[TABLE]).toEqual(read.body);
   }, 120_000);

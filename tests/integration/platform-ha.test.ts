@@ -312,7 +312,7 @@ function serversOf(pid: number, first: number): number[] {
 
 /** Every acknowledged key is on every replica exactly once, nothing unasked is there, and verify says equal. */
 async function checkReplicas(acked: Writer['acked'], tag: string): Promise<void> {
-  const dumps = await dumpAllReplicas({ view: view! }, 60_000);
+  const dumps = await dumpAllReplicas({ view: view! }, 60_000, 3);
   expect(dumps.size).toBe(3);
   const want = new Set(acked.map((a) => a.key));
   for (const [id, dump] of dumps) {

@@ -31,8 +31,10 @@ async function newestOplogSeq(url: string): Promise<number> {
  * The seq to wait for is read from the master's own oplog, not from its znode: the znode is
  * published every 500 ms, so just after an acknowledged write it can still show the seq before
  * it, and every replica would look level while a slave has yet to apply the write.
+ * `replicas`: also wait until exactly that many workers are registered (a slave replaced after a
+ * fault is not yet in the view when the master alone is level).
  */
-export async function dumpAllReplicas(orch: Pick<Orchestrator, 'view'>, timeoutMs = 20_000): Promise<Map<string, Dump>> {
+export async function dumpAllReplicas(orch: Pick<Orchestrator, 'view'>, timeoutMs = 20_000, replicas?: number): Promise<Map<string, Dump>> {
   const seqs = (): string =>
     [...orch.view.workers.values()].map((w) => `${w.id} ${w.role}/${w.state} seq ${w.appliedSeq}`).join('; ') || 'no workers';
   const first = orch.view.masterStatus();
@@ -45,6 +47,7 @@ export async function dumpAllReplicas(orch: Pick<Orchestrator, 'view'>, timeoutM
       const master = orch.view.masterStatus();
       if (!master || (master.id === first?.id && master.appliedSeq < stored)) return false;
       level = [...orch.view.workers.values()];
+      if (replicas !== undefined && level.length !== replicas) return false;
       return level.every((w) => w.state !== 'starting' && w.state !== 'syncing' && w.appliedSeq === master.appliedSeq);
     },
     timeoutMs,

@@ -39,7 +39,7 @@ describe('replication', () => {
     stop = true;
     await Promise.all(writers);
 
-    const dumps = await dumpAllReplicas(c.orch);
+    const dumps = await dumpAllReplicas(c.orch, 20_000, 3);
     expect(dumps.size).toBe(3);
     expect(newSlave && dumps.has(newSlave)).toBe(true);
     const masterId = c.orch.view.master?.id as string;

@@ -129,7 +129,7 @@ describe('re-publishing after a master restart', () => {
     for (const a of answers) expect(a.status).toBe(200);
     // Restarted in place (the same worker), not replaced by a promoted slave.
     expect(c.orch.view.master?.id).toBe(master.id);
-    const dumps = await dumpAllReplicas(c.orch, 90_000);
+    const dumps = await dumpAllReplicas(c.orch, 90_000, 2);
     expect(dumps.size).toBe(2);
     const want = ['w0', ...Array.from({ length: 30 }, (_, i) => `a${i}`), 'b'].sort();
     for (const [, dump] of dumps) expect(((dump['r'] ?? []) as Array<{ _id: string }>).map((d) => d._id).sort()).toEqual(want);

@@ -100,7 +100,8 @@ describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))("a worke
       let r: { status: number } = { status: 0 };
       await eventually(async () => (r = await cl.post('/api/v1/db/write', w)).status === 200, 60_000, `${w.requestId} answered 200 (last ${r.status})`);
     }
-    const dumps = await dumpAllReplicas(cl.orch, 30_000);
+    // A slave whose database refused it may have exited and been replaced meanwhile: wait for the pair.
+    const dumps = await dumpAllReplicas(cl.orch, 60_000, 2);
     expect(dumps.size).toBe(2);
     for (const [id, dump] of dumps) {
       const docs = ((dump.acct ?? []) as Array<{ email: string; n: number }>).map((d) => `${d.email}:${d.n}`).sort();

@@ -124,7 +124,7 @@ describe.skipIf(!process.env.DBAAS_PG_URL)('a write the storage refuses', () => 
     expect(last.status).toBe(200);
     ackedItems.add('last');
 
-    const dumps = await dumpAllReplicas(c.orch, 60_000);
+    const dumps = await dumpAllReplicas(c.orch, 60_000, 3);
     expect(dumps.size).toBe(3);
     const wantItems = [...ackedItems].sort();
     for (const [worker, dump] of dumps) {

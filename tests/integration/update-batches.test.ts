@@ -89,7 +89,7 @@ describe('batched updates', () => {
     await Promise.all(writers);
     await eventually(() => c.orch.view.servingSlaves().length === 2, 60_000, 'two serving slaves again');
 
-    const dumps = await dumpAllReplicas(c.orch, 60_000);
+    const dumps = await dumpAllReplicas(c.orch, 60_000, 3);
     expect(dumps.size).toBe(3);
     for (const [worker, dump] of dumps) {
       for (const table of TABLES) {
@@ -141,7 +141,7 @@ describe('batched updates', () => {
     const want = new Map<string, string[]>();
     for (const a of acked) if (a.seq > last) want.set(a.id, [...(want.get(a.id) ?? []), a.requestId]);
     expect(want.size).toBeGreaterThan(0);
-    const dumps = await dumpAllReplicas(c.orch, 60_000);
+    const dumps = await dumpAllReplicas(c.orch, 60_000, 3);
     expect(dumps.size).toBe(3);
     for (const [worker, dump] of dumps) {
       const docs = (dump[TABLE] ?? []) as Array<{ _id: string; n: number; log: string[] }>;

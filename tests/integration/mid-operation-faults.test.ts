@@ -207,9 +207,12 @@ async function anotherMaster(c: TestCluster, old: { id: string }): Promise<strin
   return c.orch.view.master?.id as string;
 }
 
-/** New slave `id` itself serves (it was not given up and replaced by another), and no start failed. */
+/**
+ * New slave `id` itself serves: its start was not given up (and it replaced by another). Other starts may fail and
+ * be tried again (the replacement of a promoted slave, on a broker that closed a channel) without failing this.
+ */
 function servesNotReplaced(c: TestCluster, id: string): void {
-  const failedStarts = c.orch.audit.list().filter((e) => e.kind === 'error').map((e) => e.reason);
+  const failedStarts = c.orch.audit.list().filter((e) => e.kind === 'error' && e.reason.includes(id)).map((e) => e.reason);
   expect({ newcomer: c.orch.view.workers.get(id)?.state, failedStarts }).toEqual({ newcomer: 'slave', failedStarts: [] });
 }
 
@@ -243,7 +246,9 @@ async function recovered(c: TestCluster, old: { id: string; pid: number }, size:
 /**
  * The default suite runs one case of each fault (a wide update killed while written, with a failover; a clear of
  * `default` killed a third of the way through its drops with the slave, so crash repair finishes it; a failover
- * during a snapshot copy): about 100 s on a loaded machine. DBAAS_MID_FAULTS_ALL=1 runs every case (about 4 min).
+ * during a snapshot copy), and the three found in session 8 (a drop cut short leaving a ghost table; a first page
+ * asked of a master that died; the snapshot newcomer not replaced): 57-77 s at load 10-15, about 180 s at load 20.
+ * DBAAS_MID_FAULTS_ALL=1 runs every case (about 4 min).
  */
 const ALL = process.env.DBAAS_MID_FAULTS_ALL === '1';
 

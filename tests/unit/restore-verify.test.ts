@@ -28,11 +28,11 @@ const ARCHIVE = gzipSync(
     .join('\n') + '\n',
 );
 
-function report(result: VerifyReport['result'], sum = SUM): VerifyReport {
+function report(result: VerifyReport['result'], sum = SUM, seq = 7): VerifyReport {
   const slave = result === 'incomplete' ? { status: 'not-comparable' as const, reason: 'catching up' } : { status: result };
   return {
     result,
-    seq: 7,
+    seq,
     master: 'w1',
     at: takenAt,
     durationMs: 1,
@@ -115,5 +115,16 @@ describe('restore: the closing verify', () => {
     const r = await restore(client, Readable.from([ARCHIVE]), { database: 'r', verifyPauseMs: 0 });
     expect(r).toMatchObject({ verified: true, replicas: 'equal' });
     expect(cluster.asked()).toBe(1);
+  });
+
+  it('a verify whose checkpoint comes before the last restored write (one already in flight, joined) is asked again', async () => {
+    // E's fault run r4 against npm start: two restores at once; the second's verify joined the first's, whose seq came
+    // before the second's writes, so its tables looked short and it exited 5 though every replica was equal.
+    const empty = new TableHasher();
+    const cluster = fakeCluster([report('equal', empty.result(), 3), report('equal')]);
+    const client = new DbaasClient({ url: 'http://orch:8080', adminToken: 'env-admin-token', fetch: cluster.fetch });
+    const r = await restore(client, Readable.from([ARCHIVE]), { database: 'r', verifyPauseMs: 0 });
+    expect(cluster.asked()).toBe(2);
+    expect(r).toMatchObject({ verified: true, replicas: 'equal', mismatches: [] });
   });
 });

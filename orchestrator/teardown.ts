@@ -27,6 +27,7 @@ import { amqpHosts, parseAmqpUrls } from '../common/amqp-urls.js';
 import type { OrchestratorConfig } from '../common/config.js';
 import type { Logger } from '../common/logger.js';
 import { clusterNames, type ClusterNames } from '../common/names.js';
+import { readJsonFile } from '../common/state-file.js';
 import { describeInfo } from '../coordination/leader-election.js';
 import { leaderOf, memberCount, registeredWorkerIds, removeTree, withZkSession, znodeTree } from '../coordination/namespace.js';
 import { zkPaths, type ZkPaths } from '../coordination/paths.js';
@@ -223,12 +224,8 @@ function namespaceProcesses(config: TeardownConfig): number[] {
   const dir = nsDataDir(config);
   const found: number[] = [];
   for (const id of workerIdsOnDisk(config)) {
-    let unit: { workerPid?: number; dbPid?: number };
-    try {
-      unit = JSON.parse(readFileSync(path.join(dir, id, 'unit.json'), 'utf8')) as typeof unit;
-    } catch {
-      continue;
-    }
+    const unit = readJsonFile<{ workerPid?: number; dbPid?: number } | null>(path.join(dir, id, 'unit.json'));
+    if (!unit) continue;
     for (const pid of [unit.workerPid, unit.dbPid]) {
       if (typeof pid !== 'number' || pid <= 0) continue;
       // A pid may have been reused since: only one whose command line or environment names this unit is ours.

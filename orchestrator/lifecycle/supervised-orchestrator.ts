@@ -9,9 +9,10 @@
  * through the manager, which forwards it.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { NODE_FLAGS } from '../../common/node-flags.js';
+import { writeFileAtomic } from '../../common/state-file.js';
 import type { ServiceSpec } from './platform-services.js';
 import { probeHttp, processAlive, readPidFile } from './probes.js';
 
@@ -66,7 +67,7 @@ export class SupervisedOrchestrator implements ServiceSpec {
     });
     const pid = child.pid!;
     mkdirSync(path.dirname(this.pidFile), { recursive: true });
-    writeFileSync(this.pidFile, `${pid}\n`);
+    writeFileAtomic(this.pidFile, `${pid}\n`);
     child.on('exit', (code, signal) => this.o.onExit?.(pid, code, signal));
   }
 

@@ -16,13 +16,14 @@
  * - `dataDir/<ns>/<id>/unit.json` records each worker's containers, so the
  *   cluster can tell which dead workers still have data (`hasData`).
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { sleep } from '../../common/backoff.js';
 import type { Logger } from '../../common/logger.js';
+import { writeFileAtomic } from '../../common/state-file.js';
 import { DockerEvents, type DockerEvent } from './docker-events.js';
 import { causeFromLogs, lastLines } from './failure-cause.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
@@ -257,7 +258,7 @@ export class DockerRuntime implements Runtime {
   /** Records that the worker has data here (`dataDir/<ns>/<id>/unit.json`), and where. */
   protected writeUnitRecord(id: string, record: Record<string, string>): void {
     mkdirSync(this.unitDir(id), { recursive: true });
-    writeFileSync(path.join(this.unitDir(id), 'unit.json'), JSON.stringify({ id, ...record }));
+    writeFileAtomic(path.join(this.unitDir(id), 'unit.json'), JSON.stringify({ id, ...record }));
   }
 
   private dbContainerSpec(spec: WorkerSpec, names: { db: string; volume: string }): Docker.ContainerCreateOptions {

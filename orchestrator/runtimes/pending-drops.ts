@@ -14,10 +14,11 @@
  * teardown drops what is still named there (`dropWorkerDatabases`).
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { Backoff } from '../../common/backoff.js';
 import type { Logger } from '../../common/logger.js';
+import { writeFileAtomic } from '../../common/state-file.js';
 import { dropMarkers, type PgMarker, type PostgresDatabases } from './postgresql-databases.js';
 
 /** The first retry after a failed drop, doubling up to {@link RETRY_MAX_MS}. */
@@ -46,7 +47,7 @@ export class PendingDrops {
    */
   async drop(marker: PgMarker): Promise<void> {
     const file = path.join(this.opts.nsDir, `drop-${randomBytes(4).toString('hex')}.json`);
-    writeFileSync(file, JSON.stringify({ database: marker.database, url: marker.url } satisfies PgMarker));
+    writeFileAtomic(file, JSON.stringify({ database: marker.database, url: marker.url } satisfies PgMarker));
     if (await this.tryDrop({ ...marker, file })) return;
     this.schedule(this.backoff.next());
   }

@@ -21,9 +21,10 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { readJsonFile, writeFileAtomic } from '../../common/state-file.js';
 
 /** Written into a worker's `db/` directory once its database exists. */
 export const PG_MARKER = 'postgresql.json';
@@ -154,12 +155,8 @@ const DROP_FILE = /^drop-[0-9a-f]+\.json$/;
 
 /** A marker file (a worker's, or a spare's with its `making`); undefined when absent or not one. */
 export function readSpare(file: string): SpareFile | undefined {
-  try {
-    const m = JSON.parse(readFileSync(file, 'utf8')) as Partial<SpareFile>;
-    return typeof m.database === 'string' && typeof m.url === 'string' ? { database: m.database, url: m.url, ...(m.making ? { making: true } : {}) } : undefined;
-  } catch {
-    return undefined;
-  }
+  const m = readJsonFile<Partial<SpareFile> | null>(file);
+  return typeof m?.database === 'string' && typeof m.url === 'string' ? { database: m.database, url: m.url, ...(m.making ? { making: true } : {}) } : undefined;
 }
 
 /** The spare databases' files in `nsDir` (`<dataDir>/<namespace>`) and what they name, made or being made. */
@@ -241,7 +238,7 @@ export class PostgresDatabases {
     const url = this.urlOf(id, dbDir);
     // A database of that name without a marker is not this worker's (another checkout?): CREATE fails, and so does the start.
     await this.create(database, url, this.commentSql(database, id, dbDir));
-    writeFileSync(path.join(dbDir, PG_MARKER), JSON.stringify({ database, url } satisfies PgMarker));
+    writeFileAtomic(path.join(dbDir, PG_MARKER), JSON.stringify({ database, url } satisfies PgMarker));
     return url;
   }
 

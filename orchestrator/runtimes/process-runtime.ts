@@ -11,7 +11,7 @@
  * left half alive, and the pair is reported dead once, when both are gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { canConnect, isAlive, pingOnce } from '../../common/probes.js';
 import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
 import { NODE_FLAGS } from '../../common/node-flags.js';
+import { readJsonFile, writeFileAtomic } from '../../common/state-file.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import { PendingDrops } from './pending-drops.js';
 import { SpareDatabases } from './spare-databases.js';
@@ -75,11 +76,8 @@ const UNIT_FILE = 'unit.json';
  */
 function removeOwnUnitFile(dir: string, workerPid: number): void {
   const file = path.join(dir, UNIT_FILE);
-  try {
-    if ((JSON.parse(readFileSync(file, 'utf8')) as UnitFile).workerPid !== workerPid) return;
-  } catch {
-    return; // gone, or not ours to judge
-  }
+  // Gone, or not ours to judge: left alone.
+  if (readJsonFile<UnitFile>(file)?.workerPid !== workerPid) return;
   rmSync(file, { force: true });
 }
 
@@ -255,7 +253,7 @@ export class ProcessRuntime implements Runtime {
     this.units.set(spec.id, unit);
     this.owned.add(spec.id);
     const file: UnitFile = { id: spec.id, workerPid: pid, dbPid: dbChild.pid ?? 0, port };
-    writeFileSync(path.join(dir, UNIT_FILE), JSON.stringify(file));
+    writeFileAtomic(path.join(dir, UNIT_FILE), JSON.stringify(file));
     // Where a start went before the worker's own log says more: its storage made, then its database listening.
     this.opts.logger.info({ id: spec.id, workerPid: pid, storageMs, dbListeningMs: Date.now() - launchStarted - storageMs, ...(storage.spare ? { spareDatabase: true } : {}) }, 'worker process started');
     return { id: spec.id, pid };
@@ -302,12 +300,8 @@ export class ProcessRuntime implements Runtime {
     for (const id of readdirSync(root)) {
       if (this.units.has(id)) continue;
       const dir = path.join(root, id);
-      let file: UnitFile;
-      try {
-        file = JSON.parse(readFileSync(path.join(dir, UNIT_FILE), 'utf8')) as UnitFile;
-      } catch {
-        continue;
-      }
+      const file = readJsonFile<UnitFile>(path.join(dir, UNIT_FILE));
+      if (!file) continue;
       const workerAlive = isOurProcess(file.workerPid, id);
       const dbAlive = isAlive(file.dbPid);
       if (!workerAlive) {

@@ -20,9 +20,10 @@
  * been under way for {@link TOP_UP_DELAY_MS}, one `CREATE DATABASE` at a time.
  */
 import { randomBytes } from 'node:crypto';
-import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../common/logger.js';
+import { writeFileAtomic } from '../../common/state-file.js';
 import { PG_MARKER, type PgMarker, type PostgresDatabases, readSpare, type SpareFile, spareMarkers, workerDatabaseName } from './postgresql-databases.js';
 
 /** How long after the last start the pool waits before it makes a database (a start's own steps go first). */
@@ -69,7 +70,7 @@ export class SpareDatabases {
         continue; // taken by another orchestrator meanwhile
       }
       const marker: PgMarker = { database: m.database, url: m.url };
-      writeFileSync(target, JSON.stringify(marker));
+      writeFileAtomic(target, JSON.stringify(marker));
       this.taken.push({ database: m.database, id, dbDir });
       return marker;
     }
@@ -110,7 +111,7 @@ export class SpareDatabases {
             await postgres.drop({ database, url });
             break;
           }
-          writeFileSync(file, JSON.stringify({ database, url } satisfies SpareFile));
+          writeFileAtomic(file, JSON.stringify({ database, url } satisfies SpareFile));
         } finally {
           this.making.delete(file);
         }
@@ -131,7 +132,7 @@ export class SpareDatabases {
     for (let slot = 0; slot < this.opts.size; slot++) {
       const file = path.join(this.opts.nsDir, `spare-${slot.toString(16)}.json`);
       try {
-        writeFileSync(file, JSON.stringify(content), { flag: 'wx' });
+        writeFileAtomic(file, JSON.stringify(content), { exclusive: true });
         return file;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;

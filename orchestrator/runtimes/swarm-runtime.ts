@@ -32,6 +32,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { sleep } from '../../common/backoff.js';
+import { readJsonFile } from '../../common/state-file.js';
 import {
   API_TIMEOUT_MS,
   DB_DATA,
@@ -487,11 +488,7 @@ export class SwarmRuntime extends DockerRuntime {
   // ------------------------------------------------------------- records --
 
   private recordedNode(id: string): string | undefined {
-    try {
-      return (JSON.parse(readFileSync(path.join(this.unitDir(id), 'unit.json'), 'utf8')) as { node?: string }).node || undefined;
-    } catch {
-      return undefined;
-    }
+    return readJsonFile<{ node?: string }>(path.join(this.unitDir(id), 'unit.json'))?.node || undefined;
   }
 }
 

@@ -14,6 +14,7 @@ import { AmqpConnection } from '../../common/amqp-connection.js';
 import { clusterEnv, type OrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { NODE_FLAGS } from '../../common/node-flags.js';
+import { readJsonFile } from '../../common/state-file.js';
 import { clusterNames } from '../../common/names.js';
 import { removeTree, withZkSession } from '../../coordination/namespace.js';
 import { zkPaths } from '../../coordination/paths.js';
@@ -146,9 +147,9 @@ export class BenchCluster {
 
   /** A worker's database port and pid (from the process runtime's unit file). */
   unit(workerId: string): { port: number; dbPid: number; workerPid: number } {
-    const file = path.join(this.dataDir, this.namespace, workerId, 'unit.json');
-    if (!existsSync(file)) throw new Error(`no unit file for worker ${workerId}`);
-    return JSON.parse(readFileSync(file, 'utf8')) as { port: number; dbPid: number; workerPid: number };
+    const unit = readJsonFile<{ port: number; dbPid: number; workerPid: number }>(path.join(this.dataDir, this.namespace, workerId, 'unit.json'));
+    if (!unit) throw new Error(`no unit file for worker ${workerId}`);
+    return unit;
   }
 
   /**
@@ -193,6 +194,7 @@ export class BenchCluster {
    */
   async stop(amqpUrl: string, zkConnect: string, timeoutMs = 30_000): Promise<void> {
     const child = this.child;
+    // Read before the stop (the orchestrator removes the files of the workers it stops) and after it (a worker it started meanwhile).
     const units = this.units();
     if (child && !this.exited) {
       child.kill('SIGINT');
@@ -203,7 +205,7 @@ export class BenchCluster {
         child.kill('SIGKILL');
       }
     }
-    for (const u of units) {
+    for (const u of [...units, ...this.units()]) {
       // Only processes that are still this benchmark's (pids are reused).
       if (processHas(u.workerPid, `DBAAS_WORKER_ID=${u.id}`)) process.kill(u.workerPid, 'SIGKILL');
       if (processHas(u.dbPid, path.join(this.dataDir, this.namespace, u.id))) process.kill(u.dbPid, 'SIGKILL');
@@ -222,9 +224,7 @@ export class BenchCluster {
   private units(): Array<{ id: string; workerPid: number; dbPid: number }> {
     const dir = path.join(this.dataDir, this.namespace);
     if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((id) => existsSync(path.join(dir, id, 'unit.json')))
-      .map((id) => JSON.parse(readFileSync(path.join(dir, id, 'unit.json'), 'utf8')) as { id: string; workerPid: number; dbPid: number });
+    return readdirSync(dir).flatMap((id) => readJsonFile<{ id: string; workerPid: number; dbPid: number }>(path.join(dir, id, 'unit.json')) ?? []);
   }
 }
 

@@ -15,6 +15,7 @@ import { waitFor } from '../../common/backoff.js';
 import { createLogger } from '../../common/logger.js';
 import { clusterNames } from '../../common/names.js';
 import { canConnect } from '../../common/probes.js';
+import { readJsonFile } from '../../common/state-file.js';
 import { removeTree, withZkSession } from '../../coordination/namespace.js';
 import { zkPaths } from '../../coordination/paths.js';
 
@@ -117,11 +118,7 @@ interface UnitFile {
 
 /** The process runtime's record of a worker (`<dataDir>/<namespace>/<id>/unit.json`), if it is there. */
 export function unitOf(dataDir: string, namespace: string, workerId: string): UnitFile | undefined {
-  try {
-    return JSON.parse(readFileSync(path.join(dataDir, namespace, workerId, 'unit.json'), 'utf8')) as UnitFile;
-  } catch {
-    return undefined;
-  }
+  return readJsonFile<UnitFile>(path.join(dataDir, namespace, workerId, 'unit.json'));
 }
 
 /** Worker processes of a namespace that run now, found in /proc by their environment: pid → worker id. */

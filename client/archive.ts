@@ -32,6 +32,8 @@ const BATCH_BYTES = 512 * 1024;
 /** The restore's closing verify, while some replica could not be compared: this many asks in all, this far apart. */
 const VERIFY_TRIES = 4;
 const VERIFY_PAUSE_MS = 2000;
+/** Tries of the target database's creation while the answers are retryable (503/504, no answer). */
+const CREATE_TRIES = 8;
 /** How long the closing verify may take, as `dbaas verify` (each replica may take DBAAS_VERIFY_WAIT_MS, 60 s by default). */
 const VERIFY_TIMEOUT_MS = 120_000;
 
@@ -122,6 +124,24 @@ class Batcher {
   }
 }
 
+/**
+ * Creates the target database. The client does not retry a create (not idempotent), so a restore started during a
+ * failover or a slow master ended at once on a 503/504 (E's fault run r5); here a retryable error is tried again, and
+ * a database that exists by then (the earlier try was applied) is taken: the empty-target check follows.
+ */
+async function createDatabase(client: DbaasClient, database: string, pauseMs: number): Promise<void> {
+  for (let tries = 1; ; tries++) {
+    try {
+      await client.createDatabase(database);
+      return;
+    } catch (err) {
+      if (tries > 1 && err instanceof DbaasClientError && err.code === 'DBAAS_DATABASE_EXISTS') return;
+      if (!(err instanceof DbaasClientError) || !err.retryable || tries >= CREATE_TRIES) throw err;
+      await delay(pauseMs);
+    }
+  }
+}
+
 export async function restore(client: DbaasClient, input: Readable, opts: RestoreOptions = {}): Promise<RestoreReport> {
   const log = opts.log ?? (() => undefined);
   const lines = jsonLines(input, true);
@@ -141,7 +161,7 @@ export async function restore(client: DbaasClient, input: Readable, opts: Restor
   const existing = new Set((await client.databases()).map((d) => d.name));
   for (const database of new Set(sources.map((t) => target(t).database))) {
     if (!existing.has(database)) {
-      await client.createDatabase(database);
+      await createDatabase(client, database, opts.verifyPauseMs ?? VERIFY_PAUSE_MS);
       log(`created database ${database}`);
     }
   }

@@ -2,7 +2,8 @@
  * `dbaas restore`'s closing verify while some replica cannot be compared (E's fault runs against npm start: a
  * restore during a failover wrote every document, the master's tables equalled the manifest, and it exited 5,
  * "a replica differs", because a new slave was still catching up). An incomplete verify is asked again; still
- * incomplete, the restore exits 6 (not compared), as `dbaas verify` does; a real difference stays exit 5.
+ * incomplete, the restore exits 6 (not compared), as `dbaas verify` does; a real difference stays exit 5. The
+ * target database's create and the verify's wait are as patient as a failover needs.
  */
 import { Readable, Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -45,15 +46,22 @@ function report(result: VerifyReport['result'], sum = SUM, seq = 7): VerifyRepor
   };
 }
 
-/** A cluster that takes the writes and answers the verifies in turn (the last one from then on), each after `verifyMs`. */
-function fakeCluster(verifies: VerifyReport[], verifyMs = 0): { fetch: typeof fetch; asked: () => number } {
+/**
+ * A cluster that takes the writes and answers the verifies in turn (the last one from then on), each after `verifyMs`;
+ * the first `slowCreates` creates of a database answer 504 (a slow master).
+ */
+function fakeCluster(verifies: VerifyReport[], verifyMs = 0, slowCreates = 0): { fetch: typeof fetch; asked: () => number; creates: () => number } {
   let asked = 0;
+  let creates = 0;
   const json = (body: unknown, status = 200): Response => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
   const fetch = (async (url: string, init?: RequestInit) => {
     const path = new URL(url).pathname;
     const method = init?.method ?? 'GET';
     if (path === '/api/v1/db/databases' && method === 'GET') return json({ databases: [] });
-    if (path === '/api/v1/db/databases') return json({ name: 'r' }, 201);
+    if (path === '/api/v1/db/databases') {
+      if (creates++ < slowCreates) return json({ error: { code: 'DBAAS_RPC_TIMEOUT', message: 'no answer from writeQ within 5000 ms' } }, 504);
+      return json({ name: 'r' }, 201);
+    }
     if (path === '/api/v1/db/read') return json({ count: 0 });
     if (path === '/api/v1/db/write') return json({ ok: true, seq: 6, inserted: 1 });
     if (path === '/api/v1/verify') {
@@ -64,7 +72,7 @@ function fakeCluster(verifies: VerifyReport[], verifyMs = 0): { fetch: typeof fe
     }
     return json({ error: { code: 'DBAAS_ROUTE_NOT_FOUND', message: path } }, 404);
   }) as unknown as typeof globalThis.fetch;
-  return { fetch, asked: () => asked };
+  return { fetch, asked: () => asked, creates: () => creates };
 }
 
 function cliIo(fetch: typeof globalThis.fetch, out: string[]): CliIo {
@@ -79,7 +87,7 @@ function cliIo(fetch: typeof globalThis.fetch, out: string[]): CliIo {
   };
 }
 
-describe('restore: the closing verify', () => {
+describe('restore under faults: the create of its target and its closing verify', () => {
   it('asks again while a replica is not compared, and is verified once every replica is', async () => {
     const cluster = fakeCluster([report('incomplete'), report('incomplete'), report('equal')]);
     const client = new DbaasClient({ url: 'http://orch:8080', adminToken: 'env-admin-token', fetch: cluster.fetch });
@@ -126,5 +134,15 @@ describe('restore: the closing verify', () => {
     const r = await restore(client, Readable.from([ARCHIVE]), { database: 'r', verifyPauseMs: 0 });
     expect(cluster.asked()).toBe(2);
     expect(r).toMatchObject({ verified: true, replicas: 'equal', mismatches: [] });
+  });
+
+  it('a create of the target database answered 504 (a slow master) is tried again, not the end of the restore', async () => {
+    // E's fault run r5 against npm start: a restore started while the master's PostgreSQL was paused ended at once,
+    // exit 1, on the create's 504 DBAAS_RPC_TIMEOUT (a create is not retried by the client); --resume then passed.
+    const cluster = fakeCluster([report('equal')], 0, 2);
+    const client = new DbaasClient({ url: 'http://orch:8080', adminToken: 'env-admin-token', fetch: cluster.fetch });
+    const r = await restore(client, Readable.from([ARCHIVE]), { database: 'r', verifyPauseMs: 0 });
+    expect(cluster.creates()).toBe(3);
+    expect(r).toMatchObject({ verified: true, documents: 1 });
   });
 });

@@ -22,28 +22,36 @@ import { byIds, insertRowsSql, tableIn, withTables } from './pg-layout.js';
 
 interface Typed {
   value: unknown;
-  type: Record<string, unknown>;
+  type: Readonly<Record<string, unknown>>;
 }
 
 const INT32_MIN = -2_147_483_648;
 const INT32_MAX = 2_147_483_647;
 
+// A scalar's type, one object per type shared by every value: a document of 10,000-element arrays has
+// hundreds of thousands of scalars, and an object each made the master's young generation fill and
+// its collector run for most of such a write's time (the rows are only serialised, never changed).
+const SCALAR_TYPES = {
+  null: Object.freeze({ t: 'null' }),
+  string: Object.freeze({ t: 'string' }),
+  bool: Object.freeze({ t: 'bool' }),
+  int: Object.freeze({ t: 'int' }),
+  double: Object.freeze({ t: 'double' }),
+} as const;
+
 function typed(value: unknown): Typed | undefined {
-  if (value === null) return { value, type: { t: 'null' } };
+  if (value === null) return { value, type: SCALAR_TYPES.null };
   switch (typeof value) {
     case 'string':
-      return { value, type: { t: 'string' } };
+      return { value, type: SCALAR_TYPES.string };
     case 'boolean':
-      return { value, type: { t: 'bool' } };
-    case 'number':
-      if (!Number.isFinite(value) || Object.is(value, -0)) return undefined;
-      return { value, type: { t: Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX ? 'int' : 'double' } };
+      return { value, type: SCALAR_TYPES.bool };
+    case 'number': {
+      const type = Number.isFinite(value) ? numberType(value) : undefined;
+      return type && { value, type };
+    }
     case 'object': {
-      if (Array.isArray(value)) {
-        const items = value.map(typed);
-        if (items.some((i) => i === undefined)) return undefined;
-        return { value: items.map((i) => (i as Typed).value), type: { t: 'array', i: items.map((i) => (i as Typed).type) } };
-      }
+      if (Array.isArray(value)) return typedArray(value);
       if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
       const obj = typedObject(value as Record<string, unknown>, false);
       return obj && { value: obj.value, type: { t: 'object', $s: obj.schema } };
@@ -51,6 +59,36 @@ function typed(value: unknown): Typed | undefined {
     default:
       return undefined;
   }
+}
+
+/** A finite number's type as the MongoDB driver sends it; undefined for -0 (JSON cannot carry it). */
+function numberType(value: number): Readonly<Record<string, unknown>> | undefined {
+  if (Object.is(value, -0)) return undefined;
+  return Number.isInteger(value) && value >= INT32_MIN && value <= INT32_MAX ? SCALAR_TYPES.int : SCALAR_TYPES.double;
+}
+
+/** An array's values and element types, scalars without a {@link Typed} wrapper each. */
+function typedArray(array: readonly unknown[]): Typed | undefined {
+  const values: unknown[] = new Array<unknown>(array.length);
+  const types: unknown[] = new Array<unknown>(array.length);
+  for (let i = 0; i < array.length; i++) {
+    const v = array[i];
+    let type: Readonly<Record<string, unknown>> | undefined;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return undefined;
+      type = numberType(v);
+    } else if (typeof v === 'string') type = SCALAR_TYPES.string;
+    if (type !== undefined) {
+      values[i] = v;
+      types[i] = type;
+      continue;
+    }
+    const t = typed(v);
+    if (t === undefined) return undefined;
+    values[i] = t.value;
+    types[i] = t.type;
+  }
+  return { value: values, type: { t: 'array', i: types } };
 }
 
 function typedObject(doc: Record<string, unknown>, top: boolean): { value: Record<string, unknown>; schema: Record<string, unknown> } | undefined {
@@ -105,7 +143,7 @@ export async function replaceDocs(
   qualified: string,
   docs: ReadonlyArray<Record<string, unknown> & { _id: string }>,
 ): Promise<Array<Record<string, unknown> & { _id: string }> | undefined> {
-  const { ids, bodies, left } = replacements(docs);
+  const { ids, rows: bodies, left } = replacements(docs);
   const rows = await withTables(client, async () => {
     const from = await tableIn(client, dbName, qualified);
     if (from === undefined) return undefined;
@@ -118,8 +156,13 @@ export async function replaceDocs(
   return left;
 }
 
-/** Documents as replaceDocs writes them: their `_id`s and rows as JSON text, and those JSON cannot carry (`left`). */
-function replacements(docs: ReadonlyArray<Record<string, unknown> & { _id: string }>): { ids: string[]; bodies: string[]; left: Array<Record<string, unknown> & { _id: string }> } {
+/**
+ * Documents as replaceDocs writes them: their `_id`s, their rows as one JSON array text, and those
+ * JSON cannot carry (`left`). The rows go as one text, not a text[]: node-postgres escapes every `"`
+ * of an array element, and a document of 10,000-element arrays is a 7 MB row of some 2 million
+ * quotes (each element's `{"t":"int"}`), which held the master's event loop for a second or more.
+ */
+function replacements(docs: ReadonlyArray<Record<string, unknown> & { _id: string }>): { ids: string[]; rows: string; left: Array<Record<string, unknown> & { _id: string }> } {
   const left: Array<Record<string, unknown> & { _id: string }> = [];
   const ids: string[] = [];
   const bodies: string[] = [];
@@ -131,12 +174,13 @@ function replacements(docs: ReadonlyArray<Record<string, unknown> & { _id: strin
       bodies.push(JSON.stringify(jsonb));
     }
   }
-  return { ids, bodies, left };
+  return { ids, rows: `[${bodies.join(',')}]`, left };
 }
 
-/** An UPDATE of a FerretDB table's rows by `_id` (FerretDB's btree), from two parallel jsonb[] parameters: ids and rows. */
+/** An UPDATE of a FerretDB table's rows by `_id` (FerretDB's btree), from a jsonb[] of ids and a JSON array of rows, paired in order. */
 function replaceSql(from: string, ids: string, rows: string): string {
-  return `UPDATE ${from} AS t SET _jsonb = v.doc FROM unnest(${ids}::jsonb[], ${rows}::jsonb[]) AS v(id, doc) WHERE (t._jsonb -> '_id') = v.id`;
+  const pairs = `SELECT i.id, r.doc FROM unnest(${ids}::jsonb[]) WITH ORDINALITY AS i(id, n) JOIN jsonb_array_elements(${rows}::jsonb) WITH ORDINALITY AS r(doc, n) USING (n)`;
+  return `UPDATE ${from} AS t SET _jsonb = v.doc FROM (${pairs}) AS v WHERE (t._jsonb -> '_id') = v.id`;
 }
 
 /**
@@ -214,9 +258,9 @@ export async function insertAndReplace(
     params.push(rows);
   }
   for (const set of replaces) {
-    const { ids, bodies, left } = replacements(set.docs);
+    const { ids, rows, left } = replacements(set.docs);
     if (left.length > 0) return false;
-    params.push(ids, bodies);
+    params.push(ids, rows);
   }
   return withTables(pool, async () => {
     const into = await Promise.all(inserts.map((set) => tableIn(pool, dbName, set.table)));

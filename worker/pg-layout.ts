@@ -102,10 +102,16 @@ export function tableIn(client: pg.ClientBase | pg.Pool, dbName: string, qualifi
   return locations === undefined ? lookUp(client, dbName, qualified) : locations.of(client, dbName, qualified);
 }
 
+/** The PostgreSQL schema of a table's database (its qualified name): FerretDB keeps one schema per MongoDB database. */
+export function schemaOf(dbName: string, qualified: string): string {
+  const { database } = splitTable(qualified);
+  return database === DEFAULT_DATABASE ? dbName : `${mongoPrefix(dbName)}${database}`;
+}
+
 /** {@link tableIn}, asked of FerretDB's metadata table. */
 async function lookUp(client: pg.ClientBase | pg.Pool, dbName: string, qualified: string): Promise<string | undefined> {
-  const { database, table } = splitTable(qualified);
-  const schema = database === DEFAULT_DATABASE ? dbName : `${mongoPrefix(dbName)}${database}`;
+  const { table } = splitTable(qualified);
+  const schema = schemaOf(dbName, qualified);
   try {
     const meta = await client.query<{ tbl: string }>(
       `SELECT _jsonb->>'table' AS tbl FROM ${ident(schema)}._ferretdb_database_metadata WHERE _jsonb->'_id' = to_jsonb($1::text)`,

@@ -26,7 +26,7 @@ import { countDocs, deleteDocs, docsByIds, insertAndReplace, insertDocsTogether,
 import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
-import { idsPresent, rememberTables, tableIn, type TableLocations } from './pg-layout.js';
+import { ident, idsPresent, isMissing, rememberTables, schemaOf, tableIn, type TableLocations } from './pg-layout.js';
 import { readByKey, readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import { deleteSeqs, type SeqDelete } from './pg-trim.js';
 import type { Logger } from '../common/logger.js';
@@ -83,6 +83,7 @@ export class Store {
     this.tables.countAll = (table) => this.countInPg(table);
     this.tables.dropped = () => this.forgetTables();
     this.tables.restoreMissing = (table) => this.restoreMissingTable(table);
+    this.tables.dropOrphan = (table, relation) => this.dropOrphanTable(table, relation);
     this.oplog.below = (range) => this.oplogInPg(range);
     this.oplog.deleteBelow = (d) => this.deleteSeqsInPg(OPLOG, d);
     this.ledger.below = { lookup: (requestId) => this.requestInPg(requestId), delete: (d) => this.deleteSeqsInPg(LEDGER, d) };
@@ -474,6 +475,37 @@ export class Store {
     if (at === undefined) return false;
     await pool.query(`CREATE TABLE IF NOT EXISTS ${at} (_jsonb jsonb)`);
     this.log?.warn({ table, at }, 'a table FerretDB lists had no PostgreSQL table (a drop cut short): made again, empty, to be dropped');
+    return true;
+  }
+
+  /**
+   * A PostgreSQL table FerretDB's metadata does not name (an orphan, Tables.creating: a create cut short between
+   * the table and its metadata row), found by `relation` (the table or one of its indexes), is dropped with its
+   * indexes, so FerretDB can create the collection again. False without PostgreSQL, when the relation is not
+   * in that database's schema, or when the metadata names its table.
+   */
+  private async dropOrphanTable(table: string, relation: string): Promise<boolean> {
+    const pool = this.pgPool();
+    if (pool === undefined) return false;
+    const schema = schemaOf(this.db.databaseName, table);
+    const orphan = await pool
+      .query(
+        // The relation PostgreSQL names is the table, or one of its indexes (where a create was refused on the index).
+        `SELECT t.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_index i ON i.indexrelid = c.oid
+           JOIN pg_class t ON t.oid = COALESCE(i.indrelid, c.oid)
+           WHERE n.nspname = $1 AND c.relname = $2 AND t.relkind = 'r'
+           AND NOT EXISTS (SELECT 1 FROM ${ident(schema)}._ferretdb_database_metadata m WHERE m._jsonb->>'table' = t.relname)`,
+        [schema, relation],
+      )
+      .catch((err: unknown) => {
+        if (isMissing(err)) return { rows: [] };
+        throw err;
+      });
+    const tbl = (orphan.rows as Array<{ relname: string }>)[0]?.relname;
+    if (tbl === undefined) return false;
+    const at = `${ident(schema)}.${ident(tbl)}`;
+    await pool.query(`DROP TABLE IF EXISTS ${at}`);
+    this.log?.warn({ table, at }, 'a PostgreSQL table FerretDB does not list was in the way of its create (a create cut short): dropped, created again');
     return true;
   }
 

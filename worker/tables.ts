@@ -126,7 +126,7 @@ export class Tables {
   async applyOps(ops: readonly SyncOp[], exact = true): Promise<void> {
     for (const step of planApply(ops, exact)) {
       if (step.kind === 'clear') await this.dropUserTables(step.database);
-      else if (step.kind === 'index') await this.indexes.apply(step.op);
+      else if (step.kind === 'index') await this.creating(step.op.table, () => this.indexes.apply(step.op));
       else for (const writes of groupByTable(step.changes)) await this.writeTable(writes);
     }
   }
@@ -142,7 +142,7 @@ export class Tables {
         continue;
       }
       if (step.kind === 'index') {
-        await this.indexes.apply(step.op);
+        await this.creating(step.op.table, () => this.indexes.apply(step.op));
         continue;
       }
       for (const w of groupByTable(step.changes)) {
@@ -171,7 +171,12 @@ export class Tables {
     return found;
   }
 
-  private async writeTable(w: TableWrites): Promise<void> {
+  /** Writes one table's changes; its first insert creates it ({@link creating}). */
+  private writeTable(w: TableWrites): Promise<void> {
+    return this.creating(w.table, () => this.writeTableOnce(w));
+  }
+
+  private async writeTableOnce(w: TableWrites): Promise<void> {
     const coll = this.table(w.table);
     // A unique index (issue 17): no state on the way may hold a key twice (table-indexes.ts).
     if ((await this.indexes.unique(w.table)).length > 0) return this.writeUniqueTable(coll, w);
@@ -299,12 +304,40 @@ export class Tables {
    */
   async ensureTable(qualified: string): Promise<void> {
     const { database, table } = splitTable(qualified);
-    await this.database(database)
-      .createCollection(table)
-      .catch((err: unknown) => {
-        // 48 NamespaceExists: already there.
-        if ((err as { code?: number }).code !== 48) throw err;
-      });
+    await this.creating(qualified, () =>
+      this.database(database)
+        .createCollection(table)
+        .catch((err: unknown) => {
+          // 48 NamespaceExists: already there.
+          if ((err as { code?: number }).code !== 48) throw err;
+        }),
+    );
+  }
+
+  /**
+   * Drops a PostgreSQL table (`relation` or the table of that index, in the schema of `table`'s database) that
+   * FerretDB's metadata does not name (Store.dropOrphanTable); false where it cannot or the metadata names it.
+   * Absent: not done.
+   */
+  dropOrphan: ((table: string, relation: string) => Promise<boolean>) | undefined;
+
+  /**
+   * Runs `step`, which may create `table` (its first insert or index, ensureTable), past an "orphan":
+   * FerretDB (1.24, on PostgreSQL) creates a collection's table and then, in another statement, inserts
+   * its metadata row, so a kill between the two (a worker killed during its first write of a table) leaves a
+   * table FerretDB does not list, and every later create of that collection fails (42P07: relation already
+   * exists): the crash repair's replay, a slave restarted in place (which then copied again and was replaced),
+   * a snapshot copy. The orphan holds no acknowledged data (FerretDB never listed it): it is dropped below
+   * FerretDB and `step` runs again (the mirror of dropTable's ghost).
+   */
+  private async creating<T>(table: string, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (err) {
+      const relation = /relation "([^"]+)" already exists \(SQLSTATE 42P07\)/.exec((err as Error).message)?.[1];
+      if (relation === undefined || !(await this.dropOrphan?.(table, relation))) throw err;
+      return step();
+    }
   }
 
   /**

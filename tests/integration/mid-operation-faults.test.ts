@@ -216,6 +216,13 @@ function servesNotReplaced(c: TestCluster, id: string): void {
   expect({ newcomer: c.orch.view.workers.get(id)?.state, failedStarts }).toEqual({ newcomer: 'slave', failedStarts: [] });
 }
 
+/** FNV-1a (32 bits) of a name, in hex: the suffix of the PostgreSQL table FerretDB 1.24 makes for a collection. */
+function fnv1a32(name: string): string {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(name)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+
 /** A worker's own log ('' while it has none). */
 function workerLog(c: TestCluster, id: string): string {
   try {
@@ -356,6 +363,34 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     await until(c, () => servingWith(c, 2), 60_000, 'two slaves serving beside the master');
     const dump = await replicasEqual(c, master);
     expect(tables.filter((t) => (dump[t] ?? []).length > 0)).toEqual([]);
+  }, 120_000);
+
+  it('a table whose PostgreSQL table is there without its FerretDB metadata row (a create cut short) is created at its first insert, on the master and on a slave, which serves on (not replaced)', async () => {
+    const c = await cluster({ DBAAS_LOG_LEVEL: 'warn' });
+    await until(c, () => servingWith(c, 1), 60_000, 'a slave serving beside the master');
+    const master = (c.orch.view.masterStatus() as { id: string }).id;
+    const slave = [...c.orch.view.workers.keys()].find((id) => id !== master) as string;
+    // What FerretDB 1.24 killed between the statements of a create leaves (the table and its `_id` index made,
+    // then the row inserted): the two named as FerretDB names them (the name, letters only here, `_`, its FNV-1a 32
+    // in hex), no metadata row. FerretDB's next create of the collection then fails: 42P07 on the table.
+    for (const [id, table] of [[master, 'orphana'], [slave, 'orphanb']] as const) {
+      const tbl = `${table}_${fnv1a32(table)}`;
+      const url = new URL(pgUrl as string);
+      url.pathname = `/${pgDatabaseOf(c, id)}`;
+      const db = new pg.Client({ connectionString: url.toString() });
+      await db.connect();
+      try {
+        await db.query(`CREATE TABLE dbaas."${tbl}" (_jsonb jsonb)`);
+        await db.query(`CREATE UNIQUE INDEX "${tbl}__id__${fnv1a32('_id_')}_idx" ON dbaas."${tbl}" ((_jsonb -> '_id'))`);
+      } finally {
+        await db.end();
+      }
+    }
+    for (const table of ['orphana', 'orphanb']) expect((await c.post('/api/v1/db/write', { table, operation: 'insert', data: { _id: table, v: 1 } })).status).toBe(200);
+    const dump = await replicasEqual(c, master);
+    expect([dump.orphana, dump.orphanb]).toEqual([[{ _id: 'orphana', v: 1 }], [{ _id: 'orphanb', v: 1 }]]);
+    servesNotReplaced(c, slave);
+    expect(workerLog(c, slave)).toContain('FerretDB does not list');
   }, 120_000);
 
   it('a new slave whose first page was asked of a master that then died unanswering (frozen, killed) asks the next master at once: it serves, not replaced after its start timed out', async () => {

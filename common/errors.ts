@@ -8,6 +8,8 @@
  * the HTTP body `{"error": {"code", "message"}}`.
  */
 
+import { clientMessage } from './client-message.js';
+
 interface CatalogueEntry {
   readonly status: number;
   readonly retryable: boolean;
@@ -151,5 +153,7 @@ export function httpErrorBody(
   err: DbaasError,
   extra?: { requestId?: string },
 ): { error: { code: string; message: string; details?: unknown; requestId?: string } } {
-  return extra?.requestId === undefined ? { error: err.toWire() } : { error: { ...err.toWire(), requestId: extra.requestId } };
+  // The client is told the cause in words, not internal addresses or names (clientMessage); the log keeps the full text.
+  const error = { ...err.toWire(), message: clientMessage(err.message) };
+  return extra?.requestId === undefined ? { error } : { error: { ...error, requestId: extra.requestId } };
 }

@@ -19,6 +19,7 @@ import Fastify, {
 } from 'fastify';
 import type { OrchestratorConfig } from '../common/config.js';
 import { DbaasError, httpErrorBody } from '../common/errors.js';
+import { clientMessage } from '../common/client-message.js';
 import { describeJsonErrorAt, invalidUtf8Offset } from '../common/json-position.js';
 import type { Logger } from '../common/logger.js';
 import type { ReadEnvelope, WriteEnvelope } from '../common/messages.js';
@@ -221,7 +222,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.setErrorHandler((err: FastifyError | DbaasError, request, reply) => {
     const dbaasErr = err instanceof DbaasError ? err : fromFastifyError(err);
-    if (dbaasErr.status >= 500) request.log.warn({ err: err.message, code: dbaasErr.code }, 'request failed');
+    // The log keeps the full text of what the client is told in words only (clientMessage: a storage's refusal too).
+    if (dbaasErr.status >= 500 || clientMessage(dbaasErr.message) !== dbaasErr.message) request.log.warn({ err: err.message, code: dbaasErr.code }, 'request failed');
     return sendError(reply, dbaasErr);
   });
 

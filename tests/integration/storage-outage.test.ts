@@ -85,6 +85,7 @@ describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))("a worke
       { table: 'acct', operation: 'upsert', where: { email: 'd@x' }, data: { $inc: { n: 1 } }, requestId: 'so-upsert' },
       { table: 'acct', operation: 'delete', where: { email: 'b@x' }, requestId: 'so-delete' },
     ];
+    const databases = [databaseOf(master.id), databaseOf(slave.id)];
     await cutOff(databaseOf(master.id));
     const during = await Promise.all(writes.map((w) => cl.post('/api/v1/db/write', w)));
     await cutOff(databaseOf(slave.id));
@@ -94,6 +95,10 @@ describe.skipIf(!pgUrl || !path.basename(dbBin).startsWith('ferretdb'))("a worke
     // While the storage was out of reach: applied (200), or a 503/504 to retry; never a final refusal.
     const answers = [...during.map((r, i) => ({ what: writes[i]?.requestId, r })), { what: "the slave's read", r: read }];
     expect(answers.filter(({ r }) => ![200, 503, 504].includes(r.status)).map(({ what, r }) => `${what}: ${r.status} ${JSON.stringify(r.body)}`)).toEqual([]);
+    // A 503 says the cause in words ("failed to connect to the database: … not currently accepting connections"): no internal
+    // address, PostgreSQL user or internal database name, which the log keeps (common/client-message.ts).
+    const internals = ['127.0.0.1:', `:${new URL(pgUrl ?? '').port || '5432'}`, 'user=', ...databases];
+    expect(answers.flatMap(({ what, r }) => internals.filter((s) => JSON.stringify(r.body).includes(s)).map((s) => `${what} says ${s}: ${JSON.stringify(r.body)}`))).toEqual([]);
 
     // The same requests again until answered: each applied exactly once.
     for (const w of writes) {

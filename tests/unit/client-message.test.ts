@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { clientMessage } from '../../common/client-message.js';
+import { DbaasError, httpErrorBody } from '../../common/errors.js';
+
+// The drivers' words as they reached the operator's log (session 8 test logs).
+const BACKUP =
+  'backup bmx419i1l-e449ba1f: the slave failed: [msg_find.go:344 handler.handleMaxTimeMSError] [collection.go:109 postgresql.(*collection).Query] ' +
+  'failed to connect to `user=postgres database=e7-r2_spare-ddc19493`:\n\t127.0.0.1:18553 (127.0.0.1): dial error: dial tcp 127.0.0.1:18553: connect: connection refused\n\t' +
+  '127.0.0.1:18553 (127.0.0.1): dial error: dial tcp 127.0.0.1:18553: connect: connection refused';
+const WORKER_DB =
+  "this worker's database could not answer now; retry (with the same requestId for a write): " +
+  'failed to connect to `user=postgres database=t-21a1a022_wmx4a3vos-c202b1`:\n\t127.0.0.1:15433 (127.0.0.1): tls error: server refused TLS connection\n\t' +
+  '127.0.0.1:15433 (127.0.0.1): server error: FATAL: database "t-21a1a022_wmx4a3vos-c202b1" is not currently accepting connections (SQLSTATE 55000)';
+const INTERNALS = /127\.0\.0\.1|1855\d|15433|postgres|e7-r2|t-21a1a022|wmx|\.go:\d/;
+
+describe('clientMessage', () => {
+  it("says a backup slave's refused connection in words, without address, user or database", () => {
+    expect(clientMessage(BACKUP)).toBe('backup bmx419i1l-e449ba1f: the slave failed: failed to connect to the database: dial error: connect: connection refused');
+  });
+
+  it("says a worker's database not accepting connections in words", () => {
+    const said = clientMessage(WORKER_DB);
+    expect(said).toBe(
+      "this worker's database could not answer now; retry (with the same requestId for a write): failed to connect to the database: " +
+        'tls error: server refused TLS connection; server error: FATAL: database is not currently accepting connections (SQLSTATE 55000)',
+    );
+    expect(said).not.toMatch(INTERNALS);
+  });
+
+  it('drops URLs, key=value settings and names from messages cut short', () => {
+    expect(clientMessage('database at mongodb://127.0.0.1:18553/ did not answer within 5000 ms')).toBe('database at an internal address did not answer within 5000 ms');
+    expect(clientMessage('password authentication failed for user "postgres" (host=10.0.0.7 port=5432)')).toBe('password authentication failed for user');
+    const cut = clientMessage(`${WORKER_DB.slice(0, 200)}…`);
+    expect(cut).not.toMatch(INTERNALS);
+    expect(cut.endsWith('…')).toBe(true);
+  });
+
+  it('leaves a message without internals as it is', () => {
+    const plain = 'table must match ^[A-Za-z][A-Za-z0-9_]{0,63}$; the filter uses $where at 12:30';
+    expect(clientMessage(plain)).toBe(plain);
+  });
+
+  it('is what the HTTP body says; the error keeps the full text for the log', () => {
+    const err = new DbaasError('DBAAS_WORKER_DB_UNAVAILABLE', WORKER_DB);
+    const body = httpErrorBody(err, { requestId: 'r1' });
+    expect(JSON.stringify(body)).not.toMatch(INTERNALS);
+    expect(body.error).toMatchObject({ code: 'DBAAS_WORKER_DB_UNAVAILABLE', requestId: 'r1' });
+    expect(err.message).toBe(WORKER_DB);
+  });
+});

@@ -28,9 +28,18 @@ const RULES: ReadonlyArray<readonly [RegExp, string]> = [
   [/\b(database|role|user|relation|schema)\s+"[^"]*"/gi, '$1'],
 ];
 
+/**
+ * The longest message the rules below read. Some of them backtrack over a long run of word
+ * characters (the host-name part of HOST_PORT), which is quadratic: a 16,000-character message
+ * took 151 ms and a 100,000-character key in an error (hostile input) held the orchestrator's
+ * event loop for seconds, long enough to lose its ZooKeeper session. A message to a client need
+ * not be longer; validation's own messages stop at 500 (common/json-shape.ts).
+ */
+const MAX_CLIENT_MESSAGE = 1000;
+
 /** `message` as a client may see it: internal addresses and names dropped, repeated lines said once. */
 export function clientMessage(message: string): string {
-  let text = message;
+  let text = message.length > MAX_CLIENT_MESSAGE ? `${message.slice(0, MAX_CLIENT_MESSAGE)}…` : message;
   for (const [pattern, replacement] of RULES) text = text.replace(pattern, replacement);
   // A message cut short ("…") may end inside an address or a name: drop the cut word.
   text = text.replace(/\S*…$/, '…');

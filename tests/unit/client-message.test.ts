@@ -40,6 +40,16 @@ describe('clientMessage', () => {
     expect(clientMessage(plain)).toBe(plain);
   });
 
+  it('reads at most 1,000 characters of a hostile message (its rules backtrack over long words)', () => {
+    // Uncut, this took about 6 s (quadratic in the run of word characters), blocking the event loop.
+    const huge = `unknown field ${'k'.repeat(200_000)} at 127.0.0.1:15433`;
+    const started = performance.now();
+    const said = clientMessage(huge);
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(said.length).toBeLessThanOrEqual(1001);
+    expect(said.endsWith('…')).toBe(true);
+  });
+
   it('is what the HTTP body says; the error keeps the full text for the log', () => {
     const err = new DbaasError('DBAAS_WORKER_DB_UNAVAILABLE', WORKER_DB);
     const body = httpErrorBody(err, { requestId: 'r1' });

@@ -67,6 +67,8 @@ export function onMasterSessionLost(state: WorkerState, contactAgeMs: number, li
 export class SelfFence {
   /** Set when a master's session expired within the outage tolerance: the next session takes /master back, if it may. */
   private reclaimPending = false;
+  /** The fence a session expiry started (a reclaim waits for it). */
+  private fencing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly w: FencingHost) {}
@@ -109,20 +111,24 @@ export class SelfFence {
   async sessionExpired(): Promise<boolean> {
     const master = this.w.master();
     if (!master) return false;
-    // Stop taking writes at once: /master went with the session.
-    await master.fence();
-    if (onMasterSessionLost(this.w.state(), this.w.zk.contactAgeMs(), this.limitMs) === 'leave') {
-      this.w.fail('ZooKeeper session lost while master, past the outage tolerance; another worker may have been promoted');
-    }
+    const leave = onMasterSessionLost(this.w.state(), this.w.zk.contactAgeMs(), this.limitMs) === 'leave';
     // A session that expired at the end of a ZooKeeper outage (the server forgot it, or took too
     // long to come back): the next session takes /master back if nobody moved the term (reclaim).
-    this.reclaimPending = true;
+    // Marked before the fence is awaited: the next session may register first (closing channels that
+    // still send a big snapshot takes longer than the 100 ms before it), and it waits for the fence.
+    if (!leave) this.reclaimPending = true;
+    // Stop taking writes at once: /master went with the session.
+    this.fencing = master.fence();
+    await this.fencing;
+    if (leave) this.w.fail('ZooKeeper session lost while master, past the outage tolerance; another worker may have been promoted');
     return true;
   }
 
-  /** After registering on a new session: takes /master back when a session expiry left that pending. */
+  /** After registering on a new session: takes /master back (once the fence is done) when a session expiry left that pending. */
   async registered(): Promise<void> {
-    if (this.reclaimPending) await this.reclaim();
+    if (!this.reclaimPending) return;
+    await this.fencing;
+    await this.reclaim();
   }
 
   /**

@@ -345,11 +345,12 @@ export class ClusterManager {
     // The master may have changed while another leader led (a promotion, a switchover): the one this orchestrator
     // knew from its own leadership may be gone, data and all. Its master is the one recorded now, as at a first start
     // (E's fault run: elected again with the new master dead, it waited for a promotable slave with no master for minutes).
-    try {
-      this.s.lastMasterId = this.d.view.master?.id ?? readClusterFile(this.d.config)?.masterId ?? (await readClusterRecord(this.d.zk, this.d.paths))?.masterId ?? this.s.lastMasterId;
-    } catch (err) {
-      this.d.logger.warn({ err: (err as Error).message }, 'leading again: could not read the recorded master; acting on the one known');
-    }
+    // ZooKeeper's record before this host's file: the other leader may have run on another host, whose file this is not.
+    const recorded = await readClusterRecord(this.d.zk, this.d.paths).catch((err: unknown) => {
+      this.d.logger.warn({ err: (err as Error).message }, "leading again: could not read ZooKeeper's record of the master; using this host's");
+      return undefined;
+    });
+    this.s.lastMasterId = this.d.view.master?.id ?? recorded?.masterId ?? readClusterFile(this.d.config)?.masterId ?? this.s.lastMasterId;
     try {
       const adopted = await this.d.runtime.adopt();
       for (const w of adopted) this.s.registry.runningAgain(w.id, w.pid);

@@ -183,11 +183,14 @@ export class SlaveRole {
     // binding this queue: the answer is in the queue or on its way. Without the queue there, that ask failed
     // or came too late (its answer is then ignored): this slave asks, once a master is registered.
     const asked = this.ctx.config.snapshotAsked && this.queueExisted === true;
-    if (!asked) this.masterDbUrl = await masterDbUrl;
+    // A slave resuming from its own data needs no master (only its ledger copy does, later): it resumes at once.
+    // Waiting here held a slave restarted in place up to 30 s while no master was registered (a master being
+    // replaced), and then failed its start.
     if (await this.resume()) {
-      this.masterDbUrl ??= await masterDbUrl;
+      void masterDbUrl.then((url) => (this.masterDbUrl ??= url)).catch(() => undefined);
       return;
     }
+    if (!asked) this.masterDbUrl = await masterDbUrl;
     if (!this.clearedForCopy) await this.clearForCopy();
     this.coverage = { kind: 'none' };
     this.pos = { appliedSeq: 0, jumpUpTo: 0, maxTerm: 0 };
@@ -490,8 +493,10 @@ export class SlaveRole {
   async copyLedger(): Promise<void> {
     const { store, logger, config } = this.ctx;
     const upTo = this.ledgerUpTo;
+    if (upTo === undefined) return;
+    // A resumed slave may not know a master yet: copyLedgerUntilDone asks ZooKeeper again and retries.
     const dbUrl = this.masterDbUrl;
-    if (upTo === undefined || dbUrl === undefined) return;
+    if (dbUrl === undefined) throw new Error('no master known yet to copy the request ledger from');
     const started = Date.now();
     const source = await Store.connect(dbUrl, config.dbName, 10_000, config.requestIdTtlMs);
     let records = 0;

@@ -192,7 +192,7 @@ export class ClusterManager {
 
   /** Takes in what ZooKeeper shows now (registered, missing): the one place besides the actions where the registry moves. */
   private observe(now = Date.now()): void {
-    this.s.registry.observe(this.d.view.workers, (id) => isRunning(this.factSources, id), now, knownIds(this.factSources));
+    this.s.registry.observe(this.d.view.workers, (id) => isRunning(this.factSources, id), now, knownIds(this.factSources), this.d.view.master?.id);
   }
 
   /** A fresh, immutable view for {@link decide}; changes nothing. */

@@ -6,7 +6,7 @@
  */
 import type { ClusterView } from '../coordination/cluster-view.js';
 import type { ObservedPids } from './observed-pids.js';
-import type { ClusterFacts, WorkerFact } from './reconcile.js';
+import { unclaimedGraceMs, type ClusterFacts, type WorkerFact } from './reconcile.js';
 import type { Runtime } from './runtimes/runtime.js';
 import type { WorkerRegistry } from './worker-registry.js';
 
@@ -52,6 +52,11 @@ export function knownIds(s: Pick<FactSources, 'registry' | 'runtime' | 'view'>):
   return new Set<string>([...s.runtime.list().map((w) => w.id), ...s.view.workers.keys(), ...s.registry.startingIds(), ...s.registry.exitedIds()]);
 }
 
+function unclaimedTooLong(s: FactSources, id: string, now: number): boolean {
+  const since = s.registry.unclaimedSince(id);
+  return s.view.master === undefined && since !== undefined && now - since >= unclaimedGraceMs(s.missingGraceMs);
+}
+
 /** A fresh, immutable view for {@link decide}; changes nothing. */
 export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
   const { view, registry } = s;
@@ -61,6 +66,8 @@ export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
     const status = view.workers.get(id);
     const missing = registry.missingSince(id);
     const divergent = registry.divergenceOf(id);
+    // Only while nobody holds /master now (facts may be read between two observe()s).
+    const unclaimed = view.master === undefined ? registry.unclaimedSince(id) : undefined;
     workers.push({
       id,
       role: status?.role ?? registry.specOf(id)?.role ?? (id === s.lastMasterId ? 'master' : 'slave'),
@@ -74,6 +81,7 @@ export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
       starting: registry.isStarting(id),
       retiring: registry.isRetiring(id),
       ...(divergent === undefined ? {} : { divergent }),
+      ...(unclaimed === undefined ? {} : { unclaimedSince: unclaimed }),
       ...(status?.promotable === undefined ? {} : { promotable: status.promotable }),
       // Only a dead one is asked about (hasData may ask the database server).
       ...(registry.mayRestartInPlace(id, s.restartsInPlace ?? 0, now) ? { restartable: s.runtime.hasData?.(id) ?? false } : {}),
@@ -89,7 +97,8 @@ export function gatherFacts(s: FactSources, now = Date.now()): ClusterFacts {
     // Only asked while that master is not running (decide() uses it then alone): on PostgreSQL storage
     // hasData runs psql synchronously, which, asked on every step, held the event loop (and every
     // request) up to 39% of the time under load (issue 17: updates, docs/BENCHMARKS.md).
-    lastMasterDataAvailable: lastMaster !== undefined && !isRunning(s, lastMaster) && (s.runtime.hasData?.(lastMaster) ?? false),
+    // Also once a master that runs has gone without /master past the grace (decide() may restart it then): a rare state.
+    lastMasterDataAvailable: lastMaster !== undefined && (!isRunning(s, lastMaster) || unclaimedTooLong(s, lastMaster, now)) && (s.runtime.hasData?.(lastMaster) ?? false),
     targetSlaves: s.targetSlaves,
     missingGraceMs: s.missingGraceMs,
   };

@@ -41,6 +41,11 @@ export interface WorkerFact {
    * queue (worker/slave-role.ts resume) instead of a fresh slave copying everything.
    */
   restartable?: boolean;
+  /**
+   * A worker registered in state `master` while nobody holds `/master`: since when (ms since epoch).
+   * It runs and says it is master, but takes no writes (the router and the slaves find no master).
+   */
+  unclaimedSince?: number;
 }
 
 export interface ClusterFacts {
@@ -76,12 +81,24 @@ function describe(w: WorkerFact): string {
   return `${w.id} (pid ${w.pid})`;
 }
 
+/**
+ * How long a registered master may go without holding `/master` before it counts as lost: twice the
+ * grace of a vanished znode, as a master whose session expired takes `/master` back on its next
+ * session only once its fence is done (worker/fencing.ts), which waits for a snapshot in flight.
+ */
+export function unclaimedGraceMs(missingGraceMs: number): number {
+  return 2 * missingGraceMs;
+}
+
 /** Why a worker counts as lost, or undefined if it does not. */
 export function lostBecause(w: WorkerFact, f: Pick<ClusterFacts, 'now' | 'missingGraceMs'>): string | undefined {
   if (w.starting || w.retiring) return undefined;
   if (!w.running) return 'its process exited';
   if (w.everRegistered && !w.registered && w.missingSince !== undefined && f.now - w.missingSince >= f.missingGraceMs) {
     return `its ZooKeeper session ended ${f.now - w.missingSince} ms ago and it has not registered again`;
+  }
+  if (w.registered && w.unclaimedSince !== undefined && f.now - w.unclaimedSince >= unclaimedGraceMs(f.missingGraceMs)) {
+    return `it has run registered as master without holding /master for ${f.now - w.unclaimedSince} ms, so it takes no writes`;
   }
   return undefined;
 }
@@ -105,7 +122,8 @@ export function decide(f: ClusterFacts): Decision {
       };
     }
     const incomplete = caughtUp.length > 0 ? ` (${caughtUp.map(describe).join(', ')} caught up, but no request ledger covering the retry horizon yet)` : '';
-    if (f.lastMasterDataAvailable && !master?.running) {
+    // A master that runs but takes no writes (unclaimed) is killed by the restart, as by a failover.
+    if (f.lastMasterDataAvailable && (!master?.running || master.unclaimedSince !== undefined)) {
       return {
         action: { kind: 'restart-master', id: currentMasterId },
         reason: `master ${currentMasterId} is lost (${masterLost}) and no caught-up slave can take over${incomplete}; restarting it from its own data`,

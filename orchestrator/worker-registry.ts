@@ -68,6 +68,8 @@ export class WorkerRegistry {
   private readonly restarts = new Map<string, number[]>();
   /** When the runtime's exit of each worker was seen (registeredAgain). */
   private readonly exitSeenAt = new Map<string, number>();
+  /** Workers registered in state `master` while nobody held `/master`: since when (observe). */
+  private readonly unclaimed = new Map<string, number>();
 
   /** The worker's lifecycle, undefined when it is unknown. */
   get(id: string): Lifecycle | undefined {
@@ -166,6 +168,7 @@ export class WorkerRegistry {
     this.divergent.delete(id);
     this.restarts.delete(id);
     this.exitSeenAt.delete(id);
+    this.unclaimed.delete(id);
     const forgotten = [...this.entries].filter(([, l]) => l.phase === 'forgotten');
     for (const [old] of forgotten.slice(0, Math.max(0, forgotten.length - FORGOTTEN_KEPT))) this.entries.delete(old);
   }
@@ -176,10 +179,15 @@ export class WorkerRegistry {
    * is missing from `now`. Divergence marks of workers nobody knows any more
    * are dropped.
    */
-  observe(registered: ReadonlyMap<string, WorkerZnode>, running: (id: string) => boolean, now: number, known: ReadonlySet<string>): void {
+  observe(registered: ReadonlyMap<string, WorkerZnode>, running: (id: string) => boolean, now: number, known: ReadonlySet<string>, masterHolder?: string): void {
     for (const id of registered.keys()) {
       const phase = this.phase(id);
       if (phase === undefined || phase === 'missing') this.move(id, { phase: 'serving' });
+    }
+    // A master registered while nobody holds /master (unclaimedSince): counted from the first time seen so.
+    for (const id of [...this.unclaimed.keys()]) if (masterHolder !== undefined || registered.get(id)?.state !== 'master') this.unclaimed.delete(id);
+    if (masterHolder === undefined) {
+      for (const [id, z] of registered) if (z.state === 'master' && !this.unclaimed.has(id)) this.unclaimed.set(id, now);
     }
     for (const [id, l] of this.entries) {
       if (l.phase === 'serving' && !registered.has(id) && running(id)) this.move(id, { phase: 'missing', since: now });
@@ -211,6 +219,11 @@ export class WorkerRegistry {
   missingSince(id: string): number | undefined {
     const l = this.entries.get(id);
     return l?.phase === 'missing' ? l.since : undefined;
+  }
+
+  /** Since when it is registered in state `master` while nobody holds `/master`, if it is. */
+  unclaimedSince(id: string): number | undefined {
+    return this.unclaimed.get(id);
   }
 
   /** The death the runtime reported, if it did (and the worker is not forgotten). */

@@ -46,6 +46,11 @@ export async function znodeChildren(p: string): Promise<string[]> {
   );
 }
 
+/** Deletes a znode as another ZooKeeper client would (an operator, a stray tool): its owner's session is not told. */
+export async function removeZnode(p: string): Promise<void> {
+  await withZkSession('127.0.0.1:2181', createLogger('test-zk', 'warn'), 10_000, (zk) => zk.remove(p));
+}
+
 export { isAlive as alive } from '../../common/probes.js';
 
 /** The database server's pid of a process-runtime worker, from its unit.json. */

@@ -17,6 +17,8 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../../orchestrator/verify.js';
 import { isAlive } from '../../common/probes.js';
+import { zkPaths } from '../../coordination/paths.js';
+import { removeZnode } from './infra.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { startLoad } from './load.js';
 import { dumpAllReplicas, type Dump } from './replicas.js';
@@ -435,6 +437,44 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     expect((dump.bulk ?? []).length).toBe(DOCS);
   }, 150_000);
 
+  it('a master frozen past its ZooKeeper session while a new slave waits for its first page takes /master back in the same term: the newcomer asks it again and serves, not replaced after its start timed out (E9 paused master)', async () => {
+    // Session 8's docker run: a 3 s `docker pause` of the master's container while a new slave copied cost 28 s.
+    // The session expires, the master fences (its page channel closes and the page queue goes with its last
+    // consumer) and takes /master back in the same term, so the newcomer's request is gone and nothing moved the term.
+    const c = await cluster({ DBAAS_LOG_LEVEL: 'info', DBAAS_ZK_SESSION_TIMEOUT_MS: '3000' });
+    const docs = Array.from({ length: 1000 }, (_, i) => ({ _id: `p-${i}`, n: i }));
+    expect((await c.post('/api/v1/db/write', { table: 'bulk', operation: 'insert', data: docs })).status).toBe(200);
+    const old = c.orch.view.masterStatus() as { id: string; pid: number };
+    const before = new Set(c.orch.view.workers.keys());
+    const load = startLoad(c, 'steady', 2, 0);
+    await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
+    let newcomer: string | undefined;
+    process.kill(old.pid, 'SIGSTOP');
+    try {
+      expect((await adminPost(c, '/api/v1/scale', { slaves: 2 })).status).toBe(200);
+      await eventually(
+        () => {
+          newcomer ??= [...c.orch.runtime.list().map((w) => w.id), ...c.orch.view.workers.keys()].find((id) => !before.has(id));
+          return newcomer !== undefined && workerLog(c, newcomer).includes('snapshot asked for by the orchestrator');
+        },
+        30_000,
+        'the newcomer waiting for the first page the orchestrator asked for',
+      );
+      // Its session expired (ZooKeeper removed its znode): continued at once, well inside the grace before it counts as lost.
+      await eventually(() => !c.orch.view.workers.has(old.id), 30_000, "the frozen master's znode gone with its session");
+    } finally {
+      process.kill(old.pid, 'SIGCONT');
+    }
+    await until(c, () => workerLog(c, old.id).includes('took /master back'), 30_000, 'the master taking /master back');
+    await until(c, () => servingWith(c, 2), 60_000, 'two slaves serving beside the master');
+    expect(c.orch.view.masterStatus()?.id).toBe(old.id);
+    servesNotReplaced(c, newcomer as string);
+    const { acked } = await load.stop();
+    const dump = await replicasEqual(c, old.id);
+    ackedOnce(dump, 'steady', acked);
+    expect((dump.bulk ?? []).length).toBe(docs.length);
+  }, 120_000);
+
   it('a failover while a new slave copies its snapshot: the newcomer is never promoted incomplete, copies from the new master and serves (not replaced), no acknowledged write lost', async () => {
     const c = await cluster({ DBAAS_LOG_LEVEL: 'info' });
     const DOCS = 4000;
@@ -488,4 +528,83 @@ describe.skipIf(!onPostgres)('faults in the middle of long operations', () => {
     ackedOnce(dump, 'steady', acked);
     expect((dump.bulk ?? []).length).toBe(DOCS);
   }, 180_000);
+});
+
+/** The master serves with one slave whose request ledger covers the retry horizon (a failover candidate). */
+function withPromotableSlave(c: TestCluster): boolean {
+  return servingWith(c, 1) && c.orch.view.servingSlaves().every((w) => w.promotable === true);
+}
+
+/** Writes one document, retrying under one requestId until acknowledged; false if none was within `ms`. */
+async function writeAcked(c: TestCluster, table: string, key: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if ((await c.post('/api/v1/db/write', { table, operation: 'insert', data: { key }, requestId: `${table}-${key}` })).status === 200) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+/**
+ * Recovery gaps in the control loop and the workers (session 9), each a fault under steady writes, then
+ * every replica checked. `/master` is deleted by another ZooKeeper client: the master's session lives on,
+ * so nothing tells the master (its fencing takes /master back only after a session expiry).
+ */
+describe.skipIf(!onPostgres)('recovery gaps', () => {
+  it('a master that runs registered without holding /master (deleted under it) is replaced after the grace: writes are acknowledged again, none lost', async () => {
+    const c = await cluster();
+    await until(c, () => withPromotableSlave(c), 60_000, 'a promotable slave');
+    const old = c.orch.view.masterStatus() as { id: string; pid: number };
+    const load = startLoad(c, 'steady', 2, 0);
+    await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
+    await removeZnode(zkPaths(c.namespace).master);
+    const removed = Date.now();
+    // The master still takes what reaches writeQ: the requests routed before the view saw the deletion are answered.
+    await until(c, () => c.orch.view.master === undefined, 10_000, 'the view without /master');
+    // The old code judged the master by its worker znode alone ("steady") and every write got 503 for good.
+    const after = await writeAcked(c, 'probe', 'after', 30_000);
+    console.log(`unclaimed master: a write acknowledged ${Date.now() - removed} ms after /master was deleted: ${after}`);
+    if (!after) throw new Error(`no write acknowledged within 30 s after /master was deleted\n  ${await whatIsSeen(c)}`);
+    expect(c.orch.audit.list().some((e) => e.reason.includes('without holding /master'))).toBe(true);
+    const master = await recovered(c, old, 2);
+    const { acked } = await load.stop();
+    const dump = await replicasEqual(c, master);
+    ackedOnce(dump, 'steady', acked);
+    expect((dump.probe ?? []).map((d) => (d as { key: string }).key)).toEqual(['after']);
+  }, 120_000);
+
+  it('a slave restarted in place while no master holds /master resumes from its own data and serves without one, and is promoted in place of the frozen master', async () => {
+    const c = await cluster({ DBAAS_LOG_LEVEL: 'info' });
+    await until(c, () => withPromotableSlave(c), 60_000, 'a promotable slave');
+    const old = c.orch.view.masterStatus() as { id: string; pid: number };
+    const slave = c.orch.view.servingSlaves()[0] as { id: string; pid: number };
+    const load = startLoad(c, 'steady', 2, 0);
+    await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
+    // No master can come back on its own: frozen, and /master gone now (not only once its session ends).
+    process.kill(old.pid, 'SIGSTOP');
+    try {
+      await removeZnode(zkPaths(c.namespace).master);
+      process.kill(slave.pid, 'SIGKILL');
+      // Decided at once, long before the frozen master counts as lost (its session timeout and the grace).
+      await until(c, () => c.orch.audit.list().some((e) => e.reason.startsWith(`slave ${slave.id} `) && e.reason.includes('restarting it in place')), 10_000, 'the slave restarted in place');
+      // It serves (or, serving, was promoted already). The old code waited up to 30 s for a master's address it
+      // does not need to resume, and its start then failed.
+      await until(
+        c,
+        () => {
+          const w = c.orch.view.workers.get(slave.id);
+          return w !== undefined && w.pid !== slave.pid && (w.state === 'slave' || w.role === 'master');
+        },
+        20_000,
+        'the slave restarted in place serving with no master',
+      );
+    } finally {
+      if (isAlive(old.pid)) process.kill(old.pid, 'SIGKILL');
+    }
+    await until(c, () => c.orch.view.masterStatus()?.id === slave.id && c.orch.view.masterStatus()?.state === 'master', 30_000, 'the resumed slave promoted');
+    await until(c, () => servingWith(c, 1), 90_000, 'a slave serving beside the new master');
+    const { acked } = await load.stop();
+    const dump = await replicasEqual(c, slave.id);
+    ackedOnce(dump, 'steady', acked);
+  }, 120_000);
 });

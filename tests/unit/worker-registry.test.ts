@@ -201,4 +201,49 @@ describe('gathering facts', () => {
     expect(f.workers.map((x) => x.id)).toEqual(['new']);
     expect(f.workers[0]).toMatchObject({ starting: true, running: true, registered: false, state: 'unregistered' });
   });
+
+  it('a master registered in state master while nobody holds /master is lost after twice the grace: failed over, or restarted in place', () => {
+    const registry = new WorkerRegistry();
+    const zk = new Map<string, WorkerZnode>([
+      ['m', znode('m', { role: 'master', state: 'master', pid: 5 })],
+      ['s', znode('s', { pid: 6, promotable: true })],
+    ]);
+    let master: { id: string; term: number; dbUrl: string } | undefined = { id: 'm', term: 1, dbUrl: 'u' };
+    const procs = new Map([
+      ['m', 5],
+      ['s', 6],
+    ]);
+    const sources = (): FactSources => ({
+      registry,
+      view: { workers: zk, master },
+      runtime: { list: () => [...procs].map(([id, pid]) => ({ id, pid })), hasData: (id) => id === 'm' },
+      lastMasterId: 'm',
+      targetSlaves: 1,
+      missingGraceMs: 1000,
+    });
+    const step = (now: number) => {
+      registry.observe(zk, (id) => procs.has(id), now, new Set([...procs.keys()]), master?.id);
+      return decide(gatherFacts(sources(), now));
+    };
+    expect(step(0).reason).toBe('steady: master m, 1 slave(s)');
+    master = undefined; // /master deleted while the master's session lives: it never notices
+    expect(step(100).reason).toBe('steady: master m, 1 slave(s)');
+    expect(step(2099).reason).toBe('steady: master m, 1 slave(s)');
+    const d = step(2100);
+    expect(d.action).toEqual({ kind: 'failover', oldMasterId: 'm', candidateId: 's' });
+    expect(d.reason).toBe(
+      'master m (pid 5) is lost (it has run registered as master without holding /master for 2000 ms, so it takes no writes); promoting s (pid 6), the lowest-pid caught-up slave whose request ledger covers the retry horizon',
+    );
+    // No slave to promote: restarted from its own data (restartMaster kills it first).
+    zk.delete('s');
+    procs.delete('s');
+    expect(step(2200).action).toEqual({ kind: 'restart-master', id: 'm' });
+    // /master held again (taken back, say): not lost, and the clock starts anew next time.
+    master = { id: 'm', term: 1, dbUrl: 'u' };
+    expect(step(2300).action.kind).toBe('add-slave');
+    expect(registry.unclaimedSince('m')).toBeUndefined();
+    master = undefined;
+    step(5000);
+    expect(registry.unclaimedSince('m')).toBe(5000);
+  });
 });

@@ -95,7 +95,8 @@ export class Failover {
         await waitFor(() => (view.master?.id === candidateId ? true : undefined), 5000, () => new Error('the promoted worker did not take the master znode'));
       } catch (err) {
         audit.record('error', `promoting ${candidateId} failed (${(err as Error).message}); removing it and trying another`);
-        await this.workers.forget(candidateId);
+        // Its data goes beside what comes next (another candidate, or the master's restart in place), not before it.
+        await this.workers.forget(candidateId, 'behind');
         return;
       } finally {
         gone.stop();
@@ -110,7 +111,8 @@ export class Failover {
         details: { from: oldMasterId, to: candidateId, term, fromPid: oldPid, toPid: candidatePid },
       });
       if (oldMasterId && rejoin) this.rejoin(oldMasterId);
-      else if (oldMasterId) await this.workers.forget(oldMasterId);
+      // Writes are held back until this returns: the old master's data goes beside them.
+      else if (oldMasterId) await this.workers.forget(oldMasterId, 'behind');
     } finally {
       this.s.failingOver = false;
     }

@@ -19,6 +19,7 @@ import type { VerifyReport } from '../../orchestrator/verify.js';
 import { isAlive } from '../../common/probes.js';
 import { zkPaths } from '../../coordination/paths.js';
 import { removeZnode } from './infra.js';
+import { dropMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { startLoad } from './load.js';
 import { dumpAllReplicas, type Dump } from './replicas.js';
@@ -607,4 +608,52 @@ describe.skipIf(!onPostgres)('recovery gaps', () => {
     const dump = await replicasEqual(c, slave.id);
     ackedOnce(dump, 'steady', acked);
   }, 120_000);
+
+  it("a failed promotion candidate's database is dropped beside the master's restart in place, not before it, and still dropped", async () => {
+    // The frozen candidate stays registered for its whole session (10 s), so it is chosen and its promote goes unanswered.
+    const c = await cluster({ DBAAS_ZK_SESSION_TIMEOUT_MS: '10000' });
+    await until(c, () => withPromotableSlave(c), 60_000, 'a promotable slave');
+    const old = c.orch.view.masterStatus() as { id: string; pid: number };
+    const candidate = c.orch.view.servingSlaves()[0] as { id: string; pid: number };
+    const database = pgDatabaseOf(c, candidate.id);
+    const nsDir = path.join(c.dataDir, c.namespace);
+    // Its drop is held: DROP DATABASE waits for the lock COMMENT ON DATABASE keeps until the rollback.
+    const holder = new pg.Client({ connectionString: pgUrl });
+    await holder.connect();
+    const exists = async (): Promise<boolean> => (await holder.query('SELECT 1 FROM pg_database WHERE datname = $1', [database])).rowCount === 1;
+    const load = startLoad(c, 'steady', 2, 0);
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`COMMENT ON DATABASE "${database}" IS 'held by the test'`);
+      await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
+      process.kill(candidate.pid, 'SIGSTOP');
+      process.kill(old.pid, 'SIGKILL');
+      await until(c, () => c.orch.audit.list().some((e) => e.reason.startsWith(`promoting ${candidate.id} failed`)), 30_000, 'the promotion failed');
+      // The old code restarted the master only once the drop was done (here: psql's 30 s timeout).
+      await until(
+        c,
+        () => {
+          const m = c.orch.view.masterStatus();
+          return m?.id === old.id && m.pid !== old.pid && m.state === 'master';
+        },
+        20_000,
+        'the master restarted in place while the drop is held',
+      );
+      expect(await exists()).toBe(true);
+      // Noted before: an orchestrator that crashed now would drop it at its next start.
+      expect(dropMarkers(nsDir).map((m) => m.database)).toContain(database);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      if (isAlive(candidate.pid)) process.kill(candidate.pid, 'SIGKILL');
+    }
+    try {
+      await eventually(async () => !(await exists()) && !dropMarkers(nsDir).some((m) => m.database === database), 40_000, "the candidate's database dropped");
+    } finally {
+      await holder.end();
+    }
+    await until(c, () => servingWith(c, 1), 90_000, 'a slave serving beside the restarted master');
+    const { acked } = await load.stop();
+    const dump = await replicasEqual(c, old.id);
+    ackedOnce(dump, 'steady', acked);
+  }, 150_000);
 });

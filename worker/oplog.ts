@@ -14,8 +14,9 @@ import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { ignoreDuplicates } from './duplicates.js';
 import { OplogTrimPlanner, type TrimLimits } from './oplog-trim.js';
 import type { SeqDelete } from './pg-trim.js';
+import { OPLOG_COLLECTION } from '../common/worker-collections.js';
 
-export const OPLOG = '_dbaas_oplog';
+export const OPLOG = OPLOG_COLLECTION;
 
 /** An oplog entry as read back: `_id` is the seq. */
 export type OplogDoc = SyncEntry & { _id: number };

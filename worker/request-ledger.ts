@@ -38,9 +38,10 @@ import { RecentEntries } from './recent-entries.js';
 import { RequestIndex } from './request-index.js';
 import { ignoreDuplicates } from './duplicates.js';
 import type { SeqDelete } from './pg-trim.js';
+import { LEDGER_COLLECTION, LEDGER_INDEX, META_COLLECTION } from '../common/worker-collections.js';
 
-export const LEDGER = '_dbaas_ledger';
-const META = '_dbaas_meta';
+export const LEDGER = LEDGER_COLLECTION;
+const META = META_COLLECTION;
 
 /** One write as the ledger keeps it. */
 export interface LedgerRecord {
@@ -233,6 +234,6 @@ export class RequestLedger {
   }
 
   async ensureIndexes(): Promise<void> {
-    await this.coll().createIndex({ requestId: 1 }).catch(() => undefined);
+    await this.coll().createIndex(LEDGER_INDEX).catch(() => undefined);
   }
 }

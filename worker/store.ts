@@ -32,12 +32,13 @@ import { deleteSeqs, type SeqDelete } from './pg-trim.js';
 import type { Logger } from '../common/logger.js';
 import { databaseSaid, refusedByStorage, voided } from './void-batch.js';
 import { readStopped } from './storage-errors.js';
+import { META_COLLECTION, WORKER_COLLECTIONS } from '../common/worker-collections.js';
 
 export { INTERNAL_PREFIX } from './tables.js';
 export type { OplogDoc } from './oplog.js';
 
 /** The worker's own facts about its database (request-ledger.ts keeps its coverage there too). */
-const META = '_dbaas_meta';
+const META = META_COLLECTION;
 
 /** Connections of the pool simple reads use (pg-read.ts): a slave takes DBAAS_WORKER_READ_PREFETCH reads at once, 32 by default. */
 const READ_POOL = 8;
@@ -140,12 +141,15 @@ export class Store {
 
   /**
    * Drops everything ({@link dropAll}) unless this database is new: nothing in it but
-   * the empty ledger {@link connect} made. A new slave's start then skips half a dozen
-   * DDL round trips (issue 16); its ledger is known to be complete (empty) either way.
+   * the worker's own collections, empty (the ledger {@link connect} made, or all of them,
+   * made ahead in a spare database: common/worker-collections.ts). A new slave's start
+   * then skips half a dozen DDL round trips (issue 16); its ledger is known to be
+   * complete (empty) either way.
    */
   async dropAllUnlessNew(): Promise<void> {
     const names = (await this.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
-    if (names.some((n) => n !== LEDGER) || (await this.db.collection(LEDGER).findOne({})) !== null) {
+    const empty = async (): Promise<boolean> => (await Promise.all(names.map((n) => this.db.collection(n).findOne({}, { projection: { _id: 1 } })))).every((d) => d === null);
+    if (names.some((n) => !WORKER_COLLECTIONS.has(n)) || !(await empty())) {
       await this.dropAll();
       return;
     }

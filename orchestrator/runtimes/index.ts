@@ -23,6 +23,7 @@ export function createRuntime(config: OrchestratorConfig, logger: Logger): Runti
         ...(config.pgUrl ? { pgUrl: config.pgUrl } : {}),
         spareDatabases: config.spareDatabases,
         startNice: config.workerStartNice,
+        dbName: config.dbName,
         clusterEnv: clusterEnv(config),
         logger: logger.child({ component: 'runtime' }),
       });

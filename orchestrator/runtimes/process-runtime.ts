@@ -11,8 +11,9 @@
  * left half alive, and the pair is reported dead once, when both are gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../common/backoff.js';
@@ -27,6 +28,7 @@ import { SpareDatabases } from './spare-databases.js';
 import { StartPriority } from './start-priority.js';
 import { failureCause } from './failure-cause.js';
 import type { ExitInfo, ExitListener, Runtime, WorkerHandle, WorkerSpec } from './runtime.js';
+import { makeWorkerCollections } from '../../common/worker-collections.js';
 
 export interface ProcessRuntimeOptions {
   dataDir: string;
@@ -47,6 +49,8 @@ export interface ProcessRuntimeOptions {
   spareDatabases?: number;
   /** A starting worker's and its database's nice (`DBAAS_WORKER_START_NICE`, -20…0; default 0: none), start-priority.ts. */
   startNice?: number;
+  /** The workers' MongoDB database (`DBAAS_WORKER_DB_NAME`): where a spare's worker collections are made (default `dbaas`). */
+  dbName?: string;
 }
 
 interface Unit {
@@ -112,6 +116,7 @@ export class ProcessRuntime implements Runtime {
             nsDir: path.resolve(opts.dataDir, opts.namespace),
             size: spares,
             busy: () => this.starting.size > 0,
+            prepare: (url) => this.prepareSpare(url),
             logger: opts.logger,
           })
         : undefined;
@@ -119,6 +124,42 @@ export class ProcessRuntime implements Runtime {
 
   startEnded(id: string): void {
     this.priority.lower(id);
+  }
+
+  /**
+   * Makes a spare database's worker collections (common/worker-collections.ts) through a FerretDB
+   * started for that alone and stopped once they are made, off any start's path: the worker that
+   * takes the spare finds them there (issue 16). FerretDB then holds them in its own metadata,
+   * exactly as if that worker had made them.
+   */
+  private async prepareSpare(pgUrl: string): Promise<void> {
+    const stateDir = mkdtempSync(path.join(os.tmpdir(), 'dbaas-spare-'));
+    const port = await freePort();
+    // Not detached: it lives for a few hundred milliseconds, and goes with a Ctrl-C of the orchestrator.
+    const db = spawn(this.opts.dbBin, dbArgs(this.opts.dbBin, stateDir, port, pgUrl), { stdio: 'ignore' });
+    let dead = false;
+    const exited = new Promise<void>((resolve) => {
+      db.once('exit', () => resolve());
+      db.once('error', () => resolve());
+    });
+    void exited.then(() => (dead = true));
+    try {
+      await waitFor(async () => (dead || (await canConnect(port)) ? true : undefined), this.opts.dbStartTimeoutMs ?? 20_000, () => new Error(`the FerretDB preparing a spare database did not listen on port ${port}`), 50);
+      if (dead) throw new Error('the FerretDB preparing a spare database exited at start');
+      // Loaded here only: nothing else of the orchestrator speaks MongoDB.
+      const { MongoClient } = await import('mongodb');
+      const client = new MongoClient(`mongodb://127.0.0.1:${port}/`, { serverSelectionTimeoutMS: 10_000 });
+      try {
+        await makeWorkerCollections(client.db(this.opts.dbName ?? 'dbaas'));
+      } finally {
+        await client.close();
+      }
+    } finally {
+      db.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+      if (!dead) db.kill('SIGKILL');
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   }
 
   failureCause(id: string): string | undefined {

@@ -2,7 +2,10 @@
  * Spare PostgreSQL databases (issue 16: a new slave's start): empty worker
  * databases, triggers included, made ahead by the process runtime, so a new
  * worker takes one instead of waiting for `CREATE DATABASE` (0.1 s idle, 0.4 s
- * and more of both cores' time under a writer).
+ * and more of both cores' time under a writer). The process runtime also has the
+ * worker's own collections made in each (`prepare`: common/worker-collections.ts),
+ * through a FerretDB started for that alone, so a new slave runs no DDL of its own
+ * before its copy.
  *
  * Each spare is a file `spare-<slot>.json` in the namespace's data directory
  * (`<dataDir>/<namespace>/`, beside the workers' directories, so it is no worker
@@ -51,6 +54,11 @@ export class SpareDatabases {
       size: number;
       /** True while a worker's start is under way: the pool waits for it. */
       busy: () => boolean;
+      /**
+       * Makes what a worker would make first in a new database (the process runtime: its own collections,
+       * common/worker-collections.ts), once the database exists; a spare it fails on is dropped.
+       */
+      prepare?: (url: string) => Promise<void>;
       logger: Logger;
     },
   ) {}
@@ -105,6 +113,11 @@ export class SpareDatabases {
         const started = Date.now();
         try {
           await postgres.create(database, url, postgres.commentSql(database, id, this.opts.nsDir, 'worker (spare)'));
+          await this.opts.prepare?.(url).catch(async (err: unknown) => {
+            await postgres.drop({ database, url });
+            rmSync(file, { force: true });
+            throw err;
+          });
           if (readSpare(file)?.database !== database) {
             // This orchestrator stood still past STALE_MAKING_MS (SIGSTOP) and another declared the file stale and
             // dropped it (or claimed the slot again): the database is nobody's, and the file is not ours to rewrite.

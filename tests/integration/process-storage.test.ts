@@ -16,7 +16,7 @@ import { loadOrchestratorConfig, type DbBackend } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
 import { ProcessRuntime } from '../../orchestrator/runtimes/process-runtime.js';
 import { mayRaise, schedulingNice, START_PRIORITY_MAX_MS } from '../../orchestrator/runtimes/start-priority.js';
-import { dropMarkers, dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
+import { databaseUrl, dropMarkers, dropWorkerDatabases, findPsql, readMarker, readSpare, spareMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { waitFor } from '../../common/backoff.js';
 import { purgeNamespace, tcpProxy, type ZkProxy } from './infra.js';
 
@@ -238,6 +238,12 @@ describe.skipIf(!pgUrl || !process.env.DBAAS_DB_BIN)('process runtime storage', 
     const spare1 = await madeSpare();
     expect(databases()).toContain(spare1);
     expect(comment(spare1)).toBe(`dbaas worker (spare) of namespace ${ns}, data directory ${nsDir}`);
+    // With the worker's own collections made ahead (common/worker-collections.ts), the ledger's index and its GIN
+    // companion too, by a FerretDB of its own that is gone again: no connection to the spare is left.
+    const inSpare = (sql: string): string => execFileSync(findPsql(), ['-X', '-q', '-A', '-t', '-d', databaseUrl(pgUrl ?? '', spare1), '-c', sql], { encoding: 'utf8' }).trim();
+    expect(inSpare(`SELECT string_agg(_jsonb->>'_id', ',' ORDER BY _jsonb->>'_id') FROM dbaas._ferretdb_database_metadata`)).toBe('_dbaas_ledger,_dbaas_meta,_dbaas_oplog');
+    expect(inSpare(`SELECT count(*) FROM pg_indexes WHERE schemaname = 'dbaas' AND indexdef LIKE '%USING gin%requestId%'`)).toBe('1');
+    await waitFor(() => Promise.resolve(psql(`SELECT count(*) FROM pg_stat_activity WHERE datname = '${spare1}'`) === '0' || undefined), 10_000, () => new Error(`connections to ${spare1} left`), 50);
 
     // The next new worker takes it: its marker names the spare, and its FerretDB keeps data there.
     const second = await worker(first, 'slave');

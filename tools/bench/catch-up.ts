@@ -25,6 +25,7 @@ import { databaseUrl, findPsql, workerDatabaseName } from '../../orchestrator/ru
 import { tableIn } from '../../worker/pg-layout.js';
 import { loadOrchestratorConfig } from '../../common/config.js';
 import { BenchCluster, benchEnv } from './bench-cluster.js';
+import { readJsonFile } from '../../common/state-file.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -133,7 +134,7 @@ function schedstat(pid: number, main: boolean): { runMs: number; waitMs: number 
  * slave served: ms on a CPU and ms runnable but waiting for one (the rest of the worker's time it
  * waited on others: round trips, its database). In the profile as `(worker cpu ms)` and so on.
  */
-function startCpu(cluster: BenchCluster, id: string): Record<string, number> {
+async function startCpu(cluster: BenchCluster, id: string, pgUrl: string | undefined): Promise<Record<string, number>> {
   let unit: { workerPid?: number; dbPid: number };
   try {
     unit = cluster.unit(id);
@@ -142,10 +143,39 @@ function startCpu(cluster: BenchCluster, id: string): Record<string, number> {
   }
   const w = unit.workerPid === undefined ? undefined : schedstat(unit.workerPid, true);
   const d = schedstat(unit.dbPid, false);
+  const b = pgUrl === undefined ? undefined : await backendsSchedstat(cluster, id, pgUrl);
   return {
     ...(w ? { '(worker cpu ms)': w.runMs, '(worker waiting for cpu ms)': w.waitMs } : {}),
     ...(d ? { '(database cpu ms)': d.runMs, '(database waiting for cpu ms)': d.waitMs } : {}),
+    ...(b ? { '(postgresql backends)': b.backends, '(postgresql cpu ms)': b.runMs, '(postgresql waiting for cpu ms)': b.waitMs } : {}),
   };
+}
+
+/**
+ * The new worker's PostgreSQL backends (its FerretDB's and its own, every connection to its database; a
+ * local server only, where their pids are this machine's): ms on a CPU and ms runnable but waiting since each
+ * started. They run in the server's scheduling group, beside the writer's backends, whatever the start's priority.
+ */
+async function backendsSchedstat(cluster: BenchCluster, id: string, pgUrl: string): Promise<{ backends: number; runMs: number; waitMs: number } | undefined> {
+  const marker = readJsonFile<{ database: string }>(path.join(cluster.dataDir, cluster.namespace, id, 'db', 'postgresql.json'));
+  if (marker === undefined || !/^postgres(ql)?:\/\/[^/]*@?(127\.0\.0\.1|localhost)[:/]/.test(pgUrl)) return undefined;
+  const client = new pg.Client({ connectionString: pgUrl });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [marker.database]);
+    let runMs = 0;
+    let waitMs = 0;
+    for (const { pid } of rows) {
+      const s = schedstat(pid, true);
+      runMs += s?.runMs ?? 0;
+      waitMs += s?.waitMs ?? 0;
+    }
+    return { backends: rows.length, runMs, waitMs };
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 function workerLog(cluster: BenchCluster, id: string): LogLine[] {
@@ -159,6 +189,9 @@ function workerLog(cluster: BenchCluster, id: string): LogLine[] {
       }
     });
 }
+
+/** The PostgreSQL server's admin URL (DBAAS_PG_URL), for the new worker's backends in the profile; set by main(). */
+let pgAdminUrl: string | undefined;
 
 async function addSlave(cluster: BenchCluster, name: string, writes?: () => number): Promise<CatchUpCase> {
   // Every case's slave takes a spare database made ahead, as on a cluster that had a moment since its last start.
@@ -185,7 +218,7 @@ async function addSlave(cluster: BenchCluster, name: string, writes?: () => numb
   }
   const servedMs = Date.now() - started;
   // Where the start's time went on the CPU: run, or runnable and waiting for a core (issue 16: the writer's processes).
-  const cpu = startCpu(cluster, id);
+  const cpu = await startCpu(cluster, id, pgAdminUrl);
   // What the orchestrator said while this slave started (failed tries, extensions).
   const said = (await cluster.client.events().catch(() => []))
     .filter((e) => Date.parse(e.at) >= started && /start|slave/.test(e.reason))
@@ -432,6 +465,7 @@ async function main(): Promise<void> {
     },
   });
   const config = loadOrchestratorConfig();
+  pgAdminUrl = config.pgUrl;
   if (!config.dbBin) throw new Error('DBAAS_DB_BIN is not set: run `npm run bench:catch-up` (it sets it up)');
   log(`load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   if (values.repeat !== undefined) return repeatHistory(Number(values.repeat), Number(values.incs), config, values);

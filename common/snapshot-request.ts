@@ -19,7 +19,10 @@ export function pageQueue(namespace: string): string {
   return `${namespace}.snapshotQ`;
 }
 
-export const PAGE_QUEUE_OPTIONS = Object.freeze({ durable: false, autoDelete: true, arguments: { 'x-message-ttl': 15_000 } });
+/** How long a page request waits in the page queue for a master to take it: then the broker drops it. */
+export const PAGE_REQUEST_TTL_MS = 15_000;
+
+export const PAGE_QUEUE_OPTIONS = Object.freeze({ durable: false, autoDelete: true, arguments: { 'x-message-ttl': PAGE_REQUEST_TTL_MS } });
 
 /** About this much JSON per page (one RabbitMQ message). */
 export const PAGE_MAX_BYTES = 16 * 1_048_576;

@@ -30,7 +30,7 @@ import { readError } from './storage-errors.js';
 import { docsOfRows, type StreamDocs, type StreamRows } from './pg-snapshot.js';
 import { RowCopier } from './pg-copy.js';
 import { coverageAfter, coveredOps, judgePage, judgePart, noteTouched, untouchedDocs, untouchedRows, type Coverage, type StreamCopy } from './snapshot.js';
-import { PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, pageQueue, preAskedId } from '../common/snapshot-request.js';
+import { PAGE_MAX_BYTES, PAGE_QUEUE_OPTIONS, PAGE_REQUEST_TTL_MS, pageQueue, preAskedId } from '../common/snapshot-request.js';
 import type { MasterZnode } from '../coordination/schemas.js';
 
 /**
@@ -47,8 +47,14 @@ const RUN_MAX_OPS = 4000;
 export const CAUGHT_UP_LAG = 50;
 /** A page is written in parts of this many documents. */
 const PAGE_APPLY_DOCS = 5000;
-/** A page not come this long after it was asked for is asked for again (the master may have changed). */
+/** A stream part not come this long after the one before (or its marker) is asked for again (the master may have changed). */
 const PAGE_WAIT_MS = 60_000;
+/**
+ * A request not answered at all this long after it was sent is asked again: it can no longer be answered (it
+ * expired in the page queue, PAGE_REQUEST_TTL_MS, or went with a master that took it or with the queue). It was
+ * asked again only after PAGE_WAIT_MS (60 s), later than the orchestrator gives a start without progress up (30 s).
+ */
+const PAGE_ANSWER_WAIT_MS = PAGE_REQUEST_TTL_MS + 2000;
 /** A start that makes no progress for this long gives up (the orchestrator starts another slave). */
 const STALL_MS = 120_000;
 /** How often a slave copying its snapshot looks whether another master holds /master (watchMaster). */
@@ -83,6 +89,10 @@ export class SlaveRole {
   private firstPageSeq: number | undefined;
   private seenBeforeFirst = 0;
   private pageTimer: NodeJS.Timeout | undefined;
+  /** The term of the master holding /master when the pending request was sent (watchMaster), if known. */
+  private askedOfTerm: number | undefined;
+  /** A look at ZooKeeper found no /master since the pending request was sent (watchMaster). */
+  private masterGoneSinceAsk = false;
   /** The stream being copied (snapshot.ts "Stream"), and whether one ever began (entries are then applied in full until the copy ends). */
   private stream: StreamCopy | undefined;
   private streamed = false;
@@ -249,31 +259,41 @@ export class SlaveRole {
   }
 
   /**
-   * While the copy goes on, asks again at once when another master holds /master (a failover), or the
-   * same worker in a new term (restarted from its data): the request being answered, or the stream
+   * While the copy goes on, asks again at once when another master holds /master (a failover), the
+   * same worker in a new term (restarted from its data), or the same master again after a look found no
+   * /master (it took it back after a session expiry, fenced meanwhile): the request being answered, or the stream
    * being sent, went with the old master (a request it had taken, or one waiting in the page queue,
    * which is deleted with its last consumer). The page timer would ask only after PAGE_WAIT_MS, and
    * before the first page nothing progresses, so the orchestrator gave the start up after
    * DBAAS_WORKER_START_TIMEOUT_MS (30 s) and started another slave from zero (session 8: a master
    * killed while a new slave copied). Every new master moves the term, so the term of the master asked
    * is what is compared: the orchestrator names it for the first page it asked for ahead
-   * (DBAAS_WORKER_TERM); else the first master seen. The ledger is copied from the master of the end.
+   * (DBAAS_WORKER_TERM); else the one read when the page was asked (askPage; the first master seen used to
+   * be the baseline, so a failover within the first second went unseen: E9's swarm run). The ledger is
+   * copied from the master of the end.
    */
   private watchMaster(): () => void {
     const { config } = this.ctx;
-    let askedOf = config.snapshotAsked && config.term > 0 ? config.term : undefined;
+    if (config.snapshotAsked && config.term > 0) this.askedOfTerm ??= config.term;
     let looking = false;
     const timer = setInterval(() => {
       if (looking) return;
       looking = true;
       void this.master()
         .then(async (m) => {
-          if (!m) return;
+          if (!m) {
+            // The master asked lost /master (a session expiry, a failover under way): the request may be gone with it.
+            this.masterGoneSinceAsk = true;
+            return;
+          }
           this.masterDbUrl = m.dbUrl;
-          const moved = askedOf !== undefined && m.term > askedOf && this.copied !== undefined;
-          if (askedOf === undefined || moved) askedOf = m.term;
-          if (!moved) return;
-          this.ctx.logger.info({ master: m.id, term: m.term }, 'another master while the snapshot was copied: asking it again');
+          const moved = this.askedOfTerm !== undefined && m.term > this.askedOfTerm;
+          // Taken back in the same term after a session expiry: fenced meanwhile, the master dropped the requests it
+          // took and closed its page channel, and the page queue went with its last consumer (E9's paused master).
+          const back = this.masterGoneSinceAsk;
+          this.askedOfTerm ??= m.term;
+          if ((!moved && !back) || this.copied === undefined) return;
+          this.ctx.logger.info({ master: m.id, term: m.term, askedOfTerm: this.askedOfTerm }, moved ? 'another master while the snapshot was copied: asking it again' : 'the master took /master back while the snapshot was copied: asking it again');
           await this.askPage();
         })
         // ZooKeeper not answering: looked at again on the next tick.
@@ -318,6 +338,12 @@ export class SlaveRole {
     const ch = this.syncCh;
     const limit = this.ctx.config.snapshotPageDocs;
     const id = `${this.ctx.config.workerId}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    // Read before it is sent: should the master change after, watchMaster sees a newer term and asks again. A
+    // ZooKeeper that does not answer within a second holds no ask up (watchMaster then takes the first term it sees).
+    const unanswered = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 1000).unref());
+    const master = await Promise.race([this.master(), unanswered]).catch(() => undefined);
+    this.askedOfTerm = master?.term;
+    this.masterGoneSinceAsk = false;
     this.expectPage(id, limit);
     try {
       if (!ch) throw new Error('no sync channel');
@@ -339,16 +365,16 @@ export class SlaveRole {
   private expectPage(id: string, limit: number): void {
     this.pendingPage = { id, limit, at: Date.now() };
     this.stream = undefined;
-    this.armPageTimer();
+    this.armPageTimer(PAGE_ANSWER_WAIT_MS);
   }
 
-  /** Asks again if no page (or stream part) comes within {@link PAGE_WAIT_MS}. */
-  private armPageTimer(): void {
+  /** Asks again if no answer (a page, a stream's marker or part) comes within `waitMs`. */
+  private armPageTimer(waitMs: number): void {
     if (this.pageTimer) clearTimeout(this.pageTimer);
     this.pageTimer = setTimeout(() => {
-      this.ctx.logger.warn({ waitedMs: PAGE_WAIT_MS }, 'snapshot page did not come; asking again');
+      this.ctx.logger.warn({ waitedMs: waitMs }, 'snapshot page did not come; asking again');
       void this.askPage().catch((err: unknown) => this.copied?.reject(err as Error));
-    }, PAGE_WAIT_MS);
+    }, waitMs);
     this.pageTimer.unref();
   }
 
@@ -368,6 +394,9 @@ export class SlaveRole {
     );
     if (verdict.kind === 'ignore') {
       this.ctx.logger.debug({ id: page.id, why: verdict.why }, 'snapshot page ignored');
+      // An answer to an earlier request of this slave, asked again after PAGE_ANSWER_WAIT_MS: the master is slow, not
+      // gone, and answers in order, so the pending one comes next; asking again at every wait would never end.
+      if (page.id !== this.pendingPage?.id && page.id.startsWith(`${this.ctx.config.workerId}-`) && this.stream === undefined) this.armPageTimer(PAGE_WAIT_MS);
       return;
     }
     if (verdict.kind === 'ask-again') {
@@ -386,7 +415,7 @@ export class SlaveRole {
       // The marker: from here every entry is applied in full, and the parts fill in what they did not touch.
       this.stream = { id: page.id, atSeq: page.atSeq, next: 1, touched: new Set() };
       this.streamed = true;
-      this.armPageTimer();
+      this.armPageTimer(PAGE_WAIT_MS);
       this.mark('marker-met');
       this.ctx.logger.info({ id: page.id, atSeq: page.atSeq }, 'snapshot stream started');
       return;
@@ -421,7 +450,7 @@ export class SlaveRole {
       await this.askPage();
       return;
     }
-    this.armPageTimer();
+    this.armPageTimer(PAGE_WAIT_MS);
     this.mark('part-met');
     const started = performance.now();
     const docs = untouchedDocs(stream, page.docs);

@@ -11,7 +11,7 @@ import { withZkSession } from '../../coordination/namespace.js';
 import { isNoNode } from '../../coordination/zk-session.js';
 
 // Restarting and pausing ZooKeeper the way it was started: one copy, the nemesis'.
-export { pauseZooKeeper, restartZooKeeper } from '../../tools/nemesis/infra.js';
+export { closeBrokerConnections, pauseZooKeeper, restartZooKeeper } from '../../tools/nemesis/infra.js';
 
 /** Whether a queue exists on the broker. */
 export async function queueExists(name: string): Promise<boolean> {

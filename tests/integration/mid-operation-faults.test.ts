@@ -18,7 +18,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { VerifyReport } from '../../orchestrator/verify.js';
 import { isAlive } from '../../common/probes.js';
 import { zkPaths } from '../../coordination/paths.js';
-import { removeZnode } from './infra.js';
+import { clusterNames } from '../../common/names.js';
+import { closeBrokerConnections, queueExists, removeZnode } from './infra.js';
 import { dropMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { startLoad } from './load.js';
@@ -656,4 +657,45 @@ describe.skipIf(!onPostgres)('recovery gaps', () => {
     const dump = await replicasEqual(c, old.id);
     ackedOnce(dump, 'steady', acked);
   }, 150_000);
+
+  it("a new slave's first page request lost with the master's broker connection (/master kept) is asked again once it can no longer be answered: the newcomer serves, not replaced", async () => {
+    // A 10 s session: the master, frozen while the newcomer starts, keeps /master (no failover, no reclaim to react to).
+    const c = await cluster({ DBAAS_LOG_LEVEL: 'info', DBAAS_ZK_SESSION_TIMEOUT_MS: '10000' });
+    const docs = Array.from({ length: 1000 }, (_, i) => ({ _id: `q-${i}`, n: i }));
+    expect((await c.post('/api/v1/db/write', { table: 'bulk', operation: 'insert', data: docs })).status).toBe(200);
+    const old = c.orch.view.masterStatus() as { id: string; pid: number };
+    const before = new Set(c.orch.view.workers.keys());
+    const load = startLoad(c, 'steady', 2, 0);
+    await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 10, 20_000, 'some steady writes');
+    let newcomer: string | undefined;
+    let closed = 0;
+    process.kill(old.pid, 'SIGSTOP');
+    try {
+      expect((await adminPost(c, '/api/v1/scale', { slaves: 2 })).status).toBe(200);
+      // The orchestrator declares the newcomer's sync queue (with the page queue, which the frozen master keeps), then
+      // asks its first page: not waited for the newcomer's start, which may outlast the frozen master's session.
+      await eventually(
+        async () => {
+          newcomer ??= c.orch.cluster.facts().workers.map((w) => w.id).find((id) => !before.has(id));
+          return newcomer !== undefined && (await queueExists(clusterNames(c.namespace).syncQueue(newcomer)));
+        },
+        20_000,
+        "the newcomer's sync queue declared",
+      );
+      // The request, delivered to the frozen master or waiting in the page queue, goes with its connection.
+      closed = await closeBrokerConnections(`dbaas-worker-${old.id}`);
+    } finally {
+      process.kill(old.pid, 'SIGCONT');
+    }
+    expect(closed).toBeGreaterThan(0);
+    // The old code asked again only after 60 s, and the orchestrator gave the start up after 30 s without progress.
+    await until(c, () => servingWith(c, 2), 60_000, 'two slaves serving beside the master');
+    expect(c.orch.view.masterStatus()?.id).toBe(old.id);
+    servesNotReplaced(c, newcomer as string);
+    expect(workerLog(c, newcomer as string)).toMatch(/snapshot page did not come; asking again|the master took \/master back while the snapshot was copied/);
+    const { acked } = await load.stop();
+    const dump = await replicasEqual(c, old.id);
+    ackedOnce(dump, 'steady', acked);
+    expect((dump.bulk ?? []).length).toBe(docs.length);
+  }, 120_000);
 });

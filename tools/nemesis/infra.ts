@@ -44,6 +44,20 @@ export function repoRoot(): string {
 // As root, the sbin wrapper switches to the rabbitmq user (and its Erlang cookie).
 const rabbitmqctl = existsSync('/usr/sbin/rabbitmqctl') ? '/usr/sbin/rabbitmqctl' : 'rabbitmqctl';
 
+/**
+ * Has the broker close every AMQP connection named `connectionName` (a worker's is `dbaas-worker-<id>`), as it does
+ * for a client that missed its heartbeats; returns how many it closed.
+ */
+export async function closeBrokerConnections(connectionName: string): Promise<number> {
+  const { stdout } = await run(rabbitmqctl, ['-q', 'list_connections', 'pid', 'client_properties'], { timeout: 30_000 });
+  const pids = stdout
+    .split('\n')
+    .filter((line) => line.includes(`{"connection_name","${connectionName}"}`))
+    .map((line) => line.split('\t')[0] as string);
+  for (const pid of pids) await run(rabbitmqctl, ['-q', 'close_connection', pid, 'closed by a test'], { timeout: 30_000 });
+  return pids.length;
+}
+
 export async function stopBroker(): Promise<void> {
   await run(rabbitmqctl, ['stop_app'], { timeout: 60_000 });
 }

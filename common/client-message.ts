@@ -11,9 +11,27 @@
 /** IPv4 (a cut one too), [IPv6], localhost or a dotted host name, with a port. */
 const HOST_PORT = String.raw`(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]|localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+):\d{1,5}`;
 
+/** What may stand inside a code position: no brackets, or a Go generic function's one level of "[...]". */
+const IN_POSITION = String.raw`(?:[^\[\]]|\[[^\[\]]*\])*`;
+/**
+ * FerretDB's position in its own code, "[msg_find.go:344 handler.handleMaxTimeMSError] ": whole (a generic function's
+ * "[...]" inside too: "[iterator.go:60 iterator.ConsumeValues[...]] "), cut at the message's start ("sert.go:98 x] "),
+ * or cut at its end ("… [msg_insert.go:168 handler.(*Han"). Matching only the first "]" left a stray one: "] unexpected EOF".
+ */
+const CALL_CHAIN: readonly RegExp[] = [
+  new RegExp(String.raw`\[[^\[\]\s]*\.go:\d+${IN_POSITION}\]\s*`, 'g'),
+  new RegExp(String.raw`^[^\[\]\s]*\.?go:\d+${IN_POSITION}\]\s*`),
+  new RegExp(String.raw`\s?\[[^\[\]\s]*\.go:\d+${IN_POSITION}(?:\[[^\[\]]*)?$`),
+];
+
+/** `text` without FerretDB's positions in its own code (whole or cut: {@link CALL_CHAIN}). */
+export function withoutCallChain(text: string): string {
+  let plain = text;
+  for (const pattern of CALL_CHAIN) plain = plain.replace(pattern, '');
+  return plain;
+}
+
 const RULES: ReadonlyArray<readonly [RegExp, string]> = [
-  // FerretDB's position in its own code: "[msg_find.go:344 handler.handleMaxTimeMSError] ".
-  [/\[[^\]]*\.go:\d+[^\]]*\]\s*/g, ''],
   // pgx's connection string: "failed to connect to `user=postgres database=…`:" (or cut short).
   [/failed to connect to `[^`]*(?:`:?|$)/g, 'failed to connect to the database:'],
   // A connection URL (mongodb://, postgres://, amqp://, http://...).
@@ -39,7 +57,7 @@ const MAX_CLIENT_MESSAGE = 1000;
 
 /** `message` as a client may see it: internal addresses and names dropped, repeated lines said once. */
 export function clientMessage(message: string): string {
-  let text = message.length > MAX_CLIENT_MESSAGE ? `${message.slice(0, MAX_CLIENT_MESSAGE)}…` : message;
+  let text = withoutCallChain(message.length > MAX_CLIENT_MESSAGE ? `${message.slice(0, MAX_CLIENT_MESSAGE)}…` : message);
   for (const [pattern, replacement] of RULES) text = text.replace(pattern, replacement);
   // A message cut short ("…") may end inside an address or a name: drop the cut word.
   text = text.replace(/\S*…$/, '…');

@@ -21,6 +21,7 @@
 import { MongoServerError } from 'mongodb';
 import type { Doc } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
+import { withoutCallChain } from '../common/client-message.js';
 import type { SyncEntry, SyncOp } from '../common/messages.js';
 import { EXISTS, keyOfDoc, NotingSource, type BatchSource } from './write-batch.js';
 
@@ -115,6 +116,6 @@ export function storageRefusal(err: Error): DbaasError {
 export function databaseSaid(err: Error): string {
   // FerretDB prefixes its error with where in its own code it passed ("[msg_insert.go:168 handler.(*Handler).MsgInsert]"):
   // the client is told what the database said, not the server's call chain.
-  const plain = err.message.replace(/\[[^\]]*\.go:\d+[^\]]*\]\s*/g, '').trim();
+  const plain = withoutCallChain(err.message).trim();
   return plain.length > 300 ? `${plain.slice(0, 300)}…` : plain;
 }

@@ -11,6 +11,7 @@
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { withoutCallChain } from '../../common/client-message.js';
 
 /** How much of the end of each log is read. */
 const TAIL_BYTES = 64 * 1024;
@@ -41,7 +42,7 @@ function tailLines(file: string): string[] {
 
 /** Without FerretDB's call chain ("[pool.go:129 pool.(*Pool).Get] …"), cut short. */
 function plain(text: string): string {
-  const s = text.replace(/\[[^\]]*\.go:\d+[^\]]*\]\s*/g, '').replace(/\s+/g, ' ').trim();
+  const s = withoutCallChain(text).replace(/\s+/g, ' ').trim();
   return s.length > MAX_LINE ? `${s.slice(0, MAX_LINE)}…` : s;
 }
 

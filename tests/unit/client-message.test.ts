@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientMessage } from '../../common/client-message.js';
+import { clientMessage, withoutCallChain } from '../../common/client-message.js';
 import { DbaasError, httpErrorBody } from '../../common/errors.js';
 
 // The drivers' words as they reached the operator's log (session 8 test logs).
@@ -56,5 +56,35 @@ describe('clientMessage', () => {
     expect(JSON.stringify(body)).not.toMatch(INTERNALS);
     expect(body.error).toMatchObject({ code: 'DBAAS_WORKER_DB_UNAVAILABLE', requestId: 'r1' });
     expect(err.message).toBe(WORKER_DB);
+  });
+});
+
+describe('withoutCallChain', () => {
+  // FerretDB's position in its own code, whole and cut; "] unexpected EOF" reached clients in session 8's fault runs.
+  const shapes: Array<[string, string, string]> = [
+    ['whole', '[msg_insert.go:168 handler.(*Handler).MsgInsert] duplicate key', 'duplicate key'],
+    ['two in a row', '[opendb.go:95 pool.openDB] [opendb.go:129 pool.checkConnection] connection refused', 'connection refused'],
+    ['a generic function\'s [...] inside', '[iterator.go:60 iterator.ConsumeValues[...]] unexpected EOF', 'unexpected EOF'],
+    ['generic, then another', '[msg_find.go:344 handler.x] [iterator.go:60 iterator.ConsumeValues[...]] unexpected EOF', 'unexpected EOF'],
+    ['cut at its start', 'nsert.go:168 handler.(*Handler).MsgInsert] unexpected EOF', 'unexpected EOF'],
+    ['cut at its start, generic inside', 'go:60 iterator.ConsumeValues[...]] [pool.go:1 p.Get] unexpected EOF', 'unexpected EOF'],
+    ['cut at its end', 'the write failed: [msg_insert.go:168 handler.(*Handler).Msg', 'the write failed:'],
+    ['cut at its end inside a generic', 'the write failed: [iterator.go:60 iterator.ConsumeValues[..', 'the write failed:'],
+  ];
+  it.each(shapes)('%s', (_name, text, plain) => {
+    expect(withoutCallChain(text)).toBe(plain);
+    expect(clientMessage(text)).toBe(plain);
+  });
+
+  it('leaves brackets that are not a code position', () => {
+    const text = 'table must match ^[A-Za-z][A-Za-z0-9_]{0,63}$ [see docs] at go:12';
+    expect(withoutCallChain(text)).toBe(text);
+  });
+
+  it('is linear on a hostile message', () => {
+    const huge = `${'[a.go:1 '.repeat(20_000)}${'['.repeat(20_000)}x.go:1 ${'y'.repeat(50_000)}`;
+    const started = performance.now();
+    withoutCallChain(huge);
+    expect(performance.now() - started).toBeLessThan(500);
   });
 });

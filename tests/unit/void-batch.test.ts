@@ -11,7 +11,7 @@ import { decodeSync, encode, type SyncEntry } from '../../common/messages.js';
 import { planApply } from '../../worker/apply-plan.js';
 import { buildWrite } from '../../worker/entry-builder.js';
 import { ledgerRecords } from '../../worker/store.js';
-import { firstIrreversible, PreImages, refusedByStorage, storageRefusal, undoOps, voided } from '../../worker/void-batch.js';
+import { databaseSaid, firstIrreversible, PreImages, refusedByStorage, storageRefusal, undoOps, voided } from '../../worker/void-batch.js';
 import { BatchView, planBatch } from '../../worker/write-batch.js';
 import { MemoryDb, rng } from './memory-db.js';
 
@@ -128,5 +128,10 @@ describe('the answer to a refused write', () => {
     const refused = storageRefusal(err);
     expect(refused.code).toBe('DBAAS_WRITE_REFUSED_BY_STORAGE');
     expect(refused.message).toBe('the database refused the write; nothing of it was applied: ERROR: index row size 7024 exceeds btree version 4 maximum 2704 for index "t_idx" (SQLSTATE 54000)');
+  });
+
+  it('leaves no stray "]" when the call chain holds a generic function\'s [...] or arrives cut', () => {
+    expect(databaseSaid(new Error('[msg_insert.go:98 handler.(*Handler).MsgInsert] [iterator.go:60 iterator.ConsumeValues[...]] unexpected EOF'))).toBe('unexpected EOF');
+    expect(databaseSaid(new Error('sert.go:98 handler.(*Handler).MsgInsert] unexpected EOF'))).toBe('unexpected EOF');
   });
 });

@@ -77,8 +77,11 @@ export class ClusterView extends EventEmitter {
     let w = this.workerWatchers.get(id);
     if (!w) {
       w = (event) => {
-        // A deletion is seen by the child watch; a data change is re-read here.
-        if (event.getName() === 'NODE_DATA_CHANGED') void this.refreshWorker(id).then(() => this.emit('change'));
+        // A data change is re-read here, and so is a deletion: the child watch re-reads only ids it does not know,
+        // so a znode deleted and created again before it read the list again (a worker registering on a new session
+        // while its old session's znode was still there) kept the old data, with no watch on the new znode.
+        const name = event.getName();
+        if (name === 'NODE_DATA_CHANGED' || name === 'NODE_DELETED') void this.refreshWorker(id).then(() => this.emit('change'));
       };
       this.workerWatchers.set(id, w);
     }

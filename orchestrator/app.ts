@@ -121,7 +121,37 @@ function requestAge(raw: string | string[] | undefined): number | undefined {
 
 const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'] as const;
 
+/** The most of an unread body drained after an early refusal (drainRest); Node's whole-request timeout bounds the time. */
+export const DRAIN_LIMIT_BYTES = 128 * 1_048_576;
+
+/**
+ * A refusal sent before the body was read (413 on its Content-Length, 401 before the body): the client is still
+ * sending. Closing now (fastify's `Connection: close` on a 413) made the kernel answer its next bytes with a reset,
+ * so it saw EPIPE or ECONNRESET instead of the answer. As Node does for an unread body, and nginx's lingering close,
+ * the rest is read and dropped (at most DRAIN_LIMIT_BYTES, within DBAAS_HTTP_REQUEST_TIMEOUT_MS); the connection
+ * stays usable once the body has ended, or closes then if the client asked to close.
+ */
+function drainRest(reply: FastifyReply): void {
+  const raw = reply.request.raw;
+  if (raw.complete) return;
+  reply.removeHeader('connection');
+  const socket = raw.socket;
+  let dropped = 0;
+  raw.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DRAIN_LIMIT_BYTES) socket.destroy();
+  });
+  // A client that asked to close (Connection: close): Node ends the socket after the answer and destroys it as soon
+  // as that is flushed, which resets the rest of the body; the destroy waits for the body's end instead.
+  reply.raw.once('finish', () => {
+    if (raw.complete || !socket.writableEnded) return;
+    socket.removeListener('finish', socket.destroy);
+    raw.once('end', () => socket.destroy());
+  });
+}
+
 function sendError(reply: FastifyReply, err: DbaasError): FastifyReply {
+  drainRest(reply);
   if (err.status === 503) reply.header('Retry-After', '1');
   const requestId = reply.getHeader(WRITE_REQUEST_ID_HEADER);
   return reply.code(err.status).send(httpErrorBody(err, typeof requestId === 'string' ? { requestId } : undefined));

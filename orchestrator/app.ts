@@ -372,7 +372,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   /** The body stays the course's list of pids: a worker whose start failed, and why, goes in a header. */
   const startFailureHeader = (reply: FastifyReply): void => {
     const failure = cluster.startFailure();
-    if (failure) reply.header(START_FAILURE_HEADER, headerText(`${failure.at} ${failure.role} ${failure.id}: ${failure.message}`));
+    if (failure) reply.header(START_FAILURE_HEADER, headerText(`${failure.at} ${failure.role} ${failure.id}: ${clientMessage(failure.message)}`));
   };
   app.get('/api/v1/workers/list', { onRequest: requireApiKey }, listPids);
   app.get('/api/v1/worker/list', { onRequest: requireApiKey }, listPids);

@@ -134,6 +134,8 @@ describe.skipIf(!adminUrl || process.env.DBAAS_DB_BACKEND === 'sqlite')('a worke
       expect(Date.now() - asked).toBeLessThan(PROMPT_MS);
       expect(header).toMatch(/^\d{4}-\d\d-\d\dT\S+Z slave \S+: worker \S+ exited while starting/);
       expect(header).toMatch(ENCODING_REFUSED);
+      // The storage's words as a client may see them (clientMessage, as in error bodies): no address, role or database name, no call chain.
+      expect(header).not.toMatch(/\d+\.\d+\.\d+\.\d+:\d+|\buser=|\bdatabase=|database "|\.go:\d+|c7_ascii_/);
       const events = (await c.get('/api/v1/events')).body as Array<{ kind: string; reason: string }>;
       expect(events.filter((e) => e.kind === 'error' && /^starting slave \S+ failed \(/.test(e.reason) && ENCODING_REFUSED.test(e.reason))).not.toEqual([]);
       // The body is still the course's sorted list of pids.

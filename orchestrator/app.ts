@@ -369,7 +369,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     startFailureHeader(reply);
     return cluster.pids();
   };
-  /** The body stays the course's list of pids: a worker whose start failed, and why, goes in a header. */
+  /** The body stays the course's list of pids: a worker whose start failed, and why (in words a client may see, as error bodies say it), goes in a header. */
   const startFailureHeader = (reply: FastifyReply): void => {
     const failure = cluster.startFailure();
     if (failure) reply.header(START_FAILURE_HEADER, headerText(`${failure.at} ${failure.role} ${failure.id}: ${clientMessage(failure.message)}`));

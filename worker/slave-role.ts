@@ -16,8 +16,9 @@
  * nothing: the run was not acked, and this slave is replaced anyway.
  */
 import type { Channel, ChannelModel, ConsumeMessage, Message } from 'amqplib';
+import { MongoNetworkError, MongoServerSelectionError } from 'mongodb';
 import { DbaasError } from '../common/errors.js';
-import { decodeRead, decodeSyncMessage, encode, WIRE_VERSION, type ControlMessage, type SnapshotPage, type SyncEntry, type WorkerStatus } from '../common/messages.js';
+import { decodeRead, decodeSyncMessage, encode, WIRE_VERSION, type ControlMessage, type SnapshotPage, type SyncEntry, type SyncOp, type WorkerStatus } from '../common/messages.js';
 import { assertSyncQueue } from '../common/topology.js';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { TABLE_NOT_FOUND_HINT } from '../common/hints.js';
@@ -57,6 +58,13 @@ const PAGE_WAIT_MS = 60_000;
 const PAGE_ANSWER_WAIT_MS = PAGE_REQUEST_TTL_MS + 2000;
 /** A start that makes no progress for this long gives up (the orchestrator starts another slave). */
 const STALL_MS = 120_000;
+/** How long a run's write is tried again while the slave's database is out of reach (writeRun); then the slave leaves. */
+const APPLY_RETRY_MS = 20_000;
+
+/** The driver lost the database for now (connection interrupted or refused, no server to select), not a refusal. */
+function outOfReach(err: unknown): boolean {
+  return err instanceof MongoNetworkError || err instanceof MongoServerSelectionError;
+}
 /** How often a slave copying its snapshot looks whether another master holds /master (watchMaster). */
 const MASTER_CHECK_MS = 1000;
 
@@ -629,12 +637,7 @@ export class SlaveRole {
       const ops = judged.apply.flatMap((e) => (this.streamed ? e.ops : coveredOps(this.coverage, e.ops)));
       const restart = this.stream !== undefined && noteTouched(this.stream, ops);
       const exact = !this.streamed && judged.apply[0] !== undefined && judged.apply[0].seq > this.inexactUpTo;
-      // Data first, then the entries and records: the oplog's newest seq never runs ahead of the data (a resume starts there).
-      // On PostgreSQL a run of inserts and updates is written with its entries in one statement (Store.recordAndWrite, session 7).
-      if (!(exact && (await this.ctx.store.recordAndWrite(judged.apply, [], ops)))) {
-        if (ops.length > 0) await this.ctx.store.applyOps(ops, exact);
-        await this.ctx.store.recordEntries(judged.apply);
-      }
+      await this.writeRun(judged.apply, ops, exact);
       // Before appliedSeq moves: once it passes a checkpoint, that checkpoint's result is there (or never will be).
       await this.checkpoint(judged.apply);
       this.pos = judged.pos;
@@ -645,6 +648,33 @@ export class SlaveRole {
       }
     }
     ackRun(run);
+  }
+
+  /**
+   * Writes a run: data first, then the entries and records, so the oplog's newest seq never runs ahead of the data
+   * (a resume starts there); on PostgreSQL a run of inserts and updates is written with its entries in one statement
+   * (Store.recordAndWrite, session 7). A database out of reach for a moment (its connection interrupted: a 3 s pause
+   * of a slave's database container made the slave exit, E9) is waited out for up to {@link APPLY_RETRY_MS}: the
+   * run is written again whole, in order, and inexactly (no `fresh` insert), which gives the same data however much
+   * of it the failed try wrote (every op sets a state), and entries and records are stored skipping those there.
+   */
+  private async writeRun(apply: readonly SyncEntry[], ops: readonly SyncOp[], exact: boolean): Promise<void> {
+    const started = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      const first = attempt === 1;
+      try {
+        if (!(exact && first && (await this.ctx.store.recordAndWrite(apply, [], ops)))) {
+          if (ops.length > 0) await this.ctx.store.applyOps(ops, exact && first);
+          await this.ctx.store.recordEntries(apply);
+        }
+        if (!first) this.ctx.logger.info({ seq: apply.at(-1)?.seq, attempts: attempt, ms: Date.now() - started }, 'sync entries written after the database was back');
+        return;
+      } catch (err) {
+        if (!outOfReach(err) || Date.now() - started >= APPLY_RETRY_MS) throw err;
+        this.ctx.logger.warn({ seq: apply[0]?.seq, attempt, err: (err as Error).message }, 'writing sync entries failed: the database is out of reach; trying again');
+        await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** attempt)));
+      }
+    }
   }
 
   /**

@@ -19,7 +19,7 @@ import type { VerifyReport } from '../../orchestrator/verify.js';
 import { isAlive } from '../../common/probes.js';
 import { zkPaths } from '../../coordination/paths.js';
 import { clusterNames } from '../../common/names.js';
-import { closeBrokerConnections, queueExists, removeZnode } from './infra.js';
+import { closeBrokerConnections, dbPidOf, queueExists, removeZnode } from './infra.js';
 import { dropMarkers } from '../../orchestrator/runtimes/postgresql-databases.js';
 import { eventually, startTestCluster, type TestCluster } from './harness.js';
 import { startLoad } from './load.js';
@@ -697,5 +697,41 @@ describe.skipIf(!onPostgres)('recovery gaps', () => {
     const served = c.orch.audit.list().find((e) => e.kind === 'scaling' && e.reason.includes(`new slave ${newcomer as string} `));
     console.log(`lost page request: the newcomer served ${served?.durationMs} ms after its start`);
     expect(workerLog(c, newcomer as string)).toMatch(/snapshot page did not come; asking again|the master took \/master back while the snapshot was copied/);
+  }, 120_000);
+
+  it('a slave whose database freezes while it applies deletes (written through FerretDB) waits it out and goes on, the same process, its data equal', async () => {
+    const { c, old: master, slave } = await withPromotableSlave({ DBAAS_LOG_LEVEL: 'info' });
+    const db = dbPidOf(c.dataDir, c.namespace, slave.id);
+    const load = startLoad(c, 'steady', 1, 0);
+    // Each document inserted, then deleted: a run holding a delete is written through FerretDB (one of puts alone below it).
+    let churning = true;
+    const acked = async (body: Record<string, unknown>): Promise<void> => {
+      while ((await c.post('/api/v1/db/write', { table: 'churn', ...body })).status !== 200) await new Promise((r) => setTimeout(r, 50));
+    };
+    const churn = (async () => {
+      for (let i = 0; churning; i++) {
+        await acked({ operation: 'insert', data: { _id: `c${i}` }, requestId: `churn-i-${i}` });
+        await acked({ operation: 'delete', where: { _id: `c${i}` }, requestId: `churn-d-${i}` });
+      }
+    })();
+    await eventually(() => (c.orch.view.masterStatus()?.appliedSeq ?? 0) > 20, 20_000, 'some writes and deletes');
+    // Frozen until the driver gives the slave's write up (its server monitor times out, the write is interrupted) and
+    // the slave tries again or leaves: no fixed pause.
+    process.kill(db, 'SIGSTOP');
+    try {
+      await until(c, () => workerLog(c, slave.id).includes('the database is out of reach; trying again') || !isAlive(slave.pid), 40_000, 'the apply interrupted');
+    } finally {
+      // Gone already when the slave left and the runtime killed its database with it.
+      if (isAlive(db)) process.kill(db, 'SIGCONT');
+    }
+    churning = false;
+    await churn;
+    const { acked: steady } = await load.stop();
+    // The same process serves on: the old code left (cannot apply a sync entry) and was restarted in place.
+    expect({ alive: isAlive(slave.pid), pid: c.orch.view.workers.get(slave.id)?.pid }).toEqual({ alive: true, pid: slave.pid });
+    const dump = await replicasEqual(c, master.id);
+    ackedOnce(dump, 'steady', steady);
+    expect(dump.churn ?? []).toEqual([]);
+    expect(workerLog(c, slave.id)).toContain('sync entries written after the database was back');
   }, 120_000);
 });

@@ -42,6 +42,7 @@ export const ERROR_CATALOGUE = {
   DBAAS_WRITE_DUPLICATE_KEY: { status: 409, retryable: false, message: 'the write would give two documents the same key of a unique index' },
   DBAAS_INDEX_EXISTS: { status: 409, retryable: false, message: 'another index of that name exists on the table' },
   DBAAS_INDEX_NOT_FOUND: { status: 404, retryable: false, message: 'no index of that name on the table' },
+  DBAAS_INDEX_KEY_TOO_LARGE: { status: 400, retryable: false, message: 'an indexed value is larger than an index entry may hold (1,024 bytes)' },
 
   // Conflicts with the current data (the write was refused whole, nothing changed).
   DBAAS_WRITE_DUPLICATE_ID: { status: 409, retryable: false, message: 'a document with this _id already exists' },

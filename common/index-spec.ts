@@ -10,15 +10,24 @@
  * master's check (worker/unique-keys.ts) decides it alone. A missing field
  * counts as null, as in MongoDB: one document may lack it.
  */
+import { bsonSize } from './bson-size.js';
 import type { Doc, IndexSpec } from './commands.js';
 import { canonicalJson, defaultIndexName } from './commands.js';
 import { splitFieldPath } from './field-path.js';
+import { DbaasError } from './errors.js';
 import { describeType, fail, isPlainObject, shownValue } from './json-shape.js';
 
 /** Most fields in one index (MongoDB allows 32; FerretDB and the GIN twins need few). */
 export const MAX_INDEX_KEYS = 8;
 /** Most secondary indexes per table (each costs every write on every replica). */
 export const MAX_INDEXES_PER_TABLE = 16;
+/**
+ * The most one index entry may hold: its values as a BSON array (MongoDB's "index key too large" bound, 1,024 bytes,
+ * before 4.2). PostgreSQL refuses a btree row over 2,704 bytes; FerretDB's jsonb takes at most about twice this BSON
+ * for the values JSON has (arrays of doubles are the worst: 23 bytes for BSON's 11), so every index we create fits,
+ * eight keys compound or unique (docs/DECISIONS.md).
+ */
+export const MAX_INDEX_KEY_BYTES = 1024;
 /** An index name: what MongoDB's default names are made of, bounded. */
 export const INDEX_NAME = /^[A-Za-z0-9_.-]{1,100}$/;
 /** The primary index, which every table has and no one may create or drop. */
@@ -120,4 +129,37 @@ export function uniqueKeyFilter(index: IndexSpec, key: string): Doc {
     filter[path] = values[i] ?? null;
   });
   return filter;
+}
+
+/** The value at a field path (dots walk into objects), as a path index reads it; undefined when absent. */
+function valueAtPath(doc: Doc, path: string): unknown {
+  let value: unknown = doc;
+  for (const part of path.split('.')) {
+    if (!isPlainObject(value) || !Object.hasOwn(value, part)) return undefined;
+    value = value[part];
+  }
+  return value;
+}
+
+/** BSON bytes of a document's entry in an index: its values in key order as an array (a missing one as null). */
+export function indexKeyBytes(index: IndexSpec, doc: Doc): number {
+  return bsonSize(index.keys.map(([path]) => valueAtPath(doc, path) ?? null));
+}
+
+/**
+ * Refuses a document whose entry in one of `indexes` would pass {@link MAX_INDEX_KEY_BYTES}: before the write takes a
+ * seq, instead of the database refusing its index row after (a 422 and a void entry on PostgreSQL).
+ * @throws DbaasError DBAAS_INDEX_KEY_TOO_LARGE
+ */
+export function checkIndexKeys(indexes: readonly IndexSpec[], doc: Doc, table: string, outcome = 'nothing was changed'): void {
+  for (const index of indexes) {
+    const bytes = indexKeyBytes(index, doc);
+    if (bytes > MAX_INDEX_KEY_BYTES) {
+      const fields = index.keys.map(([path]) => path).join(', ');
+      throw new DbaasError(
+        'DBAAS_INDEX_KEY_TOO_LARGE',
+        `${table}: the document with _id ${shownValue(doc['_id'])} would hold ${bytes} bytes in index ${index.name} (${fields}), over the ${MAX_INDEX_KEY_BYTES} one index entry may hold; ${outcome}`,
+      );
+    }
+  }
 }

@@ -17,7 +17,7 @@
  */
 import type { Doc, IndexSpec, WriteCommand } from '../common/commands.js';
 import { DbaasError } from '../common/errors.js';
-import { MAX_INDEXES_PER_TABLE, sameIndex, uniqueKeyOf } from '../common/index-spec.js';
+import { checkIndexKeys, MAX_INDEXES_PER_TABLE, sameIndex, uniqueKeyOf } from '../common/index-spec.js';
 import type { SyncOp } from '../common/messages.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
 import type { BatchSource } from './write-batch.js';
@@ -37,12 +37,15 @@ function duplicate(table: string, index: IndexSpec, key: string, holder: string,
 }
 
 /**
- * Refuses a write whose post-images break a unique index of the table.
- * @throws DbaasError DBAAS_WRITE_DUPLICATE_KEY, DBAAS_DOC_INVALID (an array or object in a unique field)
+ * Refuses a write whose post-images break a unique index of the table, or hold more in an index entry than one may
+ * (common/index-spec.ts MAX_INDEX_KEY_BYTES: PostgreSQL's btree row would refuse it after the seq).
+ * @throws DbaasError DBAAS_WRITE_DUPLICATE_KEY, DBAAS_DOC_INVALID (an array or object in a unique field), DBAAS_INDEX_KEY_TOO_LARGE
  */
 export async function checkUnique(src: BatchSource, table: string, puts: readonly UniquePut[]): Promise<void> {
   if (puts.length === 0) return;
-  const unique = (await src.indexes(table)).filter((i) => i.unique);
+  const indexes = await src.indexes(table);
+  for (const { doc } of puts) checkIndexKeys(indexes, doc, table);
+  const unique = indexes.filter((i) => i.unique);
   if (unique.length === 0) return;
   const written = new Set(puts.map((p) => p.doc._id));
   for (const index of unique) {
@@ -116,15 +119,17 @@ export async function buildIndexChange(src: BatchSource, command: Extract<WriteC
   if (verdict?.kind === 'not-scalar') {
     throw new DbaasError('DBAAS_DOC_INVALID', `${command.table}.${verdict.field}: a document holds an array or an object there, but a unique index takes only strings, numbers, booleans or null; ${index.name} was not created`);
   }
-  if (index.unique && verdict === undefined) {
-    const seen = new Map<string, string>();
-    for await (const doc of src.scanTable(command.table)) {
-      const id = String(doc._id);
-      const key = uniqueKeyOf(index, doc, command.table);
-      const other = seen.get(key);
-      if (other !== undefined) throw duplicate(command.table, index, key, other, id);
-      seen.set(key, id);
-    }
+  // One read of the table: no stored value may pass an index entry's bound (PostgreSQL would refuse the index after
+  // the seq), and, for a unique index the storage could not judge, no two documents may share a key.
+  const seen = index.unique && verdict === undefined ? new Map<string, string>() : undefined;
+  for await (const doc of src.scanTable(command.table)) {
+    checkIndexKeys([index], doc, command.table, `the index ${index.name} was not created`);
+    if (seen === undefined) continue;
+    const id = String(doc._id);
+    const key = uniqueKeyOf(index, doc, command.table);
+    const other = seen.get(key);
+    if (other !== undefined) throw duplicate(command.table, index, key, other, id);
+    seen.set(key, id);
   }
   return [{ t: 'index', table: command.table, index }];
 }

@@ -122,6 +122,45 @@ describe('indexes through the write path', () => {
     for (const [id, list] of await indexesOnEveryReplica('pairs')) expect({ id, list }).toEqual({ id, list: expected });
   });
 
+  it('refuses an indexed value over the index entry bound (1,024 bytes) with 400 before any seq, and stores one at the bound on PostgreSQL', async () => {
+    // PostgreSQL refuses a btree row over 2,704 bytes (SQLSTATE 54000): such a write took a seq and became a 422 void entry.
+    const TOO_LARGE = 'DBAAS_INDEX_KEY_TOO_LARGE';
+    const keys = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, 1]));
+    expect((await createIndex({ table: 'wide_keys', keys, name: 'eight' })).status).toBe(200);
+    expect((await createIndex({ table: 'wide_unique', keys: { u: 1, v: 1 }, name: 'uv', unique: true })).status).toBe(200);
+    // At the bound: eight strings and, apart, an array of doubles (jsonb's largest form per BSON byte) are stored.
+    const atBound = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}`, `${i}`.repeat(108)]));
+    const doubles = Array.from({ length: 80 }, (_, i) => 1 / (i + 3) + 1e-9);
+    const u = 'u'.repeat(500);
+    const v = 'v'.repeat(500);
+    expect((await write({ table: 'wide_keys', operation: 'insert', data: [{ _id: 'wk-1', ...atBound }, { _id: 'wk-2', f0: doubles }] })).status).toBe(200);
+    const fits = await write({ table: 'wide_unique', operation: 'insert', data: { _id: 'wu-1', u, v } });
+    expect(fits.status).toBe(200);
+    let seq = fits.body.seq as number;
+    const over = 'x'.repeat(1100);
+    const refused = [
+      { table: 'wide_keys', operation: 'insert', data: [{ _id: 'wk-3', f0: 'small' }, { _id: 'wk-4', f3: over }] },
+      { table: 'wide_unique', operation: 'insert', data: { _id: 'wu-2', u: `${u}${u}`, v } },
+      { table: 'wide_keys', operation: 'update', where: { _id: 'wk-1' }, data: { $set: { f7: over } } },
+      { table: 'wide_keys', operation: 'update', where: {}, data: { $set: { f2: { deep: over } } } },
+      { table: 'wide_keys', operation: 'upsert', where: { _id: 'wk-6' }, data: { $set: { f1: over } } },
+    ];
+    for (const body of refused) {
+      const res = await write(body);
+      expect({ body, status: res.status, code: res.body.error?.code }).toEqual({ body, status: 400, code: TOO_LARGE });
+    }
+    // An index over a value already stored past the bound is refused, and not created.
+    expect((await write({ table: 'big_values', operation: 'insert', data: { _id: 'bv-1', note: over } })).status).toBe(200);
+    seq += 1;
+    const create = await createIndex({ table: 'big_values', keys: 'note' });
+    expect({ status: create.status, code: create.body.error?.code }).toEqual({ status: 400, code: TOO_LARGE });
+    const next = await write({ table: 'wide_keys', operation: 'insert', data: { _id: 'wk-7', f0: 'after' } });
+    expect(next.status).toBe(200);
+    expect(next.body.seq).toBe(seq + 1);
+    expect((await read({ table: 'wide_keys', where: {}, sort: { _id: 1 }, columns: ['_id'] }, next.body.seq)).body).toEqual([{ _id: 'wk-1' }, { _id: 'wk-2' }, { _id: 'wk-7' }]);
+    for (const [id, list] of await indexesOnEveryReplica('big_values')) expect({ id, list }).toEqual({ id, list: [] });
+  });
+
   it('refuses every write that breaks a unique index with 409, whole, on no replica changing anything', async () => {
     const seq0 = (await write({ table: 'people', operation: 'insert', data: { _id: 'p-c', email: 'c@x' } })).body.seq as number;
     // Read at (at least) the newest write's seq: a slave may answer, and it must have applied that write.

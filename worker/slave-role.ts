@@ -218,7 +218,8 @@ export class SlaveRole {
     this.snapshotDone = true;
     // Expected before the queue is consumed: its answer may be there already.
     if (asked) {
-      this.expectPage(preAskedId(this.ctx.config.workerId), this.ctx.config.snapshotPageDocs);
+      // Asked before this process was spawned: its TTL runs since then, so the wait for it is shorter by this process's age.
+      this.expectPage(preAskedId(this.ctx.config.workerId), this.ctx.config.snapshotPageDocs, Math.round(process.uptime() * 1000));
       logger.info({ id: this.pendingPage?.id }, 'snapshot asked for by the orchestrator; waiting for its answer in the sync queue');
     }
     await this.consumeSync();
@@ -370,10 +371,10 @@ export class SlaveRole {
   }
 
   /** From now on request `id` is the one answered (an answer to any other is ignored); asked again if it does not come. */
-  private expectPage(id: string, limit: number): void {
+  private expectPage(id: string, limit: number, askedAgoMs = 0): void {
     this.pendingPage = { id, limit, at: Date.now() };
     this.stream = undefined;
-    this.armPageTimer(PAGE_ANSWER_WAIT_MS);
+    this.armPageTimer(Math.max(1000, PAGE_ANSWER_WAIT_MS - askedAgoMs));
   }
 
   /** Asks again if no answer (a page, a stream's marker or part) comes within `waitMs`. */

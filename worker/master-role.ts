@@ -34,6 +34,7 @@ import { DbaasError } from '../common/errors.js';
 import { decodeControl, decodeWrite, encode, type ControlMessage, type SnapshotPage, type SyncEntry, type SyncOp, type WriteEnvelope, WIRE_VERSION } from '../common/messages.js';
 import { requestTime } from '../common/request-time.js';
 import { assertSyncQueue } from '../common/topology.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import { reply, reqIdOf, settle, type WorkerContext } from './context.js';
 import { queryError } from './storage-errors.js';
@@ -455,6 +456,9 @@ export class MasterRole {
     const started = performance.now();
     let part = 0;
     let documents = 0;
+    // The longest the event loop was held while this stream was read (a held loop loses the ZooKeeper session).
+    const stalls = monitorEventLoopDelay({ resolution: 20 });
+    stalls.enable();
     try {
       // A slave that asked `raw` writes FerretDB's rows as they are (pg-layout.ts copyRows); others get documents.
       const body = (rows: StreamRows): Pick<SnapshotPage, 'docs' | 'rows'> => (req.raw ? { docs: [], rows } : { docs: docsOfRows(rows) });
@@ -467,7 +471,7 @@ export class MasterRole {
         if (this.fenced) throw new Error('this worker was fenced');
       }
       await this.sendPart(ch, send, { ...base, ...body(previous ?? []), stream: { part: ++part, last: true } });
-      this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: base.atSeq, parts: part, documents, ms: ms(performance.now() - started) }, 'snapshot stream read beside the writes');
+      this.ctx.logger.info({ queue: req.queue, id: req.id, atSeq: base.atSeq, parts: part, documents, ms: ms(performance.now() - started), maxStallMs: ms(stalls.max / 1e6) }, 'snapshot stream read beside the writes');
     } catch (err) {
       const why = (err as Error).message;
       if (err instanceof UnsupportedDocument) this.pgRefused = true;
@@ -478,6 +482,7 @@ export class MasterRole {
         // The channel is gone: the slave's timer asks again.
       }
     } finally {
+      stalls.disable();
       this.streams.delete(snap);
       await snap.close();
     }

@@ -52,9 +52,21 @@ export class RowCopier {
       if (list) list.push(r.jsonb);
       else byTable.set(r.table, [r.jsonb]);
     }
+    // Where every table's rows go, asked at once: a table to make first (through FerretDB, on its own connections)
+    // is then made while the rows of the tables before it are written, not after (issue 16: a writer's table beside
+    // the data copied). Each is awaited in turn; none is left to reject unobserved.
+    const places = new Map([...byTable.keys()].map((table) => [table, this.into(pool, table)]));
+    for (const place of places.values()) place.catch(() => undefined);
     let written = 0;
-    // A table gone (a clear, which also restarts the stream) and back under FerretDB: withTables looks it up again, once.
-    for (const [table, jsonbs] of byTable) written += await withTables(pool, async () => copyRows(pool, await this.into(pool, table), jsonbs));
+    for (const [table, jsonbs] of byTable) {
+      let place = places.get(table);
+      // A table gone (a clear, which also restarts the stream) and back under FerretDB: withTables looks it up again, once.
+      written += await withTables(pool, async () => {
+        const into = await (place ?? this.into(pool, table));
+        place = undefined;
+        return copyRows(pool, into, jsonbs);
+      });
+    }
     return written;
   }
 

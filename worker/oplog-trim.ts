@@ -18,8 +18,19 @@ export interface TrimLimits {
 
 interface Mark {
   seq: number;
+  /** The newest time recorded up to `seq` in this mark. */
   ts: number;
+  /** The first time recorded in this mark: a mark spans at most {@link OplogTrimPlanner.markSpanMs} from it. */
+  since: number;
 }
+
+/**
+ * Marks kept per age limit at most (plus the ones a count cut has not reached yet): the
+ * times of one mark's entries span at most a thousandth of the age limit. One mark per
+ * call would keep one object per write for the whole age limit (the ledger's: 10 minutes
+ * of writes, 1.2 million at 2,000 writes/s); an age cut now comes at most that span late.
+ */
+export const MARKS_PER_AGE = 1000;
 
 export class OplogTrimPlanner {
   private readonly marks: Mark[] = [];
@@ -39,11 +50,27 @@ export class OplogTrimPlanner {
     return Math.max(60_000, Math.floor(this.limits.maxAgeMs / 10));
   }
 
+  /** How long a span of times one mark covers (a mark is old only once its newest time is). */
+  get markSpanMs(): number {
+    return Math.floor(this.limits.maxAgeMs / MARKS_PER_AGE);
+  }
+
+  /** Marks held now (at most about {@link MARKS_PER_AGE} per age limit). */
+  get size(): number {
+    return this.marks.length;
+  }
+
   /** Notes that entries up to `seq` were recorded at `ts`. */
   recorded(seq: number, ts: number): void {
     const last = this.marks.at(-1);
     if (last && last.seq >= seq) return;
-    this.marks.push({ seq, ts });
+    // Within the last mark's span: it grows to this seq and time (so it is old only once this entry is).
+    if (last && last.seq > this.trimmedUpTo && ts - last.since < this.markSpanMs) {
+      last.seq = seq;
+      last.ts = Math.max(last.ts, ts);
+      return;
+    }
+    this.marks.push({ seq, ts, since: ts });
     // Marks below the last cut are of no more use.
     while (this.marks.length > 1 && (this.marks[0] as Mark).seq <= this.trimmedUpTo) this.marks.shift();
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OplogTrimPlanner } from '../../worker/oplog-trim.js';
+import { MARKS_PER_AGE, OplogTrimPlanner } from '../../worker/oplog-trim.js';
 
 describe('OplogTrimPlanner', () => {
   it('trims by age once at start, then only when the cut has moved by a step, and never while idle', () => {
@@ -35,5 +35,29 @@ describe('OplogTrimPlanner', () => {
     expect(p.plan(300, 64_000)).toBeUndefined();
     // Everything old, a minute later: the newest entry still stays.
     expect(p.plan(300, 130_000)).toEqual({ upTo: 299 });
+  });
+
+  it('keeps a bounded number of marks under a steady stream of writes, and never cuts an entry younger than the age limit', () => {
+    // The ledger's planner: no count bound, 10 minutes of age; 2,000 writes a second for 20 minutes, one mark asked per write.
+    const maxAgeMs = 600_000;
+    const p = new OplogTrimPlanner({ maxEntries: Number.MAX_SAFE_INTEGER / 2, maxAgeMs });
+    p.done(0, 0);
+    const tsOf = (seq: number): number => Math.floor(seq / 2);
+    let most = 0;
+    for (let seq = 1; seq <= 2_400_000; seq++) {
+      p.recorded(seq, tsOf(seq));
+      most = Math.max(most, p.size);
+      if (seq % 100_000 !== 0) continue;
+      const now = tsOf(seq);
+      const plan = p.plan(seq, now);
+      if (!plan) continue;
+      // Everything cut is older than the age limit, and the cut is at most one mark's span late.
+      expect(tsOf(plan.upTo)).toBeLessThan(now - maxAgeMs);
+      expect(tsOf(plan.upTo + 1)).toBeGreaterThanOrEqual(now - maxAgeMs - p.markSpanMs - 1);
+      p.done(plan.upTo, now);
+    }
+    // Twice the marks of one age limit (cuts come a step or a tenth of the age apart), not one per write (1.2 million in the window).
+    expect(most).toBeLessThanOrEqual(2 * MARKS_PER_AGE + 2);
+    expect(p.plan(2_400_000, tsOf(2_400_000))).toBeUndefined();
   });
 });

@@ -14,3 +14,16 @@
  *   after a forced full GC (docs/DECISIONS.md, "Memory under load").
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--heap-growing-percent=20'];
+
+/**
+ * The environment dbaas's own processes start with, beside {@link NODE_FLAGS} (the same
+ * processes; docker/Dockerfile repeats it as an ENV of its images).
+ *
+ * - `MALLOC_ARENA_MAX=1`: every thread allocates from glibc's one main arena. V8's
+ *   optimizing compiler runs on background threads and takes its working memory from
+ *   malloc; glibc gave each of those threads an arena of its own, which kept what a compile
+ *   freed: 13-18 MiB resident in a worker after its first seconds of load (of a master's
+ *   106 MiB peak in `npm run bench`'s write cells), 0.3 MiB with one arena, where the main
+ *   thread's allocations reuse it (docs/DECISIONS.md, "The master's resident peak").
+ */
+export const NODE_ENV_VARS: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '1' };

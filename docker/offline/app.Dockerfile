@@ -4,6 +4,8 @@
 ARG TAG=latest
 FROM dbaas-app-deps:${TAG} AS app
 COPY dist /app/dist
+# common/node-flags.ts's NODE_ENV_VARS: one malloc arena (V8's compiler threads kept 13-18 MiB in arenas of their own).
+ENV MALLOC_ARENA_MAX=1
 
 # common/node-flags.ts's V8 flags, as the process runtime and the lifecycle
 # manager use: 2 MB semi-spaces, the old generation grown by 20 % after a full GC.

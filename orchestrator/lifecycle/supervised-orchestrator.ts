@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { NODE_FLAGS } from '../../common/node-flags.js';
+import { NODE_ENV_VARS, NODE_FLAGS } from '../../common/node-flags.js';
 import { writeFileAtomic } from '../../common/state-file.js';
 import type { ServiceSpec } from './platform-services.js';
 import { probeHttp, processAlive, readPidFile } from './probes.js';
@@ -59,7 +59,7 @@ export class SupervisedOrchestrator implements ServiceSpec {
   async start(): Promise<void> {
     if (this.o.logFile !== undefined) mkdirSync(path.dirname(this.o.logFile), { recursive: true });
     const out = this.o.logFile === undefined ? 'inherit' : openSync(this.o.logFile, 'a');
-    const child = spawn(process.execPath, [...NODE_FLAGS, ENTRY], { cwd: this.o.root, env: this.o.env, detached: true, stdio: out === 'inherit' ? out : ['ignore', out, out] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, ENTRY], { cwd: this.o.root, env: { ...NODE_ENV_VARS, ...this.o.env }, detached: true, stdio: out === 'inherit' ? out : ['ignore', out, out] });
     if (out !== 'inherit') closeSync(out);
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);

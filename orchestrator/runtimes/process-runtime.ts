@@ -20,7 +20,7 @@ import { waitFor } from '../../common/backoff.js';
 import { canConnect, isAlive, pingOnce } from '../../common/probes.js';
 import type { DbBackend } from '../../common/config.js';
 import type { Logger } from '../../common/logger.js';
-import { NODE_FLAGS } from '../../common/node-flags.js';
+import { NODE_ENV_VARS, NODE_FLAGS } from '../../common/node-flags.js';
 import { readJsonFile, writeFileAtomic } from '../../common/state-file.js';
 import { ferretdbUrl, PG_MARKER, PostgresDatabases, readMarker } from './postgresql-databases.js';
 import { PendingDrops } from './pending-drops.js';
@@ -211,6 +211,7 @@ export class ProcessRuntime implements Runtime {
     // The worker first, so it loads its code while its storage is made and its database starts (issue 16: a
     // new slave's start); it waits for the database's port itself (worker.ts). Either failing kills the other.
     const worker = this.spawnLogged(process.execPath, [...NODE_FLAGS, this.workerEntry], path.join(dir, 'worker.log'), {
+      ...NODE_ENV_VARS,
       ...this.opts.clusterEnv,
       DBAAS_WORKER_ID: spec.id,
       DBAAS_WORKER_ROLE: spec.role,

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { AmqpConnection } from '../../common/amqp-connection.js';
 import { clusterEnv, type OrchestratorConfig } from '../../common/config.js';
 import { createLogger } from '../../common/logger.js';
-import { NODE_FLAGS } from '../../common/node-flags.js';
+import { NODE_ENV_VARS, NODE_FLAGS } from '../../common/node-flags.js';
 import { readJsonFile } from '../../common/state-file.js';
 import { clusterNames } from '../../common/names.js';
 import { removeTree, withZkSession } from '../../coordination/namespace.js';
@@ -78,6 +78,7 @@ export class BenchCluster {
     });
     const child = spawn(process.execPath, [...NODE_FLAGS, entry], {
       env: {
+        ...NODE_ENV_VARS,
         ...this.opts.env,
         DBAAS_NAMESPACE: this.namespace,
         DBAAS_DATA_DIR: this.dataDir,

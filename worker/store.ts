@@ -25,7 +25,7 @@ import { Tables, type AnyDoc } from './tables.js';
 import { countDocs, deleteDocs, docsByIds, insertAndReplace, insertDocsTogether, replaceDocs } from './pg-docs.js';
 import { groupByTable, planApply } from './apply-plan.js';
 import { eachConcurrently, IN_FLIGHT } from './in-flight.js';
-import { uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
+import { indexKeyCandidates, uniqueVerdict, type UniqueVerdict } from './pg-unique-check.js';
 import { ident, idsPresent, isMissing, rememberTables, schemaOf, tableIn, type TableLocations } from './pg-layout.js';
 import { readByKey, readIdRange, readSimple, simpleRead, STATEMENT_TIMEOUT, type SimpleRead } from './pg-read.js';
 import { deleteSeqs, type SeqDelete } from './pg-trim.js';
@@ -572,6 +572,10 @@ export class Store {
 
   async uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
     return this.pgUrl === undefined ? undefined : uniqueVerdict(this.pgUrl, this.db.databaseName, table, index);
+  }
+
+  async indexKeyCandidates(table: string, index: IndexSpec): Promise<Doc[] | undefined> {
+    return this.pgUrl === undefined ? undefined : indexKeyCandidates(this.pgUrl, this.db.databaseName, table, index);
   }
 
   /**

@@ -119,11 +119,15 @@ export async function buildIndexChange(src: BatchSource, command: Extract<WriteC
   if (verdict?.kind === 'not-scalar') {
     throw new DbaasError('DBAAS_DOC_INVALID', `${command.table}.${verdict.field}: a document holds an array or an object there, but a unique index takes only strings, numbers, booleans or null; ${index.name} was not created`);
   }
-  // One read of the table: no stored value may pass an index entry's bound (PostgreSQL would refuse the index after
-  // the seq), and, for a unique index the storage could not judge, no two documents may share a key.
+  // No stored value may pass an index entry's bound (PostgreSQL would refuse the index after the seq): the documents
+  // PostgreSQL names as candidates, else those of the read of the table, which also checks a unique index the storage
+  // could not judge (no two documents may share a key).
+  const notCreated = `the index ${index.name} was not created`;
+  const candidates = await src.indexKeyCandidates?.(command.table, index);
+  for (const doc of candidates ?? []) checkIndexKeys([index], doc, command.table, notCreated);
   const seen = index.unique && verdict === undefined ? new Map<string, string>() : undefined;
-  for await (const doc of src.scanTable(command.table)) {
-    checkIndexKeys([index], doc, command.table, `the index ${index.name} was not created`);
+  if (candidates === undefined || seen !== undefined) for await (const doc of src.scanTable(command.table)) {
+    checkIndexKeys([index], doc, command.table, notCreated);
     if (seen === undefined) continue;
     const id = String(doc._id);
     const key = uniqueKeyOf(index, doc, command.table);

@@ -97,6 +97,8 @@ export interface BatchSource {
   scanTable(table: string): AsyncIterable<Doc>;
   /** Asks the storage itself whether a unique index fits the table (worker/pg-unique-check.ts); undefined: scan instead. */
   uniqueVerdict?(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined>;
+  /** Asks the storage for the documents whose entry in an index might pass its bound (worker/pg-unique-check.ts); undefined: scan instead. */
+  indexKeyCandidates?(table: string, index: IndexSpec): Promise<Doc[] | undefined>;
 }
 
 /**
@@ -192,6 +194,10 @@ export class BatchView implements BatchSource {
   /** Index commands are alone in their batch: the database is the batch's state. */
   uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
     return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
+  }
+
+  indexKeyCandidates(table: string, index: IndexSpec): Promise<Doc[] | undefined> {
+    return this.db.indexKeyCandidates ? this.db.indexKeyCandidates(table, index) : Promise.resolve(undefined);
   }
 
   scanTable(table: string): AsyncIterable<Doc> {
@@ -313,6 +319,10 @@ export class NotingSource<V> implements BatchSource {
 
   uniqueVerdict(table: string, index: IndexSpec): Promise<UniqueVerdict | undefined> {
     return this.db.uniqueVerdict ? this.db.uniqueVerdict(table, index) : Promise.resolve(undefined);
+  }
+
+  indexKeyCandidates(table: string, index: IndexSpec): Promise<Doc[] | undefined> {
+    return this.db.indexKeyCandidates ? this.db.indexKeyCandidates(table, index) : Promise.resolve(undefined);
   }
 }
 

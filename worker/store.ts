@@ -82,6 +82,8 @@ export class Store {
     this.ledger = new RequestLedger(db, requestIdTtlMs);
     this.tables.bulkReplace = (table, docs) => this.replaceInPg(table, docs);
     this.tables.countAll = (table) => this.countInPg(table);
+    // FerretDB/SQLite (no PostgreSQL of its own): a lookup by `_id` scans the table (tables.ts scansById).
+    this.tables.scansById = () => this.pgUrl === undefined;
     this.tables.dropped = () => this.forgetTables();
     this.tables.restoreMissing = (table) => this.restoreMissingTable(table);
     this.tables.dropOrphan = (table, relation) => this.dropOrphanTable(table, relation);

@@ -13,7 +13,9 @@
  * says `filterPushdown: false, sortPushdown: false`), a lookup stops at the first
  * match only with `limit(1)`, and an insert is cheap. So: inserts of new
  * documents go in bulk without a lookup, single-`_id` reads ask for one
- * document, and deletes go one `_id` at a time.
+ * document, and deletes go one `_id` at a time. But the pushed-down `_id` lookup
+ * misses FerretDB's own index and scans the table (see scansById): there, wide
+ * writes go a chunk at a time (replaceInChunks, deleteInChunks).
  */
 import type { Collection, Db, MongoClient } from 'mongodb';
 import { DATABASE_NAME, DEFAULT_DATABASE, qualifiedTable, splitTable } from '../common/databases.js';
@@ -52,6 +54,9 @@ const BUILD_ID_BATCH = 5000;
 
 /** `_id`s per `$in` query of {@link Tables.docsIn}: on FerretDB/SQLite each query is one pass over the table. */
 const IDS_PER_IN = 1000;
+
+/** Documents per chunk of {@link Tables.replaceInChunks}, deleted by their `_id` range: a pass over the table each. */
+const RANGE_CHUNK = 5000;
 
 
 /** One page of a snapshot: documents in key order after a key, and where it ends. */
@@ -148,14 +153,17 @@ export class Tables {
       for (const w of groupByTable(step.changes)) {
         const coll = this.table(w.table);
         const puts = [...w.inserts, ...w.replaces];
-        const current = await this.docsByIds(w.table, [...puts.map((d) => d._id), ...w.deletes]);
+        const ids = [...puts.map((d) => d._id), ...w.deletes];
+        const current = this.scansById() ? await this.docsIn(w.table, ids) : await this.docsByIds(w.table, ids);
         const missing = puts.filter((d) => !current.has(d._id));
         if (missing.length > 0) await this.writeTable({ table: w.table, inserts: missing, replaces: [], deletes: [] });
-        for (const doc of puts) {
+        const differing = puts.filter((doc) => {
           const now = current.get(doc._id);
-          if (now && !deepEqual(now, doc)) await this.put(coll, doc);
-        }
-        for (const id of w.deletes) if (current.has(id)) await coll.deleteOne({ _id: id });
+          return now !== undefined && !deepEqual(now, doc);
+        });
+        if (this.chunkedReplaces(differing.length) && (await this.indexes.unique(w.table)).length === 0) await this.replaceInChunks(coll, differing);
+        else for (const doc of differing) await this.put(coll, doc);
+        await this.deleteByIds(coll, w.table, w.deletes.filter((id) => current.has(id)));
       }
     }
   }
@@ -192,9 +200,70 @@ export class Tables {
       });
     }
     // Distinct documents (one change each after planApply): in one statement where the storage
-    // allows (replaceInBulk), the rest several in flight (in-flight.ts).
-    await eachConcurrently(await this.replaceInBulk(w.table, w.replaces), IN_FLIGHT, (doc) => this.put(coll, doc));
+    // allows (replaceInBulk), a chunk at a time where each lookup by `_id` scans the table
+    // (replaceInChunks), else several in flight (in-flight.ts).
+    const rest = await this.replaceInBulk(w.table, w.replaces);
+    if (this.chunkedReplaces(rest.length)) await this.replaceInChunks(coll, rest);
+    else await eachConcurrently(rest, IN_FLIGHT, (doc) => this.put(coll, doc));
     await this.deleteByIds(coll, w.table, w.deletes);
+  }
+
+  /**
+   * Whether a lookup by `_id` reads the whole table (Store sets it: FerretDB 1.24 on SQLite, where the
+   * worker has no PostgreSQL). Its `_id` index is on `_ferretdb_sjson->"_id"` while its statements
+   * filter on `_ferretdb_sjson->'$._id'`, which SQLite does not match to the index: every replaceOne,
+   * deleteOne and findOne by `_id` is a full scan, and the UPDATE's scan holds SQLite's one write lock.
+   * A 2,000-document update written one replaceOne per document took 31 s, 20,000 about an hour, and
+   * writers in flight together starved in SQLite's busy handler until "database is locked" (F9).
+   */
+  scansById: () => boolean = () => false;
+
+  /**
+   * Nothing reads this database while it is written but its writer (a master: clients read from
+   * slaves, and snapshot pages are read between two batches), so a replaced document may be absent
+   * for a moment (replaceInChunks). Never on a slave: a read after a write's seq must find it.
+   */
+  readByWriterOnly = false;
+
+  /** Whether `count` replaces are written a chunk at a time ({@link replaceInChunks}). */
+  private chunkedReplaces(count: number): boolean {
+    return count > 1 && this.readByWriterOnly && this.scansById();
+  }
+
+  /**
+   * Replaces documents a chunk at a time, the chunk's stored versions deleted and its new ones inserted
+   * in bulk, so a chunk costs a few passes over the table instead of two per document. A chunk is
+   * {@link RANGE_CHUNK} documents in `_id` order: when no other document has an `_id` in its range
+   * (a wide update of most of a table), it is deleted by that range (FerretDB compares a range at a
+   * constant cost per document, a `$in` at one per id asked); else by `$in`, {@link IDS_PER_IN} ids
+   * at a time. Only the chunk's own documents are ever deleted. Between the delete and the insert
+   * they are absent: only where {@link readByWriterOnly}. A crash in between is repaired as any
+   * half-applied batch is (replayOps inserts what is missing).
+   */
+  private async replaceInChunks(coll: Collection<AnyDoc>, docs: readonly AnyDoc[]): Promise<void> {
+    const byId = new Map(docs.map((d) => [d._id, d]));
+    await this.deleteInChunks(coll, [...byId.keys()], (ids) => coll.insertMany(ids.map((id) => byId.get(id) as AnyDoc), { ordered: false }));
+  }
+
+  /**
+   * Deletes documents by `_id` a chunk at a time ({@link replaceInChunks}: by range where the range
+   * holds nothing else, else by `$in`), then runs `after` on the ids of each chunk deleted.
+   */
+  private async deleteInChunks(coll: Collection<AnyDoc>, ids: readonly string[], after?: (ids: string[]) => Promise<unknown>): Promise<void> {
+    const sorted = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (let i = 0; i < sorted.length; i += RANGE_CHUNK) {
+      const chunk = sorted.slice(i, i + RANGE_CHUNK);
+      const range = { $gte: chunk[0] as string, $lte: chunk.at(-1) as string };
+      const mine = new Set(chunk);
+      const held = await coll.find({ _id: range }, { projection: { _id: 1 } }).toArray();
+      // The range holds the chunk's documents and nothing else (which also holds if FerretDB ordered the ids otherwise).
+      const byRange = held.length === chunk.length && held.every((d) => mine.has(d._id));
+      const parts = byRange ? [chunk] : Array.from({ length: Math.ceil(chunk.length / IDS_PER_IN) }, (_, j) => chunk.slice(j * IDS_PER_IN, (j + 1) * IDS_PER_IN));
+      for (const part of parts) {
+        await coll.deleteMany({ _id: byRange ? range : { $in: part } });
+        await after?.(part);
+      }
+    }
   }
 
   /**
@@ -204,6 +273,8 @@ export class Tables {
   private async deleteByIds(coll: Collection<AnyDoc>, table: string, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     if (ids.length > 1 && this.bulkDelete !== undefined && (await this.bulkDelete(table, ids))) return;
+    // Where each deleteOne would scan the table (scansById): one `$in` per chunk, one scan each.
+    if (ids.length > 1 && this.scansById()) return this.deleteInChunks(coll, ids);
     await eachConcurrently(ids, IN_FLIGHT, async (id) => void (await coll.deleteOne({ _id: id })));
   }
 

@@ -104,7 +104,8 @@ export function refusedByStorage(err: unknown): err is MongoServerError {
   if (typeof err.code === 'number' && NOT_A_REFUSAL.has(err.code)) return false;
   // FerretDB answers a PostgreSQL it cannot reach with an internal error naming the connection.
   // And one it cannot connect to at all, or whose connection broke mid-answer (a PostgreSQL crash: "unexpected EOF").
-  return !/connection refused|connect: |failed to connect|not currently accepting connections|unexpected EOF|too many clients|the database system is (starting up|shutting down|in recovery mode)|terminating connection|broken pipe|connection reset|i\/o timeout|conn closed/i.test(err.message);
+  // SQLite's lock held by another connection past its busy timeout ("database is locked (5) (SQLITE_BUSY)") says "not now", not "no".
+  return !/database (table )?is locked|SQLITE_BUSY|SQLITE_LOCKED|connection refused|connect: |failed to connect|not currently accepting connections|unexpected EOF|too many clients|the database system is (starting up|shutting down|in recovery mode)|terminating connection|broken pipe|connection reset|i\/o timeout|conn closed/i.test(err.message);
 }
 
 /** The answer to a write the storage refused (the storage's words, cut short: they may quote the value). */

@@ -179,6 +179,7 @@ export class Worker implements WorkerContext {
       this.setState('syncing');
     } else {
       await allOrFirstError([database, zk]);
+      this.store.tables.readByWriterOnly = true;
       this.master = new MasterRole(this, config.term);
       await this.master.recover();
       await this.registration.claimMaster(config.term);
@@ -299,6 +300,8 @@ export class Worker implements WorkerContext {
     this.setState('promoting');
     try {
       await slave.stopReads();
+      // No client reads this database from now on: a wide write may replace its documents a chunk at a time (tables.ts).
+      this.store.tables.readByWriterOnly = true;
       await slave.drain();
       const master = new MasterRole(this, term);
       master.continueFrom(slave.appliedSeq);

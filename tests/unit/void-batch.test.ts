@@ -118,6 +118,12 @@ describe('refusedByStorage', () => {
     expect(refusedByStorage(server('shutting down', 91))).toBe(false);
     expect(refusedByStorage(new Error('socket closed'))).toBe(false);
   });
+
+  it("SQLite's busy lock is not a refusal: the write is stopped, not voided (F9: E9's swarm run, a 20,000-document update voided)", () => {
+    const busy = '[msg_update.go:133 handler.(*Handler).updateDocument] [update.go:114 common.UpdateDocument] [collection.go:191 sqlite.(*collection).UpdateAll] [collection.go:177 sqlite.(*collection).UpdateAll.func1] database is locked (5) (SQLITE_BUSY)';
+    expect(refusedByStorage(server(busy, 1))).toBe(false);
+    expect(refusedByStorage(server('database table is locked (6) (SQLITE_LOCKED)', 1))).toBe(false);
+  });
 });
 
 describe('the answer to a refused write', () => {

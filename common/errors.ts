@@ -89,6 +89,7 @@ export const ERROR_CATALOGUE = {
   // Control plane.
   DBAAS_CONTROL_STALE_EPOCH: { status: 409, retryable: false, message: 'a control message from a former leader was refused' },
   DBAAS_CLUSTER_NO_LEADER: { status: 503, retryable: true, message: 'no orchestrator leads this namespace right now' },
+  DBAAS_LEADER_TIMEOUT: { status: 504, retryable: true, message: 'the leading orchestrator did not answer a forwarded request in time' },
   DBAAS_COORDINATION_UNAVAILABLE: { status: 503, retryable: true, message: 'ZooKeeper did not answer' },
   DBAAS_SWITCHOVER_BUSY: { status: 409, retryable: false, message: 'a switchover is already under way' },
   DBAAS_SWITCHOVER_NO_TARGET: { status: 409, retryable: false, message: 'there is no caught-up slave to switch over to' },

@@ -42,7 +42,7 @@ import type { ClusterView } from '../coordination/cluster-view.js';
 import { RawJson, type RpcClient } from './rpc-client.js';
 import type { Verifier } from './verify.js';
 import type { LeaderElection } from '../coordination/leader-election.js';
-import { leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
+import { forwardTimeoutMs, leaderOnly, registerOrchestratorRoutes } from './leader-routes.js';
 import type { SharedAudit } from './shared-audit.js';
 import type { DatabaseStore } from '../coordination/database-store.js';
 import { admit, databaseOf, registerDatabaseRoutes } from './database-routes.js';
@@ -301,7 +301,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // Fault drills: the answer is the killed worker's pid; recovery runs on its own.
   // Only the leader acts on workers: a follower forwards these to it (orchestrator/leader-routes.ts).
-  const toLeader = deps.election ? leaderOnly(deps.election) : async (): Promise<void> => undefined;
+  const toLeader = deps.election ? leaderOnly(deps.election, forwardTimeoutMs(config.verifyWaitMs)) : async (): Promise<void> => undefined;
   if (deps.election) registerOrchestratorRoutes(app, deps.election, requireApiKey);
   if (deps.platform) registerPlatformRoute(app, deps.platform, config, requireApiKey);
   for (const role of ['master', 'slave'] as const) {

@@ -8,7 +8,12 @@
  * leader's answer, so a client sees the same result whichever orchestrator it
  * asked. A forwarded request is marked; one that reaches a non-leader again
  * (the leadership moved meanwhile) gets 503 DBAAS_CLUSTER_NO_LEADER instead of
- * bouncing, and so does a request while no orchestrator leads.
+ * bouncing, and so does a request while no orchestrator leads or whose leader
+ * cannot be reached. A leader that takes the request but does not answer in
+ * time is slow, not gone: 504 DBAAS_LEADER_TIMEOUT. The time allowed covers the
+ * longest the leader itself may take (a verify waits up to DBAAS_VERIFY_WAIT_MS
+ * for the replicas, then hashes): a forward that gave up first answered 503
+ * while the leader's verify was about to answer 200 (session 9's fault runs).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DbaasError } from '../common/errors.js';
@@ -16,10 +21,16 @@ import type { Guard } from './auth.js';
 import type { LeaderElection } from '../coordination/leader-election.js';
 
 const FORWARDED_HEADER = 'x-dbaas-forwarded-by';
-const FORWARD_TIMEOUT_MS = 60_000;
+/** Beyond the longest wait of a forwarded action (a verify's DBAAS_VERIFY_WAIT_MS): its own work, e.g. the hashing. */
+const FORWARD_MARGIN_MS = 60_000;
+
+/** How long a follower waits for the leader's answer to a forwarded request. */
+export function forwardTimeoutMs(verifyWaitMs: number): number {
+  return verifyWaitMs + FORWARD_MARGIN_MS;
+}
 
 /** A preHandler: lets the leader go on, forwards a follower's request to the leader and sends its answer. */
-export function leaderOnly(election: LeaderElection): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+export function leaderOnly(election: LeaderElection, timeoutMs: number): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   return async (request, reply) => {
     if (election.isLeader) return;
     if (request.headers[FORWARDED_HEADER] !== undefined) {
@@ -32,17 +43,19 @@ export function leaderOnly(election: LeaderElection): (request: FastifyRequest, 
     const hasBody = request.method !== 'GET' && request.body !== undefined;
     if (hasBody) headers['content-type'] = 'application/json';
     let res: Response;
+    let text: string;
     try {
       res = await fetch(new URL(request.url, leader.url), {
         method: request.method,
         headers,
         ...(hasBody ? { body: JSON.stringify(request.body) } : {}),
-        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+        signal: AbortSignal.timeout(timeoutMs),
       });
+      text = await res.text();
     } catch (err) {
+      if ((err as Error).name === 'TimeoutError') throw new DbaasError('DBAAS_LEADER_TIMEOUT', `the leader did not answer within ${timeoutMs} ms`);
       throw new DbaasError('DBAAS_CLUSTER_NO_LEADER', `the leader at ${leader.url} did not answer (${(err as Error).message}); retry`);
     }
-    const text = await res.text();
     reply.code(res.status).header('content-type', res.headers.get('content-type') ?? 'application/json');
     const retryAfter = res.headers.get('retry-after');
     if (retryAfter) reply.header('retry-after', retryAfter);

@@ -50,6 +50,20 @@ describe.skipIf(!ferretdbOnPostgres)('crash repair of a refused batch (Store.rep
     return docs.sort((x, y) => x._id.localeCompare(y._id));
   }
 
+  /** Inserted values over a B-tree row, by `_id`: built small, stored big (storeAndWrite). */
+  const BIG = new Map<string, string>();
+  function withoutBigValues(cmd: WriteCommand): WriteCommand {
+    if (cmd.kind !== 'insert') return cmd;
+    return {
+      ...cmd,
+      docs: cmd.docs.map((d) => {
+        if (typeof d.k !== 'string' || d.k.length <= 2704) return d;
+        BIG.set(String(d._id), d.k);
+        return { ...d, k: 'small' };
+      }),
+    };
+  }
+
   /** Builds, stores and writes a batch as MasterRole.stage1 does; resolves with the error its data got, if any. */
   async function storeAndWrite(store: Store, commands: WriteCommand[]): Promise<{ entries: SyncEntry[]; err?: unknown }> {
     const pre = new PreImages(store);
@@ -57,7 +71,10 @@ describe.skipIf(!ferretdbOnPostgres)('crash repair of a refused batch (Store.rep
     const entries: SyncEntry[] = [];
     const first = seq + 1;
     for (const cmd of commands) {
-      const built = await buildWrite(view, cmd);
+      const built = await buildWrite(view, withoutBigValues(cmd));
+      // The value PostgreSQL refuses goes into the op after the build: the master refuses it since f8c3f09
+      // (DBAAS_INDEX_KEY_TOO_LARGE), but the repair must still void whatever the storage refuses.
+      for (const op of built.ops) if (op.t === 'put' && BIG.has(op.doc._id)) op.doc = { ...op.doc, k: BIG.get(op.doc._id) };
       view.record(built.ops);
       seq += 1;
       entries.push({ v: 1, seq, term: 1, requestId: `r${seq}`, ts: Date.now(), ops: built.ops, result: { ...built.result, seq }, ...(commands.length > 1 ? { first } : {}) });
